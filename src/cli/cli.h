@@ -1,0 +1,46 @@
+/* cli.h — pieces of the cdnrefresh command-line client shared between its files. */
+#ifndef CDR_CLI_H
+#define CDR_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Exit codes scripts can rely on (docs/CLI.md). */
+enum cli_exit {
+  CLI_EXIT_OK = 0,          /* done; with --wait the task finished done */
+  CLI_EXIT_TASK_FAILED = 1, /* --wait: the task finished partial, failed or canceled */
+  CLI_EXIT_USAGE = 2,       /* the command line is wrong */
+  CLI_EXIT_REJECTED = 3,    /* the engine refused the request (4xx) */
+  CLI_EXIT_ENGINE = 4,      /* the engine could not be reached or failed (5xx) */
+  CLI_EXIT_TIMEOUT = 5,     /* --wait: --timeout passed before the task finished */
+};
+
+struct cli_response {
+  long status;   /* HTTP status */
+  json_t *body;  /* parsed JSON body, or NULL when it was not JSON; caller decrefs */
+};
+
+/* Sends method path (with optional JSON body) to the engine at base URL and parses the answer.
+ * Returns CLI_EXIT_OK with *out filled, or CLI_EXIT_ENGINE after printing why to stderr. */
+int cli_http_request(const char *engine, const char *method, const char *path, const char *body,
+                     struct cli_response *out);
+
+/* Prints a task as "key: value" lines. */
+void cli_print_task(const json_t *task);
+
+/* Prints a table of tasks, one a line. */
+void cli_print_task_table(const json_t *tasks);
+
+/* Prints a table of a task's items. */
+void cli_print_item_table(const json_t *items);
+
+/* Prints a table of nodes, or a line saying there are none. */
+void cli_print_node_table(const json_t *nodes);
+
+/* Prints the error object of an API error response to stderr. */
+void cli_print_error(long status, const json_t *body);
+
+/* Shows a task's progress: a redrawn bar on a terminal, else one line when it changed. */
+void cli_print_progress(const json_t *task, bool terminal, bool final);
+
+#endif

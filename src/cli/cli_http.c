@@ -1,0 +1,77 @@
+/* cli_http.c — the client's one blocking HTTP exchange with the engine, through libcurl. */
+#include "cli/cli.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CLI_RESPONSE_MAX = 64 * 1024 * 1024 }; /* bytes; a bigger answer is refused */
+
+struct cli_buffer {
+  char *data;
+  size_t len;
+  bool too_big;
+};
+
+static size_t cli_http_on_data(char *data, size_t size, size_t count, void *user) {
+  struct cli_buffer *buffer = user;
+  size_t n = size * count;
+  if (buffer->len + n > CLI_RESPONSE_MAX) {
+    buffer->too_big = true;
+    return 0;
+  }
+  char *grown = realloc(buffer->data, buffer->len + n + 1);
+  if (!grown)
+    return 0;
+  memcpy(grown + buffer->len, data, n);
+  buffer->data = grown;
+  buffer->len += n;
+  buffer->data[buffer->len] = '\0';
+  return n;
+}
+
+int cli_http_request(const char *engine, const char *method, const char *path, const char *body,
+                     struct cli_response *out) {
+  char url[4096];
+  size_t base_len = strlen(engine);
+  while (base_len > 0 && engine[base_len - 1] == '/')
+    base_len--;
+  snprintf(url, sizeof(url), "%.*s%s", (int)base_len, engine, path);
+
+  CURL *curl = curl_easy_init();
+  if (!curl) {
+    fprintf(stderr, "cdnrefresh: cannot initialise libcurl\n");
+    return CLI_EXIT_ENGINE;
+  }
+  struct cli_buffer buffer = {0};
+  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  char curl_error[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, cli_http_on_data);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &buffer);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  if (body) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+  }
+  CURLcode rc = curl_easy_perform(curl);
+  int result = CLI_EXIT_OK;
+  if (rc != CURLE_OK) {
+    fprintf(stderr, "cdnrefresh: cannot reach the engine at %s: %s\n", url,
+            buffer.too_big ? "the answer is too large" : curl_error[0] ? curl_error
+                                                                        : curl_easy_strerror(rc));
+    result = CLI_EXIT_ENGINE;
+  } else {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+    out->body = buffer.data ? json_loadb(buffer.data, buffer.len, 0, NULL) : NULL;
+  }
+  free(buffer.data);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return result;
+}

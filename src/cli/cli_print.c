@@ -1,0 +1,124 @@
+/* cli_print.c — the client's human-readable output: task details, tables and progress. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *cli_text(const json_t *object, const char *key) {
+  const char *text = json_string_value(json_object_get(object, key));
+  return text ? text : "-";
+}
+
+static long long cli_number(const json_t *object, const char *key) {
+  return (long long)json_integer_value(json_object_get(object, key));
+}
+
+void cli_print_task(const json_t *task) {
+  const json_t *targets = json_object_get(task, "targets");
+  const json_t *counters = json_object_get(task, "counters");
+  printf("task:        %s\n", cli_text(task, "task_id"));
+  printf("type:        %s (%s)\n", cli_text(task, "type"), cli_text(task, "mode"));
+  printf("status:      %s\n", cli_text(task, "status"));
+  printf("targets:     %lld urls, %lld prefixes, %lld regexes, %lld tags\n",
+         cli_number(targets, "urls"), cli_number(targets, "prefixes"),
+         cli_number(targets, "regexes"), cli_number(targets, "tags"));
+  printf("results:     %lld total, %lld succeeded, %lld failed, %lld pending, %lld unsupported\n",
+         cli_number(counters, "total"), cli_number(counters, "succeeded"),
+         cli_number(counters, "failed"), cli_number(counters, "pending"),
+         cli_number(counters, "unsupported"));
+  printf("created:     %s\n", cli_text(task, "created_at"));
+  printf("started:     %s\n", cli_text(task, "started_at"));
+  printf("finished:    %s\n", cli_text(task, "finished_at"));
+  printf("deadline:    %llds\n", cli_number(task, "deadline_s"));
+  if (json_is_string(json_object_get(task, "callback")))
+    printf("callback:    %s\n", cli_text(task, "callback"));
+}
+
+void cli_print_task_table(const json_t *tasks) {
+  printf("%-26s  %-7s  %-10s  %-8s  %7s  %24s\n", "TASK", "TYPE", "MODE", "STATUS", "TARGETS",
+         "CREATED");
+  size_t index;
+  const json_t *task;
+  json_array_foreach(tasks, index, task) {
+    const json_t *targets = json_object_get(task, "targets");
+    long long count = cli_number(targets, "urls") + cli_number(targets, "prefixes") +
+                      cli_number(targets, "regexes") + cli_number(targets, "tags");
+    printf("%-26s  %-7s  %-10s  %-8s  %7lld  %24s\n", cli_text(task, "task_id"),
+           cli_text(task, "type"), cli_text(task, "mode"), cli_text(task, "status"), count,
+           cli_text(task, "created_at"));
+  }
+  if (json_array_size(tasks) == 0)
+    printf("(no tasks)\n");
+}
+
+void cli_print_item_table(const json_t *items) {
+  printf("%6s  %-6s  %-11s  %s\n", "INDEX", "KIND", "STATE", "TARGET");
+  size_t index;
+  const json_t *item;
+  json_array_foreach(items, index, item) {
+    printf("%6lld  %-6s  %-11s  %s\n", cli_number(item, "index"), cli_text(item, "kind"),
+           cli_text(item, "state"), cli_text(item, "target"));
+  }
+}
+
+void cli_print_node_table(const json_t *nodes) {
+  if (json_array_size(nodes) == 0) {
+    printf("(no nodes have registered: start cdnrefresh-agent on each edge)\n");
+    return;
+  }
+  printf("%-24s  %-8s  %-8s  %s\n", "NODE", "CACHE", "STATE", "GROUPS");
+  size_t index;
+  const json_t *node;
+  json_array_foreach(nodes, index, node) {
+    char groups[256] = "";
+    size_t g;
+    const json_t *group;
+    json_array_foreach(json_object_get(node, "groups"), g, group) {
+      size_t used = strlen(groups);
+      snprintf(groups + used, sizeof(groups) - used, "%s%s", g ? "," : "",
+               json_string_value(group) ? json_string_value(group) : "");
+    }
+    printf("%-24s  %-8s  %-8s  %s\n", cli_text(node, "node_id"), cli_text(node, "cache"),
+           cli_text(node, "state"), groups);
+  }
+}
+
+void cli_print_error(long status, const json_t *body) {
+  const json_t *error = json_object_get(body, "error");
+  if (!error) {
+    fprintf(stderr, "cdnrefresh: the engine answered HTTP %ld\n", status);
+    return;
+  }
+  const char *field = json_string_value(json_object_get(error, "field"));
+  fprintf(stderr, "cdnrefresh: %s (HTTP %ld, %s%s%s)\n", cli_text(error, "message"), status,
+          cli_text(error, "code"), field ? ", field " : "", field ? field : "");
+}
+
+void cli_print_progress(const json_t *task, bool terminal, bool final) {
+  static char last[256];
+  const json_t *counters = json_object_get(task, "counters");
+  long long total = cli_number(counters, "total");
+  long long finished = cli_number(counters, "succeeded") + cli_number(counters, "failed") +
+                       cli_number(counters, "unsupported");
+  char line[256];
+  snprintf(line, sizeof(line), "%s %s: %lld/%lld results (succeeded %lld, failed %lld, "
+           "unsupported %lld)",
+           cli_text(task, "task_id"), cli_text(task, "status"), finished, total,
+           cli_number(counters, "succeeded"), cli_number(counters, "failed"),
+           cli_number(counters, "unsupported"));
+  if (terminal) {
+    enum { BAR = 30 };
+    int filled = total > 0 ? (int)(finished * BAR / total) : 0;
+    char bar[BAR + 1];
+    for (int i = 0; i < BAR; i++)
+      bar[i] = i < filled ? '#' : '-';
+    bar[BAR] = '\0';
+    fprintf(stderr, "\r[%s] %3lld%% %s\033[K", bar, total > 0 ? finished * 100 / total : 0, line);
+    if (final)
+      fputc('\n', stderr);
+  } else if (strcmp(line, last) != 0) {
+    fprintf(stderr, "%s\n", line);
+    snprintf(last, sizeof(last), "%s", line);
+  }
+  fflush(stderr);
+}

@@ -1,0 +1,36 @@
+/* arena.h — a bump allocator whose memory lives until the whole arena is released.
+ *
+ * One arena belongs to one request or one store job: everything built for it (the parsed task, its
+ * strings, rows read back from the store) is allocated here and freed at once with arena_release().
+ * Every arena has a maximum set at init; an allocation past it fails instead of growing without
+ * bound. Not thread-safe: one owner at a time. */
+#ifndef CDR_ARENA_H
+#define CDR_ARENA_H
+
+#include <stddef.h>
+
+struct arena_chunk;
+
+struct arena {
+  struct arena_chunk *head; /* newest chunk, allocations come from here */
+  size_t reserved;          /* bytes held in chunks, counted against max */
+  size_t max;               /* bytes; allocations past it return NULL */
+};
+
+/* Prepares an empty arena that may hold at most max bytes. Allocates nothing yet. */
+void arena_init(struct arena *arena, size_t max);
+
+/* Returns size bytes aligned for any type, or NULL when the arena's maximum or memory is exhausted.
+ * The memory is owned by the arena. */
+void *arena_alloc(struct arena *arena, size_t size);
+
+/* Copies len bytes of s into the arena and terminates them with NUL. NULL when out of room. */
+char *arena_strndup(struct arena *arena, const char *s, size_t len);
+
+/* arena_strndup of a NUL-terminated string. */
+char *arena_strdup(struct arena *arena, const char *s);
+
+/* Frees every chunk; the arena is empty and may be reused with the same maximum. */
+void arena_release(struct arena *arena);
+
+#endif

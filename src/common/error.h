@@ -1,0 +1,53 @@
+/* error.h — every error code of the project in one table.
+ *
+ * Functions return 0 on success or a negative cdr error code. CDR_ERROR_MAP lists each code once with
+ * the HTTP status it maps to when it reaches an API client, the stable machine-readable code string
+ * that API clients see, and a default message for people. */
+#ifndef CDR_ERROR_H
+#define CDR_ERROR_H
+
+#define CDR_ERROR_MAP(XX)                                                                          \
+  XX(NOMEM, 503, "out_of_memory", "the engine is out of memory")                                   \
+  XX(INTERNAL, 500, "internal_error", "internal error")                                            \
+  XX(MALFORMED_JSON, 400, "malformed_json", "the request body is not valid JSON")                  \
+  XX(INVALID_TYPE, 400, "invalid_type", "a field has the wrong JSON type")                         \
+  XX(UNKNOWN_FIELD, 400, "unknown_field", "the request has a field the API does not know")         \
+  XX(EMPTY_TARGETS, 400, "empty_targets", "the request names nothing to purge or preload")         \
+  XX(INVALID_URL, 400, "invalid_url", "not an absolute http or https URL")                         \
+  XX(URL_TOO_LONG, 400, "url_too_long", "the URL is longer than limits.max_url_length")            \
+  XX(INVALID_PREFIX, 400, "invalid_prefix", "not a valid prefix URL")                              \
+  XX(INVALID_REGEX, 400, "invalid_regex", "the regex does not compile")                            \
+  XX(INVALID_TAG, 400, "invalid_tag", "not a valid tag")                                           \
+  XX(INVALID_VALUE, 400, "invalid_value", "a field has a value out of range")                      \
+  XX(TOO_MANY_ITEMS, 400, "too_many_items", "more items than limits.max_items_per_request")        \
+  XX(INVALID_QUERY, 400, "invalid_query", "a query parameter is not valid")                        \
+  XX(BODY_TOO_LARGE, 413, "body_too_large", "the body is larger than limits.max_body_bytes")       \
+  XX(NOT_FOUND, 404, "not_found", "no such endpoint")                                              \
+  XX(TASK_NOT_FOUND, 404, "task_not_found", "no task with this id")                                \
+  XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "this endpoint does not take that method")     \
+  XX(TASK_FINAL, 409, "task_final", "the task has already finished")                               \
+  XX(STORE_UNAVAILABLE, 503, "store_unavailable", "the task store could not be written")           \
+  XX(SHUTTING_DOWN, 503, "shutting_down", "the engine is shutting down")                           \
+  XX(IO, 500, "io_error", "an I/O operation failed")                                               \
+  XX(CONFIG, 500, "config_error", "the configuration is not valid")
+
+enum cdr_error {
+  CDR_OK = 0,
+#define CDR_ERROR_ENUM(name, status, code, message) CDR_E##name,
+  CDR_ERROR_FIRST_ = -1000,
+  CDR_ERROR_MAP(CDR_ERROR_ENUM)
+#undef CDR_ERROR_ENUM
+  CDR_ERROR_LAST_
+};
+
+/* Returns the stable code string of err ("invalid_url"), or "unknown_error" for a value outside the
+ * table. The string is static. */
+const char *cdr_error_code(int err);
+
+/* Returns the default human message of err. The string is static. */
+const char *cdr_error_message(int err);
+
+/* Returns the HTTP status an API client sees for err (500 for a value outside the table). */
+int cdr_error_http_status(int err);
+
+#endif

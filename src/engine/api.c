@@ -1,0 +1,415 @@
+/* api.c — routes API requests, checks paths and query parameters, and answers from the store.
+ *
+ * Handlers never touch the disk: each builds a store_job, submits it to a store worker and answers
+ * when the job comes back on this loop. A client that disconnects meanwhile is noticed through the
+ * request pool's dispose hook, and the job's answer is then dropped. */
+#include "engine/api.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "engine/api_reply.h"
+#include "engine/server.h"
+#include "engine/task_json.h"
+#include "engine/task_request.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  API_PAGE_DEFAULT = 100,
+  API_PAGE_MAX = 1000,
+  API_READ_ARENA_MAX = 16 * 1024 * 1024, /* bytes a read job may build: a page of rows */
+};
+
+#define API_TENANT_DEV "dev"
+
+/* Links an in-progress request and its store job; lives in the request's pool. */
+struct api_pending {
+  h2o_req_t *req;
+  struct store_job *job; /* NULL once the job has come back */
+};
+
+static void api_pending_dispose(void *p) {
+  struct api_pending *pending = p;
+  if (pending->job)
+    pending->job->owner = NULL; /* the client left: the job's answer has nowhere to go */
+}
+
+static struct server_loop *api_loop_of_job(struct store_job *job) {
+  return (struct server_loop *)(void *)((char *)job->reply_to - offsetof(struct server_loop, inbox));
+}
+
+/* Allocates a job for req whose answer goes to done on this loop. NULL when out of memory. */
+static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind, store_job_done_cb done,
+                                     size_t arena_max) {
+  struct server_loop *loop = server_loop_of(req->conn->ctx);
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (!job)
+    return NULL;
+  arena_init(&job->arena, arena_max);
+  job->kind = kind;
+  job->done = done;
+  job->reply_to = &loop->inbox;
+  job->tenant = API_TENANT_DEV;
+  struct api_pending *pending =
+      h2o_mem_alloc_shared(&req->pool, sizeof(*pending), api_pending_dispose);
+  pending->req = req;
+  pending->job = job;
+  job->owner = pending;
+  return job;
+}
+
+static void api_job_free(struct store_job *job) {
+  arena_release(&job->arena);
+  free(job);
+}
+
+/* Unlinks job from its request; returns the request, or NULL when the client has gone. */
+static h2o_req_t *api_job_detach(struct store_job *job) {
+  struct api_pending *pending = job->owner;
+  if (!pending)
+    return NULL;
+  pending->job = NULL;
+  return pending->req;
+}
+
+/* Detaches a job that has come back from the store. */
+static h2o_req_t *api_job_finish(struct store_job *job) {
+  api_loop_of_job(job)->jobs_in_flight--;
+  return api_job_detach(job);
+}
+
+/* Frees a job that was never submitted. */
+static void api_job_discard(struct store_job *job) {
+  api_job_detach(job);
+  api_job_free(job);
+}
+
+static void api_job_submit(struct store_job *job, bool write) {
+  struct server_loop *loop = api_loop_of_job(job);
+  loop->jobs_in_flight++;
+  store_worker_submit(write ? loop->server->writer : loop->server->reader, job);
+}
+
+/* Answers a store failure, or a not-found / already-final outcome, for a job that came back. */
+static void api_reply_store_error(h2o_req_t *req, int err) {
+  if (err == CDR_ESTORE_UNAVAILABLE)
+    api_reply_error(req, err, NULL, "the task store could not be written or read; nothing was "
+                                    "changed, retry later");
+  else
+    api_reply_error(req, err, NULL, NULL);
+}
+
+static void api_on_task_stored(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
+  if (job->result == 0)
+    log_debug("task.accepted", "task %s accepted with %zu targets", job->task->id,
+              job->task->target_count);
+  if (req) {
+    if (job->result)
+      api_reply_store_error(req, job->result);
+    else
+      api_reply_json(req, 202, task_json_summary(job->task));
+  }
+  api_job_free(job);
+}
+
+static int api_post_task(h2o_req_t *req, enum task_type type) {
+  struct server_loop *loop = server_loop_of(req->conn->ctx);
+  const struct engine_config *config = loop->server->config;
+  if (atomic_load(&loop->server->shutting_down)) {
+    api_reply_error(req, CDR_ESHUTTING_DOWN, NULL, "the engine is shutting down; retry on another");
+    return 0;
+  }
+  if (req->entity.len > (size_t)config->max_body_bytes) {
+    char message[160];
+    snprintf(message, sizeof(message), "the body is %zu bytes, over limits.max_body_bytes (%lld)",
+             req->entity.len, (long long)config->max_body_bytes);
+    api_reply_error(req, CDR_EBODY_TOO_LARGE, NULL, message);
+    return 0;
+  }
+  /* Parsed targets take at most a few times the body's size. */
+  struct store_job *job =
+      api_job_new(req, STORE_JOB_INSERT, api_on_task_stored, 8 * (size_t)config->max_body_bytes + 65536);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  const struct request_limits limits = {
+      .max_items = (size_t)config->max_items,
+      .max_url_length = (size_t)config->max_url_length,
+      .default_deadline_s = config->default_deadline_s,
+      .max_deadline_s = config->max_deadline_s,
+  };
+  struct request_error error;
+  const char *body = req->entity.base ? req->entity.base : "";
+  int rc = task_request_parse(type, body, req->entity.len, &limits, job->tenant, &job->arena,
+                              &job->task, &error);
+  if (rc) {
+    api_reply_error(req, rc, error.field, error.message);
+    api_job_discard(job);
+    return 0;
+  }
+  api_job_submit(job, true);
+  return 0;
+}
+
+static void api_on_task_read(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
+  if (req) {
+    if (job->result)
+      api_reply_store_error(req, job->result);
+    else
+      api_reply_json(req, 200, task_json_summary(job->task));
+  }
+  api_job_free(job);
+}
+
+static void api_on_tasks_listed(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
+  if (req && job->result) {
+    api_reply_store_error(req, job->result);
+  } else if (req) {
+    json_t *tasks = json_array();
+    for (size_t i = 0; i < job->tasks.count; i++)
+      json_array_append_new(tasks, task_json_summary(job->tasks.tasks[i]));
+    const char *next = job->tasks.more ? job->tasks.tasks[job->tasks.count - 1]->id : NULL;
+    api_reply_json(req, 200,
+                   json_pack("{s:o,s:o}", "tasks", tasks, "next_cursor",
+                             next ? json_string(next) : json_null()));
+  }
+  api_job_free(job);
+}
+
+static void api_on_targets_listed(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
+  if (req && job->result) {
+    api_reply_store_error(req, job->result);
+  } else if (req) {
+    json_t *items = json_array();
+    for (size_t i = 0; i < job->targets.count; i++)
+      json_array_append_new(items, task_json_target(&job->targets.targets[i], job->targets.indexes[i]));
+    json_t *next = job->targets.more
+                       ? json_sprintf("%lld", (long long)job->targets.indexes[job->targets.count - 1])
+                       : json_null();
+    api_reply_json(req, 200,
+                   json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items,
+                             "next_cursor", next));
+  }
+  api_job_free(job);
+}
+
+struct api_query {
+  const char *name;
+  const char *value; /* points into the request path; NULL when absent */
+  size_t len;
+};
+
+/* Splits the query string over params (by name). Unknown or repeated names are refused with an
+ * error reply (return -1). Values are taken as they are: every value the API takes is a plain
+ * token, id or number, so percent-encoding never needs decoding and fails validation instead. */
+static int api_query_parse(h2o_req_t *req, struct api_query *params, size_t count) {
+  if (req->query_at == SIZE_MAX)
+    return 0;
+  const char *p = req->path.base + req->query_at + 1;
+  const char *end = req->path.base + req->path.len;
+  while (p < end) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    const char *stop = amp ? amp : end;
+    const char *eq = memchr(p, '=', (size_t)(stop - p));
+    size_t name_len = (size_t)((eq ? eq : stop) - p);
+    struct api_query *param = NULL;
+    for (size_t i = 0; i < count && !param; i++) {
+      if (strlen(params[i].name) == name_len && memcmp(params[i].name, p, name_len) == 0)
+        param = &params[i];
+    }
+    if (name_len > 0 && (!param || param->value)) {
+      char field[64];
+      snprintf(field, sizeof(field), "%.*s", (int)(name_len < 60 ? name_len : 60), p);
+      api_reply_error(req, CDR_EINVALID_QUERY, field,
+                      param ? "query parameter given twice" : "unknown query parameter");
+      return -1;
+    }
+    if (param) {
+      param->value = eq ? eq + 1 : stop;
+      param->len = (size_t)(stop - param->value);
+    }
+    p = stop + 1;
+  }
+  return 0;
+}
+
+/* Reads ?limit= into *limit (default API_PAGE_DEFAULT); replies and returns -1 when invalid. */
+static int api_query_limit(h2o_req_t *req, const struct api_query *param, size_t *limit) {
+  *limit = API_PAGE_DEFAULT;
+  if (!param->value)
+    return 0;
+  size_t value = 0;
+  bool ok = param->len > 0 && param->len <= 4;
+  for (size_t i = 0; ok && i < param->len; i++) {
+    ok = param->value[i] >= '0' && param->value[i] <= '9';
+    value = value * 10 + (size_t)(param->value[i] - '0');
+  }
+  if (!ok || value < 1 || value > API_PAGE_MAX) {
+    api_reply_error(req, CDR_EINVALID_QUERY, "limit", "limit must be an integer 1..1000");
+    return -1;
+  }
+  *limit = value;
+  return 0;
+}
+
+static int api_list_tasks(h2o_req_t *req) {
+  struct api_query params[] = {{"state", NULL, 0}, {"cursor", NULL, 0}, {"limit", NULL, 0}};
+  if (api_query_parse(req, params, 3))
+    return 0;
+  enum task_state state = TASK_QUEUED;
+  if (params[0].value && task_state_parse(params[0].value, params[0].len, &state)) {
+    api_reply_error(req, CDR_EINVALID_QUERY, "state",
+                    "state must be queued, running, done, partial, failed or canceled");
+    return 0;
+  }
+  if (params[1].value && !task_id_valid(params[1].value, params[1].len)) {
+    api_reply_error(req, CDR_EINVALID_QUERY, "cursor", "cursor must be a next_cursor value");
+    return 0;
+  }
+  size_t limit;
+  if (api_query_limit(req, &params[2], &limit))
+    return 0;
+  struct store_job *job = api_job_new(req, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  job->filter_task_state = params[0].value != NULL;
+  job->task_state = state;
+  if (params[1].value)
+    memcpy(job->cursor, params[1].value, TASK_ID_LENGTH);
+  job->limit = limit;
+  api_job_submit(job, false);
+  return 0;
+}
+
+static int api_list_targets(h2o_req_t *req, struct store_job *job) {
+  struct api_query params[] = {{"state", NULL, 0}, {"cursor", NULL, 0}, {"limit", NULL, 0}};
+  size_t limit = 0;
+  int64_t after = -1;
+  bool ok = api_query_parse(req, params, 3) == 0;
+  if (ok && params[0].value &&
+      item_state_parse(params[0].value, params[0].len, &job->item_state)) {
+    api_reply_error(req, CDR_EINVALID_QUERY, "state",
+                    "state must be pending, succeeded, failed, unsupported or canceled");
+    ok = false;
+  }
+  if (ok && params[1].value) {
+    after = 0;
+    ok = params[1].len > 0 && params[1].len <= 12;
+    for (size_t i = 0; ok && i < params[1].len; i++) {
+      ok = params[1].value[i] >= '0' && params[1].value[i] <= '9';
+      after = after * 10 + (params[1].value[i] - '0');
+    }
+    if (!ok)
+      api_reply_error(req, CDR_EINVALID_QUERY, "cursor", "cursor must be a next_cursor value");
+  }
+  if (ok && api_query_limit(req, &params[2], &limit))
+    ok = false;
+  if (!ok) {
+    api_job_discard(job);
+    return 0;
+  }
+  job->filter_item_state = params[0].value != NULL;
+  job->after_index = after;
+  job->limit = limit;
+  api_job_submit(job, false);
+  return 0;
+}
+
+/* Handles /v1/tasks/{id} and /v1/tasks/{id}/items; rest is the path after "/v1/tasks/". */
+static int api_task_route(h2o_req_t *req, const char *rest, size_t len) {
+  const char *slash = memchr(rest, '/', len);
+  size_t id_len = slash ? (size_t)(slash - rest) : len;
+  bool items = slash && (size_t)(rest + len - slash) == 6 && memcmp(slash, "/items", 6) == 0;
+  if (slash && !items) {
+    api_reply_error(req, CDR_ENOT_FOUND, NULL, NULL);
+    return 0;
+  }
+  bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
+  bool del = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"));
+  if (!get && !(del && !items)) {
+    api_reply_method_not_allowed(req, items ? "GET" : "GET, DELETE");
+    return 0;
+  }
+  if (!task_id_valid(rest, id_len)) {
+    api_reply_error(req, CDR_ETASK_NOT_FOUND, NULL, "no task with this id");
+    return 0;
+  }
+  enum store_job_kind kind = items ? STORE_JOB_TARGETS : get ? STORE_JOB_GET : STORE_JOB_CANCEL;
+  store_job_done_cb done = items ? api_on_targets_listed : api_on_task_read;
+  struct store_job *job = api_job_new(req, kind, done, API_READ_ARENA_MAX);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  memcpy(job->task_id, rest, TASK_ID_LENGTH);
+  if (items)
+    return api_list_targets(req, job);
+  api_job_submit(job, kind == STORE_JOB_CANCEL);
+  return 0;
+}
+
+static void api_reply_status(h2o_req_t *req, int status, const char *state) {
+  api_reply_json(req, status, json_pack("{s:s}", "status", state));
+}
+
+static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
+  (void)self;
+  const char *path = req->path_normalized.base;
+  size_t len = req->path_normalized.len;
+  bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
+  bool post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+  struct server *server = server_loop_of(req->conn->ctx)->server;
+
+  static const char tasks_prefix[] = "/v1/tasks/";
+  if (len > sizeof(tasks_prefix) - 1 && memcmp(path, tasks_prefix, sizeof(tasks_prefix) - 1) == 0)
+    return api_task_route(req, path + sizeof(tasks_prefix) - 1, len - (sizeof(tasks_prefix) - 1));
+
+  struct route {
+    const char *path;
+    bool post;
+  };
+  static const struct route routes[] = {{"/v1/purge", true},  {"/v1/preload", true},
+                                        {"/v1/tasks", false}, {"/v1/nodes", false},
+                                        {"/healthz", false},  {"/readyz", false}};
+  for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+    if (!h2o_memis(path, len, routes[i].path, strlen(routes[i].path)))
+      continue;
+    if (routes[i].post ? !post : !get) {
+      api_reply_method_not_allowed(req, routes[i].post ? "POST" : "GET");
+      return 0;
+    }
+    switch (i) {
+    case 0: return api_post_task(req, TASK_PURGE);
+    case 1: return api_post_task(req, TASK_PRELOAD);
+    case 2: return api_list_tasks(req);
+    case 3:
+      /* Nodes register through the agent link; until one has, the registry is empty. */
+      api_reply_json(req, 200, json_pack("{s:[]}", "nodes"));
+      return 0;
+    case 4: api_reply_status(req, 200, "ok"); return 0;
+    default:
+      if (atomic_load(&server->shutting_down))
+        api_reply_status(req, 503, "shutting_down");
+      else
+        api_reply_status(req, 200, "ready");
+      return 0;
+    }
+  }
+  api_reply_error(req, CDR_ENOT_FOUND, NULL, NULL);
+  return 0;
+}
+
+void api_register(h2o_hostconf_t *hostconf) {
+  h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
+  h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+  handler->on_req = api_on_request;
+}

@@ -1,0 +1,60 @@
+/* api_reply.c — JSON and error responses for the API. */
+#include "engine/api_reply.h"
+
+#include "common/error.h"
+
+#include <string.h>
+
+static const char *api_reason(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 202: return "Accepted";
+  case 400: return "Bad Request";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 409: return "Conflict";
+  case 413: return "Payload Too Large";
+  case 503: return "Service Unavailable";
+  default: return status >= 500 ? "Internal Server Error" : "Error";
+  }
+}
+
+void api_reply_json(h2o_req_t *req, int status, json_t *body) {
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  if (!text) {
+    static const char fallback[] =
+        "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"the engine is out of memory\"}}";
+    status = 503;
+    text = strdup(fallback);
+    if (!text) {
+      h2o_send_error_generic(req, 503, "Service Unavailable", "out of memory", 0);
+      return;
+    }
+  }
+  size_t len = strlen(text);
+  req->res.status = status;
+  req->res.reason = api_reason(status);
+  req->res.content_length = len; /* without it HTTP/1.1 would answer Connection: close */
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                 H2O_STRLIT("application/json"));
+  if (status == 503)
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+  h2o_send_inline(req, text, len);
+  free(text);
+}
+
+void api_reply_error(h2o_req_t *req, int err, const char *field, const char *message) {
+  json_t *error = json_pack("{s:s,s:s}", "code", cdr_error_code(err), "message",
+                            message ? message : cdr_error_message(err));
+  if (error && field && field[0])
+    json_object_set_new(error, "field", json_string(field));
+  api_reply_json(req, cdr_error_http_status(err), error ? json_pack("{s:o}", "error", error) : NULL);
+}
+
+void api_reply_method_not_allowed(h2o_req_t *req, const char *allowed) {
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allowed, strlen(allowed));
+  char message[96];
+  snprintf(message, sizeof(message), "this endpoint takes %s", allowed);
+  api_reply_error(req, CDR_EMETHOD_NOT_ALLOWED, NULL, message);
+}

@@ -1,0 +1,143 @@
+/* engine_config.c — the engine's settings table and the checks across settings. */
+#include "engine/engine_config.h"
+
+#include "common/error.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENGINE_FIELD(name) offsetof(struct engine_config, name)
+
+static const struct setting engine_settings[] = {
+    {"engine", "api_listen", "api-listen", SETTING_STRING, ENGINE_FIELD(api_listen),
+     "127.0.0.1:8470", 0, 0, NULL, "HOST:PORT the HTTP API listens on"},
+    {"engine", "agent_listen", "agent-listen", SETTING_STRING, ENGINE_FIELD(agent_listen),
+     "127.0.0.1:8471", 0, 0, NULL, "HOST:PORT edge agents connect to"},
+    {"engine", "data_dir", "data-dir", SETTING_STRING, ENGINE_FIELD(data_dir),
+     "/var/lib/cdnrefresh", 0, 0, NULL, "directory of the task store (created if missing)"},
+    {"engine", "dev", "dev", SETTING_BOOL, ENGINE_FIELD(dev), "false", 0, 0, NULL,
+     "development mode: requests need no signature, the API must listen on loopback"},
+    {"engine", "threads", "threads", SETTING_INT, ENGINE_FIELD(threads), "0", 0, 256, NULL,
+     "event loops serving the API; 0 means one per core"},
+    {"engine", "log_level", "log-level", SETTING_CHOICE, ENGINE_FIELD(log_level), "info", 0, 0,
+     "debug|info|warn|error", "lowest level of log lines written to stderr"},
+    {"limits", "max_body_bytes", "max-body-bytes", SETTING_INT, ENGINE_FIELD(max_body_bytes),
+     "1048576", 1024, 64 * 1024 * 1024, NULL, "largest request body accepted, in bytes"},
+    {"limits", "max_items_per_request", "max-items", SETTING_INT, ENGINE_FIELD(max_items), "1000",
+     1, 100000, NULL, "most targets (URLs, prefixes, regexes, tags together) in one request"},
+    {"limits", "max_url_length", "max-url-length", SETTING_INT, ENGINE_FIELD(max_url_length),
+     "2048", 64, 65536, NULL, "longest URL, prefix or regex accepted, in bytes"},
+    {"tasks", "default_deadline_s", "default-deadline", SETTING_INT,
+     ENGINE_FIELD(default_deadline_s), "3600", 1, 7 * 86400, NULL,
+     "seconds a task may take when its request names no deadline_s"},
+    {"tasks", "max_deadline_s", "max-deadline", SETTING_INT, ENGINE_FIELD(max_deadline_s), "86400",
+     1, 30 * 86400, NULL, "largest deadline_s a request may ask for"},
+    {"store", "commit_batch", "commit-batch", SETTING_INT, ENGINE_FIELD(commit_batch), "512", 1,
+     65536, NULL, "most tasks written in one store transaction (group commit)"},
+    {"store", "synchronous", "synchronous", SETTING_CHOICE, ENGINE_FIELD(synchronous), "full", 0, 0,
+     "full|normal", "full: fsync every commit (survives power loss); normal: survives crashes only"},
+};
+
+enum { ENGINE_SETTINGS_COUNT = sizeof(engine_settings) / sizeof(engine_settings[0]) };
+
+int engine_address_parse(const char *text, struct sockaddr_storage *address) {
+  const char *colon = strrchr(text, ':');
+  if (!colon || colon == text)
+    return CDR_EINVALID_VALUE;
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || end == colon + 1 || port < 0 || port > 65535)
+    return CDR_EINVALID_VALUE;
+  char host[128];
+  size_t host_len = (size_t)(colon - text);
+  bool bracketed = text[0] == '[' && colon[-1] == ']';
+  if (bracketed) {
+    text++;
+    host_len -= 2;
+  }
+  if (host_len >= sizeof(host))
+    return CDR_EINVALID_VALUE;
+  memcpy(host, text, host_len);
+  host[host_len] = '\0';
+  memset(address, 0, sizeof(*address));
+  struct sockaddr_in *v4 = (struct sockaddr_in *)address;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)address;
+  if (!bracketed && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+  } else if (bracketed && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+  } else {
+    return CDR_EINVALID_VALUE;
+  }
+  return 0;
+}
+
+static bool engine_address_loopback(const struct sockaddr_storage *address) {
+  if (address->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)address)->sin_addr.s_addr) >> 24) == 127;
+  return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)address)->sin6_addr);
+}
+
+int engine_config_load(struct engine_config *config, int argc, char **argv, struct settings_cli *cli,
+                       char *err, size_t err_size) {
+  memset(config, 0, sizeof(*config));
+  int rc = settings_load(engine_settings, ENGINE_SETTINGS_COUNT, config, argc, argv, cli, err,
+                         err_size);
+  if (rc || cli->help || cli->version)
+    return rc;
+  if (engine_address_parse(config->api_listen, &config->api_address)) {
+    snprintf(err, err_size, "config: engine.api_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
+             config->api_listen);
+    return CDR_ECONFIG;
+  }
+  struct sockaddr_storage agent_address;
+  if (engine_address_parse(config->agent_listen, &agent_address)) {
+    snprintf(err, err_size,
+             "config: engine.agent_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
+             config->agent_listen);
+    return CDR_ECONFIG;
+  }
+  if (config->default_deadline_s > config->max_deadline_s) {
+    snprintf(err, err_size,
+             "config: tasks.default_deadline_s (%lld) must not exceed tasks.max_deadline_s (%lld)",
+             (long long)config->default_deadline_s, (long long)config->max_deadline_s);
+    return CDR_ECONFIG;
+  }
+  if (!config->dev) {
+    snprintf(err, err_size, "config: signed requests need tenants, which this build does not "
+                            "configure yet; start with --dev (unsigned, loopback only)");
+    return CDR_ECONFIG;
+  }
+  if (!engine_address_loopback(&config->api_address)) {
+    snprintf(err, err_size, "config: --dev serves unsigned requests, so engine.api_listen must be "
+                            "a loopback address, got '%s'", config->api_listen);
+    return CDR_ECONFIG;
+  }
+  enum log_level level;
+  log_level_parse(config->log_level, &level);
+  log_level_set(level);
+  return 0;
+}
+
+void engine_config_print_help(FILE *out) {
+  fprintf(out,
+          "usage: cdnrefresh-engine --dev [--data-dir DIR] [--api-listen HOST:PORT] [options]\n"
+          "\n"
+          "The cdnrefresh engine: accepts purge and preload tasks over an HTTP JSON API, stores\n"
+          "them durably and tracks every (URL, node) result. A task answered 202 is on disk.\n"
+          "\n"
+          "Example:\n"
+          "  cdnrefresh-engine --dev --data-dir /tmp/cdr --api-listen 127.0.0.1:8470\n"
+          "  curl -d '{\"urls\":[\"https://example.com/a.png\"]}' http://127.0.0.1:8470/v1/purge\n"
+          "\n"
+          "Options (each also settable in the --config INI file as [section] key):\n");
+  settings_print_help(out, engine_settings, ENGINE_SETTINGS_COUNT);
+  fprintf(out, "\nSignals: SIGTERM or SIGINT stops intake, finishes writes in progress and exits 0.\n"
+               "Docs: docs/API.md (endpoints), docs/CONFIG.md (settings).\n");
+}

@@ -1,0 +1,41 @@
+/* engine_config.h — every setting of cdnrefresh-engine, with its flag, INI name and default.
+ *
+ * docs/CONFIG.md documents the same table; `cdnrefresh-engine --help` prints it. */
+#ifndef CDR_ENGINE_CONFIG_H
+#define CDR_ENGINE_CONFIG_H
+
+#include "common/settings.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct engine_config {
+  char api_listen[SETTING_STRING_MAX];   /* HOST:PORT of the HTTP API */
+  char agent_listen[SETTING_STRING_MAX]; /* HOST:PORT agents dial */
+  char data_dir[SETTING_STRING_MAX];     /* where the task store lives */
+  bool dev;                              /* unsigned requests, loopback only */
+  int64_t threads;                       /* event loops; 0 = one per core */
+  int64_t max_body_bytes;                /* request body limit */
+  int64_t max_items;                     /* targets per request */
+  int64_t max_url_length;                /* bytes per URL, prefix or regex */
+  int64_t default_deadline_s;            /* deadline of a task that names none */
+  int64_t max_deadline_s;                /* largest deadline a task may ask for */
+  int64_t commit_batch;                  /* most tasks per store transaction */
+  char synchronous[SETTING_STRING_MAX];  /* "full" or "normal" */
+  char log_level[SETTING_STRING_MAX];    /* debug, info, warn, error */
+  struct sockaddr_storage api_address;   /* api_listen, resolved by engine_config_load */
+};
+
+/* Loads defaults, the --config file and flags into config and checks how settings fit together.
+ * Returns 0, or CDR_ECONFIG with a message naming the setting in err. */
+int engine_config_load(struct engine_config *config, int argc, char **argv, struct settings_cli *cli,
+                       char *err, size_t err_size);
+
+/* Prints the usage text with every setting. */
+void engine_config_print_help(FILE *out);
+
+/* Parses "HOST:PORT" or "[V6]:PORT" into address. Returns 0 or CDR_EINVALID_VALUE. */
+int engine_address_parse(const char *text, struct sockaddr_storage *address);
+
+#endif

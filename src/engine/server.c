@@ -1,0 +1,210 @@
+/* server.c — event loop threads, API listeners, signals and the ordered shutdown. */
+#include "engine/server.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "engine/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum {
+  SERVER_DRAIN_MS = 5000,       /* longest wait for store jobs at shutdown */
+  SERVER_DRAIN_CHECK_MS = 10,   /* how often the wait looks */
+  SERVER_BACKLOG = 1024,
+  SERVER_BODY_SLACK = 4,        /* h2o reads bodies up to this many times the limit, see below */
+};
+
+struct server_loop *server_loop_of(h2o_context_t *ctx) {
+  return (struct server_loop *)(void *)((char *)ctx - offsetof(struct server_loop, h2o));
+}
+
+static void server_on_accept(uv_stream_t *listener, int status) {
+  struct server_loop *loop = listener->data;
+  if (status != 0)
+    return;
+  uv_tcp_t *conn = malloc(sizeof(*conn)); /* freed by h2o through the close callback */
+  if (!conn)
+    return;
+  uv_tcp_init(listener->loop, conn);
+  if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+    uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    return;
+  }
+  uv_tcp_nodelay(conn, 1);
+  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+  h2o_accept(&loop->accept, sock);
+}
+
+/* Opens a listening socket on address with SO_REUSEPORT, so each loop can have its own. */
+static int server_listen_socket(const struct sockaddr_storage *address, int *out) {
+  int fd = socket(address->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int on = 1;
+  socklen_t len = address->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                : sizeof(struct sockaddr_in6);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+      bind(fd, (const struct sockaddr *)address, len) != 0 || listen(fd, SERVER_BACKLOG) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  *out = fd;
+  return 0;
+}
+
+static void server_on_drain_check(uv_timer_t *timer) {
+  struct server_loop *loop = timer->data;
+  if (loop->jobs_in_flight > 0 && (int64_t)uv_now(&loop->loop) < loop->drain_until)
+    return;
+  if (loop->jobs_in_flight > 0)
+    log_warn("engine.drain", "%zu store jobs still running after %d ms; leaving them to finish "
+                             "in the store", loop->jobs_in_flight, SERVER_DRAIN_MS);
+  uv_timer_stop(timer);
+  uv_stop(&loop->loop);
+}
+
+/* Begins this loop's shutdown: no new connections, h2o closes the open ones, store jobs drain. */
+static void server_on_stop(uv_async_t *async) {
+  struct server_loop *loop = async->data;
+  uv_close((uv_handle_t *)&loop->listener, NULL);
+  h2o_context_request_shutdown(&loop->h2o);
+  loop->drain_until = (int64_t)uv_now(&loop->loop) + SERVER_DRAIN_MS;
+  uv_timer_start(&loop->drain, server_on_drain_check, 0, SERVER_DRAIN_CHECK_MS);
+}
+
+static void server_on_signal(uv_signal_t *signal, int signum) {
+  struct server *server = signal->data;
+  if (atomic_exchange(&server->shutting_down, true))
+    return;
+  log_info("engine.stopping", "received %s: stopping intake, finishing store writes",
+           signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  for (size_t i = 0; i < server->loop_count; i++)
+    uv_async_send(&server->loops[i].stop);
+}
+
+static int server_loop_init(struct server *server, struct server_loop *loop, int listen_fd) {
+  loop->server = server;
+  int rc = uv_loop_init(&loop->loop);
+  if (rc)
+    return rc;
+  h2o_context_init(&loop->h2o, &loop->loop, &server->h2o);
+  loop->accept.ctx = &loop->h2o;
+  loop->accept.hosts = server->h2o.hosts;
+  uv_tcp_init(&loop->loop, &loop->listener);
+  loop->listener.data = loop;
+  loop->stop.data = loop;
+  loop->drain.data = loop;
+  uv_timer_init(&loop->loop, &loop->drain);
+  if ((rc = uv_async_init(&loop->loop, &loop->stop, server_on_stop)) ||
+      (rc = store_inbox_init(&loop->inbox, &loop->loop)) ||
+      (rc = uv_tcp_open(&loop->listener, listen_fd)) ||
+      (rc = uv_listen((uv_stream_t *)&loop->listener, SERVER_BACKLOG, server_on_accept)))
+    return rc;
+  return 0;
+}
+
+static void *server_loop_thread(void *arg) {
+  struct server_loop *loop = arg;
+  uv_run(&loop->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+/* Opens the store twice: the writer connection (creating the schema) and the reader connection. */
+static int server_store_start(struct server *server) {
+  const struct engine_config *config = server->config;
+  char err[512];
+  struct store_options options = {.synchronous_full = strcmp(config->synchronous, "full") == 0};
+  struct store *writer = NULL, *reader = NULL;
+  if (store_open(config->data_dir, &options, &writer, err, sizeof(err))) {
+    log_error("store.open", "%s", err);
+    return CDR_ESTORE_UNAVAILABLE;
+  }
+  char lock_path[SETTING_STRING_MAX + 16];
+  snprintf(lock_path, sizeof(lock_path), "%s/engine.lock", config->data_dir);
+  server->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (server->lock_fd < 0 || flock(server->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    log_error("store.lock", "data dir %s is in use by another engine (cannot lock %s: %s)",
+              config->data_dir, lock_path, strerror(errno));
+    store_close(writer);
+    return CDR_ESTORE_UNAVAILABLE;
+  }
+  options.read_only = true;
+  if (store_open(config->data_dir, &options, &reader, err, sizeof(err))) {
+    log_error("store.open", "%s", err);
+    store_close(writer);
+    return CDR_ESTORE_UNAVAILABLE;
+  }
+  if (store_worker_start(writer, true, (size_t)config->commit_batch, &server->writer) ||
+      store_worker_start(reader, false, 0, &server->reader)) {
+    log_error("store.start", "cannot start store threads");
+    return CDR_EINTERNAL;
+  }
+  return 0;
+}
+
+static void server_h2o_init(struct server *server) {
+  h2o_config_init(&server->h2o);
+  /* h2o answers bodies over its own limit with a plain-text 413 before the API sees them. Giving
+   * it headroom over limits.max_body_bytes lets the API answer most oversized bodies with the
+   * JSON error that names the limit, while memory per request stays bounded. */
+  server->h2o.max_request_entity_size =
+      (size_t)server->config->max_body_bytes * SERVER_BODY_SLACK;
+  h2o_hostconf_t *hostconf =
+      h2o_config_register_host(&server->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+  api_register(hostconf);
+}
+
+int server_run(const struct engine_config *config) {
+  struct server server = {.config = config, .lock_fd = -1};
+  atomic_init(&server.shutting_down, false);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  server.loop_count = config->threads > 0 ? (size_t)config->threads : (size_t)(cores > 0 ? cores : 1);
+  server.loops = calloc(server.loop_count, sizeof(*server.loops));
+  if (!server.loops || server_store_start(&server))
+    return 1;
+  server_h2o_init(&server);
+
+  for (size_t i = 0; i < server.loop_count; i++) {
+    int fd = -1;
+    int rc = server_listen_socket(&config->api_address, &fd);
+    if (!rc)
+      rc = server_loop_init(&server, &server.loops[i], fd);
+    if (rc) {
+      log_error("api.listen", "cannot listen on %s: %s", config->api_listen, strerror(-rc));
+      return 1;
+    }
+  }
+  uv_loop_t *main_loop = &server.loops[0].loop;
+  uv_signal_init(main_loop, &server.sigterm);
+  uv_signal_init(main_loop, &server.sigint);
+  server.sigterm.data = server.sigint.data = &server;
+  uv_signal_start(&server.sigterm, server_on_signal, SIGTERM);
+  uv_signal_start(&server.sigint, server_on_signal, SIGINT);
+  signal(SIGPIPE, SIG_IGN);
+
+  for (size_t i = 1; i < server.loop_count; i++)
+    pthread_create(&server.loops[i].thread, NULL, server_loop_thread, &server.loops[i]);
+  log_info("engine.ready", "API on http://%s with %zu event loops, data dir %s%s",
+           config->api_listen, server.loop_count, config->data_dir,
+           config->dev ? ", dev mode (unsigned requests)" : "");
+  server_loop_thread(&server.loops[0]);
+  for (size_t i = 1; i < server.loop_count; i++)
+    pthread_join(server.loops[i].thread, NULL);
+
+  /* Every loop has stopped; the writer commits whatever is still queued before it exits. */
+  store_worker_stop(server.writer);
+  store_worker_stop(server.reader);
+  close(server.lock_fd);
+  log_info("engine.stopped", "all writes finished, exiting");
+  return 0;
+}

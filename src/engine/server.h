@@ -1,0 +1,55 @@
+/* server.h — the engine's event loops: one thread and one libuv loop per core, each with its own
+ * h2o context and its own SO_REUSEPORT listener on the API address, so the kernel spreads
+ * connections over the loops and no request ever crosses threads. Store work goes to the store
+ * workers (store_worker.h) and comes back to the loop that asked.
+ *
+ * Shutdown (SIGTERM/SIGINT): every loop stops accepting, asks h2o to close connections after their
+ * current request, waits (bounded) for its store jobs to come back so every acknowledged write is
+ * answered, then stops; the store workers finish what is queued and close the database. */
+#ifndef CDR_SERVER_H
+#define CDR_SERVER_H
+
+#include "engine/engine_config.h"
+#include "engine/store_worker.h"
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+struct server;
+
+struct server_loop {
+  struct server *server;
+  uv_loop_t loop;
+  h2o_context_t h2o;
+  h2o_accept_ctx_t accept;
+  uv_tcp_t listener;
+  struct store_inbox inbox;
+  uv_async_t stop;       /* wakes this loop to begin its shutdown */
+  uv_timer_t drain;      /* during shutdown: checks whether store jobs are all back */
+  int64_t drain_until;   /* ms (loop clock); stop waiting for store jobs after this */
+  size_t jobs_in_flight; /* store jobs submitted by this loop and not yet back */
+  pthread_t thread;      /* not used for loop 0, which runs on the main thread */
+};
+
+struct server {
+  const struct engine_config *config;
+  h2o_globalconf_t h2o;
+  struct store_worker *writer;
+  struct store_worker *reader;
+  struct server_loop *loops;
+  size_t loop_count;
+  atomic_bool shutting_down;
+  uv_signal_t sigterm, sigint; /* on loop 0 */
+  int lock_fd;                  /* flock on the data dir: one engine per store */
+};
+
+/* Runs the engine until SIGTERM or SIGINT. Returns the process exit code (0 after a clean
+ * shutdown, 1 when it could not start; the reason is logged). Main thread only. */
+int server_run(const struct engine_config *config);
+
+/* The loop whose h2o context is ctx (for handlers, which only see the context). */
+struct server_loop *server_loop_of(h2o_context_t *ctx);
+
+#endif

@@ -1,0 +1,196 @@
+/* store_worker.c — store threads with group commit and hand-back to event loops. */
+#include "engine/store_worker.h"
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/task_id.h"
+
+#include <assert.h>
+#include <stdlib.h>
+
+struct store_worker {
+  struct store *store;
+  bool writer;
+  size_t max_batch;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  struct store_job *head, *tail; /* queued jobs, oldest first */
+  bool stopping;
+  struct task_id_generator ids; /* writer only */
+};
+
+static void store_inbox_on_wake(uv_async_t *async) {
+  struct store_inbox *inbox = async->data;
+  pthread_mutex_lock(&inbox->lock);
+  struct store_job *job = inbox->head;
+  inbox->head = inbox->tail = NULL;
+  pthread_mutex_unlock(&inbox->lock);
+  while (job) {
+    struct store_job *next = job->next;
+    job->next = NULL;
+    job->done(job);
+    job = next;
+  }
+}
+
+int store_inbox_init(struct store_inbox *inbox, uv_loop_t *loop) {
+  inbox->head = inbox->tail = NULL;
+  pthread_mutex_init(&inbox->lock, NULL);
+  inbox->async.data = inbox;
+  return uv_async_init(loop, &inbox->async, store_inbox_on_wake);
+}
+
+void store_inbox_close(struct store_inbox *inbox) {
+  assert(inbox->head == NULL);
+  uv_close((uv_handle_t *)&inbox->async, NULL);
+}
+
+static void store_inbox_post(struct store_inbox *inbox, struct store_job *job) {
+  job->next = NULL;
+  pthread_mutex_lock(&inbox->lock);
+  if (inbox->tail)
+    inbox->tail->next = job;
+  else
+    inbox->head = job;
+  inbox->tail = job;
+  pthread_mutex_unlock(&inbox->lock);
+  uv_async_send(&inbox->async);
+}
+
+/* Runs one job's store calls (inside the writer's transaction for writer jobs). */
+static int store_job_run(struct store_worker *worker, struct store_job *job) {
+  struct store *store = worker->store;
+  switch (job->kind) {
+  case STORE_JOB_INSERT: {
+    int64_t now = clock_now_ms();
+    int rc = task_id_next(&worker->ids, now, job->task->id);
+    if (rc)
+      return rc;
+    job->task->created_ms = task_id_time_ms(job->task->id);
+    return store_task_insert(store, job->task);
+  }
+  case STORE_JOB_CANCEL: {
+    int rc = store_task_cancel(store, job->tenant, job->task_id, clock_now_ms());
+    return rc ? rc : store_task_get(store, job->tenant, job->task_id, &job->arena, &job->task);
+  }
+  case STORE_JOB_GET:
+    return store_task_get(store, job->tenant, job->task_id, &job->arena, &job->task);
+  case STORE_JOB_LIST:
+    return store_tasks_list(store, job->tenant, job->filter_task_state ? &job->task_state : NULL,
+                            job->cursor[0] ? job->cursor : NULL, job->limit, &job->arena,
+                            &job->tasks);
+  case STORE_JOB_TARGETS: {
+    int rc = store_task_get(store, job->tenant, job->task_id, &job->arena, &job->task);
+    return rc ? rc
+              : store_targets_list(store, job->task_id,
+                                   job->filter_item_state ? &job->item_state : NULL,
+                                   job->after_index, job->limit, &job->arena, &job->targets);
+  }
+  }
+  return CDR_EINTERNAL;
+}
+
+/* True for outcomes that are answers (not found, already final) rather than storage failures. */
+static bool store_job_result_is_answer(int rc) {
+  return rc == 0 || rc == CDR_ETASK_NOT_FOUND || rc == CDR_ETASK_FINAL;
+}
+
+/* Runs a batch of writer jobs in one transaction; on any storage failure all of them fail. */
+static void store_worker_run_transaction(struct store_worker *worker, struct store_job *batch) {
+  int rc = store_begin(worker->store);
+  for (struct store_job *job = batch; !rc && job; job = job->next) {
+    job->result = store_job_run(worker, job);
+    if (!store_job_result_is_answer(job->result))
+      rc = job->result;
+  }
+  if (!rc)
+    rc = store_commit(worker->store);
+  if (rc) {
+    store_rollback(worker->store);
+    for (struct store_job *job = batch; job; job = job->next)
+      job->result = rc == CDR_ENOMEM ? rc : CDR_ESTORE_UNAVAILABLE;
+  }
+}
+
+static void *store_worker_main(void *arg) {
+  struct store_worker *worker = arg;
+  for (;;) {
+    pthread_mutex_lock(&worker->lock);
+    while (!worker->head && !worker->stopping)
+      pthread_cond_wait(&worker->wake, &worker->lock);
+    if (!worker->head) {
+      pthread_mutex_unlock(&worker->lock);
+      return NULL;
+    }
+    /* Take up to max_batch jobs off the queue as one batch. */
+    struct store_job *batch = worker->head, *last = batch;
+    size_t taken = 1;
+    while (last->next && taken < worker->max_batch) {
+      last = last->next;
+      taken++;
+    }
+    worker->head = last->next;
+    if (!worker->head)
+      worker->tail = NULL;
+    last->next = NULL;
+    pthread_mutex_unlock(&worker->lock);
+
+    if (worker->writer) {
+      store_worker_run_transaction(worker, batch);
+    } else {
+      for (struct store_job *job = batch; job; job = job->next)
+        job->result = store_job_run(worker, job);
+    }
+    while (batch) {
+      struct store_job *next = batch->next;
+      store_inbox_post(batch->reply_to, batch);
+      batch = next;
+    }
+  }
+}
+
+int store_worker_start(struct store *store, bool writer, size_t max_batch,
+                       struct store_worker **out) {
+  struct store_worker *worker = calloc(1, sizeof(*worker));
+  if (!worker)
+    return CDR_ENOMEM;
+  worker->store = store;
+  worker->writer = writer;
+  worker->max_batch = writer ? max_batch : 64;
+  task_id_generator_init(&worker->ids);
+  pthread_mutex_init(&worker->lock, NULL);
+  pthread_cond_init(&worker->wake, NULL);
+  if (pthread_create(&worker->thread, NULL, store_worker_main, worker) != 0) {
+    free(worker);
+    return CDR_EINTERNAL;
+  }
+  *out = worker;
+  return 0;
+}
+
+void store_worker_submit(struct store_worker *worker, struct store_job *job) {
+  assert(job->reply_to && job->done);
+  job->next = NULL;
+  pthread_mutex_lock(&worker->lock);
+  if (worker->tail)
+    worker->tail->next = job;
+  else
+    worker->head = job;
+  worker->tail = job;
+  pthread_cond_signal(&worker->wake);
+  pthread_mutex_unlock(&worker->lock);
+}
+
+void store_worker_stop(struct store_worker *worker) {
+  pthread_mutex_lock(&worker->lock);
+  worker->stopping = true;
+  pthread_cond_signal(&worker->wake);
+  pthread_mutex_unlock(&worker->lock);
+  pthread_join(worker->thread, NULL);
+  store_close(worker->store);
+  pthread_mutex_destroy(&worker->lock);
+  pthread_cond_destroy(&worker->wake);
+  free(worker);
+}

@@ -1,0 +1,79 @@
+/* store_worker.h — runs store calls on their own threads so event loops never wait for the disk.
+ *
+ * An event loop fills a struct store_job and submits it to a worker; the worker runs it against its
+ * store connection and hands it back to the loop's inbox, whose uv_async wakes the loop to call
+ * job->done there. The writer worker group-commits: it takes every insert and cancel queued (up to
+ * the batch maximum), runs them in one transaction and hands them back only after the commit, so a
+ * 202 is never sent for a task that is not on disk. If the transaction fails, every job in it fails
+ * with CDR_ESTORE_UNAVAILABLE. The writer also assigns task ids and creation times, so ids increase
+ * in commit order. */
+#ifndef CDR_STORE_WORKER_H
+#define CDR_STORE_WORKER_H
+
+#include "common/arena.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <uv.h>
+
+enum store_job_kind {
+  STORE_JOB_INSERT,  /* writer: in task (id and creation time are set) */
+  STORE_JOB_CANCEL,  /* writer: in tenant, task_id; out task */
+  STORE_JOB_GET,     /* reader: in tenant, task_id; out task */
+  STORE_JOB_LIST,    /* reader: in tenant, task_state?, cursor, limit; out tasks */
+  STORE_JOB_TARGETS, /* reader: in tenant, task_id, item_state?, after_index, limit; out task, targets */
+};
+
+struct store_inbox;
+struct store_job;
+typedef void (*store_job_done_cb)(struct store_job *job);
+
+struct store_job {
+  enum store_job_kind kind;
+  struct store_job *next;       /* queue link, owned by whichever queue holds the job */
+  struct store_inbox *reply_to; /* inbox of the loop that submitted the job */
+  store_job_done_cb done;       /* called on that loop when the job has run */
+  void *owner;                  /* the submitter's context (the pending HTTP request) */
+  int result;                   /* 0 or a negative cdr code, set before done */
+  struct arena arena;           /* everything the job reads or builds lives here */
+  const char *tenant;
+  char task_id[TASK_ID_LENGTH + 1];
+  bool filter_task_state, filter_item_state;
+  enum task_state task_state;
+  enum item_state item_state;
+  char cursor[TASK_ID_LENGTH + 1]; /* list tasks older than this id; "" for the newest */
+  int64_t after_index;             /* list targets after this index */
+  size_t limit;                    /* most rows returned */
+  struct task *task;
+  struct store_task_page tasks;
+  struct store_target_page targets;
+};
+
+/* Where finished jobs of one event loop wait for that loop. */
+struct store_inbox {
+  uv_async_t async;
+  pthread_mutex_t lock;
+  struct store_job *head, *tail;
+};
+
+/* Prepares inbox on loop (loop thread). Returns 0 or a negative libuv code. */
+int store_inbox_init(struct store_inbox *inbox, uv_loop_t *loop);
+
+/* Closes the inbox's async handle (loop thread); call after all submitted jobs came back. */
+void store_inbox_close(struct store_inbox *inbox);
+
+struct store_worker;
+
+/* Starts a worker thread owning store (which it closes when stopped). A writer group-commits up to
+ * max_batch jobs per transaction. Returns 0 or CDR_ENOMEM / CDR_EINTERNAL. */
+int store_worker_start(struct store *store, bool writer, size_t max_batch,
+                       struct store_worker **out);
+
+/* Queues job (any thread). job->reply_to and job->done must be set. */
+void store_worker_submit(struct store_worker *worker, struct store_job *job);
+
+/* Runs every job still queued, joins the thread, closes the store and frees the worker. */
+void store_worker_stop(struct store_worker *worker);
+
+#endif

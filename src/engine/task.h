@@ -1,0 +1,70 @@
+/* task.h — the task model: what a customer asked for, where it stands, and its names in the API.
+ *
+ * A task is one accepted purge or preload request. Its targets (URLs, prefixes, regexes, tags) are
+ * held in request order; the counters count (target, node) results. A struct task and everything it
+ * points to live in one arena owned by whoever built it (request parser or store reader). */
+#ifndef CDR_TASK_H
+#define CDR_TASK_H
+
+#include "common/task_id.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum task_type { TASK_PURGE, TASK_PRELOAD };
+enum task_mode { TASK_MODE_DELETE, TASK_MODE_INVALIDATE };
+enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_DONE, TASK_PARTIAL, TASK_FAILED, TASK_CANCELED };
+enum target_kind { TARGET_URL, TARGET_PREFIX, TARGET_REGEX, TARGET_TAG };
+enum { TARGET_KIND_COUNT = 4 };
+enum item_state { ITEM_PENDING, ITEM_SUCCEEDED, ITEM_FAILED, ITEM_UNSUPPORTED, ITEM_CANCELED };
+
+struct task_target {
+  enum target_kind kind;
+  enum item_state state; /* summary over the target's nodes */
+  const char *value;     /* normalised URL, regex source or tag */
+};
+
+struct task_counters {
+  int64_t total;       /* (target, node) pairs */
+  int64_t succeeded;
+  int64_t failed;
+  int64_t pending;
+  int64_t unsupported;
+};
+
+struct task {
+  char id[TASK_ID_LENGTH + 1];
+  const char *tenant;
+  enum task_type type;
+  enum task_mode mode;
+  enum task_state state;
+  const char *node_groups_json; /* JSON array of group names, or NULL for every node */
+  const char *headers_json;     /* preload request headers as a JSON object, or NULL */
+  const char *callback;         /* URL to notify when the task finishes, or NULL */
+  int64_t deadline_s;           /* seconds after creation the task may take */
+  int64_t created_ms, started_ms, finished_ms; /* epoch ms; 0 when not yet */
+  struct task_counters counters;
+  size_t target_counts[TARGET_KIND_COUNT]; /* targets of each kind */
+  size_t target_count;
+  struct task_target *targets;             /* target_count entries, or NULL when not loaded */
+};
+
+/* API names of the enums ("purge", "invalidate", "partial", "prefix", "failed"). Static strings. */
+const char *task_type_name(enum task_type type);
+const char *task_mode_name(enum task_mode mode);
+const char *task_state_name(enum task_state state);
+const char *target_kind_name(enum target_kind kind);
+const char *item_state_name(enum item_state state);
+
+/* Parse API names back. Return 0, or CDR_EINVALID_VALUE for a name that is not one of them. */
+int task_state_parse(const char *name, size_t len, enum task_state *state);
+int item_state_parse(const char *name, size_t len, enum item_state *state);
+int task_type_parse(const char *name, enum task_type *type);
+int task_mode_parse(const char *name, enum task_mode *mode);
+int target_kind_parse(const char *name, enum target_kind *kind);
+
+/* True for done, partial, failed and canceled: states a task never leaves. */
+bool task_state_final(enum task_state state);
+
+#endif

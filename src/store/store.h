@@ -1,0 +1,76 @@
+/* store.h — durable task storage: the one interface the engine writes tasks through.
+ *
+ * A struct store is one connection to the backing database (SQLite in WAL mode today; PostgreSQL
+ * will implement the same calls for cluster mode). One thread uses a connection at a time. Writers
+ * group many inserts into one transaction with store_begin/store_commit: a task is durable once the
+ * commit that holds it has returned 0, and not before. Readers see only committed tasks.
+ * Every call returns 0 or a negative cdr error code; storage failures (disk full, read-only file,
+ * I/O error) come back as CDR_ESTORE_UNAVAILABLE after being logged with the database's reason. */
+#ifndef CDR_STORE_H
+#define CDR_STORE_H
+
+#include "common/arena.h"
+#include "engine/task.h"
+
+#include <stdbool.h>
+
+struct store;
+
+struct store_options {
+  bool read_only;          /* open an existing database for reading only */
+  bool synchronous_full;   /* fsync the WAL on every commit (survives power loss), else only on checkpoints */
+};
+
+/* Opens (and for writers creates, with its directory and schema) the database in dir.
+ * On failure returns CDR_ESTORE_UNAVAILABLE with the reason in err. *out is owned by the caller,
+ * released with store_close. */
+int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
+               size_t err_size);
+
+/* Closes the connection; NULL is allowed. */
+void store_close(struct store *store);
+
+/* Transactions for group commit. store_begin takes the write lock; store_commit makes every write
+ * since durable; store_rollback forgets them. */
+int store_begin(struct store *store);
+int store_commit(struct store *store);
+void store_rollback(struct store *store);
+
+/* Inserts task (which must have an id and creation time) with its targets. Inside a transaction. */
+int store_task_insert(struct store *store, const struct task *task);
+
+/* Reads task id of tenant into *out, allocated in arena, without its targets (targets == NULL).
+ * CDR_ETASK_NOT_FOUND when there is none (other tenants' tasks are not found either). */
+int store_task_get(struct store *store, const char *tenant, const char *id, struct arena *arena,
+                   struct task **out);
+
+/* Cancels task id of tenant at now_ms: the task ends canceled and its pending targets become
+ * canceled. CDR_ETASK_NOT_FOUND, or CDR_ETASK_FINAL when it has already finished. */
+int store_task_cancel(struct store *store, const char *tenant, const char *id, int64_t now_ms);
+
+struct store_task_page {
+  struct task **tasks; /* count tasks, newest first, in the caller's arena */
+  size_t count;
+  bool more;           /* further tasks exist after the last one */
+};
+
+/* Lists tenant's tasks newest first, only those in *state when state is non-NULL, starting after
+ * task id `after` when non-NULL, at most limit of them. */
+int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,
+                     const char *after, size_t limit, struct arena *arena,
+                     struct store_task_page *out);
+
+struct store_target_page {
+  struct task_target *targets; /* count targets in request order, in the caller's arena */
+  int64_t *indexes;            /* position of each target within its task */
+  size_t count;
+  bool more;
+};
+
+/* Lists the targets of task_id (already known to belong to the caller) in order, only those in
+ * *state when non-NULL, with index greater than after, at most limit of them. */
+int store_targets_list(struct store *store, const char *task_id, const enum item_state *state,
+                       int64_t after, size_t limit, struct arena *arena,
+                       struct store_target_page *out);
+
+#endif

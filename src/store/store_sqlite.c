@@ -1,0 +1,369 @@
+/* store_sqlite.c — the SQLite backend of store.h: WAL mode, prepared statements, group commit. */
+#include "store/store.h"
+
+#include "common/error.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum store_statement {
+  STMT_BEGIN,
+  STMT_COMMIT,
+  STMT_ROLLBACK,
+  STMT_TASK_INSERT,
+  STMT_TARGET_INSERT,
+  STMT_TASK_GET,
+  STMT_TASK_CANCEL,
+  STMT_TARGETS_CANCEL,
+  STMT_TASKS_LIST,
+  STMT_TARGETS_LIST,
+  STMT_COUNT
+};
+
+#define STORE_TASK_COLUMNS                                                                         \
+  "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "       \
+  "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "     \
+  "regexes, tags"
+
+static const char *const store_sql[STMT_COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_TASK_INSERT] = "INSERT INTO tasks (" STORE_TASK_COLUMNS ") VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [STMT_TARGET_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value, state) "
+                           "VALUES (?,?,?,?,?)",
+    [STMT_TASK_GET] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id = ?1 AND tenant = ?2",
+    [STMT_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = ?3, pending = 0 "
+                         "WHERE id = ?1 AND tenant = ?2 AND state IN ('queued', 'running')",
+    [STMT_TARGETS_CANCEL] = "UPDATE task_targets SET state = 'canceled' "
+                            "WHERE task_id = ?1 AND state = 'pending'",
+    [STMT_TASKS_LIST] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE tenant = ?1 "
+                        "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) "
+                        "ORDER BY id DESC LIMIT ?4",
+    [STMT_TARGETS_LIST] = "SELECT idx, kind, value, state FROM task_targets WHERE task_id = ?1 "
+                          "AND (?2 IS NULL OR state = ?2) AND idx > ?3 ORDER BY idx LIMIT ?4",
+};
+
+static const char store_schema[] =
+    "CREATE TABLE IF NOT EXISTS tasks ("
+    " id TEXT PRIMARY KEY, tenant TEXT NOT NULL, type TEXT NOT NULL, mode TEXT NOT NULL,"
+    " state TEXT NOT NULL, node_groups TEXT, headers TEXT, callback TEXT,"
+    " deadline_s INTEGER NOT NULL, created_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL,"
+    " finished_ms INTEGER NOT NULL, total INTEGER NOT NULL, succeeded INTEGER NOT NULL,"
+    " failed INTEGER NOT NULL, pending INTEGER NOT NULL, unsupported INTEGER NOT NULL,"
+    " urls INTEGER NOT NULL, prefixes INTEGER NOT NULL, regexes INTEGER NOT NULL,"
+    " tags INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS tasks_by_tenant_state ON tasks (tenant, state, id);"
+    "CREATE TABLE IF NOT EXISTS task_targets ("
+    " task_id TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"
+    " state TEXT NOT NULL, PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
+    "PRAGMA user_version = 1;";
+
+struct store {
+  sqlite3 *db;
+  sqlite3_stmt *statements[STMT_COUNT];
+};
+
+/* Maps an SQLite result to a cdr code, logging the database's own words for operators. */
+static int store_error(struct store *store, int rc, const char *what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
+    return 0;
+  if (rc == SQLITE_NOMEM)
+    return CDR_ENOMEM;
+  log_error("store.error", "%s failed: %s (sqlite code %d)", what, sqlite3_errmsg(store->db), rc);
+  return CDR_ESTORE_UNAVAILABLE;
+}
+
+static int store_mkdir(const char *dir, char *err, size_t err_size) {
+  char path[4096];
+  if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+    snprintf(err, err_size, "data dir path is too long");
+    return CDR_ESTORE_UNAVAILABLE;
+  }
+  for (char *p = path + 1;; p++) {
+    if (*p == '/' || *p == '\0') {
+      char saved = *p;
+      *p = '\0';
+      if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, err_size, "cannot create data dir %s: %s", path, strerror(errno));
+        return CDR_ESTORE_UNAVAILABLE;
+      }
+      *p = saved;
+      if (saved == '\0')
+        return 0;
+    }
+  }
+}
+
+int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
+               size_t err_size) {
+  if (!options->read_only && store_mkdir(dir, err, err_size))
+    return CDR_ESTORE_UNAVAILABLE;
+  struct store *store = calloc(1, sizeof(*store));
+  if (!store)
+    return CDR_ENOMEM;
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/cdnrefresh.db", dir);
+  int flags = options->read_only ? SQLITE_OPEN_READONLY
+                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  int rc = sqlite3_open_v2(path, &store->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK)
+    goto fail;
+  sqlite3_busy_timeout(store->db, 5000);
+  char pragmas[160];
+  snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;",
+           options->synchronous_full ? "FULL" : "NORMAL");
+  if (!options->read_only) {
+    rc = sqlite3_exec(store->db, pragmas, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_exec(store->db, store_schema, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+      goto fail;
+  }
+  for (int i = 0; i < STMT_COUNT; i++) {
+    if (options->read_only && (i == STMT_TASK_INSERT || i == STMT_TARGET_INSERT ||
+                               i == STMT_TASK_CANCEL || i == STMT_TARGETS_CANCEL))
+      continue; /* a read-only connection cannot prepare writes to tables it will never write */
+    rc = sqlite3_prepare_v3(store->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                            &store->statements[i], NULL);
+    if (rc != SQLITE_OK)
+      goto fail;
+  }
+  *out = store;
+  return 0;
+
+fail:
+  snprintf(err, err_size, "cannot open %s: %s", path,
+           store->db ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
+  store_close(store);
+  return CDR_ESTORE_UNAVAILABLE;
+}
+
+void store_close(struct store *store) {
+  if (!store)
+    return;
+  for (int i = 0; i < STMT_COUNT; i++)
+    sqlite3_finalize(store->statements[i]);
+  sqlite3_close(store->db);
+  free(store);
+}
+
+/* Runs a statement that returns no rows and resets it. */
+static int store_run(struct store *store, enum store_statement which, const char *what) {
+  sqlite3_stmt *stmt = store->statements[which];
+  int rc = sqlite3_step(stmt);
+  int err = store_error(store, rc, what);
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return err;
+}
+
+int store_begin(struct store *store) { return store_run(store, STMT_BEGIN, "begin"); }
+int store_commit(struct store *store) { return store_run(store, STMT_COMMIT, "commit"); }
+
+void store_rollback(struct store *store) {
+  if (!sqlite3_get_autocommit(store->db))
+    store_run(store, STMT_ROLLBACK, "rollback");
+}
+
+static void store_bind_text(sqlite3_stmt *stmt, int index, const char *text) {
+  if (text)
+    sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(stmt, index);
+}
+
+int store_task_insert(struct store *store, const struct task *task) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_INSERT];
+  int col = 1;
+  store_bind_text(stmt, col++, task->id);
+  store_bind_text(stmt, col++, task->tenant);
+  store_bind_text(stmt, col++, task_type_name(task->type));
+  store_bind_text(stmt, col++, task_mode_name(task->mode));
+  store_bind_text(stmt, col++, task_state_name(task->state));
+  store_bind_text(stmt, col++, task->node_groups_json);
+  store_bind_text(stmt, col++, task->headers_json);
+  store_bind_text(stmt, col++, task->callback);
+  const int64_t numbers[] = {task->deadline_s,           task->created_ms,
+                             task->started_ms,           task->finished_ms,
+                             task->counters.total,       task->counters.succeeded,
+                             task->counters.failed,      task->counters.pending,
+                             task->counters.unsupported, (int64_t)task->target_counts[TARGET_URL],
+                             (int64_t)task->target_counts[TARGET_PREFIX],
+                             (int64_t)task->target_counts[TARGET_REGEX],
+                             (int64_t)task->target_counts[TARGET_TAG]};
+  for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+    sqlite3_bind_int64(stmt, col++, numbers[i]);
+  int err = store_run(store, STMT_TASK_INSERT, "task insert");
+
+  stmt = store->statements[STMT_TARGET_INSERT];
+  for (size_t i = 0; !err && i < task->target_count; i++) {
+    const struct task_target *target = &task->targets[i];
+    store_bind_text(stmt, 1, task->id);
+    sqlite3_bind_int64(stmt, 2, (int64_t)i);
+    store_bind_text(stmt, 3, target_kind_name(target->kind));
+    store_bind_text(stmt, 4, target->value);
+    store_bind_text(stmt, 5, item_state_name(target->state));
+    err = store_run(store, STMT_TARGET_INSERT, "target insert");
+  }
+  return err;
+}
+
+/* Copies text column col into the arena; NULL stays NULL. Sets *failed when out of room. */
+static const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, bool *failed) {
+  const unsigned char *text = sqlite3_column_text(stmt, col);
+  if (!text)
+    return NULL;
+  char *copy = arena_strndup(arena, (const char *)text, (size_t)sqlite3_column_bytes(stmt, col));
+  if (!copy)
+    *failed = true;
+  return copy;
+}
+
+/* Reads one row of STORE_TASK_COLUMNS into a task allocated in arena. */
+static int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out) {
+  struct task *task = arena_alloc(arena, sizeof(*task));
+  if (!task)
+    return CDR_ENOMEM;
+  memset(task, 0, sizeof(*task));
+  bool failed = false;
+  const char *text = (const char *)sqlite3_column_text(stmt, 0);
+  snprintf(task->id, sizeof(task->id), "%s", text ? text : "");
+  task->tenant = store_column_text(stmt, 1, arena, &failed);
+  const char *type = (const char *)sqlite3_column_text(stmt, 2);
+  const char *mode = (const char *)sqlite3_column_text(stmt, 3);
+  const char *state = (const char *)sqlite3_column_text(stmt, 4);
+  if (!type || !mode || !state || task_type_parse(type, &task->type) ||
+      task_mode_parse(mode, &task->mode) || task_state_parse(state, strlen(state), &task->state)) {
+    log_error("store.corrupt", "task %s has an unknown type, mode or state", task->id);
+    return CDR_EINTERNAL;
+  }
+  task->node_groups_json = store_column_text(stmt, 5, arena, &failed);
+  task->headers_json = store_column_text(stmt, 6, arena, &failed);
+  task->callback = store_column_text(stmt, 7, arena, &failed);
+  int64_t *numbers[] = {&task->deadline_s,           &task->created_ms,
+                        &task->started_ms,           &task->finished_ms,
+                        &task->counters.total,       &task->counters.succeeded,
+                        &task->counters.failed,      &task->counters.pending,
+                        &task->counters.unsupported};
+  int col = 8;
+  for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+    *numbers[i] = sqlite3_column_int64(stmt, col++);
+  for (int kind = 0; kind < TARGET_KIND_COUNT; kind++) {
+    task->target_counts[kind] = (size_t)sqlite3_column_int64(stmt, col++);
+    task->target_count += task->target_counts[kind];
+  }
+  if (failed)
+    return CDR_ENOMEM;
+  *out = task;
+  return 0;
+}
+
+int store_task_get(struct store *store, const char *tenant, const char *id, struct arena *arena,
+                   struct task **out) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_GET];
+  store_bind_text(stmt, 1, id);
+  store_bind_text(stmt, 2, tenant);
+  int rc = sqlite3_step(stmt);
+  int err = rc == SQLITE_ROW    ? store_task_from_row(stmt, arena, out)
+            : rc == SQLITE_DONE ? CDR_ETASK_NOT_FOUND
+                                : store_error(store, rc, "task get");
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return err;
+}
+
+int store_task_cancel(struct store *store, const char *tenant, const char *id, int64_t now_ms) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_CANCEL];
+  store_bind_text(stmt, 1, id);
+  store_bind_text(stmt, 2, tenant);
+  sqlite3_bind_int64(stmt, 3, now_ms);
+  int err = store_run(store, STMT_TASK_CANCEL, "task cancel");
+  if (err)
+    return err;
+  if (sqlite3_changes(store->db) == 0) {
+    /* Nothing changed: either no such task, or it has already finished. */
+    struct arena scratch;
+    arena_init(&scratch, 64 * 1024);
+    struct task *task;
+    err = store_task_get(store, tenant, id, &scratch, &task);
+    arena_release(&scratch);
+    return err ? err : CDR_ETASK_FINAL;
+  }
+  stmt = store->statements[STMT_TARGETS_CANCEL];
+  store_bind_text(stmt, 1, id);
+  return store_run(store, STMT_TARGETS_CANCEL, "targets cancel");
+}
+
+int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,
+                     const char *after, size_t limit, struct arena *arena,
+                     struct store_task_page *out) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASKS_LIST];
+  store_bind_text(stmt, 1, tenant);
+  store_bind_text(stmt, 2, state ? task_state_name(*state) : NULL);
+  store_bind_text(stmt, 3, after);
+  sqlite3_bind_int64(stmt, 4, (int64_t)limit + 1); /* one extra row tells whether more exist */
+  out->tasks = arena_alloc(arena, (limit + 1) * sizeof(*out->tasks));
+  out->count = 0;
+  out->more = false;
+  int err = out->tasks ? 0 : CDR_ENOMEM;
+  int rc = SQLITE_DONE;
+  while (!err && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (out->count == limit) {
+      out->more = true;
+      break;
+    }
+    err = store_task_from_row(stmt, arena, &out->tasks[out->count]);
+    if (!err)
+      out->count++;
+  }
+  if (!err && rc != SQLITE_ROW)
+    err = store_error(store, rc, "task list");
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return err;
+}
+
+int store_targets_list(struct store *store, const char *task_id, const enum item_state *state,
+                       int64_t after, size_t limit, struct arena *arena,
+                       struct store_target_page *out) {
+  sqlite3_stmt *stmt = store->statements[STMT_TARGETS_LIST];
+  store_bind_text(stmt, 1, task_id);
+  store_bind_text(stmt, 2, state ? item_state_name(*state) : NULL);
+  sqlite3_bind_int64(stmt, 3, after);
+  sqlite3_bind_int64(stmt, 4, (int64_t)limit + 1);
+  out->targets = arena_alloc(arena, (limit + 1) * sizeof(*out->targets));
+  out->indexes = arena_alloc(arena, (limit + 1) * sizeof(*out->indexes));
+  out->count = 0;
+  out->more = false;
+  int err = out->targets && out->indexes ? 0 : CDR_ENOMEM;
+  int rc = SQLITE_DONE;
+  while (!err && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (out->count == limit) {
+      out->more = true;
+      break;
+    }
+    struct task_target *target = &out->targets[out->count];
+    const char *kind = (const char *)sqlite3_column_text(stmt, 1);
+    const char *item = (const char *)sqlite3_column_text(stmt, 3);
+    bool failed = false;
+    target->value = store_column_text(stmt, 2, arena, &failed);
+    if (failed)
+      err = CDR_ENOMEM;
+    else if (!kind || !item || target_kind_parse(kind, &target->kind) ||
+             item_state_parse(item, strlen(item), &target->state))
+      err = CDR_EINTERNAL;
+    out->indexes[out->count++] = sqlite3_column_int64(stmt, 0);
+  }
+  if (!err && rc != SQLITE_ROW)
+    err = store_error(store, rc, "target list");
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return err;
+}
