@@ -1,0 +1,222 @@
+/* test_store.c — SQLite store round trips: insert, get, list, paging, cancel, reopen. */
+#include "unit.h"
+
+#include "common/error.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fixture {
+  char dir[64];
+  struct store *writer;
+  struct store *reader;
+  struct arena arena;
+};
+
+static int store_setup(void **state) {
+  struct fixture *f = calloc(1, sizeof(*f));
+  snprintf(f->dir, sizeof(f->dir), "/tmp/cdr-test-store-XXXXXX");
+  if (!mkdtemp(f->dir))
+    return -1;
+  char err[256];
+  struct store_options options = {.synchronous_full = false};
+  if (store_open(f->dir, &options, &f->writer, err, sizeof(err)))
+    return -1;
+  options.read_only = true;
+  if (store_open(f->dir, &options, &f->reader, err, sizeof(err)))
+    return -1;
+  arena_init(&f->arena, 1 << 20);
+  *state = f;
+  return 0;
+}
+
+static int store_teardown(void **state) {
+  struct fixture *f = *state;
+  store_close(f->writer);
+  store_close(f->reader);
+  arena_release(&f->arena);
+  char command[128];
+  snprintf(command, sizeof(command), "rm -rf %s", f->dir);
+  int rc = system(command);
+  free(f);
+  return rc;
+}
+
+/* Builds a purge task with n URL targets and the given id. */
+static struct task *make_task(struct arena *arena, const char *id, size_t n) {
+  struct task *task = arena_alloc(arena, sizeof(*task));
+  memset(task, 0, sizeof(*task));
+  snprintf(task->id, sizeof(task->id), "%s", id);
+  task->tenant = "dev";
+  task->type = TASK_PURGE;
+  task->state = TASK_QUEUED;
+  task->deadline_s = 60;
+  task->created_ms = 1795000000000;
+  task->node_groups_json = "[\"eu\"]";
+  task->targets = arena_alloc(arena, n * sizeof(*task->targets));
+  for (size_t i = 0; i < n; i++) {
+    char url[64];
+    snprintf(url, sizeof(url), "https://a.com/%zu", i);
+    task->targets[i] = (struct task_target){TARGET_URL, ITEM_PENDING, arena_strdup(arena, url)};
+  }
+  task->target_count = n;
+  task->target_counts[TARGET_URL] = n;
+  return task;
+}
+
+static void insert(struct fixture *f, struct task *task) {
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_insert(f->writer, task), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+}
+
+static const char *const ids[] = {"01M87BCTXNBXVP8BSWWYX7577A", "01M87BCTXNBXVP8BSWWYX7577B",
+                                  "01M87BCTXNBXVP8BSWWYX7577C"};
+
+static void store_round_trips_a_task(void **state) {
+  struct fixture *f = *state;
+  insert(f, make_task(&f->arena, ids[0], 3));
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
+  assert_string_equal(got->id, ids[0]);
+  assert_string_equal(got->tenant, "dev");
+  assert_int_equal(got->type, TASK_PURGE);
+  assert_int_equal(got->state, TASK_QUEUED);
+  assert_int_equal(got->deadline_s, 60);
+  assert_int_equal(got->created_ms, 1795000000000);
+  assert_string_equal(got->node_groups_json, "[\"eu\"]");
+  assert_null(got->callback);
+  assert_int_equal(got->target_count, 3);
+  assert_int_equal(got->target_counts[TARGET_URL], 3);
+}
+
+static void store_hides_other_tenants_tasks(void **state) {
+  struct fixture *f = *state;
+  insert(f, make_task(&f->arena, ids[0], 1));
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "other", ids[0], &f->arena, &got),
+                   CDR_ETASK_NOT_FOUND);
+  assert_int_equal(store_task_get(f->reader, "dev", ids[1], &f->arena, &got), CDR_ETASK_NOT_FOUND);
+}
+
+static void store_lists_newest_first_in_pages(void **state) {
+  struct fixture *f = *state;
+  for (int i = 0; i < 3; i++)
+    insert(f, make_task(&f->arena, ids[i], 1));
+  struct store_task_page page;
+  assert_int_equal(store_tasks_list(f->reader, "dev", NULL, NULL, 2, &f->arena, &page), 0);
+  assert_int_equal(page.count, 2);
+  assert_true(page.more);
+  assert_string_equal(page.tasks[0]->id, ids[2]);
+  assert_string_equal(page.tasks[1]->id, ids[1]);
+  assert_int_equal(store_tasks_list(f->reader, "dev", NULL, ids[1], 2, &f->arena, &page), 0);
+  assert_int_equal(page.count, 1);
+  assert_false(page.more);
+  assert_string_equal(page.tasks[0]->id, ids[0]);
+}
+
+static void store_cancels_and_filters_by_state(void **state) {
+  struct fixture *f = *state;
+  for (int i = 0; i < 2; i++)
+    insert(f, make_task(&f->arena, ids[i], 2));
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 1795000001000), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+
+  enum task_state canceled = TASK_CANCELED;
+  struct store_task_page page;
+  assert_int_equal(store_tasks_list(f->reader, "dev", &canceled, NULL, 10, &f->arena, &page), 0);
+  assert_int_equal(page.count, 1);
+  assert_string_equal(page.tasks[0]->id, ids[0]);
+  assert_int_equal(page.tasks[0]->finished_ms, 1795000001000);
+
+  enum item_state item = ITEM_CANCELED;
+  struct store_target_page targets;
+  assert_int_equal(store_targets_list(f->reader, ids[0], &item, -1, 10, &f->arena, &targets), 0);
+  assert_int_equal(targets.count, 2);
+
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 1), CDR_ETASK_FINAL);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[2], 1), CDR_ETASK_NOT_FOUND);
+  assert_int_equal(store_commit(f->writer), 0);
+}
+
+static void store_pages_targets_in_order(void **state) {
+  struct fixture *f = *state;
+  insert(f, make_task(&f->arena, ids[0], 5));
+  struct store_target_page page;
+  assert_int_equal(store_targets_list(f->reader, ids[0], NULL, -1, 2, &f->arena, &page), 0);
+  assert_int_equal(page.count, 2);
+  assert_true(page.more);
+  assert_string_equal(page.targets[1].value, "https://a.com/1");
+  assert_int_equal(store_targets_list(f->reader, ids[0], NULL, page.indexes[1], 10, &f->arena,
+                                      &page), 0);
+  assert_int_equal(page.count, 3);
+  assert_false(page.more);
+  assert_int_equal(page.indexes[0], 2);
+  assert_string_equal(page.targets[2].value, "https://a.com/4");
+}
+
+static void store_rollback_forgets_writes(void **state) {
+  struct fixture *f = *state;
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_insert(f->writer, make_task(&f->arena, ids[0], 1)), 0);
+  store_rollback(f->writer);
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), CDR_ETASK_NOT_FOUND);
+}
+
+static void store_refuses_duplicate_ids(void **state) {
+  struct fixture *f = *state;
+  insert(f, make_task(&f->arena, ids[0], 1));
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_insert(f->writer, make_task(&f->arena, ids[0], 1)),
+                   CDR_ESTORE_UNAVAILABLE);
+  store_rollback(f->writer);
+}
+
+static void store_keeps_tasks_across_reopen(void **state) {
+  struct fixture *f = *state;
+  insert(f, make_task(&f->arena, ids[0], 2));
+  store_close(f->writer);
+  store_close(f->reader);
+  char err[256];
+  struct store_options options = {.read_only = false};
+  assert_int_equal(store_open(f->dir, &options, &f->writer, err, sizeof(err)), 0);
+  options.read_only = true;
+  assert_int_equal(store_open(f->dir, &options, &f->reader, err, sizeof(err)), 0);
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
+  assert_int_equal(got->target_count, 2);
+}
+
+static void store_open_reports_unusable_dir(void **state) {
+  (void)state;
+  struct store *store = NULL;
+  char err[256] = "";
+  struct store_options options = {.read_only = false};
+  assert_int_equal(store_open("/proc/cdr-cannot-exist/x", &options, &store, err, sizeof(err)),
+                   CDR_ESTORE_UNAVAILABLE);
+  assert_null(store);
+  assert_non_null(strstr(err, "/proc/cdr-cannot-exist"));
+}
+
+#define STORE_TEST(name) cmocka_unit_test_setup_teardown(name, store_setup, store_teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      STORE_TEST(store_round_trips_a_task),
+      STORE_TEST(store_hides_other_tenants_tasks),
+      STORE_TEST(store_lists_newest_first_in_pages),
+      STORE_TEST(store_cancels_and_filters_by_state),
+      STORE_TEST(store_pages_targets_in_order),
+      STORE_TEST(store_rollback_forgets_writes),
+      STORE_TEST(store_refuses_duplicate_ids),
+      STORE_TEST(store_keeps_tasks_across_reopen),
+      cmocka_unit_test(store_open_reports_unusable_dir),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
