@@ -1,0 +1,110 @@
+"""The task API end to end: submit, read, list, page, cancel, health, keep-alive."""
+import http.client
+import re
+
+ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+
+
+def test_purge_is_accepted_and_readable(engine):
+    status, headers, body = engine.purge(["https://Example.com:443/a.png"],
+                                         prefixes=["https://example.com/img/"], mode="invalidate",
+                                         nodes={"groups": ["eu"]}, deadline_s=90)
+    assert status == 202
+    assert headers["content-type"] == "application/json"
+    assert ID_RE.match(body["task_id"])
+    assert body["status"] == "queued"
+    assert body["type"] == "purge"
+    assert body["mode"] == "invalidate"
+    assert body["targets"] == {"urls": 1, "prefixes": 1, "regexes": 0, "tags": 0}
+    assert body["nodes"] == {"groups": ["eu"]}
+    assert body["deadline_s"] == 90
+
+    status, _, task = engine.request("GET", f"/v1/tasks/{body['task_id']}")
+    assert status == 200
+    assert task == body
+    assert set(task["counters"]) == {"total", "succeeded", "failed", "pending", "unsupported"}
+    assert task["created_at"].endswith("Z") and task["finished_at"] is None
+
+
+def test_preload_keeps_headers(engine):
+    status, _, body = engine.request("POST", "/v1/preload", {
+        "urls": ["https://example.com/video.mp4"], "headers": {"Accept-Encoding": "gzip"}})
+    assert status == 202
+    assert body["type"] == "preload"
+    status, _, task = engine.request("GET", f"/v1/tasks/{body['task_id']}")
+    assert task["headers"] == {"Accept-Encoding": "gzip"}
+
+
+def test_items_list_normalised_targets_in_pages(engine):
+    urls = [f"HTTPS://EXAMPLE.COM/{i}" for i in range(5)]
+    _, _, body = engine.purge(urls, tags=["t1"])
+    task_id = body["task_id"]
+    status, _, page = engine.request("GET", f"/v1/tasks/{task_id}/items?limit=4")
+    assert status == 200
+    assert [item["target"] for item in page["items"]] == [f"https://example.com/{i}" for i in range(4)]
+    assert all(item["state"] == "pending" and item["kind"] == "url" for item in page["items"])
+    assert page["next_cursor"] is not None
+    _, _, rest = engine.request("GET", f"/v1/tasks/{task_id}/items?limit=4&cursor={page['next_cursor']}")
+    assert [(i["kind"], i["target"]) for i in rest["items"]] == [("url", "https://example.com/4"), ("tag", "t1")]
+    assert rest["next_cursor"] is None
+    _, _, failed = engine.request("GET", f"/v1/tasks/{task_id}/items?state=failed")
+    assert failed["items"] == []
+
+
+def test_task_ids_increase_and_list_is_newest_first(engine):
+    ids = [engine.purge([f"https://example.com/{i}"])[2]["task_id"] for i in range(6)]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    status, _, page = engine.request("GET", "/v1/tasks?limit=4")
+    assert status == 200
+    assert [t["task_id"] for t in page["tasks"]] == ids[::-1][:4]
+    _, _, rest = engine.request("GET", f"/v1/tasks?limit=4&cursor={page['next_cursor']}")
+    assert [t["task_id"] for t in rest["tasks"]] == ids[::-1][4:]
+    assert rest["next_cursor"] is None
+
+
+def test_cancel_ends_the_task_once(engine):
+    _, _, kept = engine.purge(["https://example.com/keep"])
+    _, _, body = engine.purge(["https://example.com/a", "https://example.com/b"])
+    task_id = body["task_id"]
+    status, _, task = engine.request("DELETE", f"/v1/tasks/{task_id}")
+    assert status == 200
+    assert task["status"] == "canceled"
+    assert task["finished_at"] is not None
+    _, _, items = engine.request("GET", f"/v1/tasks/{task_id}/items?state=canceled")
+    assert len(items["items"]) == 2
+    status, _, again = engine.request("DELETE", f"/v1/tasks/{task_id}")
+    assert status == 409
+    assert again["error"]["code"] == "task_final"
+    _, _, canceled = engine.request("GET", "/v1/tasks?state=canceled")
+    assert [t["task_id"] for t in canceled["tasks"]] == [task_id]
+    _, _, queued = engine.request("GET", "/v1/tasks?state=queued")
+    assert [t["task_id"] for t in queued["tasks"]] == [kept["task_id"]]
+
+
+def test_health_ready_and_nodes(engine):
+    assert engine.request("GET", "/healthz")[:1] == (200,)
+    status, _, body = engine.request("GET", "/readyz")
+    assert (status, body) == (200, {"status": "ready"})
+    status, _, body = engine.request("GET", "/v1/nodes")
+    assert (status, body) == (200, {"nodes": []})
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(engine):
+    conn = http.client.HTTPConnection("127.0.0.1", engine.port, timeout=10)
+    for i in range(20):
+        status, headers, _ = engine.request("POST", "/v1/purge", {"urls": [f"https://e.com/{i}"]}, conn=conn)
+        assert status == 202
+        assert headers.get("connection", "keep-alive").lower() != "close"
+    status, headers, _ = engine.request("GET", "/v1/tasks/01M87BCTXNBXVP8BSWWYX7577R", conn=conn)
+    assert status == 404 and headers.get("connection", "").lower() != "close"
+    conn.close()
+
+
+def test_restart_keeps_every_task(make_engine, data_dir):
+    engine = make_engine()
+    ids = [engine.purge([f"https://example.com/{i}"])[2]["task_id"] for i in range(10)]
+    assert engine.stop() == 0
+    engine.start()
+    for task_id in ids:
+        status, _, task = engine.request("GET", f"/v1/tasks/{task_id}")
+        assert status == 200 and task["status"] == "queued"

@@ -1,0 +1,102 @@
+"""The cdnrefresh CLI against a real engine: output, --json, --wait and exit codes."""
+import json
+import subprocess
+import time
+
+from conftest import CLI_BIN, free_port, run_cli
+
+
+def test_purge_prints_task_id_and_task_shows_it(engine):
+    result = run_cli(engine.url, "purge", "https://example.com/a.css", "--prefix", "https://example.com/img/",
+                     "--tag", "t1", "--mode", "invalidate", "--group", "eu", "--deadline", "120")
+    assert result.returncode == 0, result.stderr
+    task_id = result.stdout.strip()
+    status, _, task = engine.request("GET", f"/v1/tasks/{task_id}")
+    assert status == 200
+    assert task["mode"] == "invalidate" and task["nodes"] == {"groups": ["eu"]} and task["deadline_s"] == 120
+    assert task["targets"] == {"urls": 1, "prefixes": 1, "regexes": 0, "tags": 1}
+
+    shown = run_cli(engine.url, "task", task_id)
+    assert shown.returncode == 0
+    assert f"task:        {task_id}" in shown.stdout
+    assert "status:      queued" in shown.stdout
+    assert "1 urls, 1 prefixes, 0 regexes, 1 tags" in shown.stdout
+
+
+def test_preload_with_header_and_json_output(engine):
+    result = run_cli(engine.url, "--json", "preload", "https://example.com/v.mp4", "--header", "Accept-Encoding: gzip")
+    assert result.returncode == 0, result.stderr
+    task = json.loads(result.stdout)
+    assert task["type"] == "preload"
+    _, _, stored = engine.request("GET", f"/v1/tasks/{task['task_id']}")
+    assert stored["headers"] == {"Accept-Encoding": "gzip"}
+
+
+def test_tasks_table_items_and_cancel(engine):
+    ids = [run_cli(engine.url, "purge", f"https://example.com/{i}").stdout.strip() for i in range(3)]
+    table = run_cli(engine.url, "tasks")
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["TASK", "TYPE", "MODE", "STATUS", "TARGETS", "CREATED"]
+    assert [line.split()[0] for line in lines[1:4]] == ids[::-1]
+
+    items = run_cli(engine.url, "items", ids[0])
+    assert "https://example.com/0" in items.stdout and "pending" in items.stdout
+
+    canceled = run_cli(engine.url, "cancel", ids[1])
+    assert canceled.returncode == 0
+    assert "status:      canceled" in canceled.stdout
+    only = run_cli(engine.url, "--json", "tasks", "--state", "canceled")
+    assert [t["task_id"] for t in json.loads(only.stdout)["tasks"]] == [ids[1]]
+    again = run_cli(engine.url, "cancel", ids[1])
+    assert again.returncode == 3
+    assert "task_final" in again.stderr
+
+
+def test_nodes_says_none_registered(engine):
+    result = run_cli(engine.url, "nodes")
+    assert result.returncode == 0
+    assert "no nodes have registered" in result.stdout
+
+
+def test_exit_codes(engine):
+    refused = run_cli(engine.url, "purge", "not-a-url")
+    assert refused.returncode == 3
+    assert "invalid_url" in refused.stderr and "urls[0]" in refused.stderr
+    missing = run_cli(engine.url, "task", "01M87BCTXNBXVP8BSWWYX7577R")
+    assert missing.returncode == 3
+    unreachable = run_cli(f"http://127.0.0.1:{free_port()}", "tasks")
+    assert unreachable.returncode == 4
+    assert "cannot reach the engine" in unreachable.stderr
+    assert run_cli(engine.url, "frobnicate").returncode == 2
+    assert run_cli(engine.url, "purge", "https://a.com/", "--deadline", "soon").returncode == 2
+    assert subprocess.run([CLI_BIN], capture_output=True).returncode == 2
+
+
+def test_wait_times_out_with_progress_lines(engine):
+    result = run_cli(engine.url, "purge", "https://example.com/slow", "--wait", "--timeout", "1")
+    assert result.returncode == 5
+    task_id = result.stdout.strip()
+    assert f"{task_id} queued: 0/0 results" in result.stderr
+    assert "has not finished after 1s" in result.stderr
+
+
+def test_wait_ends_when_task_is_canceled(engine):
+    proc = subprocess.Popen([CLI_BIN, "--engine", engine.url, "purge", "https://example.com/x", "--wait",
+                             "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    task_id = proc.stdout.readline().strip()
+    time.sleep(0.5)
+    status, _, _ = engine.request("DELETE", f"/v1/tasks/{task_id}")
+    assert status == 200
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    assert f"{task_id} canceled:" in err
+
+
+def test_help_and_version():
+    help_text = subprocess.run([CLI_BIN, "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0
+    for word in ("purge URL", "preload URL", "--wait", "Exit codes"):
+        assert word in help_text.stdout
+    version = subprocess.run([CLI_BIN, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("cdnrefresh ")

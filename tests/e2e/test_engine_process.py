@@ -1,0 +1,71 @@
+"""The engine as a process: flags, config errors, data dir lock, signals."""
+import os
+import subprocess
+
+from conftest import ENGINE_BIN, Engine, free_port
+
+
+def run_engine(*args):
+    return subprocess.run([ENGINE_BIN, *args], capture_output=True, text=True, timeout=20)
+
+
+def test_help_lists_every_contract_flag():
+    result = run_engine("--help")
+    assert result.returncode == 0
+    for flag in ("--api-listen", "--agent-listen", "--data-dir", "--config", "--dev", "--version",
+                 "--max-body-bytes", "--max-items", "--max-url-length", "default: 127.0.0.1:8470"):
+        assert flag in result.stdout
+
+
+def test_version_names_commit():
+    result = run_engine("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("cdnrefresh-engine ") and "commit" in result.stdout
+
+
+def test_bad_settings_are_named(data_dir):
+    result = run_engine("--dev", "--data-dir", data_dir, "--max-items", "0")
+    assert result.returncode == 2
+    assert "limits.max_items_per_request must be 1..100000, got '0'" in result.stderr
+    result = run_engine("--dev", "--data-dir", data_dir, "--api-listen", "localhost")
+    assert result.returncode == 2 and "engine.api_listen" in result.stderr
+    result = run_engine("--dev", "--data-dir", data_dir, "--bogus", "1")
+    assert result.returncode == 2 and "--bogus" in result.stderr
+
+
+def test_dev_mode_refuses_non_loopback_and_signing_needs_dev(data_dir):
+    result = run_engine("--dev", "--data-dir", data_dir, "--api-listen", "0.0.0.0:8470")
+    assert result.returncode == 2 and "loopback" in result.stderr
+    result = run_engine("--data-dir", data_dir)
+    assert result.returncode == 2 and "--dev" in result.stderr
+
+
+def test_config_file_sets_limits(make_engine, data_dir):
+    path = os.path.join(data_dir, "engine.ini")
+    with open(path, "w") as f:
+        f.write("[limits]\nmax_items_per_request = 2\n")
+    engine = make_engine("--config", path)
+    status, _, body = engine.purge(["https://a.com/1", "https://a.com/2", "https://a.com/3"])
+    assert status == 400 and body["error"]["code"] == "too_many_items"
+    status, _, _ = engine.purge(["https://a.com/1", "https://a.com/2"])
+    assert status == 202
+
+
+def test_second_engine_on_same_data_dir_is_refused(engine, data_dir):
+    port = free_port()
+    result = run_engine("--dev", "--data-dir", data_dir, "--api-listen", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "in use by another engine" in result.stderr
+
+
+def test_unusable_data_dir_is_reported():
+    result = run_engine("--dev", "--data-dir", "/proc/cdr-no-such-dir/x", "--api-listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "/proc/cdr-no-such-dir" in result.stderr
+
+
+def test_sigterm_exits_zero_and_readyz_stays_truthful(make_engine):
+    engine = make_engine()
+    assert engine.request("GET", "/readyz")[0] == 200
+    assert engine.stop() == 0
+    assert "engine.stopped" in engine.read_log()
