@@ -265,7 +265,7 @@ int main(int argc, char **argv) {
       {"header", required_argument, NULL, OPT_HEADER}, {"state", required_argument, NULL, OPT_STATE},
       {"limit", required_argument, NULL, OPT_LIMIT},   {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},           {NULL, 0, NULL, 0}};
-  bool ok = true;
+  bool ok = true, help = false, version = false;
   int opt;
   while (ok && (opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (opt) {
@@ -288,23 +288,29 @@ int main(int argc, char **argv) {
       break;
     case OPT_STATE: options.state = optarg; break;
     case OPT_LIMIT: options.limit = cli_positive(optarg, "--limit", &ok); break;
-    case OPT_VERSION: printf("cdnrefresh %s (commit %s)\n", CDR_VERSION, CDR_COMMIT); return 0;
-    case OPT_HELP: case 'h': cli_usage(stdout); return 0;
+    case OPT_VERSION: version = true; break;
+    case OPT_HELP: case 'h': help = true; break;
     default: ok = false; break;
     }
   }
-  if (!ok || optind >= argc) {
+  int rc = CLI_EXIT_OK;
+  if (ok && help) {
+    cli_usage(stdout);
+  } else if (ok && version) {
+    printf("cdnrefresh %s (commit %s)\n", CDR_VERSION, CDR_COMMIT);
+  } else if (!ok || optind >= argc) {
     if (ok)
       cli_usage(stderr);
-    return CLI_EXIT_USAGE;
+    rc = CLI_EXIT_USAGE;
+  } else {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cli_run(&options, argc - optind, argv + optind);
+    curl_global_cleanup();
   }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  int rc = cli_run(&options, argc - optind, argv + optind);
   json_decref(options.prefixes);
   json_decref(options.regexes);
   json_decref(options.tags);
   json_decref(options.groups);
   json_decref(options.headers);
-  curl_global_cleanup();
   return rc;
 }

@@ -62,13 +62,22 @@ static int server_listen_socket(const struct sockaddr_storage *address, int *out
   return 0;
 }
 
+/* True while h2o still has client connections on this loop. h2o 2.2 keeps them in per-protocol
+ * lists and offers no count, so their emptiness is read directly. */
+static bool server_loop_has_connections(struct server_loop *loop) {
+  return !h2o_linklist_is_empty(&loop->h2o.http1._conns) ||
+         !h2o_linklist_is_empty(&loop->h2o.http2._conns);
+}
+
 static void server_on_drain_check(uv_timer_t *timer) {
   struct server_loop *loop = timer->data;
-  if (loop->jobs_in_flight > 0 && (int64_t)uv_now(&loop->loop) < loop->drain_until)
+  bool busy = loop->jobs_in_flight > 0 || server_loop_has_connections(loop);
+  if (busy && (int64_t)uv_now(&loop->loop) < loop->drain_until)
     return;
-  if (loop->jobs_in_flight > 0)
-    log_warn("engine.drain", "%zu store jobs still running after %d ms; leaving them to finish "
-                             "in the store", loop->jobs_in_flight, SERVER_DRAIN_MS);
+  if (busy)
+    log_warn("engine.drain", "after %d ms: %zu store jobs still running (they finish in the "
+                             "store), client connections still open are cut",
+             SERVER_DRAIN_MS, loop->jobs_in_flight);
   uv_timer_stop(timer);
   uv_stop(&loop->loop);
 }
@@ -113,9 +122,23 @@ static int server_loop_init(struct server *server, struct server_loop *loop, int
   return 0;
 }
 
+static void server_close_handle(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle))
+    uv_close(handle, NULL);
+}
+
+/* Runs a loop until its shutdown stops it, then releases everything the loop holds. */
 static void *server_loop_thread(void *arg) {
   struct server_loop *loop = arg;
   uv_run(&loop->loop, UV_RUN_DEFAULT);
+  /* request_shutdown armed HTTP/2's graceful-shutdown timer; dispose insists on idle timers. */
+  if (h2o_timeout_is_linked(&loop->h2o.http2._graceful_shutdown_timeout))
+    h2o_timeout_unlink(&loop->h2o.http2._graceful_shutdown_timeout);
+  h2o_context_dispose(&loop->h2o);
+  uv_walk(&loop->loop, server_close_handle, NULL);
+  uv_run(&loop->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop->loop);
   return NULL;
 }
 
@@ -205,6 +228,8 @@ int server_run(const struct engine_config *config) {
   store_worker_stop(server.writer);
   store_worker_stop(server.reader);
   close(server.lock_fd);
+  free(server.loops);
+  h2o_config_dispose(&server.h2o);
   log_info("engine.stopped", "all writes finished, exiting");
   return 0;
 }

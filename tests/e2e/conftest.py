@@ -13,6 +13,8 @@ import pytest
 BUILD_DIR = os.path.abspath(os.environ.get("CDR_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build")))
 ENGINE_BIN = os.path.join(BUILD_DIR, "cdnrefresh-engine")
 CLI_BIN = os.path.join(BUILD_DIR, "cdnrefresh")
+LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
+os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")
 
 
 def free_port():
