@@ -360,7 +360,7 @@ static int request_take_options(struct request_parser *p, json_t *body) {
 static int request_build(struct request_parser *p, json_t *body) {
   if (!json_is_object(body))
     return request_fail(p->error, CDR_EINVALID_TYPE, "", "the body must be a JSON object");
-  size_t total;
+  size_t total = 0;
   int rc = request_check_shape(p, body, &total);
   if (rc)
     return rc;
