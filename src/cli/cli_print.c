@@ -17,7 +17,10 @@ void cli_print_task(const json_t *task) {
   const json_t *targets = json_object_get(task, "targets");
   const json_t *counters = json_object_get(task, "counters");
   printf("task:        %s\n", cli_text(task, "task_id"));
-  printf("type:        %s (%s)\n", cli_text(task, "type"), cli_text(task, "mode"));
+  if (json_is_string(json_object_get(task, "mode")))
+    printf("type:        %s (%s)\n", cli_text(task, "type"), cli_text(task, "mode"));
+  else
+    printf("type:        %s\n", cli_text(task, "type"));
   printf("status:      %s\n", cli_text(task, "status"));
   printf("targets:     %lld urls, %lld prefixes, %lld regexes, %lld tags\n",
          cli_number(targets, "urls"), cli_number(targets, "prefixes"),

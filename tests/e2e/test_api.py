@@ -30,7 +30,7 @@ def test_preload_keeps_headers(engine):
     status, _, body = engine.request("POST", "/v1/preload", {
         "urls": ["https://example.com/video.mp4"], "headers": {"Accept-Encoding": "gzip"}})
     assert status == 202
-    assert body["type"] == "preload"
+    assert body["type"] == "preload" and body["mode"] is None
     status, _, task = engine.request("GET", f"/v1/tasks/{body['task_id']}")
     assert task["headers"] == {"Accept-Encoding": "gzip"}
 
