@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""API ingest benchmark: wrk posting one-URL purges to the engine (durable group commit on), and
+in the same run wrk against nginx answering 204 on the same machine. Prints requests/s, p50/p99
+latency for both and the ratio. Not a test: it asserts nothing and prints figures.
+
+Usage: bench/api_ingest.py [--seconds N] [--connections N] [--threads N] [--build DIR]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, proc, what):
+    for _ in range(200):
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not answer on {url}")
+
+
+def run_wrk(url, seconds, connections, threads, script=None):
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": percentile(50), "p99": percentile(99),
+            "non2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else "none"}
+
+
+def start_nginx(tmp, port):
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes auto;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp};
+  proxy_temp_path {tmp};
+  fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp};
+  scgi_temp_path {tmp};
+  server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ return 204; }} }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/", proc, "nginx")
+    return proc
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="cdr-bench-")
+    engine_port, nginx_port = free_port(), free_port()
+    engine = subprocess.Popen([os.path.join(args.build, "cdnrefresh-engine"), "--dev", "--data-dir", tmp + "/data",
+                               "--api-listen", f"127.0.0.1:{engine_port}", "--synchronous", "full",
+                               "--log-level", "warn"])
+    nginx = None
+    try:
+        wait_http(f"http://127.0.0.1:{engine_port}/healthz", engine, "engine")
+        nginx = start_nginx(tmp, nginx_port)
+        ours = run_wrk(f"http://127.0.0.1:{engine_port}/v1/purge", args.seconds, args.connections, args.threads,
+                       os.path.join(ROOT, "bench", "purge.lua"))
+        ref = run_wrk(f"http://127.0.0.1:{nginx_port}/", args.seconds, args.connections, args.threads)
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        engine.wait(timeout=30)
+        if nginx:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"api ingest: wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, {os.cpu_count()} cores, "
+          f"engine with durable group commit (synchronous=full)")
+    print(f"{'':22} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  errors")
+    print(f"{'engine POST /v1/purge':22} {ours['rps']:>10.0f} {ours['p50']:>8.2f} {ours['p99']:>8.2f}  "
+          f"non-2xx {ours['non2xx']}, socket {ours['socket_errors']}")
+    print(f"{'nginx return 204':22} {ref['rps']:>10.0f} {ref['p50']:>8.2f} {ref['p99']:>8.2f}  "
+          f"non-2xx {ref['non2xx']}, socket {ref['socket_errors']}")
+    print(f"ratio engine/nginx: {ours['rps'] / ref['rps']:.2f}  (goal >= 0.50; goal >= 100000 accepted purges/s)")
+
+
+if __name__ == "__main__":
+    main()
