@@ -16,8 +16,8 @@ enum cli_exit {
 };
 
 struct cli_response {
-  long status;   /* HTTP status */
-  json_t *body;  /* parsed JSON body, or NULL when it was not JSON; caller decrefs */
+  long status;  /* HTTP status */
+  json_t *body; /* parsed JSON body, or NULL when it was not JSON; caller decrefs */
 };
 
 /* Sends method path (with optional JSON body) to the engine at base URL and parses the answer.

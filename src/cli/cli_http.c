@@ -63,8 +63,9 @@ int cli_http_request(const char *engine, const char *method, const char *path, c
   int result = CLI_EXIT_OK;
   if (rc != CURLE_OK) {
     fprintf(stderr, "cdnrefresh: cannot reach the engine at %s: %s\n", url,
-            buffer.too_big ? "the answer is too large" : curl_error[0] ? curl_error
-                                                                        : curl_easy_strerror(rc));
+            buffer.too_big  ? "the answer is too large"
+            : curl_error[0] ? curl_error
+                            : curl_easy_strerror(rc));
     result = CLI_EXIT_ENGINE;
   } else {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);

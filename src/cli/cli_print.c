@@ -104,7 +104,8 @@ void cli_print_progress(const json_t *task, bool terminal, bool final) {
   long long finished = cli_number(counters, "succeeded") + cli_number(counters, "failed") +
                        cli_number(counters, "unsupported");
   char line[256];
-  snprintf(line, sizeof(line), "%s %s: %lld/%lld results (succeeded %lld, failed %lld, "
+  snprintf(line, sizeof(line),
+           "%s %s: %lld/%lld results (succeeded %lld, failed %lld, "
            "unsupported %lld)",
            cli_text(task, "task_id"), cli_text(task, "status"), finished, total,
            cli_number(counters, "succeeded"), cli_number(counters, "failed"),

@@ -22,36 +22,37 @@ struct cli_options {
 };
 
 static void cli_usage(FILE *out) {
-  fprintf(out,
-          "usage: cdnrefresh [--engine URL] [--json] COMMAND [ARGS]\n"
-          "\n"
-          "Commands:\n"
-          "  purge URL... [--prefix P]... [--regex R]... [--tag T]... [--mode delete|invalidate]\n"
-          "               [--group G]... [--callback URL] [--deadline S] [--wait [--timeout S]]\n"
-          "      remove URLs (and everything under a prefix, matching a regex or tagged) from\n"
-          "      every edge cache, or from the nodes in the named groups\n"
-          "  preload URL... [--header 'Name: value']... [--group G]... [--wait [--timeout S]]\n"
-          "      fetch URLs through every edge cache so they are cached before traffic arrives\n"
-          "  task ID                 show one task with its counters\n"
-          "  items ID [--state S]    show a task's targets (S: pending, succeeded, failed, ...)\n"
-          "  tasks [--state S] [--limit N]   list tasks, newest first\n"
-          "  cancel ID               stop a task's pending work\n"
-          "  nodes                   list edge nodes\n"
-          "\n"
-          "Options:\n"
-          "  --engine URL   engine API (default $CDNREFRESH_ENGINE or http://127.0.0.1:8470)\n"
-          "  --json         print the engine's JSON instead of tables\n"
-          "  --wait         after submitting, follow the task until it finishes: a progress bar\n"
-          "                 on a terminal, a line per change otherwise\n"
-          "  --timeout S    give up waiting after S seconds (exit 5)\n"
-          "  --version, --help\n"
-          "\n"
-          "Exit codes: 0 ok (with --wait: task done), 1 task ended partial/failed/canceled,\n"
-          "2 usage error, 3 request refused by the engine (4xx), 4 engine unreachable or 5xx,\n"
-          "5 --wait timed out.\n"
-          "\n"
-          "Example:\n"
-          "  cdnrefresh purge https://example.com/a.css --prefix https://example.com/img/ --wait\n");
+  fprintf(
+      out,
+      "usage: cdnrefresh [--engine URL] [--json] COMMAND [ARGS]\n"
+      "\n"
+      "Commands:\n"
+      "  purge URL... [--prefix P]... [--regex R]... [--tag T]... [--mode delete|invalidate]\n"
+      "               [--group G]... [--callback URL] [--deadline S] [--wait [--timeout S]]\n"
+      "      remove URLs (and everything under a prefix, matching a regex or tagged) from\n"
+      "      every edge cache, or from the nodes in the named groups\n"
+      "  preload URL... [--header 'Name: value']... [--group G]... [--wait [--timeout S]]\n"
+      "      fetch URLs through every edge cache so they are cached before traffic arrives\n"
+      "  task ID                 show one task with its counters\n"
+      "  items ID [--state S]    show a task's targets (S: pending, succeeded, failed, ...)\n"
+      "  tasks [--state S] [--limit N]   list tasks, newest first\n"
+      "  cancel ID               stop a task's pending work\n"
+      "  nodes                   list edge nodes\n"
+      "\n"
+      "Options:\n"
+      "  --engine URL   engine API (default $CDNREFRESH_ENGINE or http://127.0.0.1:8470)\n"
+      "  --json         print the engine's JSON instead of tables\n"
+      "  --wait         after submitting, follow the task until it finishes: a progress bar\n"
+      "                 on a terminal, a line per change otherwise\n"
+      "  --timeout S    give up waiting after S seconds (exit 5)\n"
+      "  --version, --help\n"
+      "\n"
+      "Exit codes: 0 ok (with --wait: task done), 1 task ended partial/failed/canceled,\n"
+      "2 usage error, 3 request refused by the engine (4xx), 4 engine unreachable or 5xx,\n"
+      "5 --wait timed out.\n"
+      "\n"
+      "Example:\n"
+      "  cdnrefresh purge https://example.com/a.css --prefix https://example.com/img/ --wait\n");
 }
 
 /* Prints an answer: raw JSON with --json, else via print (for 2xx) or the error (for 4xx/5xx).
@@ -98,7 +99,9 @@ static void cli_print_items_page(const json_t *body) {
   cli_print_item_table(json_object_get(body, "items"));
 }
 
-static void cli_print_nodes(const json_t *body) { cli_print_node_table(json_object_get(body, "nodes")); }
+static void cli_print_nodes(const json_t *body) {
+  cli_print_node_table(json_object_get(body, "nodes"));
+}
 
 static bool cli_state_final(const char *status) {
   static const char *const finals[] = {"done", "partial", "failed", "canceled", NULL};
@@ -214,7 +217,8 @@ static int cli_run(struct cli_options *options, int argc, char **argv) {
   if (strcmp(command, "purge") == 0 || strcmp(command, "preload") == 0)
     return cli_submit(options, command[1] == 'u', argc - 1, argv + 1);
   if ((strcmp(command, "task") == 0 || strcmp(command, "cancel") == 0 ||
-       strcmp(command, "items") == 0) && argc == 2) {
+       strcmp(command, "items") == 0) &&
+      argc == 2) {
     if (strcmp(command, "items") == 0) {
       snprintf(path, sizeof(path), "/v1/tasks/%.40s/items%s%.20s", argv[1],
                options->state ? "?state=" : "", options->state ? options->state : "");
@@ -247,24 +251,49 @@ static long cli_positive(const char *text, const char *flag, bool *ok) {
 
 int main(int argc, char **argv) {
   const char *env_engine = getenv("CDNREFRESH_ENGINE");
-  struct cli_options options = {
-      .engine = env_engine && env_engine[0] ? env_engine : "http://127.0.0.1:8470",
-      .limit = 50,
-      .prefixes = json_array(), .regexes = json_array(), .tags = json_array(),
-      .groups = json_array(), .headers = json_object()};
-  enum { OPT_ENGINE = 256, OPT_JSON, OPT_WAIT, OPT_TIMEOUT, OPT_PREFIX, OPT_REGEX, OPT_TAG,
-         OPT_MODE, OPT_GROUP, OPT_CALLBACK, OPT_DEADLINE, OPT_HEADER, OPT_STATE, OPT_LIMIT,
-         OPT_VERSION, OPT_HELP };
-  static const struct option longopts[] = {
-      {"engine", required_argument, NULL, OPT_ENGINE}, {"json", no_argument, NULL, OPT_JSON},
-      {"wait", no_argument, NULL, OPT_WAIT},           {"timeout", required_argument, NULL, OPT_TIMEOUT},
-      {"prefix", required_argument, NULL, OPT_PREFIX}, {"regex", required_argument, NULL, OPT_REGEX},
-      {"tag", required_argument, NULL, OPT_TAG},       {"mode", required_argument, NULL, OPT_MODE},
-      {"group", required_argument, NULL, OPT_GROUP},   {"callback", required_argument, NULL, OPT_CALLBACK},
-      {"deadline", required_argument, NULL, OPT_DEADLINE},
-      {"header", required_argument, NULL, OPT_HEADER}, {"state", required_argument, NULL, OPT_STATE},
-      {"limit", required_argument, NULL, OPT_LIMIT},   {"version", no_argument, NULL, OPT_VERSION},
-      {"help", no_argument, NULL, OPT_HELP},           {NULL, 0, NULL, 0}};
+  struct cli_options options = {.engine = env_engine && env_engine[0] ? env_engine
+                                                                      : "http://127.0.0.1:8470",
+                                .limit = 50,
+                                .prefixes = json_array(),
+                                .regexes = json_array(),
+                                .tags = json_array(),
+                                .groups = json_array(),
+                                .headers = json_object()};
+  enum {
+    OPT_ENGINE = 256,
+    OPT_JSON,
+    OPT_WAIT,
+    OPT_TIMEOUT,
+    OPT_PREFIX,
+    OPT_REGEX,
+    OPT_TAG,
+    OPT_MODE,
+    OPT_GROUP,
+    OPT_CALLBACK,
+    OPT_DEADLINE,
+    OPT_HEADER,
+    OPT_STATE,
+    OPT_LIMIT,
+    OPT_VERSION,
+    OPT_HELP
+  };
+  static const struct option longopts[] = {{"engine", required_argument, NULL, OPT_ENGINE},
+                                           {"json", no_argument, NULL, OPT_JSON},
+                                           {"wait", no_argument, NULL, OPT_WAIT},
+                                           {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                           {"prefix", required_argument, NULL, OPT_PREFIX},
+                                           {"regex", required_argument, NULL, OPT_REGEX},
+                                           {"tag", required_argument, NULL, OPT_TAG},
+                                           {"mode", required_argument, NULL, OPT_MODE},
+                                           {"group", required_argument, NULL, OPT_GROUP},
+                                           {"callback", required_argument, NULL, OPT_CALLBACK},
+                                           {"deadline", required_argument, NULL, OPT_DEADLINE},
+                                           {"header", required_argument, NULL, OPT_HEADER},
+                                           {"state", required_argument, NULL, OPT_STATE},
+                                           {"limit", required_argument, NULL, OPT_LIMIT},
+                                           {"version", no_argument, NULL, OPT_VERSION},
+                                           {"help", no_argument, NULL, OPT_HELP},
+                                           {NULL, 0, NULL, 0}};
   bool ok = true, help = false, version = false;
   int opt;
   while (ok && (opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -289,7 +318,8 @@ int main(int argc, char **argv) {
     case OPT_STATE: options.state = optarg; break;
     case OPT_LIMIT: options.limit = cli_positive(optarg, "--limit", &ok); break;
     case OPT_VERSION: version = true; break;
-    case OPT_HELP: case 'h': help = true; break;
+    case OPT_HELP:
+    case 'h': help = true; break;
     default: ok = false; break;
     }
   }

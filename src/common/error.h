@@ -1,8 +1,8 @@
 /* error.h — every error code of the project in one table.
  *
- * Functions return 0 on success or a negative cdr error code. CDR_ERROR_MAP lists each code once with
- * the HTTP status it maps to when it reaches an API client, the stable machine-readable code string
- * that API clients see, and a default message for people. */
+ * Functions return 0 on success or a negative cdr error code. CDR_ERROR_MAP lists each code once
+ * with the HTTP status it maps to when it reaches an API client, the stable machine-readable code
+ * string that API clients see, and a default message for people. */
 #ifndef CDR_ERROR_H
 #define CDR_ERROR_H
 
@@ -37,7 +37,7 @@ enum cdr_error {
   CDR_ERROR_FIRST_ = -1000,
   CDR_ERROR_MAP(CDR_ERROR_ENUM)
 #undef CDR_ERROR_ENUM
-  CDR_ERROR_LAST_
+      CDR_ERROR_LAST_
 };
 
 /* Returns the stable code string of err ("invalid_url"), or "unknown_error" for a value outside the

@@ -51,8 +51,8 @@ void log_write(enum log_level level, const char *event, const char *format, ...)
   char ts[CLOCK_ISO8601_SIZE];
   clock_format_iso8601(clock_now_ms(), ts);
   char line[2048];
-  size_t len = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts,
-                                log_level_names[level]);
+  size_t len = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"",
+                                ts, log_level_names[level]);
   log_append_escaped(line, sizeof(line), &len, event);
   len += (size_t)snprintf(line + len, sizeof(line) - len, "\",\"msg\":\"");
   log_append_escaped(line, sizeof(line), &len, message);

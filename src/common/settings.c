@@ -21,8 +21,8 @@ static bool settings_choice_allowed(const char *choices, const char *value) {
 }
 
 /* Parses value into the field s describes; origin ("config", "flag") prefixes the message. */
-static int settings_set(const struct setting *s, void *config, const char *value, const char *origin,
-                        char *err, size_t err_size) {
+static int settings_set(const struct setting *s, void *config, const char *value,
+                        const char *origin, char *err, size_t err_size) {
   char *field = (char *)config + s->offset;
   switch (s->type) {
   case SETTING_STRING:
@@ -57,8 +57,8 @@ static int settings_set(const struct setting *s, void *config, const char *value
     } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 || strcmp(value, "no") == 0) {
       *(bool *)(void *)field = false;
     } else {
-      snprintf(err, err_size, "%s: %s.%s must be true or false, got '%s'", origin, s->section, s->key,
-               value);
+      snprintf(err, err_size, "%s: %s.%s must be true or false, got '%s'", origin, s->section,
+               s->key, value);
       return CDR_ECONFIG;
     }
     return 0;
@@ -75,7 +75,8 @@ struct settings_file_state {
   bool failed;
 };
 
-static int settings_file_entry(void *user, const char *section, const char *key, const char *value) {
+static int settings_file_entry(void *user, const char *section, const char *key,
+                               const char *value) {
   struct settings_file_state *state = user;
   for (size_t i = 0; i < state->count; i++) {
     const struct setting *s = &state->table[i];
@@ -189,7 +190,8 @@ int settings_load(const struct setting *table, size_t count, void *config, int a
 }
 
 void settings_print_help(FILE *out, const struct setting *table, size_t count) {
-  fprintf(out, "  --config FILE\n      INI file with [section] key = value lines; flags override it\n");
+  fprintf(out,
+          "  --config FILE\n      INI file with [section] key = value lines; flags override it\n");
   for (size_t i = 0; i < count; i++) {
     const struct setting *s = &table[i];
     const char *arg = s->type == SETTING_BOOL ? "" : s->type == SETTING_INT ? " N" : " VALUE";
@@ -200,5 +202,6 @@ void settings_print_help(FILE *out, const struct setting *table, size_t count) {
       fprintf(out, ", one of %s", s->choices);
     fprintf(out, ", default: %s\n", s->default_value[0] ? s->default_value : "(empty)");
   }
-  fprintf(out, "  --help      this text\n  --version   print the version and the commit, then exit\n");
+  fprintf(out,
+          "  --help      this text\n  --version   print the version and the commit, then exit\n");
 }

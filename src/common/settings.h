@@ -22,9 +22,9 @@ enum setting_type {
 };
 
 struct setting {
-  const char *section;       /* INI section */
-  const char *key;           /* INI key */
-  const char *flag;          /* command-line flag without the leading dashes */
+  const char *section; /* INI section */
+  const char *key;     /* INI key */
+  const char *flag;    /* command-line flag without the leading dashes */
   enum setting_type type;
   size_t offset;             /* of the field within the config struct */
   const char *default_value; /* as text, parsed like any other value */

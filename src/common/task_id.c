@@ -27,7 +27,8 @@ static unsigned task_id_bit(const unsigned char bytes[16], int k) {
   return (bytes[k / 8] >> (7 - k % 8)) & 1u;
 }
 
-int task_id_next(struct task_id_generator *generator, int64_t now_ms, char out[TASK_ID_LENGTH + 1]) {
+int task_id_next(struct task_id_generator *generator, int64_t now_ms,
+                 char out[TASK_ID_LENGTH + 1]) {
   if (now_ms > generator->last_ms) {
     if (RAND_bytes(generator->random, sizeof(generator->random)) != 1)
       return CDR_EINTERNAL;

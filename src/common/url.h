@@ -13,13 +13,13 @@
 #include <stddef.h>
 
 struct url_normalized {
-  char *text;          /* NUL-terminated normalised URL, in the caller's arena */
-  size_t length;       /* strlen(text) */
-  size_t host_offset;  /* host (or [v6] literal) within text */
-  size_t host_length;  /* bytes of host, without any port */
-  size_t path_offset;  /* first byte of the path ('/') within text */
-  bool path_given;     /* the input had a path after the authority */
-  bool has_query;      /* the input had a '?' */
+  char *text;         /* NUL-terminated normalised URL, in the caller's arena */
+  size_t length;      /* strlen(text) */
+  size_t host_offset; /* host (or [v6] literal) within text */
+  size_t host_length; /* bytes of host, without any port */
+  size_t path_offset; /* first byte of the path ('/') within text */
+  bool path_given;    /* the input had a path after the authority */
+  bool has_query;     /* the input had a '?' */
 };
 
 /* Validates in[0..len) as an absolute http or https URL of at most max_length bytes and writes its

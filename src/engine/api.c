@@ -37,12 +37,13 @@ static void api_pending_dispose(void *p) {
 }
 
 static struct server_loop *api_loop_of_job(struct store_job *job) {
-  return (struct server_loop *)(void *)((char *)job->reply_to - offsetof(struct server_loop, inbox));
+  return (struct server_loop *)(void *)((char *)job->reply_to -
+                                        offsetof(struct server_loop, inbox));
 }
 
 /* Allocates a job for req whose answer goes to done on this loop. NULL when out of memory. */
-static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind, store_job_done_cb done,
-                                     size_t arena_max) {
+static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind,
+                                     store_job_done_cb done, size_t arena_max) {
   struct server_loop *loop = server_loop_of(req->conn->ctx);
   struct store_job *job = calloc(1, sizeof(*job));
   if (!job)
@@ -95,8 +96,9 @@ static void api_job_submit(struct store_job *job, bool write) {
 /* Answers a store failure, or a not-found / already-final outcome, for a job that came back. */
 static void api_reply_store_error(h2o_req_t *req, int err) {
   if (err == CDR_ESTORE_UNAVAILABLE)
-    api_reply_error(req, err, NULL, "the task store could not be written or read; nothing was "
-                                    "changed, retry later");
+    api_reply_error(req, err, NULL,
+                    "the task store could not be written or read; nothing was "
+                    "changed, retry later");
   else
     api_reply_error(req, err, NULL, NULL);
 }
@@ -130,8 +132,8 @@ static int api_post_task(h2o_req_t *req, enum task_type type) {
     return 0;
   }
   /* Parsed targets take at most a few times the body's size. */
-  struct store_job *job =
-      api_job_new(req, STORE_JOB_INSERT, api_on_task_stored, 8 * (size_t)config->max_body_bytes + 65536);
+  struct store_job *job = api_job_new(req, STORE_JOB_INSERT, api_on_task_stored,
+                                      8 * (size_t)config->max_body_bytes + 65536);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
@@ -189,13 +191,15 @@ static void api_on_targets_listed(struct store_job *job) {
   } else if (req) {
     json_t *items = json_array();
     for (size_t i = 0; i < job->targets.count; i++)
-      json_array_append_new(items, task_json_target(&job->targets.targets[i], job->targets.indexes[i]));
-    json_t *next = job->targets.more
-                       ? json_sprintf("%lld", (long long)job->targets.indexes[job->targets.count - 1])
-                       : json_null();
-    api_reply_json(req, 200,
-                   json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items,
-                             "next_cursor", next));
+      json_array_append_new(items,
+                            task_json_target(&job->targets.targets[i], job->targets.indexes[i]));
+    json_t *next =
+        job->targets.more
+            ? json_sprintf("%lld", (long long)job->targets.indexes[job->targets.count - 1])
+            : json_null();
+    api_reply_json(
+        req, 200,
+        json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items, "next_cursor", next));
   }
   api_job_free(job);
 }
@@ -295,8 +299,7 @@ static int api_list_targets(h2o_req_t *req, struct store_job *job) {
   size_t limit = 0;
   int64_t after = -1;
   bool ok = api_query_parse(req, params, 3) == 0;
-  if (ok && params[0].value &&
-      item_state_parse(params[0].value, params[0].len, &job->item_state)) {
+  if (ok && params[0].value && item_state_parse(params[0].value, params[0].len, &job->item_state)) {
     api_reply_error(req, CDR_EINVALID_QUERY, "state",
                     "state must be pending, succeeded, failed, unsupported or canceled");
     ok = false;

@@ -49,7 +49,8 @@ void api_reply_error(h2o_req_t *req, int err, const char *field, const char *mes
                             message ? message : cdr_error_message(err));
   if (error && field && field[0])
     json_object_set_new(error, "field", json_string(field));
-  api_reply_json(req, cdr_error_http_status(err), error ? json_pack("{s:o}", "error", error) : NULL);
+  api_reply_json(req, cdr_error_http_status(err),
+                 error ? json_pack("{s:o}", "error", error) : NULL);
 }
 
 void api_reply_method_not_allowed(h2o_req_t *req, const char *allowed) {

@@ -39,7 +39,8 @@ static const struct setting engine_settings[] = {
     {"store", "commit_batch", "commit-batch", SETTING_INT, ENGINE_FIELD(commit_batch), "512", 1,
      65536, NULL, "most tasks written in one store transaction (group commit)"},
     {"store", "synchronous", "synchronous", SETTING_CHOICE, ENGINE_FIELD(synchronous), "full", 0, 0,
-     "full|normal", "full: fsync every commit (survives power loss); normal: survives crashes only"},
+     "full|normal",
+     "full: fsync every commit (survives power loss); normal: survives crashes only"},
 };
 
 enum { ENGINE_SETTINGS_COUNT = sizeof(engine_settings) / sizeof(engine_settings[0]) };
@@ -84,11 +85,11 @@ static bool engine_address_loopback(const struct sockaddr_storage *address) {
   return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)address)->sin6_addr);
 }
 
-int engine_config_load(struct engine_config *config, int argc, char **argv, struct settings_cli *cli,
-                       char *err, size_t err_size) {
+int engine_config_load(struct engine_config *config, int argc, char **argv,
+                       struct settings_cli *cli, char *err, size_t err_size) {
   memset(config, 0, sizeof(*config));
-  int rc = settings_load(engine_settings, ENGINE_SETTINGS_COUNT, config, argc, argv, cli, err,
-                         err_size);
+  int rc =
+      settings_load(engine_settings, ENGINE_SETTINGS_COUNT, config, argc, argv, cli, err, err_size);
   if (rc || cli->help || cli->version)
     return rc;
   if (engine_address_parse(config->api_listen, &config->api_address)) {
@@ -110,13 +111,16 @@ int engine_config_load(struct engine_config *config, int argc, char **argv, stru
     return CDR_ECONFIG;
   }
   if (!config->dev) {
-    snprintf(err, err_size, "config: signed requests need tenants, which this build does not "
-                            "configure yet; start with --dev (unsigned, loopback only)");
+    snprintf(err, err_size,
+             "config: signed requests need tenants, which this build does not "
+             "configure yet; start with --dev (unsigned, loopback only)");
     return CDR_ECONFIG;
   }
   if (!engine_address_loopback(&config->api_address)) {
-    snprintf(err, err_size, "config: --dev serves unsigned requests, so engine.api_listen must be "
-                            "a loopback address, got '%s'", config->api_listen);
+    snprintf(err, err_size,
+             "config: --dev serves unsigned requests, so engine.api_listen must be "
+             "a loopback address, got '%s'",
+             config->api_listen);
     return CDR_ECONFIG;
   }
   enum log_level level;
@@ -138,6 +142,7 @@ void engine_config_print_help(FILE *out) {
           "\n"
           "Options (each also settable in the --config INI file as [section] key):\n");
   settings_print_help(out, engine_settings, ENGINE_SETTINGS_COUNT);
-  fprintf(out, "\nSignals: SIGTERM or SIGINT stops intake, finishes writes in progress and exits 0.\n"
-               "Docs: docs/API.md (endpoints), docs/CONFIG.md (settings).\n");
+  fprintf(out,
+          "\nSignals: SIGTERM or SIGINT stops intake, finishes writes in progress and exits 0.\n"
+          "Docs: docs/API.md (endpoints), docs/CONFIG.md (settings).\n");
 }

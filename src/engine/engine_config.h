@@ -29,8 +29,8 @@ struct engine_config {
 
 /* Loads defaults, the --config file and flags into config and checks how settings fit together.
  * Returns 0, or CDR_ECONFIG with a message naming the setting in err. */
-int engine_config_load(struct engine_config *config, int argc, char **argv, struct settings_cli *cli,
-                       char *err, size_t err_size);
+int engine_config_load(struct engine_config *config, int argc, char **argv,
+                       struct settings_cli *cli, char *err, size_t err_size);
 
 /* Prints the usage text with every setting. */
 void engine_config_print_help(FILE *out);

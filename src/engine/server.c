@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 enum {
-  SERVER_DRAIN_MS = 5000,       /* longest wait for store jobs at shutdown */
-  SERVER_DRAIN_CHECK_MS = 10,   /* how often the wait looks */
+  SERVER_DRAIN_MS = 5000,     /* longest wait for store jobs at shutdown */
+  SERVER_DRAIN_CHECK_MS = 10, /* how often the wait looks */
   SERVER_BACKLOG = 1024,
-  SERVER_BODY_SLACK = 4,        /* h2o reads bodies up to this many times the limit, see below */
+  SERVER_BODY_SLACK = 4, /* h2o reads bodies up to this many times the limit, see below */
 };
 
 struct server_loop *server_loop_of(h2o_context_t *ctx) {
@@ -49,8 +49,8 @@ static int server_listen_socket(const struct sockaddr_storage *address, int *out
   if (fd < 0)
     return -errno;
   int on = 1;
-  socklen_t len = address->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                : sizeof(struct sockaddr_in6);
+  socklen_t len =
+      address->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
       bind(fd, (const struct sockaddr *)address, len) != 0 || listen(fd, SERVER_BACKLOG) != 0) {
@@ -75,8 +75,9 @@ static void server_on_drain_check(uv_timer_t *timer) {
   if (busy && (int64_t)uv_now(&loop->loop) < loop->drain_until)
     return;
   if (busy)
-    log_warn("engine.drain", "after %d ms: %zu store jobs still running (they finish in the "
-                             "store), client connections still open are cut",
+    log_warn("engine.drain",
+             "after %d ms: %zu store jobs still running (they finish in the "
+             "store), client connections still open are cut",
              SERVER_DRAIN_MS, loop->jobs_in_flight);
   uv_timer_stop(timer);
   uv_stop(&loop->loop);
@@ -180,8 +181,7 @@ static void server_h2o_init(struct server *server) {
   /* h2o answers bodies over its own limit with a plain-text 413 before the API sees them. Giving
    * it headroom over limits.max_body_bytes lets the API answer most oversized bodies with the
    * JSON error that names the limit, while memory per request stays bounded. */
-  server->h2o.max_request_entity_size =
-      (size_t)server->config->max_body_bytes * SERVER_BODY_SLACK;
+  server->h2o.max_request_entity_size = (size_t)server->config->max_body_bytes * SERVER_BODY_SLACK;
   h2o_hostconf_t *hostconf =
       h2o_config_register_host(&server->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   api_register(hostconf);
@@ -191,7 +191,8 @@ int server_run(const struct engine_config *config) {
   struct server server = {.config = config, .lock_fd = -1};
   atomic_init(&server.shutting_down, false);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  server.loop_count = config->threads > 0 ? (size_t)config->threads : (size_t)(cores > 0 ? cores : 1);
+  server.loop_count =
+      config->threads > 0 ? (size_t)config->threads : (size_t)(cores > 0 ? cores : 1);
   server.loops = calloc(server.loop_count, sizeof(*server.loops));
   if (!server.loops || server_store_start(&server))
     return 1;

@@ -42,7 +42,7 @@ struct server {
   size_t loop_count;
   atomic_bool shutting_down;
   uv_signal_t sigterm, sigint; /* on loop 0 */
-  int lock_fd;                  /* flock on the data dir: one engine per store */
+  int lock_fd;                 /* flock on the data dir: one engine per store */
 };
 
 /* Runs the engine until SIGTERM or SIGINT. Returns the process exit code (0 after a clean

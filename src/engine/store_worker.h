@@ -22,7 +22,8 @@ enum store_job_kind {
   STORE_JOB_CANCEL,  /* writer: in tenant, task_id; out task */
   STORE_JOB_GET,     /* reader: in tenant, task_id; out task */
   STORE_JOB_LIST,    /* reader: in tenant, task_state?, cursor, limit; out tasks */
-  STORE_JOB_TARGETS, /* reader: in tenant, task_id, item_state?, after_index, limit; out task, targets */
+  STORE_JOB_TARGETS, /* reader: in tenant, task_id, item_state?, after_index, limit; out task,
+                        targets */
 };
 
 struct store_inbox;

@@ -24,13 +24,13 @@ static int task_name_find(const char *const *names, size_t count, const char *na
   return -1;
 }
 
-#define TASK_NAME_PARSE(names, name, len, out, type)                                              \
-  do {                                                                                            \
-    int index_ = task_name_find(names, NAMES_COUNT(names), name, len);                            \
-    if (index_ < 0)                                                                               \
-      return CDR_EINVALID_VALUE;                                                                  \
-    *(out) = (type)index_;                                                                        \
-    return 0;                                                                                     \
+#define TASK_NAME_PARSE(names, name, len, out, type)                                               \
+  do {                                                                                             \
+    int index_ = task_name_find(names, NAMES_COUNT(names), name, len);                             \
+    if (index_ < 0)                                                                                \
+      return CDR_EINVALID_VALUE;                                                                   \
+    *(out) = (type)index_;                                                                         \
+    return 0;                                                                                      \
   } while (0)
 
 const char *task_type_name(enum task_type type) { return task_type_names[type]; }

@@ -26,7 +26,7 @@ struct task_target {
 };
 
 struct task_counters {
-  int64_t total;       /* (target, node) pairs */
+  int64_t total; /* (target, node) pairs */
   int64_t succeeded;
   int64_t failed;
   int64_t pending;
@@ -47,7 +47,7 @@ struct task {
   struct task_counters counters;
   size_t target_counts[TARGET_KIND_COUNT]; /* targets of each kind */
   size_t target_count;
-  struct task_target *targets;             /* target_count entries, or NULL when not loaded */
+  struct task_target *targets; /* target_count entries, or NULL when not loaded */
 };
 
 /* API names of the enums ("purge", "invalidate", "partial", "prefix", "failed"). Static strings. */

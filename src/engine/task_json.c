@@ -21,26 +21,26 @@ static json_t *task_json_embedded(const char *text) {
 }
 
 json_t *task_json_summary(const struct task *task) {
-  json_t *targets = json_pack("{s:I,s:I,s:I,s:I}", "urls", (json_int_t)task->target_counts[TARGET_URL],
-                              "prefixes", (json_int_t)task->target_counts[TARGET_PREFIX], "regexes",
-                              (json_int_t)task->target_counts[TARGET_REGEX], "tags",
-                              (json_int_t)task->target_counts[TARGET_TAG]);
-  json_t *counters =
-      json_pack("{s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)task->counters.total, "succeeded",
-                (json_int_t)task->counters.succeeded, "failed", (json_int_t)task->counters.failed,
-                "pending", (json_int_t)task->counters.pending, "unsupported",
-                (json_int_t)task->counters.unsupported);
+  json_t *targets =
+      json_pack("{s:I,s:I,s:I,s:I}", "urls", (json_int_t)task->target_counts[TARGET_URL],
+                "prefixes", (json_int_t)task->target_counts[TARGET_PREFIX], "regexes",
+                (json_int_t)task->target_counts[TARGET_REGEX], "tags",
+                (json_int_t)task->target_counts[TARGET_TAG]);
+  json_t *counters = json_pack(
+      "{s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)task->counters.total, "succeeded",
+      (json_int_t)task->counters.succeeded, "failed", (json_int_t)task->counters.failed, "pending",
+      (json_int_t)task->counters.pending, "unsupported", (json_int_t)task->counters.unsupported);
   json_t *groups = task_json_embedded(task->node_groups_json);
   json_t *nodes = json_is_null(groups) ? groups : json_pack("{s:o}", "groups", groups);
   /* A mode only means something for purges. */
   json_t *mode = task->type == TASK_PURGE ? json_string(task_mode_name(task->mode)) : json_null();
   json_t *summary = json_pack(
       "{s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o}", "task_id", task->id, "type",
-      task_type_name(task->type), "mode", mode, "status",
-      task_state_name(task->state), "targets", targets, "nodes", nodes, "callback",
-      task_json_string_or_null(task->callback), "deadline_s", (json_int_t)task->deadline_s,
-      "counters", counters, "created_at", task_json_time(task->created_ms), "started_at",
-      task_json_time(task->started_ms), "finished_at", task_json_time(task->finished_ms));
+      task_type_name(task->type), "mode", mode, "status", task_state_name(task->state), "targets",
+      targets, "nodes", nodes, "callback", task_json_string_or_null(task->callback), "deadline_s",
+      (json_int_t)task->deadline_s, "counters", counters, "created_at",
+      task_json_time(task->created_ms), "started_at", task_json_time(task->started_ms),
+      "finished_at", task_json_time(task->finished_ms));
   if (summary && task->type == TASK_PRELOAD)
     json_object_set_new(summary, "headers", task_json_embedded(task->headers_json));
   return summary;

@@ -42,13 +42,12 @@ struct request_parser {
   struct arena *arena;
   struct request_error *error;
   struct task *task;
-  const char **seen;  /* open-addressing set of target values already taken, for dedup */
-  size_t seen_mask;   /* slots - 1; slots is a power of two */
+  const char **seen; /* open-addressing set of target values already taken, for dedup */
+  size_t seen_mask;  /* slots - 1; slots is a power of two */
 };
 
-__attribute__((format(printf, 4, 5))) static int request_fail(struct request_error *error, int code,
-                                                              const char *field,
-                                                              const char *format, ...) {
+__attribute__((format(printf, 4, 5))) static int
+request_fail(struct request_error *error, int code, const char *field, const char *format, ...) {
   error->code = code;
   snprintf(error->field, sizeof(error->field), "%s", field);
   va_list args;
@@ -74,7 +73,8 @@ static bool request_field_known(enum task_type type, const char *key) {
   return false;
 }
 
-/* Refuses unknown fields, checks that target lists are arrays and that their sum is within limits. */
+/* Refuses unknown fields, checks that target lists are arrays and that their sum is within limits.
+ */
 static int request_check_shape(struct request_parser *p, json_t *body, size_t *total) {
   const char *key;
   json_t *value;
@@ -273,13 +273,14 @@ static int request_take_nodes(struct request_parser *p, json_t *nodes) {
     return request_fail(p->error, CDR_ENOMEM, "nodes", "out of memory");
   p->task->node_groups_json = arena_strdup(p->arena, text);
   free(text);
-  return p->task->node_groups_json ? 0 : request_fail(p->error, CDR_ENOMEM, "nodes", "out of memory");
+  return p->task->node_groups_json ? 0
+                                   : request_fail(p->error, CDR_ENOMEM, "nodes", "out of memory");
 }
 
 /* Header names a preload may not set: they belong to the connection or to the URL. */
 static bool request_header_reserved(const char *name) {
-  static const char *const reserved[] = {"host", "connection", "content-length",
-                                         "transfer-encoding", "upgrade", "te", NULL};
+  static const char *const reserved[] = {
+      "host", "connection", "content-length", "transfer-encoding", "upgrade", "te", NULL};
   for (const char *const *r = reserved; *r; r++) {
     if (strcasecmp(name, *r) == 0)
       return true;
@@ -393,8 +394,9 @@ int task_request_parse(enum task_type type, const char *body, size_t len,
   json_error_t json_error;
   json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &json_error);
   if (!root)
-    return request_fail(error, CDR_EMALFORMED_JSON, "", "the body is not valid JSON: %s (line %d, column %d)",
-                        json_error.text, json_error.line, json_error.column);
+    return request_fail(error, CDR_EMALFORMED_JSON, "",
+                        "the body is not valid JSON: %s (line %d, column %d)", json_error.text,
+                        json_error.line, json_error.column);
   struct request_parser parser = {.type = type, .limits = limits, .arena = arena, .error = error};
   int rc = request_build(&parser, root);
   json_decref(root);

@@ -18,9 +18,9 @@ struct request_limits {
 };
 
 struct request_error {
-  int code;           /* negative cdr error code */
-  char field[96];     /* JSON path of the offending field ("urls[3]", "nodes.groups"), or "" */
-  char message[512];  /* what is wrong, for people */
+  int code;          /* negative cdr error code */
+  char field[96];    /* JSON path of the offending field ("urls[3]", "nodes.groups"), or "" */
+  char message[512]; /* what is wrong, for people */
 };
 
 /* Parses body[0..len) as a request for a task of the given type on behalf of tenant.

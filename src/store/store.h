@@ -17,8 +17,9 @@
 struct store;
 
 struct store_options {
-  bool read_only;          /* open an existing database for reading only */
-  bool synchronous_full;   /* fsync the WAL on every commit (survives power loss), else only on checkpoints */
+  bool read_only;        /* open an existing database for reading only */
+  bool synchronous_full; /* fsync the WAL on every commit (survives power loss), else only on
+                            checkpoints */
 };
 
 /* Opens (and for writers creates, with its directory and schema) the database in dir.
@@ -51,7 +52,7 @@ int store_task_cancel(struct store *store, const char *tenant, const char *id, i
 struct store_task_page {
   struct task **tasks; /* count tasks, newest first, in the caller's arena */
   size_t count;
-  bool more;           /* further tasks exist after the last one */
+  bool more; /* further tasks exist after the last one */
 };
 
 /* Lists tenant's tasks newest first, only those in *state when state is non-NULL, starting after

@@ -26,8 +26,8 @@ enum store_statement {
 };
 
 #define STORE_TASK_COLUMNS                                                                         \
-  "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "       \
-  "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "     \
+  "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "        \
+  "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
   "regexes, tags"
 
 static const char *const store_sql[STMT_COUNT] = {
@@ -110,8 +110,8 @@ int store_open(const char *dir, const struct store_options *options, struct stor
     return CDR_ENOMEM;
   char path[4200];
   snprintf(path, sizeof(path), "%s/cdnrefresh.db", dir);
-  int flags = options->read_only ? SQLITE_OPEN_READONLY
-                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  int flags =
+      options->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   int rc = sqlite3_open_v2(path, &store->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK)
     goto fail;
@@ -190,11 +190,16 @@ int store_task_insert(struct store *store, const struct task *task) {
   store_bind_text(stmt, col++, task->node_groups_json);
   store_bind_text(stmt, col++, task->headers_json);
   store_bind_text(stmt, col++, task->callback);
-  const int64_t numbers[] = {task->deadline_s,           task->created_ms,
-                             task->started_ms,           task->finished_ms,
-                             task->counters.total,       task->counters.succeeded,
-                             task->counters.failed,      task->counters.pending,
-                             task->counters.unsupported, (int64_t)task->target_counts[TARGET_URL],
+  const int64_t numbers[] = {task->deadline_s,
+                             task->created_ms,
+                             task->started_ms,
+                             task->finished_ms,
+                             task->counters.total,
+                             task->counters.succeeded,
+                             task->counters.failed,
+                             task->counters.pending,
+                             task->counters.unsupported,
+                             (int64_t)task->target_counts[TARGET_URL],
                              (int64_t)task->target_counts[TARGET_PREFIX],
                              (int64_t)task->target_counts[TARGET_REGEX],
                              (int64_t)task->target_counts[TARGET_TAG]};
@@ -216,7 +221,8 @@ int store_task_insert(struct store *store, const struct task *task) {
 }
 
 /* Copies text column col into the arena; NULL stays NULL. Sets *failed when out of room. */
-static const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, bool *failed) {
+static const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena,
+                                     bool *failed) {
   const unsigned char *text = sqlite3_column_text(stmt, col);
   if (!text)
     return NULL;
@@ -247,11 +253,10 @@ static int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct t
   task->node_groups_json = store_column_text(stmt, 5, arena, &failed);
   task->headers_json = store_column_text(stmt, 6, arena, &failed);
   task->callback = store_column_text(stmt, 7, arena, &failed);
-  int64_t *numbers[] = {&task->deadline_s,           &task->created_ms,
-                        &task->started_ms,           &task->finished_ms,
-                        &task->counters.total,       &task->counters.succeeded,
-                        &task->counters.failed,      &task->counters.pending,
-                        &task->counters.unsupported};
+  int64_t *numbers[] = {
+      &task->deadline_s,      &task->created_ms,       &task->started_ms,
+      &task->finished_ms,     &task->counters.total,   &task->counters.succeeded,
+      &task->counters.failed, &task->counters.pending, &task->counters.unsupported};
   int col = 8;
   for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
     *numbers[i] = sqlite3_column_int64(stmt, col++);

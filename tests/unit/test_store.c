@@ -152,8 +152,8 @@ static void store_pages_targets_in_order(void **state) {
   assert_int_equal(page.count, 2);
   assert_true(page.more);
   assert_string_equal(page.targets[1].value, "https://a.com/1");
-  assert_int_equal(store_targets_list(f->reader, ids[0], NULL, page.indexes[1], 10, &f->arena,
-                                      &page), 0);
+  assert_int_equal(
+      store_targets_list(f->reader, ids[0], NULL, page.indexes[1], 10, &f->arena, &page), 0);
   assert_int_equal(page.count, 3);
   assert_false(page.more);
   assert_int_equal(page.indexes[0], 2);

@@ -21,8 +21,8 @@ static void parse(struct parsed *p, enum task_type type, const char *body) {
   arena_init(&p->arena, 1 << 20);
   p->task = NULL;
   memset(&p->error, 0, sizeof(p->error));
-  p->rc = task_request_parse(type, body, strlen(body), &limits, "dev", &p->arena, &p->task,
-                             &p->error);
+  p->rc =
+      task_request_parse(type, body, strlen(body), &limits, "dev", &p->arena, &p->task, &p->error);
 }
 
 /* Parses body and checks that it fails with code on field. */
@@ -111,9 +111,10 @@ static void request_rejects_wrong_types(void **state) {
   expect_error(TASK_PURGE, "[]", CDR_EINVALID_TYPE, "");
   expect_error(TASK_PURGE, "{\"urls\":\"http://a.com/\"}", CDR_EINVALID_TYPE, "urls");
   expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\",7]}", CDR_EINVALID_TYPE, "urls[1]");
-  expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"nodes\":[]}", CDR_EINVALID_TYPE, "nodes");
-  expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"deadline_s\":\"9\"}", CDR_EINVALID_VALUE,
-               "deadline_s");
+  expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"nodes\":[]}", CDR_EINVALID_TYPE,
+               "nodes");
+  expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"deadline_s\":\"9\"}",
+               CDR_EINVALID_VALUE, "deadline_s");
 }
 
 static void request_rejects_unknown_fields(void **state) {
@@ -136,7 +137,8 @@ static void request_rejects_empty_targets(void **state) {
 
 static void request_rejects_bad_urls_naming_the_index(void **state) {
   (void)state;
-  expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\",\"a.com/x\"]}", CDR_EINVALID_URL, "urls[1]");
+  expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\",\"a.com/x\"]}", CDR_EINVALID_URL,
+               "urls[1]");
   expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/#top\"]}", CDR_EINVALID_URL, "urls[0]");
   expect_error(TASK_PURGE, "{\"urls\":[\"ftp://a.com/x\"]}", CDR_EINVALID_URL, "urls[0]");
   char body[300];
@@ -156,7 +158,8 @@ static void request_rejects_too_many_items_across_lists(void **state) {
 
 static void request_rejects_prefix_without_path(void **state) {
   (void)state;
-  expect_error(TASK_PURGE, "{\"prefixes\":[\"https://a.com\"]}", CDR_EINVALID_PREFIX, "prefixes[0]");
+  expect_error(TASK_PURGE, "{\"prefixes\":[\"https://a.com\"]}", CDR_EINVALID_PREFIX,
+               "prefixes[0]");
   expect_error(TASK_PURGE, "{\"prefixes\":[\"https://a.com/x?y=1\"]}", CDR_EINVALID_PREFIX,
                "prefixes[0]");
   expect_error(TASK_PURGE, "{\"prefixes\":[\"a.com/img/\"]}", CDR_EINVALID_PREFIX, "prefixes[0]");
