@@ -16,16 +16,25 @@ struct store_worker {
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t wake;
-  struct store_job *head, *tail; /* queued jobs, oldest first */
+  struct store_job_queue queued; /* guarded by lock */
   bool stopping;
   struct task_id_generator ids; /* writer only */
 };
 
+static void store_job_queue_push(struct store_job_queue *queue, struct store_job *job) {
+  job->next = NULL;
+  if (queue->tail)
+    queue->tail->next = job;
+  else
+    queue->head = job;
+  queue->tail = job;
+}
+
 static void store_inbox_on_wake(uv_async_t *async) {
   struct store_inbox *inbox = async->data;
   pthread_mutex_lock(&inbox->lock);
-  struct store_job *job = inbox->head;
-  inbox->head = inbox->tail = NULL;
+  struct store_job *job = inbox->done.head;
+  inbox->done.head = inbox->done.tail = NULL;
   pthread_mutex_unlock(&inbox->lock);
   while (job) {
     struct store_job *next = job->next;
@@ -36,25 +45,20 @@ static void store_inbox_on_wake(uv_async_t *async) {
 }
 
 int store_inbox_init(struct store_inbox *inbox, uv_loop_t *loop) {
-  inbox->head = inbox->tail = NULL;
+  inbox->done.head = inbox->done.tail = NULL;
   pthread_mutex_init(&inbox->lock, NULL);
   inbox->async.data = inbox;
   return uv_async_init(loop, &inbox->async, store_inbox_on_wake);
 }
 
 void store_inbox_close(struct store_inbox *inbox) {
-  assert(inbox->head == NULL);
+  assert(inbox->done.head == NULL);
   uv_close((uv_handle_t *)&inbox->async, NULL);
 }
 
 static void store_inbox_post(struct store_inbox *inbox, struct store_job *job) {
-  job->next = NULL;
   pthread_mutex_lock(&inbox->lock);
-  if (inbox->tail)
-    inbox->tail->next = job;
-  else
-    inbox->head = job;
-  inbox->tail = job;
+  store_job_queue_push(&inbox->done, job);
   pthread_mutex_unlock(&inbox->lock);
   uv_async_send(&inbox->async);
 }
@@ -118,22 +122,22 @@ static void *store_worker_main(void *arg) {
   struct store_worker *worker = arg;
   for (;;) {
     pthread_mutex_lock(&worker->lock);
-    while (!worker->head && !worker->stopping)
+    while (!worker->queued.head && !worker->stopping)
       pthread_cond_wait(&worker->wake, &worker->lock);
-    if (!worker->head) {
+    if (!worker->queued.head) {
       pthread_mutex_unlock(&worker->lock);
       return NULL;
     }
     /* Take up to max_batch jobs off the queue as one batch. */
-    struct store_job *batch = worker->head, *last = batch;
+    struct store_job *batch = worker->queued.head, *last = batch;
     size_t taken = 1;
     while (last->next && taken < worker->max_batch) {
       last = last->next;
       taken++;
     }
-    worker->head = last->next;
-    if (!worker->head)
-      worker->tail = NULL;
+    worker->queued.head = last->next;
+    if (!worker->queued.head)
+      worker->queued.tail = NULL;
     last->next = NULL;
     pthread_mutex_unlock(&worker->lock);
 
@@ -172,13 +176,8 @@ int store_worker_start(struct store *store, bool writer, size_t max_batch,
 
 void store_worker_submit(struct store_worker *worker, struct store_job *job) {
   assert(job->reply_to && job->done);
-  job->next = NULL;
   pthread_mutex_lock(&worker->lock);
-  if (worker->tail)
-    worker->tail->next = job;
-  else
-    worker->head = job;
-  worker->tail = job;
+  store_job_queue_push(&worker->queued, job);
   pthread_cond_signal(&worker->wake);
   pthread_mutex_unlock(&worker->lock);
 }

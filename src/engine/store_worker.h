@@ -51,11 +51,16 @@ struct store_job {
   struct store_target_page targets;
 };
 
+/* A FIFO of jobs linked through job->next; guarded by whoever owns it. */
+struct store_job_queue {
+  struct store_job *head, *tail;
+};
+
 /* Where finished jobs of one event loop wait for that loop. */
 struct store_inbox {
   uv_async_t async;
   pthread_mutex_t lock;
-  struct store_job *head, *tail;
+  struct store_job_queue done; /* guarded by lock */
 };
 
 /* Prepares inbox on loop (loop thread). Returns 0 or a negative libuv code. */

@@ -231,6 +231,15 @@ static int request_take_targets(struct request_parser *p, json_t *body) {
   return 0;
 }
 
+/* Stores value as compact JSON text in the arena (the task keeps groups and headers as text). */
+static int request_keep_json(struct request_parser *p, json_t *value, const char *field,
+                             const char **out) {
+  char *text = json_dumps(value, JSON_COMPACT);
+  *out = text ? arena_strdup(p->arena, text) : NULL;
+  free(text);
+  return *out ? 0 : request_fail(p->error, CDR_ENOMEM, field, "out of memory");
+}
+
 static bool request_name_char(char c) {
   return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
 }
@@ -268,13 +277,7 @@ static int request_take_nodes(struct request_parser *p, json_t *nodes) {
                           GROUP_MAX_LENGTH);
     }
   }
-  char *text = json_dumps(groups, JSON_COMPACT);
-  if (!text)
-    return request_fail(p->error, CDR_ENOMEM, "nodes", "out of memory");
-  p->task->node_groups_json = arena_strdup(p->arena, text);
-  free(text);
-  return p->task->node_groups_json ? 0
-                                   : request_fail(p->error, CDR_ENOMEM, "nodes", "out of memory");
+  return request_keep_json(p, groups, "nodes", &p->task->node_groups_json);
 }
 
 /* Header names a preload may not set: they belong to the connection or to the URL. */
@@ -310,12 +313,7 @@ static int request_take_headers(struct request_parser *p, json_t *headers) {
                           "%s must be a string of at most %d bytes without line breaks", field,
                           HEADER_VALUE_MAX);
   }
-  char *text = json_dumps(headers, JSON_COMPACT);
-  if (!text)
-    return request_fail(p->error, CDR_ENOMEM, "headers", "out of memory");
-  p->task->headers_json = arena_strdup(p->arena, text);
-  free(text);
-  return p->task->headers_json ? 0 : request_fail(p->error, CDR_ENOMEM, "headers", "out of memory");
+  return request_keep_json(p, headers, "headers", &p->task->headers_json);
 }
 
 static int request_take_options(struct request_parser *p, json_t *body) {
