@@ -1,6 +1,8 @@
 """The task API end to end: submit, read, list, page, cancel, health, keep-alive."""
 import http.client
+import json
 import re
+import subprocess
 
 ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 
@@ -108,3 +110,13 @@ def test_restart_keeps_every_task(make_engine, data_dir):
     for task_id in ids:
         status, _, task = engine.request("GET", f"/v1/tasks/{task_id}")
         assert status == 200 and task["status"] == "queued"
+
+
+def test_http2_cleartext_is_served(engine):
+    for mode in ("--http2-prior-knowledge", "--http2"):
+        result = subprocess.run(["curl", "-s", mode, "-w", "\n%{http_version} %{http_code}", "-d",
+                                 '{"urls":["https://h2.example/a"]}', f"{engine.url}/v1/purge"],
+                                capture_output=True, text=True, timeout=10)
+        body, status_line = result.stdout.rsplit("\n", 1)
+        assert status_line == "2 202"
+        assert ID_RE.match(json.loads(body)["task_id"])

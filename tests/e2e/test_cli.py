@@ -100,3 +100,27 @@ def test_help_and_version():
         assert word in help_text.stdout
     version = subprocess.run([CLI_BIN, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("cdnrefresh ")
+
+
+def test_wait_draws_a_progress_bar_on_a_terminal(engine):
+    import os
+    import pty
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([CLI_BIN, "--engine", engine.url, "purge", "https://example.com/tty", "--wait",
+                             "--timeout", "1"], stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    out, _ = proc.communicate(timeout=20)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert proc.returncode == 5
+    text = screen.decode(errors="replace")
+    assert "\r[------------------------------]   0% " + out.strip() + " queued" in text
+    assert "has not finished after 1s" in text
