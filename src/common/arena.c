@@ -73,6 +73,21 @@ char *arena_strdup(struct arena *arena, const char *s) {
   return arena_strndup(arena, s, strlen(s));
 }
 
+void arena_reset(struct arena *arena) {
+  struct arena_chunk *keep = arena->head;
+  if (!keep)
+    return;
+  struct arena_chunk *chunk = keep->next;
+  while (chunk) {
+    struct arena_chunk *next = chunk->next;
+    free(chunk);
+    chunk = next;
+  }
+  keep->next = NULL;
+  keep->used = 0;
+  arena->reserved = keep->size;
+}
+
 void arena_release(struct arena *arena) {
   struct arena_chunk *chunk = arena->head;
   while (chunk) {

@@ -30,6 +30,10 @@ char *arena_strndup(struct arena *arena, const char *s, size_t len);
 /* arena_strndup of a NUL-terminated string. */
 char *arena_strdup(struct arena *arena, const char *s);
 
+/* Forgets every allocation but keeps the newest chunk for reuse, so an arena reset after each
+ * frame or batch stops allocating once it has grown to the usual size. */
+void arena_reset(struct arena *arena);
+
 /* Frees every chunk; the arena is empty and may be reused with the same maximum. */
 void arena_release(struct arena *arena);
 

@@ -29,7 +29,13 @@
   XX(STORE_UNAVAILABLE, 503, "store_unavailable", "the task store could not be written")           \
   XX(SHUTTING_DOWN, 503, "shutting_down", "the engine is shutting down")                           \
   XX(IO, 500, "io_error", "an I/O operation failed")                                               \
-  XX(CONFIG, 500, "config_error", "the configuration is not valid")
+  XX(CONFIG, 500, "config_error", "the configuration is not valid")                                \
+  XX(AGAIN, 500, "incomplete", "more bytes are needed")                                            \
+  XX(FRAME_TOO_LARGE, 500, "frame_too_large", "a frame is larger than the link allows")            \
+  XX(FRAME_VERSION, 500, "frame_version", "a frame has an unsupported protocol version")           \
+  XX(FRAME_TYPE, 500, "frame_type", "a frame has an unknown type")                                 \
+  XX(FRAME_FLAGS, 500, "frame_flags", "a frame has unknown flag bits")                             \
+  XX(FRAME_BODY, 500, "frame_body", "a frame body does not decode")
 
 enum cdr_error {
   CDR_OK = 0,
