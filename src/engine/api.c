@@ -190,13 +190,11 @@ static void api_on_targets_listed(struct store_job *job) {
     api_reply_store_error(req, job->result);
   } else if (req) {
     json_t *items = json_array();
-    for (size_t i = 0; i < job->targets.count; i++)
-      json_array_append_new(items,
-                            task_json_target(&job->targets.targets[i], job->targets.indexes[i]));
-    json_t *next =
-        job->targets.more
-            ? json_sprintf("%lld", (long long)job->targets.indexes[job->targets.count - 1])
-            : json_null();
+    for (size_t i = 0; i < job->items.count; i++)
+      json_array_append_new(items, task_json_item(&job->items.rows[i]));
+    json_t *next = job->items.next_cursor >= 0
+                       ? json_sprintf("%lld", (long long)job->items.next_cursor)
+                       : json_null();
     api_reply_json(
         req, 200,
         json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items, "next_cursor", next));

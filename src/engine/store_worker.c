@@ -56,7 +56,7 @@ void store_inbox_close(struct store_inbox *inbox) {
   uv_close((uv_handle_t *)&inbox->async, NULL);
 }
 
-static void store_inbox_post(struct store_inbox *inbox, struct store_job *job) {
+void store_inbox_post(struct store_inbox *inbox, struct store_job *job) {
   pthread_mutex_lock(&inbox->lock);
   store_job_queue_push(&inbox->done, job);
   pthread_mutex_unlock(&inbox->lock);
@@ -88,10 +88,22 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
   case STORE_JOB_TARGETS: {
     int rc = store_task_get(store, job->tenant, job->task_id, &job->arena, &job->task);
     return rc ? rc
-              : store_targets_list(store, job->task_id,
-                                   job->filter_item_state ? &job->item_state : NULL,
-                                   job->after_index, job->limit, &job->arena, &job->targets);
+              : task_items_page(store, job->task, job->filter_item_state ? &job->item_state : NULL,
+                                job->after_index, job->limit, &job->arena, &job->items);
   }
+  case STORE_JOB_NODE_UPSERT: return store_node_upsert(store, &job->node);
+  case STORE_JOB_PLAN:
+    return store_task_plan(store, job->task, job->task_nodes, job->task_node_count);
+  case STORE_JOB_PROGRESS:
+    for (size_t i = 0; i < job->progress_count; i++) {
+      struct store_progress *p = &job->progress[i];
+      int rc = store_task_progress(store, &p->task, p->nodes, p->node_count, p->failures,
+                                   p->failure_count);
+      if (rc)
+        return rc;
+    }
+    return 0;
+  case STORE_JOB_FABRIC: break;
   }
   return CDR_EINTERNAL;
 }

@@ -11,6 +11,7 @@
 #define CDR_STORE_WORKER_H
 
 #include "common/arena.h"
+#include "engine/task_items.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -18,12 +19,16 @@
 #include <uv.h>
 
 enum store_job_kind {
-  STORE_JOB_INSERT,  /* writer: in task (id and creation time are set) */
-  STORE_JOB_CANCEL,  /* writer: in tenant, task_id; out task */
-  STORE_JOB_GET,     /* reader: in tenant, task_id; out task */
-  STORE_JOB_LIST,    /* reader: in tenant, task_state?, cursor, limit; out tasks */
-  STORE_JOB_TARGETS, /* reader: in tenant, task_id, item_state?, after_index, limit; out task,
-                        targets */
+  STORE_JOB_INSERT,      /* writer: in task (id and creation time are set) */
+  STORE_JOB_CANCEL,      /* writer: in tenant, task_id; out task */
+  STORE_JOB_GET,         /* reader: in tenant, task_id; out task */
+  STORE_JOB_LIST,        /* reader: in tenant, task_state?, cursor, limit; out tasks */
+  STORE_JOB_TARGETS,     /* reader: in tenant, task_id, item_state?, after_index, limit; out task,
+                            items */
+  STORE_JOB_NODE_UPSERT, /* writer: in node */
+  STORE_JOB_PLAN,        /* writer: in task, task_nodes */
+  STORE_JOB_PROGRESS,    /* writer: in progress[] */
+  STORE_JOB_FABRIC,      /* not for a store: a request the agent fabric answers (fabric.h) */
 };
 
 struct store_inbox;
@@ -48,7 +53,24 @@ struct store_job {
   size_t limit;                    /* most rows returned */
   struct task *task;
   struct store_task_page tasks;
-  struct store_target_page targets;
+  struct item_page items;
+  store_job_done_cb on_reply;         /* a job that makes two hops runs this on its way back */
+  struct store_node node;             /* STORE_JOB_NODE_UPSERT */
+  struct store_task_node *task_nodes; /* STORE_JOB_PLAN */
+  size_t task_node_count;
+  struct store_progress *progress; /* STORE_JOB_PROGRESS */
+  size_t progress_count;
+  int fabric_request; /* STORE_JOB_FABRIC: which request (fabric.h) */
+  void *answer;       /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
+};
+
+/* One task's saved progress in a STORE_JOB_PROGRESS job. */
+struct store_progress {
+  struct task task; /* id, counters, state and times */
+  struct store_task_node *nodes;
+  size_t node_count;
+  struct store_failure *failures;
+  size_t failure_count;
 };
 
 /* A FIFO of jobs linked through job->next; guarded by whoever owns it. */
@@ -65,6 +87,9 @@ struct store_inbox {
 
 /* Prepares inbox on loop (loop thread). Returns 0 or a negative libuv code. */
 int store_inbox_init(struct store_inbox *inbox, uv_loop_t *loop);
+
+/* Hands job to the loop that owns inbox, which calls job->done there (any thread). */
+void store_inbox_post(struct store_inbox *inbox, struct store_job *job);
 
 /* Closes the inbox's async handle (loop thread); call after all submitted jobs came back. */
 void store_inbox_close(struct store_inbox *inbox);

@@ -48,7 +48,21 @@ struct task {
   size_t target_counts[TARGET_KIND_COUNT]; /* targets of each kind */
   size_t target_count;
   struct task_target *targets; /* target_count entries, or NULL when not loaded */
+  bool planned;                /* split over its nodes (store_task_plan) */
 };
+
+/* Per-(task, node) results are 2 bits per target: ITEM_PENDING, ITEM_SUCCEEDED, ITEM_FAILED or
+ * ITEM_UNSUPPORTED (ITEM_CANCELED is derived from the task's state, never stored). */
+static inline size_t item_states_bytes(size_t targets) { return (targets + 3) / 4; }
+
+static inline enum item_state item_states_get(const uint8_t *states, size_t index) {
+  return (enum item_state)((states[index / 4] >> (2 * (index % 4))) & 3u);
+}
+
+static inline void item_states_set(uint8_t *states, size_t index, enum item_state state) {
+  unsigned shift = 2 * (index % 4);
+  states[index / 4] = (uint8_t)((states[index / 4] & ~(3u << shift)) | ((unsigned)state << shift));
+}
 
 /* API names of the enums ("purge", "invalidate", "partial", "prefix", "failed"). Static strings. */
 const char *task_type_name(enum task_type type);

@@ -46,8 +46,20 @@ json_t *task_json_summary(const struct task *task) {
   return summary;
 }
 
-json_t *task_json_target(const struct task_target *target, int64_t index) {
-  return json_pack("{s:I,s:s,s:s,s:s,s:[]}", "index", (json_int_t)index, "kind",
-                   target_kind_name(target->kind), "target", target->value, "state",
-                   item_state_name(target->state), "nodes");
+json_t *task_json_item(const struct item_row *row) {
+  json_t *nodes = json_array();
+  for (size_t i = 0; nodes && i < row->node_count; i++) {
+    const struct item_node_result *result = &row->nodes[i];
+    json_t *node =
+        json_pack("{s:s,s:s}", "node", result->node_id, "state", item_state_name(result->state));
+    if (node && result->reason) {
+      json_object_set_new(node, "reason", json_string(result->reason));
+      if (result->http_status)
+        json_object_set_new(node, "http_status", json_integer(result->http_status));
+    }
+    json_array_append_new(nodes, node);
+  }
+  return json_pack("{s:I,s:s,s:s,s:s,s:o}", "index", (json_int_t)row->index, "kind",
+                   target_kind_name(row->target.kind), "target", row->target.value, "state",
+                   item_state_name(row->target.state), "nodes", nodes);
 }

@@ -3,6 +3,7 @@
 #define CDR_TASK_JSON_H
 
 #include "engine/task.h"
+#include "engine/task_items.h"
 
 #include <jansson.h>
 
@@ -10,7 +11,8 @@
  * selection, callback, deadline, counters and timings. NULL when out of memory. Caller decrefs. */
 json_t *task_json_summary(const struct task *task);
 
-/* Returns a new JSON object for one target at position index of its task. Caller decrefs. */
-json_t *task_json_target(const struct task_target *target, int64_t index);
+/* Returns a new JSON object for one item: the target, its summary state and its result on each
+ * node. Caller decrefs. */
+json_t *task_json_item(const struct item_row *row);
 
 #endif

@@ -7,9 +7,9 @@
 #include <string.h>
 
 static const ProtobufCMessageDescriptor *const frame_descriptors[] = {
-    [FRAME_HELLO] = &cdr__hello__descriptor,         [FRAME_WELCOME] = &cdr__welcome__descriptor,
-    [FRAME_REFUSAL] = &cdr__refusal__descriptor,     [FRAME_WORK] = &cdr__work__descriptor,
-    [FRAME_RESULTS] = &cdr__results__descriptor,     [FRAME_HEARTBEAT] = &cdr__heartbeat__descriptor,
+    [FRAME_HELLO] = &cdr__hello__descriptor,     [FRAME_WELCOME] = &cdr__welcome__descriptor,
+    [FRAME_REFUSAL] = &cdr__refusal__descriptor, [FRAME_WORK] = &cdr__work__descriptor,
+    [FRAME_RESULTS] = &cdr__results__descriptor, [FRAME_HEARTBEAT] = &cdr__heartbeat__descriptor,
 };
 static const char *const frame_names[] = {
     [FRAME_HELLO] = "hello", [FRAME_WELCOME] = "welcome", [FRAME_REFUSAL] = "refusal",
@@ -60,7 +60,8 @@ void frame_buffer_free(struct frame_buffer *buffer) {
   frame_buffer_init(buffer, buffer->max);
 }
 
-static void frame_header_write(uint8_t *at, size_t payload_len, enum frame_type type, uint8_t flags) {
+static void frame_header_write(uint8_t *at, size_t payload_len, enum frame_type type,
+                               uint8_t flags) {
   at[0] = (uint8_t)(payload_len >> 24);
   at[1] = (uint8_t)(payload_len >> 16);
   at[2] = (uint8_t)(payload_len >> 8);
@@ -111,7 +112,8 @@ int frame_append(struct frame_buffer *out, enum frame_type type, const ProtobufC
 int frame_peek(const uint8_t *data, size_t len, size_t max_payload, struct frame_view *view) {
   if (len < FRAME_HEADER_SIZE)
     return CDR_EAGAIN;
-  size_t payload_len = (size_t)data[0] << 24 | (size_t)data[1] << 16 | (size_t)data[2] << 8 | data[3];
+  size_t payload_len =
+      (size_t)data[0] << 24 | (size_t)data[1] << 16 | (size_t)data[2] << 8 | data[3];
   unsigned version = (unsigned)data[6] << 8 | data[7];
   if (version != FRAME_VERSION)
     return CDR_EFRAME_VERSION;

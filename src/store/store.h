@@ -68,10 +68,67 @@ struct store_target_page {
   bool more;
 };
 
-/* Lists the targets of task_id (already known to belong to the caller) in order, only those in
- * *state when non-NULL, with index greater than after, at most limit of them. */
-int store_targets_list(struct store *store, const char *task_id, const enum item_state *state,
-                       int64_t after, size_t limit, struct arena *arena,
-                       struct store_target_page *out);
+/* Lists the targets of task_id (already known to belong to the caller) in order, with index
+ * greater than after, at most limit of them. Their state is left ITEM_PENDING: per-node results
+ * come from store_task_nodes_load and store_failures_list. */
+int store_targets_list(struct store *store, const char *task_id, int64_t after, size_t limit,
+                       struct arena *arena, struct store_target_page *out);
+
+/* An edge node as registered by its agent. */
+struct store_node {
+  const char *id;
+  const char *groups_json; /* JSON array of group names */
+  const char *cache_kind;
+  const char *agent_version;
+  int64_t registered_ms; /* first Hello */
+  int64_t last_seen_ms;  /* latest Hello */
+};
+
+/* Registers node, or updates its groups, cache, version and last_seen_ms (inside a transaction). */
+int store_node_upsert(struct store *store, const struct store_node *node);
+
+/* Loads every registered node into arena, ordered by id. */
+int store_nodes_load(struct store *store, struct arena *arena, struct store_node **out,
+                     size_t *count);
+
+/* The results of one task on one node: 2 bits per target (item_states_* in task.h). */
+struct store_task_node {
+  const char *node_id;
+  uint8_t *states; /* item_states_bytes(target_count) bytes */
+  size_t states_len;
+  int64_t succeeded, failed, unsupported;
+};
+
+/* The detail of one result that was not a success. */
+struct store_failure {
+  int64_t index; /* target position */
+  const char *node_id;
+  enum item_state state; /* ITEM_FAILED or ITEM_UNSUPPORTED */
+  uint32_t http_status;  /* cache's status, 0 when none */
+  const char *reason;    /* "http_503", "connection_refused", "node_offline", ... */
+};
+
+/* Records that task_id goes to nodes (their results all pending): sets total and pending, and
+ * state / finished_ms (a task with no node fails at once) unless the task was canceled. */
+int store_task_plan(struct store *store, const struct task *task,
+                    const struct store_task_node *nodes, size_t count);
+
+/* Saves a task's progress: counters, state and times (a canceled task keeps its state), the
+ * result bitmaps of the given nodes and the failure details. Inside a transaction. */
+int store_task_progress(struct store *store, const struct task *task,
+                        const struct store_task_node *nodes, size_t node_count,
+                        const struct store_failure *failures, size_t failure_count);
+
+/* Loads every queued or running task with its targets, oldest first, into arena. */
+int store_tasks_unfinished(struct store *store, struct arena *arena, struct task ***out,
+                           size_t *count);
+
+/* Loads the per-node result bitmaps of task_id, ordered by node id. */
+int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,
+                          struct store_task_node **out, size_t *count);
+
+/* Loads the failure details of task_id for targets first..last (inclusive). */
+int store_failures_list(struct store *store, const char *task_id, int64_t first, int64_t last,
+                        struct arena *arena, struct store_failure **out, size_t *count);
 
 #endif

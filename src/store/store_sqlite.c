@@ -1,53 +1,62 @@
 /* store_sqlite.c — the SQLite backend of store.h: WAL mode, prepared statements, group commit. */
-#include "store/store.h"
+#include "store/store_sqlite_internal.h"
 
 #include "common/error.h"
 #include "common/log.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-enum store_statement {
-  STMT_BEGIN,
-  STMT_COMMIT,
-  STMT_ROLLBACK,
-  STMT_TASK_INSERT,
-  STMT_TARGET_INSERT,
-  STMT_TASK_GET,
-  STMT_TASK_CANCEL,
-  STMT_TARGETS_CANCEL,
-  STMT_TASKS_LIST,
-  STMT_TARGETS_LIST,
-  STMT_COUNT
-};
-
 #define STORE_TASK_COLUMNS                                                                         \
   "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "        \
   "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
-  "regexes, tags"
+  "regexes, tags, planned"
+
+/* A canceled task keeps its state and finish time whatever progress is saved after the cancel. */
+#define STORE_UNLESS_CANCELED(column, value)                                                       \
+  column " = CASE WHEN state = 'canceled' THEN " column " ELSE " value " END"
 
 static const char *const store_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_TASK_INSERT] = "INSERT INTO tasks (" STORE_TASK_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [STMT_TARGET_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value, state) "
-                           "VALUES (?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [STMT_TARGET_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value) VALUES (?,?,?,?)",
     [STMT_TASK_GET] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id = ?1 AND tenant = ?2",
-    [STMT_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = ?3, pending = 0 "
+    [STMT_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = ?3 "
                          "WHERE id = ?1 AND tenant = ?2 AND state IN ('queued', 'running')",
-    [STMT_TARGETS_CANCEL] = "UPDATE task_targets SET state = 'canceled' "
-                            "WHERE task_id = ?1 AND state = 'pending'",
     [STMT_TASKS_LIST] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE tenant = ?1 "
                         "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) "
                         "ORDER BY id DESC LIMIT ?4",
-    [STMT_TARGETS_LIST] = "SELECT idx, kind, value, state FROM task_targets WHERE task_id = ?1 "
-                          "AND (?2 IS NULL OR state = ?2) AND idx > ?3 ORDER BY idx LIMIT ?4",
+    [STMT_TARGETS_LIST] = "SELECT idx, kind, value FROM task_targets WHERE task_id = ?1 "
+                          "AND idx > ?2 ORDER BY idx LIMIT ?3",
+    [STMT_NODES_LOAD] = "SELECT id, groups, cache_kind, agent_version, registered_ms, "
+                        "last_seen_ms FROM nodes ORDER BY id",
+    [STMT_TASKS_UNFINISHED] = "SELECT " STORE_TASK_COLUMNS " FROM tasks "
+                              "WHERE state IN ('queued', 'running') ORDER BY id",
+    [STMT_TARGETS_ALL] = "SELECT kind, value FROM task_targets WHERE task_id = ?1 ORDER BY idx",
+    [STMT_TASK_NODES_LOAD] = "SELECT node_id, states, succeeded, failed, unsupported "
+                             "FROM task_nodes WHERE task_id = ?1 ORDER BY node_id",
+    [STMT_FAILURES_LIST] = "SELECT idx, node_id, state, http_status, reason FROM item_failures "
+                           "WHERE task_id = ?1 AND idx BETWEEN ?2 AND ?3 ORDER BY idx, node_id",
+    [STMT_NODE_UPSERT] = "INSERT INTO nodes (id, groups, cache_kind, agent_version, registered_ms,"
+                         " last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE"
+                         " SET groups = ?2, cache_kind = ?3, agent_version = ?4, last_seen_ms = ?5",
+    [STMT_TASK_PLAN] =
+        "UPDATE tasks SET planned = 1, total = ?2, pending = ?3, " STORE_UNLESS_CANCELED(
+            "state", "?4") ", " STORE_UNLESS_CANCELED("finished_ms", "?5") " WHERE id = ?1",
+    [STMT_TASK_NODE_SAVE] = "INSERT OR REPLACE INTO task_nodes (task_id, node_id, states, "
+                            "succeeded, failed, unsupported) VALUES (?,?,?,?,?,?)",
+    [STMT_TASK_PROGRESS] =
+        "UPDATE tasks SET succeeded = ?2, failed = ?3, pending = ?4, "
+        "unsupported = ?5, started_ms = ?6, " STORE_UNLESS_CANCELED(
+            "state", "?7") ", " STORE_UNLESS_CANCELED("finished_ms", "?8") " WHERE id = ?1",
+    [STMT_FAILURE_SAVE] = "INSERT OR REPLACE INTO item_failures (task_id, idx, node_id, state, "
+                          "http_status, reason) VALUES (?,?,?,?,?,?)",
 };
 
 static const char store_schema[] =
@@ -58,20 +67,29 @@ static const char store_schema[] =
     " finished_ms INTEGER NOT NULL, total INTEGER NOT NULL, succeeded INTEGER NOT NULL,"
     " failed INTEGER NOT NULL, pending INTEGER NOT NULL, unsupported INTEGER NOT NULL,"
     " urls INTEGER NOT NULL, prefixes INTEGER NOT NULL, regexes INTEGER NOT NULL,"
-    " tags INTEGER NOT NULL) WITHOUT ROWID;"
+    " tags INTEGER NOT NULL, planned INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS tasks_by_tenant_state ON tasks (tenant, state, id);"
+    "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, id);"
     "CREATE TABLE IF NOT EXISTS task_targets ("
     " task_id TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"
-    " state TEXT NOT NULL, PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
-    "PRAGMA user_version = 1;";
+    " PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS nodes ("
+    " id TEXT PRIMARY KEY, groups TEXT NOT NULL, cache_kind TEXT NOT NULL,"
+    " agent_version TEXT NOT NULL, registered_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    /* states: 2 bits per target (enum item_state), the compact per-(task, node) result record */
+    "CREATE TABLE IF NOT EXISTS task_nodes ("
+    " task_id TEXT NOT NULL, node_id TEXT NOT NULL, states BLOB NOT NULL,"
+    " succeeded INTEGER NOT NULL, failed INTEGER NOT NULL, unsupported INTEGER NOT NULL,"
+    " PRIMARY KEY (task_id, node_id)) WITHOUT ROWID;"
+    /* only results that were not a success carry a detail row */
+    "CREATE TABLE IF NOT EXISTS item_failures ("
+    " task_id TEXT NOT NULL, idx INTEGER NOT NULL, node_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " http_status INTEGER NOT NULL, reason TEXT NOT NULL,"
+    " PRIMARY KEY (task_id, idx, node_id)) WITHOUT ROWID;"
+    "PRAGMA user_version = 2;";
 
-struct store {
-  sqlite3 *db;
-  sqlite3_stmt *statements[STMT_COUNT];
-};
-
-/* Maps an SQLite result to a cdr code, logging the database's own words for operators. */
-static int store_error(struct store *store, int rc, const char *what) {
+int store_error(struct store *store, int rc, const char *what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
     return 0;
   if (rc == SQLITE_NOMEM)
@@ -127,9 +145,8 @@ int store_open(const char *dir, const struct store_options *options, struct stor
       goto fail;
   }
   for (int i = 0; i < STMT_COUNT; i++) {
-    if (options->read_only && (i == STMT_TASK_INSERT || i == STMT_TARGET_INSERT ||
-                               i == STMT_TASK_CANCEL || i == STMT_TARGETS_CANCEL))
-      continue; /* a read-only connection cannot prepare writes to tables it will never write */
+    if (options->read_only && store_statement_writes(i))
+      continue; /* a read-only connection never runs them */
     rc = sqlite3_prepare_v3(store->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                             &store->statements[i], NULL);
     if (rc != SQLITE_OK)
@@ -154,8 +171,7 @@ void store_close(struct store *store) {
   free(store);
 }
 
-/* Runs a statement that returns no rows and resets it. */
-static int store_run(struct store *store, enum store_statement which, const char *what) {
+int store_run(struct store *store, enum store_statement which, const char *what) {
   sqlite3_stmt *stmt = store->statements[which];
   int rc = sqlite3_step(stmt);
   int err = store_error(store, rc, what);
@@ -172,7 +188,7 @@ void store_rollback(struct store *store) {
     store_run(store, STMT_ROLLBACK, "rollback");
 }
 
-static void store_bind_text(sqlite3_stmt *stmt, int index, const char *text) {
+void store_bind_text(sqlite3_stmt *stmt, int index, const char *text) {
   if (text)
     sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
   else
@@ -205,6 +221,7 @@ int store_task_insert(struct store *store, const struct task *task) {
                              (int64_t)task->target_counts[TARGET_TAG]};
   for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
     sqlite3_bind_int64(stmt, col++, numbers[i]);
+  sqlite3_bind_int(stmt, col++, task->planned);
   int err = store_run(store, STMT_TASK_INSERT, "task insert");
 
   stmt = store->statements[STMT_TARGET_INSERT];
@@ -214,15 +231,12 @@ int store_task_insert(struct store *store, const struct task *task) {
     sqlite3_bind_int64(stmt, 2, (int64_t)i);
     store_bind_text(stmt, 3, target_kind_name(target->kind));
     store_bind_text(stmt, 4, target->value);
-    store_bind_text(stmt, 5, item_state_name(target->state));
     err = store_run(store, STMT_TARGET_INSERT, "target insert");
   }
   return err;
 }
 
-/* Copies text column col into the arena; NULL stays NULL. Sets *failed when out of room. */
-static const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena,
-                                     bool *failed) {
+const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, bool *failed) {
   const unsigned char *text = sqlite3_column_text(stmt, col);
   if (!text)
     return NULL;
@@ -232,8 +246,7 @@ static const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *
   return copy;
 }
 
-/* Reads one row of STORE_TASK_COLUMNS into a task allocated in arena. */
-static int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out) {
+int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out) {
   struct task *task = arena_alloc(arena, sizeof(*task));
   if (!task)
     return CDR_ENOMEM;
@@ -264,6 +277,7 @@ static int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct t
     task->target_counts[kind] = (size_t)sqlite3_column_int64(stmt, col++);
     task->target_count += task->target_counts[kind];
   }
+  task->planned = sqlite3_column_int(stmt, col++) != 0;
   if (failed)
     return CDR_ENOMEM;
   *out = task;
@@ -301,9 +315,7 @@ int store_task_cancel(struct store *store, const char *tenant, const char *id, i
     arena_release(&scratch);
     return err ? err : CDR_ETASK_FINAL;
   }
-  stmt = store->statements[STMT_TARGETS_CANCEL];
-  store_bind_text(stmt, 1, id);
-  return store_run(store, STMT_TARGETS_CANCEL, "targets cancel");
+  return 0;
 }
 
 int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,
@@ -335,14 +347,12 @@ int store_tasks_list(struct store *store, const char *tenant, const enum task_st
   return err;
 }
 
-int store_targets_list(struct store *store, const char *task_id, const enum item_state *state,
-                       int64_t after, size_t limit, struct arena *arena,
-                       struct store_target_page *out) {
+int store_targets_list(struct store *store, const char *task_id, int64_t after, size_t limit,
+                       struct arena *arena, struct store_target_page *out) {
   sqlite3_stmt *stmt = store->statements[STMT_TARGETS_LIST];
   store_bind_text(stmt, 1, task_id);
-  store_bind_text(stmt, 2, state ? item_state_name(*state) : NULL);
-  sqlite3_bind_int64(stmt, 3, after);
-  sqlite3_bind_int64(stmt, 4, (int64_t)limit + 1);
+  sqlite3_bind_int64(stmt, 2, after);
+  sqlite3_bind_int64(stmt, 3, (int64_t)limit + 1);
   out->targets = arena_alloc(arena, (limit + 1) * sizeof(*out->targets));
   out->indexes = arena_alloc(arena, (limit + 1) * sizeof(*out->indexes));
   out->count = 0;
@@ -356,13 +366,12 @@ int store_targets_list(struct store *store, const char *task_id, const enum item
     }
     struct task_target *target = &out->targets[out->count];
     const char *kind = (const char *)sqlite3_column_text(stmt, 1);
-    const char *item = (const char *)sqlite3_column_text(stmt, 3);
     bool failed = false;
     target->value = store_column_text(stmt, 2, arena, &failed);
+    target->state = ITEM_PENDING;
     if (failed)
       err = CDR_ENOMEM;
-    else if (!kind || !item || target_kind_parse(kind, &target->kind) ||
-             item_state_parse(item, strlen(item), &target->state))
+    else if (!kind || target_kind_parse(kind, &target->kind))
       err = CDR_EINTERNAL;
     out->indexes[out->count++] = sqlite3_column_int64(stmt, 0);
   }

@@ -131,13 +131,15 @@ static void frame_refuses_bad_headers(void **state) {
 
 static void frame_refuses_garbage_bodies(void **state) {
   (void)state;
-  uint8_t frame[8 + 6] = {0, 0, 0, 6, FRAME_WORK, 0, 0, FRAME_VERSION, 0x0a, 0x7f, 0xff, 0xff, 0xff, 0x0f};
+  uint8_t frame[8 + 6] = {0,    0,    0,    6,    FRAME_WORK, 0,   0, FRAME_VERSION,
+                          0x0a, 0x7f, 0xff, 0xff, 0xff,       0x0f};
   struct frame_view view;
   assert_int_equal(frame_peek(frame, sizeof(frame), MAX_PAYLOAD, &view), 0);
   ProtobufCMessage *message;
   assert_int_equal(frame_unpack(&view, NULL, &scratch, MAX_PAYLOAD, &arena, &message),
                    CDR_EFRAME_BODY);
-  uint8_t fake_zstd[8 + 4] = {0, 0, 0, 4, FRAME_WORK, FRAME_FLAG_ZSTD, 0, FRAME_VERSION, 1, 2, 3, 4};
+  uint8_t fake_zstd[8 + 4] = {0, 0, 0, 4, FRAME_WORK, FRAME_FLAG_ZSTD, 0, FRAME_VERSION,
+                              1, 2, 3, 4};
   ZSTD_DCtx *dctx = ZSTD_createDCtx();
   assert_int_equal(frame_peek(fake_zstd, sizeof(fake_zstd), MAX_PAYLOAD, &view), 0);
   assert_int_equal(frame_unpack(&view, dctx, &scratch, MAX_PAYLOAD, &arena, &message),

@@ -2,6 +2,7 @@
 #include "unit.h"
 
 #include "common/error.h"
+#include "engine/task_items.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -134,9 +135,9 @@ static void store_cancels_and_filters_by_state(void **state) {
   assert_int_equal(page.tasks[0]->finished_ms, 1795000001000);
 
   enum item_state item = ITEM_CANCELED;
-  struct store_target_page targets;
-  assert_int_equal(store_targets_list(f->reader, ids[0], &item, -1, 10, &f->arena, &targets), 0);
-  assert_int_equal(targets.count, 2);
+  struct item_page items;
+  assert_int_equal(task_items_page(f->reader, page.tasks[0], &item, -1, 10, &f->arena, &items), 0);
+  assert_int_equal(items.count, 2);
 
   assert_int_equal(store_begin(f->writer), 0);
   assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 1), CDR_ETASK_FINAL);
@@ -148,12 +149,11 @@ static void store_pages_targets_in_order(void **state) {
   struct fixture *f = *state;
   insert(f, make_task(&f->arena, ids[0], 5));
   struct store_target_page page;
-  assert_int_equal(store_targets_list(f->reader, ids[0], NULL, -1, 2, &f->arena, &page), 0);
+  assert_int_equal(store_targets_list(f->reader, ids[0], -1, 2, &f->arena, &page), 0);
   assert_int_equal(page.count, 2);
   assert_true(page.more);
   assert_string_equal(page.targets[1].value, "https://a.com/1");
-  assert_int_equal(
-      store_targets_list(f->reader, ids[0], NULL, page.indexes[1], 10, &f->arena, &page), 0);
+  assert_int_equal(store_targets_list(f->reader, ids[0], page.indexes[1], 10, &f->arena, &page), 0);
   assert_int_equal(page.count, 3);
   assert_false(page.more);
   assert_int_equal(page.indexes[0], 2);
@@ -204,6 +204,84 @@ static void store_open_reports_unusable_dir(void **state) {
   assert_non_null(strstr(err, "/proc/cdr-cannot-exist"));
 }
 
+static void store_resumes_plans_and_results(void **state) {
+  struct fixture *f = *state;
+  struct task *task = make_task(&f->arena, ids[0], 5);
+  insert(f, task);
+  struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1};
+  uint8_t states_a[2] = {0}, states_b[2] = {0};
+  struct store_task_node plan[2] = {{"edge-1", states_a, 2, 0, 0, 0},
+                                    {"edge-2", states_b, 2, 0, 0, 0}};
+  task->counters.total = task->counters.pending = 10;
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_upsert(f->writer, &node), 0);
+  assert_int_equal(store_task_plan(f->writer, task, plan, 2), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+
+  item_states_set(states_a, 0, ITEM_SUCCEEDED);
+  item_states_set(states_a, 4, ITEM_FAILED);
+  item_states_set(states_b, 4, ITEM_UNSUPPORTED);
+  plan[0].succeeded = 1;
+  plan[0].failed = 1;
+  plan[1].unsupported = 1;
+  struct store_failure failures[2] = {{4, "edge-1", ITEM_FAILED, 503, "http_503"},
+                                      {4, "edge-2", ITEM_UNSUPPORTED, 0, "no_soft_purge"}};
+  task->state = TASK_RUNNING;
+  task->started_ms = 1795000000500;
+  task->counters.succeeded = task->counters.failed = task->counters.unsupported = 1;
+  task->counters.pending = 7;
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_progress(f->writer, task, plan, 2, failures, 2), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+
+  struct task **tasks;
+  size_t count;
+  assert_int_equal(store_tasks_unfinished(f->reader, &f->arena, &tasks, &count), 0);
+  assert_int_equal(count, 1);
+  assert_true(tasks[0]->planned);
+  assert_int_equal(tasks[0]->state, TASK_RUNNING);
+  assert_int_equal(tasks[0]->counters.pending, 7);
+  assert_string_equal(tasks[0]->targets[4].value, "https://a.com/4");
+
+  struct store_task_node *nodes;
+  assert_int_equal(store_task_nodes_load(f->reader, ids[0], &f->arena, &nodes, &count), 0);
+  assert_int_equal(count, 2);
+  assert_int_equal(item_states_get(nodes[0].states, 0), ITEM_SUCCEEDED);
+  assert_int_equal(item_states_get(nodes[0].states, 4), ITEM_FAILED);
+  assert_int_equal(item_states_get(nodes[1].states, 4), ITEM_UNSUPPORTED);
+  assert_int_equal(item_states_get(nodes[1].states, 1), ITEM_PENDING);
+
+  enum item_state failed = ITEM_FAILED;
+  struct item_page items;
+  assert_int_equal(task_items_page(f->reader, tasks[0], &failed, -1, 10, &f->arena, &items), 0);
+  assert_int_equal(items.count, 1);
+  assert_int_equal(items.rows[0].index, 4);
+  assert_int_equal(items.rows[0].nodes[0].http_status, 503);
+  assert_string_equal(items.rows[0].nodes[1].reason, "no_soft_purge");
+  assert_int_equal(items.next_cursor, -1);
+
+  struct store_node *registered;
+  assert_int_equal(store_nodes_load(f->reader, &f->arena, &registered, &count), 0);
+  assert_int_equal(count, 1);
+  assert_string_equal(registered[0].cache_kind, "nginx");
+}
+
+static void store_progress_never_undoes_a_cancel(void **state) {
+  struct fixture *f = *state;
+  struct task *task = make_task(&f->arena, ids[0], 1);
+  insert(f, task);
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 77), 0);
+  task->state = TASK_DONE;
+  task->finished_ms = 99;
+  assert_int_equal(store_task_progress(f->writer, task, NULL, 0, NULL, 0), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
+  assert_int_equal(got->state, TASK_CANCELED);
+  assert_int_equal(got->finished_ms, 77);
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown(name, store_setup, store_teardown)
 
 int main(void) {
@@ -216,6 +294,8 @@ int main(void) {
       STORE_TEST(store_rollback_forgets_writes),
       STORE_TEST(store_refuses_duplicate_ids),
       STORE_TEST(store_keeps_tasks_across_reopen),
+      STORE_TEST(store_resumes_plans_and_results),
+      STORE_TEST(store_progress_never_undoes_a_cancel),
       cmocka_unit_test(store_open_reports_unusable_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

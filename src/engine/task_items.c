@@ -1,0 +1,105 @@
+/* task_items.c — assembles item rows from targets, per-node result bitmaps and failure details. */
+#include "engine/task_items.h"
+
+#include "common/error.h"
+
+#include <string.h>
+
+enum { TASK_ITEMS_SCAN_MAX = 10000 }; /* targets a filtered page looks at before it answers */
+
+/* Summary of one target over its nodes: pending (or canceled) while any node is pending, else
+ * failed if any failed, else unsupported if any was, else succeeded. */
+static enum item_state task_items_summary(const struct task *task, const struct item_row *row) {
+  bool failed = false, unsupported = false;
+  for (size_t i = 0; i < row->node_count; i++) {
+    enum item_state state = row->nodes[i].state;
+    if (state == ITEM_PENDING || state == ITEM_CANCELED)
+      return task->state == TASK_CANCELED ? ITEM_CANCELED : ITEM_PENDING;
+    failed |= state == ITEM_FAILED;
+    unsupported |= state == ITEM_UNSUPPORTED;
+  }
+  if (row->node_count == 0)
+    return task->state == TASK_CANCELED ? ITEM_CANCELED
+           : task->state == TASK_FAILED ? ITEM_FAILED
+                                        : ITEM_PENDING;
+  return failed ? ITEM_FAILED : unsupported ? ITEM_UNSUPPORTED : ITEM_SUCCEEDED;
+}
+
+/* Fills row's per-node results for target index from the bitmaps and the failure details. */
+static int task_items_fill(const struct task *task, struct item_row *row,
+                           const struct store_task_node *nodes, size_t node_count,
+                           const struct store_failure *failures, size_t failure_count,
+                           struct arena *arena) {
+  row->nodes = arena_alloc(arena, (node_count ? node_count : 1) * sizeof(*row->nodes));
+  if (!row->nodes)
+    return CDR_ENOMEM;
+  row->node_count = node_count;
+  size_t byte = (size_t)row->index / 4;
+  for (size_t n = 0; n < node_count; n++) {
+    struct item_node_result *result = &row->nodes[n];
+    result->node_id = nodes[n].node_id;
+    result->state = byte < nodes[n].states_len
+                        ? item_states_get(nodes[n].states, (size_t)row->index)
+                        : ITEM_PENDING;
+    if (result->state == ITEM_PENDING && task->state == TASK_CANCELED)
+      result->state = ITEM_CANCELED;
+    result->http_status = 0;
+    result->reason = NULL;
+    for (size_t f = 0; f < failure_count; f++) {
+      if (failures[f].index == row->index && strcmp(failures[f].node_id, result->node_id) == 0) {
+        result->http_status = failures[f].http_status;
+        result->reason = failures[f].reason;
+      }
+    }
+  }
+  row->target.state = task_items_summary(task, row);
+  return 0;
+}
+
+int task_items_page(struct store *store, const struct task *task, const enum item_state *filter,
+                    int64_t after, size_t limit, struct arena *arena, struct item_page *out) {
+  struct store_task_node *nodes;
+  size_t node_count;
+  int rc = store_task_nodes_load(store, task->id, arena, &nodes, &node_count);
+  if (rc)
+    return rc;
+  out->rows = arena_alloc(arena, limit * sizeof(*out->rows));
+  if (!out->rows)
+    return CDR_ENOMEM;
+  out->count = 0;
+  out->next_cursor = -1;
+  size_t scanned = 0;
+  int64_t cursor = after;
+  while (out->count < limit) {
+    size_t want = filter ? 1000 : limit - out->count;
+    struct store_target_page page;
+    struct store_failure *failures;
+    size_t failure_count;
+    if ((rc = store_targets_list(store, task->id, cursor, want, arena, &page)))
+      return rc;
+    if (page.count == 0)
+      return 0;
+    if ((rc = store_failures_list(store, task->id, page.indexes[0], page.indexes[page.count - 1],
+                                  arena, &failures, &failure_count)))
+      return rc;
+    for (size_t i = 0; i < page.count && out->count < limit; i++) {
+      struct item_row *row = &out->rows[out->count];
+      row->index = page.indexes[i];
+      row->target = page.targets[i];
+      if ((rc = task_items_fill(task, row, nodes, node_count, failures, failure_count, arena)))
+        return rc;
+      cursor = row->index;
+      if (!filter || row->target.state == *filter)
+        out->count++;
+    }
+    scanned += page.count;
+    bool more = page.more || cursor < page.indexes[page.count - 1];
+    if (!more)
+      return 0;
+    if (out->count == limit || scanned >= TASK_ITEMS_SCAN_MAX) {
+      out->next_cursor = cursor;
+      return 0;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,232 @@
+/* store_sqlite_fabric.c — the SQLite backend's node registry, task plans and per-node results:
+ * what the agent fabric writes and what a restart reads back to resume where it was. */
+#include "common/error.h"
+#include "store/store_sqlite_internal.h"
+
+#include <string.h>
+
+/* Resets a statement after a read loop and turns the last step's code into a cdr code. */
+static int store_finish(struct store *store, sqlite3_stmt *stmt, int rc, int err,
+                        const char *what) {
+  if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+    err = store_error(store, rc, what);
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return err;
+}
+
+/* Grows *items (of size bytes each) in the arena to hold at least count + 1. */
+static int store_grow(struct arena *arena, void **items, size_t size, size_t count, size_t *cap) {
+  if (count < *cap)
+    return 0;
+  size_t grown = *cap ? *cap * 2 : 16;
+  void *more = arena_alloc(arena, grown * size);
+  if (!more)
+    return CDR_ENOMEM;
+  if (count)
+    memcpy(more, *items, count * size);
+  *items = more;
+  *cap = grown;
+  return 0;
+}
+
+int store_node_upsert(struct store *store, const struct store_node *node) {
+  sqlite3_stmt *stmt = store->statements[STMT_NODE_UPSERT];
+  store_bind_text(stmt, 1, node->id);
+  store_bind_text(stmt, 2, node->groups_json);
+  store_bind_text(stmt, 3, node->cache_kind);
+  store_bind_text(stmt, 4, node->agent_version);
+  sqlite3_bind_int64(stmt, 5, node->last_seen_ms);
+  return store_run(store, STMT_NODE_UPSERT, "node upsert");
+}
+
+int store_nodes_load(struct store *store, struct arena *arena, struct store_node **out,
+                     size_t *count) {
+  sqlite3_stmt *stmt = store->statements[STMT_NODES_LOAD];
+  struct store_node *nodes = NULL;
+  size_t cap = 0, n = 0;
+  int err = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if ((err = store_grow(arena, (void **)&nodes, sizeof(*nodes), n, &cap)))
+      break;
+    bool failed = false;
+    struct store_node *node = &nodes[n++];
+    node->id = store_column_text(stmt, 0, arena, &failed);
+    node->groups_json = store_column_text(stmt, 1, arena, &failed);
+    node->cache_kind = store_column_text(stmt, 2, arena, &failed);
+    node->agent_version = store_column_text(stmt, 3, arena, &failed);
+    node->registered_ms = sqlite3_column_int64(stmt, 4);
+    node->last_seen_ms = sqlite3_column_int64(stmt, 5);
+    if (failed) {
+      err = CDR_ENOMEM;
+      break;
+    }
+  }
+  *out = nodes;
+  *count = n;
+  return store_finish(store, stmt, rc, err, "node load");
+}
+
+static int store_task_node_save(struct store *store, const char *task_id,
+                                const struct store_task_node *node) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_NODE_SAVE];
+  store_bind_text(stmt, 1, task_id);
+  store_bind_text(stmt, 2, node->node_id);
+  sqlite3_bind_blob(stmt, 3, node->states, (int)node->states_len, SQLITE_STATIC);
+  sqlite3_bind_int64(stmt, 4, node->succeeded);
+  sqlite3_bind_int64(stmt, 5, node->failed);
+  sqlite3_bind_int64(stmt, 6, node->unsupported);
+  return store_run(store, STMT_TASK_NODE_SAVE, "task node save");
+}
+
+int store_task_plan(struct store *store, const struct task *task,
+                    const struct store_task_node *nodes, size_t count) {
+  int err = 0;
+  for (size_t i = 0; !err && i < count; i++)
+    err = store_task_node_save(store, task->id, &nodes[i]);
+  if (err)
+    return err;
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_PLAN];
+  store_bind_text(stmt, 1, task->id);
+  sqlite3_bind_int64(stmt, 2, task->counters.total);
+  sqlite3_bind_int64(stmt, 3, task->counters.pending);
+  store_bind_text(stmt, 4, task_state_name(task->state));
+  sqlite3_bind_int64(stmt, 5, task->finished_ms);
+  return store_run(store, STMT_TASK_PLAN, "task plan");
+}
+
+int store_task_progress(struct store *store, const struct task *task,
+                        const struct store_task_node *nodes, size_t node_count,
+                        const struct store_failure *failures, size_t failure_count) {
+  int err = 0;
+  for (size_t i = 0; !err && i < node_count; i++)
+    err = store_task_node_save(store, task->id, &nodes[i]);
+  sqlite3_stmt *stmt = store->statements[STMT_FAILURE_SAVE];
+  for (size_t i = 0; !err && i < failure_count; i++) {
+    const struct store_failure *failure = &failures[i];
+    store_bind_text(stmt, 1, task->id);
+    sqlite3_bind_int64(stmt, 2, failure->index);
+    store_bind_text(stmt, 3, failure->node_id);
+    store_bind_text(stmt, 4, item_state_name(failure->state));
+    sqlite3_bind_int64(stmt, 5, failure->http_status);
+    store_bind_text(stmt, 6, failure->reason);
+    err = store_run(store, STMT_FAILURE_SAVE, "failure save");
+  }
+  if (err)
+    return err;
+  stmt = store->statements[STMT_TASK_PROGRESS];
+  store_bind_text(stmt, 1, task->id);
+  sqlite3_bind_int64(stmt, 2, task->counters.succeeded);
+  sqlite3_bind_int64(stmt, 3, task->counters.failed);
+  sqlite3_bind_int64(stmt, 4, task->counters.pending);
+  sqlite3_bind_int64(stmt, 5, task->counters.unsupported);
+  sqlite3_bind_int64(stmt, 6, task->started_ms);
+  store_bind_text(stmt, 7, task_state_name(task->state));
+  sqlite3_bind_int64(stmt, 8, task->finished_ms);
+  return store_run(store, STMT_TASK_PROGRESS, "task progress");
+}
+
+/* Loads every target of task into task->targets. */
+static int store_targets_load(struct store *store, struct task *task, struct arena *arena) {
+  task->targets =
+      arena_alloc(arena, (task->target_count ? task->target_count : 1) * sizeof(*task->targets));
+  if (!task->targets)
+    return CDR_ENOMEM;
+  sqlite3_stmt *stmt = store->statements[STMT_TARGETS_ALL];
+  store_bind_text(stmt, 1, task->id);
+  size_t n = 0;
+  int err = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && n < task->target_count) {
+    struct task_target *target = &task->targets[n++];
+    const char *kind = (const char *)sqlite3_column_text(stmt, 0);
+    bool failed = false;
+    target->value = store_column_text(stmt, 1, arena, &failed);
+    target->state = ITEM_PENDING;
+    if (failed || !kind || target_kind_parse(kind, &target->kind)) {
+      err = failed ? CDR_ENOMEM : CDR_EINTERNAL;
+      break;
+    }
+  }
+  if (!err && n != task->target_count)
+    err = CDR_EINTERNAL;
+  return store_finish(store, stmt, rc, err, "target load");
+}
+
+int store_tasks_unfinished(struct store *store, struct arena *arena, struct task ***out,
+                           size_t *count) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASKS_UNFINISHED];
+  struct task **tasks = NULL;
+  size_t cap = 0, n = 0;
+  int err = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if ((err = store_grow(arena, (void **)&tasks, sizeof(*tasks), n, &cap)) ||
+        (err = store_task_from_row(stmt, arena, &tasks[n])))
+      break;
+    n++;
+  }
+  err = store_finish(store, stmt, rc, err, "unfinished tasks");
+  for (size_t i = 0; !err && i < n; i++)
+    err = store_targets_load(store, tasks[i], arena);
+  *out = tasks;
+  *count = n;
+  return err;
+}
+
+int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,
+                          struct store_task_node **out, size_t *count) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_NODES_LOAD];
+  store_bind_text(stmt, 1, task_id);
+  struct store_task_node *nodes = NULL;
+  size_t cap = 0, n = 0;
+  int err = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if ((err = store_grow(arena, (void **)&nodes, sizeof(*nodes), n, &cap)))
+      break;
+    struct store_task_node *node = &nodes[n++];
+    bool failed = false;
+    node->node_id = store_column_text(stmt, 0, arena, &failed);
+    node->states_len = (size_t)sqlite3_column_bytes(stmt, 1);
+    node->states = arena_alloc(arena, node->states_len + 1);
+    if (failed || !node->states) {
+      err = CDR_ENOMEM;
+      break;
+    }
+    if (node->states_len)
+      memcpy(node->states, sqlite3_column_blob(stmt, 1), node->states_len);
+    node->succeeded = sqlite3_column_int64(stmt, 2);
+    node->failed = sqlite3_column_int64(stmt, 3);
+    node->unsupported = sqlite3_column_int64(stmt, 4);
+  }
+  *out = nodes;
+  *count = n;
+  return store_finish(store, stmt, rc, err, "task node load");
+}
+
+int store_failures_list(struct store *store, const char *task_id, int64_t first, int64_t last,
+                        struct arena *arena, struct store_failure **out, size_t *count) {
+  sqlite3_stmt *stmt = store->statements[STMT_FAILURES_LIST];
+  store_bind_text(stmt, 1, task_id);
+  sqlite3_bind_int64(stmt, 2, first);
+  sqlite3_bind_int64(stmt, 3, last);
+  struct store_failure *failures = NULL;
+  size_t cap = 0, n = 0;
+  int err = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if ((err = store_grow(arena, (void **)&failures, sizeof(*failures), n, &cap)))
+      break;
+    struct store_failure *failure = &failures[n++];
+    bool failed = false;
+    failure->index = sqlite3_column_int64(stmt, 0);
+    failure->node_id = store_column_text(stmt, 1, arena, &failed);
+    const char *state = (const char *)sqlite3_column_text(stmt, 2);
+    failure->http_status = (uint32_t)sqlite3_column_int64(stmt, 3);
+    failure->reason = store_column_text(stmt, 4, arena, &failed);
+    if (failed || !state || item_state_parse(state, strlen(state), &failure->state)) {
+      err = failed ? CDR_ENOMEM : CDR_EINTERNAL;
+      break;
+    }
+  }
+  *out = failures;
+  *count = n;
+  return store_finish(store, stmt, rc, err, "failure list");
+}

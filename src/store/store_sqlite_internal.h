@@ -1,0 +1,56 @@
+/* store_sqlite_internal.h — what the SQLite backend's files share: the schema, the prepared
+ * statements and small helpers. Not part of store.h's interface. */
+#ifndef CDR_STORE_SQLITE_INTERNAL_H
+#define CDR_STORE_SQLITE_INTERNAL_H
+
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+enum store_statement {
+  STMT_BEGIN,
+  STMT_COMMIT,
+  STMT_ROLLBACK,
+  STMT_TASK_GET,
+  STMT_TASKS_LIST,
+  STMT_TARGETS_LIST,
+  STMT_NODES_LOAD,
+  STMT_TASKS_UNFINISHED,
+  STMT_TARGETS_ALL,
+  STMT_TASK_NODES_LOAD,
+  STMT_FAILURES_LIST,
+  STMT_FIRST_WRITE, /* statements from here on write */
+  STMT_TASK_INSERT = STMT_FIRST_WRITE,
+  STMT_TARGET_INSERT,
+  STMT_TASK_CANCEL,
+  STMT_NODE_UPSERT,
+  STMT_TASK_PLAN,
+  STMT_TASK_NODE_SAVE,
+  STMT_TASK_PROGRESS,
+  STMT_FAILURE_SAVE,
+  STMT_COUNT
+};
+
+struct store {
+  sqlite3 *db;
+  sqlite3_stmt *statements[STMT_COUNT];
+};
+
+static inline bool store_statement_writes(int statement) { return statement >= STMT_FIRST_WRITE; }
+
+/* Maps an SQLite result to a cdr code, logging the database's own words for operators. */
+int store_error(struct store *store, int rc, const char *what);
+
+/* Runs a statement that returns no rows, then resets it and clears its bindings. */
+int store_run(struct store *store, enum store_statement which, const char *what);
+
+/* Binds text (SQLITE_STATIC: it must outlive the step), or NULL. */
+void store_bind_text(sqlite3_stmt *stmt, int index, const char *text);
+
+/* Copies text column col into the arena; NULL stays NULL. Sets *failed when out of room. */
+const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, bool *failed);
+
+/* Reads one row of STORE_TASK_COLUMNS into a task allocated in arena (targets not loaded). */
+int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out);
+
+#endif
