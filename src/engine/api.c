@@ -105,16 +105,62 @@ static void api_reply_store_error(h2o_req_t *req, int err) {
 
 static void api_on_task_stored(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
-  if (job->result == 0)
-    log_debug("task.accepted", "task %s accepted with %zu targets", job->task->id,
-              job->task->target_count);
+  if (job->result) {
+    if (req)
+      api_reply_store_error(req, job->result);
+    api_job_free(job);
+    return;
+  }
+  log_debug("task.accepted", "task %s accepted with %zu targets", job->task->id,
+            job->task->target_count);
+  if (req)
+    api_reply_json(req, 202, task_json_summary(job->task));
+  /* The task is on disk: the fabric takes the job and plans the task onto its nodes. */
+  job->owner = NULL;
+  job->fabric_request = FABRIC_TASK_ACCEPTED;
+  fabric_post(api_loop_of_job(job)->server->fabric, job);
+}
+
+static void api_on_task_canceled(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
   if (req) {
     if (job->result)
       api_reply_store_error(req, job->result);
     else
-      api_reply_json(req, 202, task_json_summary(job->task));
+      api_reply_json(req, 200, task_json_summary(job->task));
+  }
+  struct store_job *notice = job->result ? NULL : calloc(1, sizeof(*notice));
+  if (notice) {
+    /* Tell the fabric to drop the task's queued work; the store already says canceled. */
+    memcpy(notice->task_id, job->task_id, sizeof(notice->task_id));
+    notice->fabric_request = FABRIC_TASK_CANCELED;
+    fabric_post(api_loop_of_job(job)->server->fabric, notice);
   }
   api_job_free(job);
+}
+
+static void api_on_nodes(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
+  if (req && job->result)
+    api_reply_error(req, job->result, NULL, NULL);
+  else if (req)
+    api_reply_json(req, 200, json_pack("{s:O}", "nodes", (json_t *)job->answer));
+  json_decref(job->answer);
+  api_job_free(job);
+}
+
+static int api_list_nodes(h2o_req_t *req) {
+  struct store_job *job = api_job_new(req, STORE_JOB_FABRIC, NULL, 4096);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  struct server_loop *loop = api_loop_of_job(job);
+  job->on_reply = api_on_nodes;
+  job->fabric_request = FABRIC_NODES;
+  loop->jobs_in_flight++;
+  fabric_post(loop->server->fabric, job);
+  return 0;
 }
 
 static int api_post_task(h2o_req_t *req, enum task_type type) {
@@ -345,7 +391,9 @@ static int api_task_route(h2o_req_t *req, const char *rest, size_t len) {
     return 0;
   }
   enum store_job_kind kind = items ? STORE_JOB_TARGETS : get ? STORE_JOB_GET : STORE_JOB_CANCEL;
-  store_job_done_cb done = items ? api_on_targets_listed : api_on_task_read;
+  store_job_done_cb done = items                      ? api_on_targets_listed
+                           : kind == STORE_JOB_CANCEL ? api_on_task_canceled
+                                                      : api_on_task_read;
   struct store_job *job = api_job_new(req, kind, done, API_READ_ARENA_MAX);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
@@ -392,10 +440,7 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     case 0: return api_post_task(req, TASK_PURGE);
     case 1: return api_post_task(req, TASK_PRELOAD);
     case 2: return api_list_tasks(req);
-    case 3:
-      /* Nodes register through the agent link; until one has, the registry is empty. */
-      api_reply_json(req, 200, json_pack("{s:[]}", "nodes"));
-      return 0;
+    case 3: return api_list_nodes(req);
     case 4: api_reply_status(req, 200, "ok"); return 0;
     default:
       if (atomic_load(&server->shutting_down))

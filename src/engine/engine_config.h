@@ -24,6 +24,11 @@ struct engine_config {
   int64_t commit_batch;                  /* most tasks per store transaction */
   char synchronous[SETTING_STRING_MAX];  /* "full" or "normal" */
   char log_level[SETTING_STRING_MAX];    /* debug, info, warn, error */
+  char agent_token[SETTING_STRING_MAX];  /* shared secret agents present in their Hello */
+  int64_t heartbeat_ms;                  /* heartbeat interval on agent links */
+  int64_t heartbeat_misses;              /* silent intervals before a node is offline */
+  int64_t max_window;                    /* most items in flight per node, whatever it asks */
+  int64_t max_frame_bytes;               /* largest link frame payload accepted */
   struct sockaddr_storage api_address;   /* api_listen, resolved by engine_config_load */
 };
 

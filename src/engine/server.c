@@ -194,7 +194,8 @@ int server_run(const struct engine_config *config) {
   server.loop_count =
       config->threads > 0 ? (size_t)config->threads : (size_t)(cores > 0 ? cores : 1);
   server.loops = calloc(server.loop_count, sizeof(*server.loops));
-  if (!server.loops || server_store_start(&server))
+  if (!server.loops || server_store_start(&server) ||
+      fabric_start(config, server.writer, &server.fabric))
     return 1;
   server_h2o_init(&server);
 
@@ -225,7 +226,9 @@ int server_run(const struct engine_config *config) {
   for (size_t i = 1; i < server.loop_count; i++)
     pthread_join(server.loops[i].thread, NULL);
 
-  /* Every loop has stopped; the writer commits whatever is still queued before it exits. */
+  /* Every API loop has stopped; the fabric saves its results, then the writer commits whatever is
+   * still queued before it exits. */
+  fabric_stop(server.fabric);
   store_worker_stop(server.writer);
   store_worker_stop(server.reader);
   close(server.lock_fd);

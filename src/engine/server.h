@@ -10,6 +10,7 @@
 #define CDR_SERVER_H
 
 #include "engine/engine_config.h"
+#include "engine/fabric.h"
 #include "engine/store_worker.h"
 
 #include <h2o.h>
@@ -38,6 +39,7 @@ struct server {
   h2o_globalconf_t h2o;
   struct store_worker *writer;
   struct store_worker *reader;
+  struct fabric *fabric;
   struct server_loop *loops;
   size_t loop_count;
   atomic_bool shutting_down;

@@ -41,6 +41,7 @@ struct store_job {
   struct store_inbox *reply_to; /* inbox of the loop that submitted the job */
   store_job_done_cb done;       /* called on that loop when the job has run */
   void *owner;                  /* the submitter's context (the pending HTTP request) */
+  void *context;                /* the receiver's context for done (the fabric, for its jobs) */
   int result;                   /* 0 or a negative cdr code, set before done */
   struct arena arena;           /* everything the job reads or builds lives here */
   const char *tenant;

@@ -1,0 +1,325 @@
+/* fabric.c — the agent fabric's thread and loop, its inbox, the node registry, recovery at start
+ * and the ordered stop. */
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "engine/fabric_internal.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  FABRIC_TICK_MS = 10,
+  FABRIC_STOP_WAIT_MS = 5000,
+};
+
+void fabric_submit(struct fabric *fabric, struct store_job *job, bool write) {
+  (void)write; /* every fabric job writes */
+  job->reply_to = &fabric->inbox;
+  fabric->jobs_in_flight++;
+  store_worker_submit(fabric->writer, job);
+}
+
+struct fabric_node *fabric_node_find(struct fabric *fabric, const char *id) {
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    if (strcmp(fabric->nodes[i]->id, id) == 0)
+      return fabric->nodes[i];
+  }
+  return NULL;
+}
+
+/* Replaces node's groups with the JSON array text (malloc'd copies). */
+static void fabric_node_set_groups(struct fabric_node *node, const char *groups_json) {
+  for (size_t i = 0; i < node->group_count; i++)
+    free(node->groups[i]);
+  free(node->groups);
+  free(node->groups_json);
+  node->groups = NULL;
+  node->group_count = 0;
+  node->groups_json = strdup(groups_json);
+  json_t *array = json_loads(groups_json, 0, NULL);
+  size_t count = json_array_size(array);
+  node->groups = calloc(count ? count : 1, sizeof(*node->groups));
+  for (size_t i = 0; node->groups && i < count; i++) {
+    const char *name = json_string_value(json_array_get(array, i));
+    if (name)
+      node->groups[node->group_count++] = strdup(name);
+  }
+  json_decref(array);
+}
+
+static struct fabric_node *fabric_node_add(struct fabric *fabric, const char *id) {
+  if (fabric->node_count == fabric->node_cap) {
+    size_t cap = fabric->node_cap ? fabric->node_cap * 2 : 16;
+    struct fabric_node **grown = realloc(fabric->nodes, cap * sizeof(*grown));
+    if (!grown)
+      return NULL;
+    fabric->nodes = grown;
+    fabric->node_cap = cap;
+  }
+  struct fabric_node *node = calloc(1, sizeof(*node));
+  if (!node)
+    return NULL;
+  snprintf(node->id, sizeof(node->id), "%s", id);
+  fabric->nodes[fabric->node_count++] = node;
+  return node;
+}
+
+static void fabric_node_free(struct fabric_node *node) {
+  fabric_node_set_groups(node, "[]");
+  free(node->groups_json);
+  free(node->groups);
+  free(node->redeliver);
+  free(node->slots);
+  free(node);
+}
+
+static void fabric_on_node_saved(struct store_job *job) {
+  struct fabric *fabric = job->owner;
+  fabric->jobs_in_flight--;
+  if (job->result)
+    log_error("node.save", "node %s could not be saved: %s", job->node.id,
+              cdr_error_message(job->result));
+  arena_release(&job->arena);
+  free(job);
+}
+
+struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello) {
+  struct fabric_node *node = fabric_node_find(fabric, hello->node_id);
+  bool known = node != NULL;
+  if (!node && !(node = fabric_node_add(fabric, hello->node_id)))
+    return NULL;
+  json_t *groups = json_array();
+  for (size_t i = 0; i < hello->n_groups; i++)
+    json_array_append_new(groups, json_string(hello->groups[i]));
+  char *groups_json = json_dumps(groups, JSON_COMPACT);
+  json_decref(groups);
+  fabric_node_set_groups(node, groups_json ? groups_json : "[]");
+  free(groups_json);
+  snprintf(node->cache_kind, sizeof(node->cache_kind), "%s", hello->cache_kind);
+  snprintf(node->agent_version, sizeof(node->agent_version), "%s", hello->agent_version);
+  int64_t now = clock_now_ms();
+  if (!known)
+    node->registered_ms = now;
+
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (job) {
+    arena_init(&job->arena, 64 * 1024);
+    job->kind = STORE_JOB_NODE_UPSERT;
+    job->owner = fabric;
+    job->done = fabric_on_node_saved;
+    job->node = (struct store_node){arena_strdup(&job->arena, node->id),
+                                    arena_strdup(&job->arena, node->groups_json),
+                                    arena_strdup(&job->arena, node->cache_kind),
+                                    arena_strdup(&job->arena, node->agent_version),
+                                    node->registered_ms,
+                                    now};
+    fabric_submit(fabric, job, true);
+  }
+  log_info("node.registered", "node %s (%s, agent %s, groups %s) %s", node->id, node->cache_kind,
+           node->agent_version, node->groups_json, known ? "returned" : "registered");
+  return node;
+}
+
+static json_t *fabric_nodes_json(struct fabric *fabric) {
+  json_t *nodes = json_array();
+  int64_t now = clock_now_ms();
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    struct fabric_node *node = fabric->nodes[i];
+    json_t *groups = json_loads(node->groups_json ? node->groups_json : "[]", 0, NULL);
+    json_t *age =
+        node->last_heartbeat_ms ? json_integer(now - node->last_heartbeat_ms) : json_null();
+    json_array_append_new(
+        nodes, json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I}", "node_id", node->id, "groups",
+                         groups ? groups : json_array(), "cache", node->cache_kind, "agent_version",
+                         node->agent_version, "state", node->link ? "online" : "offline",
+                         "last_heartbeat_age_ms", age, "queue_depth",
+                         (json_int_t)fabric_node_queue_depth(node), "in_flight",
+                         (json_int_t)node->in_flight, "items_done", (json_int_t)node->done,
+                         "items_failed", (json_int_t)node->failed));
+  }
+  return nodes;
+}
+
+/* Runs a request posted by another thread (see enum fabric_request). */
+static void fabric_on_posted(struct store_job *job) {
+  struct fabric *fabric = job->context;
+  switch ((enum fabric_request)job->fabric_request) {
+  case FABRIC_TASK_ACCEPTED: fabric_task_adopt(fabric, job); return;
+  case FABRIC_TASK_CANCELED:
+    fabric_task_cancel(fabric, job->task_id);
+    arena_release(&job->arena);
+    free(job);
+    return;
+  case FABRIC_NODES:
+    job->answer = fabric_nodes_json(fabric);
+    job->result = job->answer ? 0 : CDR_ENOMEM;
+    job->done = job->on_reply;
+    store_inbox_post(job->reply_to, job);
+    return;
+  }
+}
+
+void fabric_post(struct fabric *fabric, struct store_job *job) {
+  job->kind = STORE_JOB_FABRIC;
+  job->context = fabric;
+  job->done = fabric_on_posted;
+  store_inbox_post(&fabric->inbox, job);
+}
+
+static void fabric_on_tick(uv_timer_t *timer) {
+  struct fabric *fabric = timer->data;
+  timer_wheel_advance(&fabric->wheel, uv_now(&fabric->loop));
+}
+
+static void fabric_on_accept(uv_stream_t *listener, int status) {
+  struct fabric *fabric = listener->data;
+  if (status == 0 && !fabric->stopping)
+    fabric_link_accept(fabric);
+}
+
+static void fabric_on_stop_check(uv_timer_t *timer) {
+  struct fabric *fabric = timer->data;
+  bool waiting = fabric->jobs_in_flight > 0 || fabric->links != NULL;
+  if (!waiting && timer_wheel_armed(&fabric->flush)) {
+    timer_wheel_stop(&fabric->wheel, &fabric->flush);
+    fabric_progress_flush(fabric); /* results that came in while links closed */
+    return;
+  }
+  if (waiting && uv_now(&fabric->loop) < fabric->stop_until)
+    return;
+  if (waiting)
+    log_warn("fabric.stop", "stopping with %zu store writes unanswered", fabric->jobs_in_flight);
+  uv_timer_stop(timer);
+  uv_stop(&fabric->loop);
+}
+
+/* Stop: no new agents, links closed (their in-flight work goes back to the queues), every result
+ * saved; the loop ends once the store has answered every job, or after FABRIC_STOP_WAIT_MS. */
+static void fabric_on_stop(uv_async_t *async) {
+  struct fabric *fabric = async->data;
+  fabric->stopping = true;
+  uv_close((uv_handle_t *)&fabric->listener, NULL);
+  fabric_link_close_all(fabric);
+  fabric_progress_flush(fabric);
+  fabric->stop_until = uv_now(&fabric->loop) + FABRIC_STOP_WAIT_MS;
+  uv_timer_start(&fabric->stop_check, fabric_on_stop_check, FABRIC_TICK_MS, FABRIC_TICK_MS);
+}
+
+static void fabric_close_handle(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle))
+    uv_close(handle, NULL);
+}
+
+static void *fabric_main(void *arg) {
+  struct fabric *fabric = arg;
+  uv_run(&fabric->loop, UV_RUN_DEFAULT);
+  uv_walk(&fabric->loop, fabric_close_handle, NULL);
+  uv_run(&fabric->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&fabric->loop);
+  return NULL;
+}
+
+/* Reads the registry and every unfinished task back from the store (start-up, before the loop
+ * runs, so blocking reads are fine here). */
+static int fabric_recover(struct fabric *fabric) {
+  struct store_options options = {.read_only = true};
+  struct store *store;
+  char err[512];
+  if (store_open(fabric->config->data_dir, &options, &store, err, sizeof(err))) {
+    log_error("fabric.recover", "%s", err);
+    return CDR_ESTORE_UNAVAILABLE;
+  }
+  struct arena arena;
+  arena_init(&arena, (size_t)1 << 34);
+  struct store_node *nodes;
+  size_t node_count = 0, task_count = 0;
+  struct task **tasks;
+  int rc = store_nodes_load(store, &arena, &nodes, &node_count);
+  for (size_t i = 0; !rc && i < node_count; i++) {
+    struct fabric_node *node = fabric_node_add(fabric, nodes[i].id);
+    if (!node) {
+      rc = CDR_ENOMEM;
+      break;
+    }
+    fabric_node_set_groups(node, nodes[i].groups_json);
+    snprintf(node->cache_kind, sizeof(node->cache_kind), "%s", nodes[i].cache_kind);
+    snprintf(node->agent_version, sizeof(node->agent_version), "%s", nodes[i].agent_version);
+    node->registered_ms = nodes[i].registered_ms;
+  }
+  if (!rc)
+    rc = store_tasks_unfinished(store, &arena, &tasks, &task_count);
+  for (size_t i = 0; !rc && i < task_count; i++) {
+    struct store_task_node *saved = NULL;
+    size_t saved_count = 0;
+    if (tasks[i]->planned)
+      rc = store_task_nodes_load(store, tasks[i]->id, &arena, &saved, &saved_count);
+    if (!rc)
+      fabric_task_recover(fabric, tasks[i], saved, saved_count, &arena);
+  }
+  if (rc)
+    log_error("fabric.recover", "cannot read nodes and tasks back: %s", cdr_error_message(rc));
+  else
+    log_info("fabric.recovered", "%zu nodes registered, %zu unfinished tasks resumed", node_count,
+             task_count);
+  arena_release(&arena);
+  store_close(store);
+  return rc;
+}
+
+static int fabric_listen(struct fabric *fabric) {
+  struct sockaddr_storage address;
+  engine_address_parse(fabric->config->agent_listen, &address);
+  uv_tcp_init(&fabric->loop, &fabric->listener);
+  fabric->listener.data = fabric;
+  int rc = uv_tcp_bind(&fabric->listener, (const struct sockaddr *)&address, 0);
+  if (!rc)
+    rc = uv_listen((uv_stream_t *)&fabric->listener, 1024, fabric_on_accept);
+  if (rc)
+    log_error("agent.listen", "cannot listen for agents on %s: %s", fabric->config->agent_listen,
+              uv_strerror(rc));
+  return rc;
+}
+
+int fabric_start(const struct engine_config *config, struct store_worker *writer,
+                 struct fabric **out) {
+  struct fabric *fabric = calloc(1, sizeof(*fabric));
+  if (!fabric)
+    return CDR_ENOMEM;
+  fabric->config = config;
+  fabric->writer = writer;
+  uv_loop_init(&fabric->loop);
+  timer_wheel_init(&fabric->wheel, FABRIC_TICK_MS, uv_now(&fabric->loop));
+  store_inbox_init(&fabric->inbox, &fabric->loop);
+  uv_async_init(&fabric->loop, &fabric->stop, fabric_on_stop);
+  fabric->stop.data = fabric;
+  uv_timer_init(&fabric->loop, &fabric->tick);
+  uv_timer_init(&fabric->loop, &fabric->stop_check);
+  fabric->tick.data = fabric->stop_check.data = fabric;
+  uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
+  int rc = fabric_recover(fabric);
+  if (!rc)
+    rc = fabric_listen(fabric);
+  if (!rc && pthread_create(&fabric->thread, NULL, fabric_main, fabric) != 0)
+    rc = CDR_EINTERNAL;
+  if (rc)
+    return rc; /* the process exits; nothing to unwind */
+  log_info("agent.listen", "agents connect to %s", config->agent_listen);
+  *out = fabric;
+  return 0;
+}
+
+void fabric_stop(struct fabric *fabric) {
+  uv_async_send(&fabric->stop);
+  pthread_join(fabric->thread, NULL);
+  while (fabric->tasks)
+    fabric_task_free(fabric, fabric->tasks);
+  for (size_t i = 0; i < fabric->node_count; i++)
+    fabric_node_free(fabric->nodes[i]);
+  free(fabric->nodes);
+  free(fabric->work_items);
+  free(fabric->work_pointers);
+  free(fabric);
+}

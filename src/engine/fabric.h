@@ -1,0 +1,34 @@
+/* fabric.h — the agent fabric: the engine's side of every agent link, the node registry, the
+ * planner that splits accepted tasks per node, the per-node queues and the recording of results.
+ *
+ * The fabric runs on its own thread and libuv loop. Other threads talk to it only by posting
+ * store_jobs to it (fabric_post); it answers through the job's reply inbox. Its state survives a
+ * restart through the store: nodes, plans and per-(task, node) results. */
+#ifndef CDR_FABRIC_H
+#define CDR_FABRIC_H
+
+#include "engine/engine_config.h"
+#include "engine/store_worker.h"
+
+struct fabric;
+
+/* What a STORE_JOB_FABRIC job asks for (job->fabric_request). */
+enum fabric_request {
+  FABRIC_TASK_ACCEPTED, /* job->task was committed: plan and run it; the fabric keeps the job */
+  FABRIC_TASK_CANCELED, /* job->task_id was canceled: drop its queued work; the fabric frees it */
+  FABRIC_NODES,         /* answer job->answer = json_t array of nodes, reply with on_reply */
+};
+
+/* Loads nodes and unfinished tasks from the store in data_dir, binds the agent listener and starts
+ * the fabric thread; store writes go to writer. Returns 0, or a negative code after logging why. */
+int fabric_start(const struct engine_config *config, struct store_worker *writer,
+                 struct fabric **out);
+
+/* Hands job to the fabric (any thread); see enum fabric_request for who owns it afterwards. */
+void fabric_post(struct fabric *fabric, struct store_job *job);
+
+/* Closes agent links, saves every result received, stops the thread and frees the fabric. The
+ * store writer must still be running. Main thread. */
+void fabric_stop(struct fabric *fabric);
+
+#endif

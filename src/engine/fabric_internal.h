@@ -1,0 +1,154 @@
+/* fabric_internal.h — the agent fabric's state, shared by its files (fabric.c: thread, loop and
+ * registry; fabric_link.c: agent connections; fabric_work.c: plans, queues, dispatch, results).
+ * Everything here is touched only on the fabric's loop. */
+#ifndef CDR_FABRIC_INTERNAL_H
+#define CDR_FABRIC_INTERNAL_H
+
+#include "common/timer_wheel.h"
+#include "engine/fabric.h"
+#include "proto/link_conn.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { NODE_ID_MAX = 64 };
+
+struct fabric_node;
+struct fabric_task;
+
+/* One task on one node: the compact result record (2 bits per target) and the send cursor. */
+struct fabric_task_node {
+  struct fabric_task *task;
+  struct fabric_node *node;
+  uint8_t *states; /* item_states_* bitmap */
+  size_t next;     /* next target to consider sending */
+  int64_t succeeded, failed, unsupported;
+  bool queued; /* in its node's queue */
+  bool dirty;  /* results not saved yet */
+  struct fabric_task_node *queue_next;
+};
+
+struct fabric_failure {
+  int64_t index;
+  const char *node_id; /* the node's registry entry outlives the task */
+  enum item_state state;
+  uint32_t http_status;
+  char reason[48];
+};
+
+struct fabric_task {
+  struct fabric *fabric;
+  struct task *task; /* with targets, in arena */
+  struct arena arena;
+  struct fabric_task_node *nodes;
+  size_t node_count;
+  Cdr__Header **headers; /* preload headers for work items, in arena */
+  size_t header_count;
+  int64_t in_flight;               /* items sent and not answered, over all nodes */
+  bool dirty;                      /* progress not saved yet */
+  bool finished;                   /* reached a final state in memory */
+  int saves_in_flight;             /* progress jobs holding a copy of this task's records */
+  struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
+  size_t failure_count, failure_cap;
+  struct wheel_timer plan_retry;
+  struct fabric_task *prev, *next; /* the fabric's list of tasks in memory */
+};
+
+/* A work item the node holds: which target of which task. */
+struct fabric_slot {
+  struct fabric_task_node *task_node;
+  size_t index;
+  uint32_t generation; /* part of the item id; bumped on reuse so stale results are ignored */
+  uint32_t next_free;
+  bool used;
+};
+
+struct fabric_item_ref {
+  struct fabric_task_node *task_node;
+  size_t index;
+};
+
+struct fabric_queue {
+  struct fabric_task_node *head, *tail;
+};
+
+struct fabric_link;
+
+struct fabric_node {
+  char id[NODE_ID_MAX + 1];
+  char *groups_json; /* malloc'd JSON array */
+  char **groups;     /* malloc'd, parsed from groups_json */
+  size_t group_count;
+  char cache_kind[16];
+  char agent_version[32];
+  int64_t registered_ms;
+  int64_t last_heartbeat_ms;         /* last frame from its agent */
+  struct fabric_link *link;          /* NULL while offline */
+  struct fabric_queue fast;          /* purges */
+  struct fabric_queue slow;          /* preloads: never ahead of a purge */
+  struct fabric_item_ref *redeliver; /* items in flight when the link died, sent first */
+  size_t redeliver_count, redeliver_cap;
+  struct fabric_slot *slots; /* window entries while online */
+  uint32_t slot_count;
+  uint32_t free_slot; /* head of the free list; slot_count when none */
+  uint32_t in_flight;
+  uint64_t done, failed; /* results since the engine started */
+};
+
+struct fabric_link {
+  struct link_conn conn;
+  struct fabric *fabric;
+  struct fabric_node *node;        /* NULL until its Hello is accepted */
+  struct wheel_timer heartbeat;    /* sends our heartbeat */
+  struct wheel_timer liveness;     /* fires when the agent has been silent too long */
+  struct fabric_link *prev, *next; /* every open link, welcomed or not */
+};
+
+struct fabric {
+  const struct engine_config *config;
+  struct store_worker *writer;
+  uv_loop_t loop;
+  pthread_t thread;
+  uv_tcp_t listener;
+  struct store_inbox inbox; /* posted requests and store answers */
+  uv_async_t stop;
+  uv_timer_t stop_check; /* during stop: waits for links and store writes */
+  uint64_t stop_until;   /* loop ms: stop waiting after this */
+  uv_timer_t tick;       /* drives the wheel */
+  struct timer_wheel wheel;
+  struct wheel_timer flush;   /* saves progress shortly after results arrive */
+  struct fabric_node **nodes; /* registry, malloc'd */
+  size_t node_count, node_cap;
+  struct fabric_task *tasks; /* in memory: running, or waiting for a save */
+  struct fabric_link *links; /* open links */
+  size_t jobs_in_flight;     /* store jobs not yet back */
+  bool stopping;
+  Cdr__WorkItem *work_items; /* reused to build Work frames */
+  Cdr__WorkItem **work_pointers;
+  size_t work_capacity;
+};
+
+/* fabric.c */
+struct fabric_node *fabric_node_find(struct fabric *fabric, const char *id);
+struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello);
+void fabric_submit(struct fabric *fabric, struct store_job *job, bool write);
+
+/* fabric_link.c */
+void fabric_link_accept(struct fabric *fabric);
+void fabric_link_close_all(struct fabric *fabric);
+
+/* fabric_work.c */
+void fabric_task_adopt(struct fabric *fabric, struct store_job *job);
+void fabric_task_recover(struct fabric *fabric, struct task *task, struct store_task_node *saved,
+                         size_t saved_count, struct arena *arena);
+void fabric_task_cancel(struct fabric *fabric, const char *task_id);
+void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
+void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);
+void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node);
+void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
+                          const Cdr__Results *results);
+void fabric_progress_flush(struct fabric *fabric);
+void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
+size_t fabric_node_queue_depth(const struct fabric_node *node);
+
+#endif

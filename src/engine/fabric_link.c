@@ -1,0 +1,186 @@
+/* fabric_link.c — the engine's end of one agent link: Hello checks, Welcome or Refusal,
+ * heartbeats both ways, and the hand-off of Results to the fabric. */
+#include "common/clock.h"
+#include "common/log.h"
+#include "engine/fabric_internal.h"
+#include "version.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { FABRIC_HELLO_TIMEOUT_MS = 5000 };
+
+static struct fabric_link *fabric_link_of(struct link_conn *conn) { return conn->owner; }
+
+#define FABRIC_LINK_OF_TIMER(timer, member)                                                        \
+  ((struct fabric_link *)(void *)((char *)(timer)-offsetof(struct fabric_link, member)))
+
+static void fabric_link_on_heartbeat(struct wheel_timer *timer) {
+  struct fabric_link *link = FABRIC_LINK_OF_TIMER(timer, heartbeat);
+  Cdr__Heartbeat heartbeat;
+  cdr__heartbeat__init(&heartbeat);
+  heartbeat.sent_ms = (uint64_t)clock_now_ms();
+  if (link_conn_send(&link->conn, FRAME_HEARTBEAT, &heartbeat.base) == 0)
+    timer_wheel_start(&link->fabric->wheel, timer, (uint64_t)link->fabric->config->heartbeat_ms,
+                      fabric_link_on_heartbeat);
+}
+
+static void fabric_link_on_silence(struct wheel_timer *timer) {
+  struct fabric_link *link = FABRIC_LINK_OF_TIMER(timer, liveness);
+  link_conn_close(&link->conn,
+                  link->node ? "missed heartbeats: node is offline" : "no Hello in time");
+}
+
+static void fabric_link_refuse(struct fabric_link *link, const char *code, const char *reason) {
+  Cdr__Refusal refusal;
+  cdr__refusal__init(&refusal);
+  refusal.code = (char *)(uintptr_t)code;
+  refusal.reason = (char *)(uintptr_t)reason;
+  log_warn("agent.refused", "agent %s refused: %s (%s)", link->conn.peer, reason, code);
+  if (link_conn_send(&link->conn, FRAME_REFUSAL, &refusal.base) == 0)
+    link_conn_finish(&link->conn, "hello refused");
+}
+
+static bool fabric_link_name_ok(const char *name, size_t max) {
+  size_t len = strlen(name);
+  if (len == 0 || len > max)
+    return false;
+  for (const char *c = name; *c; c++) {
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+          *c == '-' || *c == '_' || *c == '.'))
+      return false;
+  }
+  return true;
+}
+
+static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hello) {
+  struct fabric *fabric = link->fabric;
+  snprintf(link->conn.peer, sizeof(link->conn.peer), "%.40s", hello->node_id);
+  if (hello->protocol_version != FRAME_VERSION) {
+    fabric_link_refuse(link, "unsupported_version", "the engine speaks link protocol version 1");
+    return;
+  }
+  if (strcmp(hello->token, fabric->config->agent_token) != 0) {
+    fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
+    return;
+  }
+  bool groups_ok = hello->n_groups <= 64;
+  for (size_t i = 0; groups_ok && i < hello->n_groups; i++)
+    groups_ok = fabric_link_name_ok(hello->groups[i], 64);
+  if (!fabric_link_name_ok(hello->node_id, NODE_ID_MAX) || !groups_ok || hello->window == 0 ||
+      !fabric_link_name_ok(hello->cache_kind, 15)) {
+    fabric_link_refuse(link, "bad_hello",
+                       "node id, groups and cache kind must be 1..64 of A-Z a-z 0-9 . _ -, "
+                       "window at least 1");
+    return;
+  }
+  struct fabric_node *existing = fabric_node_find(fabric, hello->node_id);
+  if (existing && existing->link) {
+    fabric_link_refuse(link, "duplicate_node", "another agent is connected with this node id");
+    return;
+  }
+  struct fabric_node *node = fabric_node_register(fabric, hello);
+  if (!node) {
+    link_conn_close(&link->conn, "out of memory registering the node");
+    return;
+  }
+  Cdr__Welcome welcome;
+  cdr__welcome__init(&welcome);
+  char engine_id[] = "cdnrefresh-engine " CDR_VERSION;
+  welcome.engine_id = engine_id;
+  welcome.heartbeat_interval_ms = (uint32_t)fabric->config->heartbeat_ms;
+  welcome.heartbeat_misses = (uint32_t)fabric->config->heartbeat_misses;
+  if (link_conn_send(&link->conn, FRAME_WELCOME, &welcome.base))
+    return;
+  link->node = node;
+  node->link = link;
+  uint32_t window = hello->window;
+  if (window > (uint64_t)fabric->config->max_window)
+    window = (uint32_t)fabric->config->max_window;
+  timer_wheel_start(&fabric->wheel, &link->heartbeat, (uint64_t)fabric->config->heartbeat_ms,
+                    fabric_link_on_heartbeat);
+  fabric_node_online(fabric, node, window);
+}
+
+static void fabric_link_on_frame(struct link_conn *conn, enum frame_type type,
+                                 ProtobufCMessage *message) {
+  struct fabric_link *link = fabric_link_of(conn);
+  struct fabric *fabric = link->fabric;
+  uint64_t silence = (uint64_t)(fabric->config->heartbeat_ms * fabric->config->heartbeat_misses);
+  timer_wheel_start(&fabric->wheel, &link->liveness, silence, fabric_link_on_silence);
+  if (link->node)
+    link->node->last_heartbeat_ms = clock_now_ms();
+  if (!link->node && type != FRAME_HELLO) {
+    link_conn_close(conn, "first frame was not a Hello");
+    return;
+  }
+  switch (type) {
+  case FRAME_HELLO:
+    if (link->node)
+      link_conn_close(conn, "a second Hello");
+    else
+      fabric_link_on_hello(link, (const Cdr__Hello *)message);
+    return;
+  case FRAME_RESULTS:
+    fabric_results_apply(fabric, link->node, (const Cdr__Results *)message);
+    return;
+  case FRAME_HEARTBEAT: return;
+  default: link_conn_close(conn, "unexpected frame type from an agent"); return;
+  }
+}
+
+static void fabric_link_on_close(struct link_conn *conn) {
+  struct fabric_link *link = fabric_link_of(conn);
+  struct fabric *fabric = link->fabric;
+  timer_wheel_stop(&fabric->wheel, &link->heartbeat);
+  timer_wheel_stop(&fabric->wheel, &link->liveness);
+  if (link->node) {
+    link->node->link = NULL;
+    fabric_node_offline(fabric, link->node);
+  }
+  if (link->prev)
+    link->prev->next = link->next;
+  else
+    fabric->links = link->next;
+  if (link->next)
+    link->next->prev = link->prev;
+  free(link);
+}
+
+void fabric_link_accept(struct fabric *fabric) {
+  struct fabric_link *link = calloc(1, sizeof(*link));
+  if (!link)
+    return;
+  link->fabric = fabric;
+  if (link_conn_init(&link->conn, &fabric->loop, (size_t)fabric->config->max_frame_bytes,
+                     fabric_link_on_frame, fabric_link_on_close, link)) {
+    free(link);
+    return;
+  }
+  link->next = fabric->links;
+  if (fabric->links)
+    fabric->links->prev = link;
+  fabric->links = link;
+  if (uv_accept((uv_stream_t *)&fabric->listener, (uv_stream_t *)&link->conn.tcp) != 0 ||
+      link_conn_start(&link->conn) != 0) {
+    link_conn_close(&link->conn, "accept failed");
+    return;
+  }
+  struct sockaddr_storage peer;
+  int len = sizeof(peer);
+  char host[48] = "?";
+  if (uv_tcp_getpeername(&link->conn.tcp, (struct sockaddr *)&peer, &len) == 0) {
+    if (peer.ss_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)&peer, host, sizeof(host));
+    else
+      uv_ip6_name((struct sockaddr_in6 *)&peer, host, sizeof(host));
+  }
+  snprintf(link->conn.peer, sizeof(link->conn.peer), "from %s", host);
+  timer_wheel_start(&fabric->wheel, &link->liveness, FABRIC_HELLO_TIMEOUT_MS,
+                    fabric_link_on_silence);
+}
+
+void fabric_link_close_all(struct fabric *fabric) {
+  for (struct fabric_link *link = fabric->links; link; link = link->next)
+    link_conn_close(&link->conn, "engine is stopping");
+}

@@ -1,0 +1,719 @@
+/* fabric_work.c — what the fabric does with tasks: plans them onto nodes, queues their items per
+ * node (purges in a fast lane ahead of preloads), sends work within each node's window, records
+ * each result once in a 2-bit-per-item record, and saves progress to the store in batches. */
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "engine/fabric_internal.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  FABRIC_FLUSH_MS = 50, /* results are saved this long after they arrive, in one batch */
+  FABRIC_PLAN_RETRY_MS = 1000,
+  FABRIC_WORK_BATCH = 1024, /* most items in one Work frame */
+};
+
+/* ---- tasks in memory ---- */
+
+static void fabric_task_link(struct fabric *fabric, struct fabric_task *task) {
+  task->next = fabric->tasks;
+  if (fabric->tasks)
+    fabric->tasks->prev = task;
+  fabric->tasks = task;
+}
+
+void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
+  timer_wheel_stop(&fabric->wheel, &task->plan_retry);
+  for (size_t i = 0; i < task->node_count; i++) {
+    struct fabric_task_node *task_node = &task->nodes[i];
+    struct fabric_queue *queue =
+        task->task->type == TASK_PURGE ? &task_node->node->fast : &task_node->node->slow;
+    if (!task_node->queued)
+      continue;
+    struct fabric_task_node **at = &queue->head, *previous = NULL;
+    while (*at && *at != task_node) {
+      previous = *at;
+      at = &(*at)->queue_next;
+    }
+    if (*at) {
+      *at = task_node->queue_next;
+      if (queue->tail == task_node)
+        queue->tail = previous;
+    }
+  }
+  for (size_t i = 0; i < task->node_count; i++) {
+    struct fabric_node *node = task->nodes[i].node;
+    size_t kept = 0;
+    for (size_t r = 0; r < node->redeliver_count; r++) {
+      if (node->redeliver[r].task_node->task != task)
+        node->redeliver[kept++] = node->redeliver[r];
+    }
+    node->redeliver_count = kept;
+  }
+  if (task->prev)
+    task->prev->next = task->next;
+  else
+    fabric->tasks = task->next;
+  if (task->next)
+    task->next->prev = task->prev;
+  free(task->failures);
+  arena_release(&task->arena);
+  free(task);
+}
+
+/* Parses the preload headers once, for every work item of the task. */
+static void fabric_task_headers(struct fabric_task *task) {
+  json_t *headers = task->task->headers_json ? json_loads(task->task->headers_json, 0, NULL) : NULL;
+  size_t count = json_object_size(headers);
+  task->headers = count ? arena_alloc(&task->arena, count * sizeof(*task->headers)) : NULL;
+  const char *name;
+  json_t *value;
+  json_object_foreach(headers, name, value) {
+    Cdr__Header *header = arena_alloc(&task->arena, sizeof(*header));
+    if (!task->headers || !header)
+      break;
+    cdr__header__init(header);
+    header->name = arena_strdup(&task->arena, name);
+    header->value = arena_strdup(&task->arena, json_string_value(value));
+    task->headers[task->header_count++] = header;
+  }
+  json_decref(headers);
+}
+
+static bool fabric_node_matches(const struct fabric_node *node, const json_t *groups) {
+  if (!groups)
+    return true;
+  size_t index;
+  json_t *group;
+  json_array_foreach(groups, index, group) {
+    for (size_t i = 0; i < node->group_count; i++) {
+      if (strcmp(node->groups[i], json_string_value(group)) == 0)
+        return true;
+    }
+  }
+  return false;
+}
+
+/* Gives task one record per node; with saved records (recovery) their states and counts. */
+static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
+                             const struct store_task_node *saved, size_t saved_count,
+                             bool recovering) {
+  json_t *groups =
+      task->task->node_groups_json ? json_loads(task->task->node_groups_json, 0, NULL) : NULL;
+  size_t bytes = item_states_bytes(task->task->target_count);
+  task->nodes = arena_alloc(&task->arena, (fabric->node_count + 1) * sizeof(*task->nodes));
+  if (!task->nodes) {
+    json_decref(groups);
+    return CDR_ENOMEM;
+  }
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    struct fabric_node *node = fabric->nodes[i];
+    const struct store_task_node *record = NULL;
+    for (size_t s = 0; s < saved_count && !record; s++) {
+      if (strcmp(saved[s].node_id, node->id) == 0)
+        record = &saved[s];
+    }
+    if (recovering ? !record : !fabric_node_matches(node, groups))
+      continue;
+    struct fabric_task_node *task_node = &task->nodes[task->node_count++];
+    memset(task_node, 0, sizeof(*task_node));
+    task_node->task = task;
+    task_node->node = node;
+    task_node->states = arena_alloc(&task->arena, bytes ? bytes : 1);
+    if (!task_node->states) {
+      json_decref(groups);
+      return CDR_ENOMEM;
+    }
+    memset(task_node->states, 0, bytes ? bytes : 1);
+    if (record) {
+      memcpy(task_node->states, record->states,
+             record->states_len < bytes ? record->states_len : bytes);
+      task_node->succeeded = record->succeeded;
+      task_node->failed = record->failed;
+      task_node->unsupported = record->unsupported;
+    }
+  }
+  json_decref(groups);
+  return 0;
+}
+
+static void fabric_queue_push(struct fabric_queue *queue, struct fabric_task_node *task_node) {
+  task_node->queue_next = NULL;
+  if (queue->tail)
+    queue->tail->queue_next = task_node;
+  else
+    queue->head = task_node;
+  queue->tail = task_node;
+  task_node->queued = true;
+}
+
+/* Puts every node's share of task in that node's queue and sends what the windows allow. */
+static void fabric_task_start(struct fabric *fabric, struct fabric_task *task) {
+  for (size_t i = 0; i < task->node_count; i++) {
+    struct fabric_task_node *task_node = &task->nodes[i];
+    struct fabric_node *node = task_node->node;
+    fabric_queue_push(task->task->type == TASK_PURGE ? &node->fast : &node->slow, task_node);
+  }
+  for (size_t i = 0; i < task->node_count; i++)
+    fabric_node_dispatch(fabric, task->nodes[i].node);
+}
+
+static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task);
+static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task);
+
+static void fabric_on_plan_retry(struct wheel_timer *timer) {
+  struct fabric_task *task =
+      (struct fabric_task *)(void *)((char *)timer - offsetof(struct fabric_task, plan_retry));
+  fabric_task_plan(task->fabric, task);
+}
+
+static void fabric_on_planned(struct store_job *job) {
+  struct fabric *fabric = job->context;
+  struct fabric_task *task = job->owner;
+  fabric->jobs_in_flight--;
+  int rc = job->result;
+  arena_release(&job->arena);
+  free(job);
+  if (rc) {
+    log_error("task.plan", "task %s could not be planned (%s); retrying", task->task->id,
+              cdr_error_message(rc));
+    timer_wheel_start(&fabric->wheel, &task->plan_retry, FABRIC_PLAN_RETRY_MS,
+                      fabric_on_plan_retry);
+    return;
+  }
+  task->task->planned = true;
+  if (task->finished) {
+    fabric_task_free(fabric, task); /* no node: it failed at once, and that is saved */
+    return;
+  }
+  fabric_task_start(fabric, task);
+}
+
+/* Writes the task's plan (its nodes, all pending) before any of its work is sent. */
+static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (!job) {
+    timer_wheel_start(&fabric->wheel, &task->plan_retry, FABRIC_PLAN_RETRY_MS,
+                      fabric_on_plan_retry);
+    return;
+  }
+  arena_init(&job->arena,
+             4 * item_states_bytes(task->task->target_count) * (task->node_count + 1) + (1 << 20));
+  job->kind = STORE_JOB_PLAN;
+  job->owner = task;
+  job->context = fabric;
+  job->done = fabric_on_planned;
+  job->task = arena_alloc(&job->arena, sizeof(*job->task));
+  job->task_nodes = arena_alloc(&job->arena, (task->node_count + 1) * sizeof(*job->task_nodes));
+  if (!job->task || !job->task_nodes) {
+    arena_release(&job->arena);
+    free(job);
+    timer_wheel_start(&fabric->wheel, &task->plan_retry, FABRIC_PLAN_RETRY_MS,
+                      fabric_on_plan_retry);
+    return;
+  }
+  *job->task = *task->task;
+  size_t bytes = item_states_bytes(task->task->target_count);
+  for (size_t i = 0; i < task->node_count; i++) {
+    struct store_task_node *record = &job->task_nodes[i];
+    memset(record, 0, sizeof(*record));
+    record->node_id = task->nodes[i].node->id;
+    record->states = task->nodes[i].states; /* untouched until the plan is saved */
+    record->states_len = bytes;
+  }
+  job->task_node_count = task->node_count;
+  fabric_submit(fabric, job, true);
+}
+
+static struct fabric_task *fabric_task_new(struct fabric *fabric) {
+  struct fabric_task *task = calloc(1, sizeof(*task));
+  if (!task)
+    return NULL;
+  task->fabric = fabric;
+  fabric_task_link(fabric, task);
+  return task;
+}
+
+/* Splits a freshly accepted task over the nodes it selects, and saves that plan. */
+static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
+  fabric_task_headers(task);
+  if (fabric_task_nodes(fabric, task, NULL, 0, false)) {
+    log_error("task.plan", "out of memory planning task %s; it resumes after a restart",
+              task->task->id);
+    fabric_task_free(fabric, task);
+    return;
+  }
+  struct task *t = task->task;
+  t->counters.total = t->counters.pending = (int64_t)(t->target_count * task->node_count);
+  if (task->node_count == 0) {
+    t->state = TASK_FAILED;
+    t->finished_ms = clock_now_ms();
+    task->finished = true;
+    log_info("task.finished", "task %s failed: no registered edge node matches its selection",
+             t->id);
+  }
+  fabric_task_plan(fabric, task);
+}
+
+void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
+  struct fabric_task *task = fabric_task_new(fabric);
+  if (!task) {
+    log_error("task.plan", "out of memory adopting task %s; it resumes after a restart",
+              job->task->id);
+    arena_release(&job->arena);
+    free(job);
+    return;
+  }
+  task->arena = job->arena; /* the task and its targets move with their arena */
+  task->task = job->task;
+  free(job);
+  fabric_task_begin(fabric, task);
+}
+
+/* Deep-copies task (with targets) into arena. */
+static struct task *fabric_task_copy(const struct task *from, struct arena *arena) {
+  struct task *to = arena_alloc(arena, sizeof(*to));
+  struct task_target *targets =
+      arena_alloc(arena, (from->target_count ? from->target_count : 1) * sizeof(*targets));
+  if (!to || !targets)
+    return NULL;
+  *to = *from;
+  to->targets = targets;
+  to->tenant = from->tenant ? arena_strdup(arena, from->tenant) : NULL;
+  to->node_groups_json =
+      from->node_groups_json ? arena_strdup(arena, from->node_groups_json) : NULL;
+  to->headers_json = from->headers_json ? arena_strdup(arena, from->headers_json) : NULL;
+  to->callback = from->callback ? arena_strdup(arena, from->callback) : NULL;
+  for (size_t i = 0; i < from->target_count; i++) {
+    targets[i] = from->targets[i];
+    targets[i].value = arena_strdup(arena, from->targets[i].value);
+    if (!targets[i].value)
+      return NULL;
+  }
+  return to;
+}
+
+void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct store_task_node *saved,
+                         size_t saved_count, struct arena *arena) {
+  (void)arena;
+  struct fabric_task *task = fabric_task_new(fabric);
+  if (!task)
+    return;
+  arena_init(&task->arena, (size_t)1 << 32);
+  task->task = fabric_task_copy(loaded, &task->arena);
+  if (!task->task) {
+    log_error("task.recover", "out of memory resuming task %s", loaded->id);
+    fabric_task_free(fabric, task);
+    return;
+  }
+  if (!loaded->planned) {
+    fabric_task_begin(fabric, task);
+    return;
+  }
+  fabric_task_headers(task);
+  if (fabric_task_nodes(fabric, task, saved, saved_count, true)) {
+    fabric_task_free(fabric, task);
+    return;
+  }
+  if (task->task->counters.pending <= 0) {
+    fabric_task_finish(fabric, task); /* every result was saved, the final state was not */
+    return;
+  }
+  fabric_task_start(fabric, task);
+}
+
+/* ---- nodes: window, queues, dispatch ---- */
+
+void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window) {
+  free(node->slots);
+  node->slots = calloc(window, sizeof(*node->slots));
+  node->slot_count = node->slots ? window : 0;
+  for (uint32_t i = 0; i < node->slot_count; i++)
+    node->slots[i].next_free = i + 1;
+  node->free_slot = 0;
+  node->in_flight = 0;
+  node->last_heartbeat_ms = clock_now_ms();
+  log_info("node.online", "node %s online with a window of %u items, %zu queued", node->id,
+           node->slot_count, fabric_node_queue_depth(node));
+  fabric_node_dispatch(fabric, node);
+}
+
+static void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
+                                  size_t index) {
+  if (node->redeliver_count == node->redeliver_cap) {
+    size_t cap = node->redeliver_cap ? node->redeliver_cap * 2 : 64;
+    struct fabric_item_ref *grown = realloc(node->redeliver, cap * sizeof(*grown));
+    if (!grown)
+      return; /* the item stays pending in its record and is sent again after a restart */
+    node->redeliver = grown;
+    node->redeliver_cap = cap;
+  }
+  node->redeliver[node->redeliver_count++] = (struct fabric_item_ref){task_node, index};
+}
+
+void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
+  (void)fabric;
+  /* Work that was in flight is sent again when the node returns: purges are idempotent and a
+   * result is recorded only while its item is still pending. */
+  for (uint32_t i = 0; i < node->slot_count; i++) {
+    struct fabric_slot *slot = &node->slots[i];
+    if (!slot->used)
+      continue;
+    slot->task_node->task->in_flight--;
+    fabric_redeliver_push(node, slot->task_node, slot->index);
+  }
+  free(node->slots);
+  node->slots = NULL;
+  node->slot_count = 0;
+  node->in_flight = 0;
+  log_info("node.offline", "node %s offline, %zu items wait for it", node->id,
+           fabric_node_queue_depth(node));
+}
+
+size_t fabric_node_queue_depth(const struct fabric_node *node) {
+  size_t depth = node->redeliver_count;
+  const struct fabric_queue *queues[] = {&node->fast, &node->slow};
+  for (size_t q = 0; q < 2; q++) {
+    for (const struct fabric_task_node *tn = queues[q]->head; tn; tn = tn->queue_next)
+      depth += tn->task->task->target_count - tn->next;
+  }
+  return depth;
+}
+
+static bool fabric_task_active(const struct fabric_task *task) {
+  return !task->finished && task->task->state != TASK_CANCELED;
+}
+
+static Cdr__Operation fabric_operation(const struct task *task, enum target_kind kind) {
+  if (task->type == TASK_PRELOAD)
+    return CDR__OPERATION__PRELOAD;
+  static const Cdr__Operation purges[] = {CDR__OPERATION__PURGE_URL, CDR__OPERATION__PURGE_PREFIX,
+                                          CDR__OPERATION__PURGE_REGEX, CDR__OPERATION__PURGE_TAG};
+  return purges[kind];
+}
+
+/* Takes a free slot for (task_node, index) and describes it as work item n of the batch. */
+static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, size_t n,
+                            struct fabric_task_node *task_node, size_t index) {
+  uint32_t slot_index = node->free_slot;
+  struct fabric_slot *slot = &node->slots[slot_index];
+  node->free_slot = slot->next_free;
+  slot->task_node = task_node;
+  slot->index = index;
+  slot->generation++;
+  slot->used = true;
+  node->in_flight++;
+  task_node->task->in_flight++;
+
+  const struct task *task = task_node->task->task;
+  Cdr__WorkItem *item = &fabric->work_items[n];
+  cdr__work_item__init(item);
+  item->item_id = (uint64_t)slot->generation << 32 | slot_index;
+  item->operation = fabric_operation(task, task->targets[index].kind);
+  item->invalidate = task->mode == TASK_MODE_INVALIDATE;
+  item->target = (char *)(uintptr_t)task->targets[index].value;
+  item->n_headers = task_node->task->header_count;
+  item->headers = task_node->task->headers;
+  fabric->work_pointers[n] = item;
+}
+
+/* Fills up to room items from a queue; pops cursors that are exhausted or whose task ended. */
+static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
+                                struct fabric_queue *queue, size_t n, size_t room) {
+  while (n < room && queue->head) {
+    struct fabric_task_node *task_node = queue->head;
+    size_t count = task_node->task->task->target_count;
+    if (fabric_task_active(task_node->task)) {
+      while (n < room && task_node->next < count) {
+        size_t index = task_node->next++;
+        if (item_states_get(task_node->states, index) == ITEM_PENDING)
+          fabric_work_add(fabric, node, n++, task_node, index);
+      }
+    }
+    if (task_node->next < count && fabric_task_active(task_node->task))
+      break;
+    queue->head = task_node->queue_next;
+    if (!queue->head)
+      queue->tail = NULL;
+    task_node->queued = false;
+  }
+  return n;
+}
+
+void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
+  if (!node->link || node->link->conn.closing || fabric->stopping)
+    return;
+  if (!fabric->work_items) {
+    fabric->work_items = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_items));
+    fabric->work_pointers = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_pointers));
+    if (!fabric->work_items || !fabric->work_pointers)
+      return;
+  }
+  while (node->in_flight < node->slot_count) {
+    size_t room = node->slot_count - node->in_flight;
+    if (room > FABRIC_WORK_BATCH)
+      room = FABRIC_WORK_BATCH;
+    size_t n = 0;
+    while (n < room && node->redeliver_count > 0) {
+      struct fabric_item_ref ref = node->redeliver[--node->redeliver_count];
+      if (fabric_task_active(ref.task_node->task) &&
+          item_states_get(ref.task_node->states, ref.index) == ITEM_PENDING)
+        fabric_work_add(fabric, node, n++, ref.task_node, ref.index);
+    }
+    n = fabric_queue_take(fabric, node, &node->fast, n, room);
+    n = fabric_queue_take(fabric, node, &node->slow, n, room);
+    if (n == 0)
+      return;
+    Cdr__Work work;
+    cdr__work__init(&work);
+    work.n_items = n;
+    work.items = fabric->work_pointers;
+    if (link_conn_send(&node->link->conn, FRAME_WORK, &work.base))
+      return;
+  }
+}
+
+/* ---- results ---- */
+
+static void fabric_on_flush(struct wheel_timer *timer) {
+  struct fabric *fabric = (struct fabric *)(void *)((char *)timer - offsetof(struct fabric, flush));
+  fabric_progress_flush(fabric);
+}
+
+static void fabric_mark_dirty(struct fabric *fabric, struct fabric_task *task) {
+  task->dirty = true;
+  if (!timer_wheel_armed(&fabric->flush))
+    timer_wheel_start(&fabric->wheel, &fabric->flush, FABRIC_FLUSH_MS, fabric_on_flush);
+}
+
+/* Frees a task that has ended, once nothing refers to it any more. */
+static void fabric_task_maybe_free(struct fabric *fabric, struct fabric_task *task) {
+  if (task->finished && !task->dirty && task->saves_in_flight == 0 && task->in_flight == 0 &&
+      task->task->planned)
+    fabric_task_free(fabric, task);
+}
+
+static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) {
+  struct task *t = task->task;
+  task->finished = true;
+  if (t->state != TASK_CANCELED) {
+    bool clean = t->counters.failed == 0 && t->counters.unsupported == 0;
+    t->state = clean ? TASK_DONE : t->counters.succeeded == 0 ? TASK_FAILED : TASK_PARTIAL;
+    t->finished_ms = clock_now_ms();
+  }
+  log_info("task.finished", "task %s %s: %lld succeeded, %lld failed, %lld unsupported", t->id,
+           task_state_name(t->state), (long long)t->counters.succeeded,
+           (long long)t->counters.failed, (long long)t->counters.unsupported);
+  fabric_mark_dirty(fabric, task);
+}
+
+static void fabric_failure_add(struct fabric_task *task, const struct fabric_task_node *task_node,
+                               size_t index, enum item_state state, const Cdr__ItemResult *result) {
+  if (task->failure_count == task->failure_cap) {
+    size_t cap = task->failure_cap ? task->failure_cap * 2 : 16;
+    struct fabric_failure *grown = realloc(task->failures, cap * sizeof(*grown));
+    if (!grown)
+      return; /* the state is still recorded; only the detail is lost */
+    task->failures = grown;
+    task->failure_cap = cap;
+  }
+  struct fabric_failure *failure = &task->failures[task->failure_count++];
+  failure->index = (int64_t)index;
+  failure->node_id = task_node->node->id;
+  failure->state = state;
+  failure->http_status = result->http_status;
+  snprintf(failure->reason, sizeof(failure->reason), "%s",
+           result->reason && result->reason[0] ? result->reason : "failed");
+}
+
+/* Records one result, unless the item already has one. */
+static void fabric_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
+                          const Cdr__ItemResult *result) {
+  struct fabric_task *task = task_node->task;
+  struct task *t = task->task;
+  if (item_states_get(task_node->states, index) != ITEM_PENDING)
+    return;
+  enum item_state state = result->outcome == CDR__OUTCOME__SUCCEEDED     ? ITEM_SUCCEEDED
+                          : result->outcome == CDR__OUTCOME__UNSUPPORTED ? ITEM_UNSUPPORTED
+                                                                         : ITEM_FAILED;
+  item_states_set(task_node->states, index, state);
+  task_node->dirty = true;
+  t->counters.pending--;
+  if (state == ITEM_SUCCEEDED) {
+    task_node->succeeded++;
+    t->counters.succeeded++;
+    task_node->node->done++;
+  } else {
+    if (state == ITEM_FAILED) {
+      task_node->failed++;
+      t->counters.failed++;
+    } else {
+      task_node->unsupported++;
+      t->counters.unsupported++;
+    }
+    task_node->node->failed++;
+    fabric_failure_add(task, task_node, index, state, result);
+  }
+  if (t->state == TASK_QUEUED) {
+    t->state = TASK_RUNNING;
+    t->started_ms = clock_now_ms();
+  }
+  fabric_mark_dirty(fabric, task);
+  if (t->counters.pending == 0 && !task->finished)
+    fabric_task_finish(fabric, task);
+}
+
+void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
+                          const Cdr__Results *results) {
+  for (size_t i = 0; i < results->n_results; i++) {
+    const Cdr__ItemResult *result = results->results[i];
+    uint32_t slot_index = (uint32_t)result->item_id;
+    uint32_t generation = (uint32_t)(result->item_id >> 32);
+    if (slot_index >= node->slot_count || !node->slots[slot_index].used ||
+        node->slots[slot_index].generation != generation) {
+      log_debug("result.stale", "node %s sent a result for unknown item %llu", node->id,
+                (unsigned long long)result->item_id);
+      continue;
+    }
+    struct fabric_slot *slot = &node->slots[slot_index];
+    struct fabric_task_node *task_node = slot->task_node;
+    slot->used = false;
+    slot->next_free = node->free_slot;
+    node->free_slot = slot_index;
+    node->in_flight--;
+    task_node->task->in_flight--;
+    fabric_record(fabric, task_node, slot->index, result);
+    fabric_task_maybe_free(fabric, task_node->task);
+  }
+  fabric_node_dispatch(fabric, node);
+}
+
+/* ---- saving progress ---- */
+
+static void fabric_on_progress_saved(struct store_job *job) {
+  struct fabric *fabric = job->context;
+  struct fabric_task **tasks = job->answer;
+  fabric->jobs_in_flight--;
+  for (size_t i = 0; i < job->progress_count; i++) {
+    struct fabric_task *task = tasks[i];
+    task->saves_in_flight--;
+    if (job->result) {
+      /* Put the failure details back and save again shortly; the bitmaps are current anyway. */
+      const struct store_progress *p = &job->progress[i];
+      for (size_t n = 0; n < task->node_count; n++)
+        task->nodes[n].dirty = true;
+      for (size_t f = 0; f < p->failure_count; f++) {
+        Cdr__ItemResult result;
+        cdr__item_result__init(&result);
+        result.http_status = p->failures[f].http_status;
+        result.reason = (char *)(uintptr_t)p->failures[f].reason;
+        for (size_t n = 0; n < task->node_count; n++) {
+          if (strcmp(task->nodes[n].node->id, p->failures[f].node_id) == 0)
+            fabric_failure_add(task, &task->nodes[n], (size_t)p->failures[f].index,
+                               p->failures[f].state, &result);
+        }
+      }
+      fabric_mark_dirty(fabric, task);
+    }
+  }
+  if (job->result)
+    log_error("task.save", "saving results failed (%s); retrying", cdr_error_message(job->result));
+  for (size_t i = 0; i < job->progress_count; i++)
+    fabric_task_maybe_free(fabric, tasks[i]);
+  arena_release(&job->arena);
+  free(job);
+}
+
+/* Copies one dirty task's unsaved state into p, in the job's arena. */
+static int fabric_progress_copy(struct fabric_task *task, struct store_progress *p,
+                                struct arena *arena) {
+  size_t bytes = item_states_bytes(task->task->target_count);
+  p->task = *task->task;
+  p->task.targets = NULL;
+  p->nodes = arena_alloc(arena, (task->node_count + 1) * sizeof(*p->nodes));
+  p->failures = arena_alloc(arena, (task->failure_count + 1) * sizeof(*p->failures));
+  if (!p->nodes || !p->failures)
+    return CDR_ENOMEM;
+  p->node_count = 0;
+  for (size_t n = 0; n < task->node_count; n++) {
+    struct fabric_task_node *task_node = &task->nodes[n];
+    if (!task_node->dirty)
+      continue;
+    struct store_task_node *record = &p->nodes[p->node_count++];
+    record->node_id = task_node->node->id;
+    record->states = arena_alloc(arena, bytes ? bytes : 1);
+    if (!record->states)
+      return CDR_ENOMEM;
+    memcpy(record->states, task_node->states, bytes);
+    record->states_len = bytes;
+    record->succeeded = task_node->succeeded;
+    record->failed = task_node->failed;
+    record->unsupported = task_node->unsupported;
+  }
+  for (size_t f = 0; f < task->failure_count; f++) {
+    const struct fabric_failure *failure = &task->failures[f];
+    p->failures[f] =
+        (struct store_failure){failure->index, failure->node_id, failure->state,
+                               failure->http_status, arena_strdup(arena, failure->reason)};
+  }
+  p->failure_count = task->failure_count;
+  return 0;
+}
+
+void fabric_progress_flush(struct fabric *fabric) {
+  size_t count = 0, bytes = 0;
+  for (struct fabric_task *task = fabric->tasks; task; task = task->next) {
+    if (task->dirty) {
+      count++;
+      bytes += task->node_count * (item_states_bytes(task->task->target_count) + 64) +
+               task->failure_count * 128 + 1024;
+    }
+  }
+  if (count == 0)
+    return;
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (!job)
+    return;
+  arena_init(&job->arena, 2 * bytes + (1 << 20));
+  job->kind = STORE_JOB_PROGRESS;
+  job->context = fabric;
+  job->done = fabric_on_progress_saved;
+  job->progress = arena_alloc(&job->arena, count * sizeof(*job->progress));
+  struct fabric_task **tasks = arena_alloc(&job->arena, count * sizeof(*tasks));
+  if (!job->progress || !tasks) {
+    arena_release(&job->arena);
+    free(job);
+    return;
+  }
+  for (struct fabric_task *task = fabric->tasks; task; task = task->next) {
+    if (!task->dirty ||
+        fabric_progress_copy(task, &job->progress[job->progress_count], &job->arena))
+      continue;
+    tasks[job->progress_count++] = task;
+    task->dirty = false;
+    task->failure_count = 0;
+    task->saves_in_flight++;
+    for (size_t n = 0; n < task->node_count; n++)
+      task->nodes[n].dirty = false;
+  }
+  job->answer = tasks;
+  fabric_submit(fabric, job, true);
+}
+
+/* ---- cancel ---- */
+
+void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
+  for (struct fabric_task *task = fabric->tasks; task; task = task->next) {
+    if (strcmp(task->task->id, task_id) != 0)
+      continue;
+    /* Queued items are dropped (cursors skip a canceled task); items in flight still report and
+     * are recorded. The store already holds the canceled state. */
+    task->task->state = TASK_CANCELED;
+    task->finished = true;
+    fabric_task_maybe_free(fabric, task);
+    return;
+  }
+}
