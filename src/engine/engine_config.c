@@ -1,6 +1,7 @@
 /* engine_config.c — the engine's settings table and the checks across settings. */
 #include "engine/engine_config.h"
 
+#include "common/address.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -55,46 +56,6 @@ static const struct setting engine_settings[] = {
 
 enum { ENGINE_SETTINGS_COUNT = sizeof(engine_settings) / sizeof(engine_settings[0]) };
 
-int engine_address_parse(const char *text, struct sockaddr_storage *address) {
-  const char *colon = strrchr(text, ':');
-  if (!colon || colon == text)
-    return CDR_EINVALID_VALUE;
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || end == colon + 1 || port < 0 || port > 65535)
-    return CDR_EINVALID_VALUE;
-  char host[128];
-  size_t host_len = (size_t)(colon - text);
-  bool bracketed = text[0] == '[' && colon[-1] == ']';
-  if (bracketed) {
-    text++;
-    host_len -= 2;
-  }
-  if (host_len >= sizeof(host))
-    return CDR_EINVALID_VALUE;
-  memcpy(host, text, host_len);
-  host[host_len] = '\0';
-  memset(address, 0, sizeof(*address));
-  struct sockaddr_in *v4 = (struct sockaddr_in *)address;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)address;
-  if (!bracketed && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons((uint16_t)port);
-  } else if (bracketed && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons((uint16_t)port);
-  } else {
-    return CDR_EINVALID_VALUE;
-  }
-  return 0;
-}
-
-static bool engine_address_loopback(const struct sockaddr_storage *address) {
-  if (address->ss_family == AF_INET)
-    return (ntohl(((const struct sockaddr_in *)address)->sin_addr.s_addr) >> 24) == 127;
-  return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)address)->sin6_addr);
-}
-
 int engine_config_load(struct engine_config *config, int argc, char **argv,
                        struct settings_cli *cli, char *err, size_t err_size) {
   memset(config, 0, sizeof(*config));
@@ -102,13 +63,13 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
       settings_load(engine_settings, ENGINE_SETTINGS_COUNT, config, argc, argv, cli, err, err_size);
   if (rc || cli->help || cli->version)
     return rc;
-  if (engine_address_parse(config->api_listen, &config->api_address)) {
+  if (address_parse(config->api_listen, &config->api_address)) {
     snprintf(err, err_size, "config: engine.api_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
              config->api_listen);
     return CDR_ECONFIG;
   }
   struct sockaddr_storage agent_address;
-  if (engine_address_parse(config->agent_listen, &agent_address)) {
+  if (address_parse(config->agent_listen, &agent_address)) {
     snprintf(err, err_size,
              "config: engine.agent_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
              config->agent_listen);
@@ -126,7 +87,7 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
              "configure yet; start with --dev (unsigned, loopback only)");
     return CDR_ECONFIG;
   }
-  if (!engine_address_loopback(&config->api_address)) {
+  if (!address_is_loopback(&config->api_address)) {
     snprintf(err, err_size,
              "config: --dev serves unsigned requests, so engine.api_listen must be "
              "a loopback address, got '%s'",

@@ -40,7 +40,4 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
 /* Prints the usage text with every setting. */
 void engine_config_print_help(FILE *out);
 
-/* Parses "HOST:PORT" or "[V6]:PORT" into address. Returns 0 or CDR_EINVALID_VALUE. */
-int engine_address_parse(const char *text, struct sockaddr_storage *address);
-
 #endif

@@ -1,5 +1,6 @@
 /* fabric.c — the agent fabric's thread and loop, its inbox, the node registry, recovery at start
  * and the ordered stop. */
+#include "common/address.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -271,7 +272,7 @@ static int fabric_recover(struct fabric *fabric) {
 
 static int fabric_listen(struct fabric *fabric) {
   struct sockaddr_storage address;
-  engine_address_parse(fabric->config->agent_listen, &address);
+  address_parse(fabric->config->agent_listen, &address);
   uv_tcp_init(&fabric->loop, &fabric->listener);
   fabric->listener.data = fabric;
   int rc = uv_tcp_bind(&fabric->listener, (const struct sockaddr *)&address, 0);

@@ -1,101 +1,26 @@
-"""Fixtures for end-to-end tests: the real engine and CLI binaries on free loopback ports."""
-import http.client
-import json
+"""Fixtures for end-to-end tests: the real engine, agent and CLI binaries, and real nginx caches,
+all on free loopback ports (scripts/lab.py starts them)."""
 import os
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
-import time
 
 import pytest
 
-BUILD_DIR = os.path.abspath(os.environ.get("CDR_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build")))
-ENGINE_BIN = os.path.join(BUILD_DIR, "cdnrefresh-engine")
-CLI_BIN = os.path.join(BUILD_DIR, "cdnrefresh")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+from lab import (AGENT_BIN, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch, free_port,  # noqa: E402,F401
+                 start_edge, start_origin, wait_until)
+
 LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
 os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Engine:
-    """One cdnrefresh-engine process with its own data dir and port; restartable on the same dir."""
-
-    def __init__(self, data_dir, extra_args=()):
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.extra_args = list(extra_args)
-        self.proc = None
-        self.log_path = os.path.join(data_dir, "engine.log")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        args = [ENGINE_BIN, "--dev", "--data-dir", self.data_dir, "--api-listen", f"127.0.0.1:{self.port}",
-                "--synchronous", "normal", *self.extra_args]
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"engine exited with {self.proc.returncode}: {self.read_log()}")
-            try:
-                status, _, _ = self.request("GET", "/healthz")
-                if status == 200:
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("engine did not become healthy: " + self.read_log())
-
-    def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def request(self, method, path, body=None, raw=None, conn=None):
-        """Sends one request; returns (status, headers dict, parsed JSON or raw text)."""
-        own = conn is None
-        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        conn.request(method, path, body=payload, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        result_headers = {k.lower(): v for k, v in response.getheaders()}
-        if own:
-            conn.close()
-        try:
-            parsed = json.loads(data) if data else None
-        except ValueError:
-            parsed = data.decode(errors="replace")
-        return response.status, result_headers, parsed
-
-    def purge(self, urls, **fields):
-        return self.request("POST", "/v1/purge", {"urls": urls, **fields})
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-    def stop(self):
-        """SIGTERM and wait; returns the exit code."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-        return self.proc.returncode if self.proc else None
+def assert_clean_exit(process, code):
+    log = process.read_log()
+    assert code in (0, None, -signal.SIGKILL), f"{process.log_path} exited {code}: {log}"
+    assert "ERROR: AddressSanitizer" not in log and "ERROR: LeakSanitizer" not in log, log
+    assert "runtime error:" not in log, log
 
 
 @pytest.fixture
@@ -104,26 +29,70 @@ def data_dir():
         yield d
 
 
+def register_offline_node(engine, work_dir, node_id="edge-offline"):
+    """Connects an agent once and stops it: the node stays registered, offline, so tasks are
+    planned onto it and wait for it (queued) instead of failing for want of any node."""
+    agent = Agent(work_dir, node_id, engine.agent_address, f"http://127.0.0.1:{free_port()}",
+                  groups="eu,us").start()
+    engine.wait_online(node_id)
+    assert_clean_exit(agent, agent.stop())
+    wait_until(lambda: engine.nodes()[node_id]["state"] == "offline", what="node offline")
+
+
 @pytest.fixture
 def make_engine(data_dir):
     engines = []
 
-    def make(*extra_args, directory=None):
-        engine = Engine(directory or data_dir, extra_args)
+    def make(*extra_args, directory=None, offline_node=True):
+        engine = Engine(directory or os.path.join(data_dir, "engine"), extra_args)
         engines.append(engine)
-        return engine.start()
+        engine.start()
+        if offline_node:
+            register_offline_node(engine, data_dir)
+        return engine
 
     yield make
     for engine in engines:
-        code = engine.stop()
-        assert code in (0, None, -signal.SIGKILL), f"engine exited {code}: {engine.read_log()}"
-        assert "ERROR: AddressSanitizer" not in engine.read_log()
-        assert "runtime error:" not in engine.read_log()
+        assert_clean_exit(engine, engine.stop())
 
 
 @pytest.fixture
 def engine(make_engine):
     return make_engine()
+
+
+@pytest.fixture
+def lab(data_dir):
+    """Starts and stops processes of the lab; every process must exit cleanly."""
+    processes = []
+
+    class Lab:
+        dir = data_dir
+
+        def add(self, process):
+            processes.append(process)
+            return process
+
+        def engine(self, *extra_args):
+            return self.add(Engine(os.path.join(data_dir, "engine"), extra_args)).start()
+
+        def origin(self, files):
+            return self.add(start_origin(data_dir, files))
+
+        def edge(self, name, origin):
+            return self.add(start_edge(data_dir, name, origin))
+
+        def agent(self, engine, node_id, edge=None, **kwargs):
+            cache_url = edge.url if edge else f"http://127.0.0.1:{free_port()}"
+            cache_dir = edge.cache_dir if edge else ""
+            return self.add(Agent(data_dir, node_id, engine.agent_address, cache_url, cache_dir,
+                                  **kwargs)).start()
+
+    yield Lab()
+    for process in reversed(processes):
+        code = process.stop()
+        if not hasattr(process, "prefix"):  # nginx exits as it likes; ours must exit cleanly
+            assert_clean_exit(process, code)
 
 
 def run_cli(engine_url, *args, timeout=30):

@@ -4,6 +4,8 @@ import json
 import re
 import subprocess
 
+from conftest import wait_until
+
 ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 
 
@@ -21,10 +23,10 @@ def test_purge_is_accepted_and_readable(engine):
     assert body["nodes"] == {"groups": ["eu"]}
     assert body["deadline_s"] == 90
 
-    status, _, task = engine.request("GET", f"/v1/tasks/{body['task_id']}")
-    assert status == 200
-    assert task == body
-    assert set(task["counters"]) == {"total", "succeeded", "failed", "pending", "unsupported"}
+    # The task is planned onto its nodes (one offline node in group eu) right after the 202.
+    task = wait_until(lambda: (lambda t: t if t["counters"]["total"] else None)(engine.task(body["task_id"])))
+    assert {k: v for k, v in task.items() if k != "counters"} == {k: v for k, v in body.items() if k != "counters"}
+    assert task["counters"] == {"total": 2, "succeeded": 0, "failed": 0, "pending": 2, "unsupported": 0}
     assert task["created_at"].endswith("Z") and task["finished_at"] is None
 
 
@@ -88,7 +90,11 @@ def test_health_ready_and_nodes(engine):
     status, _, body = engine.request("GET", "/readyz")
     assert (status, body) == (200, {"status": "ready"})
     status, _, body = engine.request("GET", "/v1/nodes")
-    assert (status, body) == (200, {"nodes": []})
+    assert status == 200
+    [node] = body["nodes"]
+    assert node["node_id"] == "edge-offline" and node["state"] == "offline"
+    assert node["groups"] == ["eu", "us"] and node["cache"] == "nginx"
+    assert node["queue_depth"] == 0 and node["in_flight"] == 0
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(engine):

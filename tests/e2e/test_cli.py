@@ -53,10 +53,19 @@ def test_tasks_table_items_and_cancel(engine):
     assert "task_final" in again.stderr
 
 
-def test_nodes_says_none_registered(engine):
+def test_nodes_says_none_registered(make_engine):
+    engine = make_engine(offline_node=False)
     result = run_cli(engine.url, "nodes")
     assert result.returncode == 0
     assert "no nodes have registered" in result.stdout
+
+
+def test_nodes_table_shows_each_node(engine):
+    result = run_cli(engine.url, "nodes")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NODE", "CACHE", "STATE", "GROUPS"]
+    assert lines[1].split() == ["edge-offline", "nginx", "offline", "eu,us"]
 
 
 def test_exit_codes(engine):
@@ -77,7 +86,7 @@ def test_wait_times_out_with_progress_lines(engine):
     result = run_cli(engine.url, "purge", "https://example.com/slow", "--wait", "--timeout", "1")
     assert result.returncode == 5
     task_id = result.stdout.strip()
-    assert f"{task_id} queued: 0/0 results" in result.stderr
+    assert f"{task_id} queued: 0/1 results" in result.stderr  # waiting for the offline node
     assert "has not finished after 1s" in result.stderr
 
 
@@ -122,5 +131,5 @@ def test_wait_draws_a_progress_bar_on_a_terminal(engine):
     os.close(leader)
     assert proc.returncode == 5
     text = screen.decode(errors="replace")
-    assert "\r[------------------------------]   0% " + out.strip() + " queued" in text
+    assert "\r[------------------------------]   0% " + out.strip() + " queued: 0/1" in text
     assert "has not finished after 1s" in text

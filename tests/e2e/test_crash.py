@@ -56,7 +56,7 @@ def test_acknowledged_tasks_survive_kill9(data_dir, synchronous):
         for task_id in ids:
             status, _, task = engine.request("GET", f"/v1/tasks/{task_id}")
             assert status == 200, f"acknowledged task {task_id} lost"
-            assert task["status"] == "queued"
+            assert task["status"] == "failed"  # no edge node is registered in this test
         seen = set()
         cursor = None
         while True:

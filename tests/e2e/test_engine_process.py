@@ -51,9 +51,9 @@ def test_config_file_sets_limits(make_engine, data_dir):
     assert status == 202
 
 
-def test_second_engine_on_same_data_dir_is_refused(engine, data_dir):
-    port = free_port()
-    result = run_engine("--dev", "--data-dir", data_dir, "--api-listen", f"127.0.0.1:{port}")
+def test_second_engine_on_same_data_dir_is_refused(engine):
+    result = run_engine("--dev", "--data-dir", engine.data_dir, "--api-listen", f"127.0.0.1:{free_port()}",
+                        "--agent-listen", f"127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert "in use by another engine" in result.stderr
 

@@ -1,0 +1,243 @@
+"""A lab of real processes on loopback for the demo and the end-to-end tests: the engine, agents,
+an nginx origin and nginx edge caches (deploy/nginx/ configs, exactly as shipped)."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BUILD_DIR = os.path.abspath(os.environ.get("CDR_BUILD_DIR", os.path.join(ROOT, "build")))
+ENGINE_BIN = os.path.join(BUILD_DIR, "cdnrefresh-engine")
+AGENT_BIN = os.path.join(BUILD_DIR, "cdnrefresh-agent")
+CLI_BIN = os.path.join(BUILD_DIR, "cdnrefresh")
+NGINX_BIN = "/usr/sbin/nginx"
+PURGE_MODULE = "/usr/lib/nginx/modules/ngx_http_cache_purge_module.so"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class Process:
+    """A child process with its log in a file; stop() sends SIGTERM and waits."""
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+        self.proc = None
+        self.log = None
+
+    def spawn(self, args):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def stop(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+
+class Engine(Process):
+    """cdnrefresh-engine with its own data dir and ports; restartable on the same dir."""
+
+    def __init__(self, data_dir, extra_args=()):
+        os.makedirs(data_dir, exist_ok=True)
+        super().__init__(os.path.join(data_dir, "engine.log"))
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.agent_port = free_port()
+        self.extra_args = list(extra_args)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def agent_address(self):
+        return f"127.0.0.1:{self.agent_port}"
+
+    def start(self):
+        self.spawn([ENGINE_BIN, "--dev", "--data-dir", self.data_dir, "--api-listen", f"127.0.0.1:{self.port}",
+                    "--agent-listen", self.agent_address, "--synchronous", "normal", *self.extra_args])
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engine exited with {self.proc.returncode}: {self.read_log()}")
+            try:
+                return self.request("GET", "/healthz")[0] == 200
+            except OSError:
+                return False
+        wait_until(healthy, what="engine health")
+        return self
+
+    def request(self, method, path, body=None, raw=None, conn=None):
+        """Sends one request; returns (status, headers dict, parsed JSON or raw text)."""
+        own = conn is None
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        conn.request(method, path, body=payload, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        result_headers = {k.lower(): v for k, v in response.getheaders()}
+        if own:
+            conn.close()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data.decode(errors="replace")
+        return response.status, result_headers, parsed
+
+    def purge(self, urls, **fields):
+        return self.request("POST", "/v1/purge", {"urls": urls, **fields})
+
+    def task(self, task_id):
+        return self.request("GET", f"/v1/tasks/{task_id}")[2]
+
+    def wait_task(self, task_id, timeout=20.0):
+        """Waits until the task is in a final state; returns it."""
+        final = {"done", "partial", "failed", "canceled"}
+        return wait_until(lambda: (lambda t: t if t["status"] in final else None)(self.task(task_id)),
+                          timeout=timeout, what=f"task {task_id} to finish")
+
+    def nodes(self):
+        return {n["node_id"]: n for n in self.request("GET", "/v1/nodes")[2]["nodes"]}
+
+    def wait_online(self, *node_ids, timeout=10.0):
+        wait_until(lambda: all(self.nodes().get(n, {}).get("state") == "online" for n in node_ids),
+                   timeout=timeout, what=f"nodes {node_ids} online")
+
+
+class Agent(Process):
+    def __init__(self, work_dir, node_id, engine_address, cache_url, cache_dir="", groups="", token="",
+                 extra_args=()):
+        super().__init__(os.path.join(work_dir, f"agent-{node_id}.log"))
+        self.args = [AGENT_BIN, "--node-id", node_id, "--engine", engine_address, "--cache", "nginx",
+                     "--cache-url", cache_url, "--token", token, "--log-level", "debug", *extra_args]
+        if cache_dir:
+            self.args += ["--nginx-cache-dir", cache_dir]
+        if groups:
+            self.args += ["--groups", groups]
+        self.node_id = node_id
+
+    def start(self):
+        self.spawn(self.args)
+        return self
+
+
+class Nginx(Process):
+    """One nginx process running deploy/nginx/<kind>.conf with the placeholders filled in."""
+
+    def __init__(self, work_dir, name, kind, **values):
+        self.prefix = os.path.join(work_dir, name)
+        os.makedirs(self.prefix, exist_ok=True)
+        super().__init__(os.path.join(self.prefix, "stderr.log"))
+        self.port = free_port()
+        values = {"LISTEN": f"127.0.0.1:{self.port}", **values}
+        server = self._fill(os.path.join(ROOT, "deploy", "nginx", f"{kind}.conf"), values)
+        server_path = os.path.join(self.prefix, "server.conf")
+        with open(server_path, "w") as f:
+            f.write(server)
+        main = self._fill(os.path.join(ROOT, "deploy", "nginx", "nginx-main.conf"), {
+            "PREFIX": self.prefix, "SERVER": server_path,
+            "USER": "user root;" if os.getuid() == 0 else "",
+            "MODULES": f"load_module {PURGE_MODULE};" if kind == "edge" else ""})
+        self.conf = os.path.join(self.prefix, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(main)
+
+    @staticmethod
+    def _fill(path, values):
+        with open(path) as f:
+            text = f.read()
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", str(value))
+        return text
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.spawn([NGINX_BIN, "-p", self.prefix, "-c", self.conf, "-g", "daemon off;"])
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.read_log()} {open(os.path.join(self.prefix, 'error.log')).read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, what=f"nginx on {self.port}")
+        return self
+
+    def stop(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGQUIT)
+        return super().stop()
+
+
+def start_origin(work_dir, files):
+    """An origin nginx serving files ({path: bytes}) from work_dir/origin-root."""
+    root = os.path.join(work_dir, "origin-root")
+    for path, content in files.items():
+        full = os.path.join(root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(content)
+    return Nginx(work_dir, "origin", "origin", ROOT=root).start()
+
+
+def start_edge(work_dir, name, origin):
+    """An edge cache nginx in front of origin, with its cache in work_dir/<name>/cache."""
+    cache_dir = os.path.join(work_dir, name, "cache")
+    os.makedirs(cache_dir, exist_ok=True)
+    edge = Nginx(work_dir, name, "edge", CACHE_DIR=cache_dir, ORIGIN=f"127.0.0.1:{origin.port}")
+    edge.cache_dir = cache_dir
+    return edge.start()
+
+
+def fetch(cache, url, headers=None):
+    """GETs url's path through cache with url's Host; returns (status, X-Cache-Status, body)."""
+    scheme_rest = url.split("://", 1)[1]
+    host, _, path = scheme_rest.partition("/")
+    conn = http.client.HTTPConnection("127.0.0.1", cache.port, timeout=10)
+    conn.request("GET", "/" + path, headers={"Host": host, **(headers or {})})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, response.getheader("X-Cache-Status"), body

@@ -1,0 +1,79 @@
+/* agent_config.c — the agent's settings table and the checks across settings. */
+#include "agent/agent_config.h"
+
+#include "common/error.h"
+#include "common/log.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define AGENT_FIELD(name) offsetof(struct agent_config, name)
+
+static const struct setting agent_settings[] = {
+    {"agent", "engine", "engine", SETTING_STRING, AGENT_FIELD(engines), "127.0.0.1:8471", 0, 0,
+     NULL, "engine agent addresses HOST:PORT[,HOST:PORT...], tried in turn"},
+    {"agent", "node_id", "node-id", SETTING_STRING, AGENT_FIELD(node_id), "", 0, 0, NULL,
+     "this edge node's unique id (required): 1..64 of A-Z a-z 0-9 . _ -"},
+    {"agent", "groups", "groups", SETTING_STRING, AGENT_FIELD(groups), "", 0, 0, NULL,
+     "comma-separated node groups tasks can select, e.g. eu,edge"},
+    {"agent", "token", "token", SETTING_STRING, AGENT_FIELD(token), "", 0, 0, NULL,
+     "shared secret matching the engine's agents.token"},
+    {"agent", "window", "window", SETTING_INT, AGENT_FIELD(window), "256", 1, 65536, NULL,
+     "most work items in flight from the engine"},
+    {"agent", "log_level", "log-level", SETTING_CHOICE, AGENT_FIELD(log_level), "info", 0, 0,
+     "debug|info|warn|error", "lowest level of log lines written to stderr"},
+    {"cache", "kind", "cache", SETTING_CHOICE, AGENT_FIELD(cache), "nginx", 0, 0,
+     "nginx|varnish|ats|squid", "the local cache this agent drives"},
+    {"cache", "url", "cache-url", SETTING_STRING, AGENT_FIELD(cache_url), "http://127.0.0.1:80", 0,
+     0, NULL, "where the local cache listens"},
+    {"cache", "nginx_cache_dir", "nginx-cache-dir", SETTING_STRING, AGENT_FIELD(nginx_cache_dir),
+     "", 0, 0, NULL, "nginx proxy_cache_path directory, for prefix, regex and tag purges"},
+    {"cache", "concurrency", "concurrency", SETTING_INT, AGENT_FIELD(concurrency), "16", 1, 4096,
+     NULL, "cache requests running at once"},
+    {"cache", "request_timeout_ms", "request-timeout-ms", SETTING_INT,
+     AGENT_FIELD(request_timeout_ms), "10000", 100, 600000, NULL,
+     "a cache request taking longer fails with reason timeout"},
+};
+
+enum { AGENT_SETTINGS_COUNT = sizeof(agent_settings) / sizeof(agent_settings[0]) };
+
+int agent_config_load(struct agent_config *config, int argc, char **argv, struct settings_cli *cli,
+                      char *err, size_t err_size) {
+  memset(config, 0, sizeof(*config));
+  int rc =
+      settings_load(agent_settings, AGENT_SETTINGS_COUNT, config, argc, argv, cli, err, err_size);
+  if (rc || cli->help || cli->version)
+    return rc;
+  if (!config->node_id[0]) {
+    snprintf(err, err_size, "config: agent.node_id is required (--node-id)");
+    return CDR_ECONFIG;
+  }
+  if (strncmp(config->cache_url, "http://", 7) != 0) {
+    snprintf(err, err_size, "config: cache.url must start with http://, got '%s'",
+             config->cache_url);
+    return CDR_ECONFIG;
+  }
+  enum log_level level;
+  log_level_parse(config->log_level, &level);
+  log_level_set(level);
+  return 0;
+}
+
+void agent_config_print_help(FILE *out) {
+  fprintf(
+      out,
+      "usage: cdnrefresh-agent --node-id ID --engine HOST:PORT --cache-url URL [options]\n"
+      "\n"
+      "The cdnrefresh agent runs on each edge node: it keeps a link to the engine, receives\n"
+      "batches of purge and preload work and carries them out on the local cache.\n"
+      "\n"
+      "Example:\n"
+      "  cdnrefresh-agent --node-id edge-1 --groups eu --engine 127.0.0.1:8471 \\\n"
+      "      --cache nginx --cache-url http://127.0.0.1:8080 --nginx-cache-dir /var/cache/nginx\n"
+      "\n"
+      "Options (each also settable in the --config INI file as [section] key):\n");
+  settings_print_help(out, agent_settings, AGENT_SETTINGS_COUNT);
+  fprintf(out,
+          "\nExit codes: 0 after SIGTERM/SIGINT, 1 when the engine refuses this agent, 2 for a\n"
+          "bad command line or configuration.\n");
+}

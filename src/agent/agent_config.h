@@ -1,0 +1,32 @@
+/* agent_config.h — every setting of cdnrefresh-agent, with its flag, INI name and default. */
+#ifndef CDR_AGENT_CONFIG_H
+#define CDR_AGENT_CONFIG_H
+
+#include "common/settings.h"
+
+#include <stdint.h>
+
+enum { AGENT_ENGINES_MAX = 16 };
+
+struct agent_config {
+  char engines[SETTING_STRING_MAX]; /* HOST:PORT[,HOST:PORT...] */
+  char node_id[SETTING_STRING_MAX];
+  char groups[SETTING_STRING_MAX]; /* g1,g2 */
+  char token[SETTING_STRING_MAX];
+  char cache[SETTING_STRING_MAX];     /* nginx | varnish | ats | squid */
+  char cache_url[SETTING_STRING_MAX]; /* http://127.0.0.1:PORT */
+  char nginx_cache_dir[SETTING_STRING_MAX];
+  int64_t concurrency; /* cache requests at once */
+  int64_t window;      /* work items in flight from the engine */
+  int64_t request_timeout_ms;
+  char log_level[SETTING_STRING_MAX];
+};
+
+/* Loads defaults, the --config file and flags; checks required settings. Returns 0 or CDR_ECONFIG
+ * with the reason in err. */
+int agent_config_load(struct agent_config *config, int argc, char **argv, struct settings_cli *cli,
+                      char *err, size_t err_size);
+
+void agent_config_print_help(FILE *out);
+
+#endif

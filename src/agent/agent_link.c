@@ -1,0 +1,317 @@
+/* agent_link.c — dialing, Hello, Work intake, batched Results, heartbeats and reconnects. */
+#include "agent/agent_link.h"
+
+#include "common/address.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/timer_wheel.h"
+#include "proto/link_conn.h"
+#include "version.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  AGENT_TICK_MS = 10,
+  AGENT_WELCOME_TIMEOUT_MS = 5000,
+  AGENT_BACKOFF_MIN_MS = 100,
+  AGENT_BACKOFF_MAX_MS = 5000,
+  AGENT_MAX_PAYLOAD = 16 * 1024 * 1024,
+  AGENT_GROUPS_MAX = 64,
+};
+
+struct agent_link {
+  uv_loop_t *loop;
+  const struct agent_config *config;
+  struct driver *driver;
+  char engines[AGENT_ENGINES_MAX][SETTING_STRING_MAX];
+  size_t engine_count, engine_next;
+  char *groups[AGENT_GROUPS_MAX];
+  size_t group_count;
+  char groups_text[SETTING_STRING_MAX];
+  struct link_conn *conn; /* current connection, NULL between attempts */
+  uv_connect_t connect_req;
+  bool welcomed;
+  uint64_t generation; /* bumped when a connection ends: older results are dropped */
+  struct executor *executor;
+  struct timer_wheel wheel;
+  uv_timer_t tick;
+  struct wheel_timer reconnect, heartbeat, liveness;
+  uint64_t backoff_ms;
+  uint32_t heartbeat_ms, heartbeat_misses;
+  Cdr__ItemResult *results; /* the batch being gathered, sent once per loop iteration */
+  Cdr__ItemResult **result_pointers;
+  char (*reasons)[48];
+  char (*cache_statuses)[16];
+  size_t result_count, result_cap;
+  uv_check_t flush;
+  bool stopping;
+  int exit_code;
+  void (*on_stop)(void *context);
+  void *on_stop_context;
+};
+
+#define AGENT_LINK_OF_TIMER(timer, member)                                                         \
+  ((struct agent_link *)(void *)((char *)(timer)-offsetof(struct agent_link, member)))
+
+static void agent_link_dial(struct agent_link *link);
+
+static void agent_on_reconnect(struct wheel_timer *timer) {
+  agent_link_dial(AGENT_LINK_OF_TIMER(timer, reconnect));
+}
+
+/* Waits a jittered, growing pause before the next engine is tried. */
+static void agent_link_schedule_reconnect(struct agent_link *link) {
+  uint32_t random = 0;
+  RAND_bytes((unsigned char *)&random, sizeof(random));
+  uint64_t delay = link->backoff_ms / 2 + random % (link->backoff_ms + 1);
+  link->backoff_ms =
+      link->backoff_ms * 2 > AGENT_BACKOFF_MAX_MS ? AGENT_BACKOFF_MAX_MS : link->backoff_ms * 2;
+  timer_wheel_start(&link->wheel, &link->reconnect, delay, agent_on_reconnect);
+}
+
+static void agent_on_heartbeat(struct wheel_timer *timer) {
+  struct agent_link *link = AGENT_LINK_OF_TIMER(timer, heartbeat);
+  Cdr__Heartbeat heartbeat;
+  cdr__heartbeat__init(&heartbeat);
+  heartbeat.sent_ms = (uint64_t)clock_now_ms();
+  if (link->conn && link_conn_send(link->conn, FRAME_HEARTBEAT, &heartbeat.base) == 0)
+    timer_wheel_start(&link->wheel, timer, link->heartbeat_ms, agent_on_heartbeat);
+}
+
+static void agent_on_silence(struct wheel_timer *timer) {
+  struct agent_link *link = AGENT_LINK_OF_TIMER(timer, liveness);
+  if (link->conn)
+    link_conn_close(link->conn, link->welcomed ? "engine missed heartbeats" : "no Welcome in time");
+}
+
+static void agent_on_flush(uv_check_t *check) {
+  struct agent_link *link = check->data;
+  uv_check_stop(check);
+  if (link->result_count == 0 || !link->conn || !link->welcomed)
+    return;
+  Cdr__Results results;
+  cdr__results__init(&results);
+  results.n_results = link->result_count;
+  results.results = link->result_pointers;
+  link_conn_send(link->conn, FRAME_RESULTS, &results.base);
+  link->result_count = 0;
+}
+
+static void agent_on_item_done(void *context, uint64_t tag, uint64_t item_id,
+                               const struct exec_outcome *outcome) {
+  struct agent_link *link = context;
+  if (tag != link->generation || !link->welcomed || link->result_count == link->result_cap)
+    return; /* the link this item came on is gone: the engine sends it again */
+  size_t n = link->result_count++;
+  Cdr__ItemResult *result = &link->results[n];
+  cdr__item_result__init(result);
+  result->item_id = item_id;
+  result->outcome = outcome->outcome;
+  result->http_status = outcome->http_status;
+  memcpy(link->reasons[n], outcome->reason, sizeof(link->reasons[n]));
+  memcpy(link->cache_statuses[n], outcome->cache_status, sizeof(link->cache_statuses[n]));
+  result->reason = link->reasons[n];
+  result->cache_status = link->cache_statuses[n];
+  link->result_pointers[n] = result;
+  uv_check_start(&link->flush, agent_on_flush);
+}
+
+static void agent_link_on_welcome(struct agent_link *link, const Cdr__Welcome *welcome) {
+  link->welcomed = true;
+  link->backoff_ms = AGENT_BACKOFF_MIN_MS;
+  link->heartbeat_ms = welcome->heartbeat_interval_ms ? welcome->heartbeat_interval_ms : 1000;
+  link->heartbeat_misses = welcome->heartbeat_misses ? welcome->heartbeat_misses : 3;
+  log_info("link.welcome", "connected to %s (%s) as node %s", link->conn->peer, welcome->engine_id,
+           link->config->node_id);
+  timer_wheel_start(&link->wheel, &link->heartbeat, link->heartbeat_ms, agent_on_heartbeat);
+}
+
+static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
+                                ProtobufCMessage *message) {
+  struct agent_link *link = conn->owner;
+  if (link->welcomed)
+    timer_wheel_start(&link->wheel, &link->liveness,
+                      (uint64_t)link->heartbeat_ms * link->heartbeat_misses, agent_on_silence);
+  switch (type) {
+  case FRAME_WELCOME:
+    if (!link->welcomed) {
+      agent_link_on_welcome(link, (const Cdr__Welcome *)message);
+      timer_wheel_start(&link->wheel, &link->liveness,
+                        (uint64_t)link->heartbeat_ms * link->heartbeat_misses, agent_on_silence);
+    }
+    return;
+  case FRAME_REFUSAL: {
+    const Cdr__Refusal *refusal = (const Cdr__Refusal *)message;
+    log_error("link.refused", "engine %s refused node %s: %s (%s)", conn->peer,
+              link->config->node_id, refusal->reason, refusal->code);
+    link->exit_code = 1;
+    agent_link_stop(link);
+    return;
+  }
+  case FRAME_WORK: {
+    const Cdr__Work *work = (const Cdr__Work *)message;
+    for (size_t i = 0; i < work->n_items; i++) {
+      int rc = executor_submit(link->executor, work->items[i], link->generation);
+      if (rc) {
+        link_conn_close(conn, rc == CDR_ENOMEM ? "out of memory" : "engine overran the window");
+        return;
+      }
+    }
+    return;
+  }
+  case FRAME_HEARTBEAT: return;
+  default: link_conn_close(conn, "unexpected frame type from the engine"); return;
+  }
+}
+
+static void agent_link_on_close(struct link_conn *conn) {
+  struct agent_link *link = conn->owner;
+  free(conn);
+  link->conn = NULL;
+  link->welcomed = false;
+  link->generation++;
+  link->result_count = 0;
+  timer_wheel_stop(&link->wheel, &link->heartbeat);
+  timer_wheel_stop(&link->wheel, &link->liveness);
+  if (!link->stopping)
+    agent_link_schedule_reconnect(link);
+}
+
+static void agent_link_send_hello(struct agent_link *link) {
+  Cdr__Hello hello;
+  cdr__hello__init(&hello);
+  char version[] = CDR_VERSION;
+  hello.node_id = (char *)(uintptr_t)link->config->node_id;
+  hello.token = (char *)(uintptr_t)link->config->token;
+  hello.protocol_version = FRAME_VERSION;
+  hello.agent_version = version;
+  hello.cache_kind = (char *)(uintptr_t)link->config->cache;
+  hello.n_groups = link->group_count;
+  hello.groups = link->groups;
+  hello.window = (uint32_t)link->config->window;
+  link_conn_send(link->conn, FRAME_HELLO, &hello.base);
+}
+
+static void agent_on_connect(uv_connect_t *req, int status) {
+  struct agent_link *link = req->data;
+  if (status < 0) {
+    link_conn_close(link->conn, uv_strerror(status));
+    return;
+  }
+  if (link_conn_start(link->conn) != 0) {
+    link_conn_close(link->conn, "cannot read from the connection");
+    return;
+  }
+  agent_link_send_hello(link);
+  timer_wheel_start(&link->wheel, &link->liveness, AGENT_WELCOME_TIMEOUT_MS, agent_on_silence);
+}
+
+static void agent_link_dial(struct agent_link *link) {
+  if (link->stopping)
+    return;
+  const char *engine = link->engines[link->engine_next++ % link->engine_count];
+  struct sockaddr_storage address;
+  link->conn = malloc(sizeof(*link->conn));
+  if (!link->conn || address_parse(engine, &address) ||
+      link_conn_init(link->conn, link->loop, AGENT_MAX_PAYLOAD, agent_link_on_frame,
+                     agent_link_on_close, link)) {
+    log_error("link.dial", "cannot dial engine %s", engine);
+    free(link->conn);
+    link->conn = NULL;
+    agent_link_schedule_reconnect(link);
+    return;
+  }
+  snprintf(link->conn->peer, sizeof(link->conn->peer), "%s", engine);
+  link->connect_req.data = link;
+  int rc = uv_tcp_connect(&link->connect_req, &link->conn->tcp, (const struct sockaddr *)&address,
+                          agent_on_connect);
+  if (rc)
+    link_conn_close(link->conn, uv_strerror(rc));
+}
+
+static void agent_on_tick(uv_timer_t *timer) {
+  struct agent_link *link = timer->data;
+  timer_wheel_advance(&link->wheel, uv_now(link->loop));
+}
+
+/* Splits "a,b,c" into at most max non-empty parts of out (pointing into text, which is cut). */
+static size_t agent_split(char *text, char **out, size_t max) {
+  size_t n = 0;
+  for (char *part = strtok(text, ","); part && n < max; part = strtok(NULL, ","))
+    out[n++] = part;
+  return n;
+}
+
+int agent_link_start(uv_loop_t *loop, const struct agent_config *config, struct driver *driver,
+                     void (*on_stop)(void *context), void *context, struct agent_link **out) {
+  struct agent_link *link = calloc(1, sizeof(*link));
+  if (!link)
+    return CDR_ENOMEM;
+  link->on_stop = on_stop;
+  link->on_stop_context = context;
+  link->loop = loop;
+  link->config = config;
+  link->driver = driver;
+  char engines[SETTING_STRING_MAX];
+  snprintf(engines, sizeof(engines), "%s", config->engines);
+  char *parts[AGENT_ENGINES_MAX];
+  link->engine_count = agent_split(engines, parts, AGENT_ENGINES_MAX);
+  for (size_t i = 0; i < link->engine_count; i++)
+    snprintf(link->engines[i], sizeof(link->engines[i]), "%s", parts[i]);
+  snprintf(link->groups_text, sizeof(link->groups_text), "%s", config->groups);
+  link->group_count = agent_split(link->groups_text, link->groups, AGENT_GROUPS_MAX);
+  if (link->engine_count == 0) {
+    free(link);
+    return CDR_ECONFIG;
+  }
+  link->result_cap = (size_t)config->window * 2;
+  link->results = calloc(link->result_cap, sizeof(*link->results));
+  link->result_pointers = calloc(link->result_cap, sizeof(*link->result_pointers));
+  link->reasons = calloc(link->result_cap, sizeof(*link->reasons));
+  link->cache_statuses = calloc(link->result_cap, sizeof(*link->cache_statuses));
+  /* Twice the window: items of a dead link may still run while the new link fills its window. */
+  int rc =
+      executor_create(loop, driver, (size_t)config->window * 2, (size_t)config->concurrency,
+                      (long)config->request_timeout_ms, agent_on_item_done, link, &link->executor);
+  if (rc || !link->results || !link->result_pointers || !link->reasons || !link->cache_statuses)
+    return rc ? rc : CDR_ENOMEM;
+  link->backoff_ms = AGENT_BACKOFF_MIN_MS;
+  timer_wheel_init(&link->wheel, AGENT_TICK_MS, uv_now(loop));
+  uv_timer_init(loop, &link->tick);
+  link->tick.data = link;
+  uv_timer_start(&link->tick, agent_on_tick, AGENT_TICK_MS, AGENT_TICK_MS);
+  uv_check_init(loop, &link->flush);
+  link->flush.data = link;
+  agent_link_dial(link);
+  *out = link;
+  return 0;
+}
+
+static void agent_link_free(void *context) {
+  struct agent_link *link = context;
+  free(link->results);
+  free(link->result_pointers);
+  free(link->reasons);
+  free(link->cache_statuses);
+  /* the link itself is freed by main after the loop ends, it still holds the exit code */
+}
+
+void agent_link_stop(struct agent_link *link) {
+  if (link->stopping)
+    return;
+  link->stopping = true;
+  timer_wheel_stop(&link->wheel, &link->reconnect);
+  timer_wheel_stop(&link->wheel, &link->heartbeat);
+  timer_wheel_stop(&link->wheel, &link->liveness);
+  if (link->conn)
+    link_conn_close(link->conn, "agent is stopping");
+  uv_close((uv_handle_t *)&link->tick, NULL);
+  uv_close((uv_handle_t *)&link->flush, NULL);
+  executor_destroy(link->executor, agent_link_free);
+  link->on_stop(link->on_stop_context);
+}
+
+int agent_link_exit_code(const struct agent_link *link) { return link->exit_code; }

@@ -1,0 +1,78 @@
+/* main.c — cdnrefresh-agent: one per edge node; links to the engine and drives the local cache. */
+#include "agent/agent_config.h"
+#include "agent/agent_link.h"
+#include "common/log.h"
+#include "version.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct agent_signals {
+  uv_signal_t term, interrupt;
+  struct agent_link *link;
+};
+
+static void agent_signals_close(void *context) {
+  struct agent_signals *signals = context;
+  if (!uv_is_closing((uv_handle_t *)&signals->term))
+    uv_close((uv_handle_t *)&signals->term, NULL);
+  if (!uv_is_closing((uv_handle_t *)&signals->interrupt))
+    uv_close((uv_handle_t *)&signals->interrupt, NULL);
+}
+
+static void agent_on_signal(uv_signal_t *signal, int signum) {
+  struct agent_signals *signals = signal->data;
+  log_info("agent.stopping", "received %s, stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  agent_link_stop(signals->link); /* closes the signal handles through agent_signals_close */
+}
+
+int main(int argc, char **argv) {
+  struct agent_config config;
+  struct settings_cli cli;
+  char err[512];
+  if (agent_config_load(&config, argc, argv, &cli, err, sizeof(err))) {
+    fprintf(stderr, "cdnrefresh-agent: %s\n", err);
+    return 2;
+  }
+  if (cli.help) {
+    agent_config_print_help(stdout);
+    return 0;
+  }
+  if (cli.version) {
+    printf("cdnrefresh-agent %s (commit %s)\n", CDR_VERSION, CDR_COMMIT);
+    return 0;
+  }
+  if (strcmp(config.cache, "nginx") != 0) {
+    fprintf(stderr,
+            "cdnrefresh-agent: cache.kind %s is not supported by this build yet; use nginx\n",
+            config.cache);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  struct driver *driver = driver_nginx_create(config.cache_url, config.nginx_cache_dir);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct agent_signals signals = {0};
+  struct agent_link *link;
+  if (!driver || agent_link_start(&loop, &config, driver, agent_signals_close, &signals, &link)) {
+    fprintf(stderr, "cdnrefresh-agent: cannot start (out of memory or no engine address)\n");
+    return 1;
+  }
+  signals.link = link;
+  uv_signal_init(&loop, &signals.term);
+  uv_signal_init(&loop, &signals.interrupt);
+  signals.term.data = signals.interrupt.data = &signals;
+  uv_signal_start(&signals.term, agent_on_signal, SIGTERM);
+  uv_signal_start(&signals.interrupt, agent_on_signal, SIGINT);
+  log_info("agent.ready", "node %s driving %s at %s, engines %s", config.node_id, config.cache,
+           config.cache_url, config.engines);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  int code = agent_link_exit_code(link);
+  uv_loop_close(&loop);
+  free(link);
+  driver->destroy(driver);
+  curl_global_cleanup();
+  return code;
+}
