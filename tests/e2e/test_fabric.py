@@ -1,0 +1,234 @@
+"""Tasks reach real nginx edge caches through real agents, and results come back per node."""
+import json
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+from conftest import fetch, free_port, wait_until
+
+SITE = "http://www.example.com"
+FILES = {f"/img/{i}.png": b"p" * 64 for i in range(3)}
+FILES.update({"/a.css": b"body{}", "/b.js": b"js", "/tagged/t.js": b"tagged", "/big.bin": b"b" * 4096,
+              "/doc/x.html": b"x", "/doc/y.txt": b"y"})
+
+
+@pytest.fixture
+def two_edges(lab):
+    origin = lab.origin(FILES)
+    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
+    engine = lab.engine()
+    lab.agent(engine, "edge-1", edges[0], groups="eu")
+    lab.agent(engine, "edge-2", edges[1], groups="us")
+    engine.wait_online("edge-1", "edge-2")
+    return engine, edges
+
+
+def warm(edges, *paths):
+    for edge in edges:
+        for path in paths:
+            fetch(edge, SITE + path)
+            assert fetch(edge, SITE + path)[1] == "HIT"
+
+
+def cache_states(edges, path):
+    return [fetch(edge, SITE + path)[1] for edge in edges]
+
+
+def items(engine, task_id, query=""):
+    return engine.request("GET", f"/v1/tasks/{task_id}/items{query}")[2]["items"]
+
+
+def test_purge_by_url_removes_from_every_edge(two_edges):
+    engine, edges = two_edges
+    warm(edges, "/a.css", "/b.js")
+    _, _, body = engine.purge([SITE + "/a.css"])
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "done"
+    assert task["counters"] == {"total": 2, "succeeded": 2, "failed": 0, "pending": 0, "unsupported": 0}
+    assert task["started_at"] and task["finished_at"]
+    assert cache_states(edges, "/a.css") == ["MISS", "MISS"]
+    assert cache_states(edges, "/b.js") == ["HIT", "HIT"]  # only what was asked
+    [item] = items(engine, body["task_id"])
+    assert item["state"] == "succeeded"
+    assert sorted(n["node"] for n in item["nodes"]) == ["edge-1", "edge-2"]
+
+
+def test_purge_of_uncached_url_succeeds(two_edges):
+    engine, _ = two_edges
+    _, _, body = engine.purge([SITE + "/never-fetched.css"])
+    assert engine.wait_task(body["task_id"])["status"] == "done"
+
+
+@pytest.mark.parametrize("fields,gone,kept", [
+    ({"prefixes": [SITE + "/img/"]}, ["/img/0.png", "/img/2.png"], ["/a.css", "/doc/x.html"]),
+    ({"regexes": [r"^http://www\.example\.com/doc/.*\.html$"]}, ["/doc/x.html"], ["/doc/y.txt", "/a.css"]),
+    ({"tags": ["product-42"]}, ["/tagged/t.js"], ["/a.css", "/img/1.png"]),
+])
+def test_prefix_regex_and_tag_purges_use_the_cache_dir(two_edges, fields, gone, kept):
+    engine, edges = two_edges
+    warm(edges, *gone, *kept)
+    _, _, body = engine.request("POST", "/v1/purge", fields)
+    assert engine.wait_task(body["task_id"])["status"] == "done"
+    for path in gone:
+        assert cache_states(edges, path) == ["MISS", "MISS"], path
+    for path in kept:
+        assert cache_states(edges, path) == ["HIT", "HIT"], path
+
+
+def test_preload_makes_urls_hits(two_edges):
+    engine, edges = two_edges
+    _, _, body = engine.request("POST", "/v1/preload", {"urls": [SITE + "/big.bin", SITE + "/b.js"]})
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "done" and task["counters"]["succeeded"] == 4
+    assert cache_states(edges, "/big.bin") == ["HIT", "HIT"]
+    assert cache_states(edges, "/b.js") == ["HIT", "HIT"]
+
+
+def test_groups_select_nodes(two_edges):
+    engine, edges = two_edges
+    warm(edges, "/a.css")
+    _, _, body = engine.purge([SITE + "/a.css"], nodes={"groups": ["us"]})
+    task = engine.wait_task(body["task_id"])
+    assert task["counters"]["total"] == 1
+    assert cache_states(edges, "/a.css") == ["HIT", "MISS"]
+
+
+def test_invalidate_is_unsupported_on_nginx(two_edges):
+    engine, _ = two_edges
+    _, _, body = engine.purge([SITE + "/a.css"], mode="invalidate")
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "failed"
+    assert task["counters"]["unsupported"] == 2 and task["counters"]["succeeded"] == 0
+    [item] = items(engine, body["task_id"], "?state=unsupported")
+    assert {n["reason"] for n in item["nodes"]} == {"nginx_cannot_invalidate"}
+
+
+def test_node_with_cache_down_fails_its_items_and_task_is_partial(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine()
+    lab.agent(engine, "edge-up", edge)
+    lab.agent(engine, "edge-down", None)  # its cache URL has nothing listening
+    engine.wait_online("edge-up", "edge-down")
+    _, _, body = engine.purge([SITE + "/a.css", SITE + "/b.js"])
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "partial"
+    assert task["counters"] == {"total": 4, "succeeded": 2, "failed": 2, "pending": 0, "unsupported": 0}
+    failed = items(engine, body["task_id"], "?state=failed")
+    assert [i["target"] for i in failed] == [SITE + "/a.css", SITE + "/b.js"]
+    for item in failed:
+        down = next(n for n in item["nodes"] if n["node"] == "edge-down")
+        up = next(n for n in item["nodes"] if n["node"] == "edge-up")
+        assert down == {"node": "edge-down", "state": "failed", "reason": "connection_refused"}
+        assert up["state"] == "succeeded"
+    nodes = engine.nodes()
+    assert nodes["edge-down"]["items_failed"] == 2 and nodes["edge-up"]["items_done"] == 2
+
+
+def test_offline_node_gets_its_work_when_it_connects(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine()
+    agent = lab.agent(engine, "edge-1", edge)
+    engine.wait_online("edge-1")
+    agent.stop()
+    wait_until(lambda: engine.nodes()["edge-1"]["state"] == "offline")
+    warm([edge], "/a.css")
+    _, _, body = engine.purge([SITE + "/a.css"])
+    time.sleep(0.3)
+    assert engine.task(body["task_id"])["status"] == "queued"
+    assert engine.nodes()["edge-1"]["queue_depth"] == 1
+    lab.agent(engine, "edge-1", edge)
+    assert engine.wait_task(body["task_id"])["status"] == "done"
+    assert cache_states([edge], "/a.css") == ["MISS"]
+
+
+def many_urls(n):
+    return [f"{SITE}/many/{i}.css" for i in range(n)]
+
+
+def assert_recorded_once(engine, task_id, total):
+    task = engine.wait_task(task_id, timeout=60)
+    assert task["status"] == "done"
+    assert task["counters"] == {"total": total, "succeeded": total, "failed": 0, "pending": 0,
+                                "unsupported": 0}
+    seen, cursor = 0, None
+    while True:
+        page = engine.request("GET", f"/v1/tasks/{task_id}/items?limit=1000" + (f"&cursor={cursor}" if cursor else ""))[2]
+        seen += sum(1 for i in page["items"] for n in i["nodes"] if n["state"] == "succeeded")
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == total
+
+
+# Enough sequential work (one request at a time) that the kill lands in the middle of it.
+BIG_TASK = 20000
+SLOW_AGENT = ("--concurrency", "1", "--window", "4")
+
+
+def test_agent_killed_mid_task_completes_after_restart(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine("--max-items", str(BIG_TASK))
+    agent = lab.agent(engine, "edge-1", edge, extra_args=SLOW_AGENT)
+    engine.wait_online("edge-1")
+    _, _, body = engine.request("POST", "/v1/purge", {"urls": many_urls(BIG_TASK)})
+    wait_until(lambda: engine.task(body["task_id"])["counters"]["succeeded"] > 0)
+    agent.kill9()
+    assert engine.task(body["task_id"])["counters"]["pending"] > 0
+    lab.agent(engine, "edge-1", edge, extra_args=SLOW_AGENT)
+    assert_recorded_once(engine, body["task_id"], BIG_TASK)
+
+
+def test_engine_killed_mid_task_completes_after_restart(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine("--max-items", str(BIG_TASK))
+    lab.agent(engine, "edge-1", edge, extra_args=SLOW_AGENT)
+    engine.wait_online("edge-1")
+    _, _, body = engine.request("POST", "/v1/purge", {"urls": many_urls(BIG_TASK)})
+    wait_until(lambda: engine.task(body["task_id"])["counters"]["succeeded"] > 0)
+    engine.kill9()
+    engine.start()  # same data dir and ports: the agent reconnects by itself
+    assert engine.task(body["task_id"])["counters"]["pending"] > 0
+    assert_recorded_once(engine, body["task_id"], BIG_TASK)
+
+
+def test_wrong_token_and_duplicate_node_are_refused(lab):
+    engine = lab.engine("--agent-token", "s3cret")
+    bad = lab.agent(engine, "edge-1", None, token="guess")
+    wait_until(lambda: not bad.running(), what="refused agent to exit")
+    assert bad.proc.returncode == 1
+    bad.expected_exit = 1
+    assert "wrong_token" in bad.read_log()
+    good = lab.agent(engine, "edge-1", None, token="s3cret")
+    engine.wait_online("edge-1")
+    twin = lab.agent(engine, "edge-1", None, token="s3cret")
+    wait_until(lambda: not twin.running(), what="duplicate agent to exit")
+    assert twin.proc.returncode == 1 and "duplicate_node" in twin.read_log()
+    twin.expected_exit = 1
+    assert good.running() and engine.nodes()["edge-1"]["state"] == "online"
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\x00\x00\x00\x05\x09\x00\x00\x01hello",          # unknown frame type
+    b"\x7f\xff\xff\xff\x01\x00\x00\x01",               # oversized frame
+    b"\x00\x00\x00\x04\x01\x00\x00\x01\xff\xff\xff\xff",  # a Hello that does not decode
+    b"\x00\x00\x00\x00\x04\x00\x00\x01",               # Work before Hello
+    b"GET / HTTP/1.1\r\n\r\n",                          # not the protocol at all
+])
+def test_garbage_on_the_agent_port_drops_only_that_connection(two_edges, garbage):
+    engine, edges = two_edges
+    host, port = engine.agent_address.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(garbage)
+        s.settimeout(5)
+        assert s.recv(100) == b""  # the engine closed it
+    assert "link.closed" in engine.read_log()
+    warm(edges, "/a.css")
+    _, _, body = engine.purge([SITE + "/a.css"])
+    assert engine.wait_task(body["task_id"])["status"] == "done"
