@@ -224,7 +224,7 @@ static void agent_link_dial(struct agent_link *link) {
     agent_link_schedule_reconnect(link);
     return;
   }
-  snprintf(link->conn->peer, sizeof(link->conn->peer), "%s", engine);
+  snprintf(link->conn->peer, sizeof(link->conn->peer), "%.60s", engine);
   link->connect_req.data = link;
   int rc = uv_tcp_connect(&link->connect_req, &link->conn->tcp, (const struct sockaddr *)&address,
                           agent_on_connect);
