@@ -55,12 +55,20 @@ void cli_print_task_table(const json_t *tasks) {
 }
 
 void cli_print_item_table(const json_t *items) {
-  printf("%6s  %-6s  %-11s  %s\n", "INDEX", "KIND", "STATE", "TARGET");
+  printf("%6s  %-6s  %-11s  %-40s  %s\n", "INDEX", "KIND", "STATE", "TARGET", "NODES");
   size_t index;
   const json_t *item;
   json_array_foreach(items, index, item) {
-    printf("%6lld  %-6s  %-11s  %s\n", cli_number(item, "index"), cli_text(item, "kind"),
+    printf("%6lld  %-6s  %-11s  %-40s ", cli_number(item, "index"), cli_text(item, "kind"),
            cli_text(item, "state"), cli_text(item, "target"));
+    size_t n;
+    const json_t *node;
+    json_array_foreach(json_object_get(item, "nodes"), n, node) {
+      const char *reason = json_string_value(json_object_get(node, "reason"));
+      printf(" %s=%s%s%s%s", cli_text(node, "node"), cli_text(node, "state"), reason ? "(" : "",
+             reason ? reason : "", reason ? ")" : "");
+    }
+    putchar('\n');
   }
 }
 
@@ -69,7 +77,8 @@ void cli_print_node_table(const json_t *nodes) {
     printf("(no nodes have registered: start cdnrefresh-agent on each edge)\n");
     return;
   }
-  printf("%-24s  %-8s  %-8s  %s\n", "NODE", "CACHE", "STATE", "GROUPS");
+  printf("%-24s  %-8s  %-8s  %-16s  %7s  %8s  %8s  %s\n", "NODE", "CACHE", "STATE", "GROUPS",
+         "QUEUED", "DONE", "FAILED", "HEARTBEAT");
   size_t index;
   const json_t *node;
   json_array_foreach(nodes, index, node) {
@@ -81,8 +90,14 @@ void cli_print_node_table(const json_t *nodes) {
       snprintf(groups + used, sizeof(groups) - used, "%s%s", g ? "," : "",
                json_string_value(group) ? json_string_value(group) : "");
     }
-    printf("%-24s  %-8s  %-8s  %s\n", cli_text(node, "node_id"), cli_text(node, "cache"),
-           cli_text(node, "state"), groups);
+    char heartbeat[32] = "-";
+    if (json_is_integer(json_object_get(node, "last_heartbeat_age_ms")))
+      snprintf(heartbeat, sizeof(heartbeat), "%.1fs ago",
+               cli_number(node, "last_heartbeat_age_ms") / 1000.0);
+    printf("%-24s  %-8s  %-8s  %-16s  %7lld  %8lld  %8lld  %s\n", cli_text(node, "node_id"),
+           cli_text(node, "cache"), cli_text(node, "state"), groups[0] ? groups : "-",
+           cli_number(node, "queue_depth"), cli_number(node, "items_done"),
+           cli_number(node, "items_failed"), heartbeat);
   }
 }
 

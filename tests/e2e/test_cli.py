@@ -64,8 +64,8 @@ def test_nodes_table_shows_each_node(engine):
     result = run_cli(engine.url, "nodes")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NODE", "CACHE", "STATE", "GROUPS"]
-    assert lines[1].split() == ["edge-offline", "nginx", "offline", "eu,us"]
+    assert lines[0].split() == ["NODE", "CACHE", "STATE", "GROUPS", "QUEUED", "DONE", "FAILED", "HEARTBEAT"]
+    assert lines[1].split()[:7] == ["edge-offline", "nginx", "offline", "eu,us", "0", "0", "0"]
 
 
 def test_exit_codes(engine):
