@@ -2,7 +2,9 @@
 import os
 import subprocess
 
-from conftest import ENGINE_BIN, Engine, free_port
+import pytest
+
+from conftest import AGENT_BIN, ENGINE_BIN, free_port
 
 
 def run_engine(*args):
@@ -71,13 +73,25 @@ def test_sigterm_exits_zero_and_readyz_stays_truthful(make_engine):
     assert "engine.stopped" in engine.read_log()
 
 
-def test_config_doc_lists_every_flag():
+@pytest.mark.parametrize("binary", [ENGINE_BIN, AGENT_BIN])
+def test_config_doc_lists_every_flag(binary):
     """docs/CONFIG.md stays true: every flag --help prints is documented there."""
     import re
-    help_text = run_engine("--help").stdout
+    help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
     flags = set(re.findall(r"^  (--[a-z-]+)", help_text, re.M)) - {"--help", "--version", "--config"}
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "CONFIG.md")) as f:
         doc = f.read()
     assert flags, help_text
     missing = [flag for flag in sorted(flags) if f"`{flag}" not in doc]
     assert missing == []
+
+
+def test_agent_flags_are_checked():
+    missing = subprocess.run([AGENT_BIN, "--engine", "127.0.0.1:1"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "agent.node_id is required" in missing.stderr
+    bad_window = subprocess.run([AGENT_BIN, "--node-id", "a", "--window", "0"], capture_output=True, text=True)
+    assert bad_window.returncode == 2 and "agent.window must be 1..65536" in bad_window.stderr
+    other_cache = subprocess.run([AGENT_BIN, "--node-id", "a", "--cache", "squid"], capture_output=True, text=True)
+    assert other_cache.returncode == 2 and "squid is not supported by this build yet" in other_cache.stderr
+    version = subprocess.run([AGENT_BIN, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("cdnrefresh-agent ")
