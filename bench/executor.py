@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Executor benchmark: an agent purging (then preloading) N URLs on one local nginx edge, next to
+`xargs -P8 curl` on the same purge URLs and to wrk requesting them (the ceiling), in one run.
+Not a test: prints figures. Goals (issue): agent >= 10x xargs, >= 0.8x wrk.
+
+Usage: bench/executor.py [--urls N] [--build DIR]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+import lab  # noqa: E402
+
+SITE = "http://bench.example"
+
+
+def agent_rate(engine, kind, urls):
+    path = "/v1/purge" if kind == "purge" else "/v1/preload"
+    start = time.monotonic()
+    status, _, body = engine.request("POST", path, {"urls": urls})
+    assert status == 202, body
+    task = engine.wait_task(body["task_id"], timeout=600)
+    elapsed = time.monotonic() - start
+    assert task["counters"]["succeeded"] == len(urls), task
+    return len(urls) / elapsed
+
+
+def xargs_rate(edge, paths, purge):
+    lines = "".join(f"{edge.url}{'/purge' if purge else ''}{p}\n" for p in paths)
+    start = time.monotonic()
+    subprocess.run(["xargs", "-P8", "-n1", "curl", "-s", "-o", "/dev/null", "-H", "Host: bench.example"],
+                   input=lines, text=True, check=True)
+    return len(paths) / (time.monotonic() - start)
+
+
+def wrk_rate(edge, prefix, count, seconds):
+    script = os.path.join(os.path.dirname(__file__), "paths.lua")
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script, edge.url, "--",
+                          "bench.example", prefix, str(count)], capture_output=True, text=True, check=True).stdout
+    return float(out.split("Requests/sec:")[1].split()[0])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--urls", type=int, default=10000)
+    parser.add_argument("--xargs-urls", type=int, default=2000, help="xargs spawns a curl per URL")
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="cdr-bench-exec-")
+    processes = []
+    try:
+        files = {f"/static/{i}.css": b"x" * 128 for i in range(args.urls)}
+        origin = lab.start_origin(work, files)
+        edge = lab.start_edge(work, "edge", origin)
+        engine = lab.Engine(os.path.join(work, "engine"), ["--max-items", str(args.urls),
+                                                           "--log-level", "warn"]).start()
+        agent = lab.Agent(work, "edge-1", engine.agent_address, edge.url, edge.cache_dir,
+                          extra_args=("--concurrency", "16", "--window", "1024", "--log-level", "warn")).start()
+        processes += [origin, edge, engine, agent]
+        engine.wait_online("edge-1")
+        urls = [f"{SITE}/static/{i}.css" for i in range(args.urls)]
+        paths = [f"/static/{i}.css" for i in range(args.urls)]
+
+        cold = agent_rate(engine, "preload", urls)  # fills the cache from the origin
+        preload = agent_rate(engine, "preload", urls)  # warm, like wrk's GETs below
+        wrk_get = wrk_rate(edge, "/static/", args.urls, args.seconds)
+        purge = agent_rate(engine, "purge", urls)
+        wrk_purge = wrk_rate(edge, "/purge/static/", args.urls, args.seconds)
+        xargs = xargs_rate(edge, paths[: args.xargs_urls], purge=True)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"executor: {args.urls} URLs on one local nginx, agent concurrency 16, {os.cpu_count()} cores")
+    print(f"{'':34} {'URLs/s':>10}")
+    print(f"{'agent purge (submit -> done)':34} {purge:>10.0f}")
+    print(f"{'xargs -P8 curl purge':34} {xargs:>10.0f}   agent/xargs {purge / xargs:.1f}x (goal >= 10x)")
+    print(f"{'wrk -c16 GET /purge/... (ceiling)':34} {wrk_purge:>10.0f}   agent/wrk {purge / wrk_purge:.2f} (goal >= 0.8)")
+    print(f"{'agent preload, cold cache':34} {cold:>10.0f}")
+    print(f"{'agent preload, warm (submit->done)':34} {preload:>10.0f}")
+    print(f"{'wrk -c16 GET through the cache':34} {wrk_get:>10.0f}   agent/wrk {preload / wrk_get:.2f} (goal >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
