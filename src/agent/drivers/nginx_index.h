@@ -1,0 +1,32 @@
+/* nginx_index.h — an index of an nginx cache directory: for every cache file its key (the URL)
+ * and its Surrogate-Key tags, so prefix, regex and tag purges find their files without reading the
+ * whole cache. The index is built by one scan the first time it is used and then kept current from
+ * inotify events (every directory watched), which are drained before each purge so a file cached
+ * before the purge started is always seen. An inotify queue overflow triggers a rescan.
+ *
+ * Thread-safe (one mutex): purges run on libuv's thread pool. Blocking file I/O: never call it on
+ * an event loop. */
+#ifndef CDR_NGINX_INDEX_H
+#define CDR_NGINX_INDEX_H
+
+#include "agent/driver.h"
+
+struct nginx_index;
+
+/* Creates an empty index of dir (nothing is read yet). NULL when out of memory or inotify
+ * cannot be used. */
+struct nginx_index *nginx_index_create(const char *dir);
+
+void nginx_index_destroy(struct nginx_index *index);
+
+/* Deletes every cache file whose key starts with (PURGE_PREFIX, compared after the scheme so both
+ * http and https entries go), matches (PURGE_REGEX, against the key as stored) or whose tags hold
+ * (PURGE_TAG) item->target. Sets outcome: SUCCEEDED, or FAILED with reason bad_regex /
+ * cache_dir_unreadable / cache_dir_not_writable. */
+void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
+                       struct exec_outcome *outcome);
+
+/* Files in the index (for benchmarks and tests); builds it first if needed. */
+size_t nginx_index_size(struct nginx_index *index);
+
+#endif
