@@ -232,3 +232,11 @@ def test_garbage_on_the_agent_port_drops_only_that_connection(two_edges, garbage
     warm(edges, "/a.css")
     _, _, body = engine.purge([SITE + "/a.css"])
     assert engine.wait_task(body["task_id"])["status"] == "done"
+
+
+def test_agent_fails_over_to_the_next_engine_address(lab):
+    engine = lab.engine()
+    dead = f"127.0.0.1:{free_port()}"
+    agent = lab.agent(engine, "edge-1", None, extra_args=("--engine", f"{dead},{engine.agent_address}"))
+    engine.wait_online("edge-1")
+    assert f"link {dead} closed" in agent.read_log()  # tried the dead address first, then moved on
