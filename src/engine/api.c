@@ -103,6 +103,38 @@ static void api_reply_store_error(h2o_req_t *req, int err) {
     api_reply_error(req, err, NULL, NULL);
 }
 
+/* Answers a read job that came back: the store error, or status with the JSON render builds. */
+static void api_job_answer(struct store_job *job, int status,
+                           json_t *(*render)(const struct store_job *job)) {
+  h2o_req_t *req = api_job_finish(job);
+  if (req && job->result)
+    api_reply_store_error(req, job->result);
+  else if (req)
+    api_reply_json(req, status, render(job));
+  api_job_free(job);
+}
+
+static json_t *api_render_task(const struct store_job *job) { return task_json_summary(job->task); }
+
+static json_t *api_render_tasks(const struct store_job *job) {
+  json_t *tasks = json_array();
+  for (size_t i = 0; i < job->tasks.count; i++)
+    json_array_append_new(tasks, task_json_summary(job->tasks.tasks[i]));
+  const char *next = job->tasks.more ? job->tasks.tasks[job->tasks.count - 1]->id : NULL;
+  return json_pack("{s:o,s:o}", "tasks", tasks, "next_cursor",
+                   next ? json_string(next) : json_null());
+}
+
+static json_t *api_render_items(const struct store_job *job) {
+  json_t *items = json_array();
+  for (size_t i = 0; i < job->items.count; i++)
+    json_array_append_new(items, task_json_item(&job->items.rows[i]));
+  json_t *next = job->items.next_cursor >= 0
+                     ? json_sprintf("%lld", (long long)job->items.next_cursor)
+                     : json_null();
+  return json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items, "next_cursor", next);
+}
+
 static void api_on_task_stored(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
   if (job->result) {
@@ -122,13 +154,6 @@ static void api_on_task_stored(struct store_job *job) {
 }
 
 static void api_on_task_canceled(struct store_job *job) {
-  h2o_req_t *req = api_job_finish(job);
-  if (req) {
-    if (job->result)
-      api_reply_store_error(req, job->result);
-    else
-      api_reply_json(req, 200, task_json_summary(job->task));
-  }
   struct store_job *notice = job->result ? NULL : calloc(1, sizeof(*notice));
   if (notice) {
     /* Tell the fabric to drop the task's queued work; the store already says canceled. */
@@ -136,17 +161,17 @@ static void api_on_task_canceled(struct store_job *job) {
     notice->fabric_request = FABRIC_TASK_CANCELED;
     fabric_post(api_loop_of_job(job)->server->fabric, notice);
   }
-  api_job_free(job);
+  api_job_answer(job, 200, api_render_task);
+}
+
+static json_t *api_render_nodes(const struct store_job *job) {
+  return json_pack("{s:O}", "nodes", (json_t *)job->answer);
 }
 
 static void api_on_nodes(struct store_job *job) {
-  h2o_req_t *req = api_job_finish(job);
-  if (req && job->result)
-    api_reply_error(req, job->result, NULL, NULL);
-  else if (req)
-    api_reply_json(req, 200, json_pack("{s:O}", "nodes", (json_t *)job->answer));
-  json_decref(job->answer);
-  api_job_free(job);
+  json_t *nodes = job->answer;
+  api_job_answer(job, 200, api_render_nodes);
+  json_decref(nodes);
 }
 
 static int api_list_nodes(h2o_req_t *req) {
@@ -203,49 +228,14 @@ static int api_post_task(h2o_req_t *req, enum task_type type) {
   return 0;
 }
 
-static void api_on_task_read(struct store_job *job) {
-  h2o_req_t *req = api_job_finish(job);
-  if (req) {
-    if (job->result)
-      api_reply_store_error(req, job->result);
-    else
-      api_reply_json(req, 200, task_json_summary(job->task));
-  }
-  api_job_free(job);
-}
+static void api_on_task_read(struct store_job *job) { api_job_answer(job, 200, api_render_task); }
 
 static void api_on_tasks_listed(struct store_job *job) {
-  h2o_req_t *req = api_job_finish(job);
-  if (req && job->result) {
-    api_reply_store_error(req, job->result);
-  } else if (req) {
-    json_t *tasks = json_array();
-    for (size_t i = 0; i < job->tasks.count; i++)
-      json_array_append_new(tasks, task_json_summary(job->tasks.tasks[i]));
-    const char *next = job->tasks.more ? job->tasks.tasks[job->tasks.count - 1]->id : NULL;
-    api_reply_json(req, 200,
-                   json_pack("{s:o,s:o}", "tasks", tasks, "next_cursor",
-                             next ? json_string(next) : json_null()));
-  }
-  api_job_free(job);
+  api_job_answer(job, 200, api_render_tasks);
 }
 
 static void api_on_targets_listed(struct store_job *job) {
-  h2o_req_t *req = api_job_finish(job);
-  if (req && job->result) {
-    api_reply_store_error(req, job->result);
-  } else if (req) {
-    json_t *items = json_array();
-    for (size_t i = 0; i < job->items.count; i++)
-      json_array_append_new(items, task_json_item(&job->items.rows[i]));
-    json_t *next = job->items.next_cursor >= 0
-                       ? json_sprintf("%lld", (long long)job->items.next_cursor)
-                       : json_null();
-    api_reply_json(
-        req, 200,
-        json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items, "next_cursor", next));
-  }
-  api_job_free(job);
+  api_job_answer(job, 200, api_render_items);
 }
 
 struct api_query {
