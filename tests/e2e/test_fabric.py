@@ -240,3 +240,17 @@ def test_agent_fails_over_to_the_next_engine_address(lab):
     agent = lab.agent(engine, "edge-1", None, extra_args=("--engine", f"{dead},{engine.agent_address}"))
     engine.wait_online("edge-1")
     assert f"link {dead} closed" in agent.read_log()  # tried the dead address first, then moved on
+
+
+def test_silent_agent_goes_offline_and_comes_back(lab):
+    import signal
+    engine = lab.engine("--heartbeat-ms", "100", "--heartbeat-misses", "3")
+    agent = lab.agent(engine, "edge-1", None)
+    engine.wait_online("edge-1")
+    agent.proc.send_signal(signal.SIGSTOP)  # alive but silent: no heartbeats
+    try:
+        wait_until(lambda: engine.nodes()["edge-1"]["state"] == "offline", timeout=5, what="node offline")
+        assert "missed heartbeats" in engine.read_log()
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
+    engine.wait_online("edge-1", timeout=10)  # it notices the closed link and reconnects
