@@ -241,3 +241,75 @@ def fetch(cache, url, headers=None):
     body = response.read()
     conn.close()
     return response.status, response.getheader("X-Cache-Status"), body
+
+
+class FaultProxy:
+    """An HTTP proxy in front of a cache that fails on purpose: answers `fail_status` to a share
+    `fail_ratio` of requests, or drops the connection for a share `drop_ratio`, and forwards the
+    rest. Counts what it did. Runs in a thread of the test process."""
+
+    def __init__(self, upstream, fail_ratio=0.0, fail_status=503, drop_ratio=0.0, seed=7):
+        import http.server
+        import random
+        import threading
+        self.upstream = upstream
+        self.fail_ratio, self.fail_status, self.drop_ratio = fail_ratio, fail_status, drop_ratio
+        self.counts = {"forwarded": 0, "failed": 0, "dropped": 0}
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                with proxy._lock:
+                    roll = proxy._random.random()
+                if roll < proxy.drop_ratio:
+                    with proxy._lock:
+                        proxy.counts["dropped"] += 1
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if roll < proxy.drop_ratio + proxy.fail_ratio:
+                    with proxy._lock:
+                        proxy.counts["failed"] += 1
+                    self.send_response(proxy.fail_status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port, timeout=10)
+                conn.request("GET", self.path, headers={k: v for k, v in self.headers.items()})
+                response = conn.getresponse()
+                body = response.read()
+                conn.close()
+                with proxy._lock:
+                    proxy.counts["forwarded"] += 1
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        return 0

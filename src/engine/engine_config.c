@@ -47,6 +47,13 @@ static const struct setting engine_settings[] = {
      NULL, "most work items in flight per node, whatever window its agent asks for"},
     {"agents", "max_frame_bytes", "max-frame-bytes", SETTING_INT, ENGINE_FIELD(max_frame_bytes),
      "16777216", 65536, 268435456, NULL, "largest link frame payload accepted, in bytes"},
+    {"tasks", "max_attempts", "max-attempts", SETTING_INT, ENGINE_FIELD(max_attempts), "5", 1, 100,
+     NULL, "tries per (item, node) when the cache fails in a way worth retrying (5xx, timeout, "
+           "refused connection)"},
+    {"tasks", "retry_base_ms", "retry-base-ms", SETTING_INT, ENGINE_FIELD(retry_base_ms), "500", 1,
+     600000, NULL, "delay before the first retry; it doubles with each attempt, with jitter"},
+    {"tasks", "retry_max_ms", "retry-max-ms", SETTING_INT, ENGINE_FIELD(retry_max_ms), "30000", 1,
+     3600000, NULL, "longest delay between two attempts"},
     {"store", "commit_batch", "commit-batch", SETTING_INT, ENGINE_FIELD(commit_batch), "512", 1,
      65536, NULL, "most tasks written in one store transaction (group commit)"},
     {"store", "synchronous", "synchronous", SETTING_CHOICE, ENGINE_FIELD(synchronous), "full", 0, 0,

@@ -29,6 +29,9 @@ struct engine_config {
   int64_t heartbeat_misses;              /* silent intervals before a node is offline */
   int64_t max_window;                    /* most items in flight per node, whatever it asks */
   int64_t max_frame_bytes;               /* largest link frame payload accepted */
+  int64_t max_attempts;                  /* tries per (item, node) on retryable failures */
+  int64_t retry_base_ms;                 /* first retry delay; doubles per attempt */
+  int64_t retry_max_ms;                  /* longest retry delay */
   struct sockaddr_storage api_address;   /* api_listen, resolved by engine_config_load */
 };
 

@@ -24,7 +24,8 @@ struct fabric_task_node {
   size_t next;     /* next target to consider sending */
   int64_t succeeded, failed, unsupported;
   bool queued; /* in its node's queue */
-  bool dirty;  /* results not saved yet */
+  bool dirty;        /* results not saved yet */
+  uint8_t *attempts; /* failed attempts per target, allocated at the first retry (malloc'd) */
   struct fabric_task_node *queue_next;
 };
 
@@ -51,7 +52,18 @@ struct fabric_task {
   struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
   size_t failure_count, failure_cap;
   struct wheel_timer plan_retry;
+  struct wheel_timer deadline;     /* fails what is still pending when the task's time is up */
+  struct fabric_retry *retries;    /* items waiting to be sent again after a failure */
   struct fabric_task *prev, *next; /* the fabric's list of tasks in memory */
+};
+
+/* One failed item waiting for its backoff to pass before it is sent again. */
+struct fabric_retry {
+  struct wheel_timer timer;
+  struct fabric *fabric;
+  struct fabric_task_node *task_node;
+  size_t index;
+  struct fabric_retry *prev, *next; /* the task's list */
 };
 
 /* A work item the node holds: which target of which task. */
@@ -149,6 +161,16 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
                           const Cdr__Results *results);
 void fabric_progress_flush(struct fabric *fabric);
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
+void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
+                        const Cdr__ItemResult *result);
+
+/* fabric_retry.c */
+bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
+                          const Cdr__ItemResult *result);
+void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task);
+void fabric_deadline_arm(struct fabric *fabric, struct fabric_task *task);
+void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
+                       const struct fabric_node *only, const char *reason);
 size_t fabric_node_queue_depth(const struct fabric_node *node);
 
 #endif

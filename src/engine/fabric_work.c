@@ -27,6 +27,10 @@ static void fabric_task_link(struct fabric *fabric, struct fabric_task *task) {
 
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
   timer_wheel_stop(&fabric->wheel, &task->plan_retry);
+  timer_wheel_stop(&fabric->wheel, &task->deadline);
+  fabric_retries_drop(fabric, task);
+  for (size_t i = 0; i < task->node_count; i++)
+    free(task->nodes[i].attempts);
   for (size_t i = 0; i < task->node_count; i++) {
     struct fabric_task_node *task_node = &task->nodes[i];
     struct fabric_queue *queue =
@@ -152,6 +156,7 @@ static void fabric_queue_push(struct fabric_queue *queue, struct fabric_task_nod
 
 /* Puts every node's share of task in that node's queue and sends what the windows allow. */
 static void fabric_task_start(struct fabric *fabric, struct fabric_task *task) {
+  fabric_deadline_arm(fabric, task);
   for (size_t i = 0; i < task->node_count; i++) {
     struct fabric_task_node *task_node = &task->nodes[i];
     struct fabric_node *node = task_node->node;
@@ -499,6 +504,8 @@ static void fabric_task_maybe_free(struct fabric *fabric, struct fabric_task *ta
 static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) {
   struct task *t = task->task;
   task->finished = true;
+  timer_wheel_stop(&fabric->wheel, &task->deadline);
+  fabric_retries_drop(fabric, task);
   if (t->state != TASK_CANCELED) {
     bool clean = t->counters.failed == 0 && t->counters.unsupported == 0;
     t->state = clean ? TASK_DONE : t->counters.succeeded == 0 ? TASK_FAILED : TASK_PARTIAL;
@@ -530,8 +537,8 @@ static void fabric_failure_add(struct fabric_task *task, const struct fabric_tas
 }
 
 /* Records one result, unless the item already has one. */
-static void fabric_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
-                          const Cdr__ItemResult *result) {
+void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
+                        const Cdr__ItemResult *result) {
   struct fabric_task *task = task_node->task;
   struct task *t = task->task;
   if (item_states_get(task_node->states, index) != ITEM_PENDING)
@@ -585,7 +592,8 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
     node->free_slot = slot_index;
     node->in_flight--;
     task_node->task->in_flight--;
-    fabric_record(fabric, task_node, slot->index, result);
+    if (!fabric_retry_failure(fabric, task_node, slot->index, result))
+      fabric_item_record(fabric, task_node, slot->index, result);
     fabric_task_maybe_free(fabric, task_node->task);
   }
   fabric_node_dispatch(fabric, node);
@@ -713,6 +721,8 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
      * are recorded. The store already holds the canceled state. */
     task->task->state = TASK_CANCELED;
     task->finished = true;
+    timer_wheel_stop(&fabric->wheel, &task->deadline);
+    fabric_retries_drop(fabric, task);
     fabric_task_maybe_free(fabric, task);
     return;
   }

@@ -1,0 +1,136 @@
+/* fabric_retry.c — the fabric's clocks for items: retries with exponential backoff and jitter
+ * after failures worth retrying, and task deadlines that fail whatever is still pending (with
+ * node_offline when the node is not connected, deadline_exceeded otherwise). Both run on the
+ * fabric's timer wheel; nothing polls. */
+#include "common/clock.h"
+#include "common/log.h"
+#include "engine/fabric_internal.h"
+
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 5xx answers and transport failures may pass; other failures (4xx, bad regex) will not. */
+static bool fabric_retryable(const Cdr__ItemResult *result) {
+  if (result->outcome != CDR__OUTCOME__FAILED)
+    return false;
+  if (result->http_status >= 500)
+    return true;
+  const char *reason = result->reason ? result->reason : "";
+  return result->http_status == 0 &&
+         (strcmp(reason, "connection_refused") == 0 || strcmp(reason, "timeout") == 0 ||
+          strncmp(reason, "transport_error", 15) == 0);
+}
+
+static void fabric_retry_unlink(struct fabric_task *task, struct fabric_retry *retry) {
+  if (retry->prev)
+    retry->prev->next = retry->next;
+  else
+    task->retries = retry->next;
+  if (retry->next)
+    retry->next->prev = retry->prev;
+}
+
+static void fabric_on_retry(struct wheel_timer *timer) {
+  struct fabric_retry *retry = (struct fabric_retry *)timer;
+  struct fabric_task_node *task_node = retry->task_node;
+  struct fabric *fabric = retry->fabric;
+  fabric_retry_unlink(task_node->task, retry);
+  struct fabric_node *node = task_node->node;
+  if (node->redeliver_count == node->redeliver_cap) {
+    size_t cap = node->redeliver_cap ? node->redeliver_cap * 2 : 64;
+    struct fabric_item_ref *grown = realloc(node->redeliver, cap * sizeof(*grown));
+    if (grown) {
+      node->redeliver = grown;
+      node->redeliver_cap = cap;
+    }
+  }
+  if (node->redeliver_count < node->redeliver_cap)
+    node->redeliver[node->redeliver_count++] = (struct fabric_item_ref){task_node, retry->index};
+  free(retry);
+  fabric_node_dispatch(fabric, node);
+}
+
+bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
+                          const Cdr__ItemResult *result) {
+  struct fabric_task *task = task_node->task;
+  if (!fabric_retryable(result) || task->finished)
+    return false;
+  if (!task_node->attempts) {
+    task_node->attempts = calloc(task->task->target_count, 1);
+    if (!task_node->attempts)
+      return false;
+  }
+  uint8_t *attempts = &task_node->attempts[index];
+  if (*attempts < UINT8_MAX)
+    (*attempts)++;
+  if (*attempts >= fabric->config->max_attempts)
+    return false;
+  struct fabric_retry *retry = calloc(1, sizeof(*retry));
+  if (!retry)
+    return false;
+  retry->fabric = fabric;
+  retry->task_node = task_node;
+  retry->index = index;
+  retry->next = task->retries;
+  if (task->retries)
+    task->retries->prev = retry;
+  task->retries = retry;
+  uint64_t delay = (uint64_t)fabric->config->retry_base_ms << (*attempts - 1 < 20 ? *attempts - 1 : 20);
+  if (delay > (uint64_t)fabric->config->retry_max_ms)
+    delay = (uint64_t)fabric->config->retry_max_ms;
+  uint32_t random = 0;
+  RAND_bytes((unsigned char *)&random, sizeof(random));
+  delay = delay / 2 + random % (delay + 1); /* 0.5x .. 1.5x: retries of many items spread out */
+  timer_wheel_start(&fabric->wheel, &retry->timer, delay, fabric_on_retry);
+  log_debug("item.retry", "task %s item %zu on node %s failed (%s), attempt %u, retry in %llu ms",
+            task->task->id, index, task_node->node->id, result->reason ? result->reason : "",
+            *attempts, (unsigned long long)delay);
+  return true;
+}
+
+void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task) {
+  while (task->retries) {
+    struct fabric_retry *retry = task->retries;
+    timer_wheel_stop(&fabric->wheel, &retry->timer);
+    fabric_retry_unlink(task, retry);
+    free(retry);
+  }
+}
+
+void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
+                       const struct fabric_node *only, const char *reason) {
+  Cdr__ItemResult result;
+  cdr__item_result__init(&result);
+  result.outcome = CDR__OUTCOME__FAILED;
+  for (size_t n = 0; n < task->node_count && !task->finished; n++) {
+    struct fabric_task_node *task_node = &task->nodes[n];
+    if (only && task_node->node != only)
+      continue;
+    char offline[] = "node_offline";
+    result.reason = !only && !task_node->node->link ? offline : (char *)(uintptr_t)reason;
+    for (size_t i = 0; i < task->task->target_count && !task->finished; i++) {
+      if (item_states_get(task_node->states, i) == ITEM_PENDING)
+        fabric_item_record(fabric, task_node, i, &result);
+    }
+  }
+}
+
+static void fabric_on_deadline(struct wheel_timer *timer) {
+  struct fabric_task *task =
+      (struct fabric_task *)(void *)((char *)timer - offsetof(struct fabric_task, deadline));
+  struct fabric *fabric = task->fabric;
+  if (task->finished)
+    return;
+  log_info("task.deadline", "task %s reached its deadline of %llds with %lld results pending",
+           task->task->id, (long long)task->task->deadline_s,
+           (long long)task->task->counters.pending);
+  fabric_retries_drop(fabric, task);
+  fabric_items_fail(fabric, task, NULL, "deadline_exceeded");
+}
+
+void fabric_deadline_arm(struct fabric *fabric, struct fabric_task *task) {
+  int64_t due = task->task->created_ms + task->task->deadline_s * 1000 - clock_now_ms();
+  timer_wheel_start(&fabric->wheel, &task->deadline, due > 0 ? (uint64_t)due : 0,
+                    fabric_on_deadline);
+}

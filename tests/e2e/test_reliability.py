@@ -1,0 +1,97 @@
+"""Retries, deadlines and offline nodes against real nginx behind a fault-injecting proxy."""
+import os
+import sys
+
+from conftest import wait_until
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+from lab import FaultProxy  # noqa: E402
+
+SITE = "http://www.example.com"
+FILES = {f"/f/{i}.css": b"x" for i in range(50)}
+
+
+def failures(engine, task_id):
+    items = engine.request("GET", f"/v1/tasks/{task_id}/items?state=failed&limit=1000")[2]["items"]
+    return [node for item in items for node in item["nodes"] if node["state"] == "failed"]
+
+
+def test_retries_get_through_a_flaky_cache(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    proxy = lab.add(FaultProxy(edge, fail_ratio=0.3, drop_ratio=0.1).start())
+    engine = lab.engine("--max-attempts", "20", "--retry-base-ms", "20", "--retry-max-ms", "200")
+    agent = lab.agent(engine, "edge-1", None, extra_args=("--cache-url", proxy.url))
+    engine.wait_online("edge-1")
+    _, _, body = engine.request("POST", "/v1/preload", {"urls": [SITE + p for p in FILES]})
+    task = engine.wait_task(body["task_id"], timeout=60)
+    assert task["status"] == "done", (task, failures(engine, body["task_id"]))
+    assert task["counters"]["succeeded"] == len(FILES)
+    assert proxy.counts["failed"] > 0 and proxy.counts["dropped"] > 0  # retries really happened
+    assert proxy.counts["forwarded"] >= len(FILES)
+    assert agent.running()
+
+
+def test_client_errors_are_not_retried(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    proxy = lab.add(FaultProxy(edge, fail_ratio=1.0, fail_status=403).start())
+    engine = lab.engine("--max-attempts", "5", "--retry-base-ms", "20")
+    lab.agent(engine, "edge-1", None, extra_args=("--cache-url", proxy.url))
+    engine.wait_online("edge-1")
+    _, _, body = engine.purge([SITE + "/f/1.css", SITE + "/f/2.css"])
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "failed"
+    assert [n["reason"] for n in failures(engine, body["task_id"])] == ["http_403", "http_403"]
+    assert proxy.counts["failed"] == 2  # one attempt each
+
+
+def test_retries_stop_at_the_attempt_limit(lab):
+    engine = lab.engine("--max-attempts", "3", "--retry-base-ms", "10")
+    lab.agent(engine, "edge-down", None)  # nothing listens on its cache URL
+    engine.wait_online("edge-down")
+    _, _, body = engine.purge([SITE + "/f/1.css"])
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "failed"
+    assert [n["reason"] for n in failures(engine, body["task_id"])] == ["connection_refused"]
+
+
+def test_deadline_fails_what_is_left(lab):
+    engine = lab.engine("--max-attempts", "100", "--retry-base-ms", "100", "--retry-max-ms", "100")
+    lab.agent(engine, "edge-down", None)
+    engine.wait_online("edge-down")
+    _, _, body = engine.purge([SITE + "/f/1.css"], deadline_s=1)
+    task = engine.wait_task(body["task_id"], timeout=10)
+    assert task["status"] == "failed"
+    assert [n["reason"] for n in failures(engine, body["task_id"])] == ["deadline_exceeded"]
+
+
+def test_node_offline_for_the_whole_deadline(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine()
+    lab.agent(engine, "edge-up", edge)
+    gone = lab.agent(engine, "edge-gone", edge)
+    engine.wait_online("edge-up", "edge-gone")
+    gone.stop()
+    wait_until(lambda: engine.nodes()["edge-gone"]["state"] == "offline")
+    _, _, body = engine.purge([SITE + "/f/1.css", SITE + "/f/2.css"], deadline_s=1)
+    task = engine.wait_task(body["task_id"], timeout=10)
+    assert task["status"] == "partial"
+    assert task["counters"] == {"total": 4, "succeeded": 2, "failed": 2, "pending": 0, "unsupported": 0}
+    assert {(n["node"], n["reason"]) for n in failures(engine, body["task_id"])} == {("edge-gone", "node_offline")}
+    assert engine.nodes()["edge-gone"]["queue_depth"] == 0  # nothing left waiting for it
+
+
+def test_deadline_survives_a_restart(lab):
+    engine = lab.engine()
+    gone = lab.agent(engine, "edge-gone", None)
+    engine.wait_online("edge-gone")
+    gone.stop()
+    wait_until(lambda: engine.nodes()["edge-gone"]["state"] == "offline")
+    _, _, body = engine.purge([SITE + "/f/1.css"], deadline_s=2)
+    engine.kill9()
+    engine.start()
+    task = engine.wait_task(body["task_id"], timeout=10)
+    assert task["status"] == "failed"
+    assert [n["reason"] for n in failures(engine, body["task_id"])] == ["node_offline"]
