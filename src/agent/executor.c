@@ -1,6 +1,7 @@
 /* executor.c — libcurl multi driven by libuv (socket and timer callbacks), with reused slots. */
 #include "agent/executor.h"
 
+#include "common/curl_uv.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -27,17 +28,10 @@ struct exec_slot {
   uv_work_t work;
 };
 
-struct exec_socket {
-  uv_poll_t poll;
-  curl_socket_t fd;
-  struct executor *executor;
-};
-
 struct executor {
   uv_loop_t *loop;
   struct driver *driver;
-  CURLM *multi;
-  uv_timer_t timeout;
+  struct curl_uv *curl;
   struct exec_slot *slots;
   size_t slot_count;
   struct exec_slot *free_slots;
@@ -160,7 +154,7 @@ static void exec_request_start(struct executor *executor, struct exec_slot *slot
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, slot);
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, executor->timeout_ms);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  if (curl_multi_add_handle(executor->multi, easy) != CURLM_OK) {
+  if (curl_uv_add(executor->curl, easy) != 0) {
     driver_outcome_failed(&slot->outcome, 0, CURLE_FAILED_INIT);
     exec_finish(executor, slot);
     return;
@@ -205,104 +199,34 @@ static void exec_start_waiting(struct executor *executor) {
   }
 }
 
-/* Collects finished transfers from curl. */
-static void exec_check_done(struct executor *executor) {
-  CURLMsg *message;
-  int left;
-  while ((message = curl_multi_info_read(executor->multi, &left))) {
-    if (message->msg != CURLMSG_DONE)
-      continue;
-    CURL *easy = message->easy_handle;
-    CURLcode error = message->data.result;
-    struct exec_slot *slot;
-    long status = 0;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(executor->multi, easy);
-    executor->running--;
-    if (error != CURLE_OK)
-      status = 0;
-    executor->driver->complete(executor->driver, &slot->item, status, error, &slot->outcome);
-    exec_finish(executor, slot);
-  }
-}
-
-static void exec_on_poll(uv_poll_t *poll, int status, int events) {
-  struct exec_socket *socket = poll->data;
-  int flags = 0;
-  if (status < 0)
-    flags = CURL_CSELECT_ERR;
-  if (events & UV_READABLE)
-    flags |= CURL_CSELECT_IN;
-  if (events & UV_WRITABLE)
-    flags |= CURL_CSELECT_OUT;
-  int running;
-  curl_multi_socket_action(socket->executor->multi, socket->fd, flags, &running);
-  exec_check_done(socket->executor);
-}
-
-static void exec_on_timeout(uv_timer_t *timer) {
-  struct executor *executor = timer->data;
-  int running;
-  curl_multi_socket_action(executor->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  exec_check_done(executor);
-}
-
-static int exec_on_curl_timer(CURLM *multi, long timeout_ms, void *user) {
-  (void)multi;
-  struct executor *executor = user;
-  if (timeout_ms < 0)
-    uv_timer_stop(&executor->timeout);
-  else
-    uv_timer_start(&executor->timeout, exec_on_timeout, (uint64_t)timeout_ms, 0);
-  return 0;
-}
-
-static void exec_socket_closed(uv_handle_t *handle) { free(handle->data); }
-
-static int exec_on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *user,
-                               void *socket_data) {
-  (void)easy;
-  struct executor *executor = user;
-  struct exec_socket *socket = socket_data;
-  if (action == CURL_POLL_REMOVE) {
-    if (socket) {
-      uv_poll_stop(&socket->poll);
-      uv_close((uv_handle_t *)&socket->poll, exec_socket_closed);
-      curl_multi_assign(executor->multi, fd, NULL);
-    }
-    return 0;
-  }
-  if (!socket) {
-    socket = calloc(1, sizeof(*socket));
-    if (!socket)
-      return -1;
-    socket->fd = fd;
-    socket->executor = executor;
-    uv_poll_init_socket(executor->loop, &socket->poll, fd);
-    socket->poll.data = socket;
-    curl_multi_assign(executor->multi, fd, socket);
-  }
-  int events =
-      (action & CURL_POLL_IN ? UV_READABLE : 0) | (action & CURL_POLL_OUT ? UV_WRITABLE : 0);
-  uv_poll_start(&socket->poll, events, exec_on_poll);
-  return 0;
+/* A transfer finished: let the driver judge the answer. */
+static void exec_on_transfer_done(void *context, CURL *easy, CURLcode error) {
+  struct executor *executor = context;
+  struct exec_slot *slot;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  executor->running--;
+  if (error != CURLE_OK)
+    status = 0;
+  executor->driver->complete(executor->driver, &slot->item, status, error, &slot->outcome);
+  exec_finish(executor, slot);
 }
 
 int executor_create(uv_loop_t *loop, struct driver *driver, size_t window, size_t concurrency,
                     long timeout_ms, executor_done_cb done, void *context, struct executor **out) {
   struct executor *executor = calloc(1, sizeof(*executor));
   struct exec_slot *slots = calloc(window, sizeof(*slots));
-  CURLM *multi = curl_multi_init();
-  if (!executor || !slots || !multi) {
+  struct curl_uv *curl = NULL;
+  if (!executor || !slots ||
+      curl_uv_create(loop, (long)concurrency, exec_on_transfer_done, executor, &curl)) {
     free(executor);
     free(slots);
-    curl_multi_cleanup(multi);
     return CDR_ENOMEM;
   }
   *executor = (struct executor){.loop = loop,
                                 .driver = driver,
-                                .multi = multi,
+                                .curl = curl,
                                 .slots = slots,
                                 .slot_count = window,
                                 .concurrency = concurrency,
@@ -317,14 +241,6 @@ int executor_create(uv_loop_t *loop, struct driver *driver, size_t window, size_
     slots[i].next = executor->free_slots;
     executor->free_slots = &slots[i];
   }
-  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, exec_on_curl_socket);
-  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, executor);
-  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, exec_on_curl_timer);
-  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, executor);
-  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)concurrency);
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)concurrency);
-  uv_timer_init(loop, &executor->timeout);
-  executor->timeout.data = executor;
   *out = executor;
   return 0;
 }
@@ -361,8 +277,9 @@ int executor_submit(struct executor *executor, const Cdr__WorkItem *item, uint64
 
 size_t executor_busy(const struct executor *executor) { return executor->busy; }
 
-static void exec_timer_closed(uv_handle_t *handle) {
-  struct executor *executor = handle->data;
+/* Frees the slots once curl's handles are closed. */
+static void exec_curl_closed(void *context) {
+  struct executor *executor = context;
   for (size_t i = 0; i < executor->slot_count; i++) {
     struct exec_slot *slot = &executor->slots[i];
     curl_easy_cleanup(slot->easy);
@@ -371,30 +288,26 @@ static void exec_timer_closed(uv_handle_t *handle) {
     free(slot->url);
     free(slot->header_lines);
   }
-  curl_multi_cleanup(executor->multi);
   void (*closed)(void *) = executor->closed;
-  void *context = executor->context;
+  void *closed_context = executor->context;
   free(executor->slots);
   free(executor);
   if (closed)
-    closed(context);
+    closed(closed_context);
 }
 
 void executor_destroy(struct executor *executor, void (*closed)(void *context)) {
   executor->destroying = true;
   executor->closed = closed;
   for (size_t i = 0; i < executor->slot_count; i++) {
-    struct exec_slot *slot = &executor->slots[i];
-    if (slot->used && executor->running > 0) {
-      CURLMcode rc = curl_multi_remove_handle(executor->multi, slot->easy);
-      (void)rc; /* a slot not in curl (waiting, offloaded) is simply not found */
-    }
+    if (executor->slots[i].used)
+      curl_uv_remove(executor->curl, executor->slots[i].easy); /* harmless if not in curl */
   }
   if (executor->offloaded == 0)
     exec_close(executor);
 }
 
-/* Releases everything; curl's sockets are closed through CURL_POLL_REMOVE during cleanup. */
+/* Releases everything; the thread pool has given back every offloaded slot. */
 static void exec_close(struct executor *executor) {
-  uv_close((uv_handle_t *)&executor->timeout, exec_timer_closed);
+  curl_uv_destroy(executor->curl, exec_curl_closed, executor);
 }
