@@ -214,6 +214,7 @@ static int api_post_task(h2o_req_t *req, enum task_type type) {
       .max_url_length = (size_t)config->max_url_length,
       .default_deadline_s = config->default_deadline_s,
       .max_deadline_s = config->max_deadline_s,
+      .callback_allow = config->callback_allow,
   };
   struct request_error error;
   const char *body = req->entity.base ? req->entity.base : "";

@@ -11,28 +11,33 @@
 #include <sys/socket.h>
 
 struct engine_config {
-  char api_listen[SETTING_STRING_MAX];   /* HOST:PORT of the HTTP API */
-  char agent_listen[SETTING_STRING_MAX]; /* HOST:PORT agents dial */
-  char data_dir[SETTING_STRING_MAX];     /* where the task store lives */
-  bool dev;                              /* unsigned requests, loopback only */
-  int64_t threads;                       /* event loops; 0 = one per core */
-  int64_t max_body_bytes;                /* request body limit */
-  int64_t max_items;                     /* targets per request */
-  int64_t max_url_length;                /* bytes per URL, prefix or regex */
-  int64_t default_deadline_s;            /* deadline of a task that names none */
-  int64_t max_deadline_s;                /* largest deadline a task may ask for */
-  int64_t commit_batch;                  /* most tasks per store transaction */
-  char synchronous[SETTING_STRING_MAX];  /* "full" or "normal" */
-  char log_level[SETTING_STRING_MAX];    /* debug, info, warn, error */
-  char agent_token[SETTING_STRING_MAX];  /* shared secret agents present in their Hello */
-  int64_t heartbeat_ms;                  /* heartbeat interval on agent links */
-  int64_t heartbeat_misses;              /* silent intervals before a node is offline */
-  int64_t max_window;                    /* most items in flight per node, whatever it asks */
-  int64_t max_frame_bytes;               /* largest link frame payload accepted */
-  int64_t max_attempts;                  /* tries per (item, node) on retryable failures */
-  int64_t retry_base_ms;                 /* first retry delay; doubles per attempt */
-  int64_t retry_max_ms;                  /* longest retry delay */
-  struct sockaddr_storage api_address;   /* api_listen, resolved by engine_config_load */
+  char api_listen[SETTING_STRING_MAX];      /* HOST:PORT of the HTTP API */
+  char agent_listen[SETTING_STRING_MAX];    /* HOST:PORT agents dial */
+  char data_dir[SETTING_STRING_MAX];        /* where the task store lives */
+  bool dev;                                 /* unsigned requests, loopback only */
+  int64_t threads;                          /* event loops; 0 = one per core */
+  int64_t max_body_bytes;                   /* request body limit */
+  int64_t max_items;                        /* targets per request */
+  int64_t max_url_length;                   /* bytes per URL, prefix or regex */
+  int64_t default_deadline_s;               /* deadline of a task that names none */
+  int64_t max_deadline_s;                   /* largest deadline a task may ask for */
+  int64_t commit_batch;                     /* most tasks per store transaction */
+  char synchronous[SETTING_STRING_MAX];     /* "full" or "normal" */
+  char log_level[SETTING_STRING_MAX];       /* debug, info, warn, error */
+  char agent_token[SETTING_STRING_MAX];     /* shared secret agents present in their Hello */
+  int64_t heartbeat_ms;                     /* heartbeat interval on agent links */
+  int64_t heartbeat_misses;                 /* silent intervals before a node is offline */
+  int64_t max_window;                       /* most items in flight per node, whatever it asks */
+  int64_t max_frame_bytes;                  /* largest link frame payload accepted */
+  int64_t max_attempts;                     /* tries per (item, node) on retryable failures */
+  int64_t retry_base_ms;                    /* first retry delay; doubles per attempt */
+  int64_t retry_max_ms;                     /* longest retry delay */
+  char callback_secret[SETTING_STRING_MAX]; /* HMAC key of callback signatures */
+  char callback_allow[SETTING_STRING_MAX];  /* internal addresses callbacks may use */
+  int64_t callback_window_s;                /* how long a callback is retried */
+  int64_t callback_retry_base_ms;           /* first callback retry delay; doubles */
+  int64_t callback_timeout_ms;              /* one callback request */
+  struct sockaddr_storage api_address;      /* api_listen, resolved by engine_config_load */
 };
 
 /* Loads defaults, the --config file and flags into config and checks how settings fit together.

@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/callback.h"
 #include "engine/fabric_internal.h"
 
 #include <jansson.h>
@@ -202,6 +203,9 @@ static void fabric_on_stop(uv_async_t *async) {
   struct fabric *fabric = async->data;
   fabric->stopping = true;
   uv_close((uv_handle_t *)&fabric->listener, NULL);
+  /* Deliveries in progress stay pending in the store and resume after a restart. */
+  callbacks_destroy(fabric->callbacks, NULL, NULL);
+  fabric->callbacks = NULL;
   fabric_link_close_all(fabric);
   fabric_progress_flush(fabric);
   fabric->stop_until = uv_now(&fabric->loop) + FABRIC_STOP_WAIT_MS;
@@ -260,11 +264,18 @@ static int fabric_recover(struct fabric *fabric) {
     if (!rc)
       fabric_task_recover(fabric, tasks[i], saved, saved_count, &arena);
   }
+  struct task **callbacks = NULL;
+  size_t callback_count = 0;
+  if (!rc)
+    rc = store_callbacks_pending(store, &arena, &callbacks, &callback_count);
+  for (size_t i = 0; !rc && i < callback_count; i++)
+    callbacks_deliver(fabric->callbacks, callbacks[i]);
   if (rc)
     log_error("fabric.recover", "cannot read nodes and tasks back: %s", cdr_error_message(rc));
   else
-    log_info("fabric.recovered", "%zu nodes registered, %zu unfinished tasks resumed", node_count,
-             task_count);
+    log_info("fabric.recovered",
+             "%zu nodes registered, %zu unfinished tasks resumed, %zu callbacks to deliver",
+             node_count, task_count, callback_count);
   arena_release(&arena);
   store_close(store);
   return rc;
@@ -300,7 +311,9 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
   uv_timer_init(&fabric->loop, &fabric->stop_check);
   fabric->tick.data = fabric->stop_check.data = fabric;
   uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
-  int rc = fabric_recover(fabric);
+  int rc = callbacks_create(fabric, &fabric->callbacks);
+  if (!rc)
+    rc = fabric_recover(fabric);
   if (!rc)
     rc = fabric_listen(fabric);
   if (!rc && pthread_create(&fabric->thread, NULL, fabric_main, fabric) != 0)

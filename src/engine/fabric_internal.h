@@ -23,7 +23,7 @@ struct fabric_task_node {
   uint8_t *states; /* item_states_* bitmap */
   size_t next;     /* next target to consider sending */
   int64_t succeeded, failed, unsupported;
-  bool queued; /* in its node's queue */
+  bool queued;       /* in its node's queue */
   bool dirty;        /* results not saved yet */
   uint8_t *attempts; /* failed attempts per target, allocated at the first retry (malloc'd) */
   struct fabric_task_node *queue_next;
@@ -48,6 +48,7 @@ struct fabric_task {
   int64_t in_flight;               /* items sent and not answered, over all nodes */
   bool dirty;                      /* progress not saved yet */
   bool finished;                   /* reached a final state in memory */
+  bool callback_due;               /* deliver the callback once the final state is saved */
   int saves_in_flight;             /* progress jobs holding a copy of this task's records */
   struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
   size_t failure_count, failure_cap;
@@ -131,9 +132,10 @@ struct fabric {
   struct wheel_timer flush;   /* saves progress shortly after results arrive */
   struct fabric_node **nodes; /* registry, malloc'd */
   size_t node_count, node_cap;
-  struct fabric_task *tasks; /* in memory: running, or waiting for a save */
-  struct fabric_link *links; /* open links */
-  size_t jobs_in_flight;     /* store jobs not yet back */
+  struct fabric_task *tasks;   /* in memory: running, or waiting for a save */
+  struct fabric_link *links;   /* open links */
+  struct callbacks *callbacks; /* NULL once stopping */
+  size_t jobs_in_flight;       /* store jobs not yet back */
   bool stopping;
   Cdr__WorkItem *work_items; /* reused to build Work frames */
   Cdr__WorkItem **work_pointers;

@@ -76,7 +76,8 @@ bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_n
   if (task->retries)
     task->retries->prev = retry;
   task->retries = retry;
-  uint64_t delay = (uint64_t)fabric->config->retry_base_ms << (*attempts - 1 < 20 ? *attempts - 1 : 20);
+  uint64_t delay = (uint64_t)fabric->config->retry_base_ms
+                   << (*attempts - 1 < 20 ? *attempts - 1 : 20);
   if (delay > (uint64_t)fabric->config->retry_max_ms)
     delay = (uint64_t)fabric->config->retry_max_ms;
   uint32_t random = 0;

@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/callback.h"
 #include "engine/fabric_internal.h"
 
 #include <jansson.h>
@@ -191,7 +192,10 @@ static void fabric_on_planned(struct store_job *job) {
   }
   task->task->planned = true;
   if (task->finished) {
-    fabric_task_free(fabric, task); /* no node: it failed at once, and that is saved */
+    /* No node: it failed at once, and that is saved. */
+    if (task->task->callback && fabric->callbacks)
+      callbacks_deliver(fabric->callbacks, task->task);
+    fabric_task_free(fabric, task);
     return;
   }
   fabric_task_start(fabric, task);
@@ -511,6 +515,7 @@ static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) 
     t->state = clean ? TASK_DONE : t->counters.succeeded == 0 ? TASK_FAILED : TASK_PARTIAL;
     t->finished_ms = clock_now_ms();
   }
+  task->callback_due = t->callback != NULL;
   log_info("task.finished", "task %s %s: %lld succeeded, %lld failed, %lld unsupported", t->id,
            task_state_name(t->state), (long long)t->counters.succeeded,
            (long long)t->counters.failed, (long long)t->counters.unsupported);
@@ -629,8 +634,15 @@ static void fabric_on_progress_saved(struct store_job *job) {
   }
   if (job->result)
     log_error("task.save", "saving results failed (%s); retrying", cdr_error_message(job->result));
-  for (size_t i = 0; i < job->progress_count; i++)
-    fabric_task_maybe_free(fabric, tasks[i]);
+  for (size_t i = 0; i < job->progress_count; i++) {
+    struct fabric_task *task = tasks[i];
+    /* The receiver may read the task back at once: call only when its final state is saved. */
+    if (!job->result && task->callback_due && task->finished && !task->dirty && fabric->callbacks) {
+      task->callback_due = false;
+      callbacks_deliver(fabric->callbacks, task->task);
+    }
+    fabric_task_maybe_free(fabric, task);
+  }
   arena_release(&job->arena);
   free(job);
 }
@@ -720,7 +732,10 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
     /* Queued items are dropped (cursors skip a canceled task); items in flight still report and
      * are recorded. The store already holds the canceled state. */
     task->task->state = TASK_CANCELED;
+    task->task->finished_ms = clock_now_ms();
     task->finished = true;
+    if (task->task->callback && fabric->callbacks)
+      callbacks_deliver(fabric->callbacks, task->task);
     timer_wheel_stop(&fabric->wheel, &task->deadline);
     fabric_retries_drop(fabric, task);
     fabric_task_maybe_free(fabric, task);

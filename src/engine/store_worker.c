@@ -79,8 +79,14 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
     int rc = store_task_cancel(store, job->tenant, job->task_id, clock_now_ms());
     return rc ? rc : store_task_get(store, job->tenant, job->task_id, &job->arena, &job->task);
   }
-  case STORE_JOB_GET:
-    return store_task_get(store, job->tenant, job->task_id, &job->arena, &job->task);
+  case STORE_JOB_GET: {
+    int rc = store_task_get(store, job->tenant, job->task_id, &job->arena, &job->task);
+    return rc || !job->task->callback ? rc
+                                      : store_callback_attempts_load(store, job->task, &job->arena);
+  }
+  case STORE_JOB_CALLBACK:
+    return store_callback_attempt(store, job->task_id, &job->callback_attempt, job->callback_state);
+  case STORE_JOB_NODE_DELETE: return store_node_delete(store, job->node.id);
   case STORE_JOB_LIST:
     return store_tasks_list(store, job->tenant, job->filter_task_state ? &job->task_state : NULL,
                             job->cursor[0] ? job->cursor : NULL, job->limit, &job->arena,

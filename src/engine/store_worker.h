@@ -29,6 +29,8 @@ enum store_job_kind {
   STORE_JOB_PLAN,        /* writer: in task, task_nodes */
   STORE_JOB_PROGRESS,    /* writer: in progress[] */
   STORE_JOB_FABRIC,      /* not for a store: a request the agent fabric answers (fabric.h) */
+  STORE_JOB_CALLBACK,    /* writer: in task_id, callback_attempt, callback_state */
+  STORE_JOB_NODE_DELETE, /* writer: in node.id */
 };
 
 struct store_inbox;
@@ -61,8 +63,10 @@ struct store_job {
   size_t task_node_count;
   struct store_progress *progress; /* STORE_JOB_PROGRESS */
   size_t progress_count;
-  int fabric_request; /* STORE_JOB_FABRIC: which request (fabric.h) */
-  void *answer;       /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
+  int fabric_request;                       /* STORE_JOB_FABRIC: which request (fabric.h) */
+  struct callback_attempt callback_attempt; /* STORE_JOB_CALLBACK */
+  enum callback_state callback_state;
+  void *answer; /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
 };
 
 /* One task's saved progress in a STORE_JOB_PROGRESS job. */

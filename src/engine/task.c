@@ -10,6 +10,7 @@ static const char *const task_mode_names[] = {"delete", "invalidate"};
 static const char *const task_state_names[] = {"queued",  "running", "done",
                                                "partial", "failed",  "canceled"};
 static const char *const target_kind_names[] = {"url", "prefix", "regex", "tag"};
+static const char *const callback_state_names[] = {"none", "pending", "delivered", "failed"};
 static const char *const item_state_names[] = {"pending", "succeeded", "failed", "unsupported",
                                                "canceled"};
 
@@ -38,6 +39,7 @@ const char *task_mode_name(enum task_mode mode) { return task_mode_names[mode]; 
 const char *task_state_name(enum task_state state) { return task_state_names[state]; }
 const char *target_kind_name(enum target_kind kind) { return target_kind_names[kind]; }
 const char *item_state_name(enum item_state state) { return item_state_names[state]; }
+const char *callback_state_name(enum callback_state state) { return callback_state_names[state]; }
 
 int task_state_parse(const char *name, size_t len, enum task_state *state) {
   TASK_NAME_PARSE(task_state_names, name, len, state, enum task_state);
@@ -62,4 +64,8 @@ int target_kind_parse(const char *name, enum target_kind *kind) {
 bool task_state_final(enum task_state state) {
   return state == TASK_DONE || state == TASK_PARTIAL || state == TASK_FAILED ||
          state == TASK_CANCELED;
+}
+
+int callback_state_parse(const char *name, enum callback_state *state) {
+  TASK_NAME_PARSE(callback_state_names, name, strlen(name), state, enum callback_state);
 }

@@ -18,6 +18,15 @@ enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_DONE, TASK_PARTIAL, TASK_FAILE
 enum target_kind { TARGET_URL, TARGET_PREFIX, TARGET_REGEX, TARGET_TAG };
 enum { TARGET_KIND_COUNT = 4 };
 enum item_state { ITEM_PENDING, ITEM_SUCCEEDED, ITEM_FAILED, ITEM_UNSUPPORTED, ITEM_CANCELED };
+enum callback_state { CALLBACK_NONE, CALLBACK_PENDING, CALLBACK_DELIVERED, CALLBACK_FAILED };
+
+/* One try to deliver a task's callback. */
+struct callback_attempt {
+  int64_t attempt;     /* 1, 2, ... */
+  int64_t at_ms;       /* epoch ms the try ended */
+  int64_t http_status; /* receiver's answer, 0 when none */
+  const char *error;   /* why it failed (transport error or status), NULL on success */
+};
 
 struct task_target {
   enum target_kind kind;
@@ -49,6 +58,9 @@ struct task {
   size_t target_count;
   struct task_target *targets; /* target_count entries, or NULL when not loaded */
   bool planned;                /* split over its nodes (store_task_plan) */
+  enum callback_state callback_state;
+  int64_t callback_attempt_count;
+  struct callback_attempt *callback_attempts; /* loaded for GET /v1/tasks/{id}, else NULL */
 };
 
 /* Per-(task, node) results are 2 bits per target: ITEM_PENDING, ITEM_SUCCEEDED, ITEM_FAILED or
@@ -70,6 +82,7 @@ const char *task_mode_name(enum task_mode mode);
 const char *task_state_name(enum task_state state);
 const char *target_kind_name(enum target_kind kind);
 const char *item_state_name(enum item_state state);
+const char *callback_state_name(enum callback_state state);
 
 /* Parse API names back. Return 0, or CDR_EINVALID_VALUE for a name that is not one of them. */
 int task_state_parse(const char *name, size_t len, enum task_state *state);
@@ -77,6 +90,7 @@ int item_state_parse(const char *name, size_t len, enum item_state *state);
 int task_type_parse(const char *name, enum task_type *type);
 int task_mode_parse(const char *name, enum task_mode *mode);
 int target_kind_parse(const char *name, enum target_kind *kind);
+int callback_state_parse(const char *name, enum callback_state *state);
 
 /* True for done, partial, failed and canceled: states a task never leaves. */
 bool task_state_final(enum task_state state);

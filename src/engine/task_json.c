@@ -41,6 +41,19 @@ json_t *task_json_summary(const struct task *task) {
       (json_int_t)task->deadline_s, "counters", counters, "created_at",
       task_json_time(task->created_ms), "started_at", task_json_time(task->started_ms),
       "finished_at", task_json_time(task->finished_ms));
+  if (summary && task->callback) {
+    json_t *attempts = json_array();
+    for (int64_t i = 0; task->callback_attempts && i < task->callback_attempt_count; i++) {
+      const struct callback_attempt *a = &task->callback_attempts[i];
+      json_array_append_new(
+          attempts, json_pack("{s:I,s:o,s:I,s:o}", "attempt", (json_int_t)a->attempt, "at",
+                              task_json_time(a->at_ms), "http_status", (json_int_t)a->http_status,
+                              "error", task_json_string_or_null(a->error)));
+    }
+    json_object_set_new(summary, "callback_delivery",
+                        json_pack("{s:s,s:o}", "state", callback_state_name(task->callback_state),
+                                  "attempts", attempts));
+  }
   if (summary && task->type == TASK_PRELOAD)
     json_object_set_new(summary, "headers", task_json_embedded(task->headers_json));
   return summary;

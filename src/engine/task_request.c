@@ -1,6 +1,7 @@
 /* task_request.c — validation of purge and preload request bodies into tasks. */
 #include "engine/task_request.h"
 
+#include "common/address.h"
 #include "common/error.h"
 #include "common/url.h"
 
@@ -343,7 +344,20 @@ static int request_take_options(struct request_parser *p, json_t *body) {
     if (rc)
       return request_fail(p->error, rc == CDR_EURL_TOO_LONG ? rc : CDR_EINVALID_URL, "callback",
                           "callback %s", why);
+    if (address_text_is_internal(url.text + url.host_offset, url.host_length)) {
+      struct sockaddr_storage address;
+      char host[80];
+      snprintf(host, sizeof(host), "%.*s:0", (int)url.host_length, url.text + url.host_offset);
+      bool allowed = address_parse(host, &address) == 0 &&
+                     address_in_list((const struct sockaddr *)&address,
+                                     p->limits->callback_allow ? p->limits->callback_allow : "");
+      if (!allowed)
+        return request_fail(p->error, CDR_EINVALID_VALUE, "callback",
+                            "callback points to a loopback, link-local or private address; allow "
+                            "it with callbacks.allow_internal");
+    }
     p->task->callback = url.text;
+    p->task->callback_state = CALLBACK_PENDING;
   }
 
   json_t *nodes = json_object_get(body, "nodes");

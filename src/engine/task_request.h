@@ -15,6 +15,7 @@ struct request_limits {
   size_t max_url_length;      /* bytes per URL, prefix or regex */
   int64_t default_deadline_s; /* used when the body has no deadline_s */
   int64_t max_deadline_s;     /* largest deadline_s accepted */
+  const char *callback_allow; /* internal addresses a callback may still use (comma list) */
 };
 
 struct request_error {

@@ -127,6 +127,21 @@ int store_tasks_unfinished(struct store *store, struct arena *arena, struct task
 int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,
                           struct store_task_node **out, size_t *count);
 
+/* Records one callback attempt of task_id and the task's callback state after it. */
+int store_callback_attempt(struct store *store, const char *task_id,
+                           const struct callback_attempt *attempt, enum callback_state state);
+
+/* Loads the callback attempts of task into task->callback_attempts (callback_attempt_count
+ * entries), in the caller's arena. */
+int store_callback_attempts_load(struct store *store, struct task *task, struct arena *arena);
+
+/* Loads every finished task whose callback is still to be delivered, oldest first. */
+int store_callbacks_pending(struct store *store, struct arena *arena, struct task ***out,
+                            size_t *count);
+
+/* Forgets node id (an operator removed it). */
+int store_node_delete(struct store *store, const char *id);
+
 /* Loads the failure details of task_id for targets first..last (inclusive). */
 int store_failures_list(struct store *store, const char *task_id, int64_t first, int64_t last,
                         struct arena *arena, struct store_failure **out, size_t *count);

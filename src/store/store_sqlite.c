@@ -13,7 +13,7 @@
 #define STORE_TASK_COLUMNS                                                                         \
   "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "        \
   "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
-  "regexes, tags, planned"
+  "regexes, tags, planned, callback_state, callback_attempts"
 
 /* A canceled task keeps its state and finish time whatever progress is saved after the cancel. */
 #define STORE_UNLESS_CANCELED(column, value)                                                       \
@@ -24,7 +24,7 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_TASK_INSERT] = "INSERT INTO tasks (" STORE_TASK_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [STMT_TARGET_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value) VALUES (?,?,?,?)",
     [STMT_TASK_GET] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id = ?1 AND tenant = ?2",
     [STMT_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = ?3 "
@@ -43,6 +43,16 @@ static const char *const store_sql[STMT_COUNT] = {
                              "FROM task_nodes WHERE task_id = ?1 ORDER BY node_id",
     [STMT_FAILURES_LIST] = "SELECT idx, node_id, state, http_status, reason FROM item_failures "
                            "WHERE task_id = ?1 AND idx BETWEEN ?2 AND ?3 ORDER BY idx, node_id",
+    [STMT_CALLBACKS_PENDING] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE callback_state = "
+                               "'pending' AND state IN ('done', 'partial', 'failed', 'canceled') "
+                               "ORDER BY id",
+    [STMT_CALLBACK_ATTEMPTS_LIST] = "SELECT attempt, at_ms, http_status, error FROM "
+                                    "callback_attempts WHERE task_id = ?1 ORDER BY attempt",
+    [STMT_CALLBACK_ATTEMPT_SAVE] = "INSERT OR REPLACE INTO callback_attempts (task_id, attempt, "
+                                   "at_ms, http_status, error) VALUES (?,?,?,?,?)",
+    [STMT_CALLBACK_STATE] = "UPDATE tasks SET callback_state = ?2, callback_attempts = ?3 "
+                            "WHERE id = ?1",
+    [STMT_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
     [STMT_NODE_UPSERT] = "INSERT INTO nodes (id, groups, cache_kind, agent_version, registered_ms,"
                          " last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE"
                          " SET groups = ?2, cache_kind = ?3, agent_version = ?4, last_seen_ms = ?5",
@@ -67,7 +77,12 @@ static const char store_schema[] =
     " finished_ms INTEGER NOT NULL, total INTEGER NOT NULL, succeeded INTEGER NOT NULL,"
     " failed INTEGER NOT NULL, pending INTEGER NOT NULL, unsupported INTEGER NOT NULL,"
     " urls INTEGER NOT NULL, prefixes INTEGER NOT NULL, regexes INTEGER NOT NULL,"
-    " tags INTEGER NOT NULL, planned INTEGER NOT NULL) WITHOUT ROWID;"
+    " tags INTEGER NOT NULL, planned INTEGER NOT NULL, callback_state TEXT NOT NULL,"
+    " callback_attempts INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS tasks_by_callback ON tasks (callback_state, id);"
+    "CREATE TABLE IF NOT EXISTS callback_attempts ("
+    " task_id TEXT NOT NULL, attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
+    " http_status INTEGER NOT NULL, error TEXT, PRIMARY KEY (task_id, attempt)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS tasks_by_tenant_state ON tasks (tenant, state, id);"
     "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, id);"
     "CREATE TABLE IF NOT EXISTS task_targets ("
@@ -87,7 +102,7 @@ static const char store_schema[] =
     " task_id TEXT NOT NULL, idx INTEGER NOT NULL, node_id TEXT NOT NULL, state TEXT NOT NULL,"
     " http_status INTEGER NOT NULL, reason TEXT NOT NULL,"
     " PRIMARY KEY (task_id, idx, node_id)) WITHOUT ROWID;"
-    "PRAGMA user_version = 2;";
+    "PRAGMA user_version = 3;";
 
 int store_error(struct store *store, int rc, const char *what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -222,6 +237,8 @@ int store_task_insert(struct store *store, const struct task *task) {
   for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
     sqlite3_bind_int64(stmt, col++, numbers[i]);
   sqlite3_bind_int(stmt, col++, task->planned);
+  store_bind_text(stmt, col++, callback_state_name(task->callback_state));
+  sqlite3_bind_int64(stmt, col++, task->callback_attempt_count);
   int err = store_run(store, STMT_TASK_INSERT, "task insert");
 
   stmt = store->statements[STMT_TARGET_INSERT];
@@ -278,6 +295,10 @@ int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **o
     task->target_count += task->target_counts[kind];
   }
   task->planned = sqlite3_column_int(stmt, col++) != 0;
+  const char *callback = (const char *)sqlite3_column_text(stmt, col++);
+  if (!callback || callback_state_parse(callback, &task->callback_state))
+    return CDR_EINTERNAL;
+  task->callback_attempt_count = sqlite3_column_int64(stmt, col++);
   if (failed)
     return CDR_ENOMEM;
   *out = task;

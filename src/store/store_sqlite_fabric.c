@@ -230,3 +230,69 @@ int store_failures_list(struct store *store, const char *task_id, int64_t first,
   *count = n;
   return store_finish(store, stmt, rc, err, "failure list");
 }
+
+int store_callback_attempt(struct store *store, const char *task_id,
+                           const struct callback_attempt *attempt, enum callback_state state) {
+  sqlite3_stmt *stmt = store->statements[STMT_CALLBACK_ATTEMPT_SAVE];
+  store_bind_text(stmt, 1, task_id);
+  sqlite3_bind_int64(stmt, 2, attempt->attempt);
+  sqlite3_bind_int64(stmt, 3, attempt->at_ms);
+  sqlite3_bind_int64(stmt, 4, attempt->http_status);
+  store_bind_text(stmt, 5, attempt->error);
+  int err = store_run(store, STMT_CALLBACK_ATTEMPT_SAVE, "callback attempt save");
+  if (err)
+    return err;
+  stmt = store->statements[STMT_CALLBACK_STATE];
+  store_bind_text(stmt, 1, task_id);
+  store_bind_text(stmt, 2, callback_state_name(state));
+  sqlite3_bind_int64(stmt, 3, attempt->attempt);
+  return store_run(store, STMT_CALLBACK_STATE, "callback state save");
+}
+
+int store_callback_attempts_load(struct store *store, struct task *task, struct arena *arena) {
+  sqlite3_stmt *stmt = store->statements[STMT_CALLBACK_ATTEMPTS_LIST];
+  store_bind_text(stmt, 1, task->id);
+  struct callback_attempt *attempts = NULL;
+  size_t cap = 0, n = 0;
+  int err = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if ((err = store_grow(arena, (void **)&attempts, sizeof(*attempts), n, &cap)))
+      break;
+    bool failed = false;
+    struct callback_attempt *attempt = &attempts[n++];
+    attempt->attempt = sqlite3_column_int64(stmt, 0);
+    attempt->at_ms = sqlite3_column_int64(stmt, 1);
+    attempt->http_status = sqlite3_column_int64(stmt, 2);
+    attempt->error = store_column_text(stmt, 3, arena, &failed);
+    if (failed) {
+      err = CDR_ENOMEM;
+      break;
+    }
+  }
+  task->callback_attempts = attempts;
+  task->callback_attempt_count = (int64_t)n;
+  return store_finish(store, stmt, rc, err, "callback attempts");
+}
+
+int store_callbacks_pending(struct store *store, struct arena *arena, struct task ***out,
+                            size_t *count) {
+  sqlite3_stmt *stmt = store->statements[STMT_CALLBACKS_PENDING];
+  struct task **tasks = NULL;
+  size_t cap = 0, n = 0;
+  int err = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if ((err = store_grow(arena, (void **)&tasks, sizeof(*tasks), n, &cap)) ||
+        (err = store_task_from_row(stmt, arena, &tasks[n])))
+      break;
+    n++;
+  }
+  *out = tasks;
+  *count = n;
+  return store_finish(store, stmt, rc, err, "pending callbacks");
+}
+
+int store_node_delete(struct store *store, const char *id) {
+  sqlite3_stmt *stmt = store->statements[STMT_NODE_DELETE];
+  store_bind_text(stmt, 1, id);
+  return store_run(store, STMT_NODE_DELETE, "node delete");
+}
