@@ -103,6 +103,11 @@ static void cli_print_nodes(const json_t *body) {
   cli_print_node_table(json_object_get(body, "nodes"));
 }
 
+static void cli_print_removed(const json_t *body) {
+  printf("node %s removed; its pending items failed with node_removed\n",
+         json_string_value(json_object_get(body, "node_id")));
+}
+
 static bool cli_state_final(const char *status) {
   static const char *const finals[] = {"done", "partial", "failed", "canceled", NULL};
   for (const char *const *f = finals; *f; f++) {
@@ -235,6 +240,10 @@ static int cli_run(struct cli_options *options, int argc, char **argv) {
   }
   if (strcmp(command, "nodes") == 0 && argc == 1)
     return cli_call(options, "GET", "/v1/nodes", NULL, cli_print_nodes, NULL);
+  if (strcmp(command, "nodes") == 0 && argc == 3 && strcmp(argv[1], "remove") == 0) {
+    snprintf(path, sizeof(path), "/v1/nodes/%.64s", argv[2]);
+    return cli_call(options, "DELETE", path, NULL, cli_print_removed, NULL);
+  }
   fprintf(stderr, "cdnrefresh: unknown command or wrong arguments: %s (see --help)\n", command);
   return CLI_EXIT_USAGE;
 }

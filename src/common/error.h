@@ -24,6 +24,7 @@
   XX(BODY_TOO_LARGE, 413, "body_too_large", "the body is larger than limits.max_body_bytes")       \
   XX(NOT_FOUND, 404, "not_found", "no such endpoint")                                              \
   XX(TASK_NOT_FOUND, 404, "task_not_found", "no task with this id")                                \
+  XX(NODE_NOT_FOUND, 404, "node_not_found", "no node with this id")                                \
   XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "this endpoint does not take that method")     \
   XX(TASK_FINAL, 409, "task_final", "the task has already finished")                               \
   XX(STORE_UNAVAILABLE, 503, "store_unavailable", "the task store could not be written")           \

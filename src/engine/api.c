@@ -174,6 +174,35 @@ static void api_on_nodes(struct store_job *job) {
   json_decref(nodes);
 }
 
+static json_t *api_render_removed(const struct store_job *job) {
+  return json_pack("{s:s,s:b}", "node_id", job->task_id, "removed", 1);
+}
+
+static void api_on_node_removed(struct store_job *job) {
+  api_job_answer(job, 200, api_render_removed);
+}
+
+/* DELETE /v1/nodes/{id}: the node's pending items fail with node_removed. */
+static int api_remove_node(h2o_req_t *req, const char *id, size_t len) {
+  if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))) {
+    api_reply_method_not_allowed(req, "DELETE");
+    return 0;
+  }
+  struct store_job *job =
+      len < sizeof(job->task_id) && len > 0 ? api_job_new(req, STORE_JOB_FABRIC, NULL, 4096) : NULL;
+  if (!job) {
+    api_reply_error(req, CDR_ENODE_NOT_FOUND, NULL, NULL);
+    return 0;
+  }
+  struct server_loop *loop = api_loop_of_job(job);
+  memcpy(job->task_id, id, len); /* the node id travels in task_id: both are short names */
+  job->on_reply = api_on_node_removed;
+  job->fabric_request = FABRIC_NODE_REMOVE;
+  loop->jobs_in_flight++;
+  fabric_post(loop->server->fabric, job);
+  return 0;
+}
+
 static int api_list_nodes(h2o_req_t *req) {
   struct store_job *job = api_job_new(req, STORE_JOB_FABRIC, NULL, 4096);
   if (!job) {
@@ -409,6 +438,9 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
   bool post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
   struct server *server = server_loop_of(req->conn->ctx)->server;
 
+  static const char nodes_prefix[] = "/v1/nodes/";
+  if (len > sizeof(nodes_prefix) - 1 && memcmp(path, nodes_prefix, sizeof(nodes_prefix) - 1) == 0)
+    return api_remove_node(req, path + sizeof(nodes_prefix) - 1, len - (sizeof(nodes_prefix) - 1));
   static const char tasks_prefix[] = "/v1/tasks/";
   if (len > sizeof(tasks_prefix) - 1 && memcmp(path, tasks_prefix, sizeof(tasks_prefix) - 1) == 0)
     return api_task_route(req, path + sizeof(tasks_prefix) - 1, len - (sizeof(tasks_prefix) - 1));

@@ -89,7 +89,11 @@ static void fabric_on_node_saved(struct store_job *job) {
 
 struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello) {
   struct fabric_node *node = fabric_node_find(fabric, hello->node_id);
-  bool known = node != NULL;
+  bool known = node != NULL && !node->removed;
+  if (node && node->removed) {
+    node->removed = false; /* its agent said Hello again: a new registration */
+    node->done = node->failed = 0;
+  }
   if (!node && !(node = fabric_node_add(fabric, hello->node_id)))
     return NULL;
   json_t *groups = json_array();
@@ -129,6 +133,8 @@ static json_t *fabric_nodes_json(struct fabric *fabric) {
   int64_t now = clock_now_ms();
   for (size_t i = 0; i < fabric->node_count; i++) {
     struct fabric_node *node = fabric->nodes[i];
+    if (node->removed)
+      continue;
     json_t *groups = json_loads(node->groups_json ? node->groups_json : "[]", 0, NULL);
     json_t *age =
         node->last_heartbeat_ms ? json_integer(now - node->last_heartbeat_ms) : json_null();
@@ -157,10 +163,17 @@ static void fabric_on_posted(struct store_job *job) {
   case FABRIC_NODES:
     job->answer = fabric_nodes_json(fabric);
     job->result = job->answer ? 0 : CDR_ENOMEM;
-    job->done = job->on_reply;
-    store_inbox_post(job->reply_to, job);
-    return;
+    break;
+  case FABRIC_NODE_REMOVE: {
+    struct fabric_node *node = fabric_node_find(fabric, job->task_id);
+    job->result = node && !node->removed ? 0 : CDR_ENODE_NOT_FOUND;
+    if (!job->result)
+      fabric_node_remove(fabric, node);
+    break;
   }
+  }
+  job->done = job->on_reply;
+  store_inbox_post(job->reply_to, job);
 }
 
 void fabric_post(struct fabric *fabric, struct store_job *job) {
@@ -336,4 +349,39 @@ void fabric_stop(struct fabric *fabric) {
   free(fabric->work_items);
   free(fabric->work_pointers);
   free(fabric);
+}
+
+static void fabric_on_node_deleted(struct store_job *job) {
+  struct fabric *fabric = job->context;
+  fabric->jobs_in_flight--;
+  if (job->result)
+    log_error("node.remove", "node %s could not be deleted from the store: %s", job->node.id,
+              cdr_error_message(job->result));
+  arena_release(&job->arena);
+  free(job);
+}
+
+void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
+  node->removed = true;
+  if (node->link)
+    link_conn_close(&node->link->conn, "node removed by an operator");
+  for (struct fabric_task *task = fabric->tasks; task; task = task->next)
+    fabric_items_fail(fabric, task, node, "node_removed");
+  node->redeliver_count = 0;
+  struct fabric_queue *queues[] = {&node->fast, &node->slow};
+  for (size_t q = 0; q < 2; q++) {
+    for (struct fabric_task_node *tn = queues[q]->head; tn; tn = tn->queue_next)
+      tn->queued = false;
+    queues[q]->head = queues[q]->tail = NULL;
+  }
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (job) {
+    arena_init(&job->arena, 1024);
+    job->kind = STORE_JOB_NODE_DELETE;
+    job->context = fabric;
+    job->done = fabric_on_node_deleted;
+    job->node.id = arena_strdup(&job->arena, node->id);
+    fabric_submit(fabric, job, true);
+  }
+  log_info("node.removed", "node %s removed by an operator; its pending items failed", node->id);
 }

@@ -97,6 +97,7 @@ struct fabric_node {
   int64_t registered_ms;
   int64_t last_heartbeat_ms;         /* last frame from its agent */
   struct fabric_link *link;          /* NULL while offline */
+  bool removed;                      /* removed by an operator: hidden, planned onto nothing */
   struct fabric_queue fast;          /* purges */
   struct fabric_queue slow;          /* preloads: never ahead of a purge */
   struct fabric_item_ref *redeliver; /* items in flight when the link died, sent first */
@@ -158,6 +159,7 @@ void fabric_task_recover(struct fabric *fabric, struct task *task, struct store_
 void fabric_task_cancel(struct fabric *fabric, const char *task_id);
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);
+void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
 void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node);
 void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
                           const Cdr__Results *results);

@@ -121,7 +121,7 @@ static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
       if (strcmp(saved[s].node_id, node->id) == 0)
         record = &saved[s];
     }
-    if (recovering ? !record : !fabric_node_matches(node, groups))
+    if (recovering ? !record : node->removed || !fabric_node_matches(node, groups))
       continue;
     struct fabric_task_node *task_node = &task->nodes[task->node_count++];
     memset(task_node, 0, sizeof(*task_node));

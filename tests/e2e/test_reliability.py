@@ -95,3 +95,28 @@ def test_deadline_survives_a_restart(lab):
     task = engine.wait_task(body["task_id"], timeout=10)
     assert task["status"] == "failed"
     assert [n["reason"] for n in failures(engine, body["task_id"])] == ["node_offline"]
+
+
+def test_removed_node_fails_its_items(lab):
+    from conftest import run_cli
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine()
+    lab.agent(engine, "edge-up", edge)
+    gone = lab.agent(engine, "edge-gone", edge)
+    engine.wait_online("edge-up", "edge-gone")
+    gone.stop()
+    wait_until(lambda: engine.nodes()["edge-gone"]["state"] == "offline")
+    _, _, body = engine.purge([SITE + "/f/1.css"])
+    wait_until(lambda: engine.task(body["task_id"])["counters"]["succeeded"] == 1)
+    assert engine.task(body["task_id"])["status"] == "running"
+    result = run_cli(engine.url, "nodes", "remove", "edge-gone")
+    assert result.returncode == 0, result.stderr
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "partial"
+    assert [(n["node"], n["reason"]) for n in failures(engine, body["task_id"])] == [("edge-gone", "node_removed")]
+    assert "edge-gone" not in engine.nodes()
+    _, _, later = engine.purge([SITE + "/f/2.css"])
+    assert engine.wait_task(later["task_id"])["counters"]["total"] == 1  # no longer planned onto it
+    missing = run_cli(engine.url, "nodes", "remove", "edge-gone")
+    assert missing.returncode == 3 and "node_not_found" in missing.stderr
