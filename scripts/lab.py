@@ -246,15 +246,16 @@ def fetch(cache, url, headers=None):
 class FaultProxy:
     """An HTTP proxy in front of a cache that fails on purpose: answers `fail_status` to a share
     `fail_ratio` of requests, or drops the connection for a share `drop_ratio`, and forwards the
-    rest. Counts what it did. Runs in a thread of the test process."""
+    rest after `delay_s`. Counts what it did. Runs in a thread of the test process."""
 
-    def __init__(self, upstream, fail_ratio=0.0, fail_status=503, drop_ratio=0.0, seed=7):
+    def __init__(self, upstream, fail_ratio=0.0, fail_status=503, drop_ratio=0.0, delay_s=0.0, seed=7):
         import http.server
         import random
         import threading
         self.upstream = upstream
         self.fail_ratio, self.fail_status, self.drop_ratio = fail_ratio, fail_status, drop_ratio
-        self.counts = {"forwarded": 0, "failed": 0, "dropped": 0}
+        self.counts = {"forwarded": 0, "failed": 0, "dropped": 0, "received": 0}
+        self.delay_s = delay_s
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         proxy = self
@@ -268,6 +269,8 @@ class FaultProxy:
             def do_GET(self):
                 with proxy._lock:
                     roll = proxy._random.random()
+                    proxy.counts["received"] += 1
+                time.sleep(proxy.delay_s)
                 if roll < proxy.drop_ratio:
                     with proxy._lock:
                         proxy.counts["dropped"] += 1

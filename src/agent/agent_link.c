@@ -48,6 +48,9 @@ struct agent_link {
   size_t result_count, result_cap;
   uv_check_t flush;
   bool stopping;
+  bool draining;            /* no new work; stop once the executor is idle */
+  uint64_t drain_until;     /* loop ms */
+  struct wheel_timer drain; /* checks whether the executor is idle */
   int exit_code;
   void (*on_stop)(void *context);
   void *on_stop_context;
@@ -153,6 +156,8 @@ static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
   }
   case FRAME_WORK: {
     const Cdr__Work *work = (const Cdr__Work *)message;
+    if (link->draining)
+      return; /* stopping: the engine sends these again when this node returns */
     for (size_t i = 0; i < work->n_items; i++) {
       int rc = executor_submit(link->executor, work->items[i], link->generation);
       if (rc) {
@@ -299,6 +304,33 @@ static void agent_link_free(void *context) {
   /* the link itself is freed by main after the loop ends, it still holds the exit code */
 }
 
+static void agent_on_drain_check(struct wheel_timer *timer) {
+  struct agent_link *link = AGENT_LINK_OF_TIMER(timer, drain);
+  bool idle = executor_busy(link->executor) == 0 && link->result_count == 0;
+  if (!idle && uv_now(link->loop) < link->drain_until) {
+    timer_wheel_start(&link->wheel, timer, AGENT_TICK_MS, agent_on_drain_check);
+    return;
+  }
+  if (!idle)
+    log_warn("agent.drain", "stopping with %zu cache requests unfinished",
+             executor_busy(link->executor));
+  agent_link_stop(link);
+}
+
+void agent_link_drain(struct agent_link *link, uint64_t drain_ms) {
+  if (link->draining) {
+    agent_link_stop(link); /* asked twice: stop without waiting */
+    return;
+  }
+  if (link->stopping)
+    return;
+  link->draining = true;
+  link->drain_until = uv_now(link->loop) + drain_ms;
+  log_info("agent.drain", "finishing %zu cache requests before stopping",
+           executor_busy(link->executor));
+  timer_wheel_start(&link->wheel, &link->drain, 0, agent_on_drain_check);
+}
+
 void agent_link_stop(struct agent_link *link) {
   if (link->stopping)
     return;
@@ -306,8 +338,9 @@ void agent_link_stop(struct agent_link *link) {
   timer_wheel_stop(&link->wheel, &link->reconnect);
   timer_wheel_stop(&link->wheel, &link->heartbeat);
   timer_wheel_stop(&link->wheel, &link->liveness);
+  timer_wheel_stop(&link->wheel, &link->drain);
   if (link->conn)
-    link_conn_close(link->conn, "agent is stopping");
+    link_conn_finish(link->conn, "agent is stopping"); /* the last results go out first */
   uv_close((uv_handle_t *)&link->tick, NULL);
   uv_close((uv_handle_t *)&link->flush, NULL);
   executor_destroy(link->executor, agent_link_free);

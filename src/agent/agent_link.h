@@ -17,6 +17,11 @@ struct agent_link;
 int agent_link_start(uv_loop_t *loop, const struct agent_config *config, struct driver *driver,
                      void (*on_stop)(void *context), void *context, struct agent_link **out);
 
+/* Graceful stop: takes no new work, lets the cache requests in progress finish and reports them,
+ * then stops (at the latest after drain_ms). Work the engine sends meanwhile is left to it: it
+ * sends those items again to this node later. A second call stops at once. */
+void agent_link_drain(struct agent_link *link, uint64_t drain_ms);
+
 /* Closes the link and the executor; once the caller's handles are closed too, the loop ends. */
 void agent_link_stop(struct agent_link *link);
 

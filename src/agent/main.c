@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { AGENT_DRAIN_MS = 10000 }; /* longest wait for cache requests at SIGTERM */
+
 struct agent_signals {
   uv_signal_t term, interrupt;
   struct agent_link *link;
@@ -24,7 +26,9 @@ static void agent_signals_close(void *context) {
 static void agent_on_signal(uv_signal_t *signal, int signum) {
   struct agent_signals *signals = signal->data;
   log_info("agent.stopping", "received %s, stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-  agent_link_stop(signals->link); /* closes the signal handles through agent_signals_close */
+  /* Stops after the requests in progress finished (a second signal: at once), closing the
+   * signal handles through agent_signals_close. */
+  agent_link_drain(signals->link, AGENT_DRAIN_MS);
 }
 
 int main(int argc, char **argv) {

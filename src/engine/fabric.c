@@ -196,13 +196,26 @@ static void fabric_on_accept(uv_stream_t *listener, int status) {
 
 static void fabric_on_stop_check(uv_timer_t *timer) {
   struct fabric *fabric = timer->data;
+  uint64_t now = uv_now(&fabric->loop);
+  if (!fabric->links_closing) {
+    /* First the agents finish what they hold: no new work is sent while stopping. */
+    size_t in_flight = 0;
+    for (size_t i = 0; i < fabric->node_count; i++)
+      in_flight += fabric->nodes[i]->in_flight;
+    if (in_flight > 0 && now < fabric->stop_until - FABRIC_STOP_WAIT_MS / 2)
+      return;
+    fabric->links_closing = true;
+    fabric_link_close_all(fabric);
+    fabric_progress_flush(fabric);
+    return;
+  }
   bool waiting = fabric->jobs_in_flight > 0 || fabric->links != NULL;
   if (!waiting && timer_wheel_armed(&fabric->flush)) {
     timer_wheel_stop(&fabric->wheel, &fabric->flush);
     fabric_progress_flush(fabric); /* results that came in while links closed */
     return;
   }
-  if (waiting && uv_now(&fabric->loop) < fabric->stop_until)
+  if (waiting && now < fabric->stop_until)
     return;
   if (waiting)
     log_warn("fabric.stop", "stopping with %zu store writes unanswered", fabric->jobs_in_flight);
@@ -210,8 +223,10 @@ static void fabric_on_stop_check(uv_timer_t *timer) {
   uv_stop(&fabric->loop);
 }
 
-/* Stop: no new agents, links closed (their in-flight work goes back to the queues), every result
- * saved; the loop ends once the store has answered every job, or after FABRIC_STOP_WAIT_MS. */
+/* Stop: no new agents and no new work; the agents' results for work they hold are awaited (half
+ * of FABRIC_STOP_WAIT_MS at most), then the links close (what is still out goes back to the
+ * queues), every result is saved, and the loop ends once the store has answered every job or
+ * FABRIC_STOP_WAIT_MS has passed. */
 static void fabric_on_stop(uv_async_t *async) {
   struct fabric *fabric = async->data;
   fabric->stopping = true;
@@ -219,8 +234,6 @@ static void fabric_on_stop(uv_async_t *async) {
   /* Deliveries in progress stay pending in the store and resume after a restart. */
   callbacks_destroy(fabric->callbacks, NULL, NULL);
   fabric->callbacks = NULL;
-  fabric_link_close_all(fabric);
-  fabric_progress_flush(fabric);
   fabric->stop_until = uv_now(&fabric->loop) + FABRIC_STOP_WAIT_MS;
   uv_timer_start(&fabric->stop_check, fabric_on_stop_check, FABRIC_TICK_MS, FABRIC_TICK_MS);
 }

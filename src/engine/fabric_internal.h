@@ -128,6 +128,7 @@ struct fabric {
   uv_async_t stop;
   uv_timer_t stop_check; /* during stop: waits for links and store writes */
   uint64_t stop_until;   /* loop ms: stop waiting after this */
+  bool links_closing;    /* stopping: in-flight work awaited, links closed */
   uv_timer_t tick;       /* drives the wheel */
   struct timer_wheel wheel;
   struct wheel_timer flush;   /* saves progress shortly after results arrive */

@@ -120,3 +120,34 @@ def test_removed_node_fails_its_items(lab):
     assert engine.wait_task(later["task_id"])["counters"]["total"] == 1  # no longer planned onto it
     missing = run_cli(engine.url, "nodes", "remove", "edge-gone")
     assert missing.returncode == 3 and "node_not_found" in missing.stderr
+
+
+def slow_setup(lab, *engine_args):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    proxy = lab.add(FaultProxy(edge, delay_s=1.0).start())
+    engine = lab.engine(*engine_args)
+    agent = lab.agent(engine, "edge-1", None, extra_args=("--cache-url", proxy.url, "--concurrency", "8",
+                                                          "--window", "8"))
+    engine.wait_online("edge-1")
+    _, _, body = engine.request("POST", "/v1/preload", {"urls": [SITE + f"/f/{i}.css" for i in range(8)]})
+    wait_until(lambda: proxy.counts["received"] == 8, what="8 requests at the cache")
+    return engine, agent, body["task_id"]
+
+
+def test_agent_sigterm_finishes_and_reports_its_requests(lab):
+    engine, agent, task_id = slow_setup(lab)
+    assert agent.stop() == 0  # SIGTERM: waits for the cache, reports, exits 0
+    log = agent.read_log()
+    assert '"event":"agent.drain","msg":"finishing ' in log, log[-2000:]
+    assert "cache requests unfinished" not in log
+    task = engine.wait_task(task_id, timeout=10)  # no agent left, yet everything was reported
+    assert task["status"] == "done" and task["counters"]["succeeded"] == 8
+
+
+def test_engine_sigterm_waits_for_results_in_flight(lab):
+    engine, agent, task_id = slow_setup(lab)
+    assert engine.stop() == 0
+    engine.start()
+    task = engine.wait_task(task_id, timeout=10)
+    assert task["status"] == "done" and task["counters"]["succeeded"] == 8
