@@ -159,11 +159,12 @@ static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
     if (link->draining)
       return; /* stopping: the engine sends these again when this node returns */
     for (size_t i = 0; i < work->n_items; i++) {
-      int rc = executor_submit(link->executor, work->items[i], link->generation);
-      if (rc) {
-        link_conn_close(conn, rc == CDR_ENOMEM ? "out of memory" : "engine overran the window");
-        return;
-      }
+      if (executor_submit(link->executor, work->items[i], link->generation) == 0)
+        continue;
+      /* No room (or memory) for it now: the engine tries again later. */
+      struct exec_outcome busy = {.outcome = CDR__OUTCOME__FAILED};
+      snprintf(busy.reason, sizeof(busy.reason), "agent_busy");
+      agent_on_item_done(link, link->generation, work->items[i]->item_id, &busy);
     }
     return;
   }
@@ -179,6 +180,9 @@ static void agent_link_on_close(struct link_conn *conn) {
   link->welcomed = false;
   link->generation++;
   link->result_count = 0;
+  /* Items of the dead link that have not started are sent again by the engine: dropping them
+   * keeps quick reconnects from piling up work nobody will hear about. */
+  executor_drop_waiting(link->executor, link->generation);
   timer_wheel_stop(&link->wheel, &link->heartbeat);
   timer_wheel_stop(&link->wheel, &link->liveness);
   if (!link->stopping)

@@ -277,6 +277,21 @@ int executor_submit(struct executor *executor, const Cdr__WorkItem *item, uint64
 
 size_t executor_busy(const struct executor *executor) { return executor->busy; }
 
+void executor_drop_waiting(struct executor *executor, uint64_t keep) {
+  struct exec_slot **at = &executor->waiting_head;
+  executor->waiting_tail = NULL;
+  while (*at) {
+    struct exec_slot *slot = *at;
+    if (slot->tag != keep) {
+      *at = slot->next;
+      exec_slot_release(executor, slot);
+      continue;
+    }
+    executor->waiting_tail = slot;
+    at = &slot->next;
+  }
+}
+
 /* Frees the slots once curl's handles are closed. */
 static void exec_curl_closed(void *context) {
   struct executor *executor = context;

@@ -25,6 +25,10 @@ int executor_create(uv_loop_t *loop, struct driver *driver, size_t window, size_
  * CDR_EFRAME_TOO_LARGE when the window is full (the engine overran it) or CDR_ENOMEM. */
 int executor_submit(struct executor *executor, const Cdr__WorkItem *item, uint64_t tag);
 
+/* Forgets the items still waiting to start whose tag differs from keep (the link they came on is
+ * gone, and the engine sends them again); running and offloaded items finish as usual. */
+void executor_drop_waiting(struct executor *executor, uint64_t keep);
+
 /* Items held (running, waiting or offloaded). */
 size_t executor_busy(const struct executor *executor);
 

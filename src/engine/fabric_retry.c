@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 5xx answers and transport failures may pass; other failures (4xx, bad regex) will not. */
+/* 5xx answers, transport failures and a full agent may pass; other failures (4xx, bad regex)
+ * will not. */
 static bool fabric_retryable(const Cdr__ItemResult *result) {
   if (result->outcome != CDR__OUTCOME__FAILED)
     return false;
@@ -19,7 +20,7 @@ static bool fabric_retryable(const Cdr__ItemResult *result) {
   const char *reason = result->reason ? result->reason : "";
   return result->http_status == 0 &&
          (strcmp(reason, "connection_refused") == 0 || strcmp(reason, "timeout") == 0 ||
-          strncmp(reason, "transport_error", 15) == 0);
+          strcmp(reason, "agent_busy") == 0 || strncmp(reason, "transport_error", 15) == 0);
 }
 
 static void fabric_retry_unlink(struct fabric_task *task, struct fabric_retry *retry) {
