@@ -68,17 +68,20 @@ struct fabric_retry {
 };
 
 /* A work item the node holds: which target of which task. */
+struct fabric_item_ref {
+  struct fabric_task_node *task_node;
+  size_t index;
+};
+
 struct fabric_slot {
   struct fabric_task_node *task_node;
   size_t index;
   uint32_t generation; /* part of the item id; bumped on reuse so stale results are ignored */
   uint32_t next_free;
   bool used;
-};
-
-struct fabric_item_ref {
-  struct fabric_task_node *task_node;
-  size_t index;
+  int64_t sent_ms;                   /* when the item went out */
+  struct fabric_item_ref *followers; /* identical purges merged into this one (malloc'd, reused) */
+  uint32_t follower_count, follower_cap;
 };
 
 struct fabric_queue {
@@ -107,6 +110,11 @@ struct fabric_node {
   uint32_t free_slot; /* head of the free list; slot_count when none */
   uint32_t in_flight;
   uint64_t done, failed; /* results since the engine started */
+  uint64_t merged;       /* purges answered by an identical one already sent (dedup) */
+  uint32_t *dedup;       /* open addressing over in-flight URL purges: slot + 1, 0 free,
+                            UINT32_MAX deleted (malloc'd while online) */
+  uint32_t dedup_mask;
+  uint32_t dedup_deleted; /* deleted entries; the table is rebuilt past a quarter */
 };
 
 struct fabric_link {
@@ -168,6 +176,13 @@ void fabric_progress_flush(struct fabric *fabric);
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
 void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
                         const Cdr__ItemResult *result);
+
+/* fabric_dedup.c */
+bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_node, size_t index);
+void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index);
+void fabric_dedup_forget(struct fabric_node *node, uint32_t slot_index);
+bool fabric_dedup_open(struct fabric_node *node);
+void fabric_dedup_close(struct fabric_node *node);
 
 /* fabric_retry.c */
 bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,

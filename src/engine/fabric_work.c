@@ -345,6 +345,7 @@ void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_
   node->free_slot = 0;
   node->in_flight = 0;
   node->last_heartbeat_ms = clock_now_ms();
+  fabric_dedup_open(node); /* without it (no memory) identical purges are simply all sent */
   log_info("node.online", "node %s online with a window of %u items, %zu queued", node->id,
            node->slot_count, fabric_node_queue_depth(node));
   fabric_node_dispatch(fabric, node);
@@ -373,7 +374,14 @@ void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
       continue;
     slot->task_node->task->in_flight--;
     fabric_redeliver_push(node, slot->task_node, slot->index);
+    for (uint32_t f = 0; f < slot->follower_count; f++) {
+      slot->followers[f].task_node->task->in_flight--;
+      fabric_redeliver_push(node, slot->followers[f].task_node, slot->followers[f].index);
+    }
   }
+  for (uint32_t i = 0; i < node->slot_count; i++)
+    free(node->slots[i].followers);
+  fabric_dedup_close(node);
   free(node->slots);
   node->slots = NULL;
   node->slot_count = 0;
@@ -414,8 +422,11 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, siz
   slot->index = index;
   slot->generation++;
   slot->used = true;
+  slot->sent_ms = clock_now_ms();
+  slot->follower_count = 0;
   node->in_flight++;
   task_node->task->in_flight++;
+  fabric_dedup_lead(node, slot_index);
 
   const struct task *task = task_node->task->task;
   Cdr__WorkItem *item = &fabric->work_items[n];
@@ -438,7 +449,8 @@ static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
     if (fabric_task_active(task_node->task)) {
       while (n < room && task_node->next < count) {
         size_t index = task_node->next++;
-        if (item_states_get(task_node->states, index) == ITEM_PENDING)
+        if (item_states_get(task_node->states, index) == ITEM_PENDING &&
+            !fabric_dedup_join(node, task_node, index))
           fabric_work_add(fabric, node, n++, task_node, index);
       }
     }
@@ -469,7 +481,8 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
     while (n < room && node->redeliver_count > 0) {
       struct fabric_item_ref ref = node->redeliver[--node->redeliver_count];
       if (fabric_task_active(ref.task_node->task) &&
-          item_states_get(ref.task_node->states, ref.index) == ITEM_PENDING)
+          item_states_get(ref.task_node->states, ref.index) == ITEM_PENDING &&
+          !fabric_dedup_join(node, ref.task_node, ref.index))
         fabric_work_add(fabric, node, n++, ref.task_node, ref.index);
     }
     n = fabric_queue_take(fabric, node, &node->fast, n, room);
@@ -591,15 +604,21 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
       continue;
     }
     struct fabric_slot *slot = &node->slots[slot_index];
-    struct fabric_task_node *task_node = slot->task_node;
+    fabric_dedup_forget(node, slot_index);
     slot->used = false;
     slot->next_free = node->free_slot;
     node->free_slot = slot_index;
     node->in_flight--;
-    task_node->task->in_flight--;
-    if (!fabric_retry_failure(fabric, task_node, slot->index, result))
-      fabric_item_record(fabric, task_node, slot->index, result);
-    fabric_task_maybe_free(fabric, task_node->task);
+    /* The item, then every identical purge that waited for it, gets this result. */
+    for (uint32_t f = 0; f <= slot->follower_count; f++) {
+      struct fabric_item_ref item =
+          f == 0 ? (struct fabric_item_ref){slot->task_node, slot->index} : slot->followers[f - 1];
+      item.task_node->task->in_flight--;
+      if (!fabric_retry_failure(fabric, item.task_node, item.index, result))
+        fabric_item_record(fabric, item.task_node, item.index, result);
+      fabric_task_maybe_free(fabric, item.task_node->task);
+    }
+    slot->follower_count = 0;
   }
   fabric_node_dispatch(fabric, node);
 }

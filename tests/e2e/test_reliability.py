@@ -151,3 +151,27 @@ def test_engine_sigterm_waits_for_results_in_flight(lab):
     engine.start()
     task = engine.wait_task(task_id, timeout=10)
     assert task["status"] == "done" and task["counters"]["succeeded"] == 8
+
+
+def test_identical_purges_in_a_burst_are_merged(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    proxy = lab.add(FaultProxy(edge, delay_s=0.05).start())
+    engine = lab.engine()
+    # A small window keeps work queued in the engine, where identical purges can meet.
+    lab.agent(engine, "edge-1", None, extra_args=("--cache-url", proxy.url, "--concurrency", "4",
+                                                  "--window", "4"))
+    engine.wait_online("edge-1")
+    urls = [SITE + f"/f/{i}.css" for i in range(5)]
+    ids = [engine.purge(urls)[2]["task_id"] for _ in range(20)]  # 100 (item, node) results asked
+    for task_id in ids:
+        try:
+            task = engine.wait_task(task_id, timeout=10)
+        except TimeoutError:
+            raise AssertionError((engine.task(task_id), engine.nodes(), proxy.counts,
+                                  engine.request("GET", f"/v1/tasks/{task_id}/items")[2]))
+        assert task["status"] == "done" and task["counters"]["succeeded"] == 5
+    merged = engine.nodes()["edge-1"]["items_merged"]
+    assert merged > 0
+    assert proxy.counts["received"] == 100 - merged  # each merged purge saved one cache request
+    print(f"dedup: 100 purges asked, {proxy.counts['received']} sent to the cache, {merged} merged")

@@ -1,0 +1,124 @@
+/* fabric_dedup.c — merging of identical purges on a node. When an exact-URL purge is about to be
+ * sent to a node that already has the same purge (same URL, same mode) in flight, and that one
+ * was sent after this item's task was accepted, it does everything this item asks: the item
+ * waits as a follower and gets the same result. A purge sent before the task was accepted never
+ * stands in for it (the object may have been cached again in between). A burst of tasks purging
+ * the same URLs thus costs the cache one request per URL at a time, not one per task. */
+#include "engine/fabric_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { DEDUP_EMPTY = 0, DEDUP_DELETED = UINT32_MAX };
+
+static const struct task_target *dedup_target(const struct fabric_task_node *task_node,
+                                              size_t index) {
+  return &task_node->task->task->targets[index];
+}
+
+static bool dedup_eligible(const struct fabric_task_node *task_node, size_t index) {
+  return task_node->task->task->type == TASK_PURGE &&
+         dedup_target(task_node, index)->kind == TARGET_URL;
+}
+
+static uint32_t dedup_hash(const char *url, enum task_mode mode) {
+  uint32_t h = 2166136261u ^ (uint32_t)mode;
+  for (; *url; url++)
+    h = (h ^ (unsigned char)*url) * 16777619u;
+  return h;
+}
+
+static bool dedup_same(const struct fabric_slot *slot, const struct fabric_task_node *task_node,
+                       size_t index) {
+  const struct fabric_task_node *leader = slot->task_node;
+  return leader->task->task->mode == task_node->task->task->mode &&
+         strcmp(dedup_target(leader, slot->index)->value, dedup_target(task_node, index)->value) ==
+             0;
+}
+
+bool fabric_dedup_open(struct fabric_node *node) {
+  uint32_t size = 16;
+  while (size < node->slot_count * 2)
+    size *= 2;
+  node->dedup = calloc(size, sizeof(*node->dedup));
+  node->dedup_mask = node->dedup ? size - 1 : 0;
+  node->dedup_deleted = 0;
+  return node->dedup != NULL;
+}
+
+void fabric_dedup_close(struct fabric_node *node) {
+  free(node->dedup);
+  node->dedup = NULL;
+  node->dedup_mask = 0;
+}
+
+bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_node, size_t index) {
+  if (!node->dedup || !dedup_eligible(task_node, index))
+    return false;
+  const struct task *task = task_node->task->task;
+  uint32_t at = dedup_hash(dedup_target(task_node, index)->value, task->mode) & node->dedup_mask;
+  for (;; at = (at + 1) & node->dedup_mask) {
+    uint32_t entry = node->dedup[at];
+    if (entry == DEDUP_EMPTY)
+      return false;
+    if (entry == DEDUP_DELETED)
+      continue;
+    struct fabric_slot *slot = &node->slots[entry - 1];
+    if (!slot->used || !dedup_same(slot, task_node, index))
+      continue;
+    if (slot->sent_ms < task->created_ms)
+      return false; /* sent before this task was accepted: it cannot stand in for it */
+    if (slot->follower_count == slot->follower_cap) {
+      uint32_t cap = slot->follower_cap ? slot->follower_cap * 2 : 4;
+      struct fabric_item_ref *grown = realloc(slot->followers, cap * sizeof(*grown));
+      if (!grown)
+        return false;
+      slot->followers = grown;
+      slot->follower_cap = cap;
+    }
+    slot->followers[slot->follower_count++] = (struct fabric_item_ref){task_node, index};
+    task_node->task->in_flight++;
+    node->merged++;
+    return true;
+  }
+}
+
+void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index) {
+  struct fabric_slot *slot = &node->slots[slot_index];
+  if (!node->dedup || !dedup_eligible(slot->task_node, slot->index))
+    return;
+  uint32_t at = dedup_hash(dedup_target(slot->task_node, slot->index)->value,
+                           slot->task_node->task->task->mode) &
+                node->dedup_mask;
+  while (node->dedup[at] != DEDUP_EMPTY && node->dedup[at] != DEDUP_DELETED)
+    at = (at + 1) & node->dedup_mask;
+  node->dedup[at] = slot_index + 1;
+}
+
+/* Rebuilds the table from the slots in flight, but for the one being forgotten, when deleted
+ * entries pile up. */
+static void dedup_rebuild(struct fabric_node *node, uint32_t forgotten) {
+  memset(node->dedup, 0, ((size_t)node->dedup_mask + 1) * sizeof(*node->dedup));
+  node->dedup_deleted = 0;
+  for (uint32_t i = 0; i < node->slot_count; i++) {
+    if (node->slots[i].used && i != forgotten)
+      fabric_dedup_lead(node, i);
+  }
+}
+
+void fabric_dedup_forget(struct fabric_node *node, uint32_t slot_index) {
+  struct fabric_slot *slot = &node->slots[slot_index];
+  if (!node->dedup || !dedup_eligible(slot->task_node, slot->index))
+    return;
+  uint32_t at = dedup_hash(dedup_target(slot->task_node, slot->index)->value,
+                           slot->task_node->task->task->mode) &
+                node->dedup_mask;
+  for (; node->dedup[at] != DEDUP_EMPTY; at = (at + 1) & node->dedup_mask) {
+    if (node->dedup[at] == slot_index + 1) {
+      node->dedup[at] = DEDUP_DELETED;
+      if (++node->dedup_deleted > node->dedup_mask / 4)
+        dedup_rebuild(node, slot_index);
+      return;
+    }
+  }
+}
