@@ -181,8 +181,10 @@ static void agent_link_on_close(struct link_conn *conn) {
   link->generation++;
   link->result_count = 0;
   /* Items of the dead link that have not started are sent again by the engine: dropping them
-   * keeps quick reconnects from piling up work nobody will hear about. */
-  executor_drop_waiting(link->executor, link->generation);
+   * keeps quick reconnects from piling up work nobody will hear about. (When stopping, the
+   * executor is already being torn down.) */
+  if (!link->stopping)
+    executor_drop_waiting(link->executor, link->generation);
   timer_wheel_stop(&link->wheel, &link->heartbeat);
   timer_wheel_stop(&link->wheel, &link->liveness);
   if (!link->stopping)
