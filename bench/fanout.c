@@ -3,7 +3,8 @@
  * other. For each task it prints nothing; at the end it prints the time from the 202 to the last
  * node's result being sent, p50/p99 over all tasks. Not a test.
  *
- * Usage: fanout ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS */
+ * Usage: fanout ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS
+ * With TASKS 0 it only keeps the agents answering, until it is killed (bench/soak.py). */
 #include "common/address.h"
 #include "common/clock.h"
 #include "proto/link_conn.h"
@@ -140,6 +141,12 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  if (tasks == 0) {
+    printf("fanout: %d agents connected and answering\n", agents);
+    fflush(stdout);
+    pthread_join(thread, NULL); /* until killed */
+    return 0;
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   CURL *curl = curl_easy_init();
   char url[512];
