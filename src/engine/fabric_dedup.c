@@ -83,13 +83,18 @@ bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_n
   }
 }
 
+/* Where the probe for the item in slot starts. */
+static uint32_t dedup_home(const struct fabric_node *node, const struct fabric_slot *slot) {
+  return dedup_hash(dedup_target(slot->task_node, slot->index)->value,
+                    slot->task_node->task->task->mode) &
+         node->dedup_mask;
+}
+
 void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index) {
   struct fabric_slot *slot = &node->slots[slot_index];
   if (!node->dedup || !dedup_eligible(slot->task_node, slot->index))
     return;
-  uint32_t at = dedup_hash(dedup_target(slot->task_node, slot->index)->value,
-                           slot->task_node->task->task->mode) &
-                node->dedup_mask;
+  uint32_t at = dedup_home(node, slot);
   while (node->dedup[at] != DEDUP_EMPTY && node->dedup[at] != DEDUP_DELETED)
     at = (at + 1) & node->dedup_mask;
   node->dedup[at] = slot_index + 1;
@@ -110,9 +115,7 @@ void fabric_dedup_forget(struct fabric_node *node, uint32_t slot_index) {
   struct fabric_slot *slot = &node->slots[slot_index];
   if (!node->dedup || !dedup_eligible(slot->task_node, slot->index))
     return;
-  uint32_t at = dedup_hash(dedup_target(slot->task_node, slot->index)->value,
-                           slot->task_node->task->task->mode) &
-                node->dedup_mask;
+  uint32_t at = dedup_home(node, slot);
   for (; node->dedup[at] != DEDUP_EMPTY; at = (at + 1) & node->dedup_mask) {
     if (node->dedup[at] == slot_index + 1) {
       node->dedup[at] = DEDUP_DELETED;

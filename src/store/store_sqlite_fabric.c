@@ -152,9 +152,10 @@ static int store_targets_load(struct store *store, struct task *task, struct are
   return store_finish(store, stmt, rc, err, "target load");
 }
 
-int store_tasks_unfinished(struct store *store, struct arena *arena, struct task ***out,
-                           size_t *count) {
-  sqlite3_stmt *stmt = store->statements[STMT_TASKS_UNFINISHED];
+/* Reads every task row the (unbound) statement which returns, into arena. */
+static int store_tasks_read(struct store *store, enum store_statement which, struct arena *arena,
+                            struct task ***out, size_t *count, const char *what) {
+  sqlite3_stmt *stmt = store->statements[which];
   struct task **tasks = NULL;
   size_t cap = 0, n = 0;
   int err = 0, rc;
@@ -164,11 +165,16 @@ int store_tasks_unfinished(struct store *store, struct arena *arena, struct task
       break;
     n++;
   }
-  err = store_finish(store, stmt, rc, err, "unfinished tasks");
-  for (size_t i = 0; !err && i < n; i++)
-    err = store_targets_load(store, tasks[i], arena);
   *out = tasks;
   *count = n;
+  return store_finish(store, stmt, rc, err, what);
+}
+
+int store_tasks_unfinished(struct store *store, struct arena *arena, struct task ***out,
+                           size_t *count) {
+  int err = store_tasks_read(store, STMT_TASKS_UNFINISHED, arena, out, count, "unfinished tasks");
+  for (size_t i = 0; !err && i < *count; i++)
+    err = store_targets_load(store, (*out)[i], arena);
   return err;
 }
 
@@ -276,19 +282,7 @@ int store_callback_attempts_load(struct store *store, struct task *task, struct 
 
 int store_callbacks_pending(struct store *store, struct arena *arena, struct task ***out,
                             size_t *count) {
-  sqlite3_stmt *stmt = store->statements[STMT_CALLBACKS_PENDING];
-  struct task **tasks = NULL;
-  size_t cap = 0, n = 0;
-  int err = 0, rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    if ((err = store_grow(arena, (void **)&tasks, sizeof(*tasks), n, &cap)) ||
-        (err = store_task_from_row(stmt, arena, &tasks[n])))
-      break;
-    n++;
-  }
-  *out = tasks;
-  *count = n;
-  return store_finish(store, stmt, rc, err, "pending callbacks");
+  return store_tasks_read(store, STMT_CALLBACKS_PENDING, arena, out, count, "pending callbacks");
 }
 
 int store_node_delete(struct store *store, const char *id) {
