@@ -5,10 +5,12 @@
  * request pool's dispose hook, and the job's answer is then dropped. */
 #include "engine/api.h"
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "engine/api_reply.h"
 #include "engine/server.h"
+#include "engine/stats.h"
 #include "engine/task_json.h"
 #include "engine/task_request.h"
 
@@ -145,6 +147,7 @@ static void api_on_task_stored(struct store_job *job) {
   }
   log_debug("task.accepted", "task %s accepted with %zu targets", job->task->id,
             job->task->target_count);
+  rate_add(&engine_stats.tasks_accepted, clock_now_ms() / 1000, 1);
   if (req)
     api_reply_json(req, 202, task_json_summary(job->task));
   /* The task is on disk: the fabric takes the job and plans the task onto its nodes. */
@@ -198,6 +201,62 @@ static int api_remove_node(h2o_req_t *req, const char *id, size_t len) {
   memcpy(job->task_id, id, len); /* the node id travels in task_id: both are short names */
   job->on_reply = api_on_node_removed;
   job->fabric_request = FABRIC_NODE_REMOVE;
+  loop->jobs_in_flight++;
+  fabric_post(loop->server->fabric, job);
+  return 0;
+}
+
+/* GET /v1/stats and GET /metrics: the fabric's gauges, then the store's task counts, then the
+ * counters, rendered as JSON or as Prometheus text (job->fabric_request tells which). */
+static void api_on_counts(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
+  json_t *fabric = job->answer;
+  if (req && job->result) {
+    api_reply_store_error(req, job->result);
+    json_decref(fabric);
+  } else if (req && job->limit == 0) {
+    api_reply_json(req, 200, stats_json(fabric, job->task_counts));
+  } else if (req) {
+    char *text = stats_prometheus(fabric, job->task_counts);
+    json_decref(fabric);
+    if (text)
+      api_reply_text(req, 200, "text/plain; version=0.0.4", text);
+    else
+      api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    free(text);
+  } else {
+    json_decref(fabric);
+  }
+  api_job_free(job);
+}
+
+static void api_on_fabric_stats(struct store_job *job) {
+  struct server_loop *loop = api_loop_of_job(job);
+  loop->jobs_in_flight--;
+  if (job->result || !job->owner) {
+    h2o_req_t *req = api_job_detach(job);
+    if (req)
+      api_reply_error(req, job->result ? job->result : CDR_EINTERNAL, NULL, NULL);
+    json_decref(job->answer);
+    api_job_free(job);
+    return;
+  }
+  job->kind = STORE_JOB_COUNTS;
+  job->done = api_on_counts;
+  api_job_submit(job, false);
+}
+
+/* limit 0: JSON stats; 1: Prometheus text. */
+static int api_stats(h2o_req_t *req, size_t prometheus) {
+  struct store_job *job = api_job_new(req, STORE_JOB_FABRIC, NULL, 4096);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  struct server_loop *loop = api_loop_of_job(job);
+  job->limit = prometheus;
+  job->on_reply = api_on_fabric_stats;
+  job->fabric_request = FABRIC_STATS;
   loop->jobs_in_flight++;
   fabric_post(loop->server->fabric, job);
   return 0;
@@ -449,9 +508,9 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     const char *path;
     bool post;
   };
-  static const struct route routes[] = {{"/v1/purge", true},  {"/v1/preload", true},
-                                        {"/v1/tasks", false}, {"/v1/nodes", false},
-                                        {"/healthz", false},  {"/readyz", false}};
+  static const struct route routes[] = {
+      {"/v1/purge", true}, {"/v1/preload", true}, {"/v1/tasks", false}, {"/v1/nodes", false},
+      {"/healthz", false}, {"/readyz", false},    {"/v1/stats", false}, {"/metrics", false}};
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     if (!h2o_memis(path, len, routes[i].path, strlen(routes[i].path)))
       continue;
@@ -465,6 +524,8 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     case 2: return api_list_tasks(req);
     case 3: return api_list_nodes(req);
     case 4: api_reply_status(req, 200, "ok"); return 0;
+    case 6: return api_stats(req, 0);
+    case 7: return api_stats(req, 1);
     default:
       if (atomic_load(&server->shutting_down))
         api_reply_status(req, 503, "shutting_down");

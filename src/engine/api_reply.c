@@ -2,6 +2,9 @@
 #include "engine/api_reply.h"
 
 #include "common/error.h"
+#include "engine/stats.h"
+
+#include <sys/time.h>
 
 #include <string.h>
 
@@ -40,8 +43,23 @@ void api_reply_json(h2o_req_t *req, int status, json_t *body) {
                  H2O_STRLIT("application/json"));
   if (status == 503)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+  struct timeval now;
+  gettimeofday(&now, NULL);
+  const struct timeval *begin = &req->timestamps.request_begin_at;
+  int64_t us = (int64_t)(now.tv_sec - begin->tv_sec) * 1000000 + (now.tv_usec - begin->tv_usec);
+  stats_api_response(status, us > 0 ? (uint64_t)us : 0);
   h2o_send_inline(req, text, len);
   free(text);
+}
+
+void api_reply_text(h2o_req_t *req, int status, const char *content_type, const char *text) {
+  size_t len = strlen(text);
+  req->res.status = status;
+  req->res.reason = api_reason(status);
+  req->res.content_length = len;
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                 strlen(content_type));
+  h2o_send_inline(req, text, len);
 }
 
 void api_reply_error(h2o_req_t *req, int err, const char *field, const char *message) {

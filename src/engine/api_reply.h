@@ -9,6 +9,9 @@
 /* Sends status with body as compact JSON; takes the reference to body. */
 void api_reply_json(h2o_req_t *req, int status, json_t *body);
 
+/* Sends status with a text body of content_type (copied). */
+void api_reply_text(h2o_req_t *req, int status, const char *content_type, const char *text);
+
 /* Sends the error response for cdr error code err (its HTTP status and code string), with message
  * (or the code's default message when NULL) and field (omitted when NULL or ""). */
 void api_reply_error(h2o_req_t *req, int err, const char *field, const char *message);

@@ -151,6 +151,48 @@ static json_t *fabric_nodes_json(struct fabric *fabric) {
   return nodes;
 }
 
+/* Gauges of the fabric for /v1/stats and /metrics, with the ten longest node queues. */
+static json_t *fabric_stats_json(struct fabric *fabric) {
+  long long online = 0, offline = 0, fast = 0, slow = 0, in_flight = 0, tasks = 0;
+  json_t *top = json_array();
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    const struct fabric_node *node = fabric->nodes[i];
+    if (node->removed)
+      continue;
+    *(node->link ? &online : &offline) += 1;
+    in_flight += node->in_flight;
+    for (const struct fabric_task_node *tn = node->fast.head; tn; tn = tn->queue_next)
+      fast += (long long)(tn->task->task->target_count - tn->next);
+    for (const struct fabric_task_node *tn = node->slow.head; tn; tn = tn->queue_next)
+      slow += (long long)(tn->task->task->target_count - tn->next);
+    json_array_append_new(top, json_pack("{s:s,s:I}", "node", node->id, "depth",
+                                         (json_int_t)fabric_node_queue_depth(node)));
+  }
+  for (const struct fabric_task *task = fabric->tasks; task; task = task->next)
+    tasks++;
+  /* Keep the ten deepest queues, deepest first. */
+  size_t count = json_array_size(top);
+  for (size_t i = 0; i < count; i++) {
+    for (size_t j = i + 1; j < count; j++) {
+      json_int_t a = json_integer_value(json_object_get(json_array_get(top, i), "depth"));
+      json_int_t b = json_integer_value(json_object_get(json_array_get(top, j), "depth"));
+      if (b > a) {
+        json_t *swap = json_incref(json_array_get(top, i));
+        json_array_set(top, i, json_array_get(top, j));
+        json_array_set_new(top, j, swap);
+      }
+    }
+  }
+  while (json_array_size(top) > 10)
+    json_array_remove(top, json_array_size(top) - 1);
+  return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "nodes_online", (json_int_t)online,
+                   "nodes_offline", (json_int_t)offline, "queue_fast", (json_int_t)fast,
+                   "queue_slow", (json_int_t)slow, "in_flight", (json_int_t)in_flight,
+                   "callbacks_pending",
+                   (json_int_t)(fabric->callbacks ? callbacks_pending(fabric->callbacks) : 0),
+                   "tasks_in_progress", (json_int_t)tasks, "top_queues", top);
+}
+
 /* Runs a request posted by another thread (see enum fabric_request). */
 static void fabric_on_posted(struct store_job *job) {
   struct fabric *fabric = job->context;
@@ -163,6 +205,10 @@ static void fabric_on_posted(struct store_job *job) {
     return;
   case FABRIC_NODES:
     job->answer = fabric_nodes_json(fabric);
+    job->result = job->answer ? 0 : CDR_ENOMEM;
+    break;
+  case FABRIC_STATS:
+    job->answer = fabric_stats_json(fabric);
     job->result = job->answer ? 0 : CDR_ENOMEM;
     break;
   case FABRIC_NODE_REMOVE: {

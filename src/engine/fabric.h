@@ -17,6 +17,7 @@ enum fabric_request {
   FABRIC_TASK_ACCEPTED, /* job->task was committed: plan and run it; the fabric keeps the job */
   FABRIC_TASK_CANCELED, /* job->task_id was canceled: drop its queued work; the fabric frees it */
   FABRIC_NODES,         /* answer job->answer = json_t array of nodes, reply with on_reply */
+  FABRIC_STATS,         /* answer job->answer = json_t object of gauges, reply with on_reply */
   FABRIC_NODE_REMOVE,   /* remove node job->task_id (the node id): its pending items fail with
                            node_removed; reply with on_reply (CDR_ENODE_NOT_FOUND if unknown) */
 };

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "engine/callback.h"
 #include "engine/fabric_internal.h"
+#include "engine/stats.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -527,6 +528,9 @@ static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) 
     bool clean = t->counters.failed == 0 && t->counters.unsupported == 0;
     t->state = clean ? TASK_DONE : t->counters.succeeded == 0 ? TASK_FAILED : TASK_PARTIAL;
     t->finished_ms = clock_now_ms();
+    if (t->finished_ms > t->created_ms)
+      histogram_observe(&engine_stats.task_latency,
+                        (uint64_t)(t->finished_ms - t->created_ms) * 1000);
   }
   task->callback_due = t->callback != NULL;
   log_info("task.finished", "task %s %s: %lld succeeded, %lld failed, %lld unsupported", t->id,
@@ -566,6 +570,8 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
                                                                          : ITEM_FAILED;
   item_states_set(task_node->states, index, state);
   task_node->dirty = true;
+  rate_add(state == ITEM_SUCCEEDED ? &engine_stats.items_succeeded : &engine_stats.items_failed,
+           clock_now_ms() / 1000, 1);
   t->counters.pending--;
   if (state == ITEM_SUCCEEDED) {
     task_node->succeeded++;

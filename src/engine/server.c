@@ -1,9 +1,11 @@
 /* server.c — event loop threads, API listeners, signals and the ordered shutdown. */
 #include "engine/server.h"
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "engine/api.h"
+#include "engine/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -189,6 +191,7 @@ static void server_h2o_init(struct server *server) {
 
 int server_run(const struct engine_config *config) {
   struct server server = {.config = config, .lock_fd = -1};
+  engine_stats.started_ms = clock_now_ms();
   atomic_init(&server.shutting_down, false);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   server.loop_count =

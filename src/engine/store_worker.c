@@ -5,9 +5,11 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/task_id.h"
+#include "engine/stats.h"
 
 #include <assert.h>
 #include <stdlib.h>
+#include <time.h>
 
 struct store_worker {
   struct store *store;
@@ -86,6 +88,7 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
   }
   case STORE_JOB_CALLBACK:
     return store_callback_attempt(store, job->task_id, &job->callback_attempt, job->callback_state);
+  case STORE_JOB_COUNTS: return store_task_counts(store, job->task_counts);
   case STORE_JOB_NODE_DELETE: return store_node_delete(store, job->node.id);
   case STORE_JOB_LIST:
     return store_tasks_list(store, job->tenant, job->filter_task_state ? &job->task_state : NULL,
@@ -127,8 +130,15 @@ static void store_worker_run_transaction(struct store_worker *worker, struct sto
     if (!store_job_result_is_answer(job->result))
       rc = job->result;
   }
-  if (!rc)
+  if (!rc) {
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     rc = store_commit(worker->store);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    histogram_observe(
+        &engine_stats.commit_latency,
+        (uint64_t)((end.tv_sec - start.tv_sec) * 1000000 + (end.tv_nsec - start.tv_nsec) / 1000));
+  }
   if (rc) {
     store_rollback(worker->store);
     for (struct store_job *job = batch; job; job = job->next)

@@ -31,6 +31,7 @@ enum store_job_kind {
   STORE_JOB_FABRIC,      /* not for a store: a request the agent fabric answers (fabric.h) */
   STORE_JOB_CALLBACK,    /* writer: in task_id, callback_attempt, callback_state */
   STORE_JOB_NODE_DELETE, /* writer: in node.id */
+  STORE_JOB_COUNTS,      /* reader: out task_counts */
 };
 
 struct store_inbox;
@@ -66,7 +67,8 @@ struct store_job {
   int fabric_request;                       /* STORE_JOB_FABRIC: which request (fabric.h) */
   struct callback_attempt callback_attempt; /* STORE_JOB_CALLBACK */
   enum callback_state callback_state;
-  void *answer; /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
+  int64_t task_counts[6]; /* STORE_JOB_COUNTS: tasks by state */
+  void *answer;           /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
 };
 
 /* One task's saved progress in a STORE_JOB_PROGRESS job. */

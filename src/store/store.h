@@ -139,6 +139,9 @@ int store_callback_attempts_load(struct store *store, struct task *task, struct 
 int store_callbacks_pending(struct store *store, struct arena *arena, struct task ***out,
                             size_t *count);
 
+/* Counts the tasks in each state (six entries, enum task_state order). */
+int store_task_counts(struct store *store, int64_t counts[6]);
+
 /* Forgets node id (an operator removed it). */
 int store_node_delete(struct store *store, const char *id);
 

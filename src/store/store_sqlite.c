@@ -52,6 +52,7 @@ static const char *const store_sql[STMT_COUNT] = {
                                    "at_ms, http_status, error) VALUES (?,?,?,?,?)",
     [STMT_CALLBACK_STATE] = "UPDATE tasks SET callback_state = ?2, callback_attempts = ?3 "
                             "WHERE id = ?1",
+    [STMT_TASK_COUNTS] = "SELECT state, count(*) FROM tasks GROUP BY state",
     [STMT_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
     [STMT_NODE_UPSERT] = "INSERT INTO nodes (id, groups, cache_kind, agent_version, registered_ms,"
                          " last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE"

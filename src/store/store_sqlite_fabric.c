@@ -290,3 +290,16 @@ int store_node_delete(struct store *store, const char *id) {
   store_bind_text(stmt, 1, id);
   return store_run(store, STMT_NODE_DELETE, "node delete");
 }
+
+int store_task_counts(struct store *store, int64_t counts[6]) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_COUNTS];
+  memset(counts, 0, 6 * sizeof(*counts));
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(stmt, 0);
+    enum task_state state;
+    if (name && task_state_parse(name, strlen(name), &state) == 0)
+      counts[state] = sqlite3_column_int64(stmt, 1);
+  }
+  return store_finish(store, stmt, rc, 0, "task counts");
+}
