@@ -5,5 +5,6 @@ execute_process(COMMAND git rev-parse --short=12 HEAD
 if(NOT CDR_COMMIT)
   set(CDR_COMMIT "unknown")
 endif()
+string(TIMESTAMP CDR_BUILD_DATE "%Y-%m-%dT%H:%M:%SZ" UTC)
 configure_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/version.h.in
   ${CMAKE_CURRENT_BINARY_DIR}/generated/version.h @ONLY)

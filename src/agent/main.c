@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (cli.version) {
-    printf("cdnrefresh-agent %s (commit %s)\n", CDR_VERSION, CDR_COMMIT);
+    printf("cdnrefresh-agent %s (commit %s, built %s)\n", CDR_VERSION, CDR_COMMIT, CDR_BUILD_DATE);
     return 0;
   }
   if (strcmp(config.cache, "nginx") != 0) {

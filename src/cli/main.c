@@ -336,7 +336,7 @@ int main(int argc, char **argv) {
   if (ok && help) {
     cli_usage(stdout);
   } else if (ok && version) {
-    printf("cdnrefresh %s (commit %s)\n", CDR_VERSION, CDR_COMMIT);
+    printf("cdnrefresh %s (commit %s, built %s)\n", CDR_VERSION, CDR_COMMIT, CDR_BUILD_DATE);
   } else if (!ok || optind >= argc) {
     if (ok)
       cli_usage(stderr);

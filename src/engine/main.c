@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (cli.version) {
-    printf("cdnrefresh-engine %s (commit %s)\n", CDR_VERSION, CDR_COMMIT);
+    printf("cdnrefresh-engine %s (commit %s, built %s)\n", CDR_VERSION, CDR_COMMIT, CDR_BUILD_DATE);
     return 0;
   }
   return server_run(&config);
