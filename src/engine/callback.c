@@ -6,6 +6,7 @@
 #include "common/curl_uv.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/alerts.h"
 #include "engine/fabric_internal.h"
 #include "engine/task_json.h"
 
@@ -161,6 +162,10 @@ static void callbacks_on_done(void *context, CURL *easy, CURLcode result) {
   if (!retry) {
     log_warn("callback.failed", "task %s callback to %s given up after %lld attempts: %s",
              delivery->task_id, delivery->url, (long long)delivery->attempts, error);
+    char message[CURL_ERROR_SIZE + 160];
+    snprintf(message, sizeof(message), "callback of task %s given up after %lld attempts: %s",
+             delivery->task_id, (long long)delivery->attempts, error);
+    alerts_raise(callbacks->fabric->alerts, "callback_failed", delivery->task_id, message);
     delivery_free(callbacks, delivery);
     return;
   }

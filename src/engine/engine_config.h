@@ -37,6 +37,10 @@ struct engine_config {
   int64_t callback_window_s;                /* how long a callback is retried */
   int64_t callback_retry_base_ms;           /* first callback retry delay; doubles */
   int64_t callback_timeout_ms;              /* one callback request */
+  char alert_url[SETTING_STRING_MAX];       /* alert webhook; empty: alerts are only logged */
+  int64_t alert_window_s;                   /* one alert per (kind, subject) in this window */
+  int64_t backlog_items;                    /* a node queue deeper than this ... */
+  int64_t backlog_s;                        /* ... for this long raises a backlog alert */
   struct sockaddr_storage api_address;      /* api_listen, resolved by engine_config_load */
 };
 

@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/alerts.h"
 #include "engine/callback.h"
 #include "engine/fabric_internal.h"
 
@@ -125,6 +126,11 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
   }
   log_info("node.registered", "node %s (%s, agent %s, groups %s) %s", node->id, node->cache_kind,
            node->agent_version, node->groups_json, known ? "returned" : "registered");
+  if (known) {
+    char message[160];
+    snprintf(message, sizeof(message), "node %s is back online", node->id);
+    alerts_raise(fabric->alerts, "node_back", node->id, message);
+  }
   return node;
 }
 
@@ -230,6 +236,30 @@ void fabric_post(struct fabric *fabric, struct store_job *job) {
   store_inbox_post(&fabric->inbox, job);
 }
 
+/* Alerts when a node's queue has stayed deeper than alerts.backlog_items for alerts.backlog_s. */
+static void fabric_on_backlog_check(struct wheel_timer *timer) {
+  struct fabric *fabric =
+      (struct fabric *)(void *)((char *)timer - offsetof(struct fabric, backlog));
+  int64_t now = clock_now_ms();
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    struct fabric_node *node = fabric->nodes[i];
+    size_t depth = node->removed ? 0 : fabric_node_queue_depth(node);
+    if (depth <= (size_t)fabric->config->backlog_items) {
+      node->backlog_since_ms = 0;
+      continue;
+    }
+    if (!node->backlog_since_ms)
+      node->backlog_since_ms = now;
+    if (now - node->backlog_since_ms >= fabric->config->backlog_s * 1000) {
+      char message[160];
+      snprintf(message, sizeof(message), "%zu items have waited in node %s's queue for %llds",
+               depth, node->id, (long long)((now - node->backlog_since_ms) / 1000));
+      alerts_raise(fabric->alerts, "backlog", node->id, message);
+    }
+  }
+  timer_wheel_start(&fabric->wheel, timer, 1000, fabric_on_backlog_check);
+}
+
 static void fabric_on_tick(uv_timer_t *timer) {
   struct fabric *fabric = timer->data;
   timer_wheel_advance(&fabric->wheel, uv_now(&fabric->loop));
@@ -281,6 +311,9 @@ static void fabric_on_stop(uv_async_t *async) {
   /* Deliveries in progress stay pending in the store and resume after a restart. */
   callbacks_destroy(fabric->callbacks, NULL, NULL);
   fabric->callbacks = NULL;
+  alerts_destroy(fabric->alerts);
+  fabric->alerts = NULL;
+  timer_wheel_stop(&fabric->wheel, &fabric->backlog);
   fabric->stop_until = uv_now(&fabric->loop) + FABRIC_STOP_WAIT_MS;
   uv_timer_start(&fabric->stop_check, fabric_on_stop_check, FABRIC_TICK_MS, FABRIC_TICK_MS);
 }
@@ -385,6 +418,9 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
   fabric->tick.data = fabric->stop_check.data = fabric;
   uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
   int rc = callbacks_create(fabric, &fabric->callbacks);
+  if (!rc)
+    rc = alerts_create(fabric, &fabric->alerts);
+  timer_wheel_start(&fabric->wheel, &fabric->backlog, 1000, fabric_on_backlog_check);
   if (!rc)
     rc = fabric_recover(fabric);
   if (!rc)

@@ -101,6 +101,7 @@ struct fabric_node {
   int64_t last_heartbeat_ms;         /* last frame from its agent */
   struct fabric_link *link;          /* NULL while offline */
   bool removed;                      /* removed by an operator: hidden, planned onto nothing */
+  int64_t backlog_since_ms;          /* when its queue went over alerts.backlog_items, 0 if not */
   struct fabric_queue fast;          /* purges */
   struct fabric_queue slow;          /* preloads: never ahead of a purge */
   struct fabric_item_ref *redeliver; /* items in flight when the link died, sent first */
@@ -145,6 +146,8 @@ struct fabric {
   struct fabric_task *tasks;   /* in memory: running, or waiting for a save */
   struct fabric_link *links;   /* open links */
   struct callbacks *callbacks; /* NULL once stopping */
+  struct alerts *alerts;       /* NULL once stopping */
+  struct wheel_timer backlog;  /* checks node queue depths every second */
   size_t jobs_in_flight;       /* store jobs not yet back */
   bool stopping;
   Cdr__WorkItem *work_items; /* reused to build Work frames */

@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/alerts.h"
 #include "engine/callback.h"
 #include "engine/fabric_internal.h"
 #include "engine/stats.h"
@@ -187,6 +188,7 @@ static void fabric_on_planned(struct store_job *job) {
   if (rc) {
     log_error("task.plan", "task %s could not be planned (%s); retrying", task->task->id,
               cdr_error_message(rc));
+    alerts_raise(fabric->alerts, "store_error", "store", "a task plan could not be saved");
     timer_wheel_start(&fabric->wheel, &task->plan_retry, FABRIC_PLAN_RETRY_MS,
                       fabric_on_plan_retry);
     return;
@@ -366,7 +368,6 @@ static void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_n
 }
 
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
-  (void)fabric;
   /* Work that was in flight is sent again when the node returns: purges are idempotent and a
    * result is recorded only while its item is still pending. */
   for (uint32_t i = 0; i < node->slot_count; i++) {
@@ -389,6 +390,12 @@ void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
   node->in_flight = 0;
   log_info("node.offline", "node %s offline, %zu items wait for it", node->id,
            fabric_node_queue_depth(node));
+  if (!fabric->stopping && !node->removed) {
+    char message[160];
+    snprintf(message, sizeof(message), "node %s lost its agent link; %zu items wait for it",
+             node->id, fabric_node_queue_depth(node));
+    alerts_raise(fabric->alerts, "node_offline", node->id, message);
+  }
 }
 
 size_t fabric_node_queue_depth(const struct fabric_node *node) {
@@ -657,8 +664,10 @@ static void fabric_on_progress_saved(struct store_job *job) {
       fabric_mark_dirty(fabric, task);
     }
   }
-  if (job->result)
+  if (job->result) {
     log_error("task.save", "saving results failed (%s); retrying", cdr_error_message(job->result));
+    alerts_raise(fabric->alerts, "store_error", "store", "results could not be saved");
+  }
   for (size_t i = 0; i < job->progress_count; i++) {
     struct fabric_task *task = tasks[i];
     /* The receiver may read the task back at once: call only when its final state is saved. */

@@ -1,0 +1,154 @@
+/* alerts.c — deduplicated, signed alert webhook POSTs on the fabric's loop. */
+#include "engine/alerts.h"
+
+#include "common/clock.h"
+#include "common/curl_uv.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "engine/callback.h"
+#include "engine/fabric_internal.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ALERT_KEYS_MAX = 1024 }; /* distinct (kind, subject) pairs remembered */
+
+struct alert_key {
+  char kind[32];
+  char subject[NODE_ID_MAX + 1];
+  int64_t sent_ms;     /* last alert sent for this key */
+  uint64_t suppressed; /* repeats since then */
+};
+
+struct alert_post {
+  CURL *easy;
+  struct curl_slist *headers;
+  char *body;
+  struct alert_post *prev, *next; /* posts in flight */
+};
+
+struct alerts {
+  struct fabric *fabric;
+  struct curl_uv *curl;
+  struct alert_key *keys;
+  size_t key_count;
+  struct alert_post *posts; /* in flight */
+};
+
+static void alerts_post_free(struct alerts *alerts, struct alert_post *post) {
+  if (post->prev)
+    post->prev->next = post->next;
+  else
+    alerts->posts = post->next;
+  if (post->next)
+    post->next->prev = post->prev;
+  curl_slist_free_all(post->headers);
+  curl_easy_cleanup(post->easy);
+  free(post->body);
+  free(post);
+}
+
+static void alerts_on_done(void *context, CURL *easy, CURLcode result) {
+  struct alerts *alerts = context;
+  struct alert_post *post;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&post);
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  if (result != CURLE_OK || status < 200 || status >= 300)
+    log_warn("alert.failed", "alert webhook answered %ld (%s)", status, curl_easy_strerror(result));
+  alerts_post_free(alerts, post);
+}
+
+static struct alert_key *alerts_key(struct alerts *alerts, const char *kind, const char *subject) {
+  for (size_t i = 0; i < alerts->key_count; i++) {
+    if (strcmp(alerts->keys[i].kind, kind) == 0 && strcmp(alerts->keys[i].subject, subject) == 0)
+      return &alerts->keys[i];
+  }
+  if (alerts->key_count == ALERT_KEYS_MAX)
+    return NULL;
+  struct alert_key *key = &alerts->keys[alerts->key_count++];
+  memset(key, 0, sizeof(*key));
+  snprintf(key->kind, sizeof(key->kind), "%s", kind);
+  snprintf(key->subject, sizeof(key->subject), "%s", subject);
+  return key;
+}
+
+static void alerts_post(struct alerts *alerts, const char *kind, const char *subject,
+                        const char *message, uint64_t repeats) {
+  const struct engine_config *config = alerts->fabric->config;
+  char at[CLOCK_ISO8601_SIZE];
+  int64_t now = clock_now_ms();
+  clock_format_iso8601(now, at);
+  json_t *alert = json_pack("{s:s,s:s,s:s,s:I,s:s}", "alert", kind, "subject", subject, "message",
+                            message, "repeats", (json_int_t)repeats, "at", at);
+  char *body = alert ? json_dumps(alert, JSON_COMPACT) : NULL;
+  json_decref(alert);
+  struct alert_post *post = calloc(1, sizeof(*post));
+  if (!body || !post || !(post->easy = curl_easy_init())) {
+    free(body);
+    free(post);
+    return;
+  }
+  char signature[128], header[160];
+  callbacks_sign(config->callback_secret, now / 1000, body, strlen(body), signature,
+                 sizeof(signature));
+  snprintf(header, sizeof(header), "X-Cdnrefresh-Signature: %s", signature);
+  post->body = body;
+  post->headers = curl_slist_append(NULL, "Content-Type: application/json");
+  post->headers = curl_slist_append(post->headers, header);
+  curl_easy_setopt(post->easy, CURLOPT_URL, config->alert_url);
+  curl_easy_setopt(post->easy, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(post->easy, CURLOPT_HTTPHEADER, post->headers);
+  curl_easy_setopt(post->easy, CURLOPT_TIMEOUT_MS, config->callback_timeout_ms);
+  curl_easy_setopt(post->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(post->easy, CURLOPT_PRIVATE, post);
+  post->next = alerts->posts;
+  if (alerts->posts)
+    alerts->posts->prev = post;
+  alerts->posts = post;
+  if (curl_uv_add(alerts->curl, post->easy) != 0)
+    alerts_on_done(alerts, post->easy, CURLE_FAILED_INIT);
+}
+
+void alerts_raise(struct alerts *alerts, const char *kind, const char *subject,
+                  const char *message) {
+  log_warn("alert", "%s %s: %s", kind, subject, message);
+  if (!alerts || !alerts->fabric->config->alert_url[0])
+    return;
+  struct alert_key *key = alerts_key(alerts, kind, subject);
+  int64_t now = clock_now_ms();
+  if (key && key->sent_ms && now - key->sent_ms < alerts->fabric->config->alert_window_s * 1000) {
+    key->suppressed++;
+    return;
+  }
+  alerts_post(alerts, kind, subject, message, key ? key->suppressed : 0);
+  if (key) {
+    key->sent_ms = now;
+    key->suppressed = 0;
+  }
+}
+
+int alerts_create(struct fabric *fabric, struct alerts **out) {
+  struct alerts *alerts = calloc(1, sizeof(*alerts));
+  struct alert_key *keys = calloc(ALERT_KEYS_MAX, sizeof(*keys));
+  if (!alerts || !keys || curl_uv_create(&fabric->loop, 2, alerts_on_done, alerts, &alerts->curl)) {
+    free(alerts);
+    free(keys);
+    return CDR_ENOMEM;
+  }
+  alerts->fabric = fabric;
+  alerts->keys = keys;
+  *out = alerts;
+  return 0;
+}
+
+void alerts_destroy(struct alerts *alerts) {
+  while (alerts->posts) {
+    curl_uv_remove(alerts->curl, alerts->posts->easy);
+    alerts_post_free(alerts, alerts->posts);
+  }
+  curl_uv_destroy(alerts->curl, NULL, NULL);
+  free(alerts->keys);
+  free(alerts);
+}
