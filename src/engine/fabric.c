@@ -78,11 +78,13 @@ static void fabric_node_free(struct fabric_node *node) {
   free(node);
 }
 
-static void fabric_on_node_saved(struct store_job *job) {
-  struct fabric *fabric = job->owner;
+/* A registry write (node registered, updated or removed) came back from the store. */
+static void fabric_on_node_written(struct store_job *job) {
+  struct fabric *fabric = job->context;
   fabric->jobs_in_flight--;
   if (job->result)
-    log_error("node.save", "node %s could not be saved: %s", job->node.id,
+    log_error("node.save", "node %s could not be %s in the store: %s", job->node.id,
+              job->kind == STORE_JOB_NODE_DELETE ? "deleted" : "saved",
               cdr_error_message(job->result));
   arena_release(&job->arena);
   free(job);
@@ -114,8 +116,8 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
   if (job) {
     arena_init(&job->arena, 64 * 1024);
     job->kind = STORE_JOB_NODE_UPSERT;
-    job->owner = fabric;
-    job->done = fabric_on_node_saved;
+    job->context = fabric;
+    job->done = fabric_on_node_written;
     job->node = (struct store_node){arena_strdup(&job->arena, node->id),
                                     arena_strdup(&job->arena, node->groups_json),
                                     arena_strdup(&job->arena, node->cache_kind),
@@ -452,16 +454,6 @@ void fabric_stop(struct fabric *fabric) {
   free(fabric);
 }
 
-static void fabric_on_node_deleted(struct store_job *job) {
-  struct fabric *fabric = job->context;
-  fabric->jobs_in_flight--;
-  if (job->result)
-    log_error("node.remove", "node %s could not be deleted from the store: %s", job->node.id,
-              cdr_error_message(job->result));
-  arena_release(&job->arena);
-  free(job);
-}
-
 void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   node->removed = true;
   if (node->link)
@@ -480,7 +472,7 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
     arena_init(&job->arena, 1024);
     job->kind = STORE_JOB_NODE_DELETE;
     job->context = fabric;
-    job->done = fabric_on_node_deleted;
+    job->done = fabric_on_node_written;
     job->node.id = arena_strdup(&job->arena, node->id);
     fabric_submit(fabric, job, true);
   }

@@ -66,7 +66,8 @@ def test_deadline_fails_what_is_left(lab):
     assert [n["reason"] for n in failures(engine, body["task_id"])] == ["deadline_exceeded"]
 
 
-def test_node_offline_for_the_whole_deadline(lab):
+def one_node_up_one_gone(lab):
+    """An engine with node edge-up (online, real nginx) and edge-gone (registered, offline)."""
     origin = lab.origin(FILES)
     edge = lab.edge("edge1", origin)
     engine = lab.engine()
@@ -75,6 +76,11 @@ def test_node_offline_for_the_whole_deadline(lab):
     engine.wait_online("edge-up", "edge-gone")
     gone.stop()
     wait_until(lambda: engine.nodes()["edge-gone"]["state"] == "offline")
+    return engine
+
+
+def test_node_offline_for_the_whole_deadline(lab):
+    engine = one_node_up_one_gone(lab)
     _, _, body = engine.purge([SITE + "/f/1.css", SITE + "/f/2.css"], deadline_s=1)
     task = engine.wait_task(body["task_id"], timeout=10)
     assert task["status"] == "partial"
@@ -99,14 +105,7 @@ def test_deadline_survives_a_restart(lab):
 
 def test_removed_node_fails_its_items(lab):
     from conftest import run_cli
-    origin = lab.origin(FILES)
-    edge = lab.edge("edge1", origin)
-    engine = lab.engine()
-    lab.agent(engine, "edge-up", edge)
-    gone = lab.agent(engine, "edge-gone", edge)
-    engine.wait_online("edge-up", "edge-gone")
-    gone.stop()
-    wait_until(lambda: engine.nodes()["edge-gone"]["state"] == "offline")
+    engine = one_node_up_one_gone(lab)
     _, _, body = engine.purge([SITE + "/f/1.css"])
     wait_until(lambda: engine.task(body["task_id"])["counters"]["succeeded"] == 1)
     assert engine.task(body["task_id"])["status"] == "running"
