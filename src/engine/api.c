@@ -26,6 +26,9 @@ enum {
 
 #define API_TENANT_DEV "dev"
 
+/* The status page (src/engine/status_page.html), embedded at build time. */
+extern const char status_page_html[];
+
 /* Links an in-progress request and its store job; lives in the request's pool. */
 struct api_pending {
   h2o_req_t *req;
@@ -509,8 +512,9 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     bool post;
   };
   static const struct route routes[] = {
-      {"/v1/purge", true}, {"/v1/preload", true}, {"/v1/tasks", false}, {"/v1/nodes", false},
-      {"/healthz", false}, {"/readyz", false},    {"/v1/stats", false}, {"/metrics", false}};
+      {"/v1/purge", true},  {"/v1/preload", true}, {"/v1/tasks", false},
+      {"/v1/nodes", false}, {"/healthz", false},   {"/readyz", false},
+      {"/v1/stats", false}, {"/metrics", false},   {"/", false}};
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     if (!h2o_memis(path, len, routes[i].path, strlen(routes[i].path)))
       continue;
@@ -526,6 +530,7 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     case 4: api_reply_status(req, 200, "ok"); return 0;
     case 6: return api_stats(req, 0);
     case 7: return api_stats(req, 1);
+    case 8: api_reply_text(req, 200, "text/html; charset=utf-8", status_page_html); return 0;
     default:
       if (atomic_load(&server->shutting_down))
         api_reply_status(req, 503, "shutting_down");

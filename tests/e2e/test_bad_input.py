@@ -112,7 +112,7 @@ def test_wrong_method_is_405_with_allow(engine, method, path, allowed):
 
 
 def test_unknown_path_is_404(engine):
-    for path in ("/", "/v2/purge", "/v1/tasks/01M87BCTXNBXVP8BSWWYX7577R/other"):
+    for path in ("/v2/purge", "/v1/tasks/01M87BCTXNBXVP8BSWWYX7577R/other", "/status"):
         status, _, body = engine.request("GET", path)
         assert status == 404
         assert body["error"]["code"] == "not_found"

@@ -1,0 +1,47 @@
+// Drives Debian's chromium headless through the engine's status page for tests/e2e/test_status_page.py.
+// Protocol on stdin/stdout, one line each: prints "ready" once node NODE shows online; reads a task
+// id and waits for the page to show that task done; prints "done"; reads "killed" and waits for
+// the page (refreshing itself, never reloaded) to show NODE offline; saves a screenshot; prints a
+// JSON summary and exits 0. Any failure prints "error: ..." and exits 1.
+import { chromium } from "playwright-core";
+import readline from "node:readline";
+
+const [url, node, screenshot] = process.argv.slice(2);
+const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const nextLine = async () => (await lines.next()).value.trim();
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const errors = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("console", (message) => { if (message.type() === "error") errors.push(message.text()); });
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("requestfailed", (request) => errors.push("request failed: " + request.url()));
+  await page.goto(url);
+  await page.waitForSelector(`tr[data-node="${node}"] td.online`, { timeout: 10000 });
+  console.log("ready");
+
+  const task = await nextLine();
+  await page.waitForSelector(`tr[data-task="${task}"] td.done`, { timeout: 10000 });
+  const progress = await page.$eval(`tr[data-task="${task}"] progress`, (bar) => [bar.value, bar.max]);
+  if (progress[0] !== progress[1]) throw new Error(`progress bar at ${progress[0]}/${progress[1]}`);
+  console.log("done");
+
+  if ((await nextLine()) !== "killed") throw new Error("unexpected input");
+  const killedAt = Date.now();
+  await page.waitForSelector(`tr[data-node="${node}"] td.offline`, { timeout: 5000 });
+  const offlineAfterMs = Date.now() - killedAt;
+  await page.screenshot({ path: screenshot, fullPage: true });
+  if (errors.length) throw new Error("console errors: " + errors.join("; "));
+  console.log(JSON.stringify({ offlineAfterMs, progress }));
+} catch (error) {
+  console.log("error: " + error.message + (errors.length ? " | console: " + errors.join("; ") : ""));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  process.exit();
+}
