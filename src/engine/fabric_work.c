@@ -535,7 +535,7 @@ static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) 
     bool clean = t->counters.failed == 0 && t->counters.unsupported == 0;
     t->state = clean ? TASK_DONE : t->counters.succeeded == 0 ? TASK_FAILED : TASK_PARTIAL;
     t->finished_ms = clock_now_ms();
-    if (t->finished_ms > t->created_ms)
+    if (t->finished_ms >= t->created_ms) /* a task can finish within its first millisecond */
       histogram_observe(&engine_stats.task_latency,
                         (uint64_t)(t->finished_ms - t->created_ms) * 1000);
   }
