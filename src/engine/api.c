@@ -210,14 +210,14 @@ static int api_remove_node(h2o_req_t *req, const char *id, size_t len) {
 }
 
 /* GET /v1/stats and GET /metrics: the fabric's gauges, then the store's task counts, then the
- * counters, rendered as JSON or as Prometheus text (job->fabric_request tells which). */
+ * counters, rendered as JSON or as Prometheus text (job->prometheus). */
 static void api_on_counts(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
   json_t *fabric = job->answer;
   if (req && job->result) {
     api_reply_store_error(req, job->result);
     json_decref(fabric);
-  } else if (req && job->limit == 0) {
+  } else if (req && !job->prometheus) {
     api_reply_json(req, 200, stats_json(fabric, job->task_counts));
   } else if (req) {
     char *text = stats_prometheus(fabric, job->task_counts);
@@ -249,15 +249,14 @@ static void api_on_fabric_stats(struct store_job *job) {
   api_job_submit(job, false);
 }
 
-/* limit 0: JSON stats; 1: Prometheus text. */
-static int api_stats(h2o_req_t *req, size_t prometheus) {
+static int api_stats(h2o_req_t *req, bool prometheus) {
   struct store_job *job = api_job_new(req, STORE_JOB_FABRIC, NULL, 4096);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
   }
   struct server_loop *loop = api_loop_of_job(job);
-  job->limit = prometheus;
+  job->prometheus = prometheus;
   job->on_reply = api_on_fabric_stats;
   job->fabric_request = FABRIC_STATS;
   loop->jobs_in_flight++;
@@ -528,8 +527,8 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     case 2: return api_list_tasks(req);
     case 3: return api_list_nodes(req);
     case 4: api_reply_status(req, 200, "ok"); return 0;
-    case 6: return api_stats(req, 0);
-    case 7: return api_stats(req, 1);
+    case 6: return api_stats(req, false);
+    case 7: return api_stats(req, true);
     case 8: api_reply_text(req, 200, "text/html; charset=utf-8", status_page_html); return 0;
     default:
       if (atomic_load(&server->shutting_down))

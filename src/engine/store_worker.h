@@ -68,6 +68,7 @@ struct store_job {
   struct callback_attempt callback_attempt; /* STORE_JOB_CALLBACK */
   enum callback_state callback_state;
   int64_t task_counts[6]; /* STORE_JOB_COUNTS: tasks by state */
+  bool prometheus;        /* GET /metrics rather than GET /v1/stats */
   void *answer;           /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
 };
 
