@@ -172,6 +172,9 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id);
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);
 void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
+/* Puts (task_node, index) on its node's list of items sent first when the node can take work. */
+void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
+                           size_t index);
 void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node);
 void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
                           const Cdr__Results *results);

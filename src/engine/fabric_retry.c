@@ -38,16 +38,7 @@ static void fabric_on_retry(struct wheel_timer *timer) {
   struct fabric *fabric = retry->fabric;
   fabric_retry_unlink(task_node->task, retry);
   struct fabric_node *node = task_node->node;
-  if (node->redeliver_count == node->redeliver_cap) {
-    size_t cap = node->redeliver_cap ? node->redeliver_cap * 2 : 64;
-    struct fabric_item_ref *grown = realloc(node->redeliver, cap * sizeof(*grown));
-    if (grown) {
-      node->redeliver = grown;
-      node->redeliver_cap = cap;
-    }
-  }
-  if (node->redeliver_count < node->redeliver_cap)
-    node->redeliver[node->redeliver_count++] = (struct fabric_item_ref){task_node, retry->index};
+  fabric_redeliver_push(node, task_node, retry->index);
   free(retry);
   fabric_node_dispatch(fabric, node);
 }

@@ -354,8 +354,8 @@ void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_
   fabric_node_dispatch(fabric, node);
 }
 
-static void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
-                                  size_t index) {
+void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
+                           size_t index) {
   if (node->redeliver_count == node->redeliver_cap) {
     size_t cap = node->redeliver_cap ? node->redeliver_cap * 2 : 64;
     struct fabric_item_ref *grown = realloc(node->redeliver, cap * sizeof(*grown));
