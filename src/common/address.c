@@ -2,6 +2,7 @@
 #include "common/address.h"
 
 #include "common/error.h"
+#include "common/text_list.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -100,13 +101,5 @@ bool address_in_list(const struct sockaddr *address, const char *list) {
           : (const void *)&((const struct sockaddr_in6 *)(const void *)address)->sin6_addr;
   if (!inet_ntop(address->sa_family, raw, text, sizeof(text)))
     return false;
-  size_t len = strlen(text);
-  for (const char *p = list; *p;) {
-    const char *comma = strchr(p, ',');
-    size_t n = comma ? (size_t)(comma - p) : strlen(p);
-    if (n == len && memcmp(p, text, len) == 0)
-      return true;
-    p += n + (comma ? 1 : 0);
-  }
-  return false;
+  return text_list_contains(list, ',', text, strlen(text));
 }

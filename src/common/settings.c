@@ -2,23 +2,12 @@
 #include "common/settings.h"
 
 #include "common/error.h"
+#include "common/text_list.h"
 
 #include <errno.h>
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool settings_choice_allowed(const char *choices, const char *value) {
-  size_t len = strlen(value);
-  for (const char *p = choices; *p;) {
-    const char *bar = strchr(p, '|');
-    size_t n = bar ? (size_t)(bar - p) : strlen(p);
-    if (n == len && strncmp(p, value, n) == 0)
-      return true;
-    p += n + (bar ? 1 : 0);
-  }
-  return false;
-}
 
 /* Parses value into the field s describes; origin ("config", "flag") prefixes the message. */
 static int settings_set(const struct setting *s, void *config, const char *value,
@@ -32,7 +21,7 @@ static int settings_set(const struct setting *s, void *config, const char *value
                SETTING_STRING_MAX - 1);
       return CDR_ECONFIG;
     }
-    if (s->type == SETTING_CHOICE && !settings_choice_allowed(s->choices, value)) {
+    if (s->type == SETTING_CHOICE && !text_list_contains(s->choices, '|', value, strlen(value))) {
       snprintf(err, err_size, "%s: %s.%s must be one of %s, got '%s'", origin, s->section, s->key,
                s->choices, value);
       return CDR_ECONFIG;
