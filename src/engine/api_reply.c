@@ -47,7 +47,7 @@ void api_reply_json(h2o_req_t *req, int status, json_t *body) {
   gettimeofday(&now, NULL);
   const struct timeval *begin = &req->timestamps.request_begin_at;
   int64_t us = (int64_t)(now.tv_sec - begin->tv_sec) * 1000000 + (now.tv_usec - begin->tv_usec);
-  stats_api_response(status, us > 0 ? (uint64_t)us : 0);
+  stats_api_response(status, now.tv_sec, us > 0 ? (uint64_t)us : 0);
   h2o_send_inline(req, text, len);
   free(text);
 }

@@ -12,9 +12,9 @@
 
 struct engine_stats engine_stats;
 
-void stats_api_response(int status, uint64_t us) {
+void stats_api_response(int status, int64_t now_s, uint64_t us) {
   enum stats_class class = status >= 500 ? STATS_5XX : status >= 400 ? STATS_4XX : STATS_2XX;
-  rate_add(&engine_stats.api[class], clock_now_ms() / 1000, 1);
+  rate_add(&engine_stats.api[class], now_s, 1);
   histogram_observe(&engine_stats.api_latency, us);
 }
 

@@ -23,8 +23,9 @@ struct engine_stats {
 
 extern struct engine_stats engine_stats;
 
-/* Counts an API response with status after us microseconds. Any thread. */
-void stats_api_response(int status, uint64_t us);
+/* Counts an API response with status, sent at now_s (epoch seconds) after us microseconds.
+ * Any thread. */
+void stats_api_response(int status, int64_t now_s, uint64_t us);
 
 /* GET /v1/stats: the counters, with fabric (its gauges, taken over) and counts (tasks by state,
  * six entries in enum task_state order). Returns a new JSON object. */
