@@ -115,7 +115,7 @@ static void callbacks_save(struct callbacks *callbacks, const struct delivery *d
   job->callback_attempt =
       (struct callback_attempt){delivery->attempts, clock_now_ms(), status, error_copy};
   job->callback_state = state;
-  fabric_submit(callbacks->fabric, job, true);
+  fabric_submit(callbacks->fabric, job);
 }
 
 static void callbacks_attempt(struct callbacks *callbacks, struct delivery *delivery);

@@ -17,8 +17,8 @@ enum {
   FABRIC_STOP_WAIT_MS = 5000,
 };
 
-void fabric_submit(struct fabric *fabric, struct store_job *job, bool write) {
-  (void)write; /* every fabric job writes */
+/* Sends job to the store writer; it comes back to the fabric's inbox. */
+void fabric_submit(struct fabric *fabric, struct store_job *job) {
   job->reply_to = &fabric->inbox;
   fabric->jobs_in_flight++;
   store_worker_submit(fabric->writer, job);
@@ -124,7 +124,7 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
                                     arena_strdup(&job->arena, node->agent_version),
                                     node->registered_ms,
                                     now};
-    fabric_submit(fabric, job, true);
+    fabric_submit(fabric, job);
   }
   log_info("node.registered", "node %s (%s, agent %s, groups %s) %s", node->id, node->cache_kind,
            node->agent_version, node->groups_json, known ? "returned" : "registered");
@@ -375,7 +375,7 @@ static int fabric_recover(struct fabric *fabric) {
     if (tasks[i]->planned)
       rc = store_task_nodes_load(store, tasks[i]->id, &arena, &saved, &saved_count);
     if (!rc)
-      fabric_task_recover(fabric, tasks[i], saved, saved_count, &arena);
+      fabric_task_recover(fabric, tasks[i], saved, saved_count);
   }
   struct task **callbacks = NULL;
   size_t callback_count = 0;
@@ -474,7 +474,7 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
     job->context = fabric;
     job->done = fabric_on_node_written;
     job->node.id = arena_strdup(&job->arena, node->id);
-    fabric_submit(fabric, job, true);
+    fabric_submit(fabric, job);
   }
   log_info("node.removed", "node %s removed by an operator; its pending items failed", node->id);
 }

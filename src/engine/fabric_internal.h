@@ -158,7 +158,7 @@ struct fabric {
 /* fabric.c */
 struct fabric_node *fabric_node_find(struct fabric *fabric, const char *id);
 struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello);
-void fabric_submit(struct fabric *fabric, struct store_job *job, bool write);
+void fabric_submit(struct fabric *fabric, struct store_job *job);
 
 /* fabric_link.c */
 void fabric_link_accept(struct fabric *fabric);
@@ -167,7 +167,7 @@ void fabric_link_close_all(struct fabric *fabric);
 /* fabric_work.c */
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job);
 void fabric_task_recover(struct fabric *fabric, struct task *task, struct store_task_node *saved,
-                         size_t saved_count, struct arena *arena);
+                         size_t saved_count);
 void fabric_task_cancel(struct fabric *fabric, const char *task_id);
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);

@@ -237,7 +237,7 @@ static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
     record->states_len = bytes;
   }
   job->task_node_count = task->node_count;
-  fabric_submit(fabric, job, true);
+  fabric_submit(fabric, job);
 }
 
 static struct fabric_task *fabric_task_new(struct fabric *fabric) {
@@ -309,8 +309,7 @@ static struct task *fabric_task_copy(const struct task *from, struct arena *aren
 }
 
 void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct store_task_node *saved,
-                         size_t saved_count, struct arena *arena) {
-  (void)arena;
+                         size_t saved_count) {
   struct fabric_task *task = fabric_task_new(fabric);
   if (!task)
     return;
@@ -754,7 +753,7 @@ void fabric_progress_flush(struct fabric *fabric) {
       task->nodes[n].dirty = false;
   }
   job->answer = tasks;
-  fabric_submit(fabric, job, true);
+  fabric_submit(fabric, job);
 }
 
 /* ---- cancel ---- */
