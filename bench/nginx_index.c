@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
   write_files(dir, count);
 
   struct timespec start;
-  struct nginx_index *index = nginx_index_create(dir);
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
   clock_gettime(CLOCK_MONOTONIC, &start);
   size_t indexed = nginx_index_size(index);
   double build = seconds_since(&start);
@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
 
   /* Without an index every purge reads the whole directory again. */
   clock_gettime(CLOCK_MONOTONIC, &start);
-  struct nginx_index *fresh = nginx_index_create(dir);
+  struct nginx_index *fresh = nginx_index_create(dir, "Surrogate-Key");
   purge_prefix(fresh, "http://www.example.com/static/1");
   double scan_purge = seconds_since(&start);
   nginx_index_destroy(fresh);

@@ -16,6 +16,12 @@ struct agent_config {
   char cache[SETTING_STRING_MAX];     /* nginx | varnish | ats | squid */
   char cache_url[SETTING_STRING_MAX]; /* http://127.0.0.1:PORT */
   char nginx_cache_dir[SETTING_STRING_MAX];
+  char tag_header[SETTING_STRING_MAX]; /* response header holding tags (nginx index) */
+  char ats_rules_file[SETTING_STRING_MAX];
+  char ats_state_file[SETTING_STRING_MAX];
+  char ats_reload_command[SETTING_STRING_MAX];
+  int64_t ats_rule_ttl_s;
+  int64_t ats_reload_timeout_ms;
   int64_t concurrency; /* cache requests at once */
   int64_t window;      /* work items in flight from the engine */
   int64_t request_timeout_ms;

@@ -35,6 +35,8 @@ struct exec_request {
   size_t host_size;
   const char *method;
   bool send_item_headers; /* add the item's headers (preloads) */
+  char *header;           /* one more "Name: value" line the driver may fill; empty for none */
+  size_t header_size;
 };
 
 /* The result of a driver's prepare step. */
@@ -59,14 +61,62 @@ struct driver {
 };
 
 /* Creates the nginx driver (drivers/nginx.c): cache_url is where nginx listens, cache_dir its
- * proxy_cache_path (may be empty: then prefix, regex and tag purges are unsupported). */
-struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir);
+ * proxy_cache_path (may be empty: then prefix, regex and tag purges are unsupported), tag_header
+ * the response header holding an object's tags. */
+struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir,
+                                   const char *tag_header);
+
+/* Creates the Varnish driver (drivers/varnish.c), speaking to deploy/varnish/edge.vcl. */
+struct driver *driver_varnish_create(const char *cache_url);
+
+/* Creates the Squid driver (drivers/squid.c), speaking to deploy/squid/squid.conf. */
+struct driver *driver_squid_create(const char *cache_url);
+
+/* Settings of the Apache Traffic Server driver (drivers/ats.c). */
+struct ats_options {
+  const char *rules_file;     /* regex_revalidate's rules file (-c); empty: no prefix/regex */
+  const char *state_file;     /* regex_revalidate's state file (-f), read to confirm a reload */
+  const char *reload_command; /* run through /bin/sh after the rules file changed */
+  long rule_ttl_s;            /* how long a rule stays: the longest time ATS keeps an object */
+  long reload_timeout_ms;     /* longest wait for the state file to show a new rule */
+};
+
+/* Creates the ATS driver, speaking to the configs in deploy/ats/. */
+struct driver *driver_ats_create(const char *cache_url, const struct ats_options *options);
 
 /* Helpers shared by drivers. */
 
 /* Splits an absolute http(s) URL into host (with port) and path-with-query. False when malformed.
  */
 bool driver_url_split(const char *url, const char **host, size_t *host_len, const char **path);
+
+/* Copies cache_url into out (size bytes) without trailing slashes, so paths can be appended. */
+void driver_copy_cache_url(char *out, size_t size, const char *cache_url);
+
+/* Plans a request with method to cache_url + path_prefix + the path of item's URL, with the URL's
+ * host as Host; sends the item's headers when with_item_headers. Returns DRIVER_REQUEST, or
+ * DRIVER_ANSWERED with a failed outcome when the URL is malformed or too long. */
+enum driver_plan driver_plan_url(const char *cache_url, const char *path_prefix,
+                                 const struct exec_item *item, const char *method,
+                                 bool with_item_headers, struct exec_request *request,
+                                 struct exec_outcome *outcome);
+
+/* Judges a cache's answer: success when ok (the driver's reading of status), else failed. A
+ * preload succeeds on any 2xx or 3xx; drivers pass that through driver_preload_ok. */
+void driver_judge(bool ok, long status, CURLcode error, struct exec_outcome *outcome);
+bool driver_preload_ok(long status);
+
+/* A complete step for caches whose one-URL purge answers 200 (removed) or 404 (was not cached):
+ * both leave the URL uncached, so both succeed. Preloads succeed on 2xx and 3xx. */
+void driver_complete_purge_200_404(struct driver *driver, const struct exec_item *item, long status,
+                                   CURLcode error, struct exec_outcome *outcome);
+
+/* Writes regex to out (size bytes) so that it survives as one HTTP header value, one Varnish ban
+ * argument and one line of a rules file: every byte that is a control character, a space, '"' or
+ * '&' becomes the PCRE escape \xHH, which matches the same byte. prefix_of, when not NULL, is a
+ * URL prefix to turn into an anchored regex instead (its scheme matches http and https, the rest
+ * literally). False when out is too small. */
+bool driver_regex_armor(const char *regex, const char *prefix_of, char *out, size_t size);
 
 /* Sets outcome to FAILED with a reason naming the transport error or the HTTP status. */
 void driver_outcome_failed(struct exec_outcome *outcome, long status, CURLcode error);

@@ -20,6 +20,8 @@ struct exec_slot {
   char *url; /* request URL, filled by the driver */
   size_t url_cap;
   char host[320];
+  char *extra_header; /* the driver's one extra header line */
+  size_t extra_header_cap;
   char *header_lines; /* "Name: value" lines of the item's headers, NUL-separated */
   size_t header_lines_cap;
   CURL *easy;
@@ -131,10 +133,15 @@ static void exec_offload_done(uv_work_t *work, int status) {
 /* Builds the request the driver planned and hands it to curl. */
 static void exec_request_start(struct executor *executor, struct exec_slot *slot,
                                const struct exec_request *request) {
-  char host_header[340];
-  snprintf(host_header, sizeof(host_header), "Host: %s", slot->host);
   curl_slist_free_all(slot->headers);
-  slot->headers = curl_slist_append(NULL, host_header);
+  slot->headers = NULL;
+  if (slot->host[0]) {
+    char host_header[340];
+    snprintf(host_header, sizeof(host_header), "Host: %s", slot->host);
+    slot->headers = curl_slist_append(slot->headers, host_header);
+  }
+  if (slot->extra_header[0])
+    slot->headers = curl_slist_append(slot->headers, slot->extra_header);
   if (request->send_item_headers) {
     const char *line = slot->header_lines;
     for (size_t i = 0; i < slot->item.header_count; i++) {
@@ -166,13 +173,23 @@ static void exec_request_start(struct executor *executor, struct exec_slot *slot
 static void exec_slot_run(struct executor *executor, struct exec_slot *slot) {
   memset(&slot->outcome, 0, sizeof(slot->outcome));
   size_t url_need = strlen(slot->item.target) + 512;
-  if (!exec_reserve(&slot->url, &slot->url_cap, url_need)) {
+  /* A regex armored for a header can grow fourfold (bytes become \xHH). */
+  size_t header_need = 4 * strlen(slot->item.target) + 128;
+  if (!exec_reserve(&slot->url, &slot->url_cap, url_need) ||
+      !exec_reserve(&slot->extra_header, &slot->extra_header_cap, header_need)) {
     driver_outcome_failed(&slot->outcome, 0, CURLE_OUT_OF_MEMORY);
     exec_finish(executor, slot);
     return;
   }
-  struct exec_request request = {slot->url,          slot->url_cap, slot->host,
-                                 sizeof(slot->host), "GET",         false};
+  slot->host[0] = '\0';
+  slot->extra_header[0] = '\0';
+  struct exec_request request = {.url = slot->url,
+                                 .url_size = slot->url_cap,
+                                 .host = slot->host,
+                                 .host_size = sizeof(slot->host),
+                                 .method = "GET",
+                                 .header = slot->extra_header,
+                                 .header_size = slot->extra_header_cap};
   switch (executor->driver->prepare(executor->driver, &slot->item, &request, &slot->outcome)) {
   case DRIVER_ANSWERED: exec_finish(executor, slot); return;
   case DRIVER_OFFLOAD:
@@ -301,6 +318,7 @@ static void exec_curl_closed(void *context) {
     curl_slist_free_all(slot->headers);
     free(slot->target);
     free(slot->url);
+    free(slot->extra_header);
     free(slot->header_lines);
   }
   void (*closed)(void *) = executor->closed;

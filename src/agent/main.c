@@ -31,6 +31,21 @@ static void agent_on_signal(uv_signal_t *signal, int signum) {
   agent_link_drain(signals->link, AGENT_DRAIN_MS);
 }
 
+/* The driver for the configured cache kind (settings allow only the kinds below). */
+static struct driver *agent_driver_create(const struct agent_config *config) {
+  if (strcmp(config->cache, "varnish") == 0)
+    return driver_varnish_create(config->cache_url);
+  if (strcmp(config->cache, "squid") == 0)
+    return driver_squid_create(config->cache_url);
+  if (strcmp(config->cache, "ats") == 0) {
+    struct ats_options options = {config->ats_rules_file, config->ats_state_file,
+                                  config->ats_reload_command, (long)config->ats_rule_ttl_s,
+                                  (long)config->ats_reload_timeout_ms};
+    return driver_ats_create(config->cache_url, &options);
+  }
+  return driver_nginx_create(config->cache_url, config->nginx_cache_dir, config->tag_header);
+}
+
 int main(int argc, char **argv) {
   struct agent_config config;
   struct settings_cli cli;
@@ -47,15 +62,9 @@ int main(int argc, char **argv) {
     printf("cdnrefresh-agent %s (commit %s, built %s)\n", CDR_VERSION, CDR_COMMIT, CDR_BUILD_DATE);
     return 0;
   }
-  if (strcmp(config.cache, "nginx") != 0) {
-    fprintf(stderr,
-            "cdnrefresh-agent: cache.kind %s is not supported by this build yet; use nginx\n",
-            config.cache);
-    return 2;
-  }
   signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  struct driver *driver = driver_nginx_create(config.cache_url, config.nginx_cache_dir);
+  struct driver *driver = agent_driver_create(&config);
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct agent_signals signals = {0};

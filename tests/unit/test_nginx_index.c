@@ -66,7 +66,7 @@ static int index_teardown(void **state) {
 
 static void index_prefix_purge_removes_only_matching_files(void **state) {
   (void)state;
-  struct nginx_index *index = nginx_index_create(dir);
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
   assert_non_null(index);
   assert_int_equal(nginx_index_size(index), 4);
   purge(index, CDR__OPERATION__PURGE_PREFIX, "https://example.com/img/"); /* either scheme */
@@ -80,7 +80,7 @@ static void index_prefix_purge_removes_only_matching_files(void **state) {
 
 static void index_tag_and_regex_purges(void **state) {
   (void)state;
-  struct nginx_index *index = nginx_index_create(dir);
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
   purge(index, CDR__OPERATION__PURGE_TAG, "product-42");
   assert_false(exists("a/1f/aaa2"));
   assert_true(exists("b/2e/bbb1")); /* "catalog" only */
@@ -93,7 +93,7 @@ static void index_tag_and_regex_purges(void **state) {
 
 static void index_follows_files_created_and_deleted_later(void **state) {
   (void)state;
-  struct nginx_index *index = nginx_index_create(dir);
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
   assert_int_equal(nginx_index_size(index), 4);                          /* scanned and watching */
   write_cache_file("c/3d/ccc1", "http://example.com/img/new.png", NULL); /* new directory */
   write_cache_file("a/1f/aaa3", "http://example.com/img/newer.png", "fresh"); /* known one */
@@ -112,7 +112,7 @@ static void index_follows_files_created_and_deleted_later(void **state) {
 
 static void index_reports_a_bad_regex(void **state) {
   (void)state;
-  struct nginx_index *index = nginx_index_create(dir);
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
   struct exec_item item = {.operation = CDR__OPERATION__PURGE_REGEX, .target = "(unclosed"};
   struct exec_outcome outcome;
   memset(&outcome, 0, sizeof(outcome));

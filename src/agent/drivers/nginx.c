@@ -36,37 +36,9 @@ static enum driver_plan nginx_prepare(struct driver *base, const struct exec_ite
     }
     return DRIVER_OFFLOAD;
   }
-  const char *host, *path;
-  size_t host_len;
-  if (!driver_url_split(item->target, &host, &host_len, &path) || host_len >= request->host_size) {
-    driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
-    return DRIVER_ANSWERED;
-  }
   bool purge = item->operation == CDR__OPERATION__PURGE_URL;
-  int n = snprintf(request->url, request->url_size, "%s%s%s", driver->cache_url,
-                   purge ? "/purge" : "", path);
-  if (n < 0 || (size_t)n >= request->url_size) {
-    driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
-    return DRIVER_ANSWERED;
-  }
-  memcpy(request->host, host, host_len);
-  request->host[host_len] = '\0';
-  request->method = "GET";
-  request->send_item_headers = !purge;
-  return DRIVER_REQUEST;
-}
-
-static void nginx_complete(struct driver *base, const struct exec_item *item, long status,
-                           CURLcode error, struct exec_outcome *outcome) {
-  (void)base;
-  bool purge = item->operation == CDR__OPERATION__PURGE_URL;
-  bool ok = purge ? status == 200 || status == 404 : status >= 200 && status < 400;
-  if (!ok) {
-    driver_outcome_failed(outcome, status, error);
-    return;
-  }
-  outcome->outcome = CDR__OUTCOME__SUCCEEDED;
-  outcome->http_status = (unsigned)status;
+  return driver_plan_url(driver->cache_url, purge ? "/purge" : "", item, "GET", !purge, request,
+                         outcome);
 }
 
 static void nginx_offload(struct driver *base, const struct exec_item *item,
@@ -79,17 +51,15 @@ static void nginx_destroy(struct driver *base) {
   free(base);
 }
 
-struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir) {
+struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir,
+                                   const char *tag_header) {
   struct nginx_driver *driver = calloc(1, sizeof(*driver));
   if (!driver)
     return NULL;
-  driver->base =
-      (struct driver){"nginx", nginx_prepare, nginx_complete, nginx_offload, nginx_destroy};
-  snprintf(driver->cache_url, sizeof(driver->cache_url), "%s", cache_url);
-  size_t len = strlen(driver->cache_url);
-  while (len > 0 && driver->cache_url[len - 1] == '/')
-    driver->cache_url[--len] = '\0';
-  if (cache_dir[0] && !(driver->index = nginx_index_create(cache_dir))) {
+  driver->base = (struct driver){"nginx", nginx_prepare, driver_complete_purge_200_404,
+                                 nginx_offload, nginx_destroy};
+  driver_copy_cache_url(driver->cache_url, sizeof(driver->cache_url), cache_url);
+  if (cache_dir[0] && !(driver->index = nginx_index_create(cache_dir, tag_header))) {
     free(driver);
     return NULL;
   }

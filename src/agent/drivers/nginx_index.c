@@ -35,6 +35,7 @@ struct index_watch {
 struct nginx_index {
   pthread_mutex_t lock;
   char *dir;
+  char *tag_header; /* response header holding the tags, e.g. Surrogate-Key */
   int inotify;
   bool scanned;
   struct index_entry *entries;
@@ -192,7 +193,7 @@ static void index_file(struct nginx_index *index, const char *path) {
   const char *headers = key_end + 1;
   size_t tags_len = 0;
   const char *tags =
-      index_header(headers, (size_t)(text + len - headers), "Surrogate-Key", &tags_len);
+      index_header(headers, (size_t)(text + len - headers), index->tag_header, &tags_len);
   index_put(index, path, key, (size_t)(key_end - key), tags, tags_len);
 }
 
@@ -371,13 +372,14 @@ size_t nginx_index_size(struct nginx_index *index) {
   return size;
 }
 
-struct nginx_index *nginx_index_create(const char *dir) {
+struct nginx_index *nginx_index_create(const char *dir, const char *tag_header) {
   struct nginx_index *index = calloc(1, sizeof(*index));
   if (!index)
     return NULL;
   index->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   index->dir = strdup(dir);
-  if (index->inotify < 0 || !index->dir || !index_rehash(index, 1024)) {
+  index->tag_header = strdup(tag_header);
+  if (index->inotify < 0 || !index->dir || !index->tag_header || !index_rehash(index, 1024)) {
     nginx_index_destroy(index);
     return NULL;
   }
@@ -399,5 +401,6 @@ void nginx_index_destroy(struct nginx_index *index) {
   free(index->slots);
   free(index->watches);
   free(index->dir);
+  free(index->tag_header);
   free(index);
 }

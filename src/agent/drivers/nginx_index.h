@@ -1,8 +1,9 @@
 /* nginx_index.h — an index of an nginx cache directory: for every cache file its key (the URL)
- * and its Surrogate-Key tags, so prefix, regex and tag purges find their files without reading the
- * whole cache. The index is built by one scan the first time it is used and then kept current from
- * inotify events (every directory watched), which are drained before each purge so a file cached
- * before the purge started is always seen. An inotify queue overflow triggers a rescan.
+ * and its tags (a response header such as Surrogate-Key), so prefix, regex and tag purges find
+ * their files without reading the whole cache. The index is built by one scan the first time it is
+ * used and then kept current from inotify events (every directory watched), which are drained
+ * before each purge so a file cached before the purge started is always seen. An inotify queue
+ * overflow triggers a rescan.
  *
  * Thread-safe (one mutex): purges run on libuv's thread pool. Blocking file I/O: never call it on
  * an event loop. */
@@ -13,9 +14,9 @@
 
 struct nginx_index;
 
-/* Creates an empty index of dir (nothing is read yet). NULL when out of memory or inotify
- * cannot be used. */
-struct nginx_index *nginx_index_create(const char *dir);
+/* Creates an empty index of dir (nothing is read yet); tags are read from the stored response
+ * header tag_header (e.g. Surrogate-Key). NULL when out of memory or inotify cannot be used. */
+struct nginx_index *nginx_index_create(const char *dir, const char *tag_header);
 
 void nginx_index_destroy(struct nginx_index *index);
 

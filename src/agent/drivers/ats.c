@@ -1,0 +1,79 @@
+/* ats.c — the Apache Traffic Server cache driver, speaking to the configs in deploy/ats/.
+ *
+ * One URL: PURGE /path with the URL's Host (allowed from localhost by ip_allow.yaml); 200 means
+ * removed and 404 not cached. Prefixes, regexes and soft invalidation go through the
+ * regex_revalidate plugin: a rule in its rules file (ats_rules.h), MISS to delete, STALE to have
+ * the next request revalidate with the origin. ATS has no tags: tag purges are unsupported. */
+#include "agent/driver.h"
+
+#include "agent/drivers/ats_rules.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ats_driver {
+  struct driver base;
+  char cache_url[256];
+  struct ats_rules *rules; /* NULL without a rules file */
+};
+
+static enum driver_plan ats_prepare(struct driver *base, const struct exec_item *item,
+                                    struct exec_request *request, struct exec_outcome *outcome) {
+  struct ats_driver *driver = (struct ats_driver *)base;
+  bool by_rule = item->operation == CDR__OPERATION__PURGE_PREFIX ||
+                 item->operation == CDR__OPERATION__PURGE_REGEX ||
+                 (item->operation == CDR__OPERATION__PURGE_URL && item->invalidate);
+  if (by_rule) { /* invalidating one URL is a rule matching exactly it */
+    if (!driver->rules) {
+      driver_outcome_unsupported(outcome, "needs_ats_rules_file");
+      return DRIVER_ANSWERED;
+    }
+    return DRIVER_OFFLOAD;
+  }
+  switch (item->operation) {
+  case CDR__OPERATION__PRELOAD:
+    return driver_plan_url(driver->cache_url, "", item, "GET", true, request, outcome);
+  case CDR__OPERATION__PURGE_TAG:
+    driver_outcome_unsupported(outcome, "ats_has_no_tags");
+    return DRIVER_ANSWERED;
+  default: return driver_plan_url(driver->cache_url, "", item, "PURGE", false, request, outcome);
+  }
+}
+
+/* Turns the item into a rule: prefixes and URLs become anchored literal regexes. */
+static void ats_offload(struct driver *base, const struct exec_item *item,
+                        struct exec_outcome *outcome) {
+  struct ats_driver *driver = (struct ats_driver *)base;
+  size_t size = 4 * strlen(item->target) + 32;
+  char *regex = malloc(size);
+  bool literal = item->operation != CDR__OPERATION__PURGE_REGEX;
+  if (!regex || !driver_regex_armor(item->target, literal ? item->target : NULL, regex, size - 1)) {
+    free(regex);
+    driver_outcome_failed(outcome, 0, CURLE_OUT_OF_MEMORY);
+    return;
+  }
+  if (item->operation == CDR__OPERATION__PURGE_URL)
+    strcat(regex, "$");
+  ats_rules_add(driver->rules, regex, !item->invalidate, outcome);
+  free(regex);
+}
+
+static void ats_destroy(struct driver *base) {
+  ats_rules_destroy(((struct ats_driver *)base)->rules);
+  free(base);
+}
+
+struct driver *driver_ats_create(const char *cache_url, const struct ats_options *options) {
+  struct ats_driver *driver = calloc(1, sizeof(*driver));
+  if (!driver)
+    return NULL;
+  driver->base =
+      (struct driver){"ats", ats_prepare, driver_complete_purge_200_404, ats_offload, ats_destroy};
+  driver_copy_cache_url(driver->cache_url, sizeof(driver->cache_url), cache_url);
+  if (options->rules_file[0] && !(driver->rules = ats_rules_create(options))) {
+    free(driver);
+    return NULL;
+  }
+  return &driver->base;
+}
