@@ -1,5 +1,6 @@
 """A lab of real processes on loopback for the demo and the end-to-end tests: the engine, agents,
-an nginx origin and nginx edge caches (deploy/nginx/ configs, exactly as shipped)."""
+an nginx origin and edge caches of every kind the agent drives (nginx, Varnish, Squid, Apache
+Traffic Server), each running the config shipped in deploy/ with its placeholders filled in."""
 import http.client
 import json
 import os
@@ -14,6 +15,9 @@ ENGINE_BIN = os.path.join(BUILD_DIR, "cdnrefresh-engine")
 AGENT_BIN = os.path.join(BUILD_DIR, "cdnrefresh-agent")
 CLI_BIN = os.path.join(BUILD_DIR, "cdnrefresh")
 NGINX_BIN = "/usr/sbin/nginx"
+VARNISHD_BIN = "/usr/sbin/varnishd"
+SQUID_BIN = "/usr/sbin/squid"
+TRAFFIC_MANAGER_BIN = "/usr/bin/traffic_manager"
 PURGE_MODULE = "/usr/lib/nginx/modules/ngx_http_cache_purge_module.so"
 
 
@@ -40,6 +44,35 @@ def wait_until(check, timeout=10.0, interval=0.02, what="condition"):
             return result
         time.sleep(interval)
     raise TimeoutError(f"timed out waiting for {what}")
+
+
+def fill(path, values):
+    """The text of a deploy/ config with its @PLACEHOLDERS@ replaced."""
+    with open(path) as f:
+        text = f.read()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    return text
+
+
+def open_to_dropped_users(work_dir, prefix):
+    """varnishd and squid started as root read their config and write their logs as their own
+    user: let it through work_dir (a 0700 temporary directory) into prefix."""
+    if os.getuid() == 0:
+        os.chmod(work_dir, os.stat(work_dir).st_mode | 0o711)
+        os.chmod(prefix, 0o777)
+
+
+def wait_listening(process, port, what, log=lambda: ""):
+    def listening():
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {process.read_log()} {log()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+    wait_until(listening, timeout=30, what=f"{what} on {port}")
 
 
 class Process:
@@ -151,13 +184,20 @@ class Engine(Process):
 
 
 class Agent(Process):
-    def __init__(self, work_dir, node_id, engine_address, cache_url, cache_dir="", groups="", token="",
-                 extra_args=()):
+    """An agent for an nginx cache at cache_url, or for any cache object given as cache (its
+    agent_args() say how the agent drives it)."""
+
+    def __init__(self, work_dir, node_id, engine_address, cache_url="", cache_dir="", groups="",
+                 token="", extra_args=(), cache=None):
         super().__init__(os.path.join(work_dir, f"agent-{node_id}.log"))
-        self.args = [AGENT_BIN, "--node-id", node_id, "--engine", engine_address, "--cache", "nginx",
-                     "--cache-url", cache_url, "--token", token, "--log-level", "debug", *extra_args]
-        if cache_dir:
-            self.args += ["--nginx-cache-dir", cache_dir]
+        if cache is not None:
+            cache_args = cache.agent_args()
+        else:
+            cache_args = ["--cache", "nginx", "--cache-url", cache_url]
+            if cache_dir:
+                cache_args += ["--nginx-cache-dir", cache_dir]
+        self.args = [AGENT_BIN, "--node-id", node_id, "--engine", engine_address, *cache_args,
+                     "--token", token, "--log-level", "debug", *extra_args]
         if groups:
             self.args += ["--groups", groups]
         self.node_id = node_id
@@ -175,7 +215,7 @@ class Nginx(Process):
         os.makedirs(self.prefix, exist_ok=True)
         super().__init__(os.path.join(self.prefix, "stderr.log"))
         self.port = free_port()
-        values = {"LISTEN": f"127.0.0.1:{self.port}", **values}
+        values = {"LISTEN": f"127.0.0.1:{self.port}", "PORT": self.port, "PREFIX": self.prefix, **values}
         server = self._fill(os.path.join(ROOT, "deploy", "nginx", f"{kind}.conf"), values)
         server_path = os.path.join(self.prefix, "server.conf")
         with open(server_path, "w") as f:
@@ -188,13 +228,10 @@ class Nginx(Process):
         with open(self.conf, "w") as f:
             f.write(main)
 
-    @staticmethod
-    def _fill(path, values):
-        with open(path) as f:
-            text = f.read()
-        for key, value in values.items():
-            text = text.replace(f"@{key}@", str(value))
-        return text
+    _fill = staticmethod(lambda path, values: fill(path, values))
+
+    def agent_args(self):
+        return ["--cache", "nginx", "--cache-url", self.url, "--nginx-cache-dir", self.cache_dir]
 
     @property
     def url(self):
@@ -202,16 +239,7 @@ class Nginx(Process):
 
     def start(self):
         self.spawn([NGINX_BIN, "-p", self.prefix, "-c", self.conf, "-g", "daemon off;"])
-
-        def listening():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.read_log()} {open(os.path.join(self.prefix, 'error.log')).read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_until(listening, what=f"nginx on {self.port}")
+        wait_listening(self, self.port, "nginx", lambda: open(os.path.join(self.prefix, "error.log")).read())
         return self
 
     def stop(self):
@@ -220,15 +248,23 @@ class Nginx(Process):
         return super().stop()
 
 
+# The origin also listens here: Traffic Server will not use a parent on an address of its own.
+ORIGIN_ALIAS = "127.0.0.2"
+
+
 def start_origin(work_dir, files):
-    """An origin nginx serving files ({path: bytes}) from work_dir/origin-root."""
+    """An origin nginx serving files ({path: bytes}) from work_dir/origin-root. The files are
+    dated a day back, as published content is: caches that guess a lifetime from Last-Modified
+    (Squid) would otherwise treat content modified a second ago as stale within a second."""
     root = os.path.join(work_dir, "origin-root")
+    published = time.time() - 86400
     for path, content in files.items():
         full = os.path.join(root, path.lstrip("/"))
         os.makedirs(os.path.dirname(full), exist_ok=True)
         with open(full, "wb") as f:
             f.write(content)
-    return Nginx(work_dir, "origin", "origin", ROOT=root).start()
+        os.utime(full, (published, published))
+    return Nginx(work_dir, "origin", "origin", ROOT=root, ORIGIN_ALIAS=ORIGIN_ALIAS).start()
 
 
 def start_edge(work_dir, name, origin):
@@ -240,8 +276,115 @@ def start_edge(work_dir, name, origin):
     return edge.start()
 
 
+class Varnish(Process):
+    """varnishd running deploy/varnish/edge.vcl in front of origin."""
+
+    def __init__(self, work_dir, name, origin):
+        self.prefix = os.path.join(work_dir, name)
+        os.makedirs(self.prefix, exist_ok=True)
+        open_to_dropped_users(work_dir, self.prefix)
+        super().__init__(os.path.join(self.prefix, "stderr.log"))
+        self.port = free_port()
+        self.vcl = os.path.join(self.prefix, "edge.vcl")
+        with open(self.vcl, "w") as f:
+            f.write(fill(os.path.join(ROOT, "deploy", "varnish", "edge.vcl"),
+                         {"ORIGIN_HOST": "127.0.0.1", "ORIGIN_PORT": origin.port}))
+
+    url = property(lambda self: f"http://127.0.0.1:{self.port}")
+
+    def agent_args(self):
+        return ["--cache", "varnish", "--cache-url", self.url]
+
+    def start(self):
+        self.spawn([VARNISHD_BIN, "-F", "-n", os.path.join(self.prefix, "varnish"), "-a",
+                    f"127.0.0.1:{self.port}", "-f", self.vcl, "-s", "malloc,64m", "-T", "none"])
+        wait_listening(self, self.port, "varnishd")
+        return self
+
+
+class Squid(Process):
+    """squid running deploy/squid/squid.conf in front of origin."""
+
+    def __init__(self, work_dir, name, origin):
+        self.prefix = os.path.join(work_dir, name)
+        os.makedirs(self.prefix, exist_ok=True)
+        open_to_dropped_users(work_dir, self.prefix)
+        super().__init__(os.path.join(self.prefix, "stderr.log"))
+        self.port = free_port()
+        self.conf = os.path.join(self.prefix, "squid.conf")
+        with open(self.conf, "w") as f:
+            f.write(fill(os.path.join(ROOT, "deploy", "squid", "squid.conf"), {
+                "LISTEN": f"127.0.0.1:{self.port}", "ORIGIN_HOST": "127.0.0.1",
+                "ORIGIN_PORT": origin.port, "PREFIX": self.prefix}))
+
+    url = property(lambda self: f"http://127.0.0.1:{self.port}")
+
+    def agent_args(self):
+        return ["--cache", "squid", "--cache-url", self.url]
+
+    def start(self):
+        self.spawn([SQUID_BIN, "-N", "-f", self.conf])
+        wait_listening(self, self.port, "squid", lambda: open(os.path.join(self.prefix, "cache.log")).read())
+        return self
+
+
+class TrafficServer(Process):
+    """Apache Traffic Server (traffic_manager and its traffic_server) running the configs in
+    deploy/ats/ from a runroot of its own, in front of origin."""
+
+    DIRS = ("etc", "cache", "var", "run", "log")
+
+    def __init__(self, work_dir, name, origin):
+        self.prefix = os.path.join(work_dir, name)
+        for sub in self.DIRS:
+            os.makedirs(os.path.join(self.prefix, sub), exist_ok=True)
+        super().__init__(os.path.join(self.prefix, "stderr.log"))
+        self.port = free_port()
+        self.rules_file = os.path.join(self.prefix, "etc", "revalidate.rules")
+        self.state_file = os.path.join(self.prefix, "var", "revalidate.state")
+        open(self.rules_file, "a").close()
+        self.runroot = os.path.join(self.prefix, "runroot.yaml")
+        dirs = {f"{sub}dir": os.path.join(self.prefix, sub) for sub in ("log", "cache")}
+        with open(self.runroot, "w") as f:
+            f.write(f"prefix: {self.prefix}\nexec_prefix: /usr\nbindir: /usr/bin\nsbindir: /usr/bin\n"
+                    f"sysconfdir: {self.prefix}/etc\ndatadir: {self.prefix}/cache\n"
+                    f"includedir: /usr/include\nlibdir: /usr/lib/trafficserver\n"
+                    f"libexecdir: /usr/lib/trafficserver/modules\nlocalstatedir: {self.prefix}/var\n"
+                    f"runtimedir: {self.prefix}/run\nlogdir: {dirs['logdir']}\ncachedir: {dirs['cachedir']}\n")
+        values = {"PORT": f"{self.port}:ip-in=127.0.0.1", "USER": "#-1",
+                  "ORIGIN": f"{ORIGIN_ALIAS}:{origin.port}", "RULES_FILE": self.rules_file,
+                  "STATE_FILE": self.state_file, "CACHE_DIR": os.path.join(self.prefix, "cache")}
+        deploy = os.path.join(ROOT, "deploy", "ats")
+        for conf in os.listdir(deploy):
+            with open(os.path.join(self.prefix, "etc", conf), "w") as f:
+                f.write(fill(os.path.join(deploy, conf), values))
+
+    url = property(lambda self: f"http://127.0.0.1:{self.port}")
+
+    def reload_command(self):
+        return f"traffic_ctl --run-root={self.runroot} config reload"
+
+    def agent_args(self):
+        return ["--cache", "ats", "--cache-url", self.url, "--ats-rules-file", self.rules_file,
+                "--ats-state-file", self.state_file, "--ats-reload-command", self.reload_command()]
+
+    def start(self):
+        self.spawn([TRAFFIC_MANAGER_BIN, f"--run-root={self.runroot}"])
+        wait_listening(self, self.port, "traffic_server",
+                       lambda: open(os.path.join(self.prefix, "log", "diags.log")).read())
+        return self
+
+    def stop(self):
+        code = super().stop()
+        # traffic_manager stops its traffic_server; make sure none outlives the test.
+        subprocess.run(["pkill", "-f", f"traffic_server.*{self.runroot}"], check=False)
+        return code
+
+
 def fetch(cache, url, headers=None):
-    """GETs url's path through cache with url's Host; returns (status, X-Cache-Status, body)."""
+    """GETs url's path through cache with url's Host; returns (status, cache status, body). The
+    cache status is X-Cache-Status (nginx, and Varnish and ATS as deploy/ configures them) or the
+    first word of X-Cache (Squid's "HIT from host")."""
     scheme_rest = url.split("://", 1)[1]
     host, _, path = scheme_rest.partition("/")
     conn = http.client.HTTPConnection("127.0.0.1", cache.port, timeout=10)
@@ -249,7 +392,13 @@ def fetch(cache, url, headers=None):
     response = conn.getresponse()
     body = response.read()
     conn.close()
-    return response.status, response.getheader("X-Cache-Status"), body
+    status = response.getheader("X-Cache-Status") or (response.getheader("X-Cache") or "").split(" ")[0]
+    return response.status, status or None, body
+
+
+def warm(cache, url):
+    """Fetches url through cache until it is a HIT (ATS and Squid store asynchronously)."""
+    wait_until(lambda: fetch(cache, url)[1] == "HIT", timeout=10, interval=0.1, what=f"{url} cached")
 
 
 class FaultProxy:

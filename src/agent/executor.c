@@ -87,24 +87,32 @@ static size_t exec_discard_body(char *data, size_t size, size_t count, void *use
   return size * count;
 }
 
+/* Copies the first word of a header's value into the slot's cache_status. */
+static void exec_take_cache_status(struct exec_slot *slot, const char *value, size_t len) {
+  while (len && *value == ' ') {
+    value++;
+    len--;
+  }
+  size_t word = 0;
+  while (word < len && value[word] != ' ' && value[word] != '\r' && value[word] != '\n')
+    word++;
+  if (word >= sizeof(slot->outcome.cache_status))
+    word = sizeof(slot->outcome.cache_status) - 1;
+  memcpy(slot->outcome.cache_status, value, word);
+  slot->outcome.cache_status[word] = '\0';
+}
+
+/* The cache's verdict on a preload: X-Cache-Status (nginx, Varnish and ATS as configured in
+ * deploy/), else the first word of X-Cache (Squid: "HIT from host"). */
 static size_t exec_on_header(char *data, size_t size, size_t count, void *user) {
   struct exec_slot *slot = user;
   size_t len = size * count;
-  static const char name[] = "x-cache-status:";
-  if (len > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
-    const char *value = data + sizeof(name) - 1;
-    size_t value_len = len - (sizeof(name) - 1);
-    while (value_len && (*value == ' ')) {
-      value++;
-      value_len--;
-    }
-    while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n'))
-      value_len--;
-    if (value_len >= sizeof(slot->outcome.cache_status))
-      value_len = sizeof(slot->outcome.cache_status) - 1;
-    memcpy(slot->outcome.cache_status, value, value_len);
-    slot->outcome.cache_status[value_len] = '\0';
-  }
+  static const char status[] = "x-cache-status:", cache[] = "x-cache:";
+  if (len > sizeof(status) - 1 && strncasecmp(data, status, sizeof(status) - 1) == 0)
+    exec_take_cache_status(slot, data + sizeof(status) - 1, len - (sizeof(status) - 1));
+  else if (len > sizeof(cache) - 1 && strncasecmp(data, cache, sizeof(cache) - 1) == 0 &&
+           !slot->outcome.cache_status[0])
+    exec_take_cache_status(slot, data + sizeof(cache) - 1, len - (sizeof(cache) - 1));
   return len;
 }
 

@@ -1,5 +1,5 @@
-"""Fixtures for end-to-end tests: the real engine, agent and CLI binaries, and real nginx caches,
-all on free loopback ports (scripts/lab.py starts them)."""
+"""Fixtures for end-to-end tests: the real engine, agent and CLI binaries, and real caches (nginx,
+Varnish, Squid, Traffic Server), all on free loopback ports (scripts/lab.py starts them)."""
 import os
 import signal
 import subprocess
@@ -9,8 +9,8 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-from lab import (AGENT_BIN, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch, free_port,  # noqa: E402,F401
-                 start_edge, start_origin, wait_until)
+from lab import (AGENT_BIN, CLI_BIN, ENGINE_BIN, Agent, Engine, Squid, TrafficServer,  # noqa: E402,F401
+                 Varnish, fetch, free_port, start_edge, start_origin, wait_until, warm)
 
 LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
 os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")
@@ -83,11 +83,19 @@ def lab(data_dir):
         def edge(self, name, origin):
             return self.add(start_edge(data_dir, name, origin))
 
+        def cache(self, kind, name, origin):
+            """An edge cache of kind nginx, varnish, squid or ats in front of origin."""
+            if kind == "nginx":
+                return self.edge(name, origin)
+            cls = {"varnish": Varnish, "squid": Squid, "ats": TrafficServer}[kind]
+            return self.add(cls(data_dir, name, origin)).start()
+
         def agent(self, engine, node_id, edge=None, **kwargs):
-            cache_url = edge.url if edge else f"http://127.0.0.1:{free_port()}"
-            cache_dir = edge.cache_dir if edge else ""
-            return self.add(Agent(data_dir, node_id, engine.agent_address, cache_url, cache_dir,
-                                  **kwargs)).start()
+            if edge is not None:
+                kwargs["cache"] = edge
+            else:
+                kwargs["cache_url"] = f"http://127.0.0.1:{free_port()}"
+            return self.add(Agent(data_dir, node_id, engine.agent_address, **kwargs)).start()
 
     yield Lab()
     for process in reversed(processes):
