@@ -92,7 +92,9 @@ def test_agent_flags_are_checked():
     assert missing.returncode == 2 and "agent.node_id is required" in missing.stderr
     bad_window = subprocess.run([AGENT_BIN, "--node-id", "a", "--window", "0"], capture_output=True, text=True)
     assert bad_window.returncode == 2 and "agent.window must be 1..65536" in bad_window.stderr
-    other_cache = subprocess.run([AGENT_BIN, "--node-id", "a", "--cache", "squid"], capture_output=True, text=True)
-    assert other_cache.returncode == 2 and "squid is not supported by this build yet" in other_cache.stderr
+    unknown_cache = subprocess.run([AGENT_BIN, "--node-id", "a", "--cache", "memcached"], capture_output=True,
+                                   text=True, timeout=10)
+    assert unknown_cache.returncode == 2
+    assert "cache.kind must be one of nginx|varnish|ats|squid, got 'memcached'" in unknown_cache.stderr
     version = subprocess.run([AGENT_BIN, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("cdnrefresh-agent ")
