@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Executor benchmark: an agent purging (then preloading) N URLs on one local nginx edge, next to
-`xargs -P8 curl` on the same purge URLs and to wrk requesting them (the ceiling), in one run.
-Not a test: prints figures. Goals (issue): agent >= 10x xargs, >= 0.8x wrk.
+"""Executor benchmark: an agent purging (then preloading) N URLs on one local edge cache (nginx,
+Varnish, Traffic Server or Squid), next to `xargs -P8 curl` on the same purge requests and to wrk
+making them (the ceiling), in one run. Not a test: prints figures. Goals (issues): agent >= 10x
+xargs, >= 0.8x wrk.
 
-Usage: bench/executor.py [--urls N] [--build DIR]
+Usage: bench/executor.py [--cache nginx|varnish|ats|squid] [--urls N]
 """
 import argparse
 import os
@@ -30,23 +31,38 @@ def agent_rate(engine, kind, urls):
     return len(urls) / elapsed
 
 
-def xargs_rate(edge, paths, purge):
-    lines = "".join(f"{edge.url}{'/purge' if purge else ''}{p}\n" for p in paths)
+# How each cache is asked to purge one URL: nginx's purge location, or the PURGE method.
+PURGE_REQUEST = {"nginx": ("GET", "/purge"), "varnish": ("PURGE", ""), "ats": ("PURGE", ""),
+                 "squid": ("PURGE", "")}
+
+
+def xargs_rate(edge, paths, method, path_prefix):
+    lines = "".join(f"{edge.url}{path_prefix}{p}\n" for p in paths)
     start = time.monotonic()
-    subprocess.run(["xargs", "-P8", "-n1", "curl", "-s", "-o", "/dev/null", "-H", "Host: bench.example"],
-                   input=lines, text=True, check=True)
+    subprocess.run(["xargs", "-P8", "-n1", "curl", "-s", "-o", "/dev/null", "-X", method,
+                    "-H", "Host: bench.example"], input=lines, text=True, check=True)
     return len(paths) / (time.monotonic() - start)
 
 
-def wrk_rate(edge, prefix, count, seconds):
+def wrk_rate(edge, prefix, count, seconds, method="GET"):
     script = os.path.join(os.path.dirname(__file__), "paths.lua")
     out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script, edge.url, "--",
-                          "bench.example", prefix, str(count)], capture_output=True, text=True, check=True).stdout
+                          "bench.example", prefix, str(count), method],
+                         capture_output=True, text=True, check=True).stdout
     return float(out.split("Requests/sec:")[1].split()[0])
+
+
+def start_cache(kind, work, origin):
+    """An edge cache of kind in front of origin, running its deploy/ config."""
+    if kind == "nginx":
+        return lab.start_edge(work, "edge", origin)
+    cls = {"varnish": lab.Varnish, "ats": lab.TrafficServer, "squid": lab.Squid}[kind]
+    return cls(work, "edge", origin).start()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", choices=sorted(PURGE_REQUEST), default="nginx")
     parser.add_argument("--urls", type=int, default=10000)
     parser.add_argument("--xargs-urls", type=int, default=2000, help="xargs spawns a curl per URL")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration")
@@ -56,12 +72,13 @@ def main():
     try:
         files = {f"/static/{i}.css": b"x" * 128 for i in range(args.urls)}
         origin = lab.start_origin(work, files)
-        edge = lab.start_edge(work, "edge", origin)
+        edge = start_cache(args.cache, work, origin)
         engine = lab.Engine(os.path.join(work, "engine"), ["--max-items", str(args.urls),
                                                            "--log-level", "warn"]).start()
-        agent = lab.Agent(work, "edge-1", engine.agent_address, edge.url, edge.cache_dir,
+        processes += [origin, edge, engine]
+        agent = lab.Agent(work, "edge-1", engine.agent_address, cache=edge,
                           extra_args=("--concurrency", "16", "--window", "1024", "--log-level", "warn")).start()
-        processes += [origin, edge, engine, agent]
+        processes.append(agent)
         engine.wait_online("edge-1")
         urls = [f"{SITE}/static/{i}.css" for i in range(args.urls)]
         paths = [f"/static/{i}.css" for i in range(args.urls)]
@@ -69,19 +86,21 @@ def main():
         cold = agent_rate(engine, "preload", urls)  # fills the cache from the origin
         preload = agent_rate(engine, "preload", urls)  # warm, like wrk's GETs below
         wrk_get = wrk_rate(edge, "/static/", args.urls, args.seconds)
+        method, path_prefix = PURGE_REQUEST[args.cache]
         purge = agent_rate(engine, "purge", urls)
-        wrk_purge = wrk_rate(edge, "/purge/static/", args.urls, args.seconds)
-        xargs = xargs_rate(edge, paths[: args.xargs_urls], purge=True)
+        wrk_purge = wrk_rate(edge, f"{path_prefix}/static/", args.urls, args.seconds, method)
+        xargs = xargs_rate(edge, paths[: args.xargs_urls], method, path_prefix)
     finally:
         for process in reversed(processes):
             process.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"executor: {args.urls} URLs on one local nginx, agent concurrency 16, {os.cpu_count()} cores")
+    print(f"executor: {args.urls} URLs on one local {args.cache}, agent concurrency 16, {os.cpu_count()} cores")
     print(f"{'':34} {'URLs/s':>10}")
     print(f"{'agent purge (submit -> done)':34} {purge:>10.0f}")
     print(f"{'xargs -P8 curl purge':34} {xargs:>10.0f}   agent/xargs {purge / xargs:.1f}x (goal >= 10x)")
-    print(f"{'wrk -c16 GET /purge/... (ceiling)':34} {wrk_purge:>10.0f}   agent/wrk {purge / wrk_purge:.2f} (goal >= 0.8)")
+    ceiling = f"wrk -c16 {method} {path_prefix}/... (ceiling)"
+    print(f"{ceiling:34} {wrk_purge:>10.0f}   agent/wrk {purge / wrk_purge:.2f} (goal >= 0.8)")
     print(f"{'agent preload, cold cache':34} {cold:>10.0f}")
     print(f"{'agent preload, warm (submit->done)':34} {preload:>10.0f}")
     print(f"{'wrk -c16 GET through the cache':34} {wrk_get:>10.0f}   agent/wrk {preload / wrk_get:.2f} (goal >= 0.8)")

@@ -178,7 +178,7 @@ static char *rules_state_read(const char *state_file) {
   if (memory)
     fputc('\n', memory);
   while (memory && fgets(line, sizeof(line), state)) {
-    long long numbers[2];
+    long long numbers[2] = {0, 0};
     const char *type;
     if (rules_parse_line(line, numbers, 2, &type))
       fprintf(memory, "%s %lld\n", line, numbers[1]);
@@ -305,7 +305,7 @@ static bool rules_load(struct ats_rules *rules) {
   char line[8192];
   bool ok = true;
   while (ok && fgets(line, sizeof(line), file)) {
-    long long expiry;
+    long long expiry = 0;
     const char *type;
     if (rules_parse_line(line, &expiry, 1, &type) && !rules_find(rules, line))
       ok = rules_append(rules, line, expiry, type && strcmp(type, "MISS") == 0, 0);
