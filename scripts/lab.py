@@ -277,14 +277,15 @@ def start_edge(work_dir, name, origin):
 
 
 class Varnish(Process):
-    """varnishd running deploy/varnish/edge.vcl in front of origin."""
+    """varnishd running deploy/varnish/edge.vcl in front of origin, storing in memory."""
 
-    def __init__(self, work_dir, name, origin):
+    def __init__(self, work_dir, name, origin, storage="64m"):
         self.prefix = os.path.join(work_dir, name)
         os.makedirs(self.prefix, exist_ok=True)
         open_to_dropped_users(work_dir, self.prefix)
         super().__init__(os.path.join(self.prefix, "stderr.log"))
         self.port = free_port()
+        self.storage = storage
         self.vcl = os.path.join(self.prefix, "edge.vcl")
         with open(self.vcl, "w") as f:
             f.write(fill(os.path.join(ROOT, "deploy", "varnish", "edge.vcl"),
@@ -297,7 +298,7 @@ class Varnish(Process):
 
     def start(self):
         self.spawn([VARNISHD_BIN, "-F", "-n", os.path.join(self.prefix, "varnish"), "-a",
-                    f"127.0.0.1:{self.port}", "-f", self.vcl, "-s", "malloc,64m", "-T", "none"])
+                    f"127.0.0.1:{self.port}", "-f", self.vcl, "-s", f"malloc,{self.storage}", "-T", "none"])
         wait_listening(self, self.port, "varnishd")
         return self
 
