@@ -34,7 +34,7 @@ def timed_task(engine, path, fields):
 def start_cache(kind, work, origin, objects):
     """The cache, sized to hold every object (the deploy/ defaults are for the tests)."""
     if kind == "nginx":
-        return lab.start_edge(work, "edge", origin)
+        return lab.start_cache(kind, work, "edge", origin)
     if kind == "varnish":
         return lab.Varnish(work, "edge", origin, storage=f"{max(256, objects // 200)}m").start()
     ats = lab.TrafficServer(work, "edge", origin)

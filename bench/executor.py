@@ -52,13 +52,6 @@ def wrk_rate(edge, prefix, count, seconds, method="GET"):
     return float(out.split("Requests/sec:")[1].split()[0])
 
 
-def start_cache(kind, work, origin):
-    """An edge cache of kind in front of origin, running its deploy/ config."""
-    if kind == "nginx":
-        return lab.start_edge(work, "edge", origin)
-    cls = {"varnish": lab.Varnish, "ats": lab.TrafficServer, "squid": lab.Squid}[kind]
-    return cls(work, "edge", origin).start()
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,7 +65,7 @@ def main():
     try:
         files = {f"/static/{i}.css": b"x" * 128 for i in range(args.urls)}
         origin = lab.start_origin(work, files)
-        edge = start_cache(args.cache, work, origin)
+        edge = lab.start_cache(args.cache, work, "edge", origin)
         engine = lab.Engine(os.path.join(work, "engine"), ["--max-items", str(args.urls),
                                                            "--log-level", "warn"]).start()
         processes += [origin, edge, engine]

@@ -382,6 +382,14 @@ class TrafficServer(Process):
         return code
 
 
+def start_cache(kind, work_dir, name, origin):
+    """An edge cache of kind nginx, varnish, squid or ats in front of origin, running its deploy/
+    config, in work_dir/<name>."""
+    if kind == "nginx":
+        return start_edge(work_dir, name, origin)
+    return {"varnish": Varnish, "squid": Squid, "ats": TrafficServer}[kind](work_dir, name, origin).start()
+
+
 def fetch(cache, url, headers=None):
     """GETs url's path through cache with url's Host; returns (status, cache status, body). The
     cache status is X-Cache-Status (nginx, and Varnish and ATS as deploy/ configures them) or the

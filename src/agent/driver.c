@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool driver_url_split(const char *url, const char **host, size_t *host_len, const char **path) {
@@ -38,7 +39,7 @@ void driver_outcome_unsupported(struct exec_outcome *outcome, const char *reason
   snprintf(outcome->reason, sizeof(outcome->reason), "%s", reason);
 }
 
-enum driver_plan driver_plan_url(const char *cache_url, const char *path_prefix,
+enum driver_plan driver_plan_url(const struct driver *driver, const char *path_prefix,
                                  const struct exec_item *item, const char *method,
                                  bool with_item_headers, struct exec_request *request,
                                  struct exec_outcome *outcome) {
@@ -48,7 +49,7 @@ enum driver_plan driver_plan_url(const char *cache_url, const char *path_prefix,
     driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
     return DRIVER_ANSWERED;
   }
-  int n = snprintf(request->url, request->url_size, "%s%s%s", cache_url, path_prefix, path);
+  int n = snprintf(request->url, request->url_size, "%s%s%s", driver->cache_url, path_prefix, path);
   if (n < 0 || (size_t)n >= request->url_size) {
     driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
     return DRIVER_ANSWERED;
@@ -142,12 +143,19 @@ bool driver_regex_armor(const char *regex, const char *prefix_of, char *out, siz
   return true;
 }
 
-void driver_copy_cache_url(char *out, size_t size, const char *cache_url) {
-  snprintf(out, size, "%s", cache_url);
-  size_t len = strlen(out);
-  while (len > 0 && out[len - 1] == '/')
-    out[--len] = '\0';
+struct driver *driver_alloc(size_t size, const struct driver *ops, const char *cache_url) {
+  struct driver *driver = calloc(1, size);
+  if (!driver)
+    return NULL;
+  *driver = *ops;
+  snprintf(driver->cache_url, sizeof(driver->cache_url), "%s", cache_url);
+  size_t len = strlen(driver->cache_url);
+  while (len > 0 && driver->cache_url[len - 1] == '/')
+    driver->cache_url[--len] = '\0';
+  return driver;
 }
+
+void driver_free(struct driver *driver) { free(driver); }
 
 void driver_complete_purge_200_404(struct driver *driver, const struct exec_item *item, long status,
                                    CURLcode error, struct exec_outcome *outcome) {

@@ -58,6 +58,7 @@ struct driver {
   void (*offload)(struct driver *driver, const struct exec_item *item,
                   struct exec_outcome *outcome);
   void (*destroy)(struct driver *driver);
+  char cache_url[256]; /* where the cache listens, without a trailing slash */
 };
 
 /* Creates the nginx driver (drivers/nginx.c): cache_url is where nginx listens, cache_dir its
@@ -90,13 +91,19 @@ struct driver *driver_ats_create(const char *cache_url, const struct ats_options
  */
 bool driver_url_split(const char *url, const char **host, size_t *host_len, const char **path);
 
-/* Copies cache_url into out (size bytes) without trailing slashes, so paths can be appended. */
-void driver_copy_cache_url(char *out, size_t size, const char *cache_url);
+/* Allocates a driver of size bytes (a struct starting with struct driver), zeroed, with the name
+ * and steps of ops and cache_url without trailing slashes, so paths can be appended. NULL when out
+ * of memory. */
+struct driver *driver_alloc(size_t size, const struct driver *ops, const char *cache_url);
 
-/* Plans a request with method to cache_url + path_prefix + the path of item's URL, with the URL's
- * host as Host; sends the item's headers when with_item_headers. Returns DRIVER_REQUEST, or
- * DRIVER_ANSWERED with a failed outcome when the URL is malformed or too long. */
-enum driver_plan driver_plan_url(const char *cache_url, const char *path_prefix,
+/* A destroy step for drivers that hold nothing but their allocation. */
+void driver_free(struct driver *driver);
+
+/* Plans a request with method to the driver's cache_url + path_prefix + the path of item's URL,
+ * with the URL's host as Host; sends the item's headers when with_item_headers. Returns
+ * DRIVER_REQUEST, or DRIVER_ANSWERED with a failed outcome when the URL is malformed or too long.
+ */
+enum driver_plan driver_plan_url(const struct driver *driver, const char *path_prefix,
                                  const struct exec_item *item, const char *method,
                                  bool with_item_headers, struct exec_request *request,
                                  struct exec_outcome *outcome);

@@ -9,8 +9,8 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-from lab import (AGENT_BIN, CLI_BIN, ENGINE_BIN, Agent, Engine, Squid, TrafficServer,  # noqa: E402,F401
-                 Varnish, fetch, free_port, start_edge, start_origin, wait_until, warm)
+from lab import (AGENT_BIN, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch, free_port,  # noqa: E402,F401
+                 start_cache, start_edge, start_origin, wait_until, warm)
 
 LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
 os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")
@@ -85,10 +85,7 @@ def lab(data_dir):
 
         def cache(self, kind, name, origin):
             """An edge cache of kind nginx, varnish, squid or ats in front of origin."""
-            if kind == "nginx":
-                return self.edge(name, origin)
-            cls = {"varnish": Varnish, "squid": Squid, "ats": TrafficServer}[kind]
-            return self.add(cls(data_dir, name, origin)).start()
+            return self.add(start_cache(kind, data_dir, name, origin))
 
         def agent(self, engine, node_id, edge=None, **kwargs):
             if edge is not None:

@@ -14,7 +14,6 @@
 
 struct ats_driver {
   struct driver base;
-  char cache_url[256];
   struct ats_rules *rules; /* NULL without a rules file */
 };
 
@@ -33,11 +32,11 @@ static enum driver_plan ats_prepare(struct driver *base, const struct exec_item 
   }
   switch (item->operation) {
   case CDR__OPERATION__PRELOAD:
-    return driver_plan_url(driver->cache_url, "", item, "GET", true, request, outcome);
+    return driver_plan_url(base, "", item, "GET", true, request, outcome);
   case CDR__OPERATION__PURGE_TAG:
     driver_outcome_unsupported(outcome, "ats_has_no_tags");
     return DRIVER_ANSWERED;
-  default: return driver_plan_url(driver->cache_url, "", item, "PURGE", false, request, outcome);
+  default: return driver_plan_url(base, "", item, "PURGE", false, request, outcome);
   }
 }
 
@@ -65,13 +64,10 @@ static void ats_destroy(struct driver *base) {
 }
 
 struct driver *driver_ats_create(const char *cache_url, const struct ats_options *options) {
-  struct ats_driver *driver = calloc(1, sizeof(*driver));
-  if (!driver)
-    return NULL;
-  driver->base =
-      (struct driver){"ats", ats_prepare, driver_complete_purge_200_404, ats_offload, ats_destroy};
-  driver_copy_cache_url(driver->cache_url, sizeof(driver->cache_url), cache_url);
-  if (options->rules_file[0] && !(driver->rules = ats_rules_create(options))) {
+  static const struct driver ops = {"ats",       ats_prepare, driver_complete_purge_200_404,
+                                    ats_offload, ats_destroy, ""};
+  struct ats_driver *driver = (struct ats_driver *)driver_alloc(sizeof(*driver), &ops, cache_url);
+  if (driver && options->rules_file[0] && !(driver->rules = ats_rules_create(options))) {
     free(driver);
     return NULL;
   }

@@ -16,7 +16,6 @@
 
 struct nginx_driver {
   struct driver base;
-  char cache_url[256];
   struct nginx_index *index; /* NULL without --nginx-cache-dir */
 };
 
@@ -37,8 +36,7 @@ static enum driver_plan nginx_prepare(struct driver *base, const struct exec_ite
     return DRIVER_OFFLOAD;
   }
   bool purge = item->operation == CDR__OPERATION__PURGE_URL;
-  return driver_plan_url(driver->cache_url, purge ? "/purge" : "", item, "GET", !purge, request,
-                         outcome);
+  return driver_plan_url(base, purge ? "/purge" : "", item, "GET", !purge, request, outcome);
 }
 
 static void nginx_offload(struct driver *base, const struct exec_item *item,
@@ -53,13 +51,11 @@ static void nginx_destroy(struct driver *base) {
 
 struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir,
                                    const char *tag_header) {
-  struct nginx_driver *driver = calloc(1, sizeof(*driver));
-  if (!driver)
-    return NULL;
-  driver->base = (struct driver){"nginx", nginx_prepare, driver_complete_purge_200_404,
-                                 nginx_offload, nginx_destroy};
-  driver_copy_cache_url(driver->cache_url, sizeof(driver->cache_url), cache_url);
-  if (cache_dir[0] && !(driver->index = nginx_index_create(cache_dir, tag_header))) {
+  static const struct driver ops = {"nginx",       nginx_prepare, driver_complete_purge_200_404,
+                                    nginx_offload, nginx_destroy, ""};
+  struct nginx_driver *driver =
+      (struct nginx_driver *)driver_alloc(sizeof(*driver), &ops, cache_url);
+  if (driver && cache_dir[0] && !(driver->index = nginx_index_create(cache_dir, tag_header))) {
     free(driver);
     return NULL;
   }

@@ -6,25 +6,17 @@
  * unsupported. A preload is a GET through the cache. */
 #include "agent/driver.h"
 
-#include <stdlib.h>
-
-struct squid_driver {
-  struct driver base;
-  char cache_url[256];
-};
-
-static enum driver_plan squid_prepare(struct driver *base, const struct exec_item *item,
+static enum driver_plan squid_prepare(struct driver *driver, const struct exec_item *item,
                                       struct exec_request *request, struct exec_outcome *outcome) {
-  struct squid_driver *driver = (struct squid_driver *)base;
   if (item->invalidate) {
     driver_outcome_unsupported(outcome, "squid_cannot_invalidate");
     return DRIVER_ANSWERED;
   }
   switch (item->operation) {
   case CDR__OPERATION__PURGE_URL:
-    return driver_plan_url(driver->cache_url, "", item, "PURGE", false, request, outcome);
+    return driver_plan_url(driver, "", item, "PURGE", false, request, outcome);
   case CDR__OPERATION__PRELOAD:
-    return driver_plan_url(driver->cache_url, "", item, "GET", true, request, outcome);
+    return driver_plan_url(driver, "", item, "GET", true, request, outcome);
   case CDR__OPERATION__PURGE_TAG:
     driver_outcome_unsupported(outcome, "squid_has_no_tags");
     return DRIVER_ANSWERED;
@@ -32,14 +24,8 @@ static enum driver_plan squid_prepare(struct driver *base, const struct exec_ite
   }
 }
 
-static void squid_destroy(struct driver *base) { free(base); }
-
 struct driver *driver_squid_create(const char *cache_url) {
-  struct squid_driver *driver = calloc(1, sizeof(*driver));
-  if (!driver)
-    return NULL;
-  driver->base =
-      (struct driver){"squid", squid_prepare, driver_complete_purge_200_404, NULL, squid_destroy};
-  driver_copy_cache_url(driver->cache_url, sizeof(driver->cache_url), cache_url);
-  return &driver->base;
+  static const struct driver ops = {"squid", squid_prepare, driver_complete_purge_200_404,
+                                    NULL,    driver_free,   ""};
+  return driver_alloc(sizeof(struct driver), &ops, cache_url);
 }

@@ -8,22 +8,14 @@
 #include "agent/driver.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-struct varnish_driver {
-  struct driver base;
-  char cache_url[256];
-};
-
-/* Plans a request to / carrying one header built from name and value. */
-static enum driver_plan varnish_plan_header(struct varnish_driver *driver, const char *method,
-                                            const char *name, const char *value,
-                                            struct exec_request *request,
-                                            struct exec_outcome *outcome) {
+/* Plans method on the cache's root path; request->header already holds its one header. */
+static enum driver_plan varnish_plan_root(const struct driver *driver, const char *method,
+                                          struct exec_request *request,
+                                          struct exec_outcome *outcome) {
   int n = snprintf(request->url, request->url_size, "%s/", driver->cache_url);
-  int h = snprintf(request->header, request->header_size, "%s: %s", name, value);
-  if (n < 0 || (size_t)n >= request->url_size || h < 0 || (size_t)h >= request->header_size) {
+  if (n < 0 || (size_t)n >= request->url_size) {
     driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
     return DRIVER_ANSWERED;
   }
@@ -31,36 +23,40 @@ static enum driver_plan varnish_plan_header(struct varnish_driver *driver, const
   return DRIVER_REQUEST;
 }
 
+/* An xkey purge: PURGE / with the tag in the header name names. */
+static enum driver_plan varnish_plan_xkey(const struct driver *driver, const char *name,
+                                          const char *tag, struct exec_request *request,
+                                          struct exec_outcome *outcome) {
+  int n = snprintf(request->header, request->header_size, "%s: %s", name, tag);
+  if (n < 0 || (size_t)n >= request->header_size) {
+    driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
+    return DRIVER_ANSWERED;
+  }
+  return varnish_plan_root(driver, "PURGE", request, outcome);
+}
+
 /* A BAN for a prefix or a regex: the regex goes in X-Ban-Url, armored for the ban parser. */
-static enum driver_plan varnish_plan_ban(struct varnish_driver *driver,
-                                         const struct exec_item *item, struct exec_request *request,
+static enum driver_plan varnish_plan_ban(const struct driver *driver, const struct exec_item *item,
+                                         struct exec_request *request,
                                          struct exec_outcome *outcome) {
   static const char name[] = "X-Ban-Url: ";
+  const char *prefix = item->operation == CDR__OPERATION__PURGE_PREFIX ? item->target : NULL;
   if (request->header_size <= sizeof(name) ||
-      !driver_regex_armor(
-          item->target, item->operation == CDR__OPERATION__PURGE_PREFIX ? item->target : NULL,
-          request->header + sizeof(name) - 1, request->header_size - (sizeof(name) - 1))) {
+      !driver_regex_armor(item->target, prefix, request->header + sizeof(name) - 1,
+                          request->header_size - (sizeof(name) - 1))) {
     driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
     return DRIVER_ANSWERED;
   }
   memcpy(request->header, name, sizeof(name) - 1);
-  int n = snprintf(request->url, request->url_size, "%s/", driver->cache_url);
-  if (n < 0 || (size_t)n >= request->url_size) {
-    driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
-    return DRIVER_ANSWERED;
-  }
-  request->method = "BAN";
-  return DRIVER_REQUEST;
+  return varnish_plan_root(driver, "BAN", request, outcome);
 }
 
-static enum driver_plan varnish_prepare(struct driver *base, const struct exec_item *item,
+static enum driver_plan varnish_prepare(struct driver *driver, const struct exec_item *item,
                                         struct exec_request *request,
                                         struct exec_outcome *outcome) {
-  struct varnish_driver *driver = (struct varnish_driver *)base;
   switch (item->operation) {
   case CDR__OPERATION__PURGE_URL: {
-    enum driver_plan plan =
-        driver_plan_url(driver->cache_url, "", item, "PURGE", false, request, outcome);
+    enum driver_plan plan = driver_plan_url(driver, "", item, "PURGE", false, request, outcome);
     if (plan == DRIVER_REQUEST && item->invalidate)
       snprintf(request->header, request->header_size, "X-Purge-Mode: soft");
     return plan;
@@ -73,9 +69,9 @@ static enum driver_plan varnish_prepare(struct driver *base, const struct exec_i
     }
     return varnish_plan_ban(driver, item, request, outcome);
   case CDR__OPERATION__PURGE_TAG:
-    return varnish_plan_header(driver, "PURGE", item->invalidate ? "xkey-softpurge" : "xkey-purge",
-                               item->target, request, outcome);
-  default: return driver_plan_url(driver->cache_url, "", item, "GET", true, request, outcome);
+    return varnish_plan_xkey(driver, item->invalidate ? "xkey-softpurge" : "xkey-purge",
+                             item->target, request, outcome);
+  default: return driver_plan_url(driver, "", item, "GET", true, request, outcome);
   }
 }
 
@@ -86,14 +82,8 @@ static void varnish_complete(struct driver *base, const struct exec_item *item, 
   driver_judge(preload ? driver_preload_ok(status) : status == 200, status, error, outcome);
 }
 
-static void varnish_destroy(struct driver *base) { free(base); }
-
 struct driver *driver_varnish_create(const char *cache_url) {
-  struct varnish_driver *driver = calloc(1, sizeof(*driver));
-  if (!driver)
-    return NULL;
-  driver->base =
-      (struct driver){"varnish", varnish_prepare, varnish_complete, NULL, varnish_destroy};
-  driver_copy_cache_url(driver->cache_url, sizeof(driver->cache_url), cache_url);
-  return &driver->base;
+  static const struct driver ops = {"varnish", varnish_prepare, varnish_complete,
+                                    NULL,      driver_free,     ""};
+  return driver_alloc(sizeof(struct driver), &ops, cache_url);
 }
