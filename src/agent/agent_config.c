@@ -1,6 +1,7 @@
 /* agent_config.c — the agent's settings table and the checks across settings. */
 #include "agent/agent_config.h"
 
+#include "common/address.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -22,6 +23,8 @@ static const struct setting agent_settings[] = {
      "most work items in flight from the engine"},
     {"agent", "log_level", "log-level", SETTING_CHOICE, AGENT_FIELD(log_level), "info", 0, 0,
      "debug|info|warn|error", "lowest level of log lines written to stderr"},
+    {"agent", "metrics_listen", "metrics-listen", SETTING_STRING, AGENT_FIELD(metrics_listen), "",
+     0, 0, NULL, "serve GET /metrics (Prometheus) on this IPv4:PORT or [IPv6]:PORT; empty: off"},
     {"cache", "kind", "cache", SETTING_CHOICE, AGENT_FIELD(cache), "nginx", 0, 0,
      "nginx|varnish|ats|squid", "the local cache this agent drives"},
     {"cache", "url", "cache-url", SETTING_STRING, AGENT_FIELD(cache_url), "http://127.0.0.1:80", 0,
@@ -63,6 +66,13 @@ int agent_config_load(struct agent_config *config, int argc, char **argv, struct
     return rc;
   if (!config->node_id[0]) {
     snprintf(err, err_size, "config: agent.node_id is required (--node-id)");
+    return CDR_ECONFIG;
+  }
+  if (config->metrics_listen[0] &&
+      address_parse(config->metrics_listen, &config->metrics_address)) {
+    snprintf(err, err_size,
+             "config: agent.metrics_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
+             config->metrics_listen);
     return CDR_ECONFIG;
   }
   if (strncmp(config->cache_url, "http://", 7) != 0) {

@@ -5,6 +5,7 @@
 #include "common/settings.h"
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 enum { AGENT_ENGINES_MAX = 16 };
 
@@ -26,6 +27,8 @@ struct agent_config {
   int64_t window;      /* work items in flight from the engine */
   int64_t request_timeout_ms;
   char log_level[SETTING_STRING_MAX];
+  char metrics_listen[SETTING_STRING_MAX]; /* empty: no /metrics endpoint */
+  struct sockaddr_storage metrics_address;
 };
 
 /* Loads defaults, the --config file and flags; checks required settings. Returns 0 or CDR_ECONFIG

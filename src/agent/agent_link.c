@@ -1,6 +1,7 @@
 /* agent_link.c — dialing, Hello, Work intake, batched Results, heartbeats and reconnects. */
 #include "agent/agent_link.h"
 
+#include "agent/agent_stats.h"
 #include "common/address.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -124,6 +125,8 @@ static void agent_on_item_done(void *context, uint64_t tag, uint64_t item_id,
 
 static void agent_link_on_welcome(struct agent_link *link, const Cdr__Welcome *welcome) {
   link->welcomed = true;
+  atomic_store(&agent_stats.link_up, 1);
+  atomic_fetch_add(&agent_stats.link_connects, 1);
   link->backoff_ms = AGENT_BACKOFF_MIN_MS;
   link->heartbeat_ms = welcome->heartbeat_interval_ms ? welcome->heartbeat_interval_ms : 1000;
   link->heartbeat_misses = welcome->heartbeat_misses ? welcome->heartbeat_misses : 3;
@@ -178,6 +181,7 @@ static void agent_link_on_close(struct link_conn *conn) {
   free(conn);
   link->conn = NULL;
   link->welcomed = false;
+  atomic_store(&agent_stats.link_up, 0);
   link->generation++;
   link->result_count = 0;
   /* Items of the dead link that have not started are sent again by the engine: dropping them

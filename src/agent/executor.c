@@ -1,6 +1,7 @@
 /* executor.c — libcurl multi driven by libuv (socket and timer callbacks), with reused slots. */
 #include "agent/executor.h"
 
+#include "agent/agent_stats.h"
 #include "common/curl_uv.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -69,14 +70,21 @@ static void exec_slot_release(struct executor *executor, struct exec_slot *slot)
   slot->next = executor->free_slots;
   executor->free_slots = slot;
   executor->busy--;
+  atomic_store(&agent_stats.items_in_progress, executor->busy);
 }
 
 static void exec_start_waiting(struct executor *executor);
 
 /* Reports slot's outcome and frees the slot for the next item. */
 static void exec_finish(struct executor *executor, struct exec_slot *slot) {
-  if (!executor->destroying)
+  enum agent_result result = slot->outcome.outcome == CDR__OUTCOME__SUCCEEDED ? AGENT_SUCCEEDED
+                             : slot->outcome.outcome == CDR__OUTCOME__UNSUPPORTED
+                                 ? AGENT_UNSUPPORTED
+                                 : AGENT_FAILED;
+  if (!executor->destroying) {
+    atomic_fetch_add(&agent_stats.items[result], 1);
     executor->done(executor->context, slot->tag, slot->item.item_id, &slot->outcome);
+  }
   exec_slot_release(executor, slot);
   exec_start_waiting(executor);
 }
@@ -231,6 +239,9 @@ static void exec_on_transfer_done(void *context, CURL *easy, CURLcode error) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_off_t total_us = 0;
+  if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us) == CURLE_OK && total_us >= 0)
+    histogram_observe(&agent_stats.cache_request, (uint64_t)total_us);
   executor->running--;
   if (error != CURLE_OK)
     status = 0;
@@ -282,6 +293,7 @@ int executor_submit(struct executor *executor, const Cdr__WorkItem *item, uint64
     return CDR_ENOMEM;
   executor->free_slots = slot->next;
   executor->busy++;
+  atomic_store(&agent_stats.items_in_progress, executor->busy);
   slot->used = true;
   slot->tag = tag;
   strcpy(slot->target, item->target);

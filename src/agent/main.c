@@ -1,6 +1,7 @@
 /* main.c — cdnrefresh-agent: one per edge node; links to the engine and drives the local cache. */
 #include "agent/agent_config.h"
 #include "agent/agent_link.h"
+#include "agent/agent_metrics.h"
 #include "common/log.h"
 #include "version.h"
 
@@ -13,10 +14,14 @@ enum { AGENT_DRAIN_MS = 10000 }; /* longest wait for cache requests at SIGTERM *
 struct agent_signals {
   uv_signal_t term, interrupt;
   struct agent_link *link;
+  struct agent_metrics *metrics; /* NULL without --metrics-listen */
 };
 
+/* The link has stopped: closes what else keeps the loop running. */
 static void agent_signals_close(void *context) {
   struct agent_signals *signals = context;
+  if (signals->metrics)
+    agent_metrics_stop(signals->metrics);
   if (!uv_is_closing((uv_handle_t *)&signals->term))
     uv_close((uv_handle_t *)&signals->term, NULL);
   if (!uv_is_closing((uv_handle_t *)&signals->interrupt))
@@ -44,6 +49,12 @@ static struct driver *agent_driver_create(const struct agent_config *config) {
     return driver_ats_create(config->cache_url, &options);
   }
   return driver_nginx_create(config->cache_url, config->nginx_cache_dir, config->tag_header);
+}
+
+static void agent_close_handle(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle))
+    uv_close(handle, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -74,6 +85,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   signals.link = link;
+  if (config.metrics_listen[0]) {
+    int rc = agent_metrics_start(&loop, &config.metrics_address, config.cache, &signals.metrics);
+    if (rc) {
+      fprintf(stderr, "cdnrefresh-agent: cannot serve /metrics on %s: %s\n", config.metrics_listen,
+              uv_strerror(rc));
+      return 1;
+    }
+    log_info("agent.metrics", "serving GET /metrics on %s", config.metrics_listen);
+  }
   uv_signal_init(&loop, &signals.term);
   uv_signal_init(&loop, &signals.interrupt);
   signals.term.data = signals.interrupt.data = &signals;
@@ -83,6 +103,9 @@ int main(int argc, char **argv) {
            config.cache_url, config.engines);
   uv_run(&loop, UV_RUN_DEFAULT);
   int code = agent_link_exit_code(link);
+  agent_metrics_free(signals.metrics);
+  uv_walk(&loop, agent_close_handle, NULL); /* what libh2o leaves open after its dispose */
+  uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   free(link);
   driver->destroy(driver);

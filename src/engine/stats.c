@@ -2,10 +2,10 @@
 #include "engine/stats.h"
 
 #include "common/clock.h"
+#include "common/prom.h"
 #include "engine/task.h"
 #include "version.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,102 +51,49 @@ json_t *stats_json(json_t *fabric, const int64_t counts[6]) {
       "store_commit", stats_latency_json(&s->commit_latency));
 }
 
-struct stats_text {
-  char *data;
-  size_t len, cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void stats_printf(struct stats_text *out,
-                                                               const char *format, ...) {
-  for (;;) {
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(out->data ? out->data + out->len : NULL, out->data ? out->cap - out->len : 0,
-                      format, args);
-    va_end(args);
-    if (n < 0)
-      return;
-    if (out->data && out->len + (size_t)n < out->cap) {
-      out->len += (size_t)n;
-      return;
-    }
-    size_t cap = out->cap ? out->cap * 2 : 8192;
-    while (cap < out->len + (size_t)n + 1)
-      cap *= 2;
-    char *grown = realloc(out->data, cap);
-    if (!grown)
-      return;
-    out->data = grown;
-    out->cap = cap;
-  }
-}
-
-static void stats_metric(struct stats_text *out, const char *name, const char *type,
-                         const char *help) {
-  stats_printf(out, "# HELP cdnrefresh_%s %s\n# TYPE cdnrefresh_%s %s\n", name, help, name, type);
-}
-
-static void stats_histogram(struct stats_text *out, const char *name, const char *help,
-                            struct histogram *histogram) {
-  stats_metric(out, name, "histogram", help);
-  uint64_t cumulative = 0;
-  for (int i = 0; i < HISTOGRAM_BUCKETS; i++) {
-    cumulative += atomic_load(&histogram->buckets[i]);
-    if (i == HISTOGRAM_BUCKETS - 1)
-      stats_printf(out, "cdnrefresh_%s_bucket{le=\"+Inf\"} %llu\n", name,
-                   (unsigned long long)cumulative);
-    else
-      stats_printf(out, "cdnrefresh_%s_bucket{le=\"%g\"} %llu\n", name, histogram_bounds[i],
-                   (unsigned long long)cumulative);
-  }
-  stats_printf(out, "cdnrefresh_%s_sum %.6f\ncdnrefresh_%s_count %llu\n", name,
-               (double)atomic_load(&histogram->sum_us) / 1e6, name,
-               (unsigned long long)atomic_load(&histogram->count));
-}
-
 static long long stats_gauge(const json_t *fabric, const char *key) {
   return (long long)json_integer_value(json_object_get(fabric, key));
 }
 
 char *stats_prometheus(const json_t *fabric, const int64_t counts[6]) {
-  struct stats_text out = {0};
+  struct prom_text out = {0};
   struct engine_stats *s = &engine_stats;
-  stats_metric(&out, "tasks_accepted_total", "counter", "Tasks answered 202 since start.");
-  stats_printf(&out, "cdnrefresh_tasks_accepted_total %llu\n",
-               (unsigned long long)atomic_load(&s->tasks_accepted.total));
-  stats_metric(&out, "items_total", "counter", "(item, node) results recorded since start.");
-  stats_printf(&out, "cdnrefresh_items_total{result=\"succeeded\"} %llu\n",
-               (unsigned long long)atomic_load(&s->items_succeeded.total));
-  stats_printf(&out, "cdnrefresh_items_total{result=\"failed\"} %llu\n",
-               (unsigned long long)atomic_load(&s->items_failed.total));
-  stats_metric(&out, "api_responses_total", "counter", "API responses by status class.");
+  prom_metric(&out, "tasks_accepted_total", "counter", "Tasks answered 202 since start.");
+  prom_printf(&out, "cdnrefresh_tasks_accepted_total %llu\n",
+              (unsigned long long)atomic_load(&s->tasks_accepted.total));
+  prom_metric(&out, "items_total", "counter", "(item, node) results recorded since start.");
+  prom_printf(&out, "cdnrefresh_items_total{result=\"succeeded\"} %llu\n",
+              (unsigned long long)atomic_load(&s->items_succeeded.total));
+  prom_printf(&out, "cdnrefresh_items_total{result=\"failed\"} %llu\n",
+              (unsigned long long)atomic_load(&s->items_failed.total));
+  prom_metric(&out, "api_responses_total", "counter", "API responses by status class.");
   static const char *const classes[] = {"2xx", "4xx", "5xx"};
   for (int c = 0; c < STATS_CLASSES; c++)
-    stats_printf(&out, "cdnrefresh_api_responses_total{class=\"%s\"} %llu\n", classes[c],
-                 (unsigned long long)atomic_load(&s->api[c].total));
-  stats_metric(&out, "tasks", "gauge", "Tasks in the store by state.");
+    prom_printf(&out, "cdnrefresh_api_responses_total{class=\"%s\"} %llu\n", classes[c],
+                (unsigned long long)atomic_load(&s->api[c].total));
+  prom_metric(&out, "tasks", "gauge", "Tasks in the store by state.");
   for (int state = TASK_QUEUED; state <= TASK_CANCELED; state++)
-    stats_printf(&out, "cdnrefresh_tasks{state=\"%s\"} %lld\n",
-                 task_state_name((enum task_state)state), (long long)counts[state]);
-  stats_metric(&out, "nodes", "gauge", "Registered edge nodes by link state.");
-  stats_printf(
-      &out, "cdnrefresh_nodes{state=\"online\"} %lld\ncdnrefresh_nodes{state=\"offline\"} %lld\n",
-      stats_gauge(fabric, "nodes_online"), stats_gauge(fabric, "nodes_offline"));
-  stats_metric(&out, "queue_items", "gauge", "Work items waiting in node queues, by lane.");
-  stats_printf(
+    prom_printf(&out, "cdnrefresh_tasks{state=\"%s\"} %lld\n",
+                task_state_name((enum task_state)state), (long long)counts[state]);
+  prom_metric(&out, "nodes", "gauge", "Registered edge nodes by link state.");
+  prom_printf(&out,
+              "cdnrefresh_nodes{state=\"online\"} %lld\ncdnrefresh_nodes{state=\"offline\"} %lld\n",
+              stats_gauge(fabric, "nodes_online"), stats_gauge(fabric, "nodes_offline"));
+  prom_metric(&out, "queue_items", "gauge", "Work items waiting in node queues, by lane.");
+  prom_printf(
       &out,
       "cdnrefresh_queue_items{lane=\"fast\"} %lld\ncdnrefresh_queue_items{lane=\"slow\"} %lld\n",
       stats_gauge(fabric, "queue_fast"), stats_gauge(fabric, "queue_slow"));
-  stats_metric(&out, "in_flight_items", "gauge", "Work items sent to agents and not answered.");
-  stats_printf(&out, "cdnrefresh_in_flight_items %lld\n", stats_gauge(fabric, "in_flight"));
-  stats_metric(&out, "callbacks_pending", "gauge", "Task callbacks not yet delivered.");
-  stats_printf(&out, "cdnrefresh_callbacks_pending %lld\n",
-               stats_gauge(fabric, "callbacks_pending"));
-  stats_histogram(&out, "api_request_duration_seconds", "API request to response time.",
-                  &s->api_latency);
-  stats_histogram(&out, "task_duration_seconds", "Task acceptance to its last (item, node) result.",
-                  &s->task_latency);
-  stats_histogram(&out, "store_commit_duration_seconds", "One store transaction (group commit).",
-                  &s->commit_latency);
+  prom_metric(&out, "in_flight_items", "gauge", "Work items sent to agents and not answered.");
+  prom_printf(&out, "cdnrefresh_in_flight_items %lld\n", stats_gauge(fabric, "in_flight"));
+  prom_metric(&out, "callbacks_pending", "gauge", "Task callbacks not yet delivered.");
+  prom_printf(&out, "cdnrefresh_callbacks_pending %lld\n",
+              stats_gauge(fabric, "callbacks_pending"));
+  prom_histogram(&out, "api_request_duration_seconds", "API request to response time.",
+                 &s->api_latency);
+  prom_histogram(&out, "task_duration_seconds", "Task acceptance to its last (item, node) result.",
+                 &s->task_latency);
+  prom_histogram(&out, "store_commit_duration_seconds", "One store transaction (group commit).",
+                 &s->commit_latency);
   return out.data;
 }

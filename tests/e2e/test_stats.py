@@ -2,8 +2,9 @@
 of the Prometheus text format (HELP and TYPE before samples, cumulative histogram buckets)."""
 import http.client
 import re
+import time
 
-from conftest import wait_until
+from conftest import free_port, wait_until
 
 SITE = "http://www.example.com"
 SAMPLE = re.compile(r'^(cdnrefresh_[a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+]+|\+Inf)$')
@@ -41,7 +42,11 @@ def parse_prometheus(text):
 
 
 def metrics(engine):
-    conn = http.client.HTTPConnection("127.0.0.1", engine.port, timeout=10)
+    return scrape(engine.port)
+
+
+def scrape(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/metrics")
     response = conn.getresponse()
     body = response.read().decode()
@@ -87,3 +92,35 @@ def test_stats_and_metrics_follow_the_work(lab):
     assert stats["fabric"]["nodes_offline"] == 1
     assert stats["fabric"]["top_queues"] == [{"node": "edge-1", "depth": 2}]
     assert metrics(engine)["cdnrefresh_queue_items"]["samples"][("cdnrefresh_queue_items", '{lane="fast"}')] == 2
+
+
+def test_the_agent_serves_its_own_metrics(lab):
+    origin = lab.origin({"/a.css": b"a"})
+    cache = lab.cache("varnish", "edge1", origin)
+    engine = lab.engine()
+    port = free_port()
+    agent = lab.agent(engine, "edge-1", cache, extra_args=("--metrics-listen", f"127.0.0.1:{port}"))
+    engine.wait_online("edge-1")
+    assert engine.wait_task(engine.purge([SITE + "/a.css", SITE + "/b.css"])[2]["task_id"])["status"] == "done"
+    task = engine.request("POST", "/v1/purge", {"prefixes": [SITE + "/"], "mode": "invalidate"})[2]
+    assert engine.wait_task(task["task_id"])["status"] == "failed"  # Varnish cannot: unsupported
+
+    samples = {k: v for f in scrape(port).values() for k, v in f["samples"].items()}
+    assert samples[("cdnrefresh_agent_items_total", '{cache="varnish",result="succeeded"}')] == 2
+    assert samples[("cdnrefresh_agent_items_total", '{cache="varnish",result="unsupported"}')] == 1
+    assert samples[("cdnrefresh_agent_items_total", '{cache="varnish",result="failed"}')] == 0
+    assert samples[("cdnrefresh_agent_cache_request_duration_seconds_count", "")] == 2
+    assert samples[("cdnrefresh_agent_link_up", "")] == 1
+    assert samples[("cdnrefresh_agent_link_connects_total", "")] == 1
+    assert samples[("cdnrefresh_agent_items_in_progress", "")] == 0
+
+    other = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    other.request("POST", "/metrics", body=b"")
+    response = other.getresponse()
+    assert response.status == 405 and response.getheader("Allow") == "GET"
+    response.read()
+    # A scraper holding its keep-alive connection open does not keep the agent from stopping.
+    started = time.monotonic()
+    assert agent.stop() == 0
+    assert time.monotonic() - started < 5
+    other.close()
