@@ -209,16 +209,39 @@ static int api_remove_node(h2o_req_t *req, const char *id, size_t len) {
   return 0;
 }
 
-/* GET /v1/stats and GET /metrics: the fabric's gauges, then the store's task counts, then the
- * counters, rendered as JSON or as Prometheus text (job->prometheus). */
+/* What a stats job renders. */
+enum api_stats_format {
+  API_STATS_JSON,       /* GET /v1/stats */
+  API_STATS_PROMETHEUS, /* GET /metrics */
+  API_STATS_DEBUG,      /* GET /debug/vars */
+};
+
+/* GET /debug/vars: the fabric's gauges and internals, each API loop's open connections and store
+ * jobs, the store workers' queues. */
+static json_t *api_debug_vars(struct server *server, json_t *fabric, const int64_t counts[6]) {
+  json_t *loops = json_array();
+  for (size_t i = 0; i < server->loop_count; i++)
+    json_array_append_new(
+        loops, json_pack("{s:I,s:I}", "connections", (json_int_t)server->loops[i].connections,
+                         "store_jobs_in_flight", (json_int_t)server->loops[i].jobs_in_flight));
+  return json_pack("{s:o,s:o,s:{s:I,s:I}}", "stats", stats_json(fabric, counts), "api_loops", loops,
+                   "store_queues", "writer", (json_int_t)store_worker_queued(server->writer),
+                   "reader", (json_int_t)store_worker_queued(server->reader));
+}
+
+/* GET /v1/stats, /metrics and /debug/vars: the fabric's gauges, then the store's task counts, then
+ * the counters, rendered as job->stats_format says. */
 static void api_on_counts(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
   json_t *fabric = job->answer;
   if (req && job->result) {
     api_reply_store_error(req, job->result);
     json_decref(fabric);
-  } else if (req && !job->prometheus) {
+  } else if (req && job->stats_format == API_STATS_JSON) {
     api_reply_json(req, 200, stats_json(fabric, job->task_counts));
+  } else if (req && job->stats_format == API_STATS_DEBUG) {
+    struct server *server = server_loop_of(req->conn->ctx)->server;
+    api_reply_json(req, 200, api_debug_vars(server, fabric, job->task_counts));
   } else if (req) {
     char *text = stats_prometheus(fabric, job->task_counts);
     json_decref(fabric);
@@ -249,14 +272,14 @@ static void api_on_fabric_stats(struct store_job *job) {
   api_job_submit(job, false);
 }
 
-static int api_stats(h2o_req_t *req, bool prometheus) {
+static int api_stats(h2o_req_t *req, enum api_stats_format format) {
   struct store_job *job = api_job_new(req, STORE_JOB_FABRIC, NULL, 4096);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
   }
   struct server_loop *loop = api_loop_of_job(job);
-  job->prometheus = prometheus;
+  job->stats_format = format;
   job->on_reply = api_on_fabric_stats;
   job->fabric_request = FABRIC_STATS;
   loop->jobs_in_flight++;
@@ -511,9 +534,9 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     bool post;
   };
   static const struct route routes[] = {
-      {"/v1/purge", true},  {"/v1/preload", true}, {"/v1/tasks", false},
-      {"/v1/nodes", false}, {"/healthz", false},   {"/readyz", false},
-      {"/v1/stats", false}, {"/metrics", false},   {"/", false}};
+      {"/v1/purge", true}, {"/v1/preload", true}, {"/v1/tasks", false}, {"/v1/nodes", false},
+      {"/healthz", false}, {"/readyz", false},    {"/v1/stats", false}, {"/metrics", false},
+      {"/", false},        {"/debug/vars", false}};
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     if (!h2o_memis(path, len, routes[i].path, strlen(routes[i].path)))
       continue;
@@ -527,9 +550,17 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
     case 2: return api_list_tasks(req);
     case 3: return api_list_nodes(req);
     case 4: api_reply_status(req, 200, "ok"); return 0;
-    case 6: return api_stats(req, false);
-    case 7: return api_stats(req, true);
+    case 6: return api_stats(req, API_STATS_JSON);
+    case 7: return api_stats(req, API_STATS_PROMETHEUS);
     case 8: api_reply_text(req, 200, "text/html; charset=utf-8", status_page_html); return 0;
+    case 9:
+      /* Internals are for the operator: served in dev mode (loopback only) until there is an
+       * admin listener. */
+      if (!server->config->dev) {
+        api_reply_error(req, CDR_ENOT_FOUND, NULL, NULL);
+        return 0;
+      }
+      return api_stats(req, API_STATS_DEBUG);
     default:
       if (atomic_load(&server->shutting_down))
         api_reply_status(req, 503, "shutting_down");

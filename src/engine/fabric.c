@@ -178,9 +178,13 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
   }
   for (const struct fabric_task *task = fabric->tasks; task; task = task->next)
     tasks++;
-  long long links = 0;
-  for (const struct fabric_link *link = fabric->links; link; link = link->next)
+  long long links = 0, buffer_bytes = 0;
+  for (const struct fabric_link *link = fabric->links; link; link = link->next) {
     links++;
+    const struct link_conn *conn = &link->conn;
+    buffer_bytes += (long long)(conn->in.cap + conn->out.cap + conn->sending.cap +
+                                conn->scratch.cap + conn->arena.reserved);
+  }
   /* Keep the ten deepest queues, deepest first. */
   size_t count = json_array_size(top);
   for (size_t i = 0; i < count; i++) {
@@ -196,14 +200,15 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
   }
   while (json_array_size(top) > 10)
     json_array_remove(top, json_array_size(top) - 1);
-  return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "nodes_online",
-                   (json_int_t)online, "nodes_offline", (json_int_t)offline, "queue_fast",
-                   (json_int_t)fast, "queue_slow", (json_int_t)slow, "in_flight",
-                   (json_int_t)in_flight, "callbacks_pending",
-                   (json_int_t)(fabric->callbacks ? callbacks_pending(fabric->callbacks) : 0),
-                   "tasks_in_progress", (json_int_t)tasks, "top_queues", top, "internals", "links",
-                   (json_int_t)links, "timers_armed", (json_int_t)fabric->wheel.armed,
-                   "store_jobs_in_flight", (json_int_t)fabric->jobs_in_flight);
+  return json_pack(
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "nodes_online",
+      (json_int_t)online, "nodes_offline", (json_int_t)offline, "queue_fast", (json_int_t)fast,
+      "queue_slow", (json_int_t)slow, "in_flight", (json_int_t)in_flight, "callbacks_pending",
+      (json_int_t)(fabric->callbacks ? callbacks_pending(fabric->callbacks) : 0),
+      "tasks_in_progress", (json_int_t)tasks, "top_queues", top, "internals", "links",
+      (json_int_t)links, "link_buffer_bytes", (json_int_t)buffer_bytes, "timers_armed",
+      (json_int_t)fabric->wheel.armed, "timer_wheel_slots", (json_int_t)TIMER_WHEEL_SLOTS,
+      "store_jobs_in_flight", (json_int_t)fabric->jobs_in_flight);
 }
 
 /* Runs a request posted by another thread (see enum fabric_request). */

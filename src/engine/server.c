@@ -28,20 +28,35 @@ struct server_loop *server_loop_of(h2o_context_t *ctx) {
   return (struct server_loop *)(void *)((char *)ctx - offsetof(struct server_loop, h2o));
 }
 
+/* A client connection's handle, with the loop that counts it (libh2o owns handle->data). */
+struct server_conn {
+  uv_tcp_t tcp;
+  struct server_loop *loop;
+};
+
+/* libh2o closed a client connection (it calls this with the handle it was given). */
+static void server_on_conn_closed(uv_handle_t *handle) {
+  struct server_conn *conn = (struct server_conn *)(void *)handle;
+  conn->loop->connections--;
+  free(conn);
+}
+
 static void server_on_accept(uv_stream_t *listener, int status) {
   struct server_loop *loop = listener->data;
   if (status != 0)
     return;
-  uv_tcp_t *conn = malloc(sizeof(*conn)); /* freed by h2o through the close callback */
+  struct server_conn *conn = malloc(sizeof(*conn)); /* freed through server_on_conn_closed */
   if (!conn)
     return;
-  uv_tcp_init(listener->loop, conn);
-  if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-    uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+  uv_tcp_init(listener->loop, &conn->tcp);
+  if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+    uv_close((uv_handle_t *)&conn->tcp, (uv_close_cb)free);
     return;
   }
-  uv_tcp_nodelay(conn, 1);
-  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+  uv_tcp_nodelay(&conn->tcp, 1);
+  conn->loop = loop;
+  loop->connections++;
+  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, server_on_conn_closed);
   h2o_accept(&loop->accept, sock);
 }
 
@@ -80,7 +95,7 @@ static void server_on_drain_check(uv_timer_t *timer) {
     log_warn("engine.drain",
              "after %d ms: %zu store jobs still running (they finish in the "
              "store), client connections still open are cut",
-             SERVER_DRAIN_MS, loop->jobs_in_flight);
+             SERVER_DRAIN_MS, (size_t)loop->jobs_in_flight);
   uv_timer_stop(timer);
   uv_stop(&loop->loop);
 }

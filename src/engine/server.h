@@ -27,11 +27,14 @@ struct server_loop {
   h2o_accept_ctx_t accept;
   uv_tcp_t listener;
   struct store_inbox inbox;
-  uv_async_t stop;       /* wakes this loop to begin its shutdown */
-  uv_timer_t drain;      /* during shutdown: checks whether store jobs are all back */
-  int64_t drain_until;   /* ms (loop clock); stop waiting for store jobs after this */
-  size_t jobs_in_flight; /* store jobs submitted by this loop and not yet back */
-  pthread_t thread;      /* not used for loop 0, which runs on the main thread */
+  uv_async_t stop;     /* wakes this loop to begin its shutdown */
+  uv_timer_t drain;    /* during shutdown: checks whether store jobs are all back */
+  int64_t drain_until; /* ms (loop clock); stop waiting for store jobs after this */
+  /* Store jobs submitted by this loop and not yet back, and open client connections. Written on
+   * the loop; atomic because GET /debug/vars reads every loop's from one of them. */
+  _Atomic size_t jobs_in_flight;
+  _Atomic size_t connections;
+  pthread_t thread; /* not used for loop 0, which runs on the main thread */
 };
 
 struct server {

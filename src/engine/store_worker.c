@@ -19,6 +19,7 @@ struct store_worker {
   pthread_mutex_t lock;
   pthread_cond_t wake;
   struct store_job_queue queued; /* guarded by lock */
+  _Atomic size_t queued_count;   /* jobs in queued, for GET /debug/vars */
   bool stopping;
   struct task_id_generator ids; /* writer only */
 };
@@ -167,6 +168,7 @@ static void *store_worker_main(void *arg) {
     if (!worker->queued.head)
       worker->queued.tail = NULL;
     last->next = NULL;
+    worker->queued_count -= taken;
     pthread_mutex_unlock(&worker->lock);
 
     if (worker->writer) {
@@ -206,9 +208,12 @@ void store_worker_submit(struct store_worker *worker, struct store_job *job) {
   assert(job->reply_to && job->done);
   pthread_mutex_lock(&worker->lock);
   store_job_queue_push(&worker->queued, job);
+  worker->queued_count++;
   pthread_cond_signal(&worker->wake);
   pthread_mutex_unlock(&worker->lock);
 }
+
+size_t store_worker_queued(struct store_worker *worker) { return worker->queued_count; }
 
 void store_worker_stop(struct store_worker *worker) {
   pthread_mutex_lock(&worker->lock);

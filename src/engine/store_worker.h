@@ -68,7 +68,7 @@ struct store_job {
   struct callback_attempt callback_attempt; /* STORE_JOB_CALLBACK */
   enum callback_state callback_state;
   int64_t task_counts[6]; /* STORE_JOB_COUNTS: tasks by state */
-  bool prometheus;        /* GET /metrics rather than GET /v1/stats */
+  int stats_format;       /* the stats job's rendering (enum api_stats_format in api.c) */
   void *answer;           /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
 };
 
@@ -111,6 +111,9 @@ int store_worker_start(struct store *store, bool writer, size_t max_batch,
 
 /* Queues job (any thread). job->reply_to and job->done must be set. */
 void store_worker_submit(struct store_worker *worker, struct store_job *job);
+
+/* Jobs waiting for the worker (any thread; a snapshot). */
+size_t store_worker_queued(struct store_worker *worker);
 
 /* Runs every job still queued, joins the thread, closes the store and frees the worker. */
 void store_worker_stop(struct store_worker *worker);

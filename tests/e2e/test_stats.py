@@ -124,3 +124,28 @@ def test_the_agent_serves_its_own_metrics(lab):
     assert agent.stop() == 0
     assert time.monotonic() - started < 5
     other.close()
+
+
+def test_debug_vars_show_the_internals(lab):
+    origin = lab.origin({"/a.css": b"a"})
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine("--threads", "2")
+    lab.agent(engine, "edge-1", edge)
+    engine.wait_online("edge-1")
+    idle = [http.client.HTTPConnection("127.0.0.1", engine.port, timeout=10) for _ in range(3)]
+    for conn in idle:
+        conn.connect()
+    def open_connections():  # the asking connection included
+        return sum(loop["connections"] for loop in engine.request("GET", "/debug/vars")[2]["api_loops"])
+    wait_until(lambda: open_connections() == 4, what="3 idle connections and ours counted")
+    status, _, body = engine.request("GET", "/debug/vars")
+    assert status == 200
+    assert len(body["api_loops"]) == 2
+    assert all(loop["store_jobs_in_flight"] >= 0 for loop in body["api_loops"])
+    internals = body["stats"]["fabric"]["internals"]
+    assert internals["links"] == 1 and internals["link_buffer_bytes"] > 0
+    assert internals["timers_armed"] >= 1 and internals["timer_wheel_slots"] > 0  # link heartbeats
+    assert set(body["store_queues"]) == {"writer", "reader"}
+    for conn in idle:
+        conn.close()
+    wait_until(lambda: open_connections() == 1, what="closed connections no longer counted")
