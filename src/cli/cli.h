@@ -25,6 +25,14 @@ struct cli_response {
 int cli_http_request(const char *engine, const char *method, const char *path, const char *body,
                      struct cli_response *out);
 
+/* Releases the connection cli_http_request kept open. */
+void cli_http_cleanup(void);
+
+/* cdnrefresh replay FILE: submits again the accepted POST /v1/purge and /v1/preload requests of an
+ * engine access log (--access-log), at most rate per second (0: as fast as the engine answers),
+ * every POST with all. Prints a summary (JSON with json). Returns an exit code. */
+int cli_replay(const char *engine, const char *file, double rate, bool all, bool json);
+
 /* Prints a task as "key: value" lines. */
 void cli_print_task(const json_t *task);
 

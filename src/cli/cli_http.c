@@ -1,4 +1,5 @@
-/* cli_http.c — the client's one blocking HTTP exchange with the engine, through libcurl. */
+/* cli_http.c — the client's blocking HTTP exchanges with the engine, through one libcurl handle
+ * kept for the whole run, so a series of requests (waiting, replaying) reuses its connection. */
 #include "cli/cli.h"
 
 #include <curl/curl.h>
@@ -7,6 +8,14 @@
 #include <string.h>
 
 enum { CLI_RESPONSE_MAX = 64 * 1024 * 1024 }; /* bytes; a bigger answer is refused */
+
+static CURL *cli_curl;
+
+void cli_http_cleanup(void) {
+  if (cli_curl)
+    curl_easy_cleanup(cli_curl);
+  cli_curl = NULL;
+}
 
 struct cli_buffer {
   char *data;
@@ -39,11 +48,13 @@ int cli_http_request(const char *engine, const char *method, const char *path, c
     base_len--;
   snprintf(url, sizeof(url), "%.*s%s", (int)base_len, engine, path);
 
-  CURL *curl = curl_easy_init();
-  if (!curl) {
+  if (cli_curl)
+    curl_easy_reset(cli_curl); /* options go, the connection stays */
+  else if (!(cli_curl = curl_easy_init())) {
     fprintf(stderr, "cdnrefresh: cannot initialise libcurl\n");
     return CLI_EXIT_ENGINE;
   }
+  CURL *curl = cli_curl;
   struct cli_buffer buffer = {0};
   struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
   char curl_error[CURL_ERROR_SIZE] = "";
@@ -73,6 +84,5 @@ int cli_http_request(const char *engine, const char *method, const char *path, c
   }
   free(buffer.data);
   curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
   return result;
 }

@@ -1,5 +1,6 @@
 /* main.c — cdnrefresh, the command-line client: submit purges and preloads, wait on them, list
- * tasks and nodes. Every command talks to the engine's HTTP API (docs/API.md). */
+ * tasks and nodes, replay an access log. Every command talks to the engine's HTTP API
+ * (docs/API.md). */
 #include "cli/cli.h"
 #include "version.h"
 
@@ -18,6 +19,8 @@ struct cli_options {
   long timeout_s; /* --wait gives up after this; 0 waits forever */
   const char *mode, *state, *callback;
   long deadline_s, limit;
+  double rate; /* replay: requests per second, 0 for as fast as possible */
+  bool all;    /* replay: every POST, not only the accepted ones */
   json_t *prefixes, *regexes, *tags, *groups, *headers;
 };
 
@@ -38,6 +41,11 @@ static void cli_usage(FILE *out) {
       "  tasks [--state S] [--limit N]   list tasks, newest first\n"
       "  cancel ID               stop a task's pending work\n"
       "  nodes                   list edge nodes\n"
+      "  nodes remove ID         forget a node\n"
+      "  replay FILE [--rate N] [--all]\n"
+      "      submit again the accepted purge and preload requests of an engine access log\n"
+      "      (cdnrefresh-engine --access-log FILE), N per second (default 100; 0: as fast as\n"
+      "      the engine answers); --all also resends requests the engine had refused\n"
       "\n"
       "Options:\n"
       "  --engine URL   engine API (default $CDNREFRESH_ENGINE or http://127.0.0.1:8470)\n"
@@ -238,6 +246,8 @@ static int cli_run(struct cli_options *options, int argc, char **argv) {
              options->state ? "&state=" : "", options->state ? options->state : "");
     return cli_call(options, "GET", path, NULL, cli_print_tasks_page, NULL);
   }
+  if (strcmp(command, "replay") == 0 && argc == 2)
+    return cli_replay(options->engine, argv[1], options->rate, options->all, options->json);
   if (strcmp(command, "nodes") == 0 && argc == 1)
     return cli_call(options, "GET", "/v1/nodes", NULL, cli_print_nodes, NULL);
   if (strcmp(command, "nodes") == 0 && argc == 3 && strcmp(argv[1], "remove") == 0) {
@@ -258,11 +268,24 @@ static long cli_positive(const char *text, const char *flag, bool *ok) {
   return value;
 }
 
+/* --rate: requests per second, 0 or more. */
+static double cli_rate(const char *text, bool *ok) {
+  char *end;
+  double value = strtod(text, &end);
+  if (*end || end == text || !(value >= 0)) {
+    fprintf(stderr, "cdnrefresh: --rate needs a number of requests per second >= 0, got '%s'\n",
+            text);
+    *ok = false;
+  }
+  return value;
+}
+
 int main(int argc, char **argv) {
   const char *env_engine = getenv("CDNREFRESH_ENGINE");
   struct cli_options options = {.engine = env_engine && env_engine[0] ? env_engine
                                                                       : "http://127.0.0.1:8470",
                                 .limit = 50,
+                                .rate = 100,
                                 .prefixes = json_array(),
                                 .regexes = json_array(),
                                 .tags = json_array(),
@@ -283,6 +306,8 @@ int main(int argc, char **argv) {
     OPT_HEADER,
     OPT_STATE,
     OPT_LIMIT,
+    OPT_RATE,
+    OPT_ALL,
     OPT_VERSION,
     OPT_HELP
   };
@@ -300,6 +325,8 @@ int main(int argc, char **argv) {
                                            {"header", required_argument, NULL, OPT_HEADER},
                                            {"state", required_argument, NULL, OPT_STATE},
                                            {"limit", required_argument, NULL, OPT_LIMIT},
+                                           {"rate", required_argument, NULL, OPT_RATE},
+                                           {"all", no_argument, NULL, OPT_ALL},
                                            {"version", no_argument, NULL, OPT_VERSION},
                                            {"help", no_argument, NULL, OPT_HELP},
                                            {NULL, 0, NULL, 0}};
@@ -326,6 +353,8 @@ int main(int argc, char **argv) {
       break;
     case OPT_STATE: options.state = optarg; break;
     case OPT_LIMIT: options.limit = cli_positive(optarg, "--limit", &ok); break;
+    case OPT_RATE: options.rate = cli_rate(optarg, &ok); break;
+    case OPT_ALL: options.all = true; break;
     case OPT_VERSION: version = true; break;
     case OPT_HELP:
     case 'h': help = true; break;
@@ -344,6 +373,7 @@ int main(int argc, char **argv) {
   } else {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cli_run(&options, argc - optind, argv + optind);
+    cli_http_cleanup();
     curl_global_cleanup();
   }
   json_decref(options.prefixes);

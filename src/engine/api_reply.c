@@ -2,6 +2,7 @@
 #include "engine/api_reply.h"
 
 #include "common/error.h"
+#include "engine/access_log.h"
 #include "engine/stats.h"
 
 #include <sys/time.h>
@@ -48,6 +49,7 @@ void api_reply_json(h2o_req_t *req, int status, json_t *body) {
   const struct timeval *begin = &req->timestamps.request_begin_at;
   int64_t us = (int64_t)(now.tv_sec - begin->tv_sec) * 1000000 + (now.tv_usec - begin->tv_usec);
   stats_api_response(status, now.tv_sec, us > 0 ? (uint64_t)us : 0);
+  access_log_write(req, status, us);
   h2o_send_inline(req, text, len);
   free(text);
 }

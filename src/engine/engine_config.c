@@ -26,6 +26,9 @@ static const struct setting engine_settings[] = {
      "event loops serving the API; 0 means one per core"},
     {"engine", "log_level", "log-level", SETTING_CHOICE, ENGINE_FIELD(log_level), "info", 0, 0,
      "debug|info|warn|error", "lowest level of log lines written to stderr"},
+    {"engine", "access_log", "access-log", SETTING_STRING, ENGINE_FIELD(access_log), "", 0, 0, NULL,
+     "append one JSON line per API request (with POST bodies) to this file, for "
+     "`cdnrefresh replay`; empty: off"},
     {"limits", "max_body_bytes", "max-body-bytes", SETTING_INT, ENGINE_FIELD(max_body_bytes),
      "1048576", 1024, 64 * 1024 * 1024, NULL, "largest request body accepted, in bytes"},
     {"limits", "max_items_per_request", "max-items", SETTING_INT, ENGINE_FIELD(max_items), "1000",

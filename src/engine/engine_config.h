@@ -24,6 +24,7 @@ struct engine_config {
   int64_t commit_batch;                     /* most tasks per store transaction */
   char synchronous[SETTING_STRING_MAX];     /* "full" or "normal" */
   char log_level[SETTING_STRING_MAX];       /* debug, info, warn, error */
+  char access_log[SETTING_STRING_MAX];      /* API request log file; empty: off */
   char agent_token[SETTING_STRING_MAX];     /* shared secret agents present in their Hello */
   int64_t heartbeat_ms;                     /* heartbeat interval on agent links */
   int64_t heartbeat_misses;                 /* silent intervals before a node is offline */

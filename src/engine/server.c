@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/access_log.h"
 #include "engine/api.h"
 #include "engine/stats.h"
 
@@ -215,6 +216,14 @@ int server_run(const struct engine_config *config) {
   if (!server.loops || server_store_start(&server) ||
       fabric_start(config, server.writer, &server.fabric))
     return 1;
+  if (config->access_log[0]) {
+    int rc = access_log_open(config->access_log);
+    if (rc) {
+      log_error("access_log.open", "cannot open the access log %s: %s", config->access_log,
+                strerror(-rc));
+      return 1;
+    }
+  }
   server_h2o_init(&server);
 
   for (size_t i = 0; i < server.loop_count; i++) {
@@ -250,6 +259,7 @@ int server_run(const struct engine_config *config) {
   store_worker_stop(server.writer);
   store_worker_stop(server.reader);
   close(server.lock_fd);
+  access_log_close();
   free(server.loops);
   h2o_config_dispose(&server.h2o);
   log_info("engine.stopped", "all writes finished, exiting");

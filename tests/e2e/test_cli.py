@@ -1,5 +1,6 @@
 """The cdnrefresh CLI against a real engine: output, --json, --wait and exit codes."""
 import json
+import os
 import subprocess
 import time
 
@@ -133,3 +134,41 @@ def test_wait_draws_a_progress_bar_on_a_terminal(engine):
     text = screen.decode(errors="replace")
     assert "\r[------------------------------]   0% " + out.strip() + " queued: 0/1" in text
     assert "has not finished after 1s" in text
+
+
+def test_replay_resubmits_an_access_log_to_another_engine(make_engine, data_dir):
+    log_path = os.path.join(data_dir, "access.log")
+    source = make_engine("--access-log", log_path, directory=os.path.join(data_dir, "source"))
+    purge = {"urls": ["https://example.com/r1.css"], "prefixes": ["https://example.com/r/"]}
+    preload = {"urls": ["https://example.com/r2.js"], "headers": {"Accept-Encoding": "gzip"}}
+    assert source.request("POST", "/v1/purge", purge)[0] == 202
+    assert source.request("POST", "/v1/preload", preload)[0] == 202
+    assert source.request("POST", "/v1/purge", {"urls": ["not a url"]})[0] == 400
+    assert source.request("GET", "/v1/tasks")[0] == 200
+    with open(log_path) as f:
+        logged = [json.loads(line) for line in f]
+    assert logged[0]["path"] == "/healthz"  # the lab's own readiness probes come first
+    lines = [line for line in logged if line["path"].startswith(("/v1/purge", "/v1/preload", "/v1/tasks"))]
+    assert [(line["method"], line["path"], line["status"]) for line in lines] == [
+        ("POST", "/v1/purge", 202), ("POST", "/v1/preload", 202), ("POST", "/v1/purge", 400),
+        ("GET", "/v1/tasks", 200)]
+    assert json.loads(lines[0]["body"]) == purge and "body" not in lines[3]
+    assert all(line["ts"].endswith("Z") and line["us"] >= 0 for line in logged)
+
+    target = make_engine(directory=os.path.join(data_dir, "target"), offline_node=False)
+    result = run_cli(target.url, "--json", "replay", log_path, "--rate", "50")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {k: summary[k] for k in ("sent", "accepted", "refused", "failed", "skipped")} == {
+        "sent": 2, "accepted": 2, "refused": 0, "failed": 0, "skipped": len(logged) - 2}
+    tasks = sorted(target.request("GET", "/v1/tasks")[2]["tasks"], key=lambda t: t["type"])
+    assert [(t["type"], t["targets"]) for t in tasks] == [
+        ("preload", {"urls": 1, "prefixes": 0, "regexes": 0, "tags": 0}),
+        ("purge", {"urls": 1, "prefixes": 1, "regexes": 0, "tags": 0})]
+
+    with_refused = run_cli(target.url, "replay", log_path, "--rate", "0", "--all")
+    assert with_refused.returncode == 3, with_refused.stderr
+    assert "replayed 3 requests" in with_refused.stdout and "1 refused (4xx)" in with_refused.stdout
+    missing = run_cli(target.url, "replay", os.path.join(data_dir, "none.log"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert run_cli(target.url, "replay", log_path, "--rate", "fast").returncode == 2
