@@ -9,16 +9,21 @@
 #include "engine/fabric_internal.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { ALERT_KEYS_MAX = 1024 }; /* distinct (kind, subject) pairs remembered */
+enum {
+  ALERT_KEYS_MAX = 1024,       /* distinct (kind, subject) pairs remembered */
+  ALERT_FLUSH_CHECK_MS = 1000, /* how often windows with counted repeats are looked at */
+};
 
 struct alert_key {
   char kind[32];
   char subject[NODE_ID_MAX + 1];
   int64_t sent_ms;     /* last alert sent for this key */
   uint64_t suppressed; /* repeats since then */
+  char message[256];   /* the last repeat's, sent with the count when the window ends */
 };
 
 struct alert_post {
@@ -34,6 +39,7 @@ struct alerts {
   struct alert_key *keys;
   size_t key_count;
   struct alert_post *posts; /* in flight */
+  struct wheel_timer flush; /* armed while some key has repeats counted */
 };
 
 static void alerts_post_free(struct alerts *alerts, struct alert_post *post) {
@@ -74,14 +80,17 @@ static struct alert_key *alerts_key(struct alerts *alerts, const char *kind, con
   return key;
 }
 
+/* Posts one alert: a new event (summary false) carrying the repeats counted before it, or the
+ * count of repeats alone at the end of a window (summary true). */
 static void alerts_post(struct alerts *alerts, const char *kind, const char *subject,
-                        const char *message, uint64_t repeats) {
+                        const char *message, uint64_t repeats, bool summary) {
   const struct engine_config *config = alerts->fabric->config;
   char at[CLOCK_ISO8601_SIZE];
   int64_t now = clock_now_ms();
   clock_format_iso8601(now, at);
-  json_t *alert = json_pack("{s:s,s:s,s:s,s:I,s:s}", "alert", kind, "subject", subject, "message",
-                            message, "repeats", (json_int_t)repeats, "at", at);
+  json_t *alert =
+      json_pack("{s:s,s:s,s:s,s:I,s:b,s:s}", "alert", kind, "subject", subject, "message", message,
+                "repeats", (json_int_t)repeats, "summary", summary, "at", at);
   char *body = alert ? json_dumps(alert, JSON_COMPACT) : NULL;
   json_decref(alert);
   struct alert_post *post = calloc(1, sizeof(*post));
@@ -111,6 +120,29 @@ static void alerts_post(struct alerts *alerts, const char *kind, const char *sub
     alerts_on_done(alerts, post->easy, CURLE_FAILED_INIT);
 }
 
+/* Sends the count of every key whose window has ended with repeats counted, as one alert with
+ * the last repeat's message, so repeats are reported even when nothing follows them. */
+static void alerts_on_flush(struct wheel_timer *timer) {
+  struct alerts *alerts = (struct alerts *)(void *)((char *)timer - offsetof(struct alerts, flush));
+  int64_t now = clock_now_ms(), window_ms = alerts->fabric->config->alert_window_s * 1000;
+  bool pending = false;
+  for (size_t i = 0; i < alerts->key_count; i++) {
+    struct alert_key *key = &alerts->keys[i];
+    if (!key->suppressed)
+      continue;
+    if (now - key->sent_ms < window_ms) {
+      pending = true;
+      continue;
+    }
+    alerts_post(alerts, key->kind, key->subject, key->message, key->suppressed, true);
+    key->sent_ms = now;
+    key->suppressed = 0;
+  }
+  if (pending)
+    timer_wheel_start(&alerts->fabric->wheel, &alerts->flush, ALERT_FLUSH_CHECK_MS,
+                      alerts_on_flush);
+}
+
 void alerts_raise(struct alerts *alerts, const char *kind, const char *subject,
                   const char *message) {
   log_warn("alert", "%s %s: %s", kind, subject, message);
@@ -120,9 +152,13 @@ void alerts_raise(struct alerts *alerts, const char *kind, const char *subject,
   int64_t now = clock_now_ms();
   if (key && key->sent_ms && now - key->sent_ms < alerts->fabric->config->alert_window_s * 1000) {
     key->suppressed++;
+    snprintf(key->message, sizeof(key->message), "%s", message);
+    if (!timer_wheel_armed(&alerts->flush))
+      timer_wheel_start(&alerts->fabric->wheel, &alerts->flush, ALERT_FLUSH_CHECK_MS,
+                        alerts_on_flush);
     return;
   }
-  alerts_post(alerts, kind, subject, message, key ? key->suppressed : 0);
+  alerts_post(alerts, kind, subject, message, key ? key->suppressed : 0, false);
   if (key) {
     key->sent_ms = now;
     key->suppressed = 0;
@@ -144,6 +180,7 @@ int alerts_create(struct fabric *fabric, struct alerts **out) {
 }
 
 void alerts_destroy(struct alerts *alerts) {
+  timer_wheel_stop(&alerts->fabric->wheel, &alerts->flush);
   while (alerts->posts) {
     curl_uv_remove(alerts->curl, alerts->posts->easy);
     alerts_post_free(alerts, alerts->posts);

@@ -1,8 +1,9 @@
 /* alerts.h — the alert webhook: events operators get paged for (a node offline or back, a node's
  * backlog above a threshold for too long, a callback given up, store errors) are POSTed as JSON to
  * alerts.url, signed like callbacks. Alerts are deduplicated per (kind, subject): within
- * alerts.window_s of a sent alert, repeats are only counted, and the count goes out with the next
- * alert of that key, so a flapping node pages once per window. Best effort: a failed POST is
+ * alerts.window_s of a sent alert, repeats are only counted; when the window ends the count goes
+ * out (with the last repeat's message) in one alert, so a flapping node pages once per window and
+ * no repeat goes unreported. Best effort: a failed POST is
  * logged, not retried. Fabric loop only. */
 #ifndef CDR_ALERTS_H
 #define CDR_ALERTS_H

@@ -64,3 +64,27 @@ def test_backlog_and_failed_callback_are_alerted(lab):
                    what="callback alert")
     finally:
         hook.stop()
+
+
+def test_repeats_counted_in_a_window_go_out_when_it_ends(lab):
+    hook = Receiver()
+    try:
+        engine = start(lab, hook, "--alert-window", "2")
+        for _ in range(4):  # one alert, then three repeats inside the window (or a few windows)
+            agent = lab.agent(engine, "edge-1", None)
+            engine.wait_online("edge-1")
+            agent.stop()
+            wait_until(lambda: engine.nodes()["edge-1"]["state"] == "offline")
+
+        def offline_events_reported():  # a summary reports repeats only; other alerts are events
+            return sum(a["repeats"] + (not a["summary"]) for a in alerts_of(hook) if a["alert"] == "node_offline")
+        # Nothing more happens: the counted repeats must still arrive once their window ends.
+        wait_until(lambda: offline_events_reported() == 4, timeout=10, what="every offline reported")
+        offline = [a for a in alerts_of(hook) if a["alert"] == "node_offline"]
+        assert offline[0]["repeats"] == 0 and not offline[0]["summary"]
+        assert offline[-1]["summary"] and offline[-1]["repeats"] >= 1
+        assert all("edge-1" in a["message"] for a in offline)
+        time.sleep(2.5)
+        assert offline_events_reported() == 4  # nothing reported twice
+    finally:
+        hook.stop()
