@@ -22,6 +22,8 @@
   XX(TOO_MANY_ITEMS, 400, "too_many_items", "more items than limits.max_items_per_request")        \
   XX(INVALID_QUERY, 400, "invalid_query", "a query parameter is not valid")                        \
   XX(BODY_TOO_LARGE, 413, "body_too_large", "the body is larger than limits.max_body_bytes")       \
+  XX(HEADERS_TOO_LARGE, 431, "headers_too_large",                                                  \
+     "the request headers are larger than limits.max_header_bytes")                                \
   XX(NOT_FOUND, 404, "not_found", "no such endpoint")                                              \
   XX(TASK_NOT_FOUND, 404, "task_not_found", "no task with this id")                                \
   XX(NODE_NOT_FOUND, 404, "node_not_found", "no node with this id")                                \

@@ -514,6 +514,15 @@ static void api_reply_status(h2o_req_t *req, int status, const char *state) {
   api_reply_json(req, status, json_pack("{s:s}", "status", state));
 }
 
+/* True when req's headers together exceed limits.max_header_bytes (counted as sent: name, ": ",
+ * value, CRLF). libh2o takes somewhat more before refusing on its own. */
+static bool api_headers_too_large(const h2o_req_t *req, int64_t max) {
+  size_t total = 0;
+  for (size_t i = 0; i < req->headers.size; i++)
+    total += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+  return total > (size_t)max;
+}
+
 static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
   (void)self;
   const char *path = req->path_normalized.base;
@@ -521,6 +530,10 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
   bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
   bool post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
   struct server *server = server_loop_of(req->conn->ctx)->server;
+  if (api_headers_too_large(req, server->config->max_header_bytes)) {
+    api_reply_error(req, CDR_EHEADERS_TOO_LARGE, NULL, NULL);
+    return 0;
+  }
 
   static const char nodes_prefix[] = "/v1/nodes/";
   if (len > sizeof(nodes_prefix) - 1 && memcmp(path, nodes_prefix, sizeof(nodes_prefix) - 1) == 0)

@@ -18,6 +18,7 @@ static const char *api_reason(int status) {
   case 405: return "Method Not Allowed";
   case 409: return "Conflict";
   case 413: return "Payload Too Large";
+  case 431: return "Request Header Fields Too Large";
   case 503: return "Service Unavailable";
   default: return status >= 500 ? "Internal Server Error" : "Error";
   }

@@ -17,6 +17,8 @@ struct engine_config {
   bool dev;                                 /* unsigned requests, loopback only */
   int64_t threads;                          /* event loops; 0 = one per core */
   int64_t max_body_bytes;                   /* request body limit */
+  int64_t max_header_bytes;                 /* request headers limit (431 beyond) */
+  int64_t request_timeout_ms;               /* whole request, or an idle keep-alive, at most */
   int64_t max_items;                        /* targets per request */
   int64_t max_url_length;                   /* bytes per URL, prefix or regex */
   int64_t default_deadline_s;               /* deadline of a task that names none */

@@ -5,6 +5,19 @@
 #include "version.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
+
+/* Lets the engine hold as many connections (API clients, agents) as the hard limit allows: the
+ * soft limit is often 1024, which tens of thousands of agents or idle clients would exhaust. */
+static void main_raise_fd_limit(void) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+      log_warn("engine.fd_limit", "cannot raise the open file limit to %llu",
+               (unsigned long long)limit.rlim_max);
+  }
+}
 
 int main(int argc, char **argv) {
   struct engine_config config;
@@ -22,5 +35,6 @@ int main(int argc, char **argv) {
     printf("cdnrefresh-engine %s (commit %s, built %s)\n", CDR_VERSION, CDR_COMMIT, CDR_BUILD_DATE);
     return 0;
   }
+  main_raise_fd_limit();
   return server_run(&config);
 }

@@ -200,6 +200,10 @@ static void server_h2o_init(struct server *server) {
    * it headroom over limits.max_body_bytes lets the API answer most oversized bodies with the
    * JSON error that names the limit, while memory per request stays bounded. */
   server->h2o.max_request_entity_size = (size_t)server->config->max_body_bytes * SERVER_BODY_SLACK;
+  /* A client slow to send its headers or body (slowloris), or idle between requests, is cut
+   * after this, so it cannot hold a connection and its buffers for long. */
+  server->h2o.http1.req_timeout = (uint64_t)server->config->request_timeout_ms;
+  server->h2o.http2.idle_timeout = (uint64_t)server->config->request_timeout_ms;
   h2o_hostconf_t *hostconf =
       h2o_config_register_host(&server->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   api_register(hostconf);

@@ -1,0 +1,77 @@
+"""Hostile HTTP clients against the running engine: slow headers and slow bodies (slowloris) are
+cut after limits.request_timeout_ms and give back their connection; oversized headers and bodies
+are answered 431 and 413; ten thousand idle connections do not keep a normal client from being
+served."""
+import resource
+import socket
+
+import pytest
+
+from conftest import wait_until
+
+TIMEOUT_MS = 1000
+
+
+def connections(engine):
+    """Open API connections, the asking one included (GET /debug/vars)."""
+    return sum(loop["connections"] for loop in engine.request("GET", "/debug/vars")[2]["api_loops"])
+
+
+def closed_by_server(sock, within_s):
+    """True when the engine closes sock (EOF or reset) within within_s seconds."""
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_slow_headers_and_slow_bodies_are_cut(make_engine):
+    engine = make_engine("--request-timeout-ms", str(TIMEOUT_MS), offline_node=False)
+    slow_headers = socket.create_connection(("127.0.0.1", engine.port))
+    slow_headers.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+    slow_body = socket.create_connection(("127.0.0.1", engine.port))
+    slow_body.sendall(b"POST /v1/purge HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"urls\":")
+    wait_until(lambda: connections(engine) == 3, what="both slow clients connected")
+    for sock in (slow_headers, slow_body):
+        sock.sendall(b" ")  # a trickle does not reset the clock: the whole request is due in time
+    assert closed_by_server(slow_headers, within_s=10 * TIMEOUT_MS / 1000)
+    assert closed_by_server(slow_body, within_s=10 * TIMEOUT_MS / 1000)
+    wait_until(lambda: connections(engine) == 1, what="their connections released")
+    assert engine.request("GET", "/v1/tasks")[2]["tasks"] == []  # the half body stored nothing
+
+
+def test_oversized_headers_and_bodies_are_refused(make_engine):
+    engine = make_engine("--max-header-bytes", "4096", "--max-body-bytes", "2048", offline_node=False)
+    sock = socket.create_connection(("127.0.0.1", engine.port))
+    sock.sendall(b"GET /v1/tasks HTTP/1.1\r\nHost: x\r\nX-Filler: " + b"a" * 5000 + b"\r\n\r\n")
+    answer = sock.recv(4096).decode()
+    sock.close()
+    assert answer.startswith("HTTP/1.1 431 ") and '"code":"headers_too_large"' in answer
+    big = '{"urls":["https://example.com/' + "a" * 3000 + '"]}'
+    status, _, body = engine.request("POST", "/v1/purge", raw=big)
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    assert engine.request("GET", "/v1/tasks")[2]["tasks"] == []
+
+
+def test_ten_thousand_idle_connections_leave_room_for_a_client(make_engine):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 11000:
+        pytest.skip(f"the open file limit ({hard}) is below 11000")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 11000), hard))
+    engine = make_engine(offline_node=False)
+    idle = []
+    try:
+        for _ in range(10000):
+            idle.append(socket.create_connection(("127.0.0.1", engine.port)))
+        wait_until(lambda: connections(engine) >= 10001, timeout=30, what="10,000 idle connections open")
+        status, _, body = engine.request("POST", "/v1/purge", {"urls": ["https://example.com/idle.css"]})
+        assert status == 202 and body["task_id"]
+        assert engine.request("GET", f"/v1/tasks/{body['task_id']}")[0] == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    wait_until(lambda: connections(engine) == 1, timeout=30, what="idle connections released")
