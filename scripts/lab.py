@@ -82,10 +82,11 @@ class Process:
         self.log_path = log_path
         self.proc = None
         self.log = None
+        self.wrapper = []  # a command to run the process under, e.g. valgrind and its options
 
     def spawn(self, args):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([*self.wrapper, *args], stdout=self.log, stderr=self.log)
 
     def read_log(self):
         with open(self.log_path, "rb") as f:
@@ -142,7 +143,7 @@ class Engine(Process):
                 return self.request("GET", "/healthz")[0] == 200
             except OSError:
                 return False
-        wait_until(healthy, what="engine health")
+        wait_until(healthy, timeout=60 if self.wrapper else 10, what="engine health")
         return self
 
     def request(self, method, path, body=None, raw=None, conn=None):

@@ -9,11 +9,17 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-from lab import (AGENT_BIN, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch, free_port,  # noqa: E402,F401
-                 start_cache, start_edge, start_origin, wait_until, warm)
+from lab import (AGENT_BIN, BUILD_DIR, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch,  # noqa: E402,F401
+                 free_port, start_cache, start_edge, start_origin, wait_until, warm)
 
 LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
 os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")
+
+
+def sanitized_build():
+    """True when the binaries under test are the ASan+UBSan build."""
+    with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
+        return "CDR_SANITIZE:BOOL=ON" in f.read()
 
 
 def assert_clean_exit(process, code):

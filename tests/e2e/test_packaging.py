@@ -8,15 +8,10 @@ import tempfile
 
 import pytest
 
-from conftest import wait_until
+from conftest import sanitized_build, wait_until
 from lab import BUILD_DIR, free_port
 
 PACKAGES = ["cdnrefresh-engine", "cdnrefresh-agent", "cdnrefresh"]
-
-
-def sanitized_build():
-    with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
-        return "CDR_SANITIZE:BOOL=ON" in f.read()
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="installing packages needs root")
