@@ -48,6 +48,12 @@ static const struct setting engine_settings[] = {
      1, 30 * 86400, NULL, "largest deadline_s a request may ask for"},
     {"agents", "token", "agent-token", SETTING_STRING, ENGINE_FIELD(agent_token), "", 0, 0, NULL,
      "shared secret every agent must present (empty: agents present an empty token)"},
+    {"agents", "auth_failures_max", "auth-failures-max", SETTING_INT,
+     ENGINE_FIELD(auth_failures_max), "10", 1, 100000, NULL,
+     "Hellos with a wrong token from one address within auth_window_s before that address is "
+     "refused without a check until the window ends"},
+    {"agents", "auth_window_s", "auth-window", SETTING_INT, ENGINE_FIELD(auth_window_s), "60", 1,
+     86400, NULL, "the window, in seconds, over which wrong tokens are counted per address"},
     {"agents", "heartbeat_ms", "heartbeat-ms", SETTING_INT, ENGINE_FIELD(heartbeat_ms), "1000", 50,
      60000, NULL, "heartbeat interval on agent links, both ways"},
     {"agents", "heartbeat_misses", "heartbeat-misses", SETTING_INT, ENGINE_FIELD(heartbeat_misses),

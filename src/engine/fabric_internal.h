@@ -127,6 +127,16 @@ struct fabric_link {
   struct fabric_link *prev, *next; /* every open link, welcomed or not */
 };
 
+enum { FABRIC_AUTH_PEERS = 64 }; /* peer addresses whose recent bad tokens are remembered */
+
+/* Bad tokens from one peer address within the current window (agents.auth_window_s). */
+struct fabric_auth_failures {
+  char address[48]; /* numeric IP, no port; "" when the entry is free */
+  int64_t window_start_ms;
+  uint32_t count;
+  bool block_logged; /* the first Hello refused for too many failures was logged */
+};
+
 struct fabric {
   const struct engine_config *config;
   struct store_worker *writer;
@@ -153,6 +163,7 @@ struct fabric {
   Cdr__WorkItem *work_items; /* reused to build Work frames */
   Cdr__WorkItem **work_pointers;
   size_t work_capacity;
+  struct fabric_auth_failures auth_failures[FABRIC_AUTH_PEERS];
 };
 
 /* fabric.c */

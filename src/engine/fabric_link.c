@@ -64,15 +64,79 @@ static bool fabric_link_name_ok(const char *name, size_t max) {
   return true;
 }
 
+/* The numeric address of link's peer, without the port ("" when unknown). */
+static void fabric_link_peer_address(struct fabric_link *link, char *out, size_t size) {
+  struct sockaddr_storage peer;
+  int len = sizeof(peer);
+  out[0] = '\0';
+  if (uv_tcp_getpeername(&link->conn.tcp, (struct sockaddr *)&peer, &len) != 0)
+    return;
+  if (peer.ss_family == AF_INET)
+    uv_ip4_name((const struct sockaddr_in *)&peer, out, size);
+  else if (peer.ss_family == AF_INET6)
+    uv_ip6_name((const struct sockaddr_in6 *)&peer, out, size);
+}
+
+/* The failure count of address in the current window, creating (or recycling the oldest) entry
+ * when create. NULL when there is none and !create. */
+static struct fabric_auth_failures *fabric_auth_entry(struct fabric *fabric, const char *address,
+                                                      int64_t now_ms, bool create) {
+  struct fabric_auth_failures *oldest = &fabric->auth_failures[0];
+  for (size_t i = 0; i < FABRIC_AUTH_PEERS; i++) {
+    struct fabric_auth_failures *entry = &fabric->auth_failures[i];
+    if (entry->address[0] && strcmp(entry->address, address) == 0) {
+      if (now_ms - entry->window_start_ms >= fabric->config->auth_window_s * 1000)
+        *entry = (struct fabric_auth_failures){.window_start_ms = now_ms};
+      snprintf(entry->address, sizeof(entry->address), "%s", address);
+      return entry;
+    }
+    if (entry->window_start_ms < oldest->window_start_ms)
+      oldest = entry;
+  }
+  if (!create)
+    return NULL;
+  *oldest = (struct fabric_auth_failures){.window_start_ms = now_ms};
+  snprintf(oldest->address, sizeof(oldest->address), "%s", address);
+  return oldest;
+}
+
+/* Checks hello's token, counting failures per peer address: an address that sent
+ * agents.auth_failures_max wrong tokens in the window is refused unchecked until it ends, so
+ * guessing the token is slow. Refuses and returns false when the Hello may not go on. */
+static bool fabric_link_authenticate(struct fabric_link *link, const Cdr__Hello *hello) {
+  struct fabric *fabric = link->fabric;
+  char address[48];
+  fabric_link_peer_address(link, address, sizeof(address));
+  int64_t now = clock_now_ms();
+  struct fabric_auth_failures *failures = fabric_auth_entry(fabric, address, now, false);
+  if (failures && failures->count >= (uint64_t)fabric->config->auth_failures_max) {
+    if (!failures->block_logged)
+      log_warn("agent.blocked",
+               "agent address %s sent %u wrong tokens: its Hellos are refused unchecked for "
+               "the rest of the %lld s window",
+               address, failures->count, (long long)fabric->config->auth_window_s);
+    failures->block_logged = true;
+    fabric_link_refuse(link, "too_many_failures",
+                       "too many wrong tokens from this address; try again later");
+    return false;
+  }
+  if (fabric_link_token_ok(hello->token, fabric->config->agent_token))
+    return true;
+  failures = fabric_auth_entry(fabric, address, now, true);
+  failures->count++;
+  log_warn("agent.bad_token", "wrong token from %s (node id %.64s), %u in this window", address,
+           hello->node_id, failures->count);
+  fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
+  return false;
+}
+
 static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hello) {
   struct fabric *fabric = link->fabric;
+  if (!fabric_link_authenticate(link, hello))
+    return;
   snprintf(link->conn.peer, sizeof(link->conn.peer), "%.40s", hello->node_id);
   if (hello->protocol_version != FRAME_VERSION) {
     fabric_link_refuse(link, "unsupported_version", "the engine speaks link protocol version 1");
-    return;
-  }
-  if (!fabric_link_token_ok(hello->token, fabric->config->agent_token)) {
-    fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
     return;
   }
   bool groups_ok = hello->n_groups <= 64;

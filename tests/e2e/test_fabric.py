@@ -214,6 +214,26 @@ def test_wrong_token_and_duplicate_node_are_refused(lab):
     assert good.running() and engine.nodes()["edge-1"]["state"] == "online"
 
 
+def test_repeated_wrong_tokens_block_the_address(lab):
+    engine = lab.engine("--agent-token", "s3cret", "--auth-failures-max", "3", "--auth-window", "600")
+
+    def refused(token, node_id):
+        agent = lab.agent(engine, node_id, None, token=token)
+        wait_until(lambda: not agent.running(), what="refused agent to exit")
+        agent.expected_exit = 1
+        assert agent.proc.returncode == 1
+        log = agent.read_log()
+        return "too_many_failures" if "too_many_failures" in log else "wrong_token" if "wrong_token" in log else log
+
+    assert [refused("guess", f"edge-{i}") for i in range(3)] == ["wrong_token"] * 3
+    # From now on this address is refused unchecked, even with the right token, until the window ends.
+    assert refused("guess", "edge-3") == "too_many_failures"
+    assert refused("s3cret", "edge-4") == "too_many_failures"
+    log = engine.read_log()
+    assert log.count('"event":"agent.bad_token"') == 3 and "wrong token from 127.0.0.1" in log
+    assert log.count('"event":"agent.blocked"') == 1  # logged once, not once per Hello
+
+
 @pytest.mark.parametrize("garbage", [
     b"\x00\x00\x00\x05\x09\x00\x00\x01hello",          # unknown frame type
     b"\x7f\xff\xff\xff\x01\x00\x00\x01",               # oversized frame
