@@ -48,6 +48,10 @@ static const struct setting engine_settings[] = {
      1, 30 * 86400, NULL, "largest deadline_s a request may ask for"},
     {"agents", "token", "agent-token", SETTING_STRING, ENGINE_FIELD(agent_token), "", 0, 0, NULL,
      "shared secret every agent must present (empty: agents present an empty token)"},
+    {"agents", "node_tokens_file", "agent-tokens-file", SETTING_STRING,
+     ENGINE_FIELD(node_tokens_file), "", 0, 0, NULL,
+     "file of NODE_ID TOKEN lines: a node listed there must present its own token instead of "
+     "agents.token (keep it mode 0600)"},
     {"agents", "auth_failures_max", "auth-failures-max", SETTING_INT,
      ENGINE_FIELD(auth_failures_max), "10", 1, 100000, NULL,
      "Hellos with a wrong token from one address within auth_window_s before that address is "

@@ -429,7 +429,18 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
   uv_timer_init(&fabric->loop, &fabric->stop_check);
   fabric->tick.data = fabric->stop_check.data = fabric;
   uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
-  int rc = callbacks_create(fabric, &fabric->callbacks);
+  int rc = 0;
+  if (config->node_tokens_file[0]) {
+    char err[512];
+    rc = node_tokens_load(config->node_tokens_file, &fabric->node_tokens, err, sizeof(err));
+    if (rc) {
+      log_error("node_tokens.load", "%s", err);
+      return rc;
+    }
+    log_info("node_tokens.load", "%zu nodes have their own token (%s)",
+             node_tokens_count(fabric->node_tokens), config->node_tokens_file);
+  }
+  rc = callbacks_create(fabric, &fabric->callbacks);
   if (!rc)
     rc = alerts_create(fabric, &fabric->alerts);
   timer_wheel_start(&fabric->wheel, &fabric->backlog, 1000, fabric_on_backlog_check);
@@ -456,6 +467,7 @@ void fabric_stop(struct fabric *fabric) {
   free(fabric->nodes);
   free(fabric->work_items);
   free(fabric->work_pointers);
+  node_tokens_free(fabric->node_tokens);
   free(fabric);
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/timer_wheel.h"
 #include "engine/fabric.h"
+#include "engine/node_tokens.h"
 #include "proto/link_conn.h"
 
 #include <stdbool.h>
@@ -164,6 +165,7 @@ struct fabric {
   Cdr__WorkItem **work_pointers;
   size_t work_capacity;
   struct fabric_auth_failures auth_failures[FABRIC_AUTH_PEERS];
+  struct node_tokens *node_tokens; /* NULL without agents.node_tokens_file */
 };
 
 /* fabric.c */

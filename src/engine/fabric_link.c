@@ -100,7 +100,8 @@ static struct fabric_auth_failures *fabric_auth_entry(struct fabric *fabric, con
   return oldest;
 }
 
-/* Checks hello's token, counting failures per peer address: an address that sent
+/* Checks hello's token (the node's own from agents.node_tokens_file, else the shared one),
+ * counting failures per peer address: an address that sent
  * agents.auth_failures_max wrong tokens in the window is refused unchecked until it ends, so
  * guessing the token is slow. Refuses and returns false when the Hello may not go on. */
 static bool fabric_link_authenticate(struct fabric_link *link, const Cdr__Hello *hello) {
@@ -120,7 +121,8 @@ static bool fabric_link_authenticate(struct fabric_link *link, const Cdr__Hello 
                        "too many wrong tokens from this address; try again later");
     return false;
   }
-  if (fabric_link_token_ok(hello->token, fabric->config->agent_token))
+  const char *own = node_tokens_find(fabric->node_tokens, hello->node_id);
+  if (fabric_link_token_ok(hello->token, own ? own : fabric->config->agent_token))
     return true;
   failures = fabric_auth_entry(fabric, address, now, true);
   failures->count++;

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import fetch, free_port, wait_until
+from conftest import Engine, fetch, free_port, wait_until
 
 SITE = "http://www.example.com"
 FILES = {f"/img/{i}.png": b"p" * 64 for i in range(3)}
@@ -274,3 +274,36 @@ def test_silent_agent_goes_offline_and_comes_back(lab):
     finally:
         agent.proc.send_signal(signal.SIGCONT)
     engine.wait_online("edge-1", timeout=10)  # it notices the closed link and reconnects
+
+
+def test_nodes_listed_in_the_tokens_file_need_their_own_token(lab, data_dir):
+    tokens = os.path.join(data_dir, "node-tokens")
+    with open(tokens, "w") as f:
+        f.write("# node      token\nedge-1 one-secret\nedge-2   two-secret  # its own\n\n")
+    os.chmod(tokens, 0o644)
+    engine = lab.engine("--agent-token", "shared", "--agent-tokens-file", tokens)
+    assert '"event":"node_tokens.permissions"' in engine.read_log()  # 0644 holds secrets: warned
+
+    def outcome(node_id, token):
+        agent = lab.agent(engine, node_id, None, token=token)
+        wait_until(lambda: not agent.running() or engine.nodes().get(node_id, {}).get("state") == "online",
+                   what=f"{node_id} welcomed or refused")
+        if agent.running():
+            return "online"
+        agent.expected_exit = 1
+        return "wrong_token" if "wrong_token" in agent.read_log() else agent.read_log()
+
+    assert outcome("edge-1", "shared") == "wrong_token"   # listed: the shared token is not enough
+    assert outcome("edge-2", "one-secret") == "wrong_token"  # nor another node's token
+    assert outcome("edge-1", "one-secret") == "online"
+    assert outcome("edge-2", "two-secret") == "online"
+    assert outcome("edge-3", "shared") == "online"  # unlisted: the shared token
+
+
+def test_a_bad_tokens_file_stops_the_engine_at_start(data_dir):
+    tokens = os.path.join(data_dir, "node-tokens")
+    with open(tokens, "w") as f:
+        f.write("edge-1 a\nedge-1 b\n")
+    engine = Engine(os.path.join(data_dir, "engine"), ["--agent-tokens-file", tokens])
+    with pytest.raises(RuntimeError, match="listed twice"):
+        engine.start()
