@@ -3,6 +3,7 @@
 #include "agent/agent_link.h"
 #include "agent/agent_metrics.h"
 #include "common/log.h"
+#include "common/sd_notify.h"
 #include "version.h"
 
 #include <signal.h>
@@ -31,6 +32,7 @@ static void agent_signals_close(void *context) {
 static void agent_on_signal(uv_signal_t *signal, int signum) {
   struct agent_signals *signals = signal->data;
   log_info("agent.stopping", "received %s, stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  sd_notify_send("STOPPING=1");
   /* Stops after the requests in progress finished (a second signal: at once), closing the
    * signal handles through agent_signals_close. */
   agent_link_drain(signals->link, AGENT_DRAIN_MS);
@@ -101,6 +103,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&signals.interrupt, agent_on_signal, SIGINT);
   log_info("agent.ready", "node %s driving %s at %s, engines %s", config.node_id, config.cache,
            config.cache_url, config.engines);
+  sd_notify_send("READY=1");
   uv_run(&loop, UV_RUN_DEFAULT);
   int code = agent_link_exit_code(link);
   agent_metrics_free(signals.metrics);

@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/sd_notify.h"
 #include "engine/access_log.h"
 #include "engine/api.h"
 #include "engine/stats.h"
@@ -116,6 +117,7 @@ static void server_on_signal(uv_signal_t *signal, int signum) {
     return;
   log_info("engine.stopping", "received %s: stopping intake, finishing store writes",
            signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  sd_notify_send("STOPPING=1");
   for (size_t i = 0; i < server->loop_count; i++)
     uv_async_send(&server->loops[i].stop);
 }
@@ -253,6 +255,10 @@ int server_run(const struct engine_config *config) {
   log_info("engine.ready", "API on http://%s with %zu event loops, data dir %s%s",
            config->api_listen, server.loop_count, config->data_dir,
            config->dev ? ", dev mode (unsigned requests)" : "");
+  char status[2 * SETTING_STRING_MAX + 64];
+  snprintf(status, sizeof(status), "READY=1\nSTATUS=API on %s, agents on %s", config->api_listen,
+           config->agent_listen);
+  sd_notify_send(status);
   server_loop_thread(&server.loops[0]);
   for (size_t i = 1; i < server.loop_count; i++)
     pthread_join(server.loops[i].thread, NULL);

@@ -1,11 +1,12 @@
 """The engine as a process: flags, config errors, data dir lock, signals."""
 import os
 import re
+import socket
 import subprocess
 
 import pytest
 
-from conftest import AGENT_BIN, ENGINE_BIN, free_port
+from conftest import AGENT_BIN, ENGINE_BIN, Agent, Engine, free_port
 
 
 def run_engine(*args):
@@ -98,3 +99,20 @@ def test_agent_flags_are_checked():
     assert "cache.kind must be one of nginx|varnish|ats|squid, got 'memcached'" in unknown_cache.stderr
     version = subprocess.run([AGENT_BIN, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("cdnrefresh-agent ")
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_engine_and_agent_tell_systemd_when_ready_and_stopping(data_dir, monkeypatch, abstract):
+    name = os.path.join(data_dir, "notify.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind("\0" + name if abstract else name)  # what systemd listens on for Type=notify
+    receiver.settimeout(20)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name if abstract else name)
+    engine = Engine(os.path.join(data_dir, "engine")).start()
+    ready = receiver.recv(4096).decode()
+    assert ready.startswith("READY=1\nSTATUS=API on 127.0.0.1:") and engine.agent_address in ready
+    agent = Agent(data_dir, "edge-1", engine.agent_address, f"http://127.0.0.1:{free_port()}").start()
+    assert receiver.recv(4096) == b"READY=1"
+    assert agent.stop() == 0 and receiver.recv(4096) == b"STOPPING=1"
+    assert engine.stop() == 0 and receiver.recv(4096) == b"STOPPING=1"
+    receiver.close()
