@@ -25,6 +25,17 @@ static const struct setting agent_settings[] = {
      "debug|info|warn|error", "lowest level of log lines written to stderr"},
     {"agent", "metrics_listen", "metrics-listen", SETTING_STRING, AGENT_FIELD(metrics_listen), "",
      0, 0, NULL, "serve GET /metrics (Prometheus) on this IPv4:PORT or [IPv6]:PORT; empty: off"},
+    {"agent", "tls_ca", "tls-ca", SETTING_STRING, AGENT_FIELD(tls_ca), "", 0, 0, NULL,
+     "PEM CA certificates: link to the engine over TLS and verify its certificate with them; "
+     "empty: plain TCP"},
+    {"agent", "tls_cert", "tls-cert", SETTING_STRING, AGENT_FIELD(tls_cert), "", 0, 0, NULL,
+     "PEM client certificate chain, for engines that require one (with agent.tls_key)"},
+    {"agent", "tls_key", "tls-key", SETTING_STRING, AGENT_FIELD(tls_key), "", 0, 0, NULL,
+     "PEM private key of agent.tls_cert"},
+    {"agent", "tls_server_name", "tls-server-name", SETTING_STRING, AGENT_FIELD(tls_server_name),
+     "", 0, 0, NULL,
+     "the name (or IP) the engine's certificate must carry; empty: the host of each engine "
+     "address"},
     {"cache", "kind", "cache", SETTING_CHOICE, AGENT_FIELD(cache), "nginx", 0, 0,
      "nginx|varnish|ats|squid", "the local cache this agent drives"},
     {"cache", "url", "cache-url", SETTING_STRING, AGENT_FIELD(cache_url), "http://127.0.0.1:80", 0,
@@ -73,6 +84,11 @@ int agent_config_load(struct agent_config *config, int argc, char **argv, struct
     snprintf(err, err_size,
              "config: agent.metrics_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
              config->metrics_listen);
+    return CDR_ECONFIG;
+  }
+  if (!config->tls_cert[0] != !config->tls_key[0] || (config->tls_cert[0] && !config->tls_ca[0])) {
+    snprintf(err, err_size,
+             "config: agent.tls_cert and agent.tls_key go together, and need agent.tls_ca");
     return CDR_ECONFIG;
   }
   if (strncmp(config->cache_url, "http://", 7) != 0) {

@@ -28,6 +28,10 @@ struct agent_config {
   int64_t request_timeout_ms;
   char log_level[SETTING_STRING_MAX];
   char metrics_listen[SETTING_STRING_MAX]; /* empty: no /metrics endpoint */
+  char tls_ca[SETTING_STRING_MAX];         /* engine link TLS, verified against this CA */
+  char tls_cert[SETTING_STRING_MAX];       /* client certificate, when the engine asks */
+  char tls_key[SETTING_STRING_MAX];
+  char tls_server_name[SETTING_STRING_MAX]; /* name the engine's certificate must carry */
   struct sockaddr_storage metrics_address;
 };
 

@@ -26,6 +26,7 @@ enum {
 struct agent_link {
   uv_loop_t *loop;
   const struct agent_config *config;
+  SSL_CTX *tls; /* NULL: plain TCP */
   struct driver *driver;
   char engines[AGENT_ENGINES_MAX][SETTING_STRING_MAX];
   size_t engine_count, engine_next;
@@ -224,6 +225,17 @@ static void agent_on_connect(uv_connect_t *req, int status) {
   timer_wheel_start(&link->wheel, &link->liveness, AGENT_WELCOME_TIMEOUT_MS, agent_on_silence);
 }
 
+/* The host of "IPv4:PORT" or "[IPv6]:PORT", without brackets. */
+static void agent_link_host_of(const char *address, char *out, size_t size) {
+  const char *colon = strrchr(address, ':');
+  size_t len = colon ? (size_t)(colon - address) : strlen(address);
+  if (len >= 2 && address[0] == '[' && address[len - 1] == ']') {
+    address++;
+    len -= 2;
+  }
+  snprintf(out, size, "%.*s", (int)len, address);
+}
+
 static void agent_link_dial(struct agent_link *link) {
   if (link->stopping)
     return;
@@ -240,6 +252,16 @@ static void agent_link_dial(struct agent_link *link) {
     return;
   }
   snprintf(link->conn->peer, sizeof(link->conn->peer), "%.60s", engine);
+  if (link->tls) {
+    /* The certificate must name the configured server name, else the address's host. */
+    char host[SETTING_STRING_MAX];
+    agent_link_host_of(engine, host, sizeof(host));
+    const char *name = link->config->tls_server_name[0] ? link->config->tls_server_name : host;
+    if (link_conn_tls(link->conn, link->tls, false, name)) {
+      link_conn_close(link->conn, "out of memory starting TLS");
+      return;
+    }
+  }
   link->connect_req.data = link;
   int rc = uv_tcp_connect(&link->connect_req, &link->conn->tcp, (const struct sockaddr *)&address,
                           agent_on_connect);
@@ -261,10 +283,12 @@ static size_t agent_split(char *text, char **out, size_t max) {
 }
 
 int agent_link_start(uv_loop_t *loop, const struct agent_config *config, struct driver *driver,
-                     void (*on_stop)(void *context), void *context, struct agent_link **out) {
+                     SSL_CTX *tls, void (*on_stop)(void *context), void *context,
+                     struct agent_link **out) {
   struct agent_link *link = calloc(1, sizeof(*link));
   if (!link)
     return CDR_ENOMEM;
+  link->tls = tls;
   link->on_stop = on_stop;
   link->on_stop_context = context;
   link->loop = loop;

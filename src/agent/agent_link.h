@@ -9,13 +9,16 @@
 #include "agent/agent_config.h"
 #include "agent/executor.h"
 
+#include <openssl/ssl.h>
+
 struct agent_link;
 
-/* Starts dialing. on_stop(context) runs once when the link stops, by agent_link_stop or after the
- * engine refused the agent, so the caller can close its own handles. Returns 0 or a negative
- * code. */
+/* Starts dialing, over TLS with tls when not NULL (it stays the caller's). on_stop(context) runs
+ * once when the link stops, by agent_link_stop or after the engine refused the agent, so the
+ * caller can close its own handles. Returns 0 or a negative code. */
 int agent_link_start(uv_loop_t *loop, const struct agent_config *config, struct driver *driver,
-                     void (*on_stop)(void *context), void *context, struct agent_link **out);
+                     SSL_CTX *tls, void (*on_stop)(void *context), void *context,
+                     struct agent_link **out);
 
 /* Graceful stop: takes no new work, lets the cache requests in progress finish and reports them,
  * then stops (at the latest after drain_ms). Work the engine sends meanwhile is left to it: it

@@ -4,6 +4,7 @@
 #include "agent/agent_metrics.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
+#include "proto/link_tls.h"
 #include "version.h"
 
 #include <signal.h>
@@ -82,7 +83,16 @@ int main(int argc, char **argv) {
   uv_loop_init(&loop);
   struct agent_signals signals = {0};
   struct agent_link *link;
-  if (!driver || agent_link_start(&loop, &config, driver, agent_signals_close, &signals, &link)) {
+  SSL_CTX *tls = NULL;
+  if (config.tls_ca[0]) {
+    if (!(tls = link_tls_client_context(config.tls_ca, config.tls_cert, config.tls_key, err,
+                                        sizeof(err)))) {
+      fprintf(stderr, "cdnrefresh-agent: %s\n", err);
+      return 2;
+    }
+  }
+  if (!driver ||
+      agent_link_start(&loop, &config, driver, tls, agent_signals_close, &signals, &link)) {
     fprintf(stderr, "cdnrefresh-agent: cannot start (out of memory or no engine address)\n");
     return 1;
   }
@@ -112,6 +122,7 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   free(link);
   driver->destroy(driver);
+  SSL_CTX_free(tls);
   curl_global_cleanup();
   return code;
 }

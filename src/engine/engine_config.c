@@ -52,6 +52,13 @@ static const struct setting engine_settings[] = {
      ENGINE_FIELD(node_tokens_file), "", 0, 0, NULL,
      "file of NODE_ID TOKEN lines: a node listed there must present its own token instead of "
      "agents.token (keep it mode 0600)"},
+    {"agents", "tls_cert", "agent-tls-cert", SETTING_STRING, ENGINE_FIELD(tls_cert), "", 0, 0, NULL,
+     "PEM certificate chain for TLS on the agent port (with agents.tls_key); empty: plain TCP"},
+    {"agents", "tls_key", "agent-tls-key", SETTING_STRING, ENGINE_FIELD(tls_key), "", 0, 0, NULL,
+     "PEM private key of agents.tls_cert"},
+    {"agents", "tls_client_ca", "agent-tls-client-ca", SETTING_STRING, ENGINE_FIELD(tls_client_ca),
+     "", 0, 0, NULL,
+     "PEM CA certificates: agents must present a client certificate signed by one (TLS only)"},
     {"agents", "auth_failures_max", "auth-failures-max", SETTING_INT,
      ENGINE_FIELD(auth_failures_max), "10", 1, 100000, NULL,
      "Hellos with a wrong token from one address within auth_window_s before that address is "
@@ -113,6 +120,13 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
       settings_load(engine_settings, ENGINE_SETTINGS_COUNT, config, argc, argv, cli, err, err_size);
   if (rc || cli->help || cli->version)
     return rc;
+  if (!config->tls_cert[0] != !config->tls_key[0] ||
+      (config->tls_client_ca[0] && !config->tls_cert[0])) {
+    snprintf(err, err_size,
+             "config: agents.tls_cert and agents.tls_key go together, and agents.tls_client_ca "
+             "needs them");
+    return CDR_ECONFIG;
+  }
   if (address_parse(config->api_listen, &config->api_address)) {
     snprintf(err, err_size, "config: engine.api_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
              config->api_listen);

@@ -29,6 +29,9 @@ struct engine_config {
   char access_log[SETTING_STRING_MAX];       /* API request log file; empty: off */
   char agent_token[SETTING_STRING_MAX];      /* shared secret agents present in their Hello */
   char node_tokens_file[SETTING_STRING_MAX]; /* per-node tokens; empty: the shared one only */
+  char tls_cert[SETTING_STRING_MAX];         /* agent link TLS: PEM chain; empty: plain TCP */
+  char tls_key[SETTING_STRING_MAX];
+  char tls_client_ca[SETTING_STRING_MAX]; /* agents must present a certificate from this CA */
   int64_t auth_failures_max; /* bad tokens from one address per window before it is blocked */
   int64_t auth_window_s;
   int64_t heartbeat_ms;                     /* heartbeat interval on agent links */

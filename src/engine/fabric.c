@@ -7,6 +7,7 @@
 #include "engine/alerts.h"
 #include "engine/callback.h"
 #include "engine/fabric_internal.h"
+#include "proto/link_tls.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -440,6 +441,15 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
     log_info("node_tokens.load", "%zu nodes have their own token (%s)",
              node_tokens_count(fabric->node_tokens), config->node_tokens_file);
   }
+  if (config->tls_cert[0]) {
+    char err[512];
+    fabric->tls = link_tls_server_context(config->tls_cert, config->tls_key, config->tls_client_ca,
+                                          err, sizeof(err));
+    if (!fabric->tls) {
+      log_error("agent.tls", "%s", err);
+      return CDR_ECONFIG;
+    }
+  }
   rc = callbacks_create(fabric, &fabric->callbacks);
   if (!rc)
     rc = alerts_create(fabric, &fabric->alerts);
@@ -452,7 +462,9 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
     rc = CDR_EINTERNAL;
   if (rc)
     return rc; /* the process exits; nothing to unwind */
-  log_info("agent.listen", "agents connect to %s", config->agent_listen);
+  log_info("agent.listen", "agents connect to %s%s%s", config->agent_listen,
+           fabric->tls ? " over TLS" : "",
+           config->tls_client_ca[0] ? " with client certificates" : "");
   *out = fabric;
   return 0;
 }
@@ -468,6 +480,7 @@ void fabric_stop(struct fabric *fabric) {
   free(fabric->work_items);
   free(fabric->work_pointers);
   node_tokens_free(fabric->node_tokens);
+  SSL_CTX_free(fabric->tls);
   free(fabric);
 }
 

@@ -166,6 +166,7 @@ struct fabric {
   size_t work_capacity;
   struct fabric_auth_failures auth_failures[FABRIC_AUTH_PEERS];
   struct node_tokens *node_tokens; /* NULL without agents.node_tokens_file */
+  SSL_CTX *tls;                    /* NULL: agents connect over plain TCP */
 };
 
 /* fabric.c */

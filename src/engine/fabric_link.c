@@ -239,20 +239,14 @@ void fabric_link_accept(struct fabric *fabric) {
     fabric->links->prev = link;
   fabric->links = link;
   if (uv_accept((uv_stream_t *)&fabric->listener, (uv_stream_t *)&link->conn.tcp) != 0 ||
+      (fabric->tls && link_conn_tls(&link->conn, fabric->tls, true, "")) ||
       link_conn_start(&link->conn) != 0) {
     link_conn_close(&link->conn, "accept failed");
     return;
   }
-  struct sockaddr_storage peer;
-  int len = sizeof(peer);
-  char host[48] = "?";
-  if (uv_tcp_getpeername(&link->conn.tcp, (struct sockaddr *)&peer, &len) == 0) {
-    if (peer.ss_family == AF_INET)
-      uv_ip4_name((struct sockaddr_in *)&peer, host, sizeof(host));
-    else
-      uv_ip6_name((struct sockaddr_in6 *)&peer, host, sizeof(host));
-  }
-  snprintf(link->conn.peer, sizeof(link->conn.peer), "from %s", host);
+  char host[48];
+  fabric_link_peer_address(link, host, sizeof(host));
+  snprintf(link->conn.peer, sizeof(link->conn.peer), "from %s", host[0] ? host : "?");
   timer_wheel_start(&fabric->wheel, &link->liveness, FABRIC_HELLO_TIMEOUT_MS,
                     fabric_link_on_silence);
 }

@@ -5,12 +5,17 @@
  * gathered into one buffer and written with one uv_write; a second buffer takes new frames while
  * a write is in flight (double buffering, no allocation per frame once warm). Every buffer has the
  * maximum set at init. A malformed frame, a read error or an oversized frame closes the connection
- * with a logged reason; the owner learns it through on_close. Loop thread only. */
+ * with a logged reason; the owner learns it through on_close. Loop thread only.
+ *
+ * With TLS (link_conn_tls before starting), OpenSSL works on memory BIOs: bytes read are fed to
+ * it and the plaintext it gives back goes into the frame buffer; queued frames are encrypted once
+ * the handshake is done, and the ciphertext is written with the same double buffering. */
 #ifndef CDR_LINK_CONN_H
 #define CDR_LINK_CONN_H
 
 #include "proto/frame.h"
 
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -37,12 +42,20 @@ struct link_conn {
   link_close_cb on_close;
   char peer[64]; /* for logs: node id once known, else the address */
   void *owner;
+  SSL *ssl;                        /* NULL for a plain connection */
+  struct frame_buffer tls_out;     /* ciphertext waiting for the next write */
+  struct frame_buffer tls_sending; /* ciphertext being written now */
 };
 
 /* Prepares conn on loop; the TCP handle is initialised, ready for uv_accept or uv_tcp_connect.
  * Returns 0 or CDR_ENOMEM. */
 int link_conn_init(struct link_conn *conn, uv_loop_t *loop, size_t max_payload,
                    link_frame_cb on_frame, link_close_cb on_close, void *owner);
+
+/* Makes conn a TLS connection (before link_conn_start): the server side of ctx's handshake, or
+ * the client side verifying that the peer's certificate names peer_host (an IP address or a DNS
+ * name). Returns 0 or CDR_ENOMEM. */
+int link_conn_tls(struct link_conn *conn, SSL_CTX *ctx, bool server, const char *peer_host);
 
 /* Starts reading (after accept or connect). Returns 0 or a negative libuv code. */
 int link_conn_start(struct link_conn *conn);
