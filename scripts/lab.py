@@ -374,6 +374,18 @@ class TrafficServer(Process):
         self.spawn([TRAFFIC_MANAGER_BIN, f"--run-root={self.runroot}"])
         wait_listening(self, self.port, "traffic_server",
                        lambda: open(os.path.join(self.prefix, "log", "diags.log")).read())
+
+        # traffic_manager binds the port before its traffic_server is ready to answer on it.
+        def answering():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/", headers={"Host": "ready.invalid"})
+                conn.getresponse().read()
+                conn.close()
+                return True
+            except (OSError, http.client.HTTPException):
+                return False
+        wait_until(answering, timeout=30, interval=0.1, what=f"traffic_server answering on {self.port}")
         return self
 
     def stop(self):
