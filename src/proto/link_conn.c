@@ -6,6 +6,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <stdint.h>
 #include <string.h>
 
 enum { LINK_READ_CHUNK = 64 * 1024 };
@@ -279,7 +280,9 @@ int link_conn_tls(struct link_conn *conn, SSL_CTX *ctx, bool server, const char 
   SSL_set_connect_state(conn->ssl);
   X509_VERIFY_PARAM *param = SSL_get0_param(conn->ssl);
   if (X509_VERIFY_PARAM_set1_ip_asc(param, peer_host) != 1) { /* not an IP: a DNS name */
-    SSL_set_tlsext_host_name(conn->ssl, peer_host);
+    /* SSL_set_tlsext_host_name, without its macro's cast that drops const */
+    SSL_ctrl(conn->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             (void *)(uintptr_t)peer_host);
     SSL_set1_host(conn->ssl, peer_host);
   }
   return 0;
