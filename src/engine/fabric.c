@@ -1,6 +1,7 @@
 /* fabric.c — the agent fabric's thread and loop, its inbox, the node registry, recovery at start
  * and the ordered stop. */
 #include "common/address.h"
+#include "common/array.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -54,14 +55,9 @@ static void fabric_node_set_groups(struct fabric_node *node, const char *groups_
 }
 
 static struct fabric_node *fabric_node_add(struct fabric *fabric, const char *id) {
-  if (fabric->node_count == fabric->node_cap) {
-    size_t cap = fabric->node_cap ? fabric->node_cap * 2 : 16;
-    struct fabric_node **grown = realloc(fabric->nodes, cap * sizeof(*grown));
-    if (!grown)
-      return NULL;
-    fabric->nodes = grown;
-    fabric->node_cap = cap;
-  }
+  if (!array_reserve((void **)&fabric->nodes, &fabric->node_cap, fabric->node_count,
+                     sizeof(*fabric->nodes), 16))
+    return NULL;
   struct fabric_node *node = calloc(1, sizeof(*node));
   if (!node)
     return NULL;

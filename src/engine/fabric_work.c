@@ -1,6 +1,7 @@
 /* fabric_work.c — what the fabric does with tasks: plans them onto nodes, queues their items per
  * node (purges in a fast lane ahead of preloads), sends work within each node's window, records
  * each result once in a 2-bit-per-item record, and saves progress to the store in batches. */
+#include "common/array.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -355,14 +356,9 @@ void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_
 
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
                            size_t index) {
-  if (node->redeliver_count == node->redeliver_cap) {
-    size_t cap = node->redeliver_cap ? node->redeliver_cap * 2 : 64;
-    struct fabric_item_ref *grown = realloc(node->redeliver, cap * sizeof(*grown));
-    if (!grown)
-      return; /* the item stays pending in its record and is sent again after a restart */
-    node->redeliver = grown;
-    node->redeliver_cap = cap;
-  }
+  if (!array_reserve((void **)&node->redeliver, &node->redeliver_cap, node->redeliver_count,
+                     sizeof(*node->redeliver), 64))
+    return; /* the item stays pending in its record and is sent again after a restart */
   node->redeliver[node->redeliver_count++] = (struct fabric_item_ref){task_node, index};
 }
 
@@ -547,14 +543,9 @@ static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) 
 
 static void fabric_failure_add(struct fabric_task *task, const struct fabric_task_node *task_node,
                                size_t index, enum item_state state, const Cdr__ItemResult *result) {
-  if (task->failure_count == task->failure_cap) {
-    size_t cap = task->failure_cap ? task->failure_cap * 2 : 16;
-    struct fabric_failure *grown = realloc(task->failures, cap * sizeof(*grown));
-    if (!grown)
-      return; /* the state is still recorded; only the detail is lost */
-    task->failures = grown;
-    task->failure_cap = cap;
-  }
+  if (!array_reserve((void **)&task->failures, &task->failure_cap, task->failure_count,
+                     sizeof(*task->failures), 16))
+    return; /* the state is still recorded; only the detail is lost */
   struct fabric_failure *failure = &task->failures[task->failure_count++];
   failure->index = (int64_t)index;
   failure->node_id = task_node->node->id;

@@ -1,6 +1,7 @@
 /* node_tokens.c — per-node agent tokens read from a file (node_tokens.h). */
 #include "engine/node_tokens.h"
 
+#include "common/array.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -27,14 +28,9 @@ static int node_token_compare(const void *a, const void *b) {
 }
 
 static bool node_tokens_add(struct node_tokens *tokens, const char *node_id, const char *token) {
-  if (tokens->count == tokens->cap) {
-    size_t cap = tokens->cap ? tokens->cap * 2 : 16;
-    struct node_token *more = realloc(tokens->entries, cap * sizeof(*more));
-    if (!more)
-      return false;
-    tokens->entries = more;
-    tokens->cap = cap;
-  }
+  if (!array_reserve((void **)&tokens->entries, &tokens->cap, tokens->count,
+                     sizeof(*tokens->entries), 16))
+    return false;
   struct node_token *entry = &tokens->entries[tokens->count];
   entry->node_id = strdup(node_id);
   entry->token = strdup(token);

@@ -1,6 +1,8 @@
 /* ats_rules.c — keeps regex_revalidate's rules file and reloads Traffic Server (ats_rules.h). */
 #include "agent/drivers/ats_rules.h"
 
+#include "common/array.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -81,14 +83,8 @@ static struct ats_rule *rules_find(struct ats_rules *rules, const char *regex) {
 
 static bool rules_append(struct ats_rules *rules, const char *regex, long long expiry, bool miss,
                          uint64_t generation) {
-  if (rules->count == rules->cap) {
-    size_t cap = rules->cap ? rules->cap * 2 : 16;
-    struct ats_rule *more = realloc(rules->rules, cap * sizeof(*more));
-    if (!more)
-      return false;
-    rules->rules = more;
-    rules->cap = cap;
-  }
+  if (!array_reserve((void **)&rules->rules, &rules->cap, rules->count, sizeof(*rules->rules), 16))
+    return false;
   char *copy = strdup(regex);
   if (!copy)
     return false;

@@ -1,6 +1,8 @@
 /* nginx_index.c — the cache directory index: entries, a path hash, inotify watches. */
 #include "agent/drivers/nginx_index.h"
 
+#include "common/array.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <dirent.h>
 #include <errno.h>
@@ -105,14 +107,9 @@ static void index_remove(struct nginx_index *index, const char *path) {
   size_t position = *slot - 1;
   *slot = SIZE_MAX;
   index_entry_clear(&index->entries[position]);
-  if (index->free_count == index->free_cap) {
-    size_t cap = index->free_cap ? index->free_cap * 2 : 64;
-    size_t *grown = realloc(index->free_entries, cap * sizeof(*grown));
-    if (!grown)
-      return; /* the entry stays unused; harmless */
-    index->free_entries = grown;
-    index->free_cap = cap;
-  }
+  if (!array_reserve((void **)&index->free_entries, &index->free_cap, index->free_count,
+                     sizeof(*index->free_entries), 64))
+    return; /* the entry stays unused; harmless */
   index->free_entries[index->free_count++] = position;
 }
 
@@ -127,14 +124,9 @@ static void index_put(struct nginx_index *index, const char *path, const char *k
   if (index->free_count > 0) {
     position = index->free_entries[--index->free_count];
   } else {
-    if (index->entry_count == index->entry_cap) {
-      size_t cap = index->entry_cap ? index->entry_cap * 2 : 1024;
-      struct index_entry *grown = realloc(index->entries, cap * sizeof(*grown));
-      if (!grown)
-        return;
-      index->entries = grown;
-      index->entry_cap = cap;
-    }
+    if (!array_reserve((void **)&index->entries, &index->entry_cap, index->entry_count,
+                       sizeof(*index->entries), 1024))
+      return;
     position = index->entry_count++;
   }
   struct index_entry *entry = &index->entries[position];
@@ -209,14 +201,9 @@ static void index_watch(struct nginx_index *index, const char *dir) {
   int wd = inotify_add_watch(index->inotify, dir, NGINX_WATCH_MASK);
   if (wd < 0 || index_watch_path(index, wd))
     return;
-  if (index->watch_count == index->watch_cap) {
-    size_t cap = index->watch_cap ? index->watch_cap * 2 : 64;
-    struct index_watch *grown = realloc(index->watches, cap * sizeof(*grown));
-    if (!grown)
-      return;
-    index->watches = grown;
-    index->watch_cap = cap;
-  }
+  if (!array_reserve((void **)&index->watches, &index->watch_cap, index->watch_count,
+                     sizeof(*index->watches), 64))
+    return;
   index->watches[index->watch_count++] = (struct index_watch){wd, strdup(dir)};
 }
 
