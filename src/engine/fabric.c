@@ -92,7 +92,7 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
   bool known = node != NULL && !node->removed;
   if (node && node->removed) {
     node->removed = false; /* its agent said Hello again: a new registration */
-    node->done = node->failed = node->merged = 0;
+    node->done = node->failed = node->unsupported = node->merged = 0;
   }
   if (!node && !(node = fabric_node_add(fabric, hello->node_id)))
     return NULL;
@@ -144,14 +144,14 @@ static json_t *fabric_nodes_json(struct fabric *fabric) {
     json_t *age =
         node->last_heartbeat_ms ? json_integer(now - node->last_heartbeat_ms) : json_null();
     json_array_append_new(
-        nodes,
-        json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I}", "node_id", node->id, "groups",
-                  groups ? groups : json_array(), "cache", node->cache_kind, "agent_version",
-                  node->agent_version, "state", node->link ? "online" : "offline",
-                  "last_heartbeat_age_ms", age, "queue_depth",
-                  (json_int_t)fabric_node_queue_depth(node), "in_flight",
-                  (json_int_t)node->in_flight, "items_done", (json_int_t)node->done, "items_failed",
-                  (json_int_t)node->failed, "items_merged", (json_int_t)node->merged));
+        nodes, json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I}", "node_id", node->id,
+                         "groups", groups ? groups : json_array(), "cache", node->cache_kind,
+                         "agent_version", node->agent_version, "state",
+                         node->link ? "online" : "offline", "last_heartbeat_age_ms", age,
+                         "queue_depth", (json_int_t)fabric_node_queue_depth(node), "in_flight",
+                         (json_int_t)node->in_flight, "items_done", (json_int_t)node->done,
+                         "items_unsupported", (json_int_t)node->unsupported, "items_failed",
+                         (json_int_t)node->failed, "items_merged", (json_int_t)node->merged));
   }
   return nodes;
 }

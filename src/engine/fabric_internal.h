@@ -111,10 +111,10 @@ struct fabric_node {
   uint32_t slot_count;
   uint32_t free_slot; /* head of the free list; slot_count when none */
   uint32_t in_flight;
-  uint64_t done, failed; /* results since the engine started */
-  uint64_t merged;       /* purges answered by an identical one already sent (dedup) */
-  uint32_t *dedup;       /* open addressing over in-flight URL purges: slot + 1, 0 free,
-                            UINT32_MAX deleted (malloc'd while online) */
+  uint64_t done, failed, unsupported; /* results since the engine started */
+  uint64_t merged;                    /* purges answered by an identical one already sent (dedup) */
+  uint32_t *dedup; /* open addressing over in-flight URL purges: slot + 1, 0 free,
+                      UINT32_MAX deleted (malloc'd while online) */
   uint32_t dedup_mask;
   uint32_t dedup_deleted; /* deleted entries; the table is rebuilt past a quarter */
 };

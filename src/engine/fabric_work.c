@@ -578,11 +578,12 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
     if (state == ITEM_FAILED) {
       task_node->failed++;
       t->counters.failed++;
+      task_node->node->failed++;
     } else {
       task_node->unsupported++;
       t->counters.unsupported++;
+      task_node->node->unsupported++;
     }
-    task_node->node->failed++;
     fabric_failure_add(task, task_node, index, state, result);
   }
   if (t->state == TASK_QUEUED) {

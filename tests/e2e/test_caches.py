@@ -132,6 +132,10 @@ def test_a_mixed_fleet_reports_per_node(lab):
     states = {kind: node_result(engine, body["task_id"], f"edge-{kind}")["state"] for kind in KINDS}
     assert states == {"nginx": "succeeded", "varnish": "succeeded", "ats": "succeeded",
                       "squid": "unsupported"}
+    nodes = engine.nodes()
+    assert {kind: (nodes[f"edge-{kind}"]["items_done"], nodes[f"edge-{kind}"]["items_failed"],
+                   nodes[f"edge-{kind}"]["items_unsupported"]) for kind in KINDS} == {
+        "nginx": (1, 0, 0), "varnish": (1, 0, 0), "ats": (1, 0, 0), "squid": (0, 0, 1)}
     after = {kind: fetch(cache, SITE + "/p/dir/1.png")[1] for kind, cache in caches.items()}
     assert after == {"nginx": "MISS", "varnish": "MISS", "ats": "MISS", "squid": "HIT"}
     assert all(fetch(cache, SITE + "/p/other.png")[1] == "HIT" for cache in caches.values())

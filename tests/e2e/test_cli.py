@@ -65,8 +65,9 @@ def test_nodes_table_shows_each_node(engine):
     result = run_cli(engine.url, "nodes")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NODE", "CACHE", "STATE", "GROUPS", "QUEUED", "DONE", "FAILED", "HEARTBEAT"]
-    assert lines[1].split()[:7] == ["edge-offline", "nginx", "offline", "eu,us", "0", "0", "0"]
+    assert lines[0].split() == ["NODE", "CACHE", "STATE", "GROUPS", "QUEUED", "DONE", "FAILED", "UNSUPPORTED",
+                               "HEARTBEAT"]
+    assert lines[1].split()[:8] == ["edge-offline", "nginx", "offline", "eu,us", "0", "0", "0", "0"]
 
 
 def test_exit_codes(engine):
