@@ -144,7 +144,7 @@ static json_t *fabric_nodes_json(struct fabric *fabric) {
     json_t *age =
         node->last_heartbeat_ms ? json_integer(now - node->last_heartbeat_ms) : json_null();
     json_array_append_new(
-        nodes, json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I}", "node_id", node->id,
+        nodes, json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "node_id", node->id,
                          "groups", groups ? groups : json_array(), "cache", node->cache_kind,
                          "agent_version", node->agent_version, "state",
                          node->link ? "online" : "offline", "last_heartbeat_age_ms", age,
