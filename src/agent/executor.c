@@ -43,7 +43,6 @@ struct executor {
   size_t running;   /* requests in curl */
   size_t offloaded; /* items on the thread pool */
   size_t concurrency;
-  long timeout_ms;
   executor_done_cb done;
   void *context;
   bool destroying;
@@ -165,18 +164,12 @@ static void exec_request_start(struct executor *executor, struct exec_slot *slot
       line += strlen(line) + 1;
     }
   }
+  /* Only what changes per item; the rest was set once (exec_slot_setup). */
   CURL *easy = slot->easy;
   curl_easy_setopt(easy, CURLOPT_URL, slot->url);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, slot->headers);
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
                    strcmp(request->method, "GET") == 0 ? NULL : request->method);
-  curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(easy, CURLOPT_PRIVATE, slot);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, exec_discard_body);
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, exec_on_header);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, slot);
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, executor->timeout_ms);
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   if (curl_uv_add(executor->curl, easy) != 0) {
     driver_outcome_failed(&slot->outcome, 0, CURLE_FAILED_INIT);
     exec_finish(executor, slot);
@@ -249,6 +242,21 @@ static void exec_on_transfer_done(void *context, CURL *easy, CURLcode error) {
   exec_finish(executor, slot);
 }
 
+/* Sets the options every request of slot shares, once: libcurl keeps them across transfers. The
+ * cache is local: no proxy, whatever http_proxy says (libcurl would otherwise also read the proxy
+ * environment variables on every request). */
+static void exec_slot_setup(struct exec_slot *slot, long timeout_ms) {
+  CURL *easy = slot->easy;
+  curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, slot);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, exec_discard_body);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, exec_on_header);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, slot);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_PROXY, "");
+}
+
 int executor_create(uv_loop_t *loop, struct driver *driver, size_t window, size_t concurrency,
                     long timeout_ms, executor_done_cb done, void *context, struct executor **out) {
   struct executor *executor = calloc(1, sizeof(*executor));
@@ -266,7 +274,6 @@ int executor_create(uv_loop_t *loop, struct driver *driver, size_t window, size_
                                 .slots = slots,
                                 .slot_count = window,
                                 .concurrency = concurrency,
-                                .timeout_ms = timeout_ms,
                                 .done = done,
                                 .context = context};
   for (size_t i = window; i-- > 0;) {
@@ -274,6 +281,7 @@ int executor_create(uv_loop_t *loop, struct driver *driver, size_t window, size_
     slots[i].easy = curl_easy_init();
     if (!slots[i].easy)
       return CDR_ENOMEM;
+    exec_slot_setup(&slots[i], timeout_ms);
     slots[i].next = executor->free_slots;
     executor->free_slots = &slots[i];
   }

@@ -307,3 +307,18 @@ def test_a_bad_tokens_file_stops_the_engine_at_start(data_dir):
     engine = Engine(os.path.join(data_dir, "engine"), ["--agent-tokens-file", tokens])
     with pytest.raises(RuntimeError, match="listed twice"):
         engine.start()
+
+
+def test_the_agent_talks_to_its_cache_directly_whatever_the_proxy_environment(lab, monkeypatch):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine()
+    dead = f"http://127.0.0.1:{free_port()}"  # a proxy nobody listens on
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, dead)
+    lab.agent(engine, "edge-1", edge)
+    engine.wait_online("edge-1")
+    warm([edge], "/a.css")
+    _, _, body = engine.purge([SITE + "/a.css"])
+    assert engine.wait_task(body["task_id"])["status"] == "done"
+    assert cache_states([edge], "/a.css") == ["MISS"]
