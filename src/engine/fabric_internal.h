@@ -126,6 +126,7 @@ struct fabric_link {
   struct wheel_timer heartbeat;    /* sends our heartbeat */
   struct wheel_timer liveness;     /* fires when the agent has been silent too long */
   struct fabric_link *prev, *next; /* every open link, welcomed or not */
+  char address[48];                /* the peer's numeric IP, read once at accept; "" if unknown */
 };
 
 enum { FABRIC_AUTH_PEERS = 64 }; /* peer addresses whose recent bad tokens are remembered */

@@ -106,8 +106,7 @@ static struct fabric_auth_failures *fabric_auth_entry(struct fabric *fabric, con
  * guessing the token is slow. Refuses and returns false when the Hello may not go on. */
 static bool fabric_link_authenticate(struct fabric_link *link, const Cdr__Hello *hello) {
   struct fabric *fabric = link->fabric;
-  char address[48];
-  fabric_link_peer_address(link, address, sizeof(address));
+  const char *address = link->address;
   int64_t now = clock_now_ms();
   struct fabric_auth_failures *failures = fabric_auth_entry(fabric, address, now, false);
   if (failures && failures->count >= (uint64_t)fabric->config->auth_failures_max) {
@@ -244,9 +243,9 @@ void fabric_link_accept(struct fabric *fabric) {
     link_conn_close(&link->conn, "accept failed");
     return;
   }
-  char host[48];
-  fabric_link_peer_address(link, host, sizeof(host));
-  snprintf(link->conn.peer, sizeof(link->conn.peer), "from %s", host[0] ? host : "?");
+  fabric_link_peer_address(link, link->address, sizeof(link->address));
+  snprintf(link->conn.peer, sizeof(link->conn.peer), "from %s",
+           link->address[0] ? link->address : "?");
   timer_wheel_start(&fabric->wheel, &link->liveness, FABRIC_HELLO_TIMEOUT_MS,
                     fabric_link_on_silence);
 }
