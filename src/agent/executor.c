@@ -76,11 +76,11 @@ static void exec_start_waiting(struct executor *executor);
 
 /* Reports slot's outcome and frees the slot for the next item. */
 static void exec_finish(struct executor *executor, struct exec_slot *slot) {
-  enum agent_result result = slot->outcome.outcome == CDR__OUTCOME__SUCCEEDED ? AGENT_SUCCEEDED
-                             : slot->outcome.outcome == CDR__OUTCOME__UNSUPPORTED
-                                 ? AGENT_UNSUPPORTED
-                                 : AGENT_FAILED;
   if (!executor->destroying) {
+    enum agent_result result = slot->outcome.outcome == CDR__OUTCOME__SUCCEEDED ? AGENT_SUCCEEDED
+                               : slot->outcome.outcome == CDR__OUTCOME__UNSUPPORTED
+                                   ? AGENT_UNSUPPORTED
+                                   : AGENT_FAILED;
     atomic_fetch_add(&agent_stats.items[result], 1);
     executor->done(executor->context, slot->tag, slot->item.item_id, &slot->outcome);
   }
