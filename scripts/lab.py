@@ -114,15 +114,18 @@ class Process:
 
 
 class Engine(Process):
-    """cdnrefresh-engine with its own data dir and ports; restartable on the same dir."""
+    """cdnrefresh-engine with its own data dir and ports; restartable on the same dir. With
+    dev=False it takes only signed requests and serves the operators' endpoints on admin_port."""
 
-    def __init__(self, data_dir, extra_args=()):
+    def __init__(self, data_dir, extra_args=(), dev=True):
         os.makedirs(data_dir, exist_ok=True)
         super().__init__(os.path.join(data_dir, "engine.log"))
         self.data_dir = data_dir
         self.port = free_port()
         self.agent_port = free_port()
+        self.admin_port = None if dev else free_port()
         self.extra_args = list(extra_args)
+        self.dev = dev
 
     @property
     def url(self):
@@ -133,7 +136,8 @@ class Engine(Process):
         return f"127.0.0.1:{self.agent_port}"
 
     def start(self):
-        self.spawn([ENGINE_BIN, "--dev", "--data-dir", self.data_dir, "--api-listen", f"127.0.0.1:{self.port}",
+        mode = ["--dev"] if self.dev else ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
+        self.spawn([ENGINE_BIN, *mode, "--data-dir", self.data_dir, "--api-listen", f"127.0.0.1:{self.port}",
                     "--agent-listen", self.agent_address, "--synchronous", "normal", *self.extra_args])
 
         def healthy():
@@ -146,13 +150,14 @@ class Engine(Process):
         wait_until(healthy, timeout=60 if self.wrapper else 10, what="engine health")
         return self
 
-    def request(self, method, path, body=None, raw=None, conn=None):
+    def request(self, method, path, body=None, raw=None, conn=None, headers=None, port=None):
         """Sends one request; returns (status, headers dict, parsed JSON or raw text)."""
         own = conn is None
-        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = conn or http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=10)
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        conn.request(method, path, body=payload, headers=headers)
+        all_headers = {"Content-Type": "application/json"} if payload is not None else {}
+        all_headers.update(headers or {})
+        conn.request(method, path, body=payload, headers=all_headers)
         response = conn.getresponse()
         data = response.read()
         result_headers = {k.lower(): v for k, v in response.getheaders()}
@@ -163,6 +168,10 @@ class Engine(Process):
         except ValueError:
             parsed = data.decode(errors="replace")
         return response.status, result_headers, parsed
+
+    def admin(self, method, path, body=None):
+        """A request to the operators' endpoints: the admin listener, or the API port in dev mode."""
+        return self.request(method, path, body, port=self.admin_port)
 
     def purge(self, urls, **fields):
         return self.request("POST", "/v1/purge", {"urls": urls, **fields})
@@ -177,7 +186,7 @@ class Engine(Process):
                           timeout=timeout, what=f"task {task_id} to finish")
 
     def nodes(self):
-        return {n["node_id"]: n for n in self.request("GET", "/v1/nodes")[2]["nodes"]}
+        return {n["node_id"]: n for n in self.admin("GET", "/v1/nodes")[2]["nodes"]}
 
     def wait_online(self, *node_ids, timeout=10.0):
         wait_until(lambda: all(self.nodes().get(n, {}).get("state") == "online" for n in node_ids),

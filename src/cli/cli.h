@@ -20,6 +20,24 @@ struct cli_response {
   json_t *body; /* parsed JSON body, or NULL when it was not JSON; caller decrefs */
 };
 
+/* A tenant's access key and secret; both NULL for unsigned requests (an engine in --dev mode). */
+struct cli_credentials {
+  const char *key, *secret; /* what is used: point to argv, the environment or the file_ fields */
+  char *file_key, *file_secret; /* read from the credentials file, owned */
+};
+
+/* Finds the credentials: flags (NULL when not given), then $CDNREFRESH_KEY and
+ * $CDNREFRESH_SECRET, then the credentials file (flag_file, $CDNREFRESH_CREDENTIALS or
+ * ~/.config/cdnrefresh/credentials), warning when the file is readable by others. Returns
+ * CLI_EXIT_OK, or CLI_EXIT_USAGE after printing why. Free with cli_credentials_free. */
+int cli_credentials_load(const char *flag_key, const char *flag_secret, const char *flag_file,
+                         struct cli_credentials *out);
+
+void cli_credentials_free(struct cli_credentials *credentials);
+
+/* Signs every later request with credentials (which must outlive them); NULL key: unsigned. */
+void cli_http_sign_with(const struct cli_credentials *credentials);
+
 /* Sends method path (with optional JSON body) to the engine at base URL and parses the answer.
  * Returns CLI_EXIT_OK with *out filled, or CLI_EXIT_ENGINE after printing why to stderr. */
 int cli_http_request(const char *engine, const char *method, const char *path, const char *body,
@@ -44,6 +62,9 @@ void cli_print_item_table(const json_t *items);
 
 /* Prints a table of nodes, or a line saying there are none. */
 void cli_print_node_table(const json_t *nodes);
+
+/* Prints GET /v1/quota's answer: each quota's use and limit, and the rate limits. */
+void cli_print_quota(const json_t *quota);
 
 /* Prints the error object of an API error response to stderr. */
 void cli_print_error(long status, const json_t *body);

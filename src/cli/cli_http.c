@@ -2,14 +2,53 @@
  * kept for the whole run, so a series of requests (waiting, replaying) reuses its connection. */
 #include "cli/cli.h"
 
+#include "common/request_signature.h"
+
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { CLI_RESPONSE_MAX = 64 * 1024 * 1024 }; /* bytes; a bigger answer is refused */
 
 static CURL *cli_curl;
+static const struct cli_credentials *cli_signer;
+
+void cli_http_sign_with(const struct cli_credentials *credentials) { cli_signer = credentials; }
+
+/* The path part of the engine's base URL ("" for http://host:port), which the engine sees in
+ * front of every request path and so is signed with it. */
+static const char *cli_http_base_path(const char *engine, size_t base_len, size_t *len) {
+  const char *scheme_end = strstr(engine, "://");
+  const char *slash =
+      scheme_end ? memchr(scheme_end + 3, '/', base_len - (size_t)(scheme_end + 3 - engine)) : NULL;
+  *len = slash ? base_len - (size_t)(slash - engine) : 0;
+  return slash ? slash : "";
+}
+
+/* Adds the signature headers for method path body to headers. */
+static struct curl_slist *cli_http_sign(struct curl_slist *headers, const char *engine,
+                                        size_t base_len, const char *method, const char *path,
+                                        const char *body) {
+  size_t prefix_len;
+  const char *prefix = cli_http_base_path(engine, base_len, &prefix_len);
+  char full_path[4096];
+  int path_len = snprintf(full_path, sizeof(full_path), "%.*s%s", (int)prefix_len, prefix, path);
+  int64_t now = (int64_t)time(NULL);
+  char signature[REQUEST_SIGNATURE_HEX_LENGTH + 1];
+  if (request_signature_compute(cli_signer->secret, strlen(cli_signer->secret), method,
+                                strlen(method), full_path, (size_t)path_len, now, body,
+                                body ? strlen(body) : 0, signature))
+    return headers;
+  char line[512];
+  snprintf(line, sizeof(line), "X-Cdnrefresh-Key: %.200s", cli_signer->key);
+  headers = curl_slist_append(headers, line);
+  snprintf(line, sizeof(line), "X-Cdnrefresh-Timestamp: %lld", (long long)now);
+  headers = curl_slist_append(headers, line);
+  snprintf(line, sizeof(line), "X-Cdnrefresh-Signature: %s", signature);
+  return curl_slist_append(headers, line);
+}
 
 void cli_http_cleanup(void) {
   if (cli_curl)
@@ -57,6 +96,8 @@ int cli_http_request(const char *engine, const char *method, const char *path, c
   CURL *curl = cli_curl;
   struct cli_buffer buffer = {0};
   struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  if (cli_signer && cli_signer->key)
+    headers = cli_http_sign(headers, engine, base_len, method, path, body);
   char curl_error[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(curl, CURLOPT_URL, url);
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);

@@ -101,6 +101,29 @@ void cli_print_node_table(const json_t *nodes) {
   }
 }
 
+void cli_print_quota(const json_t *body) {
+  printf("tenant %s, quotas reset at %s\n", cli_text(body, "tenant"), cli_text(body, "resets_at"));
+  printf("%-16s  %12s  %12s  %12s\n", "QUOTA", "USED", "LIMIT", "REMAINING");
+  const char *name;
+  const json_t *quota;
+  json_object_foreach((json_t *)json_object_get(body, "quotas"), name, quota) {
+    char limit[24] = "unlimited", remaining[24] = "-";
+    if (json_is_integer(json_object_get(quota, "limit"))) {
+      snprintf(limit, sizeof(limit), "%lld", cli_number(quota, "limit"));
+      snprintf(remaining, sizeof(remaining), "%lld", cli_number(quota, "remaining"));
+    }
+    printf("%-16s  %12lld  %12s  %12s\n", name, cli_number(quota, "used"), limit, remaining);
+  }
+  const json_t *rates = json_object_get(body, "rate_limits");
+  const char *keys[] = {"requests_per_s", "urls_per_s"};
+  for (size_t i = 0; i < 2; i++) {
+    if (json_is_integer(json_object_get(rates, keys[i])))
+      printf("rate limit %s: %lld\n", keys[i], cli_number(rates, keys[i]));
+    else
+      printf("rate limit %s: unlimited\n", keys[i]);
+  }
+}
+
 void cli_print_error(long status, const json_t *body) {
   const json_t *error = json_object_get(body, "error");
   if (!error) {

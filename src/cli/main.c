@@ -20,7 +20,8 @@ struct cli_options {
   const char *mode, *state, *callback;
   long deadline_s, limit;
   double rate; /* replay: requests per second, 0 for as fast as possible */
-  bool all;    /* replay: every POST, not only the accepted ones */
+  const char *key, *secret, *credentials; /* --key, --secret, --credentials */
+  bool all;                               /* replay: every POST, not only the accepted ones */
   json_t *prefixes, *regexes, *tags, *groups, *headers;
 };
 
@@ -40,6 +41,7 @@ static void cli_usage(FILE *out) {
       "  items ID [--state S]    show a task's targets (S: pending, succeeded, failed, ...)\n"
       "  tasks [--state S] [--limit N]   list tasks, newest first\n"
       "  cancel ID               stop a task's pending work\n"
+      "  quota                   show the tenant's daily quotas and rate limits\n"
       "  nodes                   list edge nodes\n"
       "  nodes remove ID         forget a node\n"
       "  replay FILE [--rate N] [--all]\n"
@@ -50,6 +52,11 @@ static void cli_usage(FILE *out) {
       "Options:\n"
       "  --engine URL   engine API (default $CDNREFRESH_ENGINE or http://127.0.0.1:8470)\n"
       "  --json         print the engine's JSON instead of tables\n"
+      "  --key K, --secret S   sign requests as a tenant (default $CDNREFRESH_KEY and\n"
+      "                 $CDNREFRESH_SECRET, else the credentials file); without them requests\n"
+      "                 go unsigned, which only an engine in --dev mode takes\n"
+      "  --credentials FILE    'key = ...' and 'secret = ...' lines, mode 600 (default\n"
+      "                 $CDNREFRESH_CREDENTIALS or ~/.config/cdnrefresh/credentials)\n"
       "  --wait         after submitting, follow the task until it finishes: a progress bar\n"
       "                 on a terminal, a line per change otherwise\n"
       "  --timeout S    give up waiting after S seconds (exit 5)\n"
@@ -248,6 +255,8 @@ static int cli_run(struct cli_options *options, int argc, char **argv) {
   }
   if (strcmp(command, "replay") == 0 && argc == 2)
     return cli_replay(options->engine, argv[1], options->rate, options->all, options->json);
+  if (strcmp(command, "quota") == 0 && argc == 1)
+    return cli_call(options, "GET", "/v1/quota", NULL, cli_print_quota, NULL);
   if (strcmp(command, "nodes") == 0 && argc == 1)
     return cli_call(options, "GET", "/v1/nodes", NULL, cli_print_nodes, NULL);
   if (strcmp(command, "nodes") == 0 && argc == 3 && strcmp(argv[1], "remove") == 0) {
@@ -308,28 +317,35 @@ int main(int argc, char **argv) {
     OPT_LIMIT,
     OPT_RATE,
     OPT_ALL,
+    OPT_KEY,
+    OPT_SECRET,
+    OPT_CREDENTIALS,
     OPT_VERSION,
     OPT_HELP
   };
-  static const struct option longopts[] = {{"engine", required_argument, NULL, OPT_ENGINE},
-                                           {"json", no_argument, NULL, OPT_JSON},
-                                           {"wait", no_argument, NULL, OPT_WAIT},
-                                           {"timeout", required_argument, NULL, OPT_TIMEOUT},
-                                           {"prefix", required_argument, NULL, OPT_PREFIX},
-                                           {"regex", required_argument, NULL, OPT_REGEX},
-                                           {"tag", required_argument, NULL, OPT_TAG},
-                                           {"mode", required_argument, NULL, OPT_MODE},
-                                           {"group", required_argument, NULL, OPT_GROUP},
-                                           {"callback", required_argument, NULL, OPT_CALLBACK},
-                                           {"deadline", required_argument, NULL, OPT_DEADLINE},
-                                           {"header", required_argument, NULL, OPT_HEADER},
-                                           {"state", required_argument, NULL, OPT_STATE},
-                                           {"limit", required_argument, NULL, OPT_LIMIT},
-                                           {"rate", required_argument, NULL, OPT_RATE},
-                                           {"all", no_argument, NULL, OPT_ALL},
-                                           {"version", no_argument, NULL, OPT_VERSION},
-                                           {"help", no_argument, NULL, OPT_HELP},
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"engine", required_argument, NULL, OPT_ENGINE},
+      {"json", no_argument, NULL, OPT_JSON},
+      {"wait", no_argument, NULL, OPT_WAIT},
+      {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      {"prefix", required_argument, NULL, OPT_PREFIX},
+      {"regex", required_argument, NULL, OPT_REGEX},
+      {"tag", required_argument, NULL, OPT_TAG},
+      {"mode", required_argument, NULL, OPT_MODE},
+      {"group", required_argument, NULL, OPT_GROUP},
+      {"callback", required_argument, NULL, OPT_CALLBACK},
+      {"deadline", required_argument, NULL, OPT_DEADLINE},
+      {"header", required_argument, NULL, OPT_HEADER},
+      {"state", required_argument, NULL, OPT_STATE},
+      {"limit", required_argument, NULL, OPT_LIMIT},
+      {"rate", required_argument, NULL, OPT_RATE},
+      {"all", no_argument, NULL, OPT_ALL},
+      {"key", required_argument, NULL, OPT_KEY},
+      {"secret", required_argument, NULL, OPT_SECRET},
+      {"credentials", required_argument, NULL, OPT_CREDENTIALS},
+      {"version", no_argument, NULL, OPT_VERSION},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0}};
   bool ok = true, help = false, version = false;
   int opt;
   while (ok && (opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -355,6 +371,9 @@ int main(int argc, char **argv) {
     case OPT_LIMIT: options.limit = cli_positive(optarg, "--limit", &ok); break;
     case OPT_RATE: options.rate = cli_rate(optarg, &ok); break;
     case OPT_ALL: options.all = true; break;
+    case OPT_KEY: options.key = optarg; break;
+    case OPT_SECRET: options.secret = optarg; break;
+    case OPT_CREDENTIALS: options.credentials = optarg; break;
     case OPT_VERSION: version = true; break;
     case OPT_HELP:
     case 'h': help = true; break;
@@ -371,10 +390,16 @@ int main(int argc, char **argv) {
       cli_usage(stderr);
     rc = CLI_EXIT_USAGE;
   } else {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = cli_run(&options, argc - optind, argv + optind);
-    cli_http_cleanup();
-    curl_global_cleanup();
+    struct cli_credentials credentials = {0};
+    rc = cli_credentials_load(options.key, options.secret, options.credentials, &credentials);
+    if (rc == CLI_EXIT_OK) {
+      cli_http_sign_with(&credentials);
+      curl_global_init(CURL_GLOBAL_DEFAULT);
+      rc = cli_run(&options, argc - optind, argv + optind);
+      cli_http_cleanup();
+      curl_global_cleanup();
+    }
+    cli_credentials_free(&credentials);
   }
   json_decref(options.prefixes);
   json_decref(options.regexes);

@@ -24,9 +24,23 @@
   XX(BODY_TOO_LARGE, 413, "body_too_large", "the body is larger than limits.max_body_bytes")       \
   XX(HEADERS_TOO_LARGE, 431, "headers_too_large",                                                  \
      "the request headers are larger than limits.max_header_bytes")                                \
+  XX(MISSING_SIGNATURE, 401, "missing_signature",                                                  \
+     "the request is not signed: send X-Cdnrefresh-Key, X-Cdnrefresh-Timestamp and "               \
+     "X-Cdnrefresh-Signature")                                                                     \
+  XX(UNKNOWN_KEY, 401, "unknown_key", "no tenant has this access key")                             \
+  XX(STALE_TIMESTAMP, 401, "stale_timestamp",                                                      \
+     "the request's timestamp is outside the replay window")                                       \
+  XX(BAD_SIGNATURE, 401, "bad_signature", "the signature does not match the request")              \
+  XX(HOST_NOT_OWNED, 403, "host_not_owned", "the tenant does not own this host")                   \
+  XX(TAG_NOT_ALLOWED, 403, "tag_not_allowed", "the tag is outside the tenant's tag namespace")     \
+  XX(FORBIDDEN, 403, "forbidden", "this endpoint is not served to tenants")                        \
+  XX(RATE_LIMITED, 429, "rate_limited", "the tenant's rate limit is exceeded")                     \
+  XX(QUOTA_EXCEEDED, 429, "quota_exceeded", "the tenant's daily quota is used up")                 \
   XX(NOT_FOUND, 404, "not_found", "no such endpoint")                                              \
   XX(TASK_NOT_FOUND, 404, "task_not_found", "no task with this id")                                \
   XX(NODE_NOT_FOUND, 404, "node_not_found", "no node with this id")                                \
+  XX(TENANT_NOT_FOUND, 404, "tenant_not_found", "no tenant with this name")                        \
+  XX(TENANT_EXISTS, 409, "tenant_exists", "a tenant with this name or access key exists")          \
   XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "this endpoint does not take that method")     \
   XX(TASK_FINAL, 409, "task_final", "the task has already finished")                               \
   XX(STORE_UNAVAILABLE, 503, "store_unavailable", "the task store could not be written")           \

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "engine/api_auth.h"
 #include "engine/api_reply.h"
 #include "engine/server.h"
 #include "engine/stats.h"
@@ -23,8 +24,6 @@ enum {
   API_PAGE_MAX = 1000,
   API_READ_ARENA_MAX = 16 * 1024 * 1024, /* bytes a read job may build: a page of rows */
 };
-
-#define API_TENANT_DEV "dev"
 
 /* The status page (src/engine/status_page.html), embedded at build time. */
 extern const char status_page_html[];
@@ -57,7 +56,7 @@ static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind,
   job->kind = kind;
   job->done = done;
   job->reply_to = &loop->inbox;
-  job->tenant = API_TENANT_DEV;
+  job->tenant = tenant_dev.name;
   struct api_pending *pending =
       h2o_mem_alloc_shared(&req->pool, sizeof(*pending), api_pending_dispose);
   pending->req = req;
@@ -90,6 +89,19 @@ static h2o_req_t *api_job_finish(struct store_job *job) {
 static void api_job_discard(struct store_job *job) {
   api_job_detach(job);
   api_job_free(job);
+}
+
+/* api_job_new for a job of tenant: its name is copied, since the loop's tenant table may be
+ * replaced while the job is out. */
+static struct store_job *api_tenant_job_new(h2o_req_t *req, const struct tenant *tenant,
+                                            enum store_job_kind kind, store_job_done_cb done,
+                                            size_t arena_max) {
+  struct store_job *job = api_job_new(req, kind, done, arena_max);
+  if (job && !(job->tenant = arena_strdup(&job->arena, tenant->name))) {
+    api_job_discard(job);
+    return NULL;
+  }
+  return job;
 }
 
 static void api_job_submit(struct store_job *job, bool write) {
@@ -140,10 +152,37 @@ static json_t *api_render_items(const struct store_job *job) {
   return json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items, "next_cursor", next);
 }
 
+/* Seconds until the quota day (UTC) after day begins. */
+static int64_t api_quota_reset_in_s(int64_t day) {
+  int64_t left = ((day + 1) * 86400000 - clock_now_ms() + 999) / 1000;
+  return left > 0 ? left : 1;
+}
+
+/* 429 for a task its tenant's daily quota has no room for, naming the quota. */
+static void api_reply_quota_exceeded(h2o_req_t *req, const struct store_job *job) {
+  int64_t amount[QUOTA_COUNT];
+  tenant_quota_amount(job->task, amount);
+  enum tenant_quota quota = QUOTA_PURGE_URLS;
+  for (int i = QUOTA_COUNT - 1; i >= 0; i--) {
+    if (job->quota_limit[i] > 0 && job->quota_used[i] + amount[i] > job->quota_limit[i])
+      quota = (enum tenant_quota)i;
+  }
+  int64_t reset_in = api_quota_reset_in_s(job->quota_day);
+  char message[320];
+  snprintf(message, sizeof(message),
+           "tenant '%s' has used %lld of its daily %s quota of %lld and this request needs %lld "
+           "more; it resets at 00:00 UTC, in %lld s",
+           job->task->tenant, (long long)job->quota_used[quota], tenant_quota_name(quota),
+           (long long)job->quota_limit[quota], (long long)amount[quota], (long long)reset_in);
+  api_reply_error_retry(req, CDR_EQUOTA_EXCEEDED, tenant_quota_name(quota), message, reset_in);
+}
+
 static void api_on_task_stored(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
   if (job->result) {
-    if (req)
+    if (req && job->result == CDR_EQUOTA_EXCEEDED)
+      api_reply_quota_exceeded(req, job);
+    else if (req)
       api_reply_store_error(req, job->result);
     api_job_free(job);
     return;
@@ -301,7 +340,7 @@ static int api_list_nodes(h2o_req_t *req) {
   return 0;
 }
 
-static int api_post_task(h2o_req_t *req, enum task_type type) {
+static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_type type) {
   struct server_loop *loop = server_loop_of(req->conn->ctx);
   const struct engine_config *config = loop->server->config;
   if (atomic_load(&loop->server->shutting_down)) {
@@ -316,8 +355,8 @@ static int api_post_task(h2o_req_t *req, enum task_type type) {
     return 0;
   }
   /* Parsed targets take at most a few times the body's size. */
-  struct store_job *job = api_job_new(req, STORE_JOB_INSERT, api_on_task_stored,
-                                      8 * (size_t)config->max_body_bytes + 65536);
+  struct store_job *job = api_tenant_job_new(req, tenant, STORE_JOB_INSERT, api_on_task_stored,
+                                             8 * (size_t)config->max_body_bytes + 65536);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
@@ -331,14 +370,110 @@ static int api_post_task(h2o_req_t *req, enum task_type type) {
   };
   struct request_error error;
   const char *body = req->entity.base ? req->entity.base : "";
-  int rc = task_request_parse(type, body, req->entity.len, &limits, job->tenant, &job->arena,
-                              &job->task, &error);
+  int rc = task_request_parse(type, body, req->entity.len, &limits, tenant, &job->arena, &job->task,
+                              &error);
   if (rc) {
     api_reply_error(req, rc, error.field, error.message);
     api_job_discard(job);
     return 0;
   }
+  int64_t wait_s = api_auth_rate(tenant, API_RATE_URLS, (int64_t)job->task->target_count);
+  if (wait_s) {
+    char message[160];
+    snprintf(message, sizeof(message), "tenant '%s' may submit %lld URLs per second", tenant->name,
+             (long long)tenant->rate_urls);
+    api_reply_error_retry(req, CDR_ERATE_LIMITED, "urls", message, wait_s);
+    api_job_discard(job);
+    return 0;
+  }
+  memcpy(job->quota_limit, tenant->quota, sizeof(job->quota_limit));
   api_job_submit(job, true);
+  return 0;
+}
+
+/* A quota's limit as JSON: null when there is none. */
+static json_t *api_limit_json(int64_t limit) {
+  return limit > 0 ? json_integer((json_int_t)limit) : json_null();
+}
+
+static json_t *api_quota_json(const int64_t limit[QUOTA_COUNT], const int64_t used[QUOTA_COUNT]) {
+  json_t *quotas = json_object();
+  for (int i = 0; i < QUOTA_COUNT; i++) {
+    json_t *remaining =
+        limit[i] > 0 ? json_integer(limit[i] > used[i] ? limit[i] - used[i] : 0) : json_null();
+    json_object_set_new(quotas, tenant_quota_name((enum tenant_quota)i),
+                        json_pack("{s:o,s:I,s:o}", "limit", api_limit_json(limit[i]), "used",
+                                  (json_int_t)used[i], "remaining", remaining));
+  }
+  return quotas;
+}
+
+static json_t *api_render_quota(const struct store_job *job) {
+  char resets_at[CLOCK_ISO8601_SIZE];
+  clock_format_iso8601((job->quota_day + 1) * 86400000, resets_at);
+  return json_pack("{s:s,s:s,s:o,s:{s:o,s:o}}", "tenant", job->tenant, "resets_at", resets_at,
+                   "quotas", api_quota_json(job->quota_limit, job->quota_used), "rate_limits",
+                   "requests_per_s", api_limit_json(job->rate_limit[0]), "urls_per_s",
+                   api_limit_json(job->rate_limit[1]));
+}
+
+static void api_on_quota(struct store_job *job) { api_job_answer(job, 200, api_render_quota); }
+
+/* GET /v1/quota: the tenant's use of its daily quotas and its rate limits. */
+static int api_quota(h2o_req_t *req, const struct tenant *tenant) {
+  struct store_job *job = api_tenant_job_new(req, tenant, STORE_JOB_QUOTA, api_on_quota, 4096);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  job->quota_day = clock_now_ms() / 86400000;
+  memcpy(job->quota_limit, tenant->quota, sizeof(job->quota_limit));
+  job->rate_limit[0] = tenant->rate_requests;
+  job->rate_limit[1] = tenant->rate_urls;
+  api_job_submit(job, false);
+  return 0;
+}
+
+/* The comma-separated host list as a JSON array. */
+static json_t *api_hosts_json(const char *hosts) {
+  json_t *list = json_array();
+  for (const char *entry = hosts; entry && *entry;) {
+    const char *comma = strchr(entry, ',');
+    size_t len = comma ? (size_t)(comma - entry) : strlen(entry);
+    json_array_append_new(list, json_stringn(entry, len));
+    entry = comma ? comma + 1 : NULL;
+  }
+  return list;
+}
+
+static json_t *api_render_tenants(const struct store_job *job) {
+  json_t *tenants = json_array();
+  for (size_t i = 0; i < job->tenant_list.count; i++) {
+    const struct tenant *t = &job->tenant_list.tenants[i];
+    char created[CLOCK_ISO8601_SIZE];
+    clock_format_iso8601(t->created_ms, created);
+    json_array_append_new(
+        tenants, json_pack("{s:s,s:s,s:o,s:o,s:o,s:{s:o,s:o},s:s}", "name", t->name, "access_key",
+                           t->access_key, "hosts", api_hosts_json(t->hosts), "tag_prefix",
+                           t->tag_prefix ? json_string(t->tag_prefix) : json_null(), "quotas",
+                           api_quota_json(t->quota, job->tenant_list.used[i]), "rate_limits",
+                           "requests_per_s", api_limit_json(t->rate_requests), "urls_per_s",
+                           api_limit_json(t->rate_urls), "created_at", created));
+  }
+  return json_pack("{s:o}", "tenants", tenants);
+}
+
+static void api_on_tenants(struct store_job *job) { api_job_answer(job, 200, api_render_tenants); }
+
+/* GET /v1/tenants (operators): every tenant without its secret, with its quota use today. */
+static int api_list_tenants(h2o_req_t *req) {
+  struct store_job *job =
+      api_job_new(req, STORE_JOB_TENANT_LIST, api_on_tenants, API_READ_ARENA_MAX);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  api_job_submit(job, false);
   return 0;
 }
 
@@ -411,7 +546,7 @@ static int api_query_limit(h2o_req_t *req, const struct api_query *param, size_t
   return 0;
 }
 
-static int api_list_tasks(h2o_req_t *req) {
+static int api_list_tasks(h2o_req_t *req, const struct tenant *tenant) {
   struct api_query params[] = {{"state", NULL, 0}, {"cursor", NULL, 0}, {"limit", NULL, 0}};
   if (api_query_parse(req, params, 3))
     return 0;
@@ -428,7 +563,8 @@ static int api_list_tasks(h2o_req_t *req) {
   size_t limit;
   if (api_query_limit(req, &params[2], &limit))
     return 0;
-  struct store_job *job = api_job_new(req, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX);
+  struct store_job *job =
+      api_tenant_job_new(req, tenant, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
@@ -476,7 +612,8 @@ static int api_list_targets(h2o_req_t *req, struct store_job *job) {
 }
 
 /* Handles /v1/tasks/{id} and /v1/tasks/{id}/items; rest is the path after "/v1/tasks/". */
-static int api_task_route(h2o_req_t *req, const char *rest, size_t len) {
+static int api_task_route(h2o_req_t *req, const struct tenant *tenant, const char *rest,
+                          size_t len) {
   const char *slash = memchr(rest, '/', len);
   size_t id_len = slash ? (size_t)(slash - rest) : len;
   bool items = slash && (size_t)(rest + len - slash) == 6 && memcmp(slash, "/items", 6) == 0;
@@ -498,7 +635,7 @@ static int api_task_route(h2o_req_t *req, const char *rest, size_t len) {
   store_job_done_cb done = items                      ? api_on_targets_listed
                            : kind == STORE_JOB_CANCEL ? api_on_task_canceled
                                                       : api_on_task_read;
-  struct store_job *job = api_job_new(req, kind, done, API_READ_ARENA_MAX);
+  struct store_job *job = api_tenant_job_new(req, tenant, kind, done, API_READ_ARENA_MAX);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
@@ -523,71 +660,150 @@ static bool api_headers_too_large(const h2o_req_t *req, int64_t max) {
   return total > (size_t)max;
 }
 
+/* The API's handler on one listener: the tenants' API, or the operators' admin listener. */
+struct api_handler {
+  h2o_handler_t super;
+  bool admin;
+};
+
+static bool api_path_has_prefix(const char *path, size_t len, const char *prefix) {
+  size_t n = strlen(prefix);
+  return len > n && memcmp(path, prefix, n) == 0;
+}
+
+/* Endpoints for operators (nodes, stats, metrics, status page, internals, tenants): on the admin
+ * listener, and on the API listener only in --dev mode. */
+static bool api_path_for_operators(const char *path, size_t len) {
+  static const char *const paths[] = {"/v1/nodes",   "/v1/stats",   "/metrics", "/",
+                                      "/debug/vars", "/v1/tenants", NULL};
+  for (const char *const *p = paths; *p; p++) {
+    if (h2o_memis(path, len, *p, strlen(*p)))
+      return true;
+  }
+  return api_path_has_prefix(path, len, "/v1/nodes/");
+}
+
+/* Serves the operators' endpoints (no tenant). */
+static int api_operator_route(h2o_req_t *req, const char *path, size_t len, bool get) {
+  static const char nodes_prefix[] = "/v1/nodes/";
+  if (api_path_has_prefix(path, len, nodes_prefix))
+    return api_remove_node(req, path + sizeof(nodes_prefix) - 1, len - (sizeof(nodes_prefix) - 1));
+  if (!get) {
+    api_reply_method_not_allowed(req, "GET");
+    return 0;
+  }
+  if (h2o_memis(path, len, H2O_STRLIT("/v1/nodes")))
+    return api_list_nodes(req);
+  if (h2o_memis(path, len, H2O_STRLIT("/v1/stats")))
+    return api_stats(req, API_STATS_JSON);
+  if (h2o_memis(path, len, H2O_STRLIT("/metrics")))
+    return api_stats(req, API_STATS_PROMETHEUS);
+  if (h2o_memis(path, len, H2O_STRLIT("/debug/vars")))
+    return api_stats(req, API_STATS_DEBUG);
+  if (h2o_memis(path, len, H2O_STRLIT("/v1/tenants")))
+    return api_list_tenants(req);
+  api_reply_text(req, 200, "text/html; charset=utf-8", status_page_html);
+  return 0;
+}
+
+/* Serves the tenants' endpoints for tenant, who has been authenticated. */
+static int api_tenant_route(h2o_req_t *req, const struct tenant *tenant, const char *path,
+                            size_t len, bool get, bool post) {
+  static const char tasks_prefix[] = "/v1/tasks/";
+  if (api_path_has_prefix(path, len, tasks_prefix))
+    return api_task_route(req, tenant, path + sizeof(tasks_prefix) - 1,
+                          len - (sizeof(tasks_prefix) - 1));
+  bool purge = h2o_memis(path, len, H2O_STRLIT("/v1/purge"));
+  bool preload = h2o_memis(path, len, H2O_STRLIT("/v1/preload"));
+  if ((purge || preload) ? !post : !get) {
+    api_reply_method_not_allowed(req, purge || preload ? "POST" : "GET");
+    return 0;
+  }
+  if (purge || preload)
+    return api_post_task(req, tenant, purge ? TASK_PURGE : TASK_PRELOAD);
+  if (h2o_memis(path, len, H2O_STRLIT("/v1/tasks")))
+    return api_list_tasks(req, tenant);
+  return api_quota(req, tenant);
+}
+
+static bool api_path_for_tenants(const char *path, size_t len) {
+  static const char *const paths[] = {"/v1/purge", "/v1/preload", "/v1/tasks", "/v1/quota", NULL};
+  for (const char *const *p = paths; *p; p++) {
+    if (h2o_memis(path, len, *p, strlen(*p)))
+      return true;
+  }
+  return api_path_has_prefix(path, len, "/v1/tasks/");
+}
+
+/* Authenticates a tenant's request and draws it from the tenant's request bucket; replies and
+ * returns NULL when it may not go on. */
+static const struct tenant *api_authenticate(h2o_req_t *req, struct server_loop *loop) {
+  const struct engine_config *config = loop->server->config;
+  const struct tenant *tenant = NULL;
+  char message[256];
+  int rc = api_auth_tenant(req, loop->tenants, config->dev, config->replay_window_s, &tenant,
+                           message, sizeof(message));
+  if (rc) {
+    api_reply_error(req, rc, NULL, rc == CDR_ENOMEM ? NULL : message);
+    return NULL;
+  }
+  int64_t wait_s = api_auth_rate(tenant, API_RATE_REQUESTS, 1);
+  if (wait_s) {
+    snprintf(message, sizeof(message), "tenant '%s' may send %lld requests per second",
+             tenant->name, (long long)tenant->rate_requests);
+    api_reply_error_retry(req, CDR_ERATE_LIMITED, NULL, message, wait_s);
+    return NULL;
+  }
+  return tenant;
+}
+
 static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
-  (void)self;
+  const struct api_handler *handler = (const struct api_handler *)self;
   const char *path = req->path_normalized.base;
   size_t len = req->path_normalized.len;
   bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
   bool post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
-  struct server *server = server_loop_of(req->conn->ctx)->server;
+  struct server_loop *loop = server_loop_of(req->conn->ctx);
+  struct server *server = loop->server;
   if (api_headers_too_large(req, server->config->max_header_bytes)) {
     api_reply_error(req, CDR_EHEADERS_TOO_LARGE, NULL, NULL);
     return 0;
   }
 
-  static const char nodes_prefix[] = "/v1/nodes/";
-  if (len > sizeof(nodes_prefix) - 1 && memcmp(path, nodes_prefix, sizeof(nodes_prefix) - 1) == 0)
-    return api_remove_node(req, path + sizeof(nodes_prefix) - 1, len - (sizeof(nodes_prefix) - 1));
-  static const char tasks_prefix[] = "/v1/tasks/";
-  if (len > sizeof(tasks_prefix) - 1 && memcmp(path, tasks_prefix, sizeof(tasks_prefix) - 1) == 0)
-    return api_task_route(req, path + sizeof(tasks_prefix) - 1, len - (sizeof(tasks_prefix) - 1));
-
-  struct route {
-    const char *path;
-    bool post;
-  };
-  static const struct route routes[] = {
-      {"/v1/purge", true}, {"/v1/preload", true}, {"/v1/tasks", false}, {"/v1/nodes", false},
-      {"/healthz", false}, {"/readyz", false},    {"/v1/stats", false}, {"/metrics", false},
-      {"/", false},        {"/debug/vars", false}};
-  for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-    if (!h2o_memis(path, len, routes[i].path, strlen(routes[i].path)))
-      continue;
-    if (routes[i].post ? !post : !get) {
-      api_reply_method_not_allowed(req, routes[i].post ? "POST" : "GET");
-      return 0;
-    }
-    switch (i) {
-    case 0: return api_post_task(req, TASK_PURGE);
-    case 1: return api_post_task(req, TASK_PRELOAD);
-    case 2: return api_list_tasks(req);
-    case 3: return api_list_nodes(req);
-    case 4: api_reply_status(req, 200, "ok"); return 0;
-    case 6: return api_stats(req, API_STATS_JSON);
-    case 7: return api_stats(req, API_STATS_PROMETHEUS);
-    case 8: api_reply_text(req, 200, "text/html; charset=utf-8", status_page_html); return 0;
-    case 9:
-      /* Internals are for the operator: served in dev mode (loopback only) until there is an
-       * admin listener. */
-      if (!server->config->dev) {
-        api_reply_error(req, CDR_ENOT_FOUND, NULL, NULL);
-        return 0;
-      }
-      return api_stats(req, API_STATS_DEBUG);
-    default:
-      if (atomic_load(&server->shutting_down))
-        api_reply_status(req, 503, "shutting_down");
-      else
-        api_reply_status(req, 200, "ready");
-      return 0;
-    }
+  bool healthz = h2o_memis(path, len, H2O_STRLIT("/healthz"));
+  if (healthz || h2o_memis(path, len, H2O_STRLIT("/readyz"))) {
+    if (!get)
+      api_reply_method_not_allowed(req, "GET");
+    else if (healthz)
+      api_reply_status(req, 200, "ok");
+    else if (atomic_load(&server->shutting_down))
+      api_reply_status(req, 503, "shutting_down");
+    else
+      api_reply_status(req, 200, "ready");
+    return 0;
   }
-  api_reply_error(req, CDR_ENOT_FOUND, NULL, NULL);
+  if (api_path_for_operators(path, len)) {
+    if (handler->admin || server->config->dev)
+      return api_operator_route(req, path, len, get);
+    api_reply_error(req, CDR_ENOT_FOUND, NULL,
+                    "operators' endpoints are served on engine.admin_listen");
+    return 0;
+  }
+  if (api_path_for_tenants(path, len) && !handler->admin) {
+    const struct tenant *tenant = api_authenticate(req, loop);
+    return tenant ? api_tenant_route(req, tenant, path, len, get, post) : 0;
+  }
+  api_reply_error(req, CDR_ENOT_FOUND, NULL,
+                  handler->admin ? "no such endpoint on the admin listener (tenants' endpoints "
+                                   "are served on engine.api_listen)"
+                                 : NULL);
   return 0;
 }
 
-void api_register(h2o_hostconf_t *hostconf) {
+void api_register(h2o_hostconf_t *hostconf, bool admin) {
   h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-  h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
-  handler->on_req = api_on_request;
+  struct api_handler *handler =
+      (struct api_handler *)h2o_create_handler(pathconf, sizeof(*handler));
+  handler->super.on_req = api_on_request;
+  handler->admin = admin;
 }

@@ -14,10 +14,13 @@ static const char *api_reason(int status) {
   case 200: return "OK";
   case 202: return "Accepted";
   case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
   case 404: return "Not Found";
   case 405: return "Method Not Allowed";
   case 409: return "Conflict";
   case 413: return "Payload Too Large";
+  case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 503: return "Service Unavailable";
   default: return status >= 500 ? "Internal Server Error" : "Error";
@@ -72,6 +75,14 @@ void api_reply_error(h2o_req_t *req, int err, const char *field, const char *mes
     json_object_set_new(error, "field", json_string(field));
   api_reply_json(req, cdr_error_http_status(err),
                  error ? json_pack("{s:o}", "error", error) : NULL);
+}
+
+void api_reply_error_retry(h2o_req_t *req, int err, const char *field, const char *message,
+                           int64_t retry_after_s) {
+  char *value = h2o_mem_alloc_pool(&req->pool, 24);
+  int len = snprintf(value, 24, "%lld", (long long)(retry_after_s > 0 ? retry_after_s : 1));
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, value, (size_t)len);
+  api_reply_error(req, err, field, message);
 }
 
 void api_reply_method_not_allowed(h2o_req_t *req, const char *allowed) {

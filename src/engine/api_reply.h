@@ -16,6 +16,10 @@ void api_reply_text(h2o_req_t *req, int status, const char *content_type, const 
  * (or the code's default message when NULL) and field (omitted when NULL or ""). */
 void api_reply_error(h2o_req_t *req, int err, const char *field, const char *message);
 
+/* api_reply_error with a Retry-After header of retry_after_s seconds (at least 1), for 429. */
+void api_reply_error_retry(h2o_req_t *req, int err, const char *field, const char *message,
+                           int64_t retry_after_s);
+
 /* api_reply_error for 405, with an Allow header listing allowed (e.g. "GET, DELETE"). */
 void api_reply_method_not_allowed(h2o_req_t *req, const char *allowed);
 

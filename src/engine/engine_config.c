@@ -18,10 +18,20 @@ static const struct setting engine_settings[] = {
      "127.0.0.1:8470", 0, 0, NULL, "HOST:PORT the HTTP API listens on"},
     {"engine", "agent_listen", "agent-listen", SETTING_STRING, ENGINE_FIELD(agent_listen),
      "127.0.0.1:8471", 0, 0, NULL, "HOST:PORT edge agents connect to"},
+    {"engine", "admin_listen", "admin-listen", SETTING_STRING, ENGINE_FIELD(admin_listen), "", 0, 0,
+     NULL,
+     "HOST:PORT of the operators' listener (nodes, stats, metrics, status page, tenants), "
+     "unsigned: keep it on loopback or a management network; empty: off (in --dev they are on "
+     "the API port)"},
     {"engine", "data_dir", "data-dir", SETTING_STRING, ENGINE_FIELD(data_dir),
      "/var/lib/cdnrefresh", 0, 0, NULL, "directory of the task store (created if missing)"},
     {"engine", "dev", "dev", SETTING_BOOL, ENGINE_FIELD(dev), "false", 0, 0, NULL,
-     "development mode: requests need no signature, the API must listen on loopback"},
+     "development mode: unsigned requests are the dev tenant's (every host, no limits) and "
+     "operators' endpoints are on the API port; the API must listen on loopback"},
+    {"auth", "replay_window_s", "replay-window", SETTING_INT, ENGINE_FIELD(replay_window_s), "300",
+     1, 86400, NULL,
+     "a signed request's timestamp may differ from the engine's clock by at most this many "
+     "seconds"},
     {"engine", "threads", "threads", SETTING_INT, ENGINE_FIELD(threads), "0", 0, 256, NULL,
      "event loops serving the API; 0 means one per core"},
     {"engine", "log_level", "log-level", SETTING_CHOICE, ENGINE_FIELD(log_level), "info", 0, 0,
@@ -145,13 +155,13 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
              (long long)config->default_deadline_s, (long long)config->max_deadline_s);
     return CDR_ECONFIG;
   }
-  if (!config->dev) {
+  if (config->admin_listen[0] && address_parse(config->admin_listen, &config->admin_address)) {
     snprintf(err, err_size,
-             "config: signed requests need tenants, which this build does not "
-             "configure yet; start with --dev (unsigned, loopback only)");
+             "config: engine.admin_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
+             config->admin_listen);
     return CDR_ECONFIG;
   }
-  if (!address_is_loopback(&config->api_address)) {
+  if (config->dev && !address_is_loopback(&config->api_address)) {
     snprintf(err, err_size,
              "config: --dev serves unsigned requests, so engine.api_listen must be "
              "a loopback address, got '%s'",
@@ -165,17 +175,23 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
 }
 
 void engine_config_print_help(FILE *out) {
-  fprintf(out,
-          "usage: cdnrefresh-engine --dev [--data-dir DIR] [--api-listen HOST:PORT] [options]\n"
-          "\n"
-          "The cdnrefresh engine: accepts purge and preload tasks over an HTTP JSON API, stores\n"
-          "them durably and tracks every (URL, node) result. A task answered 202 is on disk.\n"
-          "\n"
-          "Example:\n"
-          "  cdnrefresh-engine --dev --data-dir /tmp/cdr --api-listen 127.0.0.1:8470\n"
-          "  curl -d '{\"urls\":[\"https://example.com/a.png\"]}' http://127.0.0.1:8470/v1/purge\n"
-          "\n"
-          "Options (each also settable in the --config INI file as [section] key):\n");
+  fprintf(
+      out,
+      "usage: cdnrefresh-engine [--dev] [--data-dir DIR] [--api-listen HOST:PORT] [options]\n"
+      "       cdnrefresh-engine tenant add|list|show|set|remove ... (see tenant --help)\n"
+      "\n"
+      "The cdnrefresh engine: accepts purge and preload tasks over an HTTP JSON API, stores\n"
+      "them durably and tracks every (URL, node) result. A task answered 202 is on disk.\n"
+      "\n"
+      "Without --dev every request must be signed by a tenant (docs/API.md, Signing):\n"
+      "  cdnrefresh-engine tenant add acme --hosts 'example.com,*.example.com' --data-dir D\n"
+      "  cdnrefresh-engine --data-dir D --api-listen 0.0.0.0:8470 --admin-listen 127.0.0.1:8472\n"
+      "\n"
+      "Development (unsigned requests, loopback only):\n"
+      "  cdnrefresh-engine --dev --data-dir /tmp/cdr --api-listen 127.0.0.1:8470\n"
+      "  curl -d '{\"urls\":[\"https://example.com/a.png\"]}' http://127.0.0.1:8470/v1/purge\n"
+      "\n"
+      "Options (each also settable in the --config INI file as [section] key):\n");
   settings_print_help(out, engine_settings, ENGINE_SETTINGS_COUNT);
   fprintf(out,
           "\nSignals: SIGTERM or SIGINT stops intake, finishes writes in progress and exits 0.\n"

@@ -13,6 +13,8 @@
 struct engine_config {
   char api_listen[SETTING_STRING_MAX];       /* HOST:PORT of the HTTP API */
   char agent_listen[SETTING_STRING_MAX];     /* HOST:PORT agents dial */
+  char admin_listen[SETTING_STRING_MAX];     /* HOST:PORT of the operators' endpoints; "": off */
+  int64_t replay_window_s;                   /* signed timestamps this close to now pass */
   char data_dir[SETTING_STRING_MAX];         /* where the task store lives */
   bool dev;                                  /* unsigned requests, loopback only */
   int64_t threads;                           /* event loops; 0 = one per core */
@@ -51,6 +53,7 @@ struct engine_config {
   int64_t backlog_items;                    /* a node queue deeper than this ... */
   int64_t backlog_s;                        /* ... for this long raises a backlog alert */
   struct sockaddr_storage api_address;      /* api_listen, resolved by engine_config_load */
+  struct sockaddr_storage admin_address;    /* admin_listen, when set */
 };
 
 /* Loads defaults, the --config file and flags into config and checks how settings fit together.

@@ -1,10 +1,13 @@
-/* main.c — cdnrefresh-engine: reads its settings and runs the server. */
+/* main.c — cdnrefresh-engine: reads its settings and runs the server, or runs the tenant command.
+ */
 #include "common/log.h"
 #include "engine/engine_config.h"
 #include "engine/server.h"
+#include "engine/tenant_admin.h"
 #include "version.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 
 /* Lets the engine hold as many connections (API clients, agents) as the hard limit allows: the
@@ -20,6 +23,8 @@ static void main_raise_fd_limit(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "tenant") == 0)
+    return tenant_admin_main(argc - 1, argv + 1);
   struct engine_config config;
   struct settings_cli cli;
   char err[512];

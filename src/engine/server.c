@@ -23,7 +23,8 @@ enum {
   SERVER_DRAIN_MS = 5000,     /* longest wait for store jobs at shutdown */
   SERVER_DRAIN_CHECK_MS = 10, /* how often the wait looks */
   SERVER_BACKLOG = 1024,
-  SERVER_BODY_SLACK = 4, /* h2o reads bodies up to this many times the limit, see below */
+  SERVER_BODY_SLACK = 4,         /* h2o reads bodies up to this many times the limit, see below */
+  SERVER_TENANTS_POLL_MS = 1000, /* how soon a tenant change reaches the API loops */
 };
 
 struct server_loop *server_loop_of(h2o_context_t *ctx) {
@@ -59,7 +60,8 @@ static void server_on_accept(uv_stream_t *listener, int status) {
   conn->loop = loop;
   loop->connections++;
   h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, server_on_conn_closed);
-  h2o_accept(&loop->accept, sock);
+  bool admin = listener == (uv_stream_t *)&loop->admin_listener;
+  h2o_accept(admin ? &loop->admin_accept : &loop->accept, sock);
 }
 
 /* Opens a listening socket on address with SO_REUSEPORT, so each loop can have its own. */
@@ -106,6 +108,9 @@ static void server_on_drain_check(uv_timer_t *timer) {
 static void server_on_stop(uv_async_t *async) {
   struct server_loop *loop = async->data;
   uv_close((uv_handle_t *)&loop->listener, NULL);
+  if (loop->server->config->admin_listen[0])
+    uv_close((uv_handle_t *)&loop->admin_listener, NULL);
+  uv_timer_stop(&loop->tenants_poll);
   h2o_context_request_shutdown(&loop->h2o);
   loop->drain_until = (int64_t)uv_now(&loop->loop) + SERVER_DRAIN_MS;
   uv_timer_start(&loop->drain, server_on_drain_check, 0, SERVER_DRAIN_CHECK_MS);
@@ -122,24 +127,83 @@ static void server_on_signal(uv_signal_t *signal, int signum) {
     uv_async_send(&server->loops[i].stop);
 }
 
-static int server_loop_init(struct server *server, struct server_loop *loop, int listen_fd) {
+static void server_on_tenants(struct store_job *job) {
+  struct server_loop *loop =
+      (struct server_loop *)(void *)((char *)job->reply_to - offsetof(struct server_loop, inbox));
+  loop->jobs_in_flight--;
+  loop->tenants_loading = false;
+  if (job->tenant_table) {
+    tenant_table_release(loop->tenants);
+    loop->tenants = job->tenant_table;
+    log_debug("tenants.loaded", "%zu tenants at generation %lld", loop->tenants->count,
+              (long long)loop->tenants->generation);
+  }
+  arena_release(&job->arena);
+  free(job);
+}
+
+/* Asks the store for the tenants when their generation has moved on from this loop's table. */
+static void server_on_tenants_poll(uv_timer_t *timer) {
+  struct server_loop *loop = timer->data;
+  struct store_job *job = loop->tenants_loading ? NULL : calloc(1, sizeof(*job));
+  if (!job)
+    return;
+  arena_init(&job->arena, 4096);
+  job->kind = STORE_JOB_TENANTS;
+  job->done = server_on_tenants;
+  job->reply_to = &loop->inbox;
+  job->tenants_generation = loop->tenants ? loop->tenants->generation : -1;
+  loop->tenants_loading = true;
+  loop->jobs_in_flight++;
+  store_worker_submit(loop->server->reader, job);
+}
+
+/* Opens the listening socket of address and has listener accept on it (into this loop). */
+static int server_loop_listen(struct server_loop *loop, uv_tcp_t *listener,
+                              const struct sockaddr_storage *address) {
+  int fd = -1;
+  int rc = server_listen_socket(address, &fd);
+  if (rc)
+    return rc;
+  uv_tcp_init(&loop->loop, listener);
+  listener->data = loop;
+  if ((rc = uv_tcp_open(listener, fd)) ||
+      (rc = uv_listen((uv_stream_t *)listener, SERVER_BACKLOG, server_on_accept)))
+    return rc;
+  return 0;
+}
+
+static int server_loop_init(struct server *server, struct server_loop *loop) {
   loop->server = server;
   int rc = uv_loop_init(&loop->loop);
   if (rc)
     return rc;
   h2o_context_init(&loop->h2o, &loop->loop, &server->h2o);
   loop->accept.ctx = &loop->h2o;
-  loop->accept.hosts = server->h2o.hosts;
-  uv_tcp_init(&loop->loop, &loop->listener);
-  loop->listener.data = loop;
+  loop->accept.hosts = server->api_hosts;
+  loop->admin_accept.ctx = &loop->h2o;
+  loop->admin_accept.hosts = server->admin_hosts;
   loop->stop.data = loop;
   loop->drain.data = loop;
+  loop->tenants_poll.data = loop;
   uv_timer_init(&loop->loop, &loop->drain);
+  uv_timer_init(&loop->loop, &loop->tenants_poll);
+  const struct engine_config *config = server->config;
   if ((rc = uv_async_init(&loop->loop, &loop->stop, server_on_stop)) ||
-      (rc = store_inbox_init(&loop->inbox, &loop->loop)) ||
-      (rc = uv_tcp_open(&loop->listener, listen_fd)) ||
-      (rc = uv_listen((uv_stream_t *)&loop->listener, SERVER_BACKLOG, server_on_accept)))
+      (rc = store_inbox_init(&loop->inbox, &loop->loop)))
     return rc;
+  if ((rc = server_loop_listen(loop, &loop->listener, &config->api_address))) {
+    log_error("api.listen", "cannot listen on %s: %s", config->api_listen, strerror(-rc));
+    return rc;
+  }
+  if (config->admin_listen[0] &&
+      (rc = server_loop_listen(loop, &loop->admin_listener, &config->admin_address))) {
+    log_error("api.listen", "cannot listen on %s (engine.admin_listen): %s", config->admin_listen,
+              strerror(-rc));
+    return rc;
+  }
+  uv_timer_start(&loop->tenants_poll, server_on_tenants_poll, SERVER_TENANTS_POLL_MS,
+                 SERVER_TENANTS_POLL_MS);
   return 0;
 }
 
@@ -160,6 +224,7 @@ static void *server_loop_thread(void *arg) {
   uv_walk(&loop->loop, server_close_handle, NULL);
   uv_run(&loop->loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop->loop);
+  tenant_table_release(loop->tenants);
   return NULL;
 }
 
@@ -179,6 +244,13 @@ static int server_store_start(struct server *server) {
   if (server->lock_fd < 0 || flock(server->lock_fd, LOCK_EX | LOCK_NB) != 0) {
     log_error("store.lock", "data dir %s is in use by another engine (cannot lock %s: %s)",
               config->data_dir, lock_path, strerror(errno));
+    store_close(writer);
+    return CDR_ESTORE_UNAVAILABLE;
+  }
+  /* The loops start with the tenants as they are, so no signed request is refused while a first
+   * poll is on its way. */
+  if (tenant_table_load(writer, -1, &server->initial_tenants)) {
+    log_error("store.open", "cannot read the tenants");
     store_close(writer);
     return CDR_ESTORE_UNAVAILABLE;
   }
@@ -206,9 +278,14 @@ static void server_h2o_init(struct server *server) {
    * after this, so it cannot hold a connection and its buffers for long. */
   server->h2o.http1.req_timeout = (uint64_t)server->config->request_timeout_ms;
   server->h2o.http2.idle_timeout = (uint64_t)server->config->request_timeout_ms;
-  h2o_hostconf_t *hostconf =
+  /* Each listener's accept context sees only its own host, so no Host header can reach the
+   * operators' endpoints through the tenants' port. */
+  server->api_hosts[0] =
       h2o_config_register_host(&server->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-  api_register(hostconf);
+  api_register(server->api_hosts[0], false);
+  server->admin_hosts[0] =
+      h2o_config_register_host(&server->h2o, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+  api_register(server->admin_hosts[0], true);
 }
 
 int server_run(const struct engine_config *config) {
@@ -232,15 +309,11 @@ int server_run(const struct engine_config *config) {
   }
   server_h2o_init(&server);
 
+  atomic_store(&server.initial_tenants->refs, server.loop_count);
   for (size_t i = 0; i < server.loop_count; i++) {
-    int fd = -1;
-    int rc = server_listen_socket(&config->api_address, &fd);
-    if (!rc)
-      rc = server_loop_init(&server, &server.loops[i], fd);
-    if (rc) {
-      log_error("api.listen", "cannot listen on %s: %s", config->api_listen, strerror(-rc));
+    server.loops[i].tenants = server.initial_tenants;
+    if (server_loop_init(&server, &server.loops[i]))
       return 1;
-    }
   }
   uv_loop_t *main_loop = &server.loops[0].loop;
   uv_signal_init(main_loop, &server.sigterm);
@@ -252,9 +325,13 @@ int server_run(const struct engine_config *config) {
 
   for (size_t i = 1; i < server.loop_count; i++)
     pthread_create(&server.loops[i].thread, NULL, server_loop_thread, &server.loops[i]);
-  log_info("engine.ready", "API on http://%s with %zu event loops, data dir %s%s",
-           config->api_listen, server.loop_count, config->data_dir,
+  log_info("engine.ready", "API on http://%s with %zu event loops, data dir %s, %zu tenants%s%s%s",
+           config->api_listen, server.loop_count, config->data_dir, server.initial_tenants->count,
+           config->admin_listen[0] ? ", admin on http://" : "", config->admin_listen,
            config->dev ? ", dev mode (unsigned requests)" : "");
+  if (!config->dev && !config->admin_listen[0])
+    log_warn("engine.no_admin", "engine.admin_listen is not set: nodes, stats, metrics and the "
+                                "status page are not served");
   char status[2 * SETTING_STRING_MAX + 64];
   snprintf(status, sizeof(status), "READY=1\nSTATUS=API on %s, agents on %s", config->api_listen,
            config->agent_listen);

@@ -12,6 +12,7 @@
 #include "engine/engine_config.h"
 #include "engine/fabric.h"
 #include "engine/store_worker.h"
+#include "engine/tenant.h"
 
 #include <h2o.h>
 #include <pthread.h>
@@ -26,10 +27,15 @@ struct server_loop {
   h2o_context_t h2o;
   h2o_accept_ctx_t accept;
   uv_tcp_t listener;
+  h2o_accept_ctx_t admin_accept; /* the operators' listener, when engine.admin_listen is set */
+  uv_tcp_t admin_listener;
   struct store_inbox inbox;
-  uv_async_t stop;     /* wakes this loop to begin its shutdown */
-  uv_timer_t drain;    /* during shutdown: checks whether store jobs are all back */
-  int64_t drain_until; /* ms (loop clock); stop waiting for store jobs after this */
+  struct tenant_table *tenants; /* this loop's view of the tenants (holds one reference) */
+  uv_timer_t tenants_poll;      /* asks the store whether the tenants changed */
+  bool tenants_loading;         /* a tenants job is out */
+  uv_async_t stop;              /* wakes this loop to begin its shutdown */
+  uv_timer_t drain;             /* during shutdown: checks whether store jobs are all back */
+  int64_t drain_until;          /* ms (loop clock); stop waiting for store jobs after this */
   /* Store jobs submitted by this loop and not yet back, and open client connections. Written on
    * the loop; atomic because GET /debug/vars reads every loop's from one of them. */
   _Atomic size_t jobs_in_flight;
@@ -40,14 +46,17 @@ struct server_loop {
 struct server {
   const struct engine_config *config;
   h2o_globalconf_t h2o;
+  h2o_hostconf_t *api_hosts[2];   /* NULL-terminated: the tenants' API only */
+  h2o_hostconf_t *admin_hosts[2]; /* NULL-terminated: the operators' endpoints only */
   struct store_worker *writer;
   struct store_worker *reader;
   struct fabric *fabric;
   struct server_loop *loops;
   size_t loop_count;
   atomic_bool shutting_down;
-  uv_signal_t sigterm, sigint; /* on loop 0 */
-  int lock_fd;                 /* flock on the data dir: one engine per store */
+  uv_signal_t sigterm, sigint;          /* on loop 0 */
+  int lock_fd;                          /* flock on the data dir: one engine per store */
+  struct tenant_table *initial_tenants; /* read at start; one reference per loop */
 };
 
 /* Runs the engine until SIGTERM or SIGINT. Returns the process exit code (0 after a clean

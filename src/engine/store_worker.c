@@ -66,6 +66,29 @@ void store_inbox_post(struct store_inbox *inbox, struct store_job *job) {
   uv_async_send(&inbox->async);
 }
 
+/* Counts a task against its tenant's quotas of the day. */
+static int store_worker_charge_quota(struct store *store, struct store_job *job) {
+  int64_t amount[QUOTA_COUNT];
+  tenant_quota_amount(job->task, amount);
+  return store_quota_charge(store, job->task->tenant, job->quota_day, amount, job->quota_limit,
+                            job->quota_used);
+}
+
+/* Loads every tenant and its use of each quota today, for GET /v1/tenants. */
+static int store_worker_list_tenants(struct store *store, struct store_job *job) {
+  struct store_tenant_usage *list = &job->tenant_list;
+  job->quota_day = clock_now_ms() / 86400000;
+  int rc = store_tenants_load(store, &job->arena, &list->tenants, &list->count);
+  if (rc)
+    return rc;
+  list->used = arena_alloc(&job->arena, (list->count + 1) * sizeof(*list->used));
+  if (!list->used)
+    return CDR_ENOMEM;
+  for (size_t i = 0; !rc && i < list->count; i++)
+    rc = store_quota_usage(store, list->tenants[i].name, job->quota_day, list->used[i]);
+  return rc;
+}
+
 /* Runs one job's store calls (inside the writer's transaction for writer jobs). */
 static int store_job_run(struct store_worker *worker, struct store_job *job) {
   struct store *store = worker->store;
@@ -76,7 +99,9 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
     if (rc)
       return rc;
     job->task->created_ms = task_id_time_ms(job->task->id);
-    return store_task_insert(store, job->task);
+    job->quota_day = job->task->created_ms / 86400000;
+    rc = store_worker_charge_quota(store, job);
+    return rc ? rc : store_task_insert(store, job->task);
   }
   case STORE_JOB_CANCEL: {
     int rc = store_task_cancel(store, job->tenant, job->task_id, clock_now_ms());
@@ -90,6 +115,11 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
   case STORE_JOB_CALLBACK:
     return store_callback_attempt(store, job->task_id, &job->callback_attempt, job->callback_state);
   case STORE_JOB_COUNTS: return store_task_counts(store, job->task_counts);
+  case STORE_JOB_TENANTS:
+    return tenant_table_load(store, job->tenants_generation, &job->tenant_table);
+  case STORE_JOB_QUOTA:
+    return store_quota_usage(store, job->tenant, job->quota_day, job->quota_used);
+  case STORE_JOB_TENANT_LIST: return store_worker_list_tenants(store, job);
   case STORE_JOB_NODE_DELETE: return store_node_delete(store, job->node.id);
   case STORE_JOB_LIST:
     return store_tasks_list(store, job->tenant, job->filter_task_state ? &job->task_state : NULL,
@@ -120,7 +150,7 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
 
 /* True for outcomes that are answers (not found, already final) rather than storage failures. */
 static bool store_job_result_is_answer(int rc) {
-  return rc == 0 || rc == CDR_ETASK_NOT_FOUND || rc == CDR_ETASK_FINAL;
+  return rc == 0 || rc == CDR_ETASK_NOT_FOUND || rc == CDR_ETASK_FINAL || rc == CDR_EQUOTA_EXCEEDED;
 }
 
 /* Runs a batch of writer jobs in one transaction; on any storage failure all of them fail. */

@@ -19,7 +19,8 @@
 #include <uv.h>
 
 enum store_job_kind {
-  STORE_JOB_INSERT,      /* writer: in task (id and creation time are set) */
+  STORE_JOB_INSERT,      /* writer: in task, quota_limit (id, creation time, quota_day are set);
+                            out quota_used when the quota is exceeded */
   STORE_JOB_CANCEL,      /* writer: in tenant, task_id; out task */
   STORE_JOB_GET,         /* reader: in tenant, task_id; out task */
   STORE_JOB_LIST,        /* reader: in tenant, task_state?, cursor, limit; out tasks */
@@ -32,6 +33,16 @@ enum store_job_kind {
   STORE_JOB_CALLBACK,    /* writer: in task_id, callback_attempt, callback_state */
   STORE_JOB_NODE_DELETE, /* writer: in node.id */
   STORE_JOB_COUNTS,      /* reader: out task_counts */
+  STORE_JOB_TENANTS,     /* reader: in tenants_generation; out tenant_table when it changed */
+  STORE_JOB_QUOTA,       /* reader: in tenant (quota_day is set); out quota_used */
+  STORE_JOB_TENANT_LIST, /* reader: out tenant_list with each tenant's use today */
+};
+
+/* Every tenant with its use of each quota on one day (in the job's arena). */
+struct store_tenant_usage {
+  struct tenant *tenants;
+  int64_t (*used)[QUOTA_COUNT];
+  size_t count;
 };
 
 struct store_inbox;
@@ -67,9 +78,16 @@ struct store_job {
   int fabric_request;                       /* STORE_JOB_FABRIC: which request (fabric.h) */
   struct callback_attempt callback_attempt; /* STORE_JOB_CALLBACK */
   enum callback_state callback_state;
-  int64_t task_counts[6]; /* STORE_JOB_COUNTS: tasks by state */
-  int stats_format;       /* the stats job's rendering (enum api_stats_format in api.c) */
-  void *answer;           /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
+  int64_t task_counts[6];           /* STORE_JOB_COUNTS: tasks by state */
+  int stats_format;                 /* the stats job's rendering (enum api_stats_format in api.c) */
+  void *answer;                     /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
+  int64_t quota_day;                /* days since the epoch (UTC) the quota use is counted on */
+  int64_t quota_limit[QUOTA_COUNT]; /* STORE_JOB_INSERT: the tenant's limits; 0: none */
+  int64_t quota_used[QUOTA_COUNT];
+  int64_t rate_limit[2];                 /* STORE_JOB_QUOTA: requests/s, URLs/s for the answer */
+  int64_t tenants_generation;            /* STORE_JOB_TENANTS: the generation the loop has */
+  struct tenant_table *tenant_table;     /* STORE_JOB_TENANTS: the new table (one reference) */
+  struct store_tenant_usage tenant_list; /* STORE_JOB_TENANT_LIST */
 };
 
 /* One task's saved progress in a STORE_JOB_PROGRESS job. */

@@ -39,6 +39,7 @@ static const char *const preload_options[] = {"headers", "nodes", "callback", "d
 
 struct request_parser {
   enum task_type type;
+  const struct tenant *tenant;
   const struct request_limits *limits;
   struct arena *arena;
   struct request_error *error;
@@ -158,8 +159,76 @@ static int request_check_url(struct request_parser *p, enum target_kind kind, co
                         "%s needs a path after the host and no query, like "
                         "https://example.com/images/",
                         field);
+  if (!tenant_owns_host(p->tenant, url.text + url.host_offset, url.host_length))
+    return request_fail(p->error, CDR_EHOST_NOT_OWNED, field,
+                        "%s: tenant '%s' does not own the host '%.*s'", field, p->tenant->name,
+                        (int)url.host_length, url.text + url.host_offset);
   *value = request_store_value(p, kind, url.text, url.length);
   return 0;
+}
+
+/* Fails with the PCRE2 reason unless s[0..len) compiles; what names the pattern in the message. */
+static int request_compile_check(struct request_parser *p, const char *field, const char *what,
+                                 const char *s, size_t len) {
+  int code;
+  PCRE2_SIZE offset;
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)s, len, 0, &code, &offset, NULL);
+  if (re) {
+    pcre2_code_free(re);
+    return 0;
+  }
+  PCRE2_UCHAR why[160];
+  pcre2_get_error_message(code, why, sizeof(why));
+  return request_fail(p->error, CDR_EINVALID_REGEX, field,
+                      "%s%s does not compile as a PCRE2 pattern: %s at offset %zu", field, what,
+                      (const char *)why, (size_t)offset);
+}
+
+/* Confines a regex to the literal host it starts with (see task_request.h): checks the form and
+ * the host, and writes the confined pattern into the arena. */
+static int request_confine_regex(struct request_parser *p, const char *field, const char *s,
+                                 size_t len, const char **value) {
+  static const char *const starts[] = {"^https?://", "^https://", "^http://"};
+  size_t at = 0;
+  for (size_t i = 0; i < 3 && !at; i++) {
+    size_t n = strlen(starts[i]);
+    if (len > n && memcmp(s, starts[i], n) == 0)
+      at = n;
+  }
+  char host[256];
+  size_t host_len = 0;
+  while (at && at < len && s[at] != '/' && host_len < sizeof(host)) {
+    if (s[at] == '\\' && at + 1 < len && s[at + 1] == '.') {
+      host[host_len++] = '.';
+      at += 2;
+    } else if (islower((unsigned char)s[at]) || isdigit((unsigned char)s[at]) || s[at] == '-') {
+      host[host_len++] = s[at++];
+    } else {
+      at = 0;
+    }
+  }
+  if (!at || at >= len || host_len == 0)
+    return request_fail(p->error, CDR_EINVALID_REGEX, field,
+                        "%s must start with ^https?://, then a host written literally in lower "
+                        "case (dots as \\.), then /: e.g. ^https?://www\\.example\\.com/img/",
+                        field);
+  if (!tenant_owns_host(p->tenant, host, host_len))
+    return request_fail(p->error, CDR_EHOST_NOT_OWNED, field,
+                        "%s: tenant '%s' does not own the host '%.*s'", field, p->tenant->name,
+                        (int)host_len, host);
+  const char *rest = s + at + 1;
+  size_t rest_len = len - at - 1;
+  int rc = request_compile_check(p, field, " after the host", rest, rest_len);
+  if (rc)
+    return rc;
+  char *confined = arena_alloc(p->arena, len + 6);
+  if (!confined)
+    return request_fail(p->error, CDR_ENOMEM, field, "the request is too large to hold");
+  int n = snprintf(confined, len + 6, "%.*s(?:%.*s)", (int)(at + 1), s, (int)rest_len, rest);
+  rc = request_compile_check(p, field, "", confined, (size_t)n);
+  if (!rc)
+    *value = request_store_value(p, TARGET_REGEX, confined, (size_t)n);
+  return rc;
 }
 
 static int request_check_regex(struct request_parser *p, const char *field, const char *s,
@@ -168,19 +237,12 @@ static int request_check_regex(struct request_parser *p, const char *field, cons
     return request_fail(p->error, CDR_EINVALID_REGEX, field,
                         "%s must be 1..%zu bytes (limits.max_url_length)", field,
                         p->limits->max_url_length);
-  int code;
-  PCRE2_SIZE offset;
-  pcre2_code *re = pcre2_compile((PCRE2_SPTR)s, len, 0, &code, &offset, NULL);
-  if (!re) {
-    PCRE2_UCHAR why[160];
-    pcre2_get_error_message(code, why, sizeof(why));
-    return request_fail(p->error, CDR_EINVALID_REGEX, field,
-                        "%s does not compile as a PCRE2 pattern: %s at offset %zu", field,
-                        (const char *)why, (size_t)offset);
-  }
-  pcre2_code_free(re);
-  *value = request_store_value(p, TARGET_REGEX, s, len);
-  return 0;
+  if (!tenant_owns_every_host(p->tenant))
+    return request_confine_regex(p, field, s, len, value);
+  int rc = request_compile_check(p, field, "", s, len);
+  if (!rc)
+    *value = request_store_value(p, TARGET_REGEX, s, len);
+  return rc;
 }
 
 static int request_check_tag(struct request_parser *p, const char *field, const char *s, size_t len,
@@ -192,6 +254,15 @@ static int request_check_tag(struct request_parser *p, const char *field, const 
     return request_fail(p->error, CDR_EINVALID_TAG, field,
                         "%s must be 1..%d printable ASCII characters without spaces or commas",
                         field, TAG_MAX_LENGTH);
+  if (!tenant_may_purge_tag(p->tenant, s, len) && p->tenant->tag_prefix)
+    return request_fail(p->error, CDR_ETAG_NOT_ALLOWED, field,
+                        "%s: tenant '%s' may purge only tags starting with '%s'", field,
+                        p->tenant->name, p->tenant->tag_prefix);
+  if (!tenant_may_purge_tag(p->tenant, s, len))
+    return request_fail(p->error, CDR_ETAG_NOT_ALLOWED, field,
+                        "%s: tenant '%s' has no tag namespace (an operator gives it one with "
+                        "cdnrefresh-engine tenant set NAME --tag-prefix PREFIX)",
+                        field, p->tenant->name);
   *value = request_store_value(p, TARGET_TAG, s, len);
   return 0;
 }
@@ -401,20 +472,21 @@ static int request_build(struct request_parser *p, json_t *body) {
 }
 
 int task_request_parse(enum task_type type, const char *body, size_t len,
-                       const struct request_limits *limits, const char *tenant, struct arena *arena,
-                       struct task **out, struct request_error *error) {
+                       const struct request_limits *limits, const struct tenant *tenant,
+                       struct arena *arena, struct task **out, struct request_error *error) {
   json_error_t json_error;
   json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &json_error);
   if (!root)
     return request_fail(error, CDR_EMALFORMED_JSON, "",
                         "the body is not valid JSON: %s (line %d, column %d)", json_error.text,
                         json_error.line, json_error.column);
-  struct request_parser parser = {.type = type, .limits = limits, .arena = arena, .error = error};
+  struct request_parser parser = {
+      .type = type, .tenant = tenant, .limits = limits, .arena = arena, .error = error};
   int rc = request_build(&parser, root);
   json_decref(root);
   if (rc)
     return rc;
-  parser.task->tenant = arena_strdup(arena, tenant);
+  parser.task->tenant = arena_strdup(arena, tenant->name);
   if (!parser.task->tenant)
     return request_fail(error, CDR_ENOMEM, "", "out of memory");
   *out = parser.task;

@@ -9,6 +9,7 @@
 
 #include "common/arena.h"
 #include "engine/task.h"
+#include "engine/tenant.h"
 
 struct request_limits {
   size_t max_items;           /* targets per request, all lists together */
@@ -24,12 +25,17 @@ struct request_error {
   char message[512]; /* what is wrong, for people */
 };
 
-/* Parses body[0..len) as a request for a task of the given type on behalf of tenant.
+/* Parses body[0..len) as a request for a task of the given type on behalf of tenant, who must own
+ * the host of every URL and prefix (else CDR_EHOST_NOT_OWNED), may purge tags only in its tag
+ * namespace (else CDR_ETAG_NOT_ALLOWED), and whose regexes must start with ^https?:// (or
+ * ^https://, ^http://), a host it owns written literally (dots as \.) and a slash: the rest is
+ * kept inside a group, "^https://example\.com/(?:REST)", so no alternation can leave the host.
+ * A tenant owning every host ("*") is not confined.
  * On success returns 0 and *out points to a task allocated in arena, with state queued, no id and
  * no creation time yet (the store assigns those). On failure returns the error code, fills *error
  * and leaves *out untouched. */
 int task_request_parse(enum task_type type, const char *body, size_t len,
-                       const struct request_limits *limits, const char *tenant, struct arena *arena,
-                       struct task **out, struct request_error *error);
+                       const struct request_limits *limits, const struct tenant *tenant,
+                       struct arena *arena, struct task **out, struct request_error *error);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "common/arena.h"
 #include "engine/task.h"
+#include "engine/tenant.h"
 
 #include <stdbool.h>
 
@@ -148,5 +149,36 @@ int store_node_delete(struct store *store, const char *id);
 /* Loads the failure details of task_id for targets first..last (inclusive). */
 int store_failures_list(struct store *store, const char *task_id, int64_t first, int64_t last,
                         struct arena *arena, struct store_failure **out, size_t *count);
+
+/* Adds tenant (every field set, created_ms included) and moves the tenant generation on. Inside a
+ * transaction. CDR_ETENANT_EXISTS when its name or access key is taken. */
+int store_tenant_insert(struct store *store, const struct tenant *tenant);
+
+/* Replaces the keys, hosts, tag prefix, quotas and rates of the tenant called tenant->name and
+ * moves the generation on. CDR_ETENANT_NOT_FOUND, or CDR_ETENANT_EXISTS when the new access key
+ * is another tenant's. Inside a transaction. */
+int store_tenant_update(struct store *store, const struct tenant *tenant);
+
+/* Removes tenant name and its quota use (its tasks stay) and moves the generation on.
+ * CDR_ETENANT_NOT_FOUND when there is none. Inside a transaction. */
+int store_tenant_delete(struct store *store, const char *name);
+
+/* Reads the tenant generation: a number every tenant change increases. */
+int store_tenants_generation(struct store *store, int64_t *out);
+
+/* Loads every tenant, ordered by access key, into arena. */
+int store_tenants_load(struct store *store, struct arena *arena, struct tenant **out,
+                       size_t *count);
+
+/* Reads tenant's use of each quota on day (days since the epoch, UTC); zeros when none. */
+int store_quota_usage(struct store *store, const char *tenant, int64_t day,
+                      int64_t used[QUOTA_COUNT]);
+
+/* Adds amount[] to tenant's use on day unless that would take a quota with a limit (limit[i] > 0)
+ * over it. Returns 0, or CDR_EQUOTA_EXCEEDED with nothing added and used[] set to the use as it
+ * stands. Inside a transaction. */
+int store_quota_charge(struct store *store, const char *tenant, int64_t day,
+                       const int64_t amount[QUOTA_COUNT], const int64_t limit[QUOTA_COUNT],
+                       int64_t used[QUOTA_COUNT]);
 
 #endif

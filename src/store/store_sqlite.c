@@ -15,6 +15,10 @@
   "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
   "regexes, tags, planned, callback_state, callback_attempts"
 
+#define STORE_TENANT_COLUMNS                                                                       \
+  "name, access_key, secret, hosts, tag_prefix, quota_purge_urls, quota_purge_patterns, "          \
+  "quota_preload_urls, rate_requests, rate_urls, created_ms"
+
 /* A canceled task keeps its state and finish time whatever progress is saved after the cancel. */
 #define STORE_UNLESS_CANCELED(column, value)                                                       \
   column " = CASE WHEN state = 'canceled' THEN " column " ELSE " value " END"
@@ -54,6 +58,27 @@ static const char *const store_sql[STMT_COUNT] = {
                             "WHERE id = ?1",
     [STMT_TASK_COUNTS] = "SELECT state, count(*) FROM tasks GROUP BY state",
     [STMT_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
+    [STMT_TENANTS_LOAD] = "SELECT " STORE_TENANT_COLUMNS " FROM tenants ORDER BY access_key",
+    [STMT_TENANTS_GENERATION] = "SELECT value FROM meta WHERE key = 'tenants_generation'",
+    [STMT_QUOTA_USAGE] = "SELECT purge_urls, purge_patterns, preload_urls FROM quota_usage "
+                         "WHERE tenant = ?1 AND day = ?2",
+    [STMT_TENANT_INSERT] = "INSERT INTO tenants (" STORE_TENANT_COLUMNS ") VALUES "
+                           "(?,?,?,?,?,?,?,?,?,?,?)",
+    [STMT_TENANT_UPDATE] = "UPDATE tenants SET access_key = ?2, secret = ?3, hosts = ?4, "
+                           "tag_prefix = ?5, quota_purge_urls = ?6, quota_purge_patterns = ?7, "
+                           "quota_preload_urls = ?8, rate_requests = ?9, rate_urls = ?10 "
+                           "WHERE name = ?1",
+    [STMT_TENANT_DELETE] = "DELETE FROM tenants WHERE name = ?1",
+    [STMT_TENANT_USAGE_DELETE] = "DELETE FROM quota_usage WHERE tenant = ?1",
+    [STMT_TENANTS_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'tenants_generation'",
+    /* The limits (?6..?8, 0 for none) are checked against the stored use; store_quota_charge
+     * checks a day's first charge itself. */
+    [STMT_QUOTA_CHARGE] =
+        "INSERT INTO quota_usage (tenant, day, purge_urls, purge_patterns, preload_urls) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, day) DO UPDATE SET "
+        "purge_urls = purge_urls + ?3, purge_patterns = purge_patterns + ?4, "
+        "preload_urls = preload_urls + ?5 WHERE (?6 = 0 OR purge_urls + ?3 <= ?6) AND "
+        "(?7 = 0 OR purge_patterns + ?4 <= ?7) AND (?8 = 0 OR preload_urls + ?5 <= ?8)",
     [STMT_NODE_UPSERT] = "INSERT INTO nodes (id, groups, cache_kind, agent_version, registered_ms,"
                          " last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE"
                          " SET groups = ?2, cache_kind = ?3, agent_version = ?4, last_seen_ms = ?5",
@@ -103,7 +128,22 @@ static const char store_schema[] =
     " task_id TEXT NOT NULL, idx INTEGER NOT NULL, node_id TEXT NOT NULL, state TEXT NOT NULL,"
     " http_status INTEGER NOT NULL, reason TEXT NOT NULL,"
     " PRIMARY KEY (task_id, idx, node_id)) WITHOUT ROWID;"
-    "PRAGMA user_version = 3;";
+    /* tenants: secrets are kept as they are, since checking an HMAC needs them */
+    "CREATE TABLE IF NOT EXISTS tenants ("
+    " name TEXT PRIMARY KEY, access_key TEXT NOT NULL UNIQUE, secret TEXT NOT NULL,"
+    " hosts TEXT NOT NULL, tag_prefix TEXT, quota_purge_urls INTEGER NOT NULL,"
+    " quota_purge_patterns INTEGER NOT NULL, quota_preload_urls INTEGER NOT NULL,"
+    " rate_requests INTEGER NOT NULL, rate_urls INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    /* day: days since the epoch, UTC */
+    "CREATE TABLE IF NOT EXISTS quota_usage ("
+    " tenant TEXT NOT NULL, day INTEGER NOT NULL, purge_urls INTEGER NOT NULL,"
+    " purge_patterns INTEGER NOT NULL, preload_urls INTEGER NOT NULL,"
+    " PRIMARY KEY (tenant, day)) WITHOUT ROWID;"
+    /* tenants_generation: bumped by every tenant change, so engines notice and reload */
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('tenants_generation', 0);"
+    "PRAGMA user_version = 4;";
 
 int store_error(struct store *store, int rc, const char *what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -202,6 +242,28 @@ int store_commit(struct store *store) { return store_run(store, STMT_COMMIT, "co
 void store_rollback(struct store *store) {
   if (!sqlite3_get_autocommit(store->db))
     store_run(store, STMT_ROLLBACK, "rollback");
+}
+
+int store_finish(struct store *store, sqlite3_stmt *stmt, int rc, int err, const char *what) {
+  if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+    err = store_error(store, rc, what);
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  return err;
+}
+
+int store_grow(struct arena *arena, void **items, size_t size, size_t count, size_t *cap) {
+  if (count < *cap)
+    return 0;
+  size_t grown = *cap ? *cap * 2 : 16;
+  void *more = arena_alloc(arena, grown * size);
+  if (!more)
+    return CDR_ENOMEM;
+  if (count)
+    memcpy(more, *items, count * size);
+  *items = more;
+  *cap = grown;
+  return 0;
 }
 
 void store_bind_text(sqlite3_stmt *stmt, int index, const char *text) {

@@ -5,31 +5,6 @@
 
 #include <string.h>
 
-/* Resets a statement after a read loop and turns the last step's code into a cdr code. */
-static int store_finish(struct store *store, sqlite3_stmt *stmt, int rc, int err,
-                        const char *what) {
-  if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
-    err = store_error(store, rc, what);
-  sqlite3_reset(stmt);
-  sqlite3_clear_bindings(stmt);
-  return err;
-}
-
-/* Grows *items (of size bytes each) in the arena to hold at least count + 1. */
-static int store_grow(struct arena *arena, void **items, size_t size, size_t count, size_t *cap) {
-  if (count < *cap)
-    return 0;
-  size_t grown = *cap ? *cap * 2 : 16;
-  void *more = arena_alloc(arena, grown * size);
-  if (!more)
-    return CDR_ENOMEM;
-  if (count)
-    memcpy(more, *items, count * size);
-  *items = more;
-  *cap = grown;
-  return 0;
-}
-
 int store_node_upsert(struct store *store, const struct store_node *node) {
   sqlite3_stmt *stmt = store->statements[STMT_NODE_UPSERT];
   store_bind_text(stmt, 1, node->id);

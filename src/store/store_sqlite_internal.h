@@ -22,6 +22,9 @@ enum store_statement {
   STMT_CALLBACKS_PENDING,
   STMT_CALLBACK_ATTEMPTS_LIST,
   STMT_TASK_COUNTS,
+  STMT_TENANTS_LOAD,
+  STMT_TENANTS_GENERATION,
+  STMT_QUOTA_USAGE,
   STMT_FIRST_WRITE, /* statements from here on write */
   STMT_TASK_INSERT = STMT_FIRST_WRITE,
   STMT_TARGET_INSERT,
@@ -34,6 +37,12 @@ enum store_statement {
   STMT_CALLBACK_ATTEMPT_SAVE,
   STMT_CALLBACK_STATE,
   STMT_NODE_DELETE,
+  STMT_TENANT_INSERT,
+  STMT_TENANT_UPDATE,
+  STMT_TENANT_DELETE,
+  STMT_TENANT_USAGE_DELETE,
+  STMT_TENANTS_BUMP,
+  STMT_QUOTA_CHARGE,
   STMT_COUNT
 };
 
@@ -49,6 +58,13 @@ int store_error(struct store *store, int rc, const char *what);
 
 /* Runs a statement that returns no rows, then resets it and clears its bindings. */
 int store_run(struct store *store, enum store_statement which, const char *what);
+
+/* Resets a statement after a read loop and turns the last step's code (rc) into a cdr code, unless
+ * err already holds one. */
+int store_finish(struct store *store, sqlite3_stmt *stmt, int rc, int err, const char *what);
+
+/* Grows *items (of size bytes each) in the arena to hold at least count + 1. */
+int store_grow(struct arena *arena, void **items, size_t size, size_t count, size_t *cap);
 
 /* Binds text (SQLITE_STATIC: it must outlive the step), or NULL. */
 void store_bind_text(sqlite3_stmt *stmt, int index, const char *text);

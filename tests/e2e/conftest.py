@@ -50,8 +50,8 @@ def register_offline_node(engine, work_dir, node_id="edge-offline"):
 def make_engine(data_dir):
     engines = []
 
-    def make(*extra_args, directory=None, offline_node=True):
-        engine = Engine(directory or os.path.join(data_dir, "engine"), extra_args)
+    def make(*extra_args, directory=None, offline_node=True, dev=True):
+        engine = Engine(directory or os.path.join(data_dir, "engine"), extra_args, dev=dev)
         engines.append(engine)
         engine.start()
         if offline_node:

@@ -37,11 +37,9 @@ def test_bad_settings_are_named(data_dir):
     assert result.returncode == 2 and "--bogus" in result.stderr
 
 
-def test_dev_mode_refuses_non_loopback_and_signing_needs_dev(data_dir):
+def test_dev_mode_refuses_non_loopback(data_dir):
     result = run_engine("--dev", "--data-dir", data_dir, "--api-listen", "0.0.0.0:8470")
     assert result.returncode == 2 and "loopback" in result.stderr
-    result = run_engine("--data-dir", data_dir)
-    assert result.returncode == 2 and "--dev" in result.stderr
 
 
 def test_config_file_sets_limits(make_engine, data_dir):

@@ -1,6 +1,7 @@
 """The Debian packages: cpack builds one .deb per binary; installed, they provide the binaries,
 systemd units, default configs and the cdnrefresh user, and the installed engine serves."""
 import glob
+import json
 import os
 import pwd
 import subprocess
@@ -37,12 +38,19 @@ def test_packages_install_and_run():
         # The installed engine with the shipped config, moved to free ports and a scratch dir.
         data = tempfile.mkdtemp(prefix="cdr-deb-data-")
         port = free_port()
+        # The shipped config wants signed requests: a tenant made by the installed binary signs them.
+        added = subprocess.run(["/usr/bin/cdnrefresh-engine", "tenant", "add", "acme", "--hosts", "a.example",
+                                "--json", "--config", "/etc/cdnrefresh/engine.ini", "--data-dir", data],
+                               capture_output=True, text=True, check=True)
+        tenant = json.loads(added.stdout)
         engine = subprocess.Popen(["/usr/bin/cdnrefresh-engine", "--config", "/etc/cdnrefresh/engine.ini",
                                    "--data-dir", data, "--api-listen", f"127.0.0.1:{port}",
-                                   "--agent-listen", f"127.0.0.1:{free_port()}"], stderr=subprocess.PIPE)
+                                   "--agent-listen", f"127.0.0.1:{free_port()}",
+                                   "--admin-listen", f"127.0.0.1:{free_port()}"], stderr=subprocess.PIPE)
         try:
             def accepted():
                 result = subprocess.run(["/usr/bin/cdnrefresh", "--engine", f"http://127.0.0.1:{port}",
+                                         "--key", tenant["access_key"], "--secret", tenant["secret"],
                                          "purge", "https://a.example/x"], capture_output=True, text=True)
                 return result.returncode == 0
             wait_until(accepted, what="the installed engine to accept a purge")

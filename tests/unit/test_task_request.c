@@ -21,8 +21,8 @@ static void parse(struct parsed *p, enum task_type type, const char *body) {
   arena_init(&p->arena, 1 << 20);
   p->task = NULL;
   memset(&p->error, 0, sizeof(p->error));
-  p->rc =
-      task_request_parse(type, body, strlen(body), &limits, "dev", &p->arena, &p->task, &p->error);
+  p->rc = task_request_parse(type, body, strlen(body), &limits, &tenant_dev, &p->arena, &p->task,
+                             &p->error);
 }
 
 /* Parses body and checks that it fails with code on field. */

@@ -1,0 +1,208 @@
+/* tenant.c — host ownership, tag namespaces and the tables and shared buckets of tenants. */
+#include "engine/tenant.h"
+
+#include "common/error.h"
+#include "common/text_list.h"
+#include "engine/task.h"
+#include "store/store.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct tenant tenant_dev = {.name = "dev", .hosts = "*", .tag_prefix = "*"};
+
+const char *tenant_quota_name(enum tenant_quota quota) {
+  static const char *const names[QUOTA_COUNT] = {"purge_urls", "purge_patterns", "preload_urls"};
+  return names[quota];
+}
+
+void tenant_quota_amount(const struct task *task, int64_t amount[QUOTA_COUNT]) {
+  memset(amount, 0, QUOTA_COUNT * sizeof(*amount));
+  if (task->type == TASK_PRELOAD) {
+    amount[QUOTA_PRELOAD_URLS] = (int64_t)task->target_counts[TARGET_URL];
+    return;
+  }
+  amount[QUOTA_PURGE_URLS] = (int64_t)task->target_counts[TARGET_URL];
+  amount[QUOTA_PURGE_PATTERNS] =
+      (int64_t)(task->target_counts[TARGET_PREFIX] + task->target_counts[TARGET_REGEX] +
+                task->target_counts[TARGET_TAG]);
+}
+
+bool tenant_name_valid(const char *name) {
+  size_t len = strlen(name);
+  bool ok = len > 0 && len <= TENANT_NAME_MAX;
+  for (size_t i = 0; ok && i < len; i++)
+    ok = isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_' || name[i] == '.';
+  return ok;
+}
+
+/* A host name: dot-separated labels of a-z 0-9 -, none empty. */
+static bool tenant_host_name_valid(const char *host, size_t len) {
+  if (len == 0 || len > 253 || host[0] == '.' || host[len - 1] == '.')
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = host[i];
+    if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-' || c == '.'))
+      return false;
+    if (c == '.' && host[i + 1] == '.')
+      return false;
+  }
+  return true;
+}
+
+bool tenant_hosts_normalize(char *hosts, const char **bad) {
+  char *out = hosts;
+  for (const char *in = hosts; *in; in++) {
+    if (*in != ' ' && *in != '\t')
+      *out++ = (char)tolower((unsigned char)*in);
+  }
+  *out = '\0';
+  for (char *entry = hosts;;) {
+    char *comma = strchr(entry, ',');
+    size_t len = comma ? (size_t)(comma - entry) : strlen(entry);
+    bool ok = (len == 1 && entry[0] == '*') ||
+              (len > 2 && entry[0] == '*' && entry[1] == '.' &&
+               tenant_host_name_valid(entry + 2, len - 2)) ||
+              tenant_host_name_valid(entry, len);
+    if (!ok) {
+      *bad = entry;
+      return false;
+    }
+    if (!comma)
+      return true;
+    entry = comma + 1;
+  }
+}
+
+bool tenant_owns_host(const struct tenant *tenant, const char *host, size_t len) {
+  for (const char *entry = tenant->hosts; entry && *entry;) {
+    const char *comma = strchr(entry, ',');
+    size_t entry_len = comma ? (size_t)(comma - entry) : strlen(entry);
+    if (entry_len == 1 && entry[0] == '*')
+      return true;
+    if (entry_len > 2 && entry[0] == '*') {
+      size_t suffix = entry_len - 1; /* ".domain" */
+      if (len > suffix && memcmp(host + len - suffix, entry + 1, suffix) == 0)
+        return true;
+    } else if (entry_len == len && memcmp(entry, host, len) == 0) {
+      return true;
+    }
+    entry = comma ? comma + 1 : NULL;
+  }
+  return false;
+}
+
+bool tenant_owns_every_host(const struct tenant *tenant) {
+  return tenant->hosts && text_list_contains(tenant->hosts, ',', "*", 1);
+}
+
+bool tenant_may_purge_tag(const struct tenant *tenant, const char *tag, size_t len) {
+  const char *prefix = tenant->tag_prefix;
+  if (!prefix)
+    return false;
+  if (strcmp(prefix, "*") == 0)
+    return true;
+  size_t prefix_len = strlen(prefix);
+  return len >= prefix_len && memcmp(tag, prefix, prefix_len) == 0;
+}
+
+/* The process-wide buckets: a list searched only when a table is loaded, never per request. */
+struct tenant_limits_entry {
+  struct tenant_limits limits;
+  struct tenant_limits_entry *next;
+  char name[];
+};
+
+static pthread_mutex_t tenant_limits_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tenant_limits_entry *tenant_limits_all;
+
+struct tenant_limits *tenant_limits_for(const char *name) {
+  pthread_mutex_lock(&tenant_limits_lock);
+  struct tenant_limits_entry *entry = tenant_limits_all;
+  while (entry && strcmp(entry->name, name) != 0)
+    entry = entry->next;
+  if (!entry) {
+    size_t len = strlen(name);
+    entry = calloc(1, sizeof(*entry) + len + 1);
+    if (entry) {
+      memcpy(entry->name, name, len + 1);
+      entry->next = tenant_limits_all;
+      tenant_limits_all = entry;
+    }
+  }
+  pthread_mutex_unlock(&tenant_limits_lock);
+  return entry ? &entry->limits : NULL;
+}
+
+int tenant_table_link(struct tenant_table *table) {
+  for (size_t i = 0; i < table->count; i++) {
+    table->tenants[i].limits = tenant_limits_for(table->tenants[i].name);
+    if (!table->tenants[i].limits)
+      return CDR_ENOMEM;
+  }
+  return 0;
+}
+
+const struct tenant *tenant_table_find_key(const struct tenant_table *table, const char *key,
+                                           size_t len) {
+  size_t low = 0, high = table ? table->count : 0;
+  while (low < high) {
+    size_t mid = low + (high - low) / 2;
+    const char *candidate = table->tenants[mid].access_key;
+    int order = strncmp(candidate, key, len);
+    if (order == 0 && candidate[len] != '\0')
+      order = 1;
+    if (order == 0)
+      return &table->tenants[mid];
+    if (order < 0)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  return NULL;
+}
+
+const struct tenant *tenant_table_find_name(const struct tenant_table *table, const char *name) {
+  for (size_t i = 0; table && i < table->count; i++) {
+    if (strcmp(table->tenants[i].name, name) == 0)
+      return &table->tenants[i];
+  }
+  return NULL;
+}
+
+int tenant_table_load(struct store *store, int64_t known, struct tenant_table **out) {
+  enum { TENANT_TABLE_MAX = 256 * 1024 * 1024 }; /* bytes: far beyond any real tenant list */
+  *out = NULL;
+  int64_t generation;
+  int rc = store_tenants_generation(store, &generation);
+  if (rc || generation == known)
+    return rc;
+  struct arena arena;
+  arena_init(&arena, TENANT_TABLE_MAX);
+  struct tenant_table *table = arena_alloc(&arena, sizeof(*table));
+  rc = table ? 0 : CDR_ENOMEM;
+  if (!rc) {
+    memset(table, 0, sizeof(*table));
+    rc = store_tenants_load(store, &arena, &table->tenants, &table->count);
+  }
+  if (!rc)
+    rc = tenant_table_link(table);
+  if (rc) {
+    arena_release(&arena);
+    return rc;
+  }
+  atomic_init(&table->refs, 1);
+  table->generation = generation;
+  table->arena = arena;
+  *out = table;
+  return 0;
+}
+
+void tenant_table_release(struct tenant_table *table) {
+  if (!table || atomic_fetch_sub(&table->refs, 1) != 1)
+    return;
+  struct arena arena = table->arena; /* the table lives in its own arena */
+  arena_release(&arena);
+}

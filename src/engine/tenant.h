@@ -1,0 +1,112 @@
+/* tenant.h — tenants: who may sign API requests, which hosts' content they may purge or preload,
+ * and their daily quotas and rate limits (docs/SECURITY.md, "Tenants").
+ *
+ * Tenants live in the store (store_tenant_*), are managed with `cdnrefresh-engine tenant` and are
+ * read by each API loop into an immutable struct tenant_table it swaps when the store's tenant
+ * generation changes. Rate-limit buckets must be shared by every loop, so they live apart from the
+ * tables in one process-wide registry (tenant_limits_for). */
+#ifndef CDR_TENANT_H
+#define CDR_TENANT_H
+
+#include "common/arena.h"
+#include "common/rate_limit.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The daily quotas, in the order of struct tenant's quota[] and the store's usage columns. */
+enum tenant_quota { QUOTA_PURGE_URLS, QUOTA_PURGE_PATTERNS, QUOTA_PRELOAD_URLS, QUOTA_COUNT };
+
+enum {
+  TENANT_NAME_MAX = 64,
+  TENANT_HOSTS_MAX = 4096, /* bytes of the comma-separated host list */
+  TENANT_TAG_PREFIX_MAX = 64,
+  TENANT_KEY_LENGTH = 24,    /* access keys the engine makes: "AK" + 22 base32 characters */
+  TENANT_SECRET_LENGTH = 48, /* secrets the engine makes: 48 hex characters (192 bits) */
+};
+
+/* The rate-limit buckets of one tenant, shared by every API loop. */
+struct tenant_limits {
+  struct rate_limit requests; /* every signed request */
+  struct rate_limit urls;     /* targets of purges and preloads */
+};
+
+struct tenant {
+  const char *name;
+  const char *access_key;
+  const char *secret;
+  const char *hosts;          /* "example.com,*.example.com"; "*" owns every host */
+  const char *tag_prefix;     /* tags must start with it; "*": any tag; NULL: no tag purges */
+  int64_t quota[QUOTA_COUNT]; /* per UTC day; 0: unlimited */
+  int64_t rate_requests;      /* requests per second; 0: unlimited */
+  int64_t rate_urls;          /* targets per second; 0: unlimited */
+  int64_t created_ms;
+  struct tenant_limits *limits; /* set by tenant_table_link; NULL in tables not linked */
+};
+
+/* The tenant of --dev requests that carry no signature: every host, every tag, no limits. */
+extern const struct tenant tenant_dev;
+
+struct task;
+
+/* What task counts against each daily quota: URLs purged, patterns (prefixes, regexes, tags)
+ * purged, URLs preloaded. */
+void tenant_quota_amount(const struct task *task, int64_t amount[QUOTA_COUNT]);
+
+/* API names of the quotas ("purge_urls", "purge_patterns", "preload_urls"). */
+const char *tenant_quota_name(enum tenant_quota quota);
+
+/* Checks a name: 1..TENANT_NAME_MAX of A-Z a-z 0-9 . _ -. */
+bool tenant_name_valid(const char *name);
+
+/* Normalises a comma-separated host list in place (lower case, no spaces) and checks each entry is
+ * a host name, "*.domain" or "*". Returns true when valid; *bad points to the first bad entry
+ * otherwise. */
+bool tenant_hosts_normalize(char *hosts, const char **bad);
+
+/* True when tenant owns host[0..len) (a normalised, lower-case URL host): an exact entry, a
+ * "*.domain" entry it is a subdomain of (at any depth, not the domain itself), or "*". */
+bool tenant_owns_host(const struct tenant *tenant, const char *host, size_t len);
+
+/* True when tenant's host list is "*" (or has a "*" entry): it owns every host. */
+bool tenant_owns_every_host(const struct tenant *tenant);
+
+/* True when tenant may purge tag[0..len): its tag prefix is "*" or starts the tag. */
+bool tenant_may_purge_tag(const struct tenant *tenant, const char *tag, size_t len);
+
+/* The buckets of tenant name, created on first use and kept until the process exits (their
+ * number is bounded by the tenants ever loaded). NULL when out of memory. Any thread. */
+struct tenant_limits *tenant_limits_for(const char *name);
+
+/* An immutable set of tenants sorted by access key, shared by reference count between the loops
+ * that use it. */
+struct tenant_table {
+  _Atomic size_t refs;
+  int64_t generation; /* the store's tenant generation it was read at */
+  struct arena arena; /* holds the table itself and every string */
+  struct tenant *tenants;
+  size_t count;
+};
+
+/* Sets every tenant's limits pointer (tenant_limits_for). Returns 0 or CDR_ENOMEM. */
+int tenant_table_link(struct tenant_table *table);
+
+/* The tenant whose access key is key[0..len), or NULL. */
+const struct tenant *tenant_table_find_key(const struct tenant_table *table, const char *key,
+                                           size_t len);
+
+/* The tenant called name, or NULL. */
+const struct tenant *tenant_table_find_name(const struct tenant_table *table, const char *name);
+
+struct store;
+
+/* Reads the store's tenants into a new table (one reference, limits linked) unless the store's
+ * tenant generation is still `known`, in which case *out is NULL. Returns 0 or a store error. */
+int tenant_table_load(struct store *store, int64_t known, struct tenant_table **out);
+
+/* Drops one reference; the last frees the table. NULL is allowed. Any thread. */
+void tenant_table_release(struct tenant_table *table);
+
+#endif
