@@ -53,10 +53,20 @@ static bool tenant_host_name_valid(const char *host, size_t len) {
 }
 
 bool tenant_hosts_normalize(char *hosts, const char **bad) {
+  /* Lower-case, and drop the blanks around each entry (not inside one, which stays invalid). */
   char *out = hosts;
-  for (const char *in = hosts; *in; in++) {
-    if (*in != ' ' && *in != '\t')
-      *out++ = (char)tolower((unsigned char)*in);
+  for (const char *in = hosts; *in;) {
+    while (*in == ' ' || *in == '\t')
+      in++;
+    const char *end = in + strcspn(in, ",");
+    const char *last = end;
+    while (last > in && (last[-1] == ' ' || last[-1] == '\t'))
+      last--;
+    while (in < last)
+      *out++ = (char)tolower((unsigned char)*in++);
+    in = end;
+    if (*in == ',')
+      *out++ = *in++;
   }
   *out = '\0';
   for (char *entry = hosts;;) {

@@ -282,6 +282,71 @@ static void store_progress_never_undoes_a_cancel(void **state) {
   assert_int_equal(got->finished_ms, 77);
 }
 
+static void store_keeps_tenants_and_moves_their_generation_on(void **state) {
+  struct fixture *f = *state;
+  int64_t generation = -1, after = -1;
+  assert_int_equal(store_tenants_generation(f->reader, &generation), 0);
+  struct tenant acme = {.name = "acme",
+                        .access_key = "AKB",
+                        .secret = "s1",
+                        .hosts = "a.com",
+                        .quota = {5, 0, 2},
+                        .rate_requests = 7,
+                        .created_ms = 1};
+  struct tenant beta = {.name = "beta", .access_key = "AKA", .secret = "s2", .hosts = "*"};
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_tenant_insert(f->writer, &acme), 0);
+  assert_int_equal(store_tenant_insert(f->writer, &beta), 0);
+  struct tenant clash = {.name = "gamma", .access_key = "AKA", .secret = "s", .hosts = "b.com"};
+  assert_int_equal(store_tenant_insert(f->writer, &clash), CDR_ETENANT_EXISTS);
+  clash.name = "nobody";
+  clash.access_key = "AKZ";
+  assert_int_equal(store_tenant_update(f->writer, &clash), CDR_ETENANT_NOT_FOUND);
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_int_equal(store_tenants_generation(f->reader, &after), 0);
+  assert_true(after > generation);
+
+  struct tenant *tenants;
+  size_t count;
+  assert_int_equal(store_tenants_load(f->reader, &f->arena, &tenants, &count), 0);
+  assert_int_equal(count, 2);
+  assert_string_equal(tenants[0].name, "beta"); /* ordered by access key */
+  assert_string_equal(tenants[1].hosts, "a.com");
+  assert_null(tenants[1].tag_prefix);
+  assert_int_equal(tenants[1].quota[2], 2);
+  assert_int_equal(tenants[1].rate_requests, 7);
+
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_tenant_delete(f->writer, "beta"), 0);
+  assert_int_equal(store_tenant_delete(f->writer, "beta"), CDR_ETENANT_NOT_FOUND);
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_int_equal(store_tenants_load(f->reader, &f->arena, &tenants, &count), 0);
+  assert_int_equal(count, 1);
+}
+
+static void store_charges_quotas_up_to_their_limits(void **state) {
+  struct fixture *f = *state;
+  const int64_t limit[QUOTA_COUNT] = {5, 0, 2};
+  int64_t used[QUOTA_COUNT];
+  const int64_t three[QUOTA_COUNT] = {3, 100, 0}, two[QUOTA_COUNT] = {2, 0, 0};
+  const int64_t over[QUOTA_COUNT] = {0, 0, 3};
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_quota_charge(f->writer, "acme", 10, over, limit, used),
+                   CDR_EQUOTA_EXCEEDED); /* a day's first charge is checked too */
+  assert_int_equal(store_quota_charge(f->writer, "acme", 10, three, limit, used), 0);
+  assert_int_equal(store_quota_charge(f->writer, "acme", 10, three, limit, used),
+                   CDR_EQUOTA_EXCEEDED);
+  assert_int_equal(used[0], 3);
+  assert_int_equal(store_quota_charge(f->writer, "acme", 10, two, limit, used), 0); /* exactly 5 */
+  assert_int_equal(store_quota_charge(f->writer, "acme", 11, three, limit, used), 0); /* new day */
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_int_equal(store_quota_usage(f->reader, "acme", 10, used), 0);
+  assert_int_equal(used[0], 5);
+  assert_int_equal(used[1], 100);
+  assert_int_equal(store_quota_usage(f->reader, "other", 10, used), 0);
+  assert_int_equal(used[0], 0);
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown(name, store_setup, store_teardown)
 
 int main(void) {
@@ -296,6 +361,8 @@ int main(void) {
       STORE_TEST(store_keeps_tasks_across_reopen),
       STORE_TEST(store_resumes_plans_and_results),
       STORE_TEST(store_progress_never_undoes_a_cancel),
+      STORE_TEST(store_keeps_tenants_and_moves_their_generation_on),
+      STORE_TEST(store_charges_quotas_up_to_their_limits),
       cmocka_unit_test(store_open_reports_unusable_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
