@@ -56,7 +56,6 @@ static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind,
   job->kind = kind;
   job->done = done;
   job->reply_to = &loop->inbox;
-  job->tenant = tenant_dev.name;
   struct api_pending *pending =
       h2o_mem_alloc_shared(&req->pool, sizeof(*pending), api_pending_dispose);
   pending->req = req;
@@ -546,6 +545,7 @@ static int api_query_limit(h2o_req_t *req, const struct api_query *param, size_t
   return 0;
 }
 
+/* GET /v1/tasks: tenant's tasks, or every tenant's for an operator (tenant NULL). */
 static int api_list_tasks(h2o_req_t *req, const struct tenant *tenant) {
   struct api_query params[] = {{"state", NULL, 0}, {"cursor", NULL, 0}, {"limit", NULL, 0}};
   if (api_query_parse(req, params, 3))
@@ -564,7 +564,9 @@ static int api_list_tasks(h2o_req_t *req, const struct tenant *tenant) {
   if (api_query_limit(req, &params[2], &limit))
     return 0;
   struct store_job *job =
-      api_tenant_job_new(req, tenant, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX);
+      tenant
+          ? api_tenant_job_new(req, tenant, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX)
+          : api_job_new(req, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX);
   if (!job) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
@@ -702,6 +704,8 @@ static int api_operator_route(h2o_req_t *req, const char *path, size_t len, bool
     return api_stats(req, API_STATS_DEBUG);
   if (h2o_memis(path, len, H2O_STRLIT("/v1/tenants")))
     return api_list_tenants(req);
+  if (h2o_memis(path, len, H2O_STRLIT("/v1/tasks")))
+    return api_list_tasks(req, NULL);
   api_reply_text(req, 200, "text/html; charset=utf-8", status_page_html);
   return 0;
 }
@@ -782,7 +786,9 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
       api_reply_status(req, 200, "ready");
     return 0;
   }
-  if (api_path_for_operators(path, len)) {
+  /* The admin listener lists every tenant's tasks (for the status page). */
+  bool admin_tasks = handler->admin && h2o_memis(path, len, H2O_STRLIT("/v1/tasks"));
+  if (api_path_for_operators(path, len) || admin_tasks) {
     if (handler->admin || server->config->dev)
       return api_operator_route(req, path, len, get);
     api_reply_error(req, CDR_ENOT_FOUND, NULL,

@@ -56,6 +56,8 @@ json_t *task_json_summary(const struct task *task) {
   }
   if (summary && task->type == TASK_PRELOAD)
     json_object_set_new(summary, "headers", task_json_embedded(task->headers_json));
+  if (summary && task->tenant)
+    json_object_set_new(summary, "tenant", json_string(task->tenant));
   return summary;
 }
 

@@ -56,8 +56,8 @@ struct store_task_page {
   bool more; /* further tasks exist after the last one */
 };
 
-/* Lists tenant's tasks newest first, only those in *state when state is non-NULL, starting after
- * task id `after` when non-NULL, at most limit of them. */
+/* Lists tenant's tasks (every tenant's when tenant is NULL) newest first, only those in *state when
+ * state is non-NULL, starting after task id `after` when non-NULL, at most limit of them. */
 int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,
                      const char *after, size_t limit, struct arena *arena,
                      struct store_task_page *out);

@@ -36,6 +36,9 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TASKS_LIST] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE tenant = ?1 "
                         "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) "
                         "ORDER BY id DESC LIMIT ?4",
+    [STMT_TASKS_LIST_ALL] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE ?1 IS NULL "
+                            "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) "
+                            "ORDER BY id DESC LIMIT ?4",
     [STMT_TARGETS_LIST] = "SELECT idx, kind, value FROM task_targets WHERE task_id = ?1 "
                           "AND idx > ?2 ORDER BY idx LIMIT ?3",
     [STMT_NODES_LOAD] = "SELECT id, groups, cache_kind, agent_version, registered_ms, "
@@ -405,7 +408,7 @@ int store_task_cancel(struct store *store, const char *tenant, const char *id, i
 int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,
                      const char *after, size_t limit, struct arena *arena,
                      struct store_task_page *out) {
-  sqlite3_stmt *stmt = store->statements[STMT_TASKS_LIST];
+  sqlite3_stmt *stmt = store->statements[tenant ? STMT_TASKS_LIST : STMT_TASKS_LIST_ALL];
   store_bind_text(stmt, 1, tenant);
   store_bind_text(stmt, 2, state ? task_state_name(*state) : NULL);
   store_bind_text(stmt, 3, after);

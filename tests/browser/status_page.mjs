@@ -1,6 +1,7 @@
 // Drives Debian's chromium headless through the engine's status page for tests/e2e/test_status_page.py.
 // Protocol on stdin/stdout, one line each: prints "ready" once node NODE shows online; reads a task
-// id and waits for the page to show that task done; prints "done"; reads "killed" and waits for
+// id and waits for the page to show that task done, by tenant acme, whose row shows the 2 URLs
+// against its quota of 100; prints "done"; reads "killed" and waits for
 // the page (refreshing itself, never reloaded) to show NODE offline; saves a screenshot; prints a
 // JSON summary and exits 0. Any failure prints "error: ..." and exits 1.
 import { chromium } from "playwright-core";
@@ -29,6 +30,13 @@ try {
   await page.waitForSelector(`tr[data-task="${task}"] td.done`, { timeout: 10000 });
   const progress = await page.$eval(`tr[data-task="${task}"] progress`, (bar) => [bar.value, bar.max]);
   if (progress[0] !== progress[1]) throw new Error(`progress bar at ${progress[0]}/${progress[1]}`);
+  const tenant = await page.$eval(`tr[data-task="${task}"] td:nth-child(2)`, (td) => td.textContent);
+  if (tenant !== "acme") throw new Error(`task shown for tenant '${tenant}'`);
+  await page.waitForFunction(() => {
+    const td = document.querySelector('tr[data-tenant="acme"] td.purge-urls');
+    return td && td.textContent === "2 / 100";
+  }, null, { timeout: 5000 });
+  if (!(await page.$('tr[data-tenant="other"]'))) throw new Error("tenant 'other' not listed");
   console.log("done");
 
   if ((await nextLine()) !== "killed") throw new Error("unexpected input");

@@ -80,8 +80,8 @@ def lab(data_dir):
             processes.append(process)
             return process
 
-        def engine(self, *extra_args, name="engine"):
-            return self.add(Engine(os.path.join(data_dir, name), extra_args)).start()
+        def engine(self, *extra_args, name="engine", dev=True):
+            return self.add(Engine(os.path.join(data_dir, name), extra_args, dev=dev)).start()
 
         def origin(self, files):
             return self.add(start_origin(data_dir, files))

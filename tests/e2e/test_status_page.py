@@ -1,11 +1,14 @@
 """The status page in a real browser: Debian's chromium, headless, driven by playwright-core
 (tests/browser/status_page.mjs). The page loads without console errors, shows a submitted task's
-progress, and shows a node going offline within seconds of its agent being killed, all by
-refreshing itself. The screenshot is kept in docs/ and as a test artefact."""
+progress and its tenant's quota use, and shows a node going offline within seconds of its agent
+being killed, all by refreshing itself — served on the admin listener of an engine that takes only
+signed requests. The screenshot is kept in docs/ and as a test artefact."""
 import json
 import os
 import shutil
 import subprocess
+
+from test_tenants import add_tenant, signed
 
 SITE = "http://www.example.com"
 BROWSER_DIR = os.path.join(os.path.dirname(__file__), "..", "browser")
@@ -15,21 +18,24 @@ ARTEFACT = os.environ.get("CDR_ARTEFACTS", "/tmp/cdnrefresh-artefacts")
 def test_status_page_in_chromium(lab):
     origin = lab.origin({"/a.css": b"a"})
     edge = lab.edge("edge1", origin)
-    engine = lab.engine()
+    engine = lab.engine(dev=False)
+    acme = add_tenant(engine, "acme", "www.example.com", "--quota-purge-urls", "100", "--rate-requests", "50")
+    add_tenant(engine, "other", "*.example.net")
     agent = lab.agent(engine, "edge-1", edge, groups="eu")
     engine.wait_online("edge-1")
-    status, headers, page = engine.request("GET", "/")
+    status, headers, page = engine.admin("GET", "/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert "<title>cdnrefresh status</title>" in page and "http" not in page.split("<script>")[1].split("fetch(")[0]
 
     os.makedirs(ARTEFACT, exist_ok=True)
     screenshot = os.path.join(ARTEFACT, "status-page.png")
-    browser = subprocess.Popen(["node", os.path.join(BROWSER_DIR, "status_page.mjs"), engine.url + "/",
-                                "edge-1", screenshot], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    browser = subprocess.Popen(["node", os.path.join(BROWSER_DIR, "status_page.mjs"),
+                                f"http://127.0.0.1:{engine.admin_port}/", "edge-1", screenshot], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, cwd=BROWSER_DIR)
     try:
         assert browser.stdout.readline().strip() == "ready"
-        _, _, body = engine.purge([SITE + "/a.css", SITE + "/b.css"])
+        status, _, body = signed(engine, acme, "POST", "/v1/purge", {"urls": [SITE + "/a.css", SITE + "/b.css"]})
+        assert status == 202, body
         browser.stdin.write(body["task_id"] + "\n")
         browser.stdin.flush()
         assert browser.stdout.readline().strip() == "done"
