@@ -1,11 +1,10 @@
 /* test_drivers.c — what the cache drivers share: regexes armored for headers, bans and rules
  * files, and the Traffic Server rules file (merge, expiry, restart, failures). */
 #include "unit.h"
+#include "unit_regex.h"
 
 #include "agent/drivers/ats_rules.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +17,6 @@ static const char *armor(const char *regex, const char *prefix) {
   return out;
 }
 
-/* The armored regex must match exactly what the original matches. */
-static bool matches(const char *regex, const char *subject) {
-  int error;
-  PCRE2_SIZE offset;
-  pcre2_code *code =
-      pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED, 0, &error, &offset, NULL);
-  assert_non_null(code);
-  pcre2_match_data *data = pcre2_match_data_create_from_pattern(code, NULL);
-  int rc = pcre2_match(code, (PCRE2_SPTR)subject, strlen(subject), 0, 0, data, NULL);
-  pcre2_match_data_free(data);
-  pcre2_code_free(code);
-  return rc >= 0;
-}
-
 static void test_armor_escapes_only_what_would_break_a_header_or_a_ban(void **state) {
   (void)state;
   assert_string_equal(armor("^http://a\\.com/x.*$", NULL), "^http://a\\.com/x.*$");
@@ -41,7 +26,7 @@ static void test_armor_escapes_only_what_would_break_a_header_or_a_ban(void **st
   assert_string_equal(armor("x\r\ny", NULL), "x\\x0d\\x0ay");
   const char *cases[][2] = {{"a b\"c&d", "a b\"c&d"}, {"\\Qa b.\\E", "a b."}, {"a\\ b", "a b"}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    assert_true(matches(armor(cases[i][0], NULL), cases[i][1]));
+    assert_true(unit_regex_matches(armor(cases[i][0], NULL), cases[i][1]));
     assert_false(strpbrk(armor(cases[i][0], NULL), " \"&"));
   }
   char small[8];
@@ -52,10 +37,10 @@ static void test_armor_turns_a_prefix_into_an_anchored_literal(void **state) {
   (void)state;
   const char *regex = armor(NULL, "https://www.example.com/a+b/(x)?q=1 2");
   assert_string_equal(regex, "^https?://www\\.example\\.com/a\\+b/\\(x\\)\\?q=1\\x202");
-  assert_true(matches(regex, "http://www.example.com/a+b/(x)?q=1 2/more"));
-  assert_true(matches(regex, "https://www.example.com/a+b/(x)?q=1 2"));
-  assert_false(matches(regex, "http://www.example.com/aab/(x)?q=1 2"));
-  assert_false(matches(regex, "http://evil.com/http://www.example.com/a+b/(x)?q=1 2"));
+  assert_true(unit_regex_matches(regex, "http://www.example.com/a+b/(x)?q=1 2/more"));
+  assert_true(unit_regex_matches(regex, "https://www.example.com/a+b/(x)?q=1 2"));
+  assert_false(unit_regex_matches(regex, "http://www.example.com/aab/(x)?q=1 2"));
+  assert_false(unit_regex_matches(regex, "http://evil.com/http://www.example.com/a+b/(x)?q=1 2"));
 }
 
 static char dir[64], rules_path[128], state_path[128];
