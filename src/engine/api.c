@@ -41,8 +41,7 @@ static void api_pending_dispose(void *p) {
 }
 
 static struct server_loop *api_loop_of_job(struct store_job *job) {
-  return (struct server_loop *)(void *)((char *)job->reply_to -
-                                        offsetof(struct server_loop, inbox));
+  return server_loop_of_inbox(job->reply_to);
 }
 
 /* Allocates a job for req whose answer goes to done on this loop. NULL when out of memory. */

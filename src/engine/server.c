@@ -31,6 +31,10 @@ struct server_loop *server_loop_of(h2o_context_t *ctx) {
   return (struct server_loop *)(void *)((char *)ctx - offsetof(struct server_loop, h2o));
 }
 
+struct server_loop *server_loop_of_inbox(struct store_inbox *inbox) {
+  return (struct server_loop *)(void *)((char *)inbox - offsetof(struct server_loop, inbox));
+}
+
 /* A client connection's handle, with the loop that counts it (libh2o owns handle->data). */
 struct server_conn {
   uv_tcp_t tcp;

@@ -66,4 +66,7 @@ int server_run(const struct engine_config *config);
 /* The loop whose h2o context is ctx (for handlers, which only see the context). */
 struct server_loop *server_loop_of(h2o_context_t *ctx);
 
+/* The loop whose inbox is inbox (for store jobs coming back, which only know their inbox). */
+struct server_loop *server_loop_of_inbox(struct store_inbox *inbox);
+
 #endif
