@@ -672,16 +672,22 @@ static bool api_path_has_prefix(const char *path, size_t len, const char *prefix
   return len > n && memcmp(path, prefix, n) == 0;
 }
 
+/* True when path is one of paths (NULL-terminated) or starts with prefix (and goes on). */
+static bool api_path_in(const char *path, size_t len, const char *const *paths,
+                        const char *prefix) {
+  for (const char *const *p = paths; *p; p++) {
+    if (h2o_memis(path, len, *p, strlen(*p)))
+      return true;
+  }
+  return api_path_has_prefix(path, len, prefix);
+}
+
 /* Endpoints for operators (nodes, stats, metrics, status page, internals, tenants): on the admin
  * listener, and on the API listener only in --dev mode. */
 static bool api_path_for_operators(const char *path, size_t len) {
   static const char *const paths[] = {"/v1/nodes",   "/v1/stats",   "/metrics", "/",
                                       "/debug/vars", "/v1/tenants", NULL};
-  for (const char *const *p = paths; *p; p++) {
-    if (h2o_memis(path, len, *p, strlen(*p)))
-      return true;
-  }
-  return api_path_has_prefix(path, len, "/v1/nodes/");
+  return api_path_in(path, len, paths, "/v1/nodes/");
 }
 
 /* Serves the operators' endpoints (no tenant). */
@@ -729,13 +735,10 @@ static int api_tenant_route(h2o_req_t *req, const struct tenant *tenant, const c
   return api_quota(req, tenant);
 }
 
+/* Endpoints for tenants, signed (or the dev tenant's in --dev mode). */
 static bool api_path_for_tenants(const char *path, size_t len) {
   static const char *const paths[] = {"/v1/purge", "/v1/preload", "/v1/tasks", "/v1/quota", NULL};
-  for (const char *const *p = paths; *p; p++) {
-    if (h2o_memis(path, len, *p, strlen(*p)))
-      return true;
-  }
-  return api_path_has_prefix(path, len, "/v1/tasks/");
+  return api_path_in(path, len, paths, "/v1/tasks/");
 }
 
 /* Authenticates a tenant's request and draws it from the tenant's request bucket; replies and
