@@ -146,7 +146,8 @@ struct tenant_limits *tenant_limits_for(const char *name) {
   return entry ? &entry->limits : NULL;
 }
 
-int tenant_table_link(struct tenant_table *table) {
+/* Sets every tenant's limits pointer (tenant_limits_for). Returns 0 or CDR_ENOMEM. */
+static int tenant_table_link(struct tenant_table *table) {
   for (size_t i = 0; i < table->count; i++) {
     table->tenants[i].limits = tenant_limits_for(table->tenants[i].name);
     if (!table->tenants[i].limits)
@@ -170,14 +171,6 @@ const struct tenant *tenant_table_find_key(const struct tenant_table *table, con
       low = mid + 1;
     else
       high = mid;
-  }
-  return NULL;
-}
-
-const struct tenant *tenant_table_find_name(const struct tenant_table *table, const char *name) {
-  for (size_t i = 0; table && i < table->count; i++) {
-    if (strcmp(table->tenants[i].name, name) == 0)
-      return &table->tenants[i];
   }
   return NULL;
 }

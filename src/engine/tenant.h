@@ -43,7 +43,7 @@ struct tenant {
   int64_t rate_requests;      /* requests per second; 0: unlimited */
   int64_t rate_urls;          /* targets per second; 0: unlimited */
   int64_t created_ms;
-  struct tenant_limits *limits; /* set by tenant_table_link; NULL in tables not linked */
+  struct tenant_limits *limits; /* set by tenant_table_load; NULL otherwise */
 };
 
 /* The tenant of --dev requests that carry no signature: every host, every tag, no limits. */
@@ -90,15 +90,9 @@ struct tenant_table {
   size_t count;
 };
 
-/* Sets every tenant's limits pointer (tenant_limits_for). Returns 0 or CDR_ENOMEM. */
-int tenant_table_link(struct tenant_table *table);
-
 /* The tenant whose access key is key[0..len), or NULL. */
 const struct tenant *tenant_table_find_key(const struct tenant_table *table, const char *key,
                                            size_t len);
-
-/* The tenant called name, or NULL. */
-const struct tenant *tenant_table_find_name(const struct tenant_table *table, const char *name);
 
 struct store;
 
