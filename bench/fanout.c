@@ -1,23 +1,32 @@
-/* fanout.c — fan-out benchmark: N simulated agents in one process (one libuv loop) that answer
- * every Work item at once, and a submitter that posts one-URL purges to the engine one after the
- * other. For each task it prints nothing; at the end it prints the time from the 202 to the last
- * node's result being sent, p50/p99 over all tasks. Not a test.
+/* fanout.c — simulated agents for the benchmarks: N agents in one process (one libuv loop) that
+ * answer every Work item at once and every heartbeat, and a submitter that posts one-URL purges to
+ * the engine one after the other. At the end it prints the time from the 202 to the last node's
+ * result being sent, p50/p99 over all tasks. Not a test.
  *
- * Usage: fanout ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS
- * With TASKS 0 it only keeps the agents answering, until it is killed (bench/soak.py). */
+ * Usage: fanout [--window N] [--sources N] ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS
+ * With TASKS 0 it only keeps the agents answering, until it is killed (bench/soak.py, the bulk and
+ * idle benchmarks). --window is each agent's window (items in flight); --sources spreads the
+ * connections over N loopback source addresses (127.0.1.1…), since one address has only ~28,000
+ * ephemeral ports. Connections are opened at most CONNECTING at a time, so a big fleet does not
+ * overflow the engine's accept backlog. */
 #include "common/address.h"
 #include "common/clock.h"
 #include "proto/link_conn.h"
 
 #include <curl/curl.h>
+#include <getopt.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+enum { CONNECTING = 256 }; /* connects in flight at once */
 
 struct sim_agent {
   struct link_conn conn;
@@ -25,6 +34,14 @@ struct sim_agent {
   char node_id[32];
   bool welcomed;
 };
+
+static struct sim_fleet {
+  uv_loop_t loop;
+  struct sim_agent *agents;
+  int count, started, window, sources;
+  struct sockaddr_storage engine;
+  struct link_shared buffers;
+} fleet;
 
 static atomic_int welcomed;
 static atomic_long answered;        /* Work items answered, all agents, all tasks */
@@ -37,11 +54,21 @@ static int64_t now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void sim_connect_next(void);
+
 static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufCMessage *message) {
   struct sim_agent *agent = conn->owner;
   if (type == FRAME_WELCOME && !agent->welcomed) {
     agent->welcomed = true;
     atomic_fetch_add(&welcomed, 1);
+    sim_connect_next();
+    return;
+  }
+  if (type == FRAME_HEARTBEAT) {
+    Cdr__Heartbeat heartbeat;
+    cdr__heartbeat__init(&heartbeat);
+    heartbeat.sent_ms = ((const Cdr__Heartbeat *)message)->sent_ms;
+    link_conn_send(conn, FRAME_HEARTBEAT, &heartbeat.base);
     return;
   }
   if (type != FRAME_WORK)
@@ -71,7 +98,7 @@ static void sim_on_close(struct link_conn *conn) { (void)conn; }
 static void sim_on_connect(uv_connect_t *req, int status) {
   struct sim_agent *agent = req->data;
   if (status < 0 || link_conn_start(&agent->conn) != 0) {
-    fprintf(stderr, "fanout: connect failed: %s\n", uv_strerror(status));
+    fprintf(stderr, "fanout: connect of %s failed: %s\n", agent->node_id, uv_strerror(status));
     return;
   }
   Cdr__Hello hello;
@@ -82,8 +109,40 @@ static void sim_on_connect(uv_connect_t *req, int status) {
   hello.protocol_version = FRAME_VERSION;
   hello.agent_version = version;
   hello.cache_kind = kind;
-  hello.window = 64;
+  hello.window = (uint32_t)fleet.window;
   link_conn_send(&agent->conn, FRAME_HELLO, &hello.base);
+}
+
+/* Gives agent a socket bound to its loopback source address, the port chosen at connect time
+ * (IP_BIND_ADDRESS_NO_PORT), so each source address offers its own ephemeral ports. */
+static int sim_bind_source(struct sim_agent *agent, int index) {
+  if (fleet.sources <= 1)
+    return 0;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+  struct sockaddr_in from = {.sin_family = AF_INET};
+  from.sin_addr.s_addr = htonl((127u << 24) | (1u << 8) | (uint32_t)(1 + index % fleet.sources));
+  if (fd < 0 || setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) != 0 ||
+      bind(fd, (const struct sockaddr *)&from, sizeof(from)) != 0) {
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  return uv_tcp_open(&agent->conn.tcp, fd);
+}
+
+/* Opens the next agent's connection; each welcome opens one more, CONNECTING at a time. */
+static void sim_connect_next(void) {
+  if (fleet.started >= fleet.count)
+    return;
+  int index = fleet.started++;
+  struct sim_agent *agent = &fleet.agents[index];
+  snprintf(agent->node_id, sizeof(agent->node_id), "sim-%05d", index);
+  link_conn_init(&agent->conn, &fleet.loop, &fleet.buffers, sim_on_frame, sim_on_close, agent);
+  agent->connect.data = agent;
+  if (sim_bind_source(agent, index) != 0 ||
+      uv_tcp_connect(&agent->connect, &agent->conn.tcp, (const struct sockaddr *)&fleet.engine,
+                     sim_on_connect) != 0)
+    fprintf(stderr, "fanout: cannot open the connection of %s\n", agent->node_id);
 }
 
 static void sim_on_stop(uv_async_t *async) { uv_stop(async->loop); }
@@ -105,36 +164,45 @@ static int compare_ll(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: fanout ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS\n");
+  static const struct option options[] = {
+      {"window", required_argument, NULL, 'w'}, {"sources", required_argument, NULL, 's'}, {0}};
+  fleet.window = 64;
+  fleet.sources = 1;
+  for (int option; (option = getopt_long(argc, argv, "", options, NULL)) != -1;) {
+    if (option == 'w')
+      fleet.window = atoi(optarg);
+    else if (option == 's')
+      fleet.sources = atoi(optarg);
+    else
+      return 2;
+  }
+  if (argc - optind != 4 || fleet.window < 1 || fleet.sources < 1 || fleet.sources > 254) {
+    fprintf(stderr, "usage: fanout [--window N] [--sources 1..254] ENGINE_API_URL AGENT_HOST:PORT "
+                    "AGENTS TASKS\n");
     return 2;
   }
+  argv += optind - 1;
   const char *api = argv[1];
   int agents = atoi(argv[3]), tasks = atoi(argv[4]);
   struct rlimit limit;
   getrlimit(RLIMIT_NOFILE, &limit);
   limit.rlim_cur = limit.rlim_max;
   setrlimit(RLIMIT_NOFILE, &limit);
-  struct sockaddr_storage address;
-  if (address_parse(argv[2], &address)) {
+  if (address_parse(argv[2], &fleet.engine)) {
     fprintf(stderr, "fanout: bad agent address %s\n", argv[2]);
     return 2;
   }
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  uv_async_init(&loop, &stop_async, sim_on_stop);
-  struct sim_agent *sims = calloc((size_t)agents, sizeof(*sims));
-  for (int i = 0; i < agents; i++) {
-    struct sim_agent *agent = &sims[i];
-    snprintf(agent->node_id, sizeof(agent->node_id), "sim-%05d", i);
-    link_conn_init(&agent->conn, &loop, 1 << 20, sim_on_frame, sim_on_close, agent);
-    agent->connect.data = agent;
-    uv_tcp_connect(&agent->connect, &agent->conn.tcp, (const struct sockaddr *)&address,
-                   sim_on_connect);
-  }
+  uv_loop_init(&fleet.loop);
+  link_shared_init(&fleet.buffers, 1 << 20);
+  uv_async_init(&fleet.loop, &stop_async, sim_on_stop);
+  fleet.agents = calloc((size_t)agents, sizeof(*fleet.agents));
+  fleet.count = agents;
+  for (int i = 0; i < CONNECTING; i++)
+    sim_connect_next();
   pthread_t thread;
-  pthread_create(&thread, NULL, sim_loop_main, &loop);
-  for (int waited = 0; atomic_load(&welcomed) < agents && waited < 30000; waited += 10)
+  pthread_create(&thread, NULL, sim_loop_main, &fleet.loop);
+  int patience_ms = 30000 + agents; /* a millisecond per agent beyond 30 s */
+  for (int waited = 0; atomic_load(&welcomed) < agents && waited < patience_ms; waited += 10)
     usleep(10000);
   if (atomic_load(&welcomed) < agents) {
     fprintf(stderr, "fanout: only %d of %d agents were welcomed\n", atomic_load(&welcomed), agents);

@@ -34,6 +34,7 @@ struct agent_link {
   size_t group_count;
   char groups_text[SETTING_STRING_MAX];
   struct link_conn *conn; /* current connection, NULL between attempts */
+  struct link_shared link_buffers;
   uv_connect_t connect_req;
   bool welcomed;
   uint64_t generation; /* bumped when a connection ends: older results are dropped */
@@ -242,9 +243,10 @@ static void agent_link_dial(struct agent_link *link) {
   const char *engine = link->engines[link->engine_next++ % link->engine_count];
   struct sockaddr_storage address;
   link->conn = malloc(sizeof(*link->conn));
-  if (!link->conn || address_parse(engine, &address) ||
-      link_conn_init(link->conn, link->loop, AGENT_MAX_PAYLOAD, agent_link_on_frame,
-                     agent_link_on_close, link)) {
+  if (link->conn)
+    link_conn_init(link->conn, link->loop, &link->link_buffers, agent_link_on_frame,
+                   agent_link_on_close, link);
+  if (!link->conn || address_parse(engine, &address)) {
     log_error("link.dial", "cannot dial engine %s", engine);
     free(link->conn);
     link->conn = NULL;
@@ -315,6 +317,8 @@ int agent_link_start(uv_loop_t *loop, const struct agent_config *config, struct 
   int rc =
       executor_create(loop, driver, (size_t)config->window * 2, (size_t)config->concurrency,
                       (long)config->request_timeout_ms, agent_on_item_done, link, &link->executor);
+  if (!rc)
+    rc = link_shared_init(&link->link_buffers, AGENT_MAX_PAYLOAD);
   if (rc || !link->results || !link->result_pointers || !link->reasons || !link->cache_statuses)
     return rc ? rc : CDR_ENOMEM;
   link->backoff_ms = AGENT_BACKOFF_MIN_MS;
@@ -335,7 +339,13 @@ static void agent_link_free(void *context) {
   free(link->result_pointers);
   free(link->reasons);
   free(link->cache_statuses);
-  /* the link itself is freed by main after the loop ends, it still holds the exit code */
+  /* the link itself is freed by agent_link_destroy after the loop ends: it still holds the exit
+   * code, and its connection may still be writing its last results */
+}
+
+void agent_link_destroy(struct agent_link *link) {
+  link_shared_free(&link->link_buffers);
+  free(link);
 }
 
 static void agent_on_drain_check(struct wheel_timer *timer) {

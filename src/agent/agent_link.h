@@ -31,4 +31,7 @@ void agent_link_stop(struct agent_link *link);
 /* The process exit code the link asks for: 1 after a refusal, else 0. */
 int agent_link_exit_code(const struct agent_link *link);
 
+/* Frees the link, once the loop has ended. */
+void agent_link_destroy(struct agent_link *link);
+
 #endif

@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
   uv_walk(&loop, agent_close_handle, NULL); /* what libh2o leaves open after its dispose */
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  free(link);
+  agent_link_destroy(link);
   driver->destroy(driver);
   SSL_CTX_free(tls);
   curl_global_cleanup();

@@ -178,10 +178,11 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
   long long links = 0, buffer_bytes = 0;
   for (const struct fabric_link *link = fabric->links; link; link = link->next) {
     links++;
-    const struct link_conn *conn = &link->conn;
-    buffer_bytes += (long long)(conn->in.cap + conn->out.cap + conn->sending.cap +
-                                conn->scratch.cap + conn->arena.reserved);
+    buffer_bytes += (long long)link_conn_buffer_bytes(&link->conn);
   }
+  const struct link_shared *shared = &fabric->link_buffers;
+  buffer_bytes += (long long)(shared->read.cap + shared->write.cap + shared->scratch.cap +
+                              shared->arena.reserved);
   /* Keep the ten deepest queues, deepest first. */
   size_t count = json_array_size(top);
   for (size_t i = 0; i < count; i++) {
@@ -417,6 +418,10 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
     return CDR_ENOMEM;
   fabric->config = config;
   fabric->writer = writer;
+  if (link_shared_init(&fabric->link_buffers, (size_t)config->max_frame_bytes)) {
+    free(fabric);
+    return CDR_ENOMEM;
+  }
   uv_loop_init(&fabric->loop);
   timer_wheel_init(&fabric->wheel, FABRIC_TICK_MS, uv_now(&fabric->loop));
   store_inbox_init(&fabric->inbox, &fabric->loop);
@@ -477,6 +482,7 @@ void fabric_stop(struct fabric *fabric) {
   free(fabric->work_pointers);
   node_tokens_free(fabric->node_tokens);
   SSL_CTX_free(fabric->tls);
+  link_shared_free(&fabric->link_buffers);
   free(fabric);
 }
 

@@ -36,13 +36,29 @@ static bool dedup_same(const struct fabric_slot *slot, const struct fabric_task_
              0;
 }
 
+void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index);
+
+/* Rebuilds the table from the slots in flight, but for the one being forgotten, when deleted
+ * entries pile up. */
+static void dedup_rebuild(struct fabric_node *node, uint32_t forgotten) {
+  memset(node->dedup, 0, ((size_t)node->dedup_mask + 1) * sizeof(*node->dedup));
+  node->dedup_deleted = 0;
+  for (uint32_t i = 0; i < node->slot_count; i++) {
+    if (node->slots[i].used && i != forgotten)
+      fabric_dedup_lead(node, i);
+  }
+}
+
+/* (Re)sizes the table for node's slots and fills it with the slots in flight. */
 bool fabric_dedup_open(struct fabric_node *node) {
   uint32_t size = 16;
   while (size < node->slot_count * 2)
     size *= 2;
+  free(node->dedup);
   node->dedup = calloc(size, sizeof(*node->dedup));
   node->dedup_mask = node->dedup ? size - 1 : 0;
-  node->dedup_deleted = 0;
+  if (node->dedup)
+    dedup_rebuild(node, UINT32_MAX);
   return node->dedup != NULL;
 }
 
@@ -98,17 +114,6 @@ void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index) {
   while (node->dedup[at] != DEDUP_EMPTY && node->dedup[at] != DEDUP_DELETED)
     at = (at + 1) & node->dedup_mask;
   node->dedup[at] = slot_index + 1;
-}
-
-/* Rebuilds the table from the slots in flight, but for the one being forgotten, when deleted
- * entries pile up. */
-static void dedup_rebuild(struct fabric_node *node, uint32_t forgotten) {
-  memset(node->dedup, 0, ((size_t)node->dedup_mask + 1) * sizeof(*node->dedup));
-  node->dedup_deleted = 0;
-  for (uint32_t i = 0; i < node->slot_count; i++) {
-    if (node->slots[i].used && i != forgotten)
-      fabric_dedup_lead(node, i);
-  }
 }
 
 void fabric_dedup_forget(struct fabric_node *node, uint32_t slot_index) {

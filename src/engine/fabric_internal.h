@@ -107,7 +107,8 @@ struct fabric_node {
   struct fabric_queue slow;          /* preloads: never ahead of a purge */
   struct fabric_item_ref *redeliver; /* items in flight when the link died, sent first */
   size_t redeliver_count, redeliver_cap;
-  struct fabric_slot *slots; /* window entries while online */
+  uint32_t window;           /* items its agent takes in flight */
+  struct fabric_slot *slots; /* in-flight entries, grown up to the window as work goes out */
   uint32_t slot_count;
   uint32_t free_slot; /* head of the free list; slot_count when none */
   uint32_t in_flight;
@@ -168,6 +169,7 @@ struct fabric {
   struct fabric_auth_failures auth_failures[FABRIC_AUTH_PEERS];
   struct node_tokens *node_tokens; /* NULL without agents.node_tokens_file */
   SSL_CTX *tls;                    /* NULL: agents connect over plain TCP */
+  struct link_shared link_buffers; /* the working buffers of every link */
 };
 
 /* fabric.c */
@@ -186,6 +188,9 @@ void fabric_task_recover(struct fabric *fabric, struct task *task, struct store_
 void fabric_task_cancel(struct fabric *fabric, const char *task_id);
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);
+/* Frees an online node's slots while nothing is in flight (a quiet link), so an idle node holds
+ * no window; they grow again with the next work. */
+void fabric_node_trim(struct fabric_node *node);
 void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
 /* Puts (task_node, index) on its node's list of items sent first when the node can take work. */
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,

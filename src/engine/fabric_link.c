@@ -19,6 +19,10 @@ static struct fabric_link *fabric_link_of(struct link_conn *conn) { return conn-
 
 static void fabric_link_on_heartbeat(struct wheel_timer *timer) {
   struct fabric_link *link = FABRIC_LINK_OF_TIMER(timer, heartbeat);
+  /* An idle link holds no buffer and its node no window; a busy one grows them again. */
+  link_conn_trim(&link->conn);
+  if (link->node)
+    fabric_node_trim(link->node);
   Cdr__Heartbeat heartbeat;
   cdr__heartbeat__init(&heartbeat);
   heartbeat.sent_ms = (uint64_t)clock_now_ms();
@@ -228,11 +232,8 @@ void fabric_link_accept(struct fabric *fabric) {
   if (!link)
     return;
   link->fabric = fabric;
-  if (link_conn_init(&link->conn, &fabric->loop, (size_t)fabric->config->max_frame_bytes,
-                     fabric_link_on_frame, fabric_link_on_close, link)) {
-    free(link);
-    return;
-  }
+  link_conn_init(&link->conn, &fabric->loop, &fabric->link_buffers, fabric_link_on_frame,
+                 fabric_link_on_close, link);
   link->next = fabric->links;
   if (fabric->links)
     fabric->links->prev = link;

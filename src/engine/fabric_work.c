@@ -340,18 +340,50 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
 /* ---- nodes: window, queues, dispatch ---- */
 
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window) {
-  free(node->slots);
-  node->slots = calloc(window, sizeof(*node->slots));
-  node->slot_count = node->slots ? window : 0;
-  for (uint32_t i = 0; i < node->slot_count; i++)
-    node->slots[i].next_free = i + 1;
-  node->free_slot = 0;
+  node->window = window;
   node->in_flight = 0;
   node->last_heartbeat_ms = clock_now_ms();
-  fabric_dedup_open(node); /* without it (no memory) identical purges are simply all sent */
-  log_info("node.online", "node %s online with a window of %u items, %zu queued", node->id,
-           node->slot_count, fabric_node_queue_depth(node));
+  log_info("node.online", "node %s online with a window of %u items, %zu queued", node->id, window,
+           fabric_node_queue_depth(node));
   fabric_node_dispatch(fabric, node);
+}
+
+/* Frees node's slots (none may be in flight: their followers go too) and its dedup table. */
+static void fabric_node_slots_free(struct fabric_node *node) {
+  for (uint32_t i = 0; i < node->slot_count; i++)
+    free(node->slots[i].followers);
+  fabric_dedup_close(node);
+  free(node->slots);
+  node->slots = NULL;
+  node->slot_count = node->free_slot = 0;
+}
+
+void fabric_node_trim(struct fabric_node *node) {
+  if (node->in_flight == 0)
+    fabric_node_slots_free(node);
+}
+
+/* Grows node's slots (doubling, at most to its window) so that wanted items can be in flight.
+ * The new ones chain up after the free list's end, which holds the old count as its "none": the
+ * first new slot. False when memory ran out: what is there keeps working. */
+static bool fabric_node_slots_reserve(struct fabric_node *node, uint32_t wanted) {
+  if (wanted <= node->slot_count)
+    return true;
+  uint32_t count = node->slot_count ? node->slot_count : 16;
+  while (count < wanted)
+    count *= 2;
+  if (count > node->window)
+    count = node->window;
+  struct fabric_slot *slots = realloc(node->slots, count * sizeof(*slots));
+  if (!slots)
+    return false;
+  memset(slots + node->slot_count, 0, (count - node->slot_count) * sizeof(*slots));
+  for (uint32_t i = node->slot_count; i < count; i++)
+    slots[i].next_free = i + 1;
+  node->slots = slots;
+  node->slot_count = count;
+  fabric_dedup_open(node); /* without it (no memory) identical purges are simply all sent */
+  return true;
 }
 
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
@@ -376,12 +408,7 @@ void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
       fabric_redeliver_push(node, slot->followers[f].task_node, slot->followers[f].index);
     }
   }
-  for (uint32_t i = 0; i < node->slot_count; i++)
-    free(node->slots[i].followers);
-  fabric_dedup_close(node);
-  free(node->slots);
-  node->slots = NULL;
-  node->slot_count = 0;
+  fabric_node_slots_free(node);
   node->in_flight = 0;
   log_info("node.offline", "node %s offline, %zu items wait for it", node->id,
            fabric_node_queue_depth(node));
@@ -476,10 +503,15 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
     if (!fabric->work_items || !fabric->work_pointers)
       return;
   }
-  while (node->in_flight < node->slot_count) {
-    size_t room = node->slot_count - node->in_flight;
+  while (node->in_flight < node->window &&
+         (node->redeliver_count || node->fast.head || node->slow.head)) {
+    size_t room = node->window - node->in_flight;
     if (room > FABRIC_WORK_BATCH)
       room = FABRIC_WORK_BATCH;
+    if (!fabric_node_slots_reserve(node, node->in_flight + (uint32_t)room))
+      room = node->slot_count - node->in_flight;
+    if (room == 0)
+      return;
     size_t n = 0;
     while (n < room && node->redeliver_count > 0) {
       struct fabric_item_ref ref = node->redeliver[--node->redeliver_count];

@@ -1,4 +1,5 @@
-/* link_conn.c — framed, double-buffered reads and writes over one TCP connection. */
+/* link_conn.c — framed, double-buffered reads and writes over one TCP connection, through
+ * buffers shared by every connection of the loop thread. */
 #include "proto/link_conn.h"
 
 #include "common/error.h"
@@ -11,29 +12,67 @@
 
 enum { LINK_READ_CHUNK = 64 * 1024 };
 
-int link_conn_init(struct link_conn *conn, uv_loop_t *loop, size_t max_payload,
-                   link_frame_cb on_frame, link_close_cb on_close, void *owner) {
-  memset(conn, 0, sizeof(*conn));
+int link_shared_init(struct link_shared *shared, size_t max_payload) {
   size_t max_frame = FRAME_HEADER_SIZE + max_payload;
+  frame_buffer_init(&shared->read, LINK_READ_CHUNK);
+  frame_buffer_init(&shared->write, 2 * max_frame); /* a compressed frame may need its bound */
+  frame_buffer_init(&shared->scratch, max_payload);
+  arena_init(&shared->arena, 8 * max_payload + (1 << 20));
+  shared->max_payload = max_payload;
+  shared->compress = ZSTD_createCCtx();
+  shared->decompress = ZSTD_createDCtx();
+  if (!shared->compress || !shared->decompress) {
+    link_shared_free(shared);
+    return CDR_ENOMEM;
+  }
+  return 0;
+}
+
+void link_shared_free(struct link_shared *shared) {
+  frame_buffer_free(&shared->read);
+  frame_buffer_free(&shared->write);
+  frame_buffer_free(&shared->scratch);
+  arena_release(&shared->arena);
+  ZSTD_freeCCtx(shared->compress);
+  ZSTD_freeDCtx(shared->decompress);
+  shared->compress = NULL;
+  shared->decompress = NULL;
+}
+
+void link_conn_init(struct link_conn *conn, uv_loop_t *loop, struct link_shared *shared,
+                    link_frame_cb on_frame, link_close_cb on_close, void *owner) {
+  memset(conn, 0, sizeof(*conn));
+  size_t max_frame = FRAME_HEADER_SIZE + shared->max_payload;
   frame_buffer_init(&conn->in, max_frame + LINK_READ_CHUNK);
   frame_buffer_init(&conn->out, 4 * max_frame);
   frame_buffer_init(&conn->sending, 4 * max_frame);
-  frame_buffer_init(&conn->scratch, max_payload);
-  arena_init(&conn->arena, 8 * max_payload + (1 << 20));
-  conn->max_payload = max_payload;
+  conn->shared = shared;
+  conn->max_payload = shared->max_payload;
   conn->on_frame = on_frame;
   conn->on_close = on_close;
   conn->owner = owner;
-  conn->compress = ZSTD_createCCtx();
-  conn->decompress = ZSTD_createDCtx();
-  if (!conn->compress || !conn->decompress) {
-    ZSTD_freeCCtx(conn->compress);
-    ZSTD_freeDCtx(conn->decompress);
-    return CDR_ENOMEM;
-  }
   uv_tcp_init(loop, &conn->tcp);
   conn->tcp.data = conn;
-  return 0;
+}
+
+static void link_conn_free_idle(struct frame_buffer *buffer) {
+  if (buffer->len == 0)
+    frame_buffer_free(buffer);
+}
+
+void link_conn_trim(struct link_conn *conn) {
+  link_conn_free_idle(&conn->in);
+  link_conn_free_idle(&conn->out);
+  link_conn_free_idle(&conn->tls_out);
+  if (!conn->writing) {
+    link_conn_free_idle(&conn->sending);
+    link_conn_free_idle(&conn->tls_sending);
+  }
+}
+
+size_t link_conn_buffer_bytes(const struct link_conn *conn) {
+  return conn->in.cap + conn->out.cap + conn->sending.cap + conn->tls_out.cap +
+         conn->tls_sending.cap;
 }
 
 static void link_conn_on_closed(uv_handle_t *handle) {
@@ -41,13 +80,9 @@ static void link_conn_on_closed(uv_handle_t *handle) {
   frame_buffer_free(&conn->in);
   frame_buffer_free(&conn->out);
   frame_buffer_free(&conn->sending);
-  frame_buffer_free(&conn->scratch);
-  arena_release(&conn->arena);
   frame_buffer_free(&conn->tls_out);
   frame_buffer_free(&conn->tls_sending);
   SSL_free(conn->ssl); /* and its BIOs */
-  ZSTD_freeCCtx(conn->compress);
-  ZSTD_freeDCtx(conn->decompress);
   conn->on_close(conn);
 }
 
@@ -147,15 +182,45 @@ void link_conn_finish(struct link_conn *conn, const char *why) {
   link_conn_flush(conn);
 }
 
+/* Writes the frame packed in the shared write buffer now; keeps what the socket does not take. */
+static int link_conn_write_now(struct link_conn *conn) {
+  struct frame_buffer *packed = &conn->shared->write;
+  uv_buf_t buf = uv_buf_init((char *)packed->data, (unsigned)packed->len);
+  int written = uv_try_write((uv_stream_t *)&conn->tcp, &buf, 1);
+  if (written < 0 && written != UV_EAGAIN) {
+    link_conn_close(conn, uv_strerror(written));
+    return CDR_EIO;
+  }
+  size_t done = written > 0 ? (size_t)written : 0;
+  if (done == packed->len)
+    return 0;
+  if (frame_buffer_reserve(&conn->out, packed->len - done) != 0) {
+    link_conn_close(conn, "out of memory");
+    return CDR_ENOMEM;
+  }
+  memcpy(conn->out.data + conn->out.len, packed->data + done, packed->len - done);
+  conn->out.len += packed->len - done;
+  link_conn_flush(conn);
+  return 0;
+}
+
 int link_conn_send(struct link_conn *conn, enum frame_type type, const ProtobufCMessage *message) {
   if (conn->closing)
     return CDR_EIO;
-  int rc = frame_append(&conn->out, type, message, conn->compress, &conn->scratch);
+  /* Straight to the socket unless frames are already waiting, which must go first. */
+  bool now = !conn->ssl && !conn->writing && conn->out.len == 0;
+  struct link_shared *shared = conn->shared;
+  struct frame_buffer *target = now ? &shared->write : &conn->out;
+  if (now)
+    shared->write.len = 0;
+  int rc = frame_append(target, type, message, shared->compress, &shared->scratch);
   if (rc) {
     link_conn_close(conn,
                     rc == CDR_ENOMEM ? "out of memory" : "peer does not read: send buffer full");
     return rc;
   }
+  if (now)
+    return link_conn_write_now(conn);
   link_conn_flush(conn);
   return 0;
 }
@@ -163,9 +228,11 @@ int link_conn_send(struct link_conn *conn, enum frame_type type, const ProtobufC
 static void link_conn_on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct link_conn *conn = handle->data;
-  /* With TLS, ciphertext lands in scratch space first (tls_sending is idle outside writes, but
-   * reads may come during one, so a buffer of its own: scratch is only used while decoding). */
-  struct frame_buffer *target = conn->ssl ? &conn->scratch : &conn->in;
+  /* The shared read buffer, unless a cut-off frame waits to be completed; with TLS, ciphertext
+   * always lands there (OpenSSL copies it in before anything else runs). */
+  struct frame_buffer *target = conn->ssl || conn->in.len == 0 ? &conn->shared->read : &conn->in;
+  if (target == &conn->shared->read)
+    target->len = 0;
   if (frame_buffer_reserve(target, LINK_READ_CHUNK) != 0) {
     *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to on_read */
     return;
@@ -173,18 +240,20 @@ static void link_conn_on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *
   *buf = uv_buf_init((char *)target->data + target->len, LINK_READ_CHUNK);
 }
 
-/* Decodes and hands over every whole frame in the input buffer. */
-static void link_conn_dispatch(struct link_conn *conn) {
+/* Decodes and hands over every whole frame in bytes (the connection's buffer or the shared read
+ * buffer); the cut-off start of a frame that remains is kept in the connection's buffer. */
+static void link_conn_dispatch(struct link_conn *conn, struct frame_buffer *bytes) {
+  struct link_shared *shared = conn->shared;
   size_t used = 0;
   while (!conn->closing) {
     struct frame_view view;
-    int rc = frame_peek(conn->in.data + used, conn->in.len - used, conn->max_payload, &view);
+    int rc = frame_peek(bytes->data + used, bytes->len - used, conn->max_payload, &view);
     if (rc == CDR_EAGAIN)
       break;
     ProtobufCMessage *message = NULL;
     if (!rc)
-      rc = frame_unpack(&view, conn->decompress, &conn->scratch, conn->max_payload, &conn->arena,
-                        &message);
+      rc = frame_unpack(&view, shared->decompress, &shared->scratch, conn->max_payload,
+                        &shared->arena, &message);
     if (rc) {
       char why[128];
       snprintf(why, sizeof(why), "bad frame from peer: %s", cdr_error_message(rc));
@@ -193,10 +262,21 @@ static void link_conn_dispatch(struct link_conn *conn) {
     }
     used += view.frame_len;
     conn->on_frame(conn, view.type, message);
-    arena_reset(&conn->arena);
+    arena_reset(&shared->arena);
   }
-  if (!conn->closing)
+  if (conn->closing)
+    return;
+  if (bytes == &conn->in) {
     frame_buffer_consume(&conn->in, used);
+    return;
+  }
+  size_t rest = bytes->len - used;
+  if (rest && frame_buffer_reserve(&conn->in, rest) != 0) {
+    link_conn_close(conn, "out of memory");
+    return;
+  }
+  memcpy(conn->in.data + conn->in.len, bytes->data + used, rest);
+  conn->in.len += rest;
 }
 
 /* Feeds ciphertext to OpenSSL, drives the handshake, and appends the plaintext it yields to the
@@ -252,11 +332,15 @@ static void link_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     link_conn_close(conn, uv_strerror((int)nread));
     return;
   }
-  if (conn->ssl && !link_conn_tls_received(conn, (const uint8_t *)buf->base, (size_t)nread))
+  if (conn->ssl) {
+    if (link_conn_tls_received(conn, (const uint8_t *)buf->base, (size_t)nread))
+      link_conn_dispatch(conn, &conn->in);
     return;
-  if (!conn->ssl)
-    conn->in.len += (size_t)nread;
-  link_conn_dispatch(conn);
+  }
+  struct frame_buffer *bytes =
+      buf->base == (char *)conn->shared->read.data ? &conn->shared->read : &conn->in;
+  bytes->len += (size_t)nread;
+  link_conn_dispatch(conn, bytes);
 }
 
 int link_conn_tls(struct link_conn *conn, SSL_CTX *ctx, bool server, const char *peer_host) {
