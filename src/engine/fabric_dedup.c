@@ -17,8 +17,7 @@ static const struct task_target *dedup_target(const struct fabric_task_node *tas
 }
 
 static bool dedup_eligible(const struct fabric_task_node *task_node, size_t index) {
-  return task_node->task->task->type == TASK_PURGE &&
-         dedup_target(task_node, index)->kind == TARGET_URL;
+  return task_node->task->dedup_hashes && dedup_target(task_node, index)->kind == TARGET_URL;
 }
 
 static uint32_t dedup_hash(const char *url, enum task_mode mode) {
@@ -26,6 +25,19 @@ static uint32_t dedup_hash(const char *url, enum task_mode mode) {
   for (; *url; url++)
     h = (h ^ (unsigned char)*url) * 16777619u;
   return h;
+}
+
+void fabric_dedup_prepare(struct fabric_task *task) {
+  const struct task *t = task->task;
+  task->dedup_hashes = NULL;
+  if (t->type != TASK_PURGE)
+    return;
+  uint32_t *hashes = arena_alloc(&task->arena, t->target_count * sizeof(*hashes));
+  if (!hashes)
+    return; /* without them (no memory) the task's purges are simply all sent */
+  for (size_t i = 0; i < t->target_count; i++)
+    hashes[i] = t->targets[i].kind == TARGET_URL ? dedup_hash(t->targets[i].value, t->mode) : 0;
+  task->dedup_hashes = hashes;
 }
 
 static bool dedup_same(const struct fabric_slot *slot, const struct fabric_task_node *task_node,
@@ -72,7 +84,7 @@ bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_n
   if (!node->dedup || !dedup_eligible(task_node, index))
     return false;
   const struct task *task = task_node->task->task;
-  uint32_t at = dedup_hash(dedup_target(task_node, index)->value, task->mode) & node->dedup_mask;
+  uint32_t at = task_node->task->dedup_hashes[index] & node->dedup_mask;
   for (;; at = (at + 1) & node->dedup_mask) {
     uint32_t entry = node->dedup[at];
     if (entry == DEDUP_EMPTY)
@@ -101,9 +113,7 @@ bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_n
 
 /* Where the probe for the item in slot starts. */
 static uint32_t dedup_home(const struct fabric_node *node, const struct fabric_slot *slot) {
-  return dedup_hash(dedup_target(slot->task_node, slot->index)->value,
-                    slot->task_node->task->task->mode) &
-         node->dedup_mask;
+  return slot->task_node->task->dedup_hashes[slot->index] & node->dedup_mask;
 }
 
 void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index) {

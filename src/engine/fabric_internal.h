@@ -46,11 +46,13 @@ struct fabric_task {
   size_t node_count;
   Cdr__Header **headers; /* preload headers for work items, in arena */
   size_t header_count;
-  int64_t in_flight;               /* items sent and not answered, over all nodes */
-  bool dirty;                      /* progress not saved yet */
-  bool finished;                   /* reached a final state in memory */
-  bool callback_due;               /* deliver the callback once the final state is saved */
-  int saves_in_flight;             /* progress jobs holding a copy of this task's records */
+  uint32_t *dedup_hashes; /* per target, hashed once for every node (exact-URL purges; in arena;
+                             NULL: the task's items are never merged) */
+  int64_t in_flight;      /* items sent and not answered, over all nodes */
+  bool dirty;             /* progress not saved yet */
+  bool finished;          /* reached a final state in memory */
+  bool callback_due;      /* deliver the callback once the final state is saved */
+  int saves_in_flight;    /* progress jobs holding a copy of this task's records */
   struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
   size_t failure_count, failure_cap;
   struct wheel_timer plan_retry;
@@ -208,6 +210,8 @@ bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_n
 void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index);
 void fabric_dedup_forget(struct fabric_node *node, uint32_t slot_index);
 bool fabric_dedup_open(struct fabric_node *node);
+/* Hashes the task's targets once, for the dedup tables of all its nodes. */
+void fabric_dedup_prepare(struct fabric_task *task);
 void fabric_dedup_close(struct fabric_node *node);
 
 /* fabric_retry.c */

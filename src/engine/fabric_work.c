@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
   FABRIC_FLUSH_MS = 50, /* results are saved this long after they arrive, in one batch */
@@ -253,6 +254,7 @@ static struct fabric_task *fabric_task_new(struct fabric *fabric) {
 /* Splits a freshly accepted task over the nodes it selects, and saves that plan. */
 static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
   fabric_task_headers(task);
+  fabric_dedup_prepare(task);
   if (fabric_task_nodes(fabric, task, NULL, 0, false)) {
     log_error("task.plan", "out of memory planning task %s; it resumes after a restart",
               task->task->id);
@@ -326,6 +328,7 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
     return;
   }
   fabric_task_headers(task);
+  fabric_dedup_prepare(task);
   if (fabric_task_nodes(fabric, task, saved, saved_count, true)) {
     fabric_task_free(fabric, task);
     return;
@@ -444,7 +447,7 @@ static Cdr__Operation fabric_operation(const struct task *task, enum target_kind
 
 /* Takes a free slot for (task_node, index) and describes it as work item n of the batch. */
 static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, size_t n,
-                            struct fabric_task_node *task_node, size_t index) {
+                            struct fabric_task_node *task_node, size_t index, int64_t now_ms) {
   uint32_t slot_index = node->free_slot;
   struct fabric_slot *slot = &node->slots[slot_index];
   node->free_slot = slot->next_free;
@@ -452,7 +455,7 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, siz
   slot->index = index;
   slot->generation++;
   slot->used = true;
-  slot->sent_ms = clock_now_ms();
+  slot->sent_ms = now_ms;
   slot->follower_count = 0;
   node->in_flight++;
   task_node->task->in_flight++;
@@ -472,7 +475,7 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, siz
 
 /* Fills up to room items from a queue; pops cursors that are exhausted or whose task ended. */
 static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
-                                struct fabric_queue *queue, size_t n, size_t room) {
+                                struct fabric_queue *queue, size_t n, size_t room, int64_t now_ms) {
   while (n < room && queue->head) {
     struct fabric_task_node *task_node = queue->head;
     size_t count = task_node->task->task->target_count;
@@ -481,7 +484,7 @@ static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
         size_t index = task_node->next++;
         if (item_states_get(task_node->states, index) == ITEM_PENDING &&
             !fabric_dedup_join(node, task_node, index))
-          fabric_work_add(fabric, node, n++, task_node, index);
+          fabric_work_add(fabric, node, n++, task_node, index, now_ms);
       }
     }
     if (task_node->next < count && fabric_task_active(task_node->task))
@@ -503,6 +506,7 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
     if (!fabric->work_items || !fabric->work_pointers)
       return;
   }
+  int64_t now_ms = clock_now_ms(); /* one reading for the whole dispatch */
   while (node->in_flight < node->window &&
          (node->redeliver_count || node->fast.head || node->slow.head)) {
     size_t room = node->window - node->in_flight;
@@ -518,10 +522,10 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
       if (fabric_task_active(ref.task_node->task) &&
           item_states_get(ref.task_node->states, ref.index) == ITEM_PENDING &&
           !fabric_dedup_join(node, ref.task_node, ref.index))
-        fabric_work_add(fabric, node, n++, ref.task_node, ref.index);
+        fabric_work_add(fabric, node, n++, ref.task_node, ref.index, now_ms);
     }
-    n = fabric_queue_take(fabric, node, &node->fast, n, room);
-    n = fabric_queue_take(fabric, node, &node->slow, n, room);
+    n = fabric_queue_take(fabric, node, &node->fast, n, room, now_ms);
+    n = fabric_queue_take(fabric, node, &node->slow, n, room, now_ms);
     if (n == 0)
       return;
     Cdr__Work work;
@@ -600,7 +604,7 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
   item_states_set(task_node->states, index, state);
   task_node->dirty = true;
   rate_add(state == ITEM_SUCCEEDED ? &engine_stats.items_succeeded : &engine_stats.items_failed,
-           clock_now_ms() / 1000, 1);
+           (int64_t)time(NULL), 1); /* the coarse clock: this runs for every result */
   t->counters.pending--;
   if (state == ITEM_SUCCEEDED) {
     task_node->succeeded++;
