@@ -20,15 +20,27 @@ import lab  # noqa: E402
 SITE = "http://bench.example"
 
 
-def agent_rate(engine, kind, urls):
+MALLOC_COUNT_LIB = os.path.join(lab.BUILD_DIR, "libcdr-bench-malloc-count.so")
+
+
+def allocations(count_file):
+    """The agent's heap allocations so far, as bench/malloc_count.c last wrote them (every 20 ms)."""
+    time.sleep(0.05)
+    with open(count_file) as f:
+        return int(f.read().strip() or 0)
+
+
+def agent_rate(engine, kind, urls, count_file):
+    """URLs/s of one task through the agent, and the agent's heap allocations per URL in it."""
     path = "/v1/purge" if kind == "purge" else "/v1/preload"
+    before = allocations(count_file)
     start = time.monotonic()
     status, _, body = engine.request("POST", path, {"urls": urls})
     assert status == 202, body
     task = engine.wait_task(body["task_id"], timeout=600)
     elapsed = time.monotonic() - start
     assert task["counters"]["succeeded"] == len(urls), task
-    return len(urls) / elapsed
+    return len(urls) / elapsed, (allocations(count_file) - before) / len(urls)
 
 
 # How each cache is asked to purge one URL: nginx's purge location, or the PURGE method.
@@ -44,12 +56,13 @@ def xargs_rate(edge, paths, method, path_prefix):
     return len(paths) / (time.monotonic() - start)
 
 
-def wrk_rate(edge, prefix, count, seconds, method="GET"):
+def wrk_rate(edge, prefix, count, seconds, method="GET", once=False):
+    """wrk's requests/s over the paths; with once, each path exactly once (then it stops)."""
     script = os.path.join(os.path.dirname(__file__), "paths.lua")
     out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script, edge.url, "--",
-                          "bench.example", prefix, str(count), method],
+                          "bench.example", prefix, str(count), method, "once" if once else ""],
                          capture_output=True, text=True, check=True).stdout
-    return float(out.split("Requests/sec:")[1].split()[0])
+    return float(out.split("ONCE ")[1].split()[0] if once else out.split("Requests/sec:")[1].split()[0])
 
 
 
@@ -70,18 +83,23 @@ def main():
                                                            "--log-level", "warn"]).start()
         processes += [origin, edge, engine]
         agent = lab.Agent(work, "edge-1", engine.agent_address, cache=edge,
-                          extra_args=("--concurrency", "16", "--window", "1024", "--log-level", "warn")).start()
+                          extra_args=("--concurrency", "16", "--window", "1024", "--log-level", "warn"))
+        count_file = os.path.join(work, "agent-allocations")
+        agent.wrapper = ["env", f"LD_PRELOAD={MALLOC_COUNT_LIB}", f"CDR_MALLOC_COUNT_FILE={count_file}"]
+        agent.start()
         processes.append(agent)
         engine.wait_online("edge-1")
         urls = [f"{SITE}/static/{i}.css" for i in range(args.urls)]
         paths = [f"/static/{i}.css" for i in range(args.urls)]
 
-        cold = agent_rate(engine, "preload", urls)  # fills the cache from the origin
-        preload = agent_rate(engine, "preload", urls)  # warm, like wrk's GETs below
+        cold, _ = agent_rate(engine, "preload", urls, count_file)  # fills the cache from the origin
+        preload, preload_allocs = agent_rate(engine, "preload", urls, count_file)  # warm, like wrk's GETs
         wrk_get = wrk_rate(edge, "/static/", args.urls, args.seconds)
         method, path_prefix = PURGE_REQUEST[args.cache]
-        purge = agent_rate(engine, "purge", urls)
-        wrk_purge = wrk_rate(edge, f"{path_prefix}/static/", args.urls, args.seconds, method)
+        purge, purge_allocs = agent_rate(engine, "purge", urls, count_file)
+        # The same purges on the same warm cache: fill it again, then each URL purged once.
+        wrk_rate(edge, "/static/", args.urls, args.seconds, once=True)
+        wrk_purge = wrk_rate(edge, f"{path_prefix}/static/", args.urls, args.seconds, method, once=True)
         xargs = xargs_rate(edge, paths[: args.xargs_urls], method, path_prefix)
     finally:
         for process in reversed(processes):
@@ -92,11 +110,19 @@ def main():
     print(f"{'':34} {'URLs/s':>10}")
     print(f"{'agent purge (submit -> done)':34} {purge:>10.0f}")
     print(f"{'xargs -P8 curl purge':34} {xargs:>10.0f}   agent/xargs {purge / xargs:.1f}x (goal >= 10x)")
-    ceiling = f"wrk -c16 {method} {path_prefix}/... (ceiling)"
+    ceiling = f"wrk -c16 {method} {path_prefix}/... once each"
     print(f"{ceiling:34} {wrk_purge:>10.0f}   agent/wrk {purge / wrk_purge:.2f} (goal >= 0.8)")
     print(f"{'agent preload, cold cache':34} {cold:>10.0f}")
     print(f"{'agent preload, warm (submit->done)':34} {preload:>10.0f}")
     print(f"{'wrk -c16 GET through the cache':34} {wrk_get:>10.0f}   agent/wrk {preload / wrk_get:.2f} (goal >= 0.8)")
+    print(f"agent heap allocations per URL (malloc counter): purge {purge_allocs:.1f}, warm preload "
+          f"{preload_allocs:.1f} (goal 0)")
+    print(f"RESULT executor_purge_per_s {purge:.0f}")
+    print(f"RESULT executor_purge_allocations {purge_allocs:.2f}")
+    print(f"RESULT executor_preload_allocations {preload_allocs:.2f}")
+    print(f"RESULT executor_wrk_purge_per_s {wrk_purge:.0f}")
+    print(f"RESULT executor_preload_per_s {preload:.0f}")
+    print(f"RESULT executor_wrk_get_per_s {wrk_get:.0f}")
 
 
 if __name__ == "__main__":

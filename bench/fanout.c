@@ -250,6 +250,8 @@ int main(int argc, char **argv) {
          "(goals: p50 < 10 ms, p99 < 50 ms)%s\n",
          latency[tasks / 2] / 1000.0, latency[(tasks * 99) / 100] / 1000.0,
          latency[tasks - 1] / 1000.0, timeouts ? " — some tasks timed out" : "");
+  printf("RESULT fanout_p50_ms %.2f\nRESULT fanout_p99_ms %.2f\n", latency[tasks / 2] / 1000.0,
+         latency[(tasks * 99) / 100] / 1000.0);
   uv_async_send(&stop_async);
   pthread_join(thread, NULL);
   curl_slist_free_all(headers);
