@@ -118,6 +118,15 @@ static void api_reply_store_error(h2o_req_t *req, int err) {
     api_reply_error(req, err, NULL, NULL);
 }
 
+/* Answers with the task's summary, written directly (no jansson tree on the hot path). */
+static void api_reply_task(h2o_req_t *req, int status, const struct task *task) {
+  struct json_text text;
+  json_text_init(&text);
+  task_json_summary_text(task, &text);
+  api_reply_json_text(req, status, text.failed ? NULL : text.data, text.len);
+  json_text_free(&text);
+}
+
 /* Answers a read job that came back: the store error, or status with the JSON render builds. */
 static void api_job_answer(struct store_job *job, int status,
                            json_t *(*render)(const struct store_job *job)) {
@@ -189,7 +198,7 @@ static void api_on_task_stored(struct store_job *job) {
             job->task->target_count);
   rate_add(&engine_stats.tasks_accepted, clock_now_ms() / 1000, 1);
   if (req)
-    api_reply_json(req, 202, task_json_summary(job->task));
+    api_reply_task(req, 202, job->task);
   /* The task is on disk: the fabric takes the job and plans the task onto its nodes. */
   job->owner = NULL;
   job->fabric_request = FABRIC_TASK_ACCEPTED;

@@ -30,17 +30,18 @@ static const char *api_reason(int status) {
 void api_reply_json(h2o_req_t *req, int status, json_t *body) {
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
+  api_reply_json_text(req, status, text, text ? strlen(text) : 0);
+  free(text);
+}
+
+void api_reply_json_text(h2o_req_t *req, int status, const char *text, size_t len) {
   if (!text) {
     static const char fallback[] =
         "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"the engine is out of memory\"}}";
     status = 503;
-    text = strdup(fallback);
-    if (!text) {
-      h2o_send_error_generic(req, 503, "Service Unavailable", "out of memory", 0);
-      return;
-    }
+    text = fallback;
+    len = sizeof(fallback) - 1;
   }
-  size_t len = strlen(text);
   req->res.status = status;
   req->res.reason = api_reason(status);
   req->res.content_length = len; /* without it HTTP/1.1 would answer Connection: close */
@@ -54,8 +55,7 @@ void api_reply_json(h2o_req_t *req, int status, json_t *body) {
   int64_t us = (int64_t)(now.tv_sec - begin->tv_sec) * 1000000 + (now.tv_usec - begin->tv_usec);
   stats_api_response(status, now.tv_sec, us > 0 ? (uint64_t)us : 0);
   access_log_write(req, status, us);
-  h2o_send_inline(req, text, len);
-  free(text);
+  h2o_send_inline(req, text, len); /* copies text into the request's pool */
 }
 
 void api_reply_text(h2o_req_t *req, int status, const char *content_type, const char *text) {

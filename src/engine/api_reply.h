@@ -9,6 +9,9 @@
 /* Sends status with body as compact JSON; takes the reference to body. */
 void api_reply_json(h2o_req_t *req, int status, json_t *body);
 
+/* Sends status with len bytes of JSON text (copied); NULL text: 503 out of memory. */
+void api_reply_json_text(h2o_req_t *req, int status, const char *text, size_t len);
+
 /* Sends status with a text body of content_type (copied). */
 void api_reply_text(h2o_req_t *req, int status, const char *content_type, const char *text);
 

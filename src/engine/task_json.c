@@ -3,61 +3,109 @@
 
 #include "common/clock.h"
 
+#include <string.h>
+
 /* An ISO 8601 timestamp, or null for a time that has not happened (0). */
-static json_t *task_json_time(int64_t ms) {
-  if (ms == 0)
-    return json_null();
+static void task_json_time(struct json_text *out, int64_t ms) {
+  if (ms == 0) {
+    JSON_TEXT_LITERAL(out, "null");
+    return;
+  }
   char text[CLOCK_ISO8601_SIZE];
   clock_format_iso8601(ms, text);
-  return json_string(text);
+  json_text_string(out, text);
 }
 
-static json_t *task_json_string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+/* JSON text stored with the task (groups, headers), written by json_dumps(JSON_COMPACT) when it
+ * was accepted: it goes out as it is. */
+static void task_json_embedded(struct json_text *out, const char *stored) {
+  if (stored)
+    json_text_raw(out, stored, strlen(stored));
+  else
+    JSON_TEXT_LITERAL(out, "null");
+}
 
-/* Parses JSON text stored with the task (groups, headers); null when absent or unreadable. */
-static json_t *task_json_embedded(const char *text) {
-  json_t *value = text ? json_loads(text, 0, NULL) : NULL;
-  return value ? value : json_null();
+void task_json_summary_text(const struct task *task, struct json_text *out) {
+  JSON_TEXT_LITERAL(out, "{\"task_id\":");
+  json_text_string(out, task->id);
+  JSON_TEXT_LITERAL(out, ",\"type\":");
+  json_text_string(out, task_type_name(task->type));
+  JSON_TEXT_LITERAL(out, ",\"mode\":"); /* a mode only means something for purges */
+  json_text_string(out, task->type == TASK_PURGE ? task_mode_name(task->mode) : NULL);
+  JSON_TEXT_LITERAL(out, ",\"status\":");
+  json_text_string(out, task_state_name(task->state));
+  static const char *const kinds[] = {
+      ",\"targets\":{\"urls\":", ",\"prefixes\":", ",\"regexes\":", ",\"tags\":"};
+  static const enum target_kind order[] = {TARGET_URL, TARGET_PREFIX, TARGET_REGEX, TARGET_TAG};
+  for (size_t i = 0; i < 4; i++) {
+    json_text_raw(out, kinds[i], strlen(kinds[i]));
+    json_text_int(out, task->target_counts[order[i]]);
+  }
+  JSON_TEXT_LITERAL(out, "},\"nodes\":");
+  if (task->node_groups_json) {
+    JSON_TEXT_LITERAL(out, "{\"groups\":");
+    task_json_embedded(out, task->node_groups_json);
+    JSON_TEXT_LITERAL(out, "}");
+  } else {
+    JSON_TEXT_LITERAL(out, "null");
+  }
+  JSON_TEXT_LITERAL(out, ",\"callback\":");
+  json_text_string(out, task->callback);
+  JSON_TEXT_LITERAL(out, ",\"deadline_s\":");
+  json_text_int(out, task->deadline_s);
+  JSON_TEXT_LITERAL(out, ",\"counters\":{\"total\":");
+  json_text_int(out, task->counters.total);
+  JSON_TEXT_LITERAL(out, ",\"succeeded\":");
+  json_text_int(out, task->counters.succeeded);
+  JSON_TEXT_LITERAL(out, ",\"failed\":");
+  json_text_int(out, task->counters.failed);
+  JSON_TEXT_LITERAL(out, ",\"pending\":");
+  json_text_int(out, task->counters.pending);
+  JSON_TEXT_LITERAL(out, ",\"unsupported\":");
+  json_text_int(out, task->counters.unsupported);
+  JSON_TEXT_LITERAL(out, "},\"created_at\":");
+  task_json_time(out, task->created_ms);
+  JSON_TEXT_LITERAL(out, ",\"started_at\":");
+  task_json_time(out, task->started_ms);
+  JSON_TEXT_LITERAL(out, ",\"finished_at\":");
+  task_json_time(out, task->finished_ms);
+  if (task->callback) {
+    JSON_TEXT_LITERAL(out, ",\"callback_delivery\":{\"state\":");
+    json_text_string(out, callback_state_name(task->callback_state));
+    JSON_TEXT_LITERAL(out, ",\"attempts\":[");
+    for (int64_t i = 0; task->callback_attempts && i < task->callback_attempt_count; i++) {
+      const struct callback_attempt *a = &task->callback_attempts[i];
+      if (i > 0)
+        JSON_TEXT_LITERAL(out, ",");
+      JSON_TEXT_LITERAL(out, "{\"attempt\":");
+      json_text_int(out, a->attempt);
+      JSON_TEXT_LITERAL(out, ",\"at\":");
+      task_json_time(out, a->at_ms);
+      JSON_TEXT_LITERAL(out, ",\"http_status\":");
+      json_text_int(out, a->http_status);
+      JSON_TEXT_LITERAL(out, ",\"error\":");
+      json_text_string(out, a->error);
+      JSON_TEXT_LITERAL(out, "}");
+    }
+    JSON_TEXT_LITERAL(out, "]}");
+  }
+  if (task->type == TASK_PRELOAD) {
+    JSON_TEXT_LITERAL(out, ",\"headers\":");
+    task_json_embedded(out, task->headers_json);
+  }
+  if (task->tenant) {
+    JSON_TEXT_LITERAL(out, ",\"tenant\":");
+    json_text_string(out, task->tenant);
+  }
+  JSON_TEXT_LITERAL(out, "}");
 }
 
 json_t *task_json_summary(const struct task *task) {
-  json_t *targets =
-      json_pack("{s:I,s:I,s:I,s:I}", "urls", (json_int_t)task->target_counts[TARGET_URL],
-                "prefixes", (json_int_t)task->target_counts[TARGET_PREFIX], "regexes",
-                (json_int_t)task->target_counts[TARGET_REGEX], "tags",
-                (json_int_t)task->target_counts[TARGET_TAG]);
-  json_t *counters = json_pack(
-      "{s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)task->counters.total, "succeeded",
-      (json_int_t)task->counters.succeeded, "failed", (json_int_t)task->counters.failed, "pending",
-      (json_int_t)task->counters.pending, "unsupported", (json_int_t)task->counters.unsupported);
-  json_t *groups = task_json_embedded(task->node_groups_json);
-  json_t *nodes = json_is_null(groups) ? groups : json_pack("{s:o}", "groups", groups);
-  /* A mode only means something for purges. */
-  json_t *mode = task->type == TASK_PURGE ? json_string(task_mode_name(task->mode)) : json_null();
-  json_t *summary = json_pack(
-      "{s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o}", "task_id", task->id, "type",
-      task_type_name(task->type), "mode", mode, "status", task_state_name(task->state), "targets",
-      targets, "nodes", nodes, "callback", task_json_string_or_null(task->callback), "deadline_s",
-      (json_int_t)task->deadline_s, "counters", counters, "created_at",
-      task_json_time(task->created_ms), "started_at", task_json_time(task->started_ms),
-      "finished_at", task_json_time(task->finished_ms));
-  if (summary && task->callback) {
-    json_t *attempts = json_array();
-    for (int64_t i = 0; task->callback_attempts && i < task->callback_attempt_count; i++) {
-      const struct callback_attempt *a = &task->callback_attempts[i];
-      json_array_append_new(
-          attempts, json_pack("{s:I,s:o,s:I,s:o}", "attempt", (json_int_t)a->attempt, "at",
-                              task_json_time(a->at_ms), "http_status", (json_int_t)a->http_status,
-                              "error", task_json_string_or_null(a->error)));
-    }
-    json_object_set_new(summary, "callback_delivery",
-                        json_pack("{s:s,s:o}", "state", callback_state_name(task->callback_state),
-                                  "attempts", attempts));
-  }
-  if (summary && task->type == TASK_PRELOAD)
-    json_object_set_new(summary, "headers", task_json_embedded(task->headers_json));
-  if (summary && task->tenant)
-    json_object_set_new(summary, "tenant", json_string(task->tenant));
+  struct json_text text;
+  json_text_init(&text);
+  task_json_summary_text(task, &text);
+  json_t *summary = text.failed ? NULL : json_loadb(text.data, text.len, 0, NULL);
+  json_text_free(&text);
   return summary;
 }
 

@@ -2,13 +2,19 @@
 #ifndef CDR_TASK_JSON_H
 #define CDR_TASK_JSON_H
 
+#include "common/json_text.h"
 #include "engine/task.h"
 #include "engine/task_items.h"
 
 #include <jansson.h>
 
-/* Returns a new JSON object describing task: id, type, mode, status, targets by kind, node
- * selection, callback, deadline, counters and timings. NULL when out of memory. Caller decrefs. */
+/* Appends the JSON text describing task: id, type, mode, status, targets by kind, node selection,
+ * callback, deadline, counters and timings (out->failed when out of memory). Written directly: the
+ * 202 of every accepted task carries it. */
+void task_json_summary_text(const struct task *task, struct json_text *out);
+
+/* The same as a new JSON object, for responses that embed it. NULL when out of memory. Caller
+ * decrefs. */
 json_t *task_json_summary(const struct task *task);
 
 /* Returns a new JSON object for one item: the target, its summary state and its result on each
