@@ -5,6 +5,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,8 +183,14 @@ static int store_mkdir(const char *dir, char *err, size_t err_size) {
   }
 }
 
+/* Process-wide SQLite settings, before its first use. Memory statistics take a global mutex on
+ * every allocation; nothing reads them. */
+static void store_configure_sqlite(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
                size_t err_size) {
+  static pthread_once_t configured = PTHREAD_ONCE_INIT;
+  pthread_once(&configured, store_configure_sqlite);
   if (!options->read_only && store_mkdir(dir, err, err_size))
     return CDR_ESTORE_UNAVAILABLE;
   struct store *store = calloc(1, sizeof(*store));
