@@ -69,7 +69,8 @@ def wrk_rate(edge, prefix, count, seconds, method="GET", once=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", choices=sorted(PURGE_REQUEST), default="nginx")
-    parser.add_argument("--urls", type=int, default=10000)
+    parser.add_argument("--urls", type=int, default=50000,
+                        help="URLs of each task: enough that a task's fixed costs (accept, last save) fade")
     parser.add_argument("--xargs-urls", type=int, default=2000, help="xargs spawns a curl per URL")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration")
     args = parser.parse_args()
@@ -80,6 +81,7 @@ def main():
         origin = lab.start_origin(work, files)
         edge = lab.start_cache(args.cache, work, "edge", origin)
         engine = lab.Engine(os.path.join(work, "engine"), ["--max-items", str(args.urls),
+                                                           "--max-body-bytes", str(64 * args.urls + 4096),
                                                            "--log-level", "warn"]).start()
         processes += [origin, edge, engine]
         agent = lab.Agent(work, "edge-1", engine.agent_address, cache=edge,
@@ -98,7 +100,7 @@ def main():
         method, path_prefix = PURGE_REQUEST[args.cache]
         purge, purge_allocs = agent_rate(engine, "purge", urls, count_file)
         # The same purges on the same warm cache: fill it again, then each URL purged once.
-        wrk_rate(edge, "/static/", args.urls, args.seconds, once=True)
+        agent_rate(engine, "preload", urls, count_file)
         wrk_purge = wrk_rate(edge, f"{path_prefix}/static/", args.urls, args.seconds, method, once=True)
         xargs = xargs_rate(edge, paths[: args.xargs_urls], method, path_prefix)
     finally:
