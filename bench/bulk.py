@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,12 +54,8 @@ def main():
     engine = lab.Engine(os.path.join(work, "engine"), [
         "--log-level", "warn", "--max-items", str(args.urls), "--max-body-bytes", str(len(body) + 4096),
         "--max-window", str(args.window)]).start()
-    sim = subprocess.Popen([os.path.join(lab.BUILD_DIR, "cdr-bench-fanout"), "--window", str(args.window),
-                            engine.url, engine.agent_address, str(args.agents), "0"],
-                           stdout=subprocess.PIPE, text=True)
+    sim = lab.start_simulated_agents(engine, args.agents, "--window", str(args.window))
     try:
-        if "connected" not in sim.stdout.readline():
-            sys.exit(f"bulk: the simulator stopped (exit {sim.wait()})")
         lab.wait_until(lambda: engine.admin("GET", "/v1/stats")[2]["fabric"]["nodes_online"] == args.agents,
                        timeout=30, what="every node online")
         time.sleep(1)

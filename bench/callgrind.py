@@ -84,10 +84,7 @@ def main():
     sim = None
     try:
         task_ir, accepted = per_task(engine, work, args.seconds)
-        sim = subprocess.Popen([os.path.join(lab.BUILD_DIR, "cdr-bench-fanout"), engine.url, engine.agent_address,
-                                str(args.agents), "0"], stdout=subprocess.PIPE, text=True)
-        if "connected" not in sim.stdout.readline():
-            sys.exit("callgrind: the simulator stopped")
+        sim = lab.start_simulated_agents(engine, args.agents)
         result_ir = per_result(engine, work, args.urls // 5, args.urls, args.agents)
     finally:
         if sim:

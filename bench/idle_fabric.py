@@ -13,7 +13,6 @@ import argparse
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,12 +75,7 @@ def main():
         rss_before = rss_kib(engine.proc.pid)
         sources = (args.agents + PORTS_PER_SOURCE - 1) // PORTS_PER_SOURCE
         started = time.monotonic()
-        sim = subprocess.Popen([os.path.join(lab.BUILD_DIR, "cdr-bench-fanout"), "--sources", str(sources),
-                                engine.url, engine.agent_address, str(args.agents), "0"],
-                               stdout=subprocess.PIPE, text=True)
-        line = sim.stdout.readline()
-        if "connected" not in line:
-            sys.exit(f"idle fabric: the simulator stopped: {line.strip()} (exit {sim.wait()})")
+        sim = lab.start_simulated_agents(engine, args.agents, "--sources", str(sources))
         connect_s = time.monotonic() - started
         # Registrations are saved by the store writer; let that finish before measuring quiet.
         lab.wait_until(lambda: online_nodes(engine) == args.agents, timeout=120, interval=0.5,

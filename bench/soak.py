@@ -31,10 +31,8 @@ def main():
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="cdr-bench-soak-")
     engine = lab.Engine(os.path.join(work, "engine"), ["--log-level", "warn"]).start()
-    sim = subprocess.Popen([os.path.join(lab.BUILD_DIR, "cdr-bench-fanout"), engine.url, engine.agent_address,
-                            str(args.agents), "0"], stdout=subprocess.PIPE, text=True)
+    sim = lab.start_simulated_agents(engine, args.agents)
     try:
-        sim.stdout.readline()  # the agents are connected
         time.sleep(1)
         script = os.path.join(os.path.dirname(__file__), "purge.lua")
         wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",

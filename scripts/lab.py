@@ -193,6 +193,18 @@ class Engine(Process):
                    timeout=timeout, what=f"nodes {node_ids} online")
 
 
+def start_simulated_agents(engine, count, *options):
+    """The benchmarks' simulated agents (bench/fanout.c): count agents in one process answering all
+    work and heartbeats until killed; returns the process once every agent was welcomed."""
+    sim = subprocess.Popen([os.path.join(BUILD_DIR, "cdr-bench-fanout"), *options, engine.url,
+                            engine.agent_address, str(count), "0"], stdout=subprocess.PIPE, text=True)
+    line = sim.stdout.readline()
+    if "connected" not in line:
+        sim.kill()
+        raise RuntimeError(f"simulated agents stopped: {line.strip()} (exit {sim.wait()})")
+    return sim
+
+
 class Agent(Process):
     """An agent for an nginx cache at cache_url, or for any cache object given as cache (its
     agent_args() say how the agent drives it)."""

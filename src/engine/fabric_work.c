@@ -173,6 +173,7 @@ static void fabric_task_start(struct fabric *fabric, struct fabric_task *task) {
 
 static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task);
 static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task);
+static void fabric_task_maybe_free(struct fabric *fabric, struct fabric_task *task);
 
 static void fabric_on_plan_retry(struct wheel_timer *timer) {
   struct fabric_task *task =
@@ -196,24 +197,23 @@ static void fabric_on_planned(struct store_job *job) {
     return;
   }
   task->task->planned = true;
-  if (task->finished) {
+  if (task->node_count == 0) {
     /* No node: it failed at once, and that is saved. */
     if (task->task->callback && fabric->callbacks)
       callbacks_deliver(fabric->callbacks, task->task);
     fabric_task_free(fabric, task);
     return;
   }
-  fabric_task_start(fabric, task);
+  fabric_task_maybe_free(fabric, task);
 }
 
-/* Writes the task's plan (its nodes, all pending) before any of its work is sent. */
+/* Writes the task's plan: its nodes and their records. Its work goes out meanwhile, without waiting
+ * for the commit: a crash before it only means the task is planned again at the next start, and
+ * purges and preloads are idempotent. Progress saves come after it (one writer, in order). */
 static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   struct store_job *job = calloc(1, sizeof(*job));
-  if (!job) {
-    timer_wheel_start(&fabric->wheel, &task->plan_retry, FABRIC_PLAN_RETRY_MS,
-                      fabric_on_plan_retry);
-    return;
-  }
+  if (!job)
+    goto later;
   arena_init(&job->arena,
              4 * item_states_bytes(task->task->target_count) * (task->node_count + 1) + (1 << 20));
   job->kind = STORE_JOB_PLAN;
@@ -222,24 +222,33 @@ static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   job->done = fabric_on_planned;
   job->task = arena_alloc(&job->arena, sizeof(*job->task));
   job->task_nodes = arena_alloc(&job->arena, (task->node_count + 1) * sizeof(*job->task_nodes));
-  if (!job->task || !job->task_nodes) {
-    arena_release(&job->arena);
-    free(job);
-    timer_wheel_start(&fabric->wheel, &task->plan_retry, FABRIC_PLAN_RETRY_MS,
-                      fabric_on_plan_retry);
-    return;
-  }
+  if (!job->task || !job->task_nodes)
+    goto later;
+  /* A copy of the task as it is now (all pending the first time; a retry after a store error
+   * writes what has happened since, so it never takes saved progress back). */
   *job->task = *task->task;
   size_t bytes = item_states_bytes(task->task->target_count);
   for (size_t i = 0; i < task->node_count; i++) {
+    const struct fabric_task_node *task_node = &task->nodes[i];
     struct store_task_node *record = &job->task_nodes[i];
-    memset(record, 0, sizeof(*record));
-    record->node_id = task->nodes[i].node->id;
-    record->states = task->nodes[i].states; /* untouched until the plan is saved */
-    record->states_len = bytes;
+    *record = (struct store_task_node){.node_id = task_node->node->id,
+                                       .states = arena_alloc(&job->arena, bytes ? bytes : 1),
+                                       .states_len = bytes,
+                                       .succeeded = task_node->succeeded,
+                                       .failed = task_node->failed,
+                                       .unsupported = task_node->unsupported};
+    if (!record->states)
+      goto later;
+    memcpy(record->states, task_node->states, bytes);
   }
   job->task_node_count = task->node_count;
   fabric_submit(fabric, job);
+  return;
+later:
+  if (job)
+    arena_release(&job->arena);
+  free(job);
+  timer_wheel_start(&fabric->wheel, &task->plan_retry, FABRIC_PLAN_RETRY_MS, fabric_on_plan_retry);
 }
 
 static struct fabric_task *fabric_task_new(struct fabric *fabric) {
@@ -251,7 +260,7 @@ static struct fabric_task *fabric_task_new(struct fabric *fabric) {
   return task;
 }
 
-/* Splits a freshly accepted task over the nodes it selects, and saves that plan. */
+/* Splits a freshly accepted task over the nodes it selects, saves that plan and sends its work. */
 static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
   fabric_task_headers(task);
   fabric_dedup_prepare(task);
@@ -271,6 +280,8 @@ static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
              t->id);
   }
   fabric_task_plan(fabric, task);
+  if (!task->finished)
+    fabric_task_start(fabric, task);
 }
 
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
