@@ -271,7 +271,9 @@ static void link_conn_dispatch(struct link_conn *conn, struct frame_buffer *byte
     return;
   }
   size_t rest = bytes->len - used;
-  if (rest && frame_buffer_reserve(&conn->in, rest) != 0) {
+  if (rest == 0)
+    return; /* the usual case: the read held whole frames */
+  if (frame_buffer_reserve(&conn->in, rest) != 0) {
     link_conn_close(conn, "out of memory");
     return;
   }
