@@ -21,12 +21,15 @@ struct exec_slot {
   char *url; /* request URL, filled by the driver */
   size_t url_cap;
   char host[320];
-  char *extra_header; /* the driver's one extra header line */
+  char host_line[340]; /* "Host: " host */
+  char *extra_header;  /* the driver's one extra header line */
   size_t extra_header_cap;
   char *header_lines; /* "Name: value" lines of the item's headers, NUL-separated */
   size_t header_lines_cap;
   CURL *easy;
-  struct curl_slist *headers;
+  struct curl_slist *header_nodes; /* the request's header list, linked through the slot's own
+                                      nodes (libcurl only reads it): no allocation per request */
+  size_t header_node_cap;
   struct exec_outcome outcome;
   uv_work_t work;
 };
@@ -145,29 +148,52 @@ static void exec_offload_done(uv_work_t *work, int status) {
   exec_finish(executor, slot);
 }
 
+/* Links the request's header lines (Host, the driver's header, the item's headers) through the
+ * slot's list nodes; NULL when there are none. False when out of memory. */
+static bool exec_header_list(struct exec_slot *slot, const struct exec_request *request,
+                             struct curl_slist **out) {
+  size_t most = 2 + (request->send_item_headers ? slot->item.header_count : 0);
+  if (most > slot->header_node_cap) {
+    struct curl_slist *nodes = realloc(slot->header_nodes, most * sizeof(*nodes));
+    if (!nodes)
+      return false;
+    slot->header_nodes = nodes;
+    slot->header_node_cap = most;
+  }
+  struct curl_slist *nodes = slot->header_nodes;
+  size_t n = 0;
+  if (slot->host[0]) {
+    snprintf(slot->host_line, sizeof(slot->host_line), "Host: %s", slot->host);
+    nodes[n++].data = slot->host_line;
+  }
+  if (slot->extra_header[0])
+    nodes[n++].data = slot->extra_header;
+  if (request->send_item_headers) {
+    char *line = slot->header_lines;
+    for (size_t i = 0; i < slot->item.header_count; i++) {
+      nodes[n++].data = line;
+      line += strlen(line) + 1;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    nodes[i].next = i + 1 < n ? &nodes[i + 1] : NULL;
+  *out = n ? nodes : NULL;
+  return true;
+}
+
 /* Builds the request the driver planned and hands it to curl. */
 static void exec_request_start(struct executor *executor, struct exec_slot *slot,
                                const struct exec_request *request) {
-  curl_slist_free_all(slot->headers);
-  slot->headers = NULL;
-  if (slot->host[0]) {
-    char host_header[340];
-    snprintf(host_header, sizeof(host_header), "Host: %s", slot->host);
-    slot->headers = curl_slist_append(slot->headers, host_header);
-  }
-  if (slot->extra_header[0])
-    slot->headers = curl_slist_append(slot->headers, slot->extra_header);
-  if (request->send_item_headers) {
-    const char *line = slot->header_lines;
-    for (size_t i = 0; i < slot->item.header_count; i++) {
-      slot->headers = curl_slist_append(slot->headers, line);
-      line += strlen(line) + 1;
-    }
+  struct curl_slist *headers;
+  if (!exec_header_list(slot, request, &headers)) {
+    driver_outcome_failed(&slot->outcome, 0, CURLE_OUT_OF_MEMORY);
+    exec_finish(executor, slot);
+    return;
   }
   /* Only what changes per item; the rest was set once (exec_slot_setup). */
   CURL *easy = slot->easy;
   curl_easy_setopt(easy, CURLOPT_URL, slot->url);
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, slot->headers);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
                    strcmp(request->method, "GET") == 0 ? NULL : request->method);
   if (curl_uv_add(executor->curl, easy) != 0) {
@@ -343,7 +369,7 @@ static void exec_curl_closed(void *context) {
   for (size_t i = 0; i < executor->slot_count; i++) {
     struct exec_slot *slot = &executor->slots[i];
     curl_easy_cleanup(slot->easy);
-    curl_slist_free_all(slot->headers);
+    free(slot->header_nodes);
     free(slot->target);
     free(slot->url);
     free(slot->extra_header);
