@@ -87,6 +87,26 @@ def test_preload_makes_urls_hits(two_edges):
     assert cache_states(edges, "/b.js") == ["HIT", "HIT"]
 
 
+def test_preload_sends_the_task_headers_through_the_cache(lab):
+    """The task's headers go with every preload request: the edge passes them to the origin on
+    the miss, and the origin's access log (combined format) shows the two it records."""
+    origin = lab.origin(FILES)
+    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
+    engine = lab.engine()
+    for i, edge in enumerate(edges):
+        lab.agent(engine, f"edge-{i + 1}", edge)
+    engine.wait_online("edge-1", "edge-2")
+    headers = {"Referer": "https://probe.example/from-the-task", "User-Agent": "cdnrefresh-probe/1"}
+    _, _, body = engine.request("POST", "/v1/preload", {"urls": [SITE + "/b.js"], "headers": headers})
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "done" and task["counters"]["succeeded"] == 2
+    with open(os.path.join(origin.prefix, "access.log")) as f:
+        fetched = [line for line in f if "/b.js" in line]
+    assert len(fetched) == 2, fetched  # one miss per edge
+    for line in fetched:
+        assert '"https://probe.example/from-the-task"' in line and '"cdnrefresh-probe/1"' in line, line
+
+
 def test_groups_select_nodes(two_edges):
     engine, edges = two_edges
     warm(edges, "/a.css")
