@@ -117,7 +117,10 @@ static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS callback_attempts ("
     " task_id TEXT NOT NULL, attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
     " http_status INTEGER NOT NULL, error TEXT, PRIMARY KEY (task_id, attempt)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS tasks_by_tenant_state ON tasks (tenant, state, id);"
+    /* A tenant's tasks newest first (its list, filtered by state or not); the state is not in
+     * it, so a task changing state leaves it alone. */
+    "DROP INDEX IF EXISTS tasks_by_tenant_state;"
+    "CREATE INDEX IF NOT EXISTS tasks_by_tenant ON tasks (tenant, id);"
     "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, id);"
     "CREATE TABLE IF NOT EXISTS task_targets ("
     " task_id TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"
@@ -151,7 +154,7 @@ static const char store_schema[] =
     /* tenants_generation: bumped by every tenant change, so engines notice and reload */
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('tenants_generation', 0);"
-    "PRAGMA user_version = 5;";
+    "PRAGMA user_version = 6;";
 
 int store_error(struct store *store, int rc, const char *what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
