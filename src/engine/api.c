@@ -127,18 +127,33 @@ static void api_reply_task(h2o_req_t *req, int status, const struct task *task) 
   json_text_free(&text);
 }
 
+/* A read job that came back: the request to answer, or NULL when its client is gone or its store
+ * error has been sent. */
+static h2o_req_t *api_job_answerable(struct store_job *job) {
+  h2o_req_t *req = api_job_finish(job);
+  if (req && job->result) {
+    api_reply_store_error(req, job->result);
+    return NULL;
+  }
+  return req;
+}
+
 /* Answers a read job that came back: the store error, or status with the JSON render builds. */
 static void api_job_answer(struct store_job *job, int status,
                            json_t *(*render)(const struct store_job *job)) {
-  h2o_req_t *req = api_job_finish(job);
-  if (req && job->result)
-    api_reply_store_error(req, job->result);
-  else if (req)
+  h2o_req_t *req = api_job_answerable(job);
+  if (req)
     api_reply_json(req, status, render(job));
   api_job_free(job);
 }
 
-static json_t *api_render_task(const struct store_job *job) { return task_json_summary(job->task); }
+/* api_job_answer for a job answered with its task's summary, written straight into text. */
+static void api_job_answer_task(struct store_job *job) {
+  h2o_req_t *req = api_job_answerable(job);
+  if (req)
+    api_reply_task(req, 200, job->task);
+  api_job_free(job);
+}
 
 static json_t *api_render_tasks(const struct store_job *job) {
   json_t *tasks = json_array();
@@ -213,7 +228,7 @@ static void api_on_task_canceled(struct store_job *job) {
     notice->fabric_request = FABRIC_TASK_CANCELED;
     fabric_post(api_loop_of_job(job)->server->fabric, notice);
   }
-  api_job_answer(job, 200, api_render_task);
+  api_job_answer_task(job);
 }
 
 static json_t *api_render_nodes(const struct store_job *job) {
@@ -484,7 +499,7 @@ static int api_list_tenants(h2o_req_t *req) {
   return 0;
 }
 
-static void api_on_task_read(struct store_job *job) { api_job_answer(job, 200, api_render_task); }
+static void api_on_task_read(struct store_job *job) { api_job_answer_task(job); }
 
 static void api_on_tasks_listed(struct store_job *job) {
   api_job_answer(job, 200, api_render_tasks);

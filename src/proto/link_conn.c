@@ -47,7 +47,6 @@ void link_conn_init(struct link_conn *conn, uv_loop_t *loop, struct link_shared 
   frame_buffer_init(&conn->out, 4 * max_frame);
   frame_buffer_init(&conn->sending, 4 * max_frame);
   conn->shared = shared;
-  conn->max_payload = shared->max_payload;
   conn->on_frame = on_frame;
   conn->on_close = on_close;
   conn->owner = owner;
@@ -247,12 +246,12 @@ static void link_conn_dispatch(struct link_conn *conn, struct frame_buffer *byte
   size_t used = 0;
   while (!conn->closing) {
     struct frame_view view;
-    int rc = frame_peek(bytes->data + used, bytes->len - used, conn->max_payload, &view);
+    int rc = frame_peek(bytes->data + used, bytes->len - used, shared->max_payload, &view);
     if (rc == CDR_EAGAIN)
       break;
     ProtobufCMessage *message = NULL;
     if (!rc)
-      rc = frame_unpack(&view, shared->decompress, &shared->scratch, conn->max_payload,
+      rc = frame_unpack(&view, shared->decompress, &shared->scratch, shared->max_payload,
                         &shared->arena, &message);
     if (rc) {
       char why[128];
@@ -346,7 +345,7 @@ static void link_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
 }
 
 int link_conn_tls(struct link_conn *conn, SSL_CTX *ctx, bool server, const char *peer_host) {
-  size_t max_frame = FRAME_HEADER_SIZE + conn->max_payload;
+  size_t max_frame = FRAME_HEADER_SIZE + conn->shared->max_payload;
   frame_buffer_init(&conn->tls_out, 5 * max_frame); /* frames plus record overhead */
   frame_buffer_init(&conn->tls_sending, 5 * max_frame);
   conn->ssl = SSL_new(ctx);

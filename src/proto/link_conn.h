@@ -55,7 +55,6 @@ struct link_conn {
   bool writing;
   bool closing;
   const char *finish_why; /* set by link_conn_finish: close once everything queued is written */
-  size_t max_payload;
   link_frame_cb on_frame;
   link_close_cb on_close;
   char peer[64]; /* for logs: node id once known, else the address */
