@@ -43,23 +43,27 @@ def agent_rate(engine, kind, urls, count_file):
     return len(urls) / elapsed, (allocations(count_file) - before) / len(urls)
 
 
-# How each cache is asked to purge one URL: nginx's purge location, or the PURGE method.
-PURGE_REQUEST = {"nginx": ("GET", "/purge"), "varnish": ("PURGE", ""), "ats": ("PURGE", ""),
-                 "squid": ("PURGE", "")}
+# How each cache is asked to purge one URL outside the agent: a GET on nginx's loopback purge
+# server (the cache-purge module), or the PURGE method.
+PURGE_METHOD = {"nginx": "GET", "varnish": "PURGE", "ats": "PURGE", "squid": "PURGE"}
 
 
-def xargs_rate(edge, paths, method, path_prefix):
-    lines = "".join(f"{edge.url}{path_prefix}{p}\n" for p in paths)
+def purge_base(edge, kind):
+    return edge.purge_url if kind == "nginx" else edge.url
+
+
+def xargs_rate(base, paths, method):
+    lines = "".join(f"{base}{p}\n" for p in paths)
     start = time.monotonic()
     subprocess.run(["xargs", "-P8", "-n1", "curl", "-s", "-o", "/dev/null", "-X", method,
                     "-H", "Host: bench.example"], input=lines, text=True, check=True)
     return len(paths) / (time.monotonic() - start)
 
 
-def wrk_rate(edge, prefix, count, seconds, method="GET", once=False):
+def wrk_rate(base, prefix, count, seconds, method="GET", once=False):
     """wrk's requests/s over the paths; with once, each path exactly once (then it stops)."""
     script = os.path.join(os.path.dirname(__file__), "paths.lua")
-    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script, edge.url, "--",
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script, base, "--",
                           "bench.example", prefix, str(count), method, "once" if once else ""],
                          capture_output=True, text=True, check=True).stdout
     return float(out.split("ONCE ")[1].split()[0] if once else out.split("Requests/sec:")[1].split()[0])
@@ -68,7 +72,7 @@ def wrk_rate(edge, prefix, count, seconds, method="GET", once=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", choices=sorted(PURGE_REQUEST), default="nginx")
+    parser.add_argument("--cache", choices=sorted(PURGE_METHOD), default="nginx")
     parser.add_argument("--urls", type=int, default=50000,
                         help="URLs of each task: enough that a task's fixed costs (accept, last save) fade")
     parser.add_argument("--xargs-urls", type=int, default=2000, help="xargs spawns a curl per URL")
@@ -96,13 +100,13 @@ def main():
 
         cold, _ = agent_rate(engine, "preload", urls, count_file)  # fills the cache from the origin
         preload, preload_allocs = agent_rate(engine, "preload", urls, count_file)  # warm, like wrk's GETs
-        wrk_get = wrk_rate(edge, "/static/", args.urls, args.seconds)
-        method, path_prefix = PURGE_REQUEST[args.cache]
+        wrk_get = wrk_rate(edge.url, "/static/", args.urls, args.seconds)
+        method, base = PURGE_METHOD[args.cache], purge_base(edge, args.cache)
         purge, purge_allocs = agent_rate(engine, "purge", urls, count_file)
         # The same purges on the same warm cache: fill it again, then each URL purged once.
         agent_rate(engine, "preload", urls, count_file)
-        wrk_purge = wrk_rate(edge, f"{path_prefix}/static/", args.urls, args.seconds, method, once=True)
-        xargs = xargs_rate(edge, paths[: args.xargs_urls], method, path_prefix)
+        wrk_purge = wrk_rate(base, "/static/", args.urls, args.seconds, method, once=True)
+        xargs = xargs_rate(base, paths[: args.xargs_urls], method)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -112,7 +116,7 @@ def main():
     print(f"{'':34} {'URLs/s':>10}")
     print(f"{'agent purge (submit -> done)':34} {purge:>10.0f}")
     print(f"{'xargs -P8 curl purge':34} {xargs:>10.0f}   agent/xargs {purge / xargs:.1f}x (goal >= 10x)")
-    ceiling = f"wrk -c16 {method} {path_prefix}/... once each"
+    ceiling = f"wrk -c16 {method} /... once each"
     print(f"{ceiling:34} {wrk_purge:>10.0f}   agent/wrk {purge / wrk_purge:.2f} (goal >= 0.8)")
     print(f"{'agent preload, cold cache':34} {cold:>10.0f}")
     print(f"{'agent preload, warm (submit->done)':34} {preload:>10.0f}")

@@ -1,11 +1,15 @@
 """A lab of real processes on loopback for the demo and the end-to-end tests: the engine, agents,
 an nginx origin and edge caches of every kind the agent drives (nginx, Varnish, Squid, Apache
-Traffic Server), each running the config shipped in deploy/ with its placeholders filled in."""
+Traffic Server), each running the config shipped in deploy/ with its placeholders filled in. Edges
+are set up as production edges are: each also serves HTTPS (nginx itself; the others behind the
+TLS terminator of deploy/nginx/tls-terminator.conf, which sends X-Forwarded-Proto), and the origin
+compresses text, so its answers carry Vary: Accept-Encoding."""
 import http.client
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -55,6 +59,17 @@ def fill(path, values):
     return text
 
 
+def edge_certificate(work_dir):
+    """A self-signed certificate and key for the edges' HTTPS entry points (made once per work
+    dir): the agent and the tests reach their own edges and verify no certificate."""
+    cert, key = os.path.join(work_dir, "edge-cert.pem"), os.path.join(work_dir, "edge-key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "30", "-subj", "/CN=edge.test"], check=True, capture_output=True)
+    return cert, key
+
+
 def open_to_dropped_users(work_dir, prefix):
     """varnishd and squid started as root read their config and write their logs as their own
     user: let it through work_dir (a 0700 temporary directory) into prefix."""
@@ -83,6 +98,8 @@ class Process:
         self.proc = None
         self.log = None
         self.wrapper = []  # a command to run the process under, e.g. valgrind and its options
+        self.companions = []  # processes stopped with this one (a cache's TLS terminator)
+        self.tls_port = None  # a cache's HTTPS entry point
 
     def spawn(self, args):
         self.log = open(self.log_path, "ab")
@@ -100,7 +117,13 @@ class Process:
         self.proc.wait(timeout=10)
         self.log.close()
 
+    def https_args(self):
+        """The agent's setting for a cache's HTTPS entry point, where https:// preloads go."""
+        return ["--cache-https-url", f"https://127.0.0.1:{self.tls_port}"] if self.tls_port else []
+
     def stop(self):
+        for companion in self.companions:
+            companion.stop()
         if self.running():
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -214,8 +237,8 @@ class Agent(Process):
         super().__init__(os.path.join(work_dir, f"agent-{node_id}.log"))
         if cache is not None:
             cache_args = cache.agent_args()
-        else:
-            cache_args = ["--cache", "nginx", "--cache-url", cache_url]
+        else:  # an nginx cache (or a stand-in for one) taking exact purges at cache_url too
+            cache_args = ["--cache", "nginx", "--cache-url", cache_url, "--nginx-purge-url", cache_url]
             if cache_dir:
                 cache_args += ["--nginx-cache-dir", cache_dir]
         self.args = [AGENT_BIN, "--node-id", node_id, "--engine", engine_address, *cache_args,
@@ -253,11 +276,17 @@ class Nginx(Process):
     _fill = staticmethod(lambda path, values: fill(path, values))
 
     def agent_args(self):
-        return ["--cache", "nginx", "--cache-url", self.url, "--nginx-cache-dir", self.cache_dir]
+        return ["--cache", "nginx", "--cache-url", self.url, "--nginx-cache-dir", self.cache_dir,
+                *self.https_args()]
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def purge_url(self):
+        """The edge's loopback purge server (cache-purge module), for agents without the index."""
+        return f"http://127.0.0.1:{self.purge_port}"
 
     def start(self):
         self.spawn([NGINX_BIN, "-p", self.prefix, "-c", self.conf, "-g", "daemon off;"])
@@ -274,7 +303,7 @@ class Nginx(Process):
 ORIGIN_ALIAS = "127.0.0.2"
 
 
-def start_origin(work_dir, files):
+def start_origin(work_dir, files, extra=""):
     """An origin nginx serving files ({path: bytes}) from work_dir/origin-root. The files are
     dated a day back, as published content is: caches that guess a lifetime from Last-Modified
     (Squid) would otherwise treat content modified a second ago as stale within a second."""
@@ -286,16 +315,32 @@ def start_origin(work_dir, files):
         with open(full, "wb") as f:
             f.write(content)
         os.utime(full, (published, published))
-    return Nginx(work_dir, "origin", "origin", ROOT=root, ORIGIN_ALIAS=ORIGIN_ALIAS).start()
+    return Nginx(work_dir, "origin", "origin", ROOT=root, ORIGIN_ALIAS=ORIGIN_ALIAS, EXTRA=extra).start()
 
 
 def start_edge(work_dir, name, origin):
-    """An edge cache nginx in front of origin, with its cache in work_dir/<name>/cache."""
+    """An edge cache nginx in front of origin, with its cache in work_dir/<name>/cache, serving
+    HTTP on .port and HTTPS on .tls_port, and its purge server on .purge_port."""
     cache_dir = os.path.join(work_dir, name, "cache")
     os.makedirs(cache_dir, exist_ok=True)
-    edge = Nginx(work_dir, name, "edge", CACHE_DIR=cache_dir, ORIGIN=f"127.0.0.1:{origin.port}")
-    edge.cache_dir = cache_dir
+    cert, key = edge_certificate(work_dir)
+    tls_port, purge_port = free_port(), free_port()
+    edge = Nginx(work_dir, name, "edge", CACHE_DIR=cache_dir, ORIGIN=f"127.0.0.1:{origin.port}",
+                 TLS_LISTEN=f"127.0.0.1:{tls_port}", TLS_CERT=cert, TLS_KEY=key,
+                 PURGE_LISTEN=f"127.0.0.1:{purge_port}")
+    edge.cache_dir, edge.tls_port, edge.purge_port = cache_dir, tls_port, purge_port
     return edge.start()
+
+
+def start_tls_terminator(work_dir, name, cache):
+    """nginx ending TLS in front of cache (deploy/nginx/tls-terminator.conf), as HTTPS reaches a
+    Varnish, Traffic Server or Squid edge; sets cache.tls_port."""
+    cert, key = edge_certificate(work_dir)
+    terminator = Nginx(work_dir, f"{name}-tls", "tls-terminator", CACHE=f"127.0.0.1:{cache.port}",
+                       TLS_CERT=cert, TLS_KEY=key)
+    cache.tls_port = terminator.port
+    cache.companions.append(terminator.start())
+    return terminator
 
 
 class Varnish(Process):
@@ -316,11 +361,14 @@ class Varnish(Process):
     url = property(lambda self: f"http://127.0.0.1:{self.port}")
 
     def agent_args(self):
-        return ["--cache", "varnish", "--cache-url", self.url]
+        return ["--cache", "varnish", "--cache-url", self.url, *self.https_args()]
 
     def start(self):
         self.spawn([VARNISHD_BIN, "-F", "-n", os.path.join(self.prefix, "varnish"), "-a",
-                    f"127.0.0.1:{self.port}", "-f", self.vcl, "-s", f"malloc,{self.storage}", "-T", "none"])
+                    f"127.0.0.1:{self.port}", "-f", self.vcl, "-s", f"malloc,{self.storage}", "-T", "none",
+                    # as deploy/varnish/edge.vcl asks, for tag headers over 8 KB
+                    "-p", "http_resp_hdr_len=65536", "-p", "http_resp_size=98304",
+                    "-p", "workspace_backend=131072"])
         wait_listening(self, self.port, "varnishd")
         return self
 
@@ -343,7 +391,7 @@ class Squid(Process):
     url = property(lambda self: f"http://127.0.0.1:{self.port}")
 
     def agent_args(self):
-        return ["--cache", "squid", "--cache-url", self.url]
+        return ["--cache", "squid", "--cache-url", self.url, *self.https_args()]
 
     def start(self):
         self.spawn([SQUID_BIN, "-N", "-f", self.conf])
@@ -389,7 +437,8 @@ class TrafficServer(Process):
 
     def agent_args(self):
         return ["--cache", "ats", "--cache-url", self.url, "--ats-rules-file", self.rules_file,
-                "--ats-state-file", self.state_file, "--ats-reload-command", self.reload_command()]
+                "--ats-state-file", self.state_file, "--ats-reload-command", self.reload_command(),
+                *self.https_args()]
 
     def start(self):
         self.spawn([TRAFFIC_MANAGER_BIN, f"--run-root={self.runroot}"])
@@ -421,17 +470,30 @@ def start_cache(kind, work_dir, name, origin):
     config, in work_dir/<name>."""
     if kind == "nginx":
         return start_edge(work_dir, name, origin)
-    return {"varnish": Varnish, "squid": Squid, "ats": TrafficServer}[kind](work_dir, name, origin).start()
+    cache = {"varnish": Varnish, "squid": Squid, "ats": TrafficServer}[kind](work_dir, name, origin).start()
+    start_tls_terminator(work_dir, name, cache)
+    return cache
 
 
 def fetch(cache, url, headers=None):
-    """GETs url's path through cache with url's Host; returns (status, cache status, body). The
-    cache status is X-Cache-Status (nginx, and Varnish and ATS as deploy/ configures them) or the
-    first word of X-Cache (Squid's "HIT from host")."""
-    scheme_rest = url.split("://", 1)[1]
+    """GETs url's path through cache with url's Host (an https:// URL through the cache's HTTPS
+    entry point), as a visitor would; returns (status, cache status, body). The cache status is
+    X-Cache-Status (nginx, and Varnish and ATS as deploy/ configures them) or the first word of
+    X-Cache (Squid's "HIT from host")."""
+    scheme, scheme_rest = url.split("://", 1)
     host, _, path = scheme_rest.partition("/")
-    conn = http.client.HTTPConnection("127.0.0.1", cache.port, timeout=10)
-    conn.request("GET", "/" + path, headers={"Host": host, **(headers or {})})
+    if scheme == "https":
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", cache.tls_port, timeout=10, context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", cache.port, timeout=10)
+    # Only the headers given: no Accept-Encoding unless asked for, like the agent's own requests
+    # (each Accept-Encoding value selects another Vary variant).
+    conn.putrequest("GET", "/" + path, skip_host=True, skip_accept_encoding=True)
+    for name, value in {"Host": host, **(headers or {})}.items():
+        conn.putheader(name, value)
+    conn.endheaders()
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -439,9 +501,10 @@ def fetch(cache, url, headers=None):
     return response.status, status or None, body
 
 
-def warm(cache, url):
+def warm(cache, url, headers=None):
     """Fetches url through cache until it is a HIT (ATS and Squid store asynchronously)."""
-    wait_until(lambda: fetch(cache, url)[1] == "HIT", timeout=10, interval=0.1, what=f"{url} cached")
+    wait_until(lambda: fetch(cache, url, headers)[1] == "HIT", timeout=10, interval=0.1,
+               what=f"{url} {headers or ''} cached")
 
 
 class FaultProxy:
@@ -449,11 +512,15 @@ class FaultProxy:
     `fail_ratio` of requests, or drops the connection for a share `drop_ratio`, and forwards the
     rest after `delay_s`. Counts what it did. Runs in a thread of the test process."""
 
-    def __init__(self, upstream, fail_ratio=0.0, fail_status=503, drop_ratio=0.0, delay_s=0.0, seed=7):
+    def __init__(self, upstream, fail_ratio=0.0, fail_status=503, drop_ratio=0.0, delay_s=0.0, seed=7,
+                 port=None):
+        """port: the upstream's port to forward to (default upstream.port; an nginx edge's
+        purge_port to put the proxy in front of its purges)."""
         import http.server
         import random
         import threading
         self.upstream = upstream
+        self.upstream_port = port or upstream.port
         self.fail_ratio, self.fail_status, self.drop_ratio = fail_ratio, fail_status, drop_ratio
         self.counts = {"forwarded": 0, "failed": 0, "dropped": 0, "received": 0}
         self.delay_s = delay_s
@@ -485,7 +552,7 @@ class FaultProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port, timeout=10)
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=10)
                 conn.request("GET", self.path, headers={k: v for k, v in self.headers.items()})
                 response = conn.getresponse()
                 body = response.read()

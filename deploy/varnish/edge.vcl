@@ -9,6 +9,12 @@
 #   PURGE / + xkey-softpurge: TAG        mark every object tagged TAG stale      (xkey)
 # Each answers 200 when done; a refused ban answers 400 with Varnish's reason.
 #
+# Keys: Varnish hashes the URL as sent (never decoded) and the Host header. vcl_recv first
+# normalises Host (lower case, no :80 or :443, no trailing dot), so "H", "h:80" and "h." are one
+# object, the one the agent's purges name. Vary variants of an object are purged together.
+# Tags over 8 KB: run varnishd with -p http_resp_hdr_len=65536 -p http_resp_size=98304
+# -p workspace_backend=131072 (its defaults refuse a response header longer than 8 KB).
+#
 # Merging into an existing VCL: copy the imports, the acl, the cdnrefresh_* subroutines and the
 # calls to them (marked "cdnrefresh:") into your own vcl_recv, vcl_hit, vcl_miss,
 # vcl_backend_response and vcl_deliver, before your own logic. Keep X-Cdr-Url: bans match it, and
@@ -29,6 +35,13 @@ backend origin {
 acl cdnrefresh_purgers {
     "127.0.0.1";
     "::1";
+}
+
+# One object per host however a visitor spells it: the form the agent's URLs use.
+sub cdnrefresh_normalize_host {
+    if (req.http.host) {
+        set req.http.host = std.tolower(regsub(req.http.host, "\.*(:(80|443))?$", ""));
+    }
 }
 
 sub cdnrefresh_recv {
@@ -70,6 +83,7 @@ sub cdnrefresh_purge_found {
 }
 
 sub vcl_recv {
+    call cdnrefresh_normalize_host;  # cdnrefresh: before anything reads the Host
     call cdnrefresh_recv;  # cdnrefresh: purge, ban and xkey requests
 }
 
@@ -87,8 +101,10 @@ sub vcl_backend_response {
     if (bereq.http.X-Forwarded-Proto == "https") {
         set beresp.http.X-Cdr-Url = "https://" + bereq.http.host + bereq.url;
     }
-    # cdnrefresh: tags from the origin's Surrogate-Key header (space-separated), indexed by xkey.
+    # cdnrefresh: tags from the origin's Surrogate-Key headers (space-separated, any number of
+    # header lines), indexed by xkey.
     if (beresp.http.Surrogate-Key) {
+        std.collect(beresp.http.Surrogate-Key, " ");
         set beresp.http.xkey = beresp.http.Surrogate-Key;
     }
     # Keep soft-purged objects long enough to be served while they revalidate.

@@ -40,8 +40,18 @@ static const struct setting agent_settings[] = {
      "nginx|varnish|ats|squid", "the local cache this agent drives"},
     {"cache", "url", "cache-url", SETTING_STRING, AGENT_FIELD(cache_url), "http://127.0.0.1:80", 0,
      0, NULL, "where the local cache listens"},
+    {"cache", "https_url", "cache-https-url", SETTING_STRING, AGENT_FIELD(https_url), "", 0, 0,
+     NULL,
+     "the edge's HTTPS entry point (https://127.0.0.1:443), where preloads of https:// URLs go; "
+     "empty: they go to cache.url with X-Forwarded-Proto: https (nginx: unsupported)"},
     {"cache", "nginx_cache_dir", "nginx-cache-dir", SETTING_STRING, AGENT_FIELD(nginx_cache_dir),
-     "", 0, 0, NULL, "nginx proxy_cache_path directory, for prefix, regex and tag purges"},
+     "", 0, 0, NULL,
+     "nginx proxy_cache_path directory: every purge deletes each file whose key is a target "
+     "(every Vary variant, both schemes) and is verified (recommended)"},
+    {"cache", "nginx_purge_url", "nginx-purge-url", SETTING_STRING, AGENT_FIELD(nginx_purge_url),
+     "", 0, 0, NULL,
+     "without nginx_cache_dir: the edge's loopback purge server for exact purges (cache-purge "
+     "module; removes no Vary variant, not verified); empty: exact purges need nginx_cache_dir"},
     {"cache", "tag_header", "tag-header", SETTING_STRING, AGENT_FIELD(tag_header), "Surrogate-Key",
      0, 0, NULL, "origin response header listing an object's tags, space-separated (nginx)"},
     {"cache", "ats_rules_file", "ats-rules-file", SETTING_STRING, AGENT_FIELD(ats_rules_file), "",
@@ -89,6 +99,16 @@ int agent_config_load(struct agent_config *config, int argc, char **argv, struct
   if (!config->tls_cert[0] != !config->tls_key[0] || (config->tls_cert[0] && !config->tls_ca[0])) {
     snprintf(err, err_size,
              "config: agent.tls_cert and agent.tls_key go together, and need agent.tls_ca");
+    return CDR_ECONFIG;
+  }
+  if (config->https_url[0] && strncmp(config->https_url, "https://", 8) != 0) {
+    snprintf(err, err_size, "config: cache.https_url must start with https://, got '%s'",
+             config->https_url);
+    return CDR_ECONFIG;
+  }
+  if (config->nginx_purge_url[0] && strncmp(config->nginx_purge_url, "http://", 7) != 0) {
+    snprintf(err, err_size, "config: cache.nginx_purge_url must start with http://, got '%s'",
+             config->nginx_purge_url);
     return CDR_ECONFIG;
   }
   if (strncmp(config->cache_url, "http://", 7) != 0) {

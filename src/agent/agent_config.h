@@ -16,8 +16,10 @@ struct agent_config {
   char token[SETTING_STRING_MAX];
   char cache[SETTING_STRING_MAX];     /* nginx | varnish | ats | squid */
   char cache_url[SETTING_STRING_MAX]; /* http://127.0.0.1:PORT */
+  char https_url[SETTING_STRING_MAX]; /* https://127.0.0.1:PORT of the edge, or "" */
   char nginx_cache_dir[SETTING_STRING_MAX];
-  char tag_header[SETTING_STRING_MAX]; /* response header holding tags (nginx index) */
+  char nginx_purge_url[SETTING_STRING_MAX]; /* http://127.0.0.1:PORT of the purge server, or "" */
+  char tag_header[SETTING_STRING_MAX];      /* response header holding tags (nginx index) */
   char ats_rules_file[SETTING_STRING_MAX];
   char ats_state_file[SETTING_STRING_MAX];
   char ats_reload_command[SETTING_STRING_MAX];

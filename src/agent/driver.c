@@ -39,17 +39,16 @@ void driver_outcome_unsupported(struct exec_outcome *outcome, const char *reason
   snprintf(outcome->reason, sizeof(outcome->reason), "%s", reason);
 }
 
-enum driver_plan driver_plan_url(const struct driver *driver, const char *path_prefix,
-                                 const struct exec_item *item, const char *method,
-                                 bool with_item_headers, struct exec_request *request,
-                                 struct exec_outcome *outcome) {
+enum driver_plan driver_plan_url(const char *base_url, const struct exec_item *item,
+                                 const char *method, bool with_item_headers,
+                                 struct exec_request *request, struct exec_outcome *outcome) {
   const char *host, *path;
   size_t host_len;
   if (!driver_url_split(item->target, &host, &host_len, &path) || host_len >= request->host_size) {
     driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
     return DRIVER_ANSWERED;
   }
-  int n = snprintf(request->url, request->url_size, "%s%s%s", driver->cache_url, path_prefix, path);
+  int n = snprintf(request->url, request->url_size, "%s%s", base_url, path);
   if (n < 0 || (size_t)n >= request->url_size) {
     driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
     return DRIVER_ANSWERED;
@@ -59,6 +58,68 @@ enum driver_plan driver_plan_url(const struct driver *driver, const char *path_p
   request->method = method;
   request->send_item_headers = with_item_headers;
   return DRIVER_REQUEST;
+}
+
+/* Whether host (host_len bytes: a name or a [v6] literal) ends with ":PORT". */
+static bool driver_host_has_port(const char *host, size_t host_len) {
+  const char *after = host;
+  if (host[0] == '[') {
+    const char *close = memchr(host, ']', host_len);
+    after = close ? close : host + host_len;
+  }
+  return memchr(after, ':', (size_t)(host + host_len - after)) != NULL;
+}
+
+void driver_copy_base_url(char *out, size_t size, const char *url) {
+  snprintf(out, size, "%s", url);
+  size_t len = strlen(out);
+  while (len > 0 && out[len - 1] == '/')
+    out[--len] = '\0';
+}
+
+void driver_set_https_url(struct driver *driver, const char *https_url) {
+  driver_copy_base_url(driver->https_url, sizeof(driver->https_url), https_url);
+}
+
+/* Plans an https:// preload through the HTTPS entry point: curl connects there for the URL's
+ * host and port, so the TLS handshake and the Host header name the customer's host. */
+static enum driver_plan driver_plan_https(const struct driver *driver, const struct exec_item *item,
+                                          struct exec_request *request,
+                                          struct exec_outcome *outcome) {
+  const char *host, *path;
+  size_t host_len;
+  const char *entry = driver->https_url + strlen("https://");
+  bool ok =
+      driver_url_split(item->target, &host, &host_len, &path) && host_len < request->host_size;
+  int n = ok ? snprintf(request->connect_to, request->connect_to_size, "%.*s%s:%s", (int)host_len,
+                        host, driver_host_has_port(host, host_len) ? "" : ":443", entry)
+             : -1;
+  int m = ok ? snprintf(request->url, request->url_size, "%s", item->target) : -1;
+  if (n < 0 || (size_t)n >= request->connect_to_size || m < 0 || (size_t)m >= request->url_size) {
+    driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
+    return DRIVER_ANSWERED;
+  }
+  memcpy(request->host, host, host_len);
+  request->host[host_len] = '\0';
+  request->method = "GET";
+  request->send_item_headers = true;
+  return DRIVER_REQUEST;
+}
+
+enum driver_plan driver_plan_preload(const struct driver *driver, const struct exec_item *item,
+                                     struct exec_request *request, struct exec_outcome *outcome) {
+  if (strncmp(item->target, "https://", 8) != 0)
+    return driver_plan_url(driver->cache_url, item, "GET", true, request, outcome);
+  if (driver->https_url[0])
+    return driver_plan_https(driver, item, request, outcome);
+  if (driver->scheme_in_key) {
+    driver_outcome_unsupported(outcome, "needs_cache_https_url");
+    return DRIVER_ANSWERED;
+  }
+  enum driver_plan plan = driver_plan_url(driver->cache_url, item, "GET", true, request, outcome);
+  if (plan == DRIVER_REQUEST)
+    snprintf(request->header, request->header_size, "X-Forwarded-Proto: https");
+  return plan;
 }
 
 void driver_judge(bool ok, long status, CURLcode error, struct exec_outcome *outcome) {
@@ -148,10 +209,7 @@ struct driver *driver_alloc(size_t size, const struct driver *ops, const char *c
   if (!driver)
     return NULL;
   *driver = *ops;
-  snprintf(driver->cache_url, sizeof(driver->cache_url), "%s", cache_url);
-  size_t len = strlen(driver->cache_url);
-  while (len > 0 && driver->cache_url[len - 1] == '/')
-    driver->cache_url[--len] = '\0';
+  driver_copy_base_url(driver->cache_url, sizeof(driver->cache_url), cache_url);
   return driver;
 }
 

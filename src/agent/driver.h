@@ -23,6 +23,8 @@ struct exec_item {
 struct exec_outcome {
   Cdr__Outcome outcome;
   unsigned http_status;
+  bool verified;         /* succeeded, and the agent checked the cache no longer holds it */
+  unsigned requests;     /* cache requests made for the item so far (the executor counts) */
   char reason[48];       /* why, for failed and unsupported items */
   char cache_status[16]; /* preload: the cache's status header */
 };
@@ -37,6 +39,8 @@ struct exec_request {
   bool send_item_headers; /* add the item's headers (preloads) */
   char *header;           /* one more "Name: value" line the driver may fill; empty for none */
   size_t header_size;
+  char *connect_to; /* "HOST:PORT:CONNECT-HOST:CONNECT-PORT" (curl's CONNECT_TO); empty for none */
+  size_t connect_to_size;
 };
 
 /* The result of a driver's prepare step. */
@@ -54,18 +58,25 @@ struct driver {
   /* Turns the cache's answer (status 0 and curl error when there was none) into an outcome. */
   void (*complete)(struct driver *driver, const struct exec_item *item, long status, CURLcode error,
                    struct exec_outcome *outcome);
+  /* Optional, after complete: plans one more request for the same item (another variant of the
+   * URL) and returns true, or returns false when the outcome stands. NULL: one request an item. */
+  bool (*follow_up)(struct driver *driver, const struct exec_item *item,
+                    struct exec_request *request, struct exec_outcome *outcome);
   /* Blocking work for DRIVER_OFFLOAD items; runs on a worker thread. NULL if never offloads. */
   void (*offload)(struct driver *driver, const struct exec_item *item,
                   struct exec_outcome *outcome);
   void (*destroy)(struct driver *driver);
   char cache_url[256]; /* where the cache listens, without a trailing slash */
+  bool scheme_in_key;  /* the cache keeps http and https copies apart (nginx's $scheme) */
+  char https_url[256]; /* the edge's HTTPS entry point, without a trailing slash; empty: none */
 };
 
 /* Creates the nginx driver (drivers/nginx.c): cache_url is where nginx listens, cache_dir its
- * proxy_cache_path (may be empty: then prefix, regex and tag purges are unsupported), tag_header
- * the response header holding an object's tags. */
+ * proxy_cache_path (may be empty: then prefix, regex and tag purges are unsupported), purge_url
+ * its loopback purge server for exact purges without cache_dir (may be empty), tag_header the
+ * response header holding an object's tags. */
 struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir,
-                                   const char *tag_header);
+                                   const char *purge_url, const char *tag_header);
 
 /* Creates the Varnish driver (drivers/varnish.c), speaking to deploy/varnish/edge.vcl. */
 struct driver *driver_varnish_create(const char *cache_url);
@@ -96,17 +107,30 @@ bool driver_url_split(const char *url, const char **host, size_t *host_len, cons
  * of memory. */
 struct driver *driver_alloc(size_t size, const struct driver *ops, const char *cache_url);
 
+/* Copies url into out (size bytes) without trailing slashes, so paths can be appended. */
+void driver_copy_base_url(char *out, size_t size, const char *url);
+
+/* Sets the edge's HTTPS entry point (https://HOST:PORT), where preloads of https:// URLs go. */
+void driver_set_https_url(struct driver *driver, const char *https_url);
+
+/* Plans a preload: a GET through the cache with the item's headers, filling the copy visitors of
+ * the URL's scheme get. An https:// URL goes through the HTTPS entry point when there is one (the
+ * TLS connection to it carries the URL's host as SNI and Host); else to cache_url with
+ * X-Forwarded-Proto: https, as a TLS terminator in front of the cache sends — unless the cache
+ * keys the schemes apart, where that would fill the http copy: then unsupported. */
+enum driver_plan driver_plan_preload(const struct driver *driver, const struct exec_item *item,
+                                     struct exec_request *request, struct exec_outcome *outcome);
+
 /* A destroy step for drivers that hold nothing but their allocation. */
 void driver_free(struct driver *driver);
 
-/* Plans a request with method to the driver's cache_url + path_prefix + the path of item's URL,
- * with the URL's host as Host; sends the item's headers when with_item_headers. Returns
- * DRIVER_REQUEST, or DRIVER_ANSWERED with a failed outcome when the URL is malformed or too long.
- */
-enum driver_plan driver_plan_url(const struct driver *driver, const char *path_prefix,
-                                 const struct exec_item *item, const char *method,
-                                 bool with_item_headers, struct exec_request *request,
-                                 struct exec_outcome *outcome);
+/* Plans a request with method to base_url (a cache listener, no trailing slash) + the path of
+ * item's URL byte for byte, with the URL's host as Host; sends the item's headers when
+ * with_item_headers. Returns DRIVER_REQUEST, or DRIVER_ANSWERED with a failed outcome when the URL
+ * is malformed or too long. */
+enum driver_plan driver_plan_url(const char *base_url, const struct exec_item *item,
+                                 const char *method, bool with_item_headers,
+                                 struct exec_request *request, struct exec_outcome *outcome);
 
 /* Judges a cache's answer: success when ok (the driver's reading of status), else failed. A
  * preload succeeds on any 2xx or 3xx; drivers pass that through driver_preload_ok. */

@@ -51,7 +51,16 @@ static struct driver *agent_driver_create(const struct agent_config *config) {
                                   (long)config->ats_reload_timeout_ms};
     return driver_ats_create(config->cache_url, &options);
   }
-  return driver_nginx_create(config->cache_url, config->nginx_cache_dir, config->tag_header);
+  return driver_nginx_create(config->cache_url, config->nginx_cache_dir, config->nginx_purge_url,
+                             config->tag_header);
+}
+
+/* The configured driver with the edge's HTTPS entry point; NULL when out of memory. */
+static struct driver *agent_driver_setup(const struct agent_config *config) {
+  struct driver *driver = agent_driver_create(config);
+  if (driver)
+    driver_set_https_url(driver, config->https_url);
+  return driver;
 }
 
 static void agent_close_handle(uv_handle_t *handle, void *arg) {
@@ -78,7 +87,7 @@ int main(int argc, char **argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  struct driver *driver = agent_driver_create(&config);
+  struct driver *driver = agent_driver_setup(&config);
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct agent_signals signals = {0};

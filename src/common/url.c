@@ -126,9 +126,14 @@ int url_normalize(const char *in, size_t len, size_t max_length, struct arena *a
   memcpy(text, scheme, strlen(scheme));
   n += strlen(scheme);
   out->host_offset = n;
-  for (size_t i = scan.host_start; i < scan.host_end; i++)
+  /* "h." is the DNS name h written absolutely: every cache that normalises Host (nginx's $host,
+   * the shipped VCL) stores it as h, and h is the name ownership is checked against. */
+  size_t host_end = scan.host_end;
+  while (host_end > scan.host_start + 1 && in[host_end - 1] == '.')
+    host_end--;
+  for (size_t i = scan.host_start; i < host_end; i++)
     text[n++] = (char)tolower((unsigned char)in[i]);
-  out->host_length = scan.host_end - scan.host_start;
+  out->host_length = host_end - scan.host_start;
   if (scan.port >= 0 && !default_port) {
     static const char digits[] = "0123456789";
     char port[6];

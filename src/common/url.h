@@ -2,7 +2,8 @@
  *
  * Normalisation makes equal URLs compare equal as strings, which is what the cache key is
  * (DESIGN §5: the nginx cache key is the URL): the scheme and host are lower-cased, a default port
- * (80 for http, 443 for https) is dropped and an empty path becomes "/". Path and query are kept
+ * (80 for http, 443 for https) and the trailing dots of an absolute host name (`h.`) are dropped,
+ * and an empty path becomes "/". Path and query are kept
  * byte for byte, since caches key on them exactly. */
 #ifndef CDR_URL_H
 #define CDR_URL_H

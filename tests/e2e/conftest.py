@@ -83,8 +83,9 @@ def lab(data_dir):
         def engine(self, *extra_args, name="engine", dev=True):
             return self.add(Engine(os.path.join(data_dir, name), extra_args, dev=dev)).start()
 
-        def origin(self, files):
-            return self.add(start_origin(data_dir, files))
+        def origin(self, files, extra=""):
+            """An nginx origin serving files; extra is more of its config (location blocks)."""
+            return self.add(start_origin(data_dir, files, extra))
 
         def edge(self, name, origin):
             return self.add(start_edge(data_dir, name, origin))

@@ -54,11 +54,11 @@ def test_crash_loop(lab):
     rng = random.Random(1234)
     origin = lab.origin({"/x.css": b"x"})
     edge = lab.edge("edge1", origin)
-    proxy = lab.add(FaultProxy(edge, fail_ratio=0.1, drop_ratio=0.05).start())
+    proxy = lab.add(FaultProxy(edge, fail_ratio=0.1, drop_ratio=0.05, port=edge.purge_port).start())
     engine = lab.engine("--max-attempts", "50", "--retry-base-ms", "20", "--retry-max-ms", "200",
                         "--synchronous", "normal")
     agents = [lab.agent(engine, "edge-direct", edge), lab.agent(engine, "edge-flaky", None,
-                                                                 extra_args=("--cache-url", proxy.url))]
+                                                                 extra_args=("--nginx-purge-url", proxy.url))]
     engine.wait_online("edge-direct", "edge-flaky")
     submitter = Submitter(engine)
     submitter.start()
@@ -70,7 +70,7 @@ def test_crash_loop(lab):
                 victim = rng.randrange(len(agents))
                 agents[victim].kill9()
                 agents[victim] = lab.agent(engine, agents[victim].node_id, edge if victim == 0 else None,
-                                           extra_args=() if victim == 0 else ("--cache-url", proxy.url))
+                                           extra_args=() if victim == 0 else ("--nginx-purge-url", proxy.url))
             engine.start()
     finally:
         submitter.stopping.set()

@@ -35,9 +35,9 @@ def test_retries_get_through_a_flaky_cache(lab):
 def test_client_errors_are_not_retried(lab):
     origin = lab.origin(FILES)
     edge = lab.edge("edge1", origin)
-    proxy = lab.add(FaultProxy(edge, fail_ratio=1.0, fail_status=403).start())
+    proxy = lab.add(FaultProxy(edge, fail_ratio=1.0, fail_status=403, port=edge.purge_port).start())
     engine = lab.engine("--max-attempts", "5", "--retry-base-ms", "20")
-    lab.agent(engine, "edge-1", None, extra_args=("--cache-url", proxy.url))
+    lab.agent(engine, "edge-1", None, extra_args=("--nginx-purge-url", proxy.url))
     engine.wait_online("edge-1")
     _, _, body = engine.purge([SITE + "/f/1.css", SITE + "/f/2.css"])
     task = engine.wait_task(body["task_id"])
@@ -155,9 +155,9 @@ def test_engine_sigterm_waits_for_results_in_flight(lab):
 def test_identical_purges_in_a_burst_are_merged(lab):
     origin = lab.origin(FILES)
     edge = lab.edge("edge1", origin)
-    proxy = lab.add(FaultProxy(edge).start())
+    proxy = lab.add(FaultProxy(edge, port=edge.purge_port).start())
     engine = lab.engine()
-    agent_args = ("--cache-url", proxy.url, "--window", "8")
+    agent_args = ("--nginx-purge-url", proxy.url, "--window", "8")
     first = lab.agent(engine, "edge-1", None, extra_args=agent_args)
     engine.wait_online("edge-1")
     first.stop()  # registered, now offline

@@ -110,6 +110,59 @@ static void index_follows_files_created_and_deleted_later(void **state) {
   nginx_index_destroy(index);
 }
 
+/* Writes a cache file of key with the tags in two header lines, the second after a long header. */
+static void write_file_with_long_headers(const char *name, const char *key, size_t filler) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *file = fopen(path, "wb");
+  assert_non_null(file);
+  unsigned char header[64] = {5};
+  fwrite(header, 1, sizeof(header), file);
+  fprintf(file, "\nKEY: %s\nHTTP/1.1 200 OK\r\nSurrogate-Key: first\r\nX-Filler: ", key);
+  for (size_t i = 0; i < filler; i++)
+    fputc('f', file);
+  fprintf(file, "\r\nSurrogate-Key: second last\r\n\r\nbody");
+  fclose(file);
+}
+
+static void index_exact_purge_removes_every_variant_and_scheme(void **state) {
+  (void)state;
+  /* nginx keeps a file per Vary variant, each with the URL's key, and an https:// key apart. */
+  write_cache_file("a/1f/var1", "http://example.com/a%20b.css?x=1", NULL);
+  write_cache_file("a/1f/var2", "http://example.com/a%20b.css?x=1", NULL);
+  write_cache_file("b/2e/var3", "https://example.com/a%20b.css?x=1", NULL);
+  write_cache_file("b/2e/dec1", "http://example.com/a b.css?x=1", NULL);    /* decoded: other */
+  write_cache_file("b/2e/dec2", "http://example.com/a%20b.css?x=12", NULL); /* longer: other */
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
+  struct exec_item item = {.operation = CDR__OPERATION__PURGE_URL,
+                           .target = "https://example.com/a%20b.css?x=1"};
+  struct exec_outcome outcome;
+  memset(&outcome, 0, sizeof(outcome));
+  nginx_index_purge(index, &item, &outcome);
+  assert_int_equal(outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  assert_true(outcome.verified);
+  assert_false(exists("a/1f/var1"));
+  assert_false(exists("a/1f/var2"));
+  assert_false(exists("b/2e/var3"));
+  assert_true(exists("b/2e/dec1"));
+  assert_true(exists("b/2e/dec2"));
+  assert_true(exists("a/1f/aaa1"));
+  nginx_index_destroy(index);
+}
+
+static void index_reads_every_tag_line_of_long_headers(void **state) {
+  (void)state;
+  write_file_with_long_headers("a/1f/long", "http://example.com/long.css", 40 * 1024);
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
+  purge(index, CDR__OPERATION__PURGE_TAG, "last"); /* in the second line, past 40 KB */
+  assert_false(exists("a/1f/long"));
+  write_file_with_long_headers("a/1f/long", "http://example.com/long.css", 10);
+  purge(index, CDR__OPERATION__PURGE_TAG, "first");
+  assert_false(exists("a/1f/long"));
+  assert_true(exists("a/1f/aaa2")); /* product-42 catalog */
+  nginx_index_destroy(index);
+}
+
 static void index_reports_a_bad_regex(void **state) {
   (void)state;
   struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
@@ -129,6 +182,8 @@ int main(void) {
       INDEX_TEST(index_prefix_purge_removes_only_matching_files),
       INDEX_TEST(index_tag_and_regex_purges),
       INDEX_TEST(index_follows_files_created_and_deleted_later),
+      INDEX_TEST(index_exact_purge_removes_every_variant_and_scheme),
+      INDEX_TEST(index_reads_every_tag_line_of_long_headers),
       INDEX_TEST(index_reports_a_bad_regex),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

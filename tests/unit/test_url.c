@@ -49,6 +49,13 @@ static void url_drops_default_ports_only(void **state) {
   expect_normal("https://example.com:80/a", "https://example.com:80/a");
 }
 
+static void url_drops_trailing_dots_of_the_host(void **state) {
+  (void)state;
+  expect_normal("http://Example.COM./a", "http://example.com/a");
+  expect_normal("https://example.com..:443/a.", "https://example.com/a.");
+  expect_normal("http://example.com.:8080/", "http://example.com:8080/");
+}
+
 static void url_adds_root_path(void **state) {
   (void)state;
   struct url_normalized url;
@@ -103,6 +110,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(url_lowercases_scheme_and_host),
       cmocka_unit_test(url_drops_default_ports_only),
+      cmocka_unit_test(url_drops_trailing_dots_of_the_host),
       cmocka_unit_test(url_adds_root_path),
       cmocka_unit_test(url_keeps_ipv6_literal),
       cmocka_unit_test(url_reports_host_position),

@@ -31,12 +31,11 @@ static enum driver_plan ats_prepare(struct driver *base, const struct exec_item 
     return DRIVER_OFFLOAD;
   }
   switch (item->operation) {
-  case CDR__OPERATION__PRELOAD:
-    return driver_plan_url(base, "", item, "GET", true, request, outcome);
+  case CDR__OPERATION__PRELOAD: return driver_plan_preload(base, item, request, outcome);
   case CDR__OPERATION__PURGE_TAG:
     driver_outcome_unsupported(outcome, "ats_has_no_tags");
     return DRIVER_ANSWERED;
-  default: return driver_plan_url(base, "", item, "PURGE", false, request, outcome);
+  default: return driver_plan_url(base->cache_url, item, "PURGE", false, request, outcome);
   }
 }
 
@@ -64,8 +63,11 @@ static void ats_destroy(struct driver *base) {
 }
 
 struct driver *driver_ats_create(const char *cache_url, const struct ats_options *options) {
-  static const struct driver ops = {"ats",       ats_prepare, driver_complete_purge_200_404,
-                                    ats_offload, ats_destroy, ""};
+  static const struct driver ops = {.name = "ats",
+                                    .prepare = ats_prepare,
+                                    .complete = driver_complete_purge_200_404,
+                                    .offload = ats_offload,
+                                    .destroy = ats_destroy};
   struct ats_driver *driver = (struct ats_driver *)driver_alloc(sizeof(*driver), &ops, cache_url);
   if (driver && options->rules_file[0] && !(driver->rules = ats_rules_create(options))) {
     free(driver);

@@ -1,11 +1,16 @@
 /* nginx.c — the nginx cache driver (DESIGN §5, nginx conventions are a contract).
  *
- * The cache key is the URL itself. An exact purge is `GET /purge/PATH` with the URL's Host on the
- * separate purge location of the cache-purge module: 200 means removed, 404 means it was not
- * cached — both leave the URL uncached, so both succeed. A preload is a GET through the cache with
- * the body discarded. Prefix, regex and tag purges go through the cache directory's index
- * (nginx_index.h) on a worker thread. nginx cannot mark an object stale, so invalidation is
- * reported unsupported. */
+ * The cache key is the URL itself, as visitors asked for it: `$scheme://$host$request_uri`, so
+ * every Vary variant of a URL is a file of its own and an HTTPS copy has an `https://` key. With
+ * the cache directory's index (nginx_index.h, --nginx-cache-dir: the recommended deployment) every
+ * purge, exact ones included, deletes each file whose stored key is a target — every variant, both
+ * schemes, raw keys compared byte for byte — on a worker thread, and then checks that no copy from
+ * before the purge is left (the result is verified). Without the index an exact purge asks the
+ * cache-purge module on the edge's loopback purge server (--nginx-purge-url), which computes the
+ * same key from the raw request URI and the scheme the agent names in X-Cdr-Scheme; it removes
+ * only the variant-less key, so its result is not verified, and prefix, regex and tag purges are
+ * unsupported. A preload is a GET through the cache with the body discarded. nginx cannot mark an
+ * object stale, so invalidation is reported unsupported. */
 #include "agent/driver.h"
 
 #include "agent/drivers/nginx_index.h"
@@ -17,26 +22,36 @@
 struct nginx_driver {
   struct driver base;
   struct nginx_index *index; /* NULL without --nginx-cache-dir */
+  char purge_url[256];       /* the loopback purge server; empty without --nginx-purge-url */
 };
+
+/* An exact purge through the cache-purge module: the raw path, and the scheme the key holds. */
+static enum driver_plan nginx_plan_module_purge(struct nginx_driver *driver,
+                                                const struct exec_item *item,
+                                                struct exec_request *request,
+                                                struct exec_outcome *outcome) {
+  enum driver_plan plan = driver_plan_url(driver->purge_url, item, "GET", false, request, outcome);
+  if (plan == DRIVER_REQUEST)
+    snprintf(request->header, request->header_size, "X-Cdr-Scheme: %s",
+             strncmp(item->target, "https://", 8) == 0 ? "https" : "http");
+  return plan;
+}
 
 static enum driver_plan nginx_prepare(struct driver *base, const struct exec_item *item,
                                       struct exec_request *request, struct exec_outcome *outcome) {
   struct nginx_driver *driver = (struct nginx_driver *)base;
+  if (item->operation == CDR__OPERATION__PRELOAD)
+    return driver_plan_preload(base, item, request, outcome);
   if (item->invalidate) {
     driver_outcome_unsupported(outcome, "nginx_cannot_invalidate");
     return DRIVER_ANSWERED;
   }
-  if (item->operation == CDR__OPERATION__PURGE_PREFIX ||
-      item->operation == CDR__OPERATION__PURGE_REGEX ||
-      item->operation == CDR__OPERATION__PURGE_TAG) {
-    if (!driver->index) {
-      driver_outcome_unsupported(outcome, "needs_nginx_cache_dir");
-      return DRIVER_ANSWERED;
-    }
+  if (driver->index)
     return DRIVER_OFFLOAD;
-  }
-  bool purge = item->operation == CDR__OPERATION__PURGE_URL;
-  return driver_plan_url(base, purge ? "/purge" : "", item, "GET", !purge, request, outcome);
+  if (item->operation == CDR__OPERATION__PURGE_URL && driver->purge_url[0])
+    return nginx_plan_module_purge(driver, item, request, outcome);
+  driver_outcome_unsupported(outcome, "needs_nginx_cache_dir");
+  return DRIVER_ANSWERED;
 }
 
 static void nginx_offload(struct driver *base, const struct exec_item *item,
@@ -50,12 +65,19 @@ static void nginx_destroy(struct driver *base) {
 }
 
 struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir,
-                                   const char *tag_header) {
-  static const struct driver ops = {"nginx",       nginx_prepare, driver_complete_purge_200_404,
-                                    nginx_offload, nginx_destroy, ""};
+                                   const char *purge_url, const char *tag_header) {
+  static const struct driver ops = {.name = "nginx",
+                                    .prepare = nginx_prepare,
+                                    .complete = driver_complete_purge_200_404,
+                                    .offload = nginx_offload,
+                                    .destroy = nginx_destroy,
+                                    .scheme_in_key = true};
   struct nginx_driver *driver =
       (struct nginx_driver *)driver_alloc(sizeof(*driver), &ops, cache_url);
-  if (driver && cache_dir[0] && !(driver->index = nginx_index_create(cache_dir, tag_header))) {
+  if (!driver)
+    return NULL;
+  driver_copy_base_url(driver->purge_url, sizeof(driver->purge_url), purge_url);
+  if (cache_dir[0] && !(driver->index = nginx_index_create(cache_dir, tag_header))) {
     free(driver);
     return NULL;
   }

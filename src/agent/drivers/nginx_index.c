@@ -16,17 +16,28 @@
 #include <strings.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-enum { NGINX_HEADER_READ = 16 * 1024 }; /* bytes of each cache file read to find key and tags */
+/* Bytes of each cache file read to find its key and tags: the first read, and the most read when
+ * the stored headers are longer (tag headers of many kilobytes). */
+enum { NGINX_HEADER_READ = 16 * 1024, NGINX_HEADER_MAX = 1024 * 1024 };
 
 #define NGINX_WATCH_MASK                                                                           \
   (IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
 
 struct index_entry {
   char *path; /* NULL for a free entry */
-  char *key;
-  char *tags; /* Surrogate-Key value, space-separated; NULL when none */
+  char *key;  /* the stored key, byte for byte: $scheme://$host$request_uri */
+  char *tags; /* every tag header's values, space-separated; NULL when none */
+  uint64_t path_hash;
+  uint64_t key_hash; /* of the key after its scheme: the http and https copies of a URL collide */
+};
+
+/* Open addressing over entry positions: position + 1, 0 empty, SIZE_MAX deleted. */
+struct index_table {
+  size_t *slots;
+  size_t used; /* slots not empty, deleted ones included */
 };
 
 struct index_watch {
@@ -44,11 +55,13 @@ struct nginx_index {
   size_t entry_count, entry_cap; /* entries in use or free; free ones are reused */
   size_t *free_entries;          /* stack of free entry positions */
   size_t free_count, free_cap;
-  size_t *slots; /* open addressing: entry position + 1, 0 empty, SIZE_MAX deleted */
-  size_t slot_cap, slot_used;
+  struct index_table by_path; /* one entry per file */
+  struct index_table by_key;  /* every file of a URL: its Vary variants, both schemes */
+  size_t table_cap;           /* slots of each table, a power of two */
   struct index_watch *watches;
   size_t watch_count, watch_cap;
-  char buffer[NGINX_HEADER_READ];
+  char *buffer; /* a cache file's head, NGINX_HEADER_READ bytes, grown when needed */
+  size_t buffer_cap;
 };
 
 static uint64_t index_hash(const char *s) {
@@ -58,36 +71,67 @@ static uint64_t index_hash(const char *s) {
   return h;
 }
 
-/* Finds the slot of path, or the slot where it would go. */
-static size_t *index_slot(struct nginx_index *index, const char *path, bool for_insert) {
-  size_t mask = index->slot_cap - 1;
-  size_t *tombstone = NULL;
-  for (size_t i = (size_t)index_hash(path) & mask;; i = (i + 1) & mask) {
-    size_t *slot = &index->slots[i];
-    if (*slot == 0)
-      return for_insert && tombstone ? tombstone : slot;
-    if (*slot == SIZE_MAX) {
-      if (!tombstone)
-        tombstone = slot;
-      continue;
+static const char *index_after_scheme(const char *url) {
+  const char *rest = strstr(url, "://");
+  return rest ? rest + 3 : url;
+}
+
+/* Puts position into the first free slot of hash's probe sequence. */
+static void index_table_put(struct nginx_index *index, struct index_table *table, uint64_t hash,
+                            size_t position) {
+  size_t mask = index->table_cap - 1;
+  for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+    if (table->slots[i] == 0 || table->slots[i] == SIZE_MAX) {
+      table->used += table->slots[i] == 0;
+      table->slots[i] = position + 1;
+      return;
     }
-    if (strcmp(index->entries[*slot - 1].path, path) == 0)
-      return slot;
   }
 }
 
+/* Marks the slot holding position deleted. */
+static void index_table_drop(struct nginx_index *index, struct index_table *table, uint64_t hash,
+                             size_t position) {
+  size_t mask = index->table_cap - 1;
+  for (size_t i = (size_t)hash & mask; table->slots[i] != 0; i = (i + 1) & mask) {
+    if (table->slots[i] == position + 1) {
+      table->slots[i] = SIZE_MAX;
+      return;
+    }
+  }
+}
+
+/* The position of path's entry, or SIZE_MAX. */
+static size_t index_find_path(const struct nginx_index *index, const char *path) {
+  uint64_t hash = index_hash(path);
+  size_t mask = index->table_cap - 1;
+  for (size_t i = (size_t)hash & mask; index->by_path.slots[i] != 0; i = (i + 1) & mask) {
+    size_t slot = index->by_path.slots[i];
+    if (slot != SIZE_MAX && index->entries[slot - 1].path_hash == hash &&
+        strcmp(index->entries[slot - 1].path, path) == 0)
+      return slot - 1;
+  }
+  return SIZE_MAX;
+}
+
+/* Rebuilds both tables with cap slots (dropping deleted slots). */
 static bool index_rehash(struct nginx_index *index, size_t cap) {
-  size_t *slots = calloc(cap, sizeof(*slots));
-  if (!slots)
+  size_t *by_path = calloc(cap, sizeof(*by_path));
+  size_t *by_key = calloc(cap, sizeof(*by_key));
+  if (!by_path || !by_key) {
+    free(by_path);
+    free(by_key);
     return false;
-  free(index->slots);
-  index->slots = slots;
-  index->slot_cap = cap;
-  index->slot_used = 0;
+  }
+  free(index->by_path.slots);
+  free(index->by_key.slots);
+  index->by_path = (struct index_table){by_path, 0};
+  index->by_key = (struct index_table){by_key, 0};
+  index->table_cap = cap;
   for (size_t e = 0; e < index->entry_count; e++) {
     if (index->entries[e].path) {
-      *index_slot(index, index->entries[e].path, true) = e + 1;
-      index->slot_used++;
+      index_table_put(index, &index->by_path, index->entries[e].path_hash, e);
+      index_table_put(index, &index->by_key, index->entries[e].key_hash, e);
     }
   }
   return true;
@@ -100,69 +144,102 @@ static void index_entry_clear(struct index_entry *entry) {
   entry->path = entry->key = entry->tags = NULL;
 }
 
-static void index_remove(struct nginx_index *index, const char *path) {
-  size_t *slot = index_slot(index, path, false);
-  if (*slot == 0)
-    return;
-  size_t position = *slot - 1;
-  *slot = SIZE_MAX;
-  index_entry_clear(&index->entries[position]);
+static void index_remove_at(struct nginx_index *index, size_t position) {
+  struct index_entry *entry = &index->entries[position];
+  index_table_drop(index, &index->by_path, entry->path_hash, position);
+  index_table_drop(index, &index->by_key, entry->key_hash, position);
+  index_entry_clear(entry);
   if (!array_reserve((void **)&index->free_entries, &index->free_cap, index->free_count,
                      sizeof(*index->free_entries), 64))
     return; /* the entry stays unused; harmless */
   index->free_entries[index->free_count++] = position;
 }
 
-/* Adds or replaces the entry for path. */
-static void index_put(struct nginx_index *index, const char *path, const char *key, size_t key_len,
-                      const char *tags, size_t tags_len) {
-  index_remove(index, path);
-  if ((index->slot_used + 1) * 2 > index->slot_cap &&
-      !index_rehash(index, index->slot_cap ? index->slot_cap * 2 : 1024))
-    return;
-  size_t position;
-  if (index->free_count > 0) {
-    position = index->free_entries[--index->free_count];
-  } else {
-    if (!array_reserve((void **)&index->entries, &index->entry_cap, index->entry_count,
-                       sizeof(*index->entries), 1024))
-      return;
-    position = index->entry_count++;
-  }
-  struct index_entry *entry = &index->entries[position];
-  entry->path = strdup(path);
-  entry->key = strndup(key, key_len);
-  entry->tags = tags ? strndup(tags, tags_len) : NULL;
-  if (!entry->path || !entry->key) {
-    index_entry_clear(entry);
-    return;
-  }
-  size_t *slot = index_slot(index, path, true);
-  if (*slot == 0)
-    index->slot_used++;
-  *slot = position + 1;
+static void index_remove(struct nginx_index *index, const char *path) {
+  size_t position = index_find_path(index, path);
+  if (position != SIZE_MAX)
+    index_remove_at(index, position);
 }
 
-/* Finds header line "name: value" (name without case) in text; returns value and its length. */
-static const char *index_header(const char *text, size_t len, const char *name, size_t *value_len) {
+/* Adds or replaces the entry for path; tags is a malloc'd string the index takes (may be NULL). */
+static void index_put(struct nginx_index *index, const char *path, const char *key, size_t key_len,
+                      char *tags) {
+  index_remove(index, path);
+  struct index_entry entry = {strdup(path), strndup(key, key_len), tags, 0, 0};
+  size_t most = index->by_path.used > index->by_key.used ? index->by_path.used : index->by_key.used;
+  if (!entry.path || !entry.key ||
+      ((most + 1) * 2 > index->table_cap && !index_rehash(index, index->table_cap * 2)) ||
+      (index->free_count == 0 &&
+       !array_reserve((void **)&index->entries, &index->entry_cap, index->entry_count,
+                      sizeof(*index->entries), 1024))) {
+    index_entry_clear(&entry);
+    return;
+  }
+  size_t position =
+      index->free_count > 0 ? index->free_entries[--index->free_count] : index->entry_count++;
+  entry.path_hash = index_hash(entry.path);
+  entry.key_hash = index_hash(index_after_scheme(entry.key));
+  index->entries[position] = entry;
+  index_table_put(index, &index->by_path, entry.path_hash, position);
+  index_table_put(index, &index->by_key, entry.key_hash, position);
+}
+
+/* Every value of the header lines "name: value" (name without case) in the stored headers text,
+ * joined by spaces, as a malloc'd string; NULL when there is none. nginx stores the origin's
+ * header lines as received, so an origin sending its tags in several lines has several here. */
+static char *index_header_values(const char *text, size_t len, const char *name) {
   size_t name_len = strlen(name);
+  char *values = NULL;
+  size_t used = 0;
   for (const char *line = text; line && line < text + len;) {
     const char *end = memchr(line, '\n', (size_t)(text + len - line));
     size_t line_len = end ? (size_t)(end - line) : (size_t)(text + len - line);
+    if (line_len <= 1)
+      break; /* end of the stored headers */
     if (line_len > name_len && strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
       const char *value = line + name_len + 1;
       while (*value == ' ')
         value++;
-      *value_len = (size_t)(line + line_len - value);
-      while (*value_len && (value[*value_len - 1] == '\r' || value[*value_len - 1] == ' '))
-        (*value_len)--;
-      return value;
+      size_t value_len = (size_t)(line + line_len - value);
+      while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == ' '))
+        value_len--;
+      char *more = realloc(values, used + value_len + 2);
+      if (!more)
+        break;
+      values = more;
+      if (used)
+        values[used++] = ' ';
+      memcpy(values + used, value, value_len);
+      used += value_len;
+      values[used] = '\0';
     }
-    if (line_len <= 1)
-      return NULL; /* end of the stored headers */
     line = end ? end + 1 : NULL;
   }
-  return NULL;
+  return values;
+}
+
+/* Reads the head of the cache file fd into index->buffer: at least until the end of its stored
+ * headers (a blank line after the KEY line), at most NGINX_HEADER_MAX bytes. Returns its length. */
+static size_t index_read_head(struct nginx_index *index, int fd) {
+  size_t len = 0;
+  for (;;) {
+    if (len == index->buffer_cap) {
+      if (index->buffer_cap >= NGINX_HEADER_MAX)
+        return len;
+      char *grown = realloc(index->buffer, index->buffer_cap * 2);
+      if (!grown)
+        return len;
+      index->buffer = grown;
+      index->buffer_cap *= 2;
+    }
+    ssize_t got = read(fd, index->buffer + len, index->buffer_cap - len);
+    if (got <= 0)
+      return len;
+    len += (size_t)got;
+    const char *key = memmem(index->buffer, len, "\nKEY: ", 6);
+    if (key && memmem(key, (size_t)(index->buffer + len - key), "\r\n\r\n", 4))
+      return len;
+  }
 }
 
 /* Reads a cache file's key and tags into the index; files that are not cache files are skipped. */
@@ -170,12 +247,10 @@ static void index_file(struct nginx_index *index, const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return;
-  ssize_t len = read(fd, index->buffer, sizeof(index->buffer));
+  size_t len = index_read_head(index, fd);
   close(fd);
-  if (len <= 0)
-    return;
   const char *text = index->buffer;
-  const char *key_line = memmem(text, (size_t)len, "\nKEY: ", 6);
+  const char *key_line = memmem(text, len, "\nKEY: ", 6);
   if (!key_line)
     return;
   const char *key = key_line + 6;
@@ -183,10 +258,8 @@ static void index_file(struct nginx_index *index, const char *path) {
   if (!key_end)
     return;
   const char *headers = key_end + 1;
-  size_t tags_len = 0;
-  const char *tags =
-      index_header(headers, (size_t)(text + len - headers), index->tag_header, &tags_len);
-  index_put(index, path, key, (size_t)(key_end - key), tags, tags_len);
+  char *tags = index_header_values(headers, (size_t)(text + len - headers), index->tag_header);
+  index_put(index, path, key, (size_t)(key_end - key), tags);
 }
 
 static const char *index_watch_path(struct nginx_index *index, int wd) {
@@ -237,7 +310,7 @@ static void index_clear(struct nginx_index *index) {
     free(index->watches[w].path);
   }
   index->watch_count = 0;
-  index_rehash(index, index->slot_cap ? index->slot_cap : 1024);
+  index_rehash(index, index->table_cap);
 }
 
 /* Applies every queued inotify event; rebuilds from scratch when events were lost. */
@@ -294,61 +367,131 @@ static bool index_has_tag(const char *tags, const char *tag) {
   return false;
 }
 
-static const char *index_after_scheme(const char *url) {
-  const char *rest = strstr(url, "://");
-  return rest ? rest + 3 : url;
+/* What a purge looks for, prepared once. */
+struct index_match {
+  Cdr__Operation operation;
+  const char *target;
+  const char *after_scheme; /* URLs and prefixes are compared after the scheme: both copies go */
+  size_t after_scheme_len;
+  pcre2_code *regex;
+  pcre2_match_data *data;
+};
+
+static bool index_entry_matches(const struct index_entry *entry, const struct index_match *match) {
+  switch (match->operation) {
+  case CDR__OPERATION__PURGE_URL:
+    return strcmp(index_after_scheme(entry->key), match->after_scheme) == 0;
+  case CDR__OPERATION__PURGE_PREFIX:
+    return strncmp(index_after_scheme(entry->key), match->after_scheme, match->after_scheme_len) ==
+           0;
+  case CDR__OPERATION__PURGE_REGEX:
+    return pcre2_match(match->regex, (PCRE2_SPTR)entry->key, PCRE2_ZERO_TERMINATED, 0, 0,
+                       match->data, NULL) >= 0;
+  case CDR__OPERATION__PURGE_TAG: return entry->tags && index_has_tag(entry->tags, match->target);
+  default: return false;
+  }
+}
+
+/* Calls visit for every entry matching, each once: an exact URL through the key table (its
+ * variants and both schemes share a hash), anything else over every entry. visit may remove the
+ * entry it is given. */
+static void index_each_match(struct nginx_index *index, const struct index_match *match,
+                             void (*visit)(struct nginx_index *index, size_t position,
+                                           void *context),
+                             void *context) {
+  if (match->operation == CDR__OPERATION__PURGE_URL) {
+    uint64_t hash = index_hash(match->after_scheme);
+    size_t mask = index->table_cap - 1;
+    for (size_t i = (size_t)hash & mask; index->by_key.slots[i] != 0; i = (i + 1) & mask) {
+      size_t slot = index->by_key.slots[i];
+      if (slot != SIZE_MAX && index->entries[slot - 1].key_hash == hash &&
+          index_entry_matches(&index->entries[slot - 1], match))
+        visit(index, slot - 1, context);
+    }
+    return;
+  }
+  for (size_t e = 0; e < index->entry_count; e++) {
+    if (index->entries[e].path && index_entry_matches(&index->entries[e], match))
+      visit(index, e, context);
+  }
+}
+
+/* Deletes one matching file; remembers the first error other than "already gone". */
+static void index_delete(struct nginx_index *index, size_t position, void *context) {
+  int *unlink_error = context;
+  if (unlink(index->entries[position].path) != 0 && errno != ENOENT) {
+    if (!*unlink_error)
+      *unlink_error = errno;
+    return;
+  }
+  index_remove_at(index, position);
+}
+
+struct index_check {
+  struct timespec since; /* when the purge started, on the clock file times are taken from */
+  size_t stale;          /* matching files written before it that are still there */
+};
+
+/* Counts a matching file that was on disk before the purge began: a copy the purge missed. A
+ * file written since is a fresh copy a visitor's request fetched after the purge. */
+static void index_check(struct nginx_index *index, size_t position, void *context) {
+  struct index_check *check = context;
+  struct stat st;
+  if (stat(index->entries[position].path, &st) != 0)
+    return;
+  if (st.st_mtim.tv_sec < check->since.tv_sec ||
+      (st.st_mtim.tv_sec == check->since.tv_sec && st.st_mtim.tv_nsec < check->since.tv_nsec))
+    check->stale++;
 }
 
 void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
                        struct exec_outcome *outcome) {
-  pcre2_code *regex = NULL;
-  pcre2_match_data *match = NULL;
+  struct index_match match = {.operation = item->operation, .target = item->target};
+  match.after_scheme = index_after_scheme(item->target);
+  match.after_scheme_len = strlen(match.after_scheme);
   if (item->operation == CDR__OPERATION__PURGE_REGEX) {
     int code;
     PCRE2_SIZE offset;
-    regex = pcre2_compile((PCRE2_SPTR)item->target, PCRE2_ZERO_TERMINATED, 0, &code, &offset, NULL);
-    match = regex ? pcre2_match_data_create_from_pattern(regex, NULL) : NULL;
-    if (!match) {
-      pcre2_code_free(regex);
+    match.regex =
+        pcre2_compile((PCRE2_SPTR)item->target, PCRE2_ZERO_TERMINATED, 0, &code, &offset, NULL);
+    match.data = match.regex ? pcre2_match_data_create_from_pattern(match.regex, NULL) : NULL;
+    if (!match.data) {
+      pcre2_code_free(match.regex);
       driver_outcome_failed(outcome, 0, CURLE_OK);
       snprintf(outcome->reason, sizeof(outcome->reason), "bad_regex");
       return;
     }
   }
-  const char *prefix = index_after_scheme(item->target);
-  size_t prefix_len = strlen(prefix);
+  /* File times come from the kernel's coarse clock: compare them with that clock. */
+  struct index_check check = {.stale = 0};
+  clock_gettime(CLOCK_REALTIME_COARSE, &check.since);
   int unlink_error = 0;
   pthread_mutex_lock(&index->lock);
   bool readable = index_refresh(index);
-  for (size_t e = 0; readable && e < index->entry_count; e++) {
-    struct index_entry *entry = &index->entries[e];
-    if (!entry->path)
-      continue;
-    bool hit = false;
-    if (item->operation == CDR__OPERATION__PURGE_PREFIX)
-      hit = strncmp(index_after_scheme(entry->key), prefix, prefix_len) == 0;
-    else if (item->operation == CDR__OPERATION__PURGE_REGEX)
-      hit =
-          pcre2_match(regex, (PCRE2_SPTR)entry->key, PCRE2_ZERO_TERMINATED, 0, 0, match, NULL) >= 0;
-    else if (item->operation == CDR__OPERATION__PURGE_TAG)
-      hit = entry->tags && index_has_tag(entry->tags, item->target);
-    if (!hit)
-      continue;
-    if (unlink(entry->path) != 0 && errno != ENOENT && !unlink_error)
-      unlink_error = errno;
-    else
-      index_remove(index, entry->path);
+  /* Delete, then look again with every event that arrived meanwhile: a file nginx finished
+   * writing from a fetch begun before the purge is caught on the second round. */
+  for (int round = 0; readable && !unlink_error && round < 2; round++) {
+    index_each_match(index, &match, index_delete, &unlink_error);
+    readable = index_refresh(index);
+    check.stale = 0;
+    if (readable)
+      index_each_match(index, &match, index_check, &check);
+    if (check.stale == 0)
+      break;
   }
   pthread_mutex_unlock(&index->lock);
-  pcre2_match_data_free(match);
-  pcre2_code_free(regex);
-  if (!readable || unlink_error) {
+  pcre2_match_data_free(match.data);
+  pcre2_code_free(match.regex);
+  if (!readable || unlink_error || check.stale) {
     driver_outcome_failed(outcome, 0, CURLE_OK);
     snprintf(outcome->reason, sizeof(outcome->reason), "%s",
-             !readable ? "cache_dir_unreadable" : "cache_dir_not_writable");
+             !readable      ? "cache_dir_unreadable"
+             : unlink_error ? "cache_dir_not_writable"
+                            : "still_cached");
     return;
   }
   outcome->outcome = CDR__OUTCOME__SUCCEEDED;
+  outcome->verified = true;
 }
 
 size_t nginx_index_size(struct nginx_index *index) {
@@ -366,7 +509,10 @@ struct nginx_index *nginx_index_create(const char *dir, const char *tag_header) 
   index->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   index->dir = strdup(dir);
   index->tag_header = strdup(tag_header);
-  if (index->inotify < 0 || !index->dir || !index->tag_header || !index_rehash(index, 1024)) {
+  index->buffer = malloc(NGINX_HEADER_READ);
+  index->buffer_cap = NGINX_HEADER_READ;
+  if (index->inotify < 0 || !index->dir || !index->tag_header || !index->buffer ||
+      !index_rehash(index, 1024)) {
     nginx_index_destroy(index);
     return NULL;
   }
@@ -385,7 +531,9 @@ void nginx_index_destroy(struct nginx_index *index) {
     close(index->inotify);
   free(index->entries);
   free(index->free_entries);
-  free(index->slots);
+  free(index->by_path.slots);
+  free(index->by_key.slots);
+  free(index->buffer);
   free(index->watches);
   free(index->dir);
   free(index->tag_header);

@@ -56,7 +56,8 @@ static enum driver_plan varnish_prepare(struct driver *driver, const struct exec
                                         struct exec_outcome *outcome) {
   switch (item->operation) {
   case CDR__OPERATION__PURGE_URL: {
-    enum driver_plan plan = driver_plan_url(driver, "", item, "PURGE", false, request, outcome);
+    enum driver_plan plan =
+        driver_plan_url(driver->cache_url, item, "PURGE", false, request, outcome);
     if (plan == DRIVER_REQUEST && item->invalidate)
       snprintf(request->header, request->header_size, "X-Purge-Mode: soft");
     return plan;
@@ -71,7 +72,7 @@ static enum driver_plan varnish_prepare(struct driver *driver, const struct exec
   case CDR__OPERATION__PURGE_TAG:
     return varnish_plan_xkey(driver, item->invalidate ? "xkey-softpurge" : "xkey-purge",
                              item->target, request, outcome);
-  default: return driver_plan_url(driver, "", item, "GET", true, request, outcome);
+  default: return driver_plan_preload(driver, item, request, outcome);
   }
 }
 
@@ -83,7 +84,9 @@ static void varnish_complete(struct driver *base, const struct exec_item *item, 
 }
 
 struct driver *driver_varnish_create(const char *cache_url) {
-  static const struct driver ops = {"varnish", varnish_prepare, varnish_complete,
-                                    NULL,      driver_free,     ""};
+  static const struct driver ops = {.name = "varnish",
+                                    .prepare = varnish_prepare,
+                                    .complete = varnish_complete,
+                                    .destroy = driver_free};
   return driver_alloc(sizeof(struct driver), &ops, cache_url);
 }
