@@ -7,7 +7,10 @@
 #   BAN / + X-Ban-Url: "<PCRE2 regex>"   remove every object whose URL matches (prefix, regex)
 #   PURGE / + xkey-purge: TAG            remove every object tagged TAG          (xkey)
 #   PURGE / + xkey-softpurge: TAG        mark every object tagged TAG stale      (xkey)
-# Each answers 200 when done; a refused ban answers 400 with Varnish's reason.
+#   GET /path + X-Cdr-Probe: 1           what the cache holds, never fetching: 200 cached,
+#                                        299 stale (kept for grace), 404 not cached
+# Each answers 200 when done; a refused ban answers 400 with Varnish's reason. After a PURGE the
+# agent probes the URL and reports the purge only once the probe finds it gone (or stale).
 #
 # Keys: Varnish hashes the URL as sent (never decoded) and the Host header. vcl_recv first
 # normalises Host (lower case, no :80 or :443, no trailing dot), so "H", "h:80" and "h." are one
@@ -45,6 +48,12 @@ sub cdnrefresh_normalize_host {
 }
 
 sub cdnrefresh_recv {
+    if (req.http.X-Cdr-Probe) {
+        if (client.ip ~ cdnrefresh_purgers && req.method == "GET") {
+            return (hash);  # answered in vcl_hit or vcl_miss, never from the origin
+        }
+        unset req.http.X-Cdr-Probe;
+    }
     if (req.method != "PURGE" && req.method != "BAN") {
         return;
     }
@@ -82,6 +91,22 @@ sub cdnrefresh_purge_found {
     }
 }
 
+# The agent's probe of a URL: what the lookup found, without fetching or delivering it.
+sub cdnrefresh_probe_found {
+    if (req.http.X-Cdr-Probe) {
+        if (obj.ttl > 0s) {
+            return (synth(200, "cached"));
+        }
+        return (synth(299, "stale"));
+    }
+}
+
+sub cdnrefresh_probe_missed {
+    if (req.http.X-Cdr-Probe) {
+        return (synth(404, "not cached"));
+    }
+}
+
 sub vcl_recv {
     call cdnrefresh_normalize_host;  # cdnrefresh: before anything reads the Host
     call cdnrefresh_recv;  # cdnrefresh: purge, ban and xkey requests
@@ -89,10 +114,12 @@ sub vcl_recv {
 
 sub vcl_hit {
     call cdnrefresh_purge_found;  # cdnrefresh
+    call cdnrefresh_probe_found;  # cdnrefresh
 }
 
 sub vcl_miss {
     call cdnrefresh_purge_found;  # cdnrefresh
+    call cdnrefresh_probe_missed;  # cdnrefresh
 }
 
 sub vcl_backend_response {

@@ -3,6 +3,8 @@ serves HTTPS, the origin answers Vary: Accept-Encoding, URLs carry percent-encod
 query strings, and visitors spell the Host in several ways. After each task every copy a visitor
 could be served is fetched through the cache — the result is what the cache holds, never only
 the task's status."""
+import http.client
+import ssl
 import time
 
 import pytest
@@ -185,3 +187,29 @@ def test_preloads_fill_the_copy_visitors_get(edge):
     time.sleep(0.3)  # ATS and Squid finish writing an object just after answering
     assert fetch(cache, targets[0], GZIP)[1] == "HIT", kind  # an HTTPS visitor's copy
     assert fetch(cache, targets[1], GZIP)[1] == "HIT", kind
+
+
+def test_the_varnish_probe_reads_the_cache_without_filling_it(lab):
+    """What the agent's verification of a Varnish purge relies on (deploy/varnish/edge.vcl)."""
+    origin = lab.origin(FILES, ORIGIN_EXTRA)
+    cache = lab.cache("varnish", "cache-varnish", origin)
+    probe = {"X-Cdr-Probe": "1"}
+    assert fetch(cache, url("http", "/v/site.css"), probe)[0] == 404
+    assert fetch(cache, url("http", "/v/site.css"), probe)[0] == 404  # the probe cached nothing
+    warm(cache, url("http", "/v/site.css"))
+    assert fetch(cache, url("http", "/v/site.css"), probe)[0] == 200
+    assert fetch(cache, url("https", "/v/site.css"), probe)[0] == 200  # one object for both schemes
+
+
+@pytest.mark.parametrize("edge", ["varnish", "squid"], indirect=True)
+def test_https_visitors_cannot_purge_through_the_tls_terminator(edge):
+    """Behind the terminator every visitor comes from loopback, which the caches let purge."""
+    kind, cache, engine = edge
+    warm(cache, url("https", "/v/site.css"))
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", cache.tls_port, timeout=10, context=context)
+    conn.request("PURGE", "/v/site.css", headers={"Host": HOST})
+    assert conn.getresponse().status == 403, kind
+    conn.close()
+    assert fetch(cache, url("https", "/v/site.css"))[1] == "HIT", kind

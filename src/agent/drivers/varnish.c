@@ -4,7 +4,11 @@
  * next request is answered stale while Varnish revalidates it). Prefix and regex: a BAN whose
  * X-Ban-Url regex is matched against each object's stored URL, by the ban lurker in the background
  * and at lookup. Tags: PURGE with xkey-purge or xkey-softpurge. The VCL answers 200 when done.
- * Bans cannot be soft, so invalidating by prefix or regex is reported unsupported. */
+ * Bans cannot be soft, so invalidating by prefix or regex is reported unsupported.
+ *
+ * A one-URL purge is verified: after the PURGE the driver probes the URL (GET with X-Cdr-Probe,
+ * which the VCL answers from the lookup alone: 200 cached, 299 stale, 404 not cached). A copy
+ * still cached is purged once more and probed again; still there, the item fails still_cached. */
 #include "agent/driver.h"
 
 #include <stdio.h>
@@ -51,17 +55,23 @@ static enum driver_plan varnish_plan_ban(const struct driver *driver, const stru
   return varnish_plan_root(driver, "BAN", request, outcome);
 }
 
+/* Plans the PURGE of item's URL, soft when it invalidates. */
+static enum driver_plan varnish_plan_purge(const struct driver *driver,
+                                           const struct exec_item *item,
+                                           struct exec_request *request,
+                                           struct exec_outcome *outcome) {
+  enum driver_plan plan =
+      driver_plan_url(driver->cache_url, item, "PURGE", false, request, outcome);
+  if (plan == DRIVER_REQUEST && item->invalidate)
+    snprintf(request->header, request->header_size, "X-Purge-Mode: soft");
+  return plan;
+}
+
 static enum driver_plan varnish_prepare(struct driver *driver, const struct exec_item *item,
                                         struct exec_request *request,
                                         struct exec_outcome *outcome) {
   switch (item->operation) {
-  case CDR__OPERATION__PURGE_URL: {
-    enum driver_plan plan =
-        driver_plan_url(driver->cache_url, item, "PURGE", false, request, outcome);
-    if (plan == DRIVER_REQUEST && item->invalidate)
-      snprintf(request->header, request->header_size, "X-Purge-Mode: soft");
-    return plan;
-  }
+  case CDR__OPERATION__PURGE_URL: return varnish_plan_purge(driver, item, request, outcome);
   case CDR__OPERATION__PURGE_PREFIX:
   case CDR__OPERATION__PURGE_REGEX:
     if (item->invalidate) {
@@ -76,9 +86,50 @@ static enum driver_plan varnish_prepare(struct driver *driver, const struct exec
   }
 }
 
+/* A URL purge's requests alternate: PURGE (odd counts), probe (even counts). */
+static bool varnish_probed(const struct exec_item *item, const struct exec_outcome *outcome) {
+  return item->operation == CDR__OPERATION__PURGE_URL && outcome->requests % 2 == 0;
+}
+
+/* Judges a probe: gone (404), or stale (299) when the purge was soft. */
+static void varnish_judge_probe(const struct exec_item *item, long status, CURLcode error,
+                                struct exec_outcome *outcome) {
+  if (status == 404 || (item->invalidate && status == 299)) {
+    driver_judge(true, status, error, outcome);
+    outcome->verified = true;
+  } else if (status == 200 || status == 299) {
+    driver_outcome_failed(outcome, status, error);
+    snprintf(outcome->reason, sizeof(outcome->reason), "still_cached");
+  } else {
+    driver_outcome_failed(outcome, status, error);
+  }
+}
+
+/* After a PURGE that went well, the probe; after a probe that found the copy, one more PURGE. */
+static bool varnish_follow_up(struct driver *driver, const struct exec_item *item,
+                              struct exec_request *request, struct exec_outcome *outcome) {
+  if (item->operation != CDR__OPERATION__PURGE_URL)
+    return false;
+  if (!varnish_probed(item, outcome)) {
+    if (outcome->outcome != CDR__OUTCOME__SUCCEEDED ||
+        driver_plan_url(driver->cache_url, item, "GET", false, request, outcome) != DRIVER_REQUEST)
+      return false;
+    snprintf(request->header, request->header_size, "X-Cdr-Probe: 1");
+    return true;
+  }
+  bool still_cached =
+      outcome->outcome == CDR__OUTCOME__FAILED && strcmp(outcome->reason, "still_cached") == 0;
+  return still_cached && outcome->requests < 4 &&
+         varnish_plan_purge(driver, item, request, outcome) == DRIVER_REQUEST;
+}
+
 static void varnish_complete(struct driver *base, const struct exec_item *item, long status,
                              CURLcode error, struct exec_outcome *outcome) {
   (void)base;
+  if (varnish_probed(item, outcome)) {
+    varnish_judge_probe(item, status, error, outcome);
+    return;
+  }
   bool preload = item->operation == CDR__OPERATION__PRELOAD;
   driver_judge(preload ? driver_preload_ok(status) : status == 200, status, error, outcome);
 }
@@ -87,6 +138,7 @@ struct driver *driver_varnish_create(const char *cache_url) {
   static const struct driver ops = {.name = "varnish",
                                     .prepare = varnish_prepare,
                                     .complete = varnish_complete,
+                                    .follow_up = varnish_follow_up,
                                     .destroy = driver_free};
   return driver_alloc(sizeof(struct driver), &ops, cache_url);
 }
