@@ -4,13 +4,15 @@
 # What the agent (--cache varnish) sends, all from 127.0.0.1 with the URL's Host header:
 #   PURGE /path                          remove one URL            (purge.hard)
 #   PURGE /path + X-Purge-Mode: soft     mark one URL stale        (purge.soft: kept for grace)
+#                                        then look the URL up again: X-Cache-Status says what the
+#                                        cache holds now (MISS, STALE or HIT)
 #   BAN / + X-Ban-Url: "<PCRE2 regex>"   remove every object whose URL matches (prefix, regex)
 #   PURGE / + xkey-purge: TAG            remove every object tagged TAG          (xkey)
 #   PURGE / + xkey-softpurge: TAG        mark every object tagged TAG stale      (xkey)
 #   GET /path + X-Cdr-Probe: 1           what the cache holds, never fetching: 200 cached,
 #                                        299 stale (kept for grace), 404 not cached
-# Each answers 200 when done; a refused ban answers 400 with Varnish's reason. After a PURGE the
-# agent probes the URL and reports the purge only once the probe finds it gone (or stale).
+# Each answers 200 when done; a refused ban answers 400 with Varnish's reason. The agent reports a
+# PURGE done only when the lookup after it found the URL gone (or stale, for a soft purge).
 #
 # Keys: Varnish hashes the URL as sent (never decoded) and the Host header. vcl_recv first
 # normalises Host (lower case, no :80 or :443, no trailing dot), so "H", "h:80" and "h." are one
@@ -48,6 +50,9 @@ sub cdnrefresh_normalize_host {
 }
 
 sub cdnrefresh_recv {
+    if (req.restarts == 0) {
+        unset req.http.X-Cdr-Found;  # set by a probe, never by a client
+    }
     if (req.http.X-Cdr-Probe) {
         if (client.ip ~ cdnrefresh_purgers && req.method == "GET") {
             return (hash);  # answered in vcl_hit or vcl_miss, never from the origin
@@ -87,24 +92,50 @@ sub cdnrefresh_purge_found {
         } else {
             purge.hard();
         }
-        return (synth(200, "purged"));
+        # Look the URL up again, as a probe: the answer tells what the cache holds now.
+        set req.method = "GET";
+        set req.http.X-Cdr-Probe = "after-purge";
+        return (restart);
     }
 }
 
 # The agent's probe of a URL: what the lookup found, without fetching or delivering it.
 sub cdnrefresh_probe_found {
     if (req.http.X-Cdr-Probe) {
-        if (obj.ttl > 0s) {
-            return (synth(200, "cached"));
+        # An object purged this very instant can still be looked up, its ttl and grace ending
+        # now (a few microseconds may be left, as the lookup's clock is the request's): it is
+        # gone. A copy that really stays has more than 10 ms left.
+        if (obj.ttl > 0.01s) {
+            set req.http.X-Cdr-Found = "HIT";
+        } else if (obj.ttl + obj.grace > 0.01s) {
+            set req.http.X-Cdr-Found = "STALE";
+        } else {
+            set req.http.X-Cdr-Found = "MISS";
         }
-        return (synth(299, "stale"));
+        call cdnrefresh_probe_answer;
     }
 }
 
 sub cdnrefresh_probe_missed {
     if (req.http.X-Cdr-Probe) {
-        return (synth(404, "not cached"));
+        set req.http.X-Cdr-Found = "MISS";
+        call cdnrefresh_probe_answer;
     }
+}
+
+# A PURGE's answer is 200 whatever the lookup after it found (X-Cache-Status tells); a probe's
+# status is what it found.
+sub cdnrefresh_probe_answer {
+    if (req.http.X-Cdr-Probe == "after-purge") {
+        return (synth(200, "purged"));
+    }
+    if (req.http.X-Cdr-Found == "HIT") {
+        return (synth(200, "cached"));
+    }
+    if (req.http.X-Cdr-Found == "STALE") {
+        return (synth(299, "stale"));
+    }
+    return (synth(404, "not cached"));
 }
 
 sub vcl_recv {
@@ -136,6 +167,13 @@ sub vcl_backend_response {
     }
     # Keep soft-purged objects long enough to be served while they revalidate.
     set beresp.grace = 1h;
+}
+
+sub vcl_synth {
+    # cdnrefresh: what a probe (or the lookup after a PURGE) found.
+    if (req.http.X-Cdr-Found) {
+        set resp.http.X-Cache-Status = req.http.X-Cdr-Found;
+    }
 }
 
 sub vcl_deliver {

@@ -117,6 +117,7 @@ static void agent_on_item_done(void *context, uint64_t tag, uint64_t item_id,
   result->item_id = item_id;
   result->outcome = outcome->outcome;
   result->http_status = outcome->http_status;
+  result->verified = outcome->verified;
   memcpy(link->reasons[n], outcome->reason, sizeof(link->reasons[n]));
   memcpy(link->cache_statuses[n], outcome->cache_status, sizeof(link->cache_statuses[n]));
   result->reason = link->reasons[n];

@@ -15,6 +15,7 @@ struct exec_item {
   uint64_t item_id;
   Cdr__Operation operation;
   bool invalidate;
+  bool verify;        /* check the cache after the purge (the task did not ask otherwise) */
   const char *target; /* URL, prefix, regex or tag */
   const Cdr__Header *const *headers;
   size_t header_count;

@@ -200,6 +200,7 @@ static void exec_request_start(struct executor *executor, struct exec_slot *slot
                    strcmp(request->method, "GET") == 0 ? NULL : request->method);
   slot->connect_to_node = (struct curl_slist){slot->connect_to, NULL};
   curl_easy_setopt(easy, CURLOPT_CONNECT_TO, slot->connect_to[0] ? &slot->connect_to_node : NULL);
+  slot->outcome.cache_status[0] = '\0'; /* this request's answer, not the last one's */
   if (curl_uv_add(executor->curl, easy) != 0) {
     driver_outcome_failed(&slot->outcome, 0, CURLE_FAILED_INIT);
     exec_finish(executor, slot);
@@ -363,8 +364,12 @@ int executor_submit(struct executor *executor, const Cdr__WorkItem *item, uint64
   char *line = slot->header_lines;
   for (size_t i = 0; i < item->n_headers; i++)
     line += sprintf(line, "%s: %s", item->headers[i]->name, item->headers[i]->value) + 1;
-  slot->item = (struct exec_item){item->item_id, item->operation, item->invalidate, slot->target,
-                                  NULL,          item->n_headers};
+  slot->item = (struct exec_item){.item_id = item->item_id,
+                                  .operation = item->operation,
+                                  .invalidate = item->invalidate,
+                                  .verify = !item->skip_verify,
+                                  .target = slot->target,
+                                  .header_count = item->n_headers};
   slot->next = NULL;
   if (executor->waiting_tail)
     executor->waiting_tail->next = slot;

@@ -25,10 +25,11 @@ void cli_print_task(const json_t *task) {
   printf("targets:     %lld urls, %lld prefixes, %lld regexes, %lld tags\n",
          cli_number(targets, "urls"), cli_number(targets, "prefixes"),
          cli_number(targets, "regexes"), cli_number(targets, "tags"));
-  printf("results:     %lld total, %lld succeeded, %lld failed, %lld pending, %lld unsupported\n",
+  printf("results:     %lld total, %lld succeeded (%lld verified), %lld failed, %lld pending, "
+         "%lld unsupported\n",
          cli_number(counters, "total"), cli_number(counters, "succeeded"),
-         cli_number(counters, "failed"), cli_number(counters, "pending"),
-         cli_number(counters, "unsupported"));
+         cli_number(counters, "verified"), cli_number(counters, "failed"),
+         cli_number(counters, "pending"), cli_number(counters, "unsupported"));
   printf("created:     %s\n", cli_text(task, "created_at"));
   printf("started:     %s\n", cli_text(task, "started_at"));
   printf("finished:    %s\n", cli_text(task, "finished_at"));
@@ -65,8 +66,10 @@ void cli_print_item_table(const json_t *items) {
     const json_t *node;
     json_array_foreach(json_object_get(item, "nodes"), n, node) {
       const char *reason = json_string_value(json_object_get(node, "reason"));
-      printf(" %s=%s%s%s%s", cli_text(node, "node"), cli_text(node, "state"), reason ? "(" : "",
-             reason ? reason : "", reason ? ")" : "");
+      bool verified = json_is_true(json_object_get(node, "verified"));
+      printf(" %s=%s%s%s%s%s", cli_text(node, "node"), cli_text(node, "state"),
+             verified ? "(verified)" : "", reason ? "(" : "", reason ? reason : "",
+             reason ? ")" : "");
     }
     putchar('\n');
   }
@@ -143,11 +146,11 @@ void cli_print_progress(const json_t *task, bool terminal, bool final) {
                        cli_number(counters, "unsupported");
   char line[256];
   snprintf(line, sizeof(line),
-           "%s %s: %lld/%lld results (succeeded %lld, failed %lld, "
+           "%s %s: %lld/%lld results (succeeded %lld, verified %lld, failed %lld, "
            "unsupported %lld)",
            cli_text(task, "task_id"), cli_text(task, "status"), finished, total,
-           cli_number(counters, "succeeded"), cli_number(counters, "failed"),
-           cli_number(counters, "unsupported"));
+           cli_number(counters, "succeeded"), cli_number(counters, "verified"),
+           cli_number(counters, "failed"), cli_number(counters, "unsupported"));
   if (terminal) {
     enum { BAR = 30 };
     int filled = total > 0 ? (int)(finished * BAR / total) : 0;

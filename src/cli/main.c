@@ -22,6 +22,7 @@ struct cli_options {
   double rate; /* replay: requests per second, 0 for as fast as possible */
   const char *key, *secret, *credentials; /* --key, --secret, --credentials */
   bool all;                               /* replay: every POST, not only the accepted ones */
+  bool no_verify;                         /* purge: "verify": false */
   json_t *prefixes, *regexes, *tags, *groups, *headers;
 };
 
@@ -32,9 +33,11 @@ static void cli_usage(FILE *out) {
       "\n"
       "Commands:\n"
       "  purge URL... [--prefix P]... [--regex R]... [--tag T]... [--mode delete|invalidate]\n"
-      "               [--group G]... [--callback URL] [--deadline S] [--wait [--timeout S]]\n"
+      "               [--group G]... [--callback URL] [--deadline S] [--no-verify]\n"
+      "               [--wait [--timeout S]]\n"
       "      remove URLs (and everything under a prefix, matching a regex or tagged) from\n"
-      "      every edge cache, or from the nodes in the named groups\n"
+      "      every edge cache, or from the nodes in the named groups; each agent then checks\n"
+      "      the cache no longer holds a URL it purged (--no-verify: skip that check)\n"
       "  preload URL... [--header 'Name: value']... [--group G]... [--wait [--timeout S]]\n"
       "      fetch URLs through every edge cache so they are cached before traffic arrives\n"
       "  task ID                 show one task with its counters\n"
@@ -189,6 +192,8 @@ static int cli_submit(const struct cli_options *options, bool purge, int argc, c
     json_object_set(body, "tags", options->tags);
     if (options->mode)
       json_object_set_new(body, "mode", json_string(options->mode));
+    if (options->no_verify)
+      json_object_set_new(body, "verify", json_false());
   } else if (json_object_size(options->headers) > 0) {
     json_object_set(body, "headers", options->headers);
   }
@@ -320,6 +325,7 @@ int main(int argc, char **argv) {
     OPT_KEY,
     OPT_SECRET,
     OPT_CREDENTIALS,
+    OPT_NO_VERIFY,
     OPT_VERSION,
     OPT_HELP
   };
@@ -343,6 +349,7 @@ int main(int argc, char **argv) {
       {"key", required_argument, NULL, OPT_KEY},
       {"secret", required_argument, NULL, OPT_SECRET},
       {"credentials", required_argument, NULL, OPT_CREDENTIALS},
+      {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
       {"version", no_argument, NULL, OPT_VERSION},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
@@ -358,6 +365,7 @@ int main(int argc, char **argv) {
     case OPT_REGEX: json_array_append_new(options.regexes, json_string(optarg)); break;
     case OPT_TAG: json_array_append_new(options.tags, json_string(optarg)); break;
     case OPT_MODE: options.mode = optarg; break;
+    case OPT_NO_VERIFY: options.no_verify = true; break;
     case OPT_GROUP: json_array_append_new(options.groups, json_string(optarg)); break;
     case OPT_CALLBACK: options.callback = optarg; break;
     case OPT_DEADLINE: options.deadline_s = cli_positive(optarg, "--deadline", &ok); break;

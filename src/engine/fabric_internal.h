@@ -21,9 +21,10 @@ struct fabric_task;
 struct fabric_task_node {
   struct fabric_task *task;
   struct fabric_node *node;
-  uint8_t *states; /* item_states_* bitmap */
-  size_t next;     /* next target to consider sending */
-  int64_t succeeded, failed, unsupported;
+  uint8_t *states;   /* item_states_* bitmap */
+  uint8_t *verified; /* item_verified_* bitmap */
+  size_t next;       /* next target to consider sending */
+  int64_t succeeded, failed, unsupported, verified_count;
   bool queued;       /* in its node's queue */
   bool dirty;        /* results not saved yet */
   uint8_t *attempts; /* failed attempts per target, allocated at the first retry (malloc'd) */

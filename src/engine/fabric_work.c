@@ -113,6 +113,7 @@ static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
   json_t *groups =
       task->task->node_groups_json ? json_loads(task->task->node_groups_json, 0, NULL) : NULL;
   size_t bytes = item_states_bytes(task->task->target_count);
+  size_t verified_bytes = item_verified_bytes(task->task->target_count);
   task->nodes = arena_alloc(&task->arena, (fabric->node_count + 1) * sizeof(*task->nodes));
   if (!task->nodes) {
     json_decref(groups);
@@ -132,17 +133,23 @@ static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
     task_node->task = task;
     task_node->node = node;
     task_node->states = arena_alloc(&task->arena, bytes ? bytes : 1);
-    if (!task_node->states) {
+    task_node->verified = arena_alloc(&task->arena, verified_bytes ? verified_bytes : 1);
+    if (!task_node->states || !task_node->verified) {
       json_decref(groups);
       return CDR_ENOMEM;
     }
     memset(task_node->states, 0, bytes ? bytes : 1);
+    memset(task_node->verified, 0, verified_bytes ? verified_bytes : 1);
     if (record) {
       memcpy(task_node->states, record->states,
              record->states_len < bytes ? record->states_len : bytes);
+      if (record->verified)
+        memcpy(task_node->verified, record->verified,
+               record->verified_len < verified_bytes ? record->verified_len : verified_bytes);
       task_node->succeeded = record->succeeded;
       task_node->failed = record->failed;
       task_node->unsupported = record->unsupported;
+      task_node->verified_count = record->verified_count;
     }
   }
   json_decref(groups);
@@ -210,6 +217,28 @@ static void fabric_on_planned(struct store_job *job) {
 /* Writes the task's plan: its nodes and their records. Its work goes out meanwhile, without waiting
  * for the commit: a crash before it only means the task is planned again at the next start, and
  * purges and preloads are idempotent. Progress saves come after it (one writer, in order). */
+/* Fills record with a copy of task_node's results, allocated in arena; false when out of memory. */
+static bool fabric_node_record(const struct fabric_task_node *task_node, struct arena *arena,
+                               struct store_task_node *record) {
+  size_t targets = task_node->task->task->target_count;
+  size_t bytes = item_states_bytes(targets), verified_bytes = item_verified_bytes(targets);
+  *record =
+      (struct store_task_node){.node_id = task_node->node->id,
+                               .states = arena_alloc(arena, bytes ? bytes : 1),
+                               .states_len = bytes,
+                               .verified = arena_alloc(arena, verified_bytes ? verified_bytes : 1),
+                               .verified_len = verified_bytes,
+                               .succeeded = task_node->succeeded,
+                               .failed = task_node->failed,
+                               .unsupported = task_node->unsupported,
+                               .verified_count = task_node->verified_count};
+  if (!record->states || !record->verified)
+    return false;
+  memcpy(record->states, task_node->states, bytes);
+  memcpy(record->verified, task_node->verified, verified_bytes);
+  return true;
+}
+
 static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   struct store_job *job = calloc(1, sizeof(*job));
   if (!job)
@@ -227,19 +256,9 @@ static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   /* A copy of the task as it is now (all pending the first time; a retry after a store error
    * writes what has happened since, so it never takes saved progress back). */
   *job->task = *task->task;
-  size_t bytes = item_states_bytes(task->task->target_count);
   for (size_t i = 0; i < task->node_count; i++) {
-    const struct fabric_task_node *task_node = &task->nodes[i];
-    struct store_task_node *record = &job->task_nodes[i];
-    *record = (struct store_task_node){.node_id = task_node->node->id,
-                                       .states = arena_alloc(&job->arena, bytes ? bytes : 1),
-                                       .states_len = bytes,
-                                       .succeeded = task_node->succeeded,
-                                       .failed = task_node->failed,
-                                       .unsupported = task_node->unsupported};
-    if (!record->states)
+    if (!fabric_node_record(&task->nodes[i], &job->arena, &job->task_nodes[i]))
       goto later;
-    memcpy(record->states, task_node->states, bytes);
   }
   job->task_node_count = task->node_count;
   fabric_submit(fabric, job);
@@ -478,6 +497,7 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, siz
   item->item_id = (uint64_t)slot->generation << 32 | slot_index;
   item->operation = fabric_operation(task, task->targets[index].kind);
   item->invalidate = task->mode == TASK_MODE_INVALIDATE;
+  item->skip_verify = !task->verify;
   item->target = (char *)(uintptr_t)task->targets[index].value;
   item->n_headers = task_node->task->header_count;
   item->headers = task_node->task->headers;
@@ -621,6 +641,11 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
     task_node->succeeded++;
     t->counters.succeeded++;
     task_node->node->done++;
+    if (result->verified) {
+      item_verified_set(task_node->verified, index);
+      task_node->verified_count++;
+      t->counters.verified++;
+    }
   } else {
     if (state == ITEM_FAILED) {
       task_node->failed++;
@@ -722,7 +747,6 @@ static void fabric_on_progress_saved(struct store_job *job) {
 /* Copies one dirty task's unsaved state into p, in the job's arena. */
 static int fabric_progress_copy(struct fabric_task *task, struct store_progress *p,
                                 struct arena *arena) {
-  size_t bytes = item_states_bytes(task->task->target_count);
   p->task = *task->task;
   p->task.targets = NULL;
   p->nodes = arena_alloc(arena, (task->node_count + 1) * sizeof(*p->nodes));
@@ -734,16 +758,8 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
     struct fabric_task_node *task_node = &task->nodes[n];
     if (!task_node->dirty)
       continue;
-    struct store_task_node *record = &p->nodes[p->node_count++];
-    record->node_id = task_node->node->id;
-    record->states = arena_alloc(arena, bytes ? bytes : 1);
-    if (!record->states)
+    if (!fabric_node_record(task_node, arena, &p->nodes[p->node_count++]))
       return CDR_ENOMEM;
-    memcpy(record->states, task_node->states, bytes);
-    record->states_len = bytes;
-    record->succeeded = task_node->succeeded;
-    record->failed = task_node->failed;
-    record->unsupported = task_node->unsupported;
   }
   for (size_t f = 0; f < task->failure_count; f++) {
     const struct fabric_failure *failure = &task->failures[f];
@@ -760,7 +776,8 @@ void fabric_progress_flush(struct fabric *fabric) {
   for (struct fabric_task *task = fabric->tasks; task; task = task->next) {
     if (task->dirty) {
       count++;
-      bytes += task->node_count * (item_states_bytes(task->task->target_count) + 64) +
+      size_t targets = task->task->target_count;
+      bytes += task->node_count * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
                task->failure_count * 128 + 1024;
     }
   }

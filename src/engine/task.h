@@ -40,6 +40,7 @@ struct task_counters {
   int64_t failed;
   int64_t pending;
   int64_t unsupported;
+  int64_t verified; /* succeeded results the agent checked in the cache afterwards */
 };
 
 struct task {
@@ -52,6 +53,7 @@ struct task {
   const char *headers_json;     /* preload request headers as a JSON object, or NULL */
   const char *callback;         /* URL to notify when the task finishes, or NULL */
   int64_t deadline_s;           /* seconds after creation the task may take */
+  bool verify;                  /* agents check the cache after each purge ("verify", default) */
   int64_t created_ms, started_ms, finished_ms; /* epoch ms; 0 when not yet */
   struct task_counters counters;
   size_t target_counts[TARGET_KIND_COUNT]; /* targets of each kind */
@@ -74,6 +76,17 @@ static inline enum item_state item_states_get(const uint8_t *states, size_t inde
 static inline void item_states_set(uint8_t *states, size_t index, enum item_state state) {
   unsigned shift = 2 * (index % 4);
   states[index / 4] = (uint8_t)((states[index / 4] & ~(3u << shift)) | ((unsigned)state << shift));
+}
+
+/* Per-(task, node) verification: 1 bit per target, set when a succeeded result was verified. */
+static inline size_t item_verified_bytes(size_t targets) { return (targets + 7) / 8; }
+
+static inline bool item_verified_get(const uint8_t *verified, size_t index) {
+  return (verified[index / 8] >> (index % 8)) & 1u;
+}
+
+static inline void item_verified_set(uint8_t *verified, size_t index) {
+  verified[index / 8] = (uint8_t)(verified[index / 8] | (1u << (index % 8)));
 }
 
 /* API names of the enums ("purge", "invalidate", "partial", "prefix", "failed"). Static strings. */

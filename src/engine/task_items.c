@@ -43,6 +43,9 @@ static int task_items_fill(const struct task *task, struct item_row *row,
                         : ITEM_PENDING;
     if (result->state == ITEM_PENDING && task->state == TASK_CANCELED)
       result->state = ITEM_CANCELED;
+    result->verified = result->state == ITEM_SUCCEEDED && nodes[n].verified &&
+                       (size_t)row->index / 8 < nodes[n].verified_len &&
+                       item_verified_get(nodes[n].verified, (size_t)row->index);
     result->http_status = 0;
     result->reason = NULL;
     for (size_t f = 0; f < failure_count; f++) {

@@ -8,6 +8,7 @@
 struct item_node_result {
   const char *node_id;
   enum item_state state;
+  bool verified;        /* succeeded, and the agent saw the cache no longer hold it */
   uint32_t http_status; /* failed or unsupported results: the cache's status, 0 when none */
   const char *reason;   /* failed or unsupported results: why; NULL otherwise */
 };

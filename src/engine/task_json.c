@@ -53,6 +53,13 @@ void task_json_summary_text(const struct task *task, struct json_text *out) {
   json_text_string(out, task->callback);
   JSON_TEXT_LITERAL(out, ",\"deadline_s\":");
   json_text_int(out, task->deadline_s);
+  if (task->type == TASK_PURGE) {
+    JSON_TEXT_LITERAL(out, ",\"verify\":");
+    if (task->verify)
+      JSON_TEXT_LITERAL(out, "true");
+    else
+      JSON_TEXT_LITERAL(out, "false");
+  }
   JSON_TEXT_LITERAL(out, ",\"counters\":{\"total\":");
   json_text_int(out, task->counters.total);
   JSON_TEXT_LITERAL(out, ",\"succeeded\":");
@@ -63,6 +70,8 @@ void task_json_summary_text(const struct task *task, struct json_text *out) {
   json_text_int(out, task->counters.pending);
   JSON_TEXT_LITERAL(out, ",\"unsupported\":");
   json_text_int(out, task->counters.unsupported);
+  JSON_TEXT_LITERAL(out, ",\"verified\":");
+  json_text_int(out, task->counters.verified);
   JSON_TEXT_LITERAL(out, "},\"created_at\":");
   task_json_time(out, task->created_ms);
   JSON_TEXT_LITERAL(out, ",\"started_at\":");
@@ -115,6 +124,8 @@ json_t *task_json_item(const struct item_row *row) {
     const struct item_node_result *result = &row->nodes[i];
     json_t *node =
         json_pack("{s:s,s:s}", "node", result->node_id, "state", item_state_name(result->state));
+    if (node && result->state == ITEM_SUCCEEDED)
+      json_object_set_new(node, "verified", json_boolean(result->verified));
     if (node && result->reason) {
       json_object_set_new(node, "reason", json_string(result->reason));
       if (result->http_status)

@@ -34,7 +34,8 @@ static const struct request_list request_lists[TARGET_KIND_COUNT] = {
 };
 
 /* Fields each request type accepts, besides its target lists. */
-static const char *const purge_options[] = {"mode", "nodes", "callback", "deadline_s", NULL};
+static const char *const purge_options[] = {"mode",       "nodes",  "callback",
+                                            "deadline_s", "verify", NULL};
 static const char *const preload_options[] = {"headers", "nodes", "callback", "deadline_s", NULL};
 
 struct request_parser {
@@ -393,6 +394,10 @@ static int request_take_options(struct request_parser *p, json_t *body) {
   if (mode && (!json_is_string(mode) || task_mode_parse(json_string_value(mode), &p->task->mode)))
     return request_fail(p->error, CDR_EINVALID_VALUE, "mode",
                         "mode must be \"delete\" or \"invalidate\"");
+  json_t *verify = json_object_get(body, "verify");
+  if (verify && !json_is_boolean(verify))
+    return request_fail(p->error, CDR_EINVALID_TYPE, "verify", "verify must be true or false");
+  p->task->verify = !verify || json_is_true(verify);
 
   json_t *deadline = json_object_get(body, "deadline_s");
   if (deadline) {

@@ -92,12 +92,15 @@ int store_node_upsert(struct store *store, const struct store_node *node);
 int store_nodes_load(struct store *store, struct arena *arena, struct store_node **out,
                      size_t *count);
 
-/* The results of one task on one node: 2 bits per target (item_states_* in task.h). */
+/* The results of one task on one node: 2 bits per target (item_states_* in task.h), and which
+ * succeeded results were verified (item_verified_*). */
 struct store_task_node {
   const char *node_id;
   uint8_t *states; /* item_states_bytes(target_count) bytes */
   size_t states_len;
-  int64_t succeeded, failed, unsupported;
+  uint8_t *verified; /* item_verified_bytes(target_count) bytes; may be shorter (older rows) */
+  size_t verified_len;
+  int64_t succeeded, failed, unsupported, verified_count;
 };
 
 /* The detail of one result that was not a success. */

@@ -14,7 +14,7 @@
 #define STORE_TASK_COLUMNS                                                                         \
   "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "        \
   "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
-  "regexes, tags, planned, callback_state, callback_attempts"
+  "regexes, tags, planned, callback_state, callback_attempts, verify, verified"
 
 #define STORE_TENANT_COLUMNS                                                                       \
   "name, access_key, secret, hosts, tag_prefix, quota_purge_urls, quota_purge_patterns, "          \
@@ -29,7 +29,7 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_TASK_INSERT] = "INSERT INTO tasks (" STORE_TASK_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [STMT_TARGET_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value) VALUES (?,?,?,?)",
     [STMT_TASK_GET] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id = ?1 AND tenant = ?2",
     [STMT_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = ?3 "
@@ -47,7 +47,8 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TASKS_UNFINISHED] = "SELECT " STORE_TASK_COLUMNS " FROM tasks "
                               "WHERE state IN ('queued', 'running') ORDER BY id",
     [STMT_TARGETS_ALL] = "SELECT kind, value FROM task_targets WHERE task_id = ?1 ORDER BY idx",
-    [STMT_TASK_NODES_LOAD] = "SELECT node_id, states, succeeded, failed, unsupported "
+    [STMT_TASK_NODES_LOAD] = "SELECT node_id, states, succeeded, failed, unsupported, verified, "
+                             "verified_count "
                              "FROM task_nodes WHERE task_id = ?1 ORDER BY node_id",
     [STMT_FAILURES_LIST] = "SELECT idx, node_id, state, http_status, reason FROM item_failures "
                            "WHERE task_id = ?1 AND idx BETWEEN ?2 AND ?3 ORDER BY idx, node_id",
@@ -91,10 +92,11 @@ static const char *const store_sql[STMT_COUNT] = {
         "UPDATE tasks SET planned = 1, total = ?2, pending = ?3, " STORE_UNLESS_CANCELED(
             "state", "?4") ", " STORE_UNLESS_CANCELED("finished_ms", "?5") " WHERE id = ?1",
     [STMT_TASK_NODE_SAVE] = "INSERT OR REPLACE INTO task_nodes (task_id, node_id, states, "
-                            "succeeded, failed, unsupported) VALUES (?,?,?,?,?,?)",
+                            "succeeded, failed, unsupported, verified, verified_count) "
+                            "VALUES (?,?,?,?,?,?,?,?)",
     [STMT_TASK_PROGRESS] =
         "UPDATE tasks SET succeeded = ?2, failed = ?3, pending = ?4, "
-        "unsupported = ?5, started_ms = ?6, " STORE_UNLESS_CANCELED(
+        "unsupported = ?5, started_ms = ?6, verified = ?9, " STORE_UNLESS_CANCELED(
             "state", "?7") ", " STORE_UNLESS_CANCELED("finished_ms", "?8") " WHERE id = ?1",
     [STMT_FAILURE_SAVE] = "INSERT OR REPLACE INTO item_failures (task_id, idx, node_id, state, "
                           "http_status, reason) VALUES (?,?,?,?,?,?)",
@@ -109,7 +111,8 @@ static const char store_schema[] =
     " failed INTEGER NOT NULL, pending INTEGER NOT NULL, unsupported INTEGER NOT NULL,"
     " urls INTEGER NOT NULL, prefixes INTEGER NOT NULL, regexes INTEGER NOT NULL,"
     " tags INTEGER NOT NULL, planned INTEGER NOT NULL, callback_state TEXT NOT NULL,"
-    " callback_attempts INTEGER NOT NULL) WITHOUT ROWID;"
+    " callback_attempts INTEGER NOT NULL, verify INTEGER NOT NULL DEFAULT 1,"
+    " verified INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     /* Only tasks whose callback is still due: most tasks have none, and their inserts skip it. */
     "DROP INDEX IF EXISTS tasks_by_callback;"
     "CREATE INDEX IF NOT EXISTS tasks_callback_pending ON tasks (id) WHERE callback_state = "
@@ -129,10 +132,12 @@ static const char store_schema[] =
     " id TEXT PRIMARY KEY, groups TEXT NOT NULL, cache_kind TEXT NOT NULL,"
     " agent_version TEXT NOT NULL, registered_ms INTEGER NOT NULL,"
     " last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
-    /* states: 2 bits per target (enum item_state), the compact per-(task, node) result record */
+    /* states: 2 bits per target (enum item_state), the compact per-(task, node) result record;
+     * verified: 1 bit per target, the succeeded results the agent verified */
     "CREATE TABLE IF NOT EXISTS task_nodes ("
     " task_id TEXT NOT NULL, node_id TEXT NOT NULL, states BLOB NOT NULL,"
     " succeeded INTEGER NOT NULL, failed INTEGER NOT NULL, unsupported INTEGER NOT NULL,"
+    " verified BLOB, verified_count INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (task_id, node_id)) WITHOUT ROWID;"
     /* only results that were not a success carry a detail row */
     "CREATE TABLE IF NOT EXISTS item_failures ("
@@ -154,7 +159,43 @@ static const char store_schema[] =
     /* tenants_generation: bumped by every tenant change, so engines notice and reload */
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('tenants_generation', 0);"
-    "PRAGMA user_version = 6;";
+    "PRAGMA user_version = 7;";
+
+/* Columns added since a table was first created: CREATE TABLE IF NOT EXISTS leaves an older
+ * store's tables as they were, so these are added to them at open (schema 7: verification). */
+static const struct {
+  const char *table, *column, *declaration;
+} store_added_columns[] = {
+    {"tasks", "verify", "INTEGER NOT NULL DEFAULT 1"},
+    {"tasks", "verified", "INTEGER NOT NULL DEFAULT 0"},
+    {"task_nodes", "verified", "BLOB"},
+    {"task_nodes", "verified_count", "INTEGER NOT NULL DEFAULT 0"},
+};
+
+/* Adds every column of store_added_columns its table lacks. */
+static int store_add_columns(sqlite3 *db) {
+  for (size_t i = 0; i < sizeof(store_added_columns) / sizeof(store_added_columns[0]); i++) {
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM pragma_table_info('%s') WHERE name = '%s'",
+             store_added_columns[i].table, store_added_columns[i].column);
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+      return rc;
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_ROW)
+      continue;
+    if (rc != SQLITE_DONE)
+      return rc;
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", store_added_columns[i].table,
+             store_added_columns[i].column, store_added_columns[i].declaration);
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+      return rc;
+  }
+  return SQLITE_OK;
+}
 
 int store_error(struct store *store, int rc, const char *what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -214,6 +255,8 @@ int store_open(const char *dir, const struct store_options *options, struct stor
     rc = sqlite3_exec(store->db, pragmas, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
       rc = sqlite3_exec(store->db, store_schema, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+      rc = store_add_columns(store->db);
     if (rc != SQLITE_OK)
       goto fail;
   }
@@ -319,6 +362,8 @@ int store_task_insert(struct store *store, const struct task *task) {
   sqlite3_bind_int(stmt, col++, task->planned);
   store_bind_text(stmt, col++, callback_state_name(task->callback_state));
   sqlite3_bind_int64(stmt, col++, task->callback_attempt_count);
+  sqlite3_bind_int(stmt, col++, task->verify);
+  sqlite3_bind_int64(stmt, col++, task->counters.verified);
   int err = store_run(store, STMT_TASK_INSERT, "task insert");
 
   stmt = store->statements[STMT_TARGET_INSERT];
@@ -379,6 +424,8 @@ int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **o
   if (!callback || callback_state_parse(callback, &task->callback_state))
     return CDR_EINTERNAL;
   task->callback_attempt_count = sqlite3_column_int64(stmt, col++);
+  task->verify = sqlite3_column_int(stmt, col++) != 0;
+  task->counters.verified = sqlite3_column_int64(stmt, col++);
   if (failed)
     return CDR_ENOMEM;
   *out = task;

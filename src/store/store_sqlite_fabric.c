@@ -51,6 +51,11 @@ static int store_task_node_save(struct store *store, const char *task_id,
   sqlite3_bind_int64(stmt, 4, node->succeeded);
   sqlite3_bind_int64(stmt, 5, node->failed);
   sqlite3_bind_int64(stmt, 6, node->unsupported);
+  if (node->verified)
+    sqlite3_bind_blob(stmt, 7, node->verified, (int)node->verified_len, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(stmt, 7);
+  sqlite3_bind_int64(stmt, 8, node->verified_count);
   return store_run(store, STMT_TASK_NODE_SAVE, "task node save");
 }
 
@@ -98,6 +103,7 @@ int store_task_progress(struct store *store, const struct task *task,
   sqlite3_bind_int64(stmt, 6, task->started_ms);
   store_bind_text(stmt, 7, task_state_name(task->state));
   sqlite3_bind_int64(stmt, 8, task->finished_ms);
+  sqlite3_bind_int64(stmt, 9, task->counters.verified);
   return store_run(store, STMT_TASK_PROGRESS, "task progress");
 }
 
@@ -153,6 +159,20 @@ int store_tasks_unfinished(struct store *store, struct arena *arena, struct task
   return err;
 }
 
+/* A copy of a blob column in arena (NUL-padded by one byte); sets *failed when out of memory. */
+static uint8_t *store_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, size_t *len,
+                                  bool *failed) {
+  *len = (size_t)sqlite3_column_bytes(stmt, col);
+  uint8_t *copy = arena_alloc(arena, *len + 1);
+  if (!copy) {
+    *failed = true;
+    return NULL;
+  }
+  if (*len)
+    memcpy(copy, sqlite3_column_blob(stmt, col), *len);
+  return copy;
+}
+
 int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,
                           struct store_task_node **out, size_t *count) {
   sqlite3_stmt *stmt = store->statements[STMT_TASK_NODES_LOAD];
@@ -166,17 +186,16 @@ int store_task_nodes_load(struct store *store, const char *task_id, struct arena
     struct store_task_node *node = &nodes[n++];
     bool failed = false;
     node->node_id = store_column_text(stmt, 0, arena, &failed);
-    node->states_len = (size_t)sqlite3_column_bytes(stmt, 1);
-    node->states = arena_alloc(arena, node->states_len + 1);
-    if (failed || !node->states) {
+    node->states = store_column_blob(stmt, 1, arena, &node->states_len, &failed);
+    node->verified = store_column_blob(stmt, 5, arena, &node->verified_len, &failed);
+    if (failed) {
       err = CDR_ENOMEM;
       break;
     }
-    if (node->states_len)
-      memcpy(node->states, sqlite3_column_blob(stmt, 1), node->states_len);
     node->succeeded = sqlite3_column_int64(stmt, 2);
     node->failed = sqlite3_column_int64(stmt, 3);
     node->unsupported = sqlite3_column_int64(stmt, 4);
+    node->verified_count = sqlite3_column_int64(stmt, 6);
   }
   *out = nodes;
   *count = n;

@@ -47,7 +47,9 @@ def test_purge_by_url_removes_from_every_edge(two_edges):
     _, _, body = engine.purge([SITE + "/a.css"])
     task = engine.wait_task(body["task_id"])
     assert task["status"] == "done"
-    assert task["counters"] == {"total": 2, "succeeded": 2, "failed": 0, "pending": 0, "unsupported": 0}
+    # both edges checked their cache directory afterwards: verified
+    assert task["counters"] == {"total": 2, "succeeded": 2, "failed": 0, "pending": 0, "unsupported": 0,
+                                "verified": 2}
     assert task["started_at"] and task["finished_at"]
     assert cache_states(edges, "/a.css") == ["MISS", "MISS"]
     assert cache_states(edges, "/b.js") == ["HIT", "HIT"]  # only what was asked
@@ -136,7 +138,8 @@ def test_node_with_cache_down_fails_its_items_and_task_is_partial(lab):
     _, _, body = engine.purge([SITE + "/a.css", SITE + "/b.js"])
     task = engine.wait_task(body["task_id"])
     assert task["status"] == "partial"
-    assert task["counters"] == {"total": 4, "succeeded": 2, "failed": 2, "pending": 0, "unsupported": 0}
+    assert task["counters"] == {"total": 4, "succeeded": 2, "failed": 2, "pending": 0, "unsupported": 0,
+                                "verified": 2}
     failed = items(engine, body["task_id"], "?state=failed")
     assert [i["target"] for i in failed] == [SITE + "/a.css", SITE + "/b.js"]
     for item in failed:
@@ -174,7 +177,7 @@ def assert_recorded_once(engine, task_id, total):
     task = engine.wait_task(task_id, timeout=60)
     assert task["status"] == "done"
     assert task["counters"] == {"total": total, "succeeded": total, "failed": 0, "pending": 0,
-                                "unsupported": 0}
+                                "unsupported": 0, "verified": total}
     seen, cursor = 0, None
     while True:
         page = engine.request("GET", f"/v1/tasks/{task_id}/items?limit=1000" + (f"&cursor={cursor}" if cursor else ""))[2]

@@ -55,7 +55,7 @@ def warm_copies(kind, cache, paths):
         time.sleep(1.05)
 
 
-def first_fetch(kind, cache, paths, copy):
+def first_fetch(cache, paths, copy):
     """The cache status of one copy of every path."""
     scheme, enc = copy
     return {path: fetch(cache, url(scheme, path), enc)[1] for path in paths}
@@ -70,8 +70,8 @@ def after_task(kind, cache, engine, api_path, fields, paths, kept=()):
     for copy in copies(kind):
         warm_copies(kind, cache, list(paths) + list(kept))
         task_id, task = run(engine, api_path, fields)
-        seen[(copy[0], copy[1]["Accept-Encoding"])] = (first_fetch(kind, cache, paths, copy),
-                                                       first_fetch(kind, cache, kept, copy))
+        seen[(copy[0], copy[1]["Accept-Encoding"])] = (first_fetch(cache, paths, copy),
+                                                       first_fetch(cache, kept, copy))
     return seen, task_id, task
 
 
@@ -81,10 +81,19 @@ def each_copy(kind, paths, kept, status, kept_status="HIT"):
             for scheme, enc in copies(kind)}
 
 
-def node_states(engine, task_id):
+def node_results(engine, task_id):
+    """The one node's result for each target: {target: {"state": …, "verified": …, …}}."""
     items = engine.request("GET", f"/v1/tasks/{task_id}/items")[2]["items"]
-    return {item["target"]: (item["nodes"][0]["state"], item["nodes"][0].get("reason"))
-            for item in items}
+    return {item["target"]: item["nodes"][0] for item in items}
+
+
+def node_states(engine, task_id):
+    return {target: (result["state"], result.get("reason"))
+            for target, result in node_results(engine, task_id).items()}
+
+
+# Where the agent checks the cache after a purge before it reports success (docs/CACHES.md).
+VERIFIED = {"url": {"nginx", "varnish"}, "pattern": {"nginx"}}
 
 
 @pytest.fixture
@@ -135,6 +144,10 @@ def test_exact_purges_remove_every_copy(edge):
                                      [TWIN])
     assert task["status"] == "done", (task, node_states(engine, task_id))
     assert seen == each_copy(kind, URL_PATHS, [TWIN], "MISS"), kind
+    verified = kind in VERIFIED["url"]
+    assert {t: r["verified"] for t, r in node_results(engine, task_id).items()} == {
+        u: verified for u in urls}, kind
+    assert task["counters"]["verified"] == (len(urls) if verified else 0), task
 
 
 PATTERN_PURGES = [
@@ -162,6 +175,7 @@ def test_pattern_purges_remove_every_copy(edge):
         else:
             assert task["status"] == "done", context
             assert seen == each_copy(kind, purged, kept, "MISS"), context
+            assert task["counters"]["verified"] == (kind in VERIFIED["pattern"]), context
 
 
 @pytest.mark.parametrize("edge", KINDS, indirect=True)
@@ -176,6 +190,18 @@ def test_soft_purges_leave_every_copy_stale(edge):
     else:
         assert task["status"] == "done", (task, node_states(engine, task_id))
         assert seen == each_copy(kind, ["/s/soft.css"], [], "STALE"), kind
+        assert task["counters"]["verified"] == (kind in VERIFIED["url"]), task
+
+
+@pytest.mark.parametrize("edge", ["nginx", "varnish"], indirect=True)
+def test_a_purge_can_skip_the_check(edge):
+    kind, cache, engine = edge
+    target = url("http", "/v/site.css")
+    seen, task_id, task = after_task(kind, cache, engine, "/v1/purge",
+                                     {"urls": [target], "verify": False}, ["/v/site.css"])
+    assert task["status"] == "done" and task["verify"] is False, task
+    assert seen == each_copy(kind, ["/v/site.css"], [], "MISS"), kind
+    assert task["counters"]["verified"] == 0 and node_results(engine, task_id)[target]["verified"] is False
 
 
 @pytest.mark.parametrize("edge", KINDS, indirect=True)

@@ -84,7 +84,8 @@ def test_node_offline_for_the_whole_deadline(lab):
     _, _, body = engine.purge([SITE + "/f/1.css", SITE + "/f/2.css"], deadline_s=1)
     task = engine.wait_task(body["task_id"], timeout=10)
     assert task["status"] == "partial"
-    assert task["counters"] == {"total": 4, "succeeded": 2, "failed": 2, "pending": 0, "unsupported": 0}
+    assert task["counters"] == {"total": 4, "succeeded": 2, "failed": 2, "pending": 0, "unsupported": 0,
+                                "verified": 2}
     assert {(n["node"], n["reason"]) for n in failures(engine, body["task_id"])} == {("edge-gone", "node_offline")}
     assert engine.nodes()["edge-gone"]["queue_depth"] == 0  # nothing left waiting for it
 

@@ -1,5 +1,7 @@
 /* test_drivers.c — what the cache drivers share: regexes armored for headers, bans and rules
- * files, and the Traffic Server rules file (merge, expiry, restart, failures). */
+ * files, the Traffic Server rules file (merge, expiry, restart, failures), and the request
+ * sequences of drivers that make more than one request an item (Varnish's verified purge,
+ * Squid's Vary variants), driven as the executor drives them. */
 #include "unit.h"
 #include "unit_regex.h"
 
@@ -41,6 +43,110 @@ static void test_armor_turns_a_prefix_into_an_anchored_literal(void **state) {
   assert_true(unit_regex_matches(regex, "https://www.example.com/a+b/(x)?q=1 2"));
   assert_false(unit_regex_matches(regex, "http://www.example.com/aab/(x)?q=1 2"));
   assert_false(unit_regex_matches(regex, "http://evil.com/http://www.example.com/a+b/(x)?q=1 2"));
+}
+
+/* A cache's answer to one request: its status and X-Cache-Status ("" for none). */
+struct answer {
+  long status;
+  const char *found;
+};
+
+/* One item through a driver the way the executor runs it: prepare, then for each request the
+ * cache's answer (in order) to complete and follow_up. Returns the requests made and leaves the
+ * last request's method in seq->method. */
+struct sequence {
+  struct exec_outcome outcome;
+  char url[512], host[128], header[256], connect_to[256];
+  const char *method;
+};
+
+static unsigned run_sequence(struct driver *driver, const struct exec_item *item,
+                             const struct answer *answers, size_t count, struct sequence *seq) {
+  memset(seq, 0, sizeof(*seq));
+  struct exec_request request = {.url = seq->url,
+                                 .url_size = sizeof(seq->url),
+                                 .host = seq->host,
+                                 .host_size = sizeof(seq->host),
+                                 .method = "GET",
+                                 .header = seq->header,
+                                 .header_size = sizeof(seq->header),
+                                 .connect_to = seq->connect_to,
+                                 .connect_to_size = sizeof(seq->connect_to)};
+  assert_int_equal(driver->prepare(driver, item, &request, &seq->outcome), DRIVER_REQUEST);
+  for (size_t i = 0;; i++) {
+    assert_true(i < count); /* the driver asked for more requests than the test answers */
+    seq->method = request.method;
+    seq->outcome.requests++;
+    snprintf(seq->outcome.cache_status, sizeof(seq->outcome.cache_status), "%s", answers[i].found);
+    driver->complete(driver, item, answers[i].status, CURLE_OK, &seq->outcome);
+    seq->header[0] = '\0';
+    if (!driver->follow_up || !driver->follow_up(driver, item, &request, &seq->outcome))
+      return seq->outcome.requests;
+  }
+}
+
+static void test_varnish_purges_are_checked_and_retried_once(void **state) {
+  (void)state;
+  struct driver *varnish = driver_varnish_create("http://127.0.0.1:6081");
+  struct exec_item item = {.operation = CDR__OPERATION__PURGE_URL,
+                           .verify = true,
+                           .target = "http://www.example.com/a%20b.css"};
+  struct sequence seq;
+  const struct answer gone[] = {{200, "MISS"}}; /* the lookup after the purge found nothing */
+  assert_int_equal(run_sequence(varnish, &item, gone, 1, &seq), 1);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  assert_true(seq.outcome.verified);
+  assert_string_equal(seq.url, "http://127.0.0.1:6081/a%20b.css");
+  assert_string_equal(seq.method, "PURGE");
+  const struct answer second_time[] = {{200, "HIT"}, {200, "MISS"}};
+  assert_int_equal(run_sequence(varnish, &item, second_time, 2, &seq), 2);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  assert_true(seq.outcome.verified);
+  const struct answer stays[] = {{200, "HIT"}, {200, "STALE"}}; /* hard: stale is still there */
+  assert_int_equal(run_sequence(varnish, &item, stays, 2, &seq), 2);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__FAILED);
+  assert_string_equal(seq.outcome.reason, "still_cached");
+  assert_false(seq.outcome.verified);
+  const struct answer unknown[] = {{200, ""}}; /* a VCL that does not look again */
+  assert_int_equal(run_sequence(varnish, &item, unknown, 1, &seq), 1);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  assert_false(seq.outcome.verified);
+  const struct answer refused[] = {{403, ""}};
+  assert_int_equal(run_sequence(varnish, &item, refused, 1, &seq), 1);
+  assert_string_equal(seq.outcome.reason, "http_403");
+  item.invalidate = true; /* soft: stale is what was asked for, a fresh copy is not */
+  const struct answer stale[] = {{200, "STALE"}};
+  assert_int_equal(run_sequence(varnish, &item, stale, 1, &seq), 1);
+  assert_true(seq.outcome.verified);
+  const struct answer fresh[] = {{200, "HIT"}, {200, "HIT"}};
+  assert_int_equal(run_sequence(varnish, &item, fresh, 2, &seq), 2);
+  assert_string_equal(seq.outcome.reason, "still_cached");
+  item.verify = false; /* the task asked for no check: no verdict, no retry */
+  assert_int_equal(run_sequence(varnish, &item, fresh, 2, &seq), 1);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  assert_false(seq.outcome.verified);
+  varnish->destroy(varnish);
+}
+
+static void test_squid_purges_each_encoding_when_the_url_varies(void **state) {
+  (void)state;
+  struct driver *squid = driver_squid_create("http://127.0.0.1:3128");
+  struct exec_item item = {.operation = CDR__OPERATION__PURGE_URL,
+                           .verify = true,
+                           .target = "http://www.example.com/v.css"};
+  struct sequence seq;
+  const struct answer plain[] = {{200, ""}}; /* an object of the URL's own: it does not vary */
+  assert_int_equal(run_sequence(squid, &item, plain, 1, &seq), 1);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  const struct answer varies[] = {{404, ""}, {200, ""}, {200, ""}, {404, ""},
+                                  {404, ""}, {404, ""}, {404, ""}, {404, ""}};
+  assert_int_equal(run_sequence(squid, &item, varies, 8, &seq), 8);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  assert_string_equal(seq.method, "PURGE");
+  const struct answer broken[] = {{404, ""}, {500, ""}};
+  assert_int_equal(run_sequence(squid, &item, broken, 2, &seq), 2);
+  assert_string_equal(seq.outcome.reason, "http_500");
+  squid->destroy(squid);
 }
 
 static char dir[64], rules_path[128], state_path[128];
@@ -164,6 +270,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_armor_escapes_only_what_would_break_a_header_or_a_ban),
       cmocka_unit_test(test_armor_turns_a_prefix_into_an_anchored_literal),
+      cmocka_unit_test(test_varnish_purges_are_checked_and_retried_once),
+      cmocka_unit_test(test_squid_purges_each_encoding_when_the_url_varies),
       cmocka_unit_test_setup_teardown(test_ats_rules_merge_by_regex_and_keep_miss, setup_dir,
                                       teardown_dir),
       cmocka_unit_test_setup_teardown(test_ats_rules_drop_expired_and_survive_a_restart, setup_dir,

@@ -75,8 +75,8 @@ static void long_text_moves_to_the_heap(void **state) {
 static json_t *summary_by_jansson(const struct task *task) {
   json_t *groups = task->node_groups_json ? json_loads(task->node_groups_json, 0, NULL) : NULL;
   json_t *summary = json_pack(
-      "{s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:o,s:o}",
-      "task_id", task->id, "type", task_type_name(task->type), "mode",
+      "{s:s,s:s,s:o,s:s,s:{s:I,s:I,s:I,s:I},s:o,s:o,s:I}", "task_id", task->id, "type",
+      task_type_name(task->type), "mode",
       task->type == TASK_PURGE ? json_string(task_mode_name(task->mode)) : json_null(), "status",
       task_state_name(task->state), "targets", "urls", (json_int_t)task->target_counts[TARGET_URL],
       "prefixes", (json_int_t)task->target_counts[TARGET_PREFIX], "regexes",
@@ -84,12 +84,20 @@ static json_t *summary_by_jansson(const struct task *task) {
       (json_int_t)task->target_counts[TARGET_TAG], "nodes",
       groups ? json_pack("{s:o}", "groups", groups) : json_null(), "callback",
       task->callback ? json_string(task->callback) : json_null(), "deadline_s",
-      (json_int_t)task->deadline_s, "counters", "total", (json_int_t)task->counters.total,
-      "succeeded", (json_int_t)task->counters.succeeded, "failed",
-      (json_int_t)task->counters.failed, "pending", (json_int_t)task->counters.pending,
-      "unsupported", (json_int_t)task->counters.unsupported, "created_at",
-      json_string("2026-12-01T08:52:11.007Z"), "started_at", json_null(), "finished_at",
-      task->finished_ms ? json_string("2026-12-01T08:52:12.250Z") : json_null());
+      (json_int_t)task->deadline_s);
+  if (task->type == TASK_PURGE)
+    json_object_set_new(summary, "verify", json_boolean(task->verify));
+  json_object_set_new(
+      summary, "counters",
+      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)task->counters.total, "succeeded",
+                (json_int_t)task->counters.succeeded, "failed", (json_int_t)task->counters.failed,
+                "pending", (json_int_t)task->counters.pending, "unsupported",
+                (json_int_t)task->counters.unsupported, "verified",
+                (json_int_t)task->counters.verified));
+  json_object_set_new(summary, "created_at", json_string("2026-12-01T08:52:11.007Z"));
+  json_object_set_new(summary, "started_at", json_null());
+  json_object_set_new(summary, "finished_at",
+                      task->finished_ms ? json_string("2026-12-01T08:52:12.250Z") : json_null());
   if (task->callback) {
     json_t *attempts = json_array();
     for (int64_t i = 0; i < task->callback_attempt_count; i++) {
@@ -116,20 +124,22 @@ static void task_summary_matches_jansson(void **state) {
   struct callback_attempt attempts[] = {
       {.attempt = 1, .at_ms = 1796115132250LL, .http_status = 500, .error = "HTTP 500 \"oops\""},
       {.attempt = 2, .at_ms = 1796115132250LL, .http_status = 204}};
-  struct task purge = {.id = "01KB0000000000000000000000",
-                       .tenant = "acme",
-                       .type = TASK_PURGE,
-                       .mode = TASK_MODE_INVALIDATE,
-                       .state = TASK_QUEUED,
-                       .node_groups_json = "[\"eu\",\"us-east\"]",
-                       .callback = "https://hooks.example/done?x=\"1\"",
-                       .deadline_s = 3600,
-                       .created_ms = 1796115131007LL,
-                       .counters = {.total = 6, .pending = 4, .succeeded = 1, .failed = 1},
-                       .target_counts = {[TARGET_URL] = 3, [TARGET_REGEX] = 1},
-                       .callback_state = CALLBACK_PENDING,
-                       .callback_attempt_count = 2,
-                       .callback_attempts = attempts};
+  struct task purge = {
+      .id = "01KB0000000000000000000000",
+      .tenant = "acme",
+      .type = TASK_PURGE,
+      .mode = TASK_MODE_INVALIDATE,
+      .state = TASK_QUEUED,
+      .node_groups_json = "[\"eu\",\"us-east\"]",
+      .callback = "https://hooks.example/done?x=\"1\"",
+      .deadline_s = 3600,
+      .created_ms = 1796115131007LL,
+      .verify = true,
+      .counters = {.total = 6, .pending = 4, .succeeded = 1, .failed = 1, .verified = 1},
+      .target_counts = {[TARGET_URL] = 3, [TARGET_REGEX] = 1},
+      .callback_state = CALLBACK_PENDING,
+      .callback_attempt_count = 2,
+      .callback_attempts = attempts};
   struct task preload = {.id = "01KB0000000000000000000001",
                          .type = TASK_PRELOAD,
                          .state = TASK_DONE,

@@ -135,6 +135,7 @@ static void index_exact_purge_removes_every_variant_and_scheme(void **state) {
   write_cache_file("b/2e/dec2", "http://example.com/a%20b.css?x=12", NULL); /* longer: other */
   struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
   struct exec_item item = {.operation = CDR__OPERATION__PURGE_URL,
+                           .verify = true,
                            .target = "https://example.com/a%20b.css?x=1"};
   struct exec_outcome outcome;
   memset(&outcome, 0, sizeof(outcome));

@@ -5,6 +5,7 @@
 #include "engine/task_items.h"
 #include "store/store.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ static struct task *make_task(struct arena *arena, const char *id, size_t n) {
   task->type = TASK_PURGE;
   task->state = TASK_QUEUED;
   task->deadline_s = 60;
+  task->verify = true;
   task->created_ms = 1795000000000;
   task->node_groups_json = "[\"eu\"]";
   task->targets = arena_alloc(arena, n * sizeof(*task->targets));
@@ -178,19 +180,51 @@ static void store_refuses_duplicate_ids(void **state) {
   store_rollback(f->writer);
 }
 
-static void store_keeps_tasks_across_reopen(void **state) {
-  struct fixture *f = *state;
-  insert(f, make_task(&f->arena, ids[0], 2));
-  store_close(f->writer);
-  store_close(f->reader);
+/* Opens the fixture's writer and reader again on its directory. */
+static void reopen(struct fixture *f) {
   char err[256];
   struct store_options options = {.read_only = false};
   assert_int_equal(store_open(f->dir, &options, &f->writer, err, sizeof(err)), 0);
   options.read_only = true;
   assert_int_equal(store_open(f->dir, &options, &f->reader, err, sizeof(err)), 0);
+}
+
+static void store_keeps_tasks_across_reopen(void **state) {
+  struct fixture *f = *state;
+  insert(f, make_task(&f->arena, ids[0], 2));
+  store_close(f->writer);
+  store_close(f->reader);
+  reopen(f);
   struct task *got;
   assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
   assert_int_equal(got->target_count, 2);
+}
+
+static void store_adds_the_verification_columns_to_an_older_store(void **state) {
+  struct fixture *f = *state;
+  insert(f, make_task(&f->arena, ids[0], 1));
+  store_close(f->writer);
+  store_close(f->reader);
+  /* The tables as schema 6 made them: without the columns of schema 7. */
+  char path[128];
+  snprintf(path, sizeof(path), "%s/cdnrefresh.db", f->dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "ALTER TABLE tasks DROP COLUMN verify;"
+                                "ALTER TABLE tasks DROP COLUMN verified;"
+                                "ALTER TABLE task_nodes DROP COLUMN verified;"
+                                "ALTER TABLE task_nodes DROP COLUMN verified_count;"
+                                "PRAGMA user_version = 6;",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  reopen(f);
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
+  assert_true(got->verify); /* tasks from before verification: the default */
+  assert_int_equal(got->counters.verified, 0);
+  insert(f, make_task(&f->arena, ids[1], 1));
 }
 
 static void store_open_reports_unusable_dir(void **state) {
@@ -209,9 +243,17 @@ static void store_resumes_plans_and_results(void **state) {
   struct task *task = make_task(&f->arena, ids[0], 5);
   insert(f, task);
   struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1};
-  uint8_t states_a[2] = {0}, states_b[2] = {0};
-  struct store_task_node plan[2] = {{"edge-1", states_a, 2, 0, 0, 0},
-                                    {"edge-2", states_b, 2, 0, 0, 0}};
+  uint8_t states_a[2] = {0}, states_b[2] = {0}, verified_a[1] = {0}, verified_b[1] = {0};
+  struct store_task_node plan[2] = {{.node_id = "edge-1",
+                                     .states = states_a,
+                                     .states_len = 2,
+                                     .verified = verified_a,
+                                     .verified_len = 1},
+                                    {.node_id = "edge-2",
+                                     .states = states_b,
+                                     .states_len = 2,
+                                     .verified = verified_b,
+                                     .verified_len = 1}};
   task->counters.total = task->counters.pending = 10;
   assert_int_equal(store_begin(f->writer), 0);
   assert_int_equal(store_node_upsert(f->writer, &node), 0);
@@ -219,6 +261,9 @@ static void store_resumes_plans_and_results(void **state) {
   assert_int_equal(store_commit(f->writer), 0);
 
   item_states_set(states_a, 0, ITEM_SUCCEEDED);
+  item_verified_set(verified_a, 0);
+  plan[0].verified_count = 1;
+  task->counters.verified = 1;
   item_states_set(states_a, 4, ITEM_FAILED);
   item_states_set(states_b, 4, ITEM_UNSUPPORTED);
   plan[0].succeeded = 1;
@@ -241,6 +286,8 @@ static void store_resumes_plans_and_results(void **state) {
   assert_true(tasks[0]->planned);
   assert_int_equal(tasks[0]->state, TASK_RUNNING);
   assert_int_equal(tasks[0]->counters.pending, 7);
+  assert_int_equal(tasks[0]->counters.verified, 1);
+  assert_true(tasks[0]->verify);
   assert_string_equal(tasks[0]->targets[4].value, "https://a.com/4");
 
   struct store_task_node *nodes;
@@ -250,6 +297,14 @@ static void store_resumes_plans_and_results(void **state) {
   assert_int_equal(item_states_get(nodes[0].states, 4), ITEM_FAILED);
   assert_int_equal(item_states_get(nodes[1].states, 4), ITEM_UNSUPPORTED);
   assert_int_equal(item_states_get(nodes[1].states, 1), ITEM_PENDING);
+  assert_true(item_verified_get(nodes[0].verified, 0));
+  assert_int_equal(nodes[0].verified_count, 1);
+  assert_false(item_verified_get(nodes[1].verified, 0));
+
+  struct item_page first;
+  assert_int_equal(task_items_page(f->reader, tasks[0], NULL, -1, 1, &f->arena, &first), 0);
+  assert_true(first.rows[0].nodes[0].verified);  /* succeeded and verified on edge-1 */
+  assert_false(first.rows[0].nodes[1].verified); /* pending on edge-2 */
 
   enum item_state failed = ITEM_FAILED;
   struct item_page items;
@@ -359,6 +414,7 @@ int main(void) {
       STORE_TEST(store_rollback_forgets_writes),
       STORE_TEST(store_refuses_duplicate_ids),
       STORE_TEST(store_keeps_tasks_across_reopen),
+      STORE_TEST(store_adds_the_verification_columns_to_an_older_store),
       STORE_TEST(store_resumes_plans_and_results),
       STORE_TEST(store_progress_never_undoes_a_cancel),
       STORE_TEST(store_keeps_tenants_and_moves_their_generation_on),

@@ -70,8 +70,13 @@ static void request_defaults_mode_and_deadline(void **state) {
   assert_int_equal(p.rc, 0);
   assert_int_equal(p.task->mode, TASK_MODE_DELETE);
   assert_int_equal(p.task->deadline_s, 600);
+  assert_true(p.task->verify);
   assert_null(p.task->node_groups_json);
   assert_null(p.task->callback);
+  arena_release(&p.arena);
+  parse(&p, TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"verify\":false}");
+  assert_int_equal(p.rc, 0);
+  assert_false(p.task->verify);
   arena_release(&p.arena);
 }
 
@@ -187,6 +192,10 @@ static void request_rejects_bad_options(void **state) {
   expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"nodes\":{\"groups\":[\"e u\"]}}",
                CDR_EINVALID_VALUE, "nodes.groups[0]");
   expect_error(TASK_PURGE, "{\"tags\":[\"has space\"]}", CDR_EINVALID_TAG, "tags[0]");
+  expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"verify\":\"no\"}", CDR_EINVALID_TYPE,
+               "verify");
+  expect_error(TASK_PRELOAD, "{\"urls\":[\"http://a.com/\"],\"verify\":false}", CDR_EUNKNOWN_FIELD,
+               "verify");
   expect_error(TASK_PRELOAD, "{\"urls\":[\"http://a.com/\"],\"headers\":{\"Host\":\"x\"}}",
                CDR_EINVALID_VALUE, "headers.Host");
   expect_error(TASK_PRELOAD, "{\"urls\":[\"http://a.com/\"],\"headers\":{\"X-A\":\"a\\r\\nb\"}}",

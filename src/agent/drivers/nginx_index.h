@@ -20,10 +20,13 @@ struct nginx_index *nginx_index_create(const char *dir, const char *tag_header);
 
 void nginx_index_destroy(struct nginx_index *index);
 
-/* Deletes every cache file whose key starts with (PURGE_PREFIX, compared after the scheme so both
- * http and https entries go), matches (PURGE_REGEX, against the key as stored) or whose tags hold
- * (PURGE_TAG) item->target. Sets outcome: SUCCEEDED, or FAILED with reason bad_regex /
- * cache_dir_unreadable / cache_dir_not_writable. */
+/* Deletes every cache file whose key is (PURGE_URL) or starts with (PURGE_PREFIX) item->target —
+ * both compared after the scheme, byte for byte, so every Vary variant and the http and https
+ * copies go — matches it (PURGE_REGEX, against the key as stored) or whose tags hold it
+ * (PURGE_TAG). With item->verify it then applies the events that arrived meanwhile and looks
+ * again: a matching file written before the purge began is deleted on a second round, and one
+ * still there fails the item. Sets outcome: SUCCEEDED (verified with item->verify), or FAILED with
+ * reason bad_regex / cache_dir_unreadable / cache_dir_not_writable / still_cached. */
 void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
                        struct exec_outcome *outcome);
 

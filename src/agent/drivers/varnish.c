@@ -6,9 +6,10 @@
  * and at lookup. Tags: PURGE with xkey-purge or xkey-softpurge. The VCL answers 200 when done.
  * Bans cannot be soft, so invalidating by prefix or regex is reported unsupported.
  *
- * A one-URL purge is verified: after the PURGE the driver probes the URL (GET with X-Cdr-Probe,
- * which the VCL answers from the lookup alone: 200 cached, 299 stale, 404 not cached). A copy
- * still cached is purged once more and probed again; still there, the item fails still_cached. */
+ * A one-URL purge is verified in the same request: after purging, the VCL looks the URL up again
+ * and answers what it found in X-Cache-Status (MISS, STALE or HIT). Gone — or stale, for a soft
+ * purge — is a verified success; a copy still found is purged once more, then the item fails
+ * still_cached. A VCL without that lookup (no X-Cache-Status) gives an unverified success. */
 #include "agent/driver.h"
 
 #include <stdio.h>
@@ -86,48 +87,37 @@ static enum driver_plan varnish_prepare(struct driver *driver, const struct exec
   }
 }
 
-/* A URL purge's requests alternate: PURGE (odd counts), probe (even counts). */
-static bool varnish_probed(const struct exec_item *item, const struct exec_outcome *outcome) {
-  return item->operation == CDR__OPERATION__PURGE_URL && outcome->requests % 2 == 0;
-}
-
-/* Judges a probe: gone (404), or stale (299) when the purge was soft. */
-static void varnish_judge_probe(const struct exec_item *item, long status, CURLcode error,
+/* Judges a URL purge by what the VCL's lookup after it found (the answer's X-Cache-Status). */
+static void varnish_judge_purge(const struct exec_item *item, long status, CURLcode error,
                                 struct exec_outcome *outcome) {
-  if (status == 404 || (item->invalidate && status == 299)) {
-    driver_judge(true, status, error, outcome);
-    outcome->verified = true;
-  } else if (status == 200 || status == 299) {
+  const char *found = outcome->cache_status;
+  bool left = strcmp(found, "HIT") == 0 || (!item->invalidate && strcmp(found, "STALE") == 0);
+  if (status != 200 || !item->verify || !found[0]) {
+    driver_judge(status == 200, status, error, outcome);
+  } else if (left) {
     driver_outcome_failed(outcome, status, error);
     snprintf(outcome->reason, sizeof(outcome->reason), "still_cached");
   } else {
-    driver_outcome_failed(outcome, status, error);
+    driver_judge(true, status, error, outcome);
+    outcome->verified = true;
   }
 }
 
-/* After a PURGE that went well, the probe; after a probe that found the copy, one more PURGE. */
+/* A URL purge whose lookup still found the copy is purged once more. */
 static bool varnish_follow_up(struct driver *driver, const struct exec_item *item,
                               struct exec_request *request, struct exec_outcome *outcome) {
-  if (item->operation != CDR__OPERATION__PURGE_URL)
-    return false;
-  if (!varnish_probed(item, outcome)) {
-    if (outcome->outcome != CDR__OUTCOME__SUCCEEDED ||
-        driver_plan_url(driver->cache_url, item, "GET", false, request, outcome) != DRIVER_REQUEST)
-      return false;
-    snprintf(request->header, request->header_size, "X-Cdr-Probe: 1");
-    return true;
-  }
-  bool still_cached =
-      outcome->outcome == CDR__OUTCOME__FAILED && strcmp(outcome->reason, "still_cached") == 0;
-  return still_cached && outcome->requests < 4 &&
+  bool still_cached = item->operation == CDR__OPERATION__PURGE_URL &&
+                      outcome->outcome == CDR__OUTCOME__FAILED &&
+                      strcmp(outcome->reason, "still_cached") == 0;
+  return still_cached && outcome->requests < 2 &&
          varnish_plan_purge(driver, item, request, outcome) == DRIVER_REQUEST;
 }
 
 static void varnish_complete(struct driver *base, const struct exec_item *item, long status,
                              CURLcode error, struct exec_outcome *outcome) {
   (void)base;
-  if (varnish_probed(item, outcome)) {
-    varnish_judge_probe(item, status, error, outcome);
+  if (item->operation == CDR__OPERATION__PURGE_URL) {
+    varnish_judge_purge(item, status, error, outcome);
     return;
   }
   bool preload = item->operation == CDR__OPERATION__PRELOAD;
