@@ -143,13 +143,6 @@ bool driver_preload_ok(long status);
 void driver_complete_purge_200_404(struct driver *driver, const struct exec_item *item, long status,
                                    CURLcode error, struct exec_outcome *outcome);
 
-/* Writes regex to out (size bytes) so that it survives as one HTTP header value, one Varnish ban
- * argument and one line of a rules file: every byte that is a control character, a space, '"' or
- * '&' becomes the PCRE escape \xHH, which matches the same byte. prefix_of, when not NULL, is a
- * URL prefix to turn into an anchored regex instead (its scheme matches http and https, the rest
- * literally). False when out is too small. */
-bool driver_regex_armor(const char *regex, const char *prefix_of, char *out, size_t size);
-
 /* Sets outcome to FAILED with a reason naming the transport error or the HTTP status. */
 void driver_outcome_failed(struct exec_outcome *outcome, long status, CURLcode error);
 

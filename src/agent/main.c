@@ -8,6 +8,7 @@
 #include "version.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,18 @@ static struct driver *agent_driver_create(const struct agent_config *config) {
                              config->tag_header);
 }
 
+/* Gives libuv's thread pool a thread for every item the executor may have offloaded at once
+ * (nginx purges, ATS rules) and two for the rest (name lookups): a slow prefix or regex scan
+ * then never keeps another purge from starting. An operator's UV_THREADPOOL_SIZE stands. Before
+ * anything uses the pool, which reads it once. */
+static void agent_size_thread_pool(long concurrency) {
+  if (getenv("UV_THREADPOOL_SIZE"))
+    return;
+  char size[24];
+  snprintf(size, sizeof(size), "%ld", concurrency + 2 < 1024 ? concurrency + 2 : 1024);
+  setenv("UV_THREADPOOL_SIZE", size, 1);
+}
+
 /* The configured driver with the edge's HTTPS entry point; NULL when out of memory. */
 static struct driver *agent_driver_setup(const struct agent_config *config) {
   struct driver *driver = agent_driver_create(config);
@@ -86,6 +99,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   signal(SIGPIPE, SIG_IGN);
+  agent_size_thread_pool((long)config.concurrency);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   struct driver *driver = agent_driver_setup(&config);
   uv_loop_t loop;

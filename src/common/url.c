@@ -48,7 +48,7 @@ static int url_scan_authority(const char *in, size_t start, size_t end, struct u
     *why = "has no host";
     return CDR_EINVALID_URL;
   }
-  if (scan->host_end - start > 253) {
+  if (scan->host_end - start > URL_HOST_MAX) {
     *why = "has a host longer than 253 characters";
     return CDR_EINVALID_URL;
   }

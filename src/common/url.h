@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+enum { URL_HOST_MAX = 253 }; /* the longest DNS name */
+
 struct url_normalized {
   char *text;         /* NUL-terminated normalised URL, in the caller's arena */
   size_t length;      /* strlen(text) */

@@ -3,6 +3,7 @@
 
 #include "common/address.h"
 #include "common/error.h"
+#include "common/regex_armor.h"
 #include "common/url.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -185,8 +186,9 @@ static int request_compile_check(struct request_parser *p, const char *field, co
                       (const char *)why, (size_t)offset);
 }
 
-/* Confines a regex to the literal host it starts with (see task_request.h): checks the form and
- * the host, and writes the confined pattern into the arena. */
+/* Confines the armored regex s to the literal host it starts with (see task_request.h): checks
+ * the form and the host, and writes the confined pattern into the arena. The host runs to the
+ * first '/' and is never cut short: a host the check did not read whole is refused. */
 static int request_confine_regex(struct request_parser *p, const char *field, const char *s,
                                  size_t len, const char **value) {
   static const char *const starts[] = {"^https?://", "^https://", "^http://"};
@@ -196,19 +198,23 @@ static int request_confine_regex(struct request_parser *p, const char *field, co
     if (len > n && memcmp(s, starts[i], n) == 0)
       at = n;
   }
-  char host[256];
+  char host[URL_HOST_MAX + 1];
   size_t host_len = 0;
-  while (at && at < len && s[at] != '/' && host_len < sizeof(host)) {
+  bool well_formed = at != 0;
+  while (well_formed && at < len && s[at] != '/') {
+    if (host_len == URL_HOST_MAX)
+      return request_fail(p->error, CDR_EINVALID_REGEX, field,
+                          "%s has a host longer than %d characters", field, URL_HOST_MAX);
     if (s[at] == '\\' && at + 1 < len && s[at + 1] == '.') {
       host[host_len++] = '.';
       at += 2;
     } else if (islower((unsigned char)s[at]) || isdigit((unsigned char)s[at]) || s[at] == '-') {
       host[host_len++] = s[at++];
     } else {
-      at = 0;
+      well_formed = false;
     }
   }
-  if (!at || at >= len || host_len == 0)
+  if (!well_formed || at >= len || host_len == 0)
     return request_fail(p->error, CDR_EINVALID_REGEX, field,
                         "%s must start with ^https?://, then a host written literally in lower "
                         "case (dots as \\.), then /: e.g. ^https?://www\\.example\\.com/img/",
@@ -217,6 +223,8 @@ static int request_confine_regex(struct request_parser *p, const char *field, co
     return request_fail(p->error, CDR_EHOST_NOT_OWNED, field,
                         "%s: tenant '%s' does not own the host '%.*s'", field, p->tenant->name,
                         (int)host_len, host);
+  /* The path part must be a pattern on its own: then it is lexed alike inside the group below,
+   * so its parentheses are its own and nothing in it can close the group or reach the host. */
   const char *rest = s + at + 1;
   size_t rest_len = len - at - 1;
   int rc = request_compile_check(p, field, " after the host", rest, rest_len);
@@ -232,17 +240,42 @@ static int request_confine_regex(struct request_parser *p, const char *field, co
   return rc;
 }
 
+/* The regex s[0..len) as every cache takes it (regex_armor.h), in the arena: the form validated
+ * below is byte for byte the form the caches interpret, so no rewrite can change what was
+ * checked. NULL when it holds a NUL byte (*why says) or the arena is full. */
+static const char *request_armor_regex(struct request_parser *p, const char *s, size_t len,
+                                       const char **why) {
+  *why = NULL;
+  if (memchr(s, '\0', len)) {
+    *why = "must not contain a NUL byte";
+    return NULL;
+  }
+  size_t size = 8 * len + 1; /* a byte quoted by \Q...\E becomes \E\xHH\Q */
+  char *raw = arena_alloc(p->arena, len + 1), *armored = arena_alloc(p->arena, size);
+  if (!raw || !armored)
+    return NULL;
+  memcpy(raw, s, len);
+  raw[len] = '\0';
+  return regex_armor(raw, NULL, armored, size) ? armored : NULL;
+}
+
 static int request_check_regex(struct request_parser *p, const char *field, const char *s,
                                size_t len, const char **value) {
   if (len == 0 || len > p->limits->max_url_length)
     return request_fail(p->error, CDR_EINVALID_REGEX, field,
                         "%s must be 1..%zu bytes (limits.max_url_length)", field,
                         p->limits->max_url_length);
+  const char *why;
+  const char *armored = request_armor_regex(p, s, len, &why);
+  if (!armored)
+    return why ? request_fail(p->error, CDR_EINVALID_REGEX, field, "%s %s", field, why)
+               : request_fail(p->error, CDR_ENOMEM, field, "the request is too large to hold");
+  size_t armored_len = strlen(armored);
   if (!tenant_owns_every_host(p->tenant))
-    return request_confine_regex(p, field, s, len, value);
-  int rc = request_compile_check(p, field, "", s, len);
+    return request_confine_regex(p, field, armored, armored_len, value);
+  int rc = request_compile_check(p, field, "", armored, armored_len);
   if (!rc)
-    *value = request_store_value(p, TARGET_REGEX, s, len);
+    *value = request_store_value(p, TARGET_REGEX, armored, armored_len);
   return rc;
 }
 

@@ -6,6 +6,7 @@
 #include "unit_regex.h"
 
 #include "agent/drivers/ats_rules.h"
+#include "common/regex_armor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 
 static const char *armor(const char *regex, const char *prefix) {
   static char out[512];
-  assert_true(driver_regex_armor(regex, prefix, out, sizeof(out)));
+  assert_true(regex_armor(regex, prefix, out, sizeof(out)));
   return out;
 }
 
@@ -32,7 +33,7 @@ static void test_armor_escapes_only_what_would_break_a_header_or_a_ban(void **st
     assert_false(strpbrk(armor(cases[i][0], NULL), " \"&"));
   }
   char small[8];
-  assert_false(driver_regex_armor("abcdefghij", NULL, small, sizeof(small)));
+  assert_false(regex_armor("abcdefghij", NULL, small, sizeof(small)));
 }
 
 static void test_armor_turns_a_prefix_into_an_anchored_literal(void **state) {
@@ -245,6 +246,36 @@ static void test_ats_rules_drop_expired_and_survive_a_restart(void **state) {
   ats_rules_destroy(rules);
 }
 
+static void test_ats_rules_never_write_a_line_the_plugin_would_cut(void **state) {
+  (void)state;
+  struct ats_rules *rules = rules_with_state(3600);
+  size_t accepted = 0;
+  for (size_t len = 1990; len <= 2100; len += 3) {
+    char regex[2200] = "^https?://a\\.com/";
+    size_t used = strlen(regex);
+    memset(regex + used, 'x', len - used);
+    regex[len] = '\0';
+    struct exec_outcome outcome = {0};
+    ats_rules_add(rules, regex, len % 2 == 0, &outcome);
+    if (outcome.outcome == CDR__OUTCOME__SUCCEEDED) {
+      accepted++;
+    } else {
+      assert_string_equal(outcome.reason, "ats_rule_too_long");
+      assert_true(len + 1 + 20 + 5 + 1 > 2047);
+    }
+  }
+  assert_true(accepted > 0);
+  assert_int_equal(ats_rules_count(rules), accepted);
+  /* Every line of the file, its newline included, fits the plugin's 2,048-byte fgets buffer. */
+  FILE *file = fopen(rules_path, "r");
+  assert_non_null(file);
+  char line[8192];
+  while (fgets(line, sizeof(line), file))
+    assert_true(strlen(line) <= 2047 && line[strlen(line) - 1] == '\n');
+  fclose(file);
+  ats_rules_destroy(rules);
+}
+
 static void test_ats_rules_report_failed_reloads(void **state) {
   (void)state;
   struct ats_options failing = {rules_path, "", "exit 3", 3600, 1000};
@@ -276,6 +307,8 @@ int main(void) {
                                       teardown_dir),
       cmocka_unit_test_setup_teardown(test_ats_rules_drop_expired_and_survive_a_restart, setup_dir,
                                       teardown_dir),
+      cmocka_unit_test_setup_teardown(test_ats_rules_never_write_a_line_the_plugin_would_cut,
+                                      setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_ats_rules_report_failed_reloads, setup_dir,
                                       teardown_dir),
   };

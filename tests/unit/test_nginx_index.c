@@ -164,6 +164,33 @@ static void index_reads_every_tag_line_of_long_headers(void **state) {
   nginx_index_destroy(index);
 }
 
+static void index_gives_up_on_catastrophic_regexes(void **state) {
+  (void)state;
+  /* Keys that make nested quantifiers backtrack exponentially when the match finally fails. */
+  char key[128], name[32];
+  for (int i = 0; i < 8; i++) {
+    snprintf(name, sizeof(name), "c/0%d/slow%d", i, i);
+    snprintf(key, sizeof(key), "http://example.com/%.*s!", 28 + i,
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    write_cache_file(name, key, NULL);
+  }
+  struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
+  const char *regexes[] = {"^http://example\\.com/(a+)+$", "^http://example\\.com/(a|aa)+$",
+                           "^http://example\\.com/(\\w+\\w*)+$"};
+  for (size_t i = 0; i < sizeof(regexes) / sizeof(regexes[0]); i++) {
+    struct exec_item item = {.operation = CDR__OPERATION__PURGE_REGEX, .target = regexes[i]};
+    struct exec_outcome outcome;
+    memset(&outcome, 0, sizeof(outcome));
+    nginx_index_purge(index, &item, &outcome);
+    assert_int_equal(outcome.outcome, CDR__OUTCOME__FAILED);
+    assert_string_equal(outcome.reason, "regex_too_complex");
+  }
+  /* The index is not held: an exact purge still goes through. */
+  purge(index, CDR__OPERATION__PURGE_URL, "http://example.com/img/1.png");
+  assert_false(exists("a/1f/aaa1"));
+  nginx_index_destroy(index);
+}
+
 static void index_reports_a_bad_regex(void **state) {
   (void)state;
   struct nginx_index *index = nginx_index_create(dir, "Surrogate-Key");
@@ -185,6 +212,7 @@ int main(void) {
       INDEX_TEST(index_follows_files_created_and_deleted_later),
       INDEX_TEST(index_exact_purge_removes_every_variant_and_scheme),
       INDEX_TEST(index_reads_every_tag_line_of_long_headers),
+      INDEX_TEST(index_gives_up_on_catastrophic_regexes),
       INDEX_TEST(index_reports_a_bad_regex),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,8 @@
 #include "unit.h"
 #include "unit_regex.h"
 
+#include "common/regex_armor.h"
+
 #include "common/error.h"
 #include "common/rate_limit.h"
 #include "common/request_signature.h"
@@ -110,7 +112,7 @@ static void request_signature_matches_the_documented_recipe(void **state) {
 /* Parses a purge for acme; returns the code and, on success, the first target's value. */
 static int parse_for_acme(const char *body, char *first, size_t size, char *field) {
   static const struct request_limits limits = {
-      .max_items = 10, .max_url_length = 200, .default_deadline_s = 60, .max_deadline_s = 60};
+      .max_items = 10, .max_url_length = 2048, .default_deadline_s = 60, .max_deadline_s = 60};
   struct arena arena;
   arena_init(&arena, 1 << 20);
   struct task *task = NULL;
@@ -166,6 +168,81 @@ static void confined_regexes_never_match_other_hosts(void **state) {
                    CDR_ETAG_NOT_ALLOWED);
 }
 
+/* URLs of hosts acme does not own, which no regex of acme's may match in any cache's form. */
+static const char *const foreign_urls[] = {
+    "https://evil.com/",          "http://evil.com/x",
+    "https://example.net/a.css",  "https://evil.com/x\n",
+    "http://a.example.com.evil/", "https://exampleXorg/",
+    "http://evil.example.net/",   "https://evil.com/https://example.com/x"};
+
+/* body's regex is refused, or accepted in a form that every cache takes as it is (armoring it
+ * again changes nothing) and that matches none of the foreign URLs. */
+static void assert_confined(const char *body) {
+  char value[8192], field[96];
+  int rc = parse_for_acme(body, value, sizeof(value), field);
+  if (rc) /* refused: as a regex, for its host, or (a NUL byte) as JSON */
+    return;
+  char again[sizeof(value) * 8];
+  assert_true(regex_armor(value, NULL, again, sizeof(again)));
+  assert_string_equal(again, value);
+  for (size_t i = 0; i < sizeof(foreign_urls) / sizeof(foreign_urls[0]); i++) {
+    if (unit_regex_matches(value, foreign_urls[i]))
+      fail_msg("%s: stored as %s, matches %s", body, value, foreign_urls[i]);
+  }
+}
+
+static void confined_hosts_are_read_whole_at_any_length(void **state) {
+  (void)state;
+  /* Hosts of *.example.org around the longest DNS name, then an alternation with no '/' (the
+   * host's end), or a path: never a host cut short with the rest read as pattern. */
+  for (size_t letters = 230; letters <= 260; letters++) {
+    const char *tails[] = {"|.*", "/|.*", "/x", ")|(.*", "|(?:.*)/"};
+    for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+      char body[1024];
+      int n = snprintf(body, sizeof(body), "{\"regexes\":[\"^https?://");
+      for (size_t i = 0; i < letters; i++)
+        body[n++] = 'a';
+      snprintf(body + n, sizeof(body) - (size_t)n, "\\\\.example\\\\.org%s\"]}", tails[t]);
+      assert_confined(body);
+    }
+  }
+  char value[512], field[96];
+  char body[512];
+  int n = snprintf(body, sizeof(body), "{\"regexes\":[\"^https://");
+  for (size_t i = 0; i < 241; i++) /* 241 + ".example.org": 253 */
+    body[n++] = 'a';
+  snprintf(body + n, sizeof(body) - (size_t)n, "\\\\.example\\\\.org/x\"]}");
+  assert_int_equal(parse_for_acme(body, value, sizeof(value), field), 0);
+  body[n] = 'a'; /* one more: 254 */
+  snprintf(body + n + 1, sizeof(body) - (size_t)n - 1, "\\\\.example\\\\.org/x\"]}");
+  assert_int_equal(parse_for_acme(body, value, sizeof(value), field), CDR_EINVALID_REGEX);
+}
+
+static void confined_regexes_mean_to_every_cache_what_was_checked(void **state) {
+  (void)state;
+  /* Text a comment or a quote hid from the check must stay hidden after the bytes caches cannot
+   * take are escaped (extended mode's '#' and whitespace, \Q...\E, raw controls). */
+  const char *bodies[] = {
+      "{\"regexes\":[\"^https?://example\\\\.com/(?x)#)|(?:.*[\\n]?\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/(?x) #)|.*\\n\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/(?xx)#)|(.*\\n)\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/(?x:#)|.*\\n)\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/(?-i:(?x)#\\t)|(?:.*[\\n]?)\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/\\\\Q#)|.*\\\\E\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/(?x)\\\\Q \\\\E#)|.*\\n\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/a b\\\"c&d#e\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/(?#)|.*\\n\"]}",
+      "{\"regexes\":[\"^https?://example\\\\.com/x\\u0000|.*\"]}",
+  };
+  for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+    assert_confined(bodies[i]);
+  char value[256], field[96];
+  assert_int_equal(parse_for_acme("{\"regexes\":[\"^https?://example\\\\.com/a b\"]}", value,
+                                  sizeof(value), field),
+                   0);
+  assert_string_equal(value, "^https?://example\\.com/(?:a\\x20b)"); /* as caches get it */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(tenant_owns_exact_hosts_and_subdomains_of_wildcards),
@@ -175,6 +252,8 @@ int main(void) {
       cmocka_unit_test(rate_limit_lets_a_big_draw_through_a_full_bucket_into_debt),
       cmocka_unit_test(request_signature_matches_the_documented_recipe),
       cmocka_unit_test(confined_regexes_never_match_other_hosts),
+      cmocka_unit_test(confined_hosts_are_read_whole_at_any_length),
+      cmocka_unit_test(confined_regexes_mean_to_every_cache_what_was_checked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

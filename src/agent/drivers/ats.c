@@ -7,6 +7,7 @@
 #include "agent/driver.h"
 
 #include "agent/drivers/ats_rules.h"
+#include "common/regex_armor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ static void ats_offload(struct driver *base, const struct exec_item *item,
   size_t size = 4 * strlen(item->target) + 32;
   char *regex = malloc(size);
   bool literal = item->operation != CDR__OPERATION__PURGE_REGEX;
-  if (!regex || !driver_regex_armor(item->target, literal ? item->target : NULL, regex, size - 1)) {
+  if (!regex || !regex_armor(item->target, literal ? item->target : NULL, regex, size - 1)) {
     free(regex);
     driver_outcome_failed(outcome, 0, CURLE_OUT_OF_MEMORY);
     return;

@@ -19,7 +19,10 @@
 
 extern char **environ;
 
-enum { RULES_POLL_MS = 10 };
+/* regex_revalidate (ATS 9.2) reads its file with fgets into 2,048 bytes: a longer line is cut,
+ * and its tail loaded as a rule of its own, with no host in it. A rule line, its newline
+ * included, must fit. */
+enum { RULES_POLL_MS = 10, RULES_LINE_MAX = 2048 - 1 };
 
 struct ats_rule {
   char *regex;
@@ -237,6 +240,12 @@ static const char *rules_apply(struct ats_rules *rules, const char *text, uint64
 
 void ats_rules_add(struct ats_rules *rules, const char *regex, bool miss,
                    struct exec_outcome *outcome) {
+  /* The longest the rule's line can be: the regex, " EXPIRY" (20 digits at most) and " MISS". */
+  if (strlen(regex) + 1 + 20 + 5 + 1 > RULES_LINE_MAX) {
+    driver_outcome_failed(outcome, 0, CURLE_OK);
+    snprintf(outcome->reason, sizeof(outcome->reason), "ats_rule_too_long");
+    return;
+  }
   pthread_mutex_lock(&rules->lock);
   long long expiry = (long long)time(NULL) + rules->rule_ttl_s;
   uint64_t generation = ++rules->wanted;

@@ -25,8 +25,9 @@ struct ats_rules *ats_rules_create(const struct ats_options *options);
 void ats_rules_destroy(struct ats_rules *rules);
 
 /* Adds a rule for regex (miss: delete; else stale) and waits until ATS has loaded it. Sets
- * outcome: SUCCEEDED, or FAILED with reason ats_rules_not_writable, ats_reload_failed or
- * ats_reload_unconfirmed. */
+ * outcome: SUCCEEDED, or FAILED with reason ats_rule_too_long (its line would not fit the
+ * plugin's line buffer, which would load the cut tail as a rule for every host),
+ * ats_rules_not_writable, ats_reload_failed or ats_reload_unconfirmed. */
 void ats_rules_add(struct ats_rules *rules, const char *regex, bool miss,
                    struct exec_outcome *outcome);
 

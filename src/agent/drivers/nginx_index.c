@@ -367,6 +367,17 @@ static bool index_has_tag(const char *tags, const char *tag) {
   return false;
 }
 
+/* Bounds on a scan of every entry (prefix, regex and tag purges), so that no tenant's pattern
+ * holds the index from the others': the lock is let go every INDEX_SCAN_CHUNK entries (exact
+ * purges get in between), a scan gives up after INDEX_SCAN_BUDGET_MS, and one key's match after
+ * INDEX_MATCH_LIMIT backtracking steps (a catastrophic regex such as (a+)+$ fails at once). */
+enum {
+  INDEX_SCAN_CHUNK = 1024,
+  INDEX_SCAN_BUDGET_MS = 10000,
+  INDEX_MATCH_LIMIT = 1000000,
+  INDEX_DEPTH_LIMIT = 10000
+};
+
 /* What a purge looks for, prepared once. */
 struct index_match {
   Cdr__Operation operation;
@@ -375,27 +386,80 @@ struct index_match {
   size_t after_scheme_len;
   pcre2_code *regex;
   pcre2_match_data *data;
+  pcre2_match_context *limits;
+  struct timespec deadline; /* CLOCK_MONOTONIC: when scans give up */
+  const char *stopped;      /* why a scan gave up (the item's reason), NULL while it has not */
 };
 
-static bool index_entry_matches(const struct index_entry *entry, const struct index_match *match) {
+/* Prepares match for item; false (outcome set) when its regex does not compile. */
+static bool index_match_prepare(struct index_match *match, const struct exec_item *item,
+                                struct exec_outcome *outcome) {
+  *match = (struct index_match){.operation = item->operation, .target = item->target};
+  match->after_scheme = index_after_scheme(item->target);
+  match->after_scheme_len = strlen(match->after_scheme);
+  clock_gettime(CLOCK_MONOTONIC, &match->deadline);
+  match->deadline.tv_sec += INDEX_SCAN_BUDGET_MS / 1000;
+  if (item->operation != CDR__OPERATION__PURGE_REGEX)
+    return true;
+  int code;
+  PCRE2_SIZE offset;
+  match->regex =
+      pcre2_compile((PCRE2_SPTR)item->target, PCRE2_ZERO_TERMINATED, 0, &code, &offset, NULL);
+  match->data = match->regex ? pcre2_match_data_create_from_pattern(match->regex, NULL) : NULL;
+  match->limits = pcre2_match_context_create(NULL);
+  if (!match->data || !match->limits) {
+    driver_outcome_failed(outcome, 0, CURLE_OK);
+    snprintf(outcome->reason, sizeof(outcome->reason), "bad_regex");
+    return false;
+  }
+  pcre2_jit_compile(match->regex, PCRE2_JIT_COMPLETE); /* without JIT, the interpreter */
+  pcre2_set_match_limit(match->limits, INDEX_MATCH_LIMIT);
+  pcre2_set_depth_limit(match->limits, INDEX_DEPTH_LIMIT);
+  return true;
+}
+
+static void index_match_release(struct index_match *match) {
+  pcre2_match_context_free(match->limits);
+  pcre2_match_data_free(match->data);
+  pcre2_code_free(match->regex);
+}
+
+static bool index_entry_matches(const struct index_entry *entry, struct index_match *match) {
   switch (match->operation) {
   case CDR__OPERATION__PURGE_URL:
     return strcmp(index_after_scheme(entry->key), match->after_scheme) == 0;
   case CDR__OPERATION__PURGE_PREFIX:
     return strncmp(index_after_scheme(entry->key), match->after_scheme, match->after_scheme_len) ==
            0;
-  case CDR__OPERATION__PURGE_REGEX:
-    return pcre2_match(match->regex, (PCRE2_SPTR)entry->key, PCRE2_ZERO_TERMINATED, 0, 0,
-                       match->data, NULL) >= 0;
+  case CDR__OPERATION__PURGE_REGEX: {
+    int rc = pcre2_match(match->regex, (PCRE2_SPTR)entry->key, PCRE2_ZERO_TERMINATED, 0, 0,
+                         match->data, match->limits);
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+        rc == PCRE2_ERROR_JIT_STACKLIMIT)
+      match->stopped = "regex_too_complex";
+    return rc >= 0;
+  }
   case CDR__OPERATION__PURGE_TAG: return entry->tags && index_has_tag(entry->tags, match->target);
   default: return false;
   }
 }
 
+/* Between two chunks of a scan: lets others have the index, and gives up past the deadline. */
+static void index_scan_pause(struct nginx_index *index, struct index_match *match) {
+  pthread_mutex_unlock(&index->lock);
+  pthread_mutex_lock(&index->lock);
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (now.tv_sec > match->deadline.tv_sec ||
+      (now.tv_sec == match->deadline.tv_sec && now.tv_nsec > match->deadline.tv_nsec))
+    match->stopped = "regex_time_budget_exceeded";
+}
+
 /* Calls visit for every entry matching, each once: an exact URL through the key table (its
- * variants and both schemes share a hash), anything else over every entry. visit may remove the
- * entry it is given. */
-static void index_each_match(struct nginx_index *index, const struct index_match *match,
+ * variants and both schemes share a hash), anything else over every entry, in chunks (see
+ * INDEX_SCAN_CHUNK; entries a purge elsewhere changed meanwhile may be visited or not). visit
+ * may remove the entry it is given. Lock held. */
+static void index_each_match(struct nginx_index *index, struct index_match *match,
                              void (*visit)(struct nginx_index *index, size_t position,
                                            void *context),
                              void *context) {
@@ -410,7 +474,12 @@ static void index_each_match(struct nginx_index *index, const struct index_match
     }
     return;
   }
-  for (size_t e = 0; e < index->entry_count; e++) {
+  for (size_t e = 0; e < index->entry_count && !match->stopped; e++) {
+    if (e % INDEX_SCAN_CHUNK == INDEX_SCAN_CHUNK - 1) {
+      index_scan_pause(index, match);
+      if (match->stopped || e >= index->entry_count)
+        break;
+    }
     if (index->entries[e].path && index_entry_matches(&index->entries[e], match))
       visit(index, e, context);
   }
@@ -446,21 +515,10 @@ static void index_check(struct nginx_index *index, size_t position, void *contex
 
 void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
                        struct exec_outcome *outcome) {
-  struct index_match match = {.operation = item->operation, .target = item->target};
-  match.after_scheme = index_after_scheme(item->target);
-  match.after_scheme_len = strlen(match.after_scheme);
-  if (item->operation == CDR__OPERATION__PURGE_REGEX) {
-    int code;
-    PCRE2_SIZE offset;
-    match.regex =
-        pcre2_compile((PCRE2_SPTR)item->target, PCRE2_ZERO_TERMINATED, 0, &code, &offset, NULL);
-    match.data = match.regex ? pcre2_match_data_create_from_pattern(match.regex, NULL) : NULL;
-    if (!match.data) {
-      pcre2_code_free(match.regex);
-      driver_outcome_failed(outcome, 0, CURLE_OK);
-      snprintf(outcome->reason, sizeof(outcome->reason), "bad_regex");
-      return;
-    }
+  struct index_match match;
+  if (!index_match_prepare(&match, item, outcome)) {
+    index_match_release(&match);
+    return;
   }
   /* File times come from the kernel's coarse clock: compare them with that clock. */
   struct index_check check = {.stale = 0};
@@ -470,7 +528,7 @@ void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
   bool readable = index_refresh(index);
   /* Delete, then look again with every event that arrived meanwhile: a file nginx finished
    * writing from a fetch begun before the purge is caught on the second round. */
-  for (int round = 0; readable && !unlink_error && round < 2; round++) {
+  for (int round = 0; readable && !unlink_error && !match.stopped && round < 2; round++) {
     index_each_match(index, &match, index_delete, &unlink_error);
     if (!item->verify)
       break;
@@ -482,14 +540,14 @@ void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
       break;
   }
   pthread_mutex_unlock(&index->lock);
-  pcre2_match_data_free(match.data);
-  pcre2_code_free(match.regex);
-  if (!readable || unlink_error || check.stale) {
+  index_match_release(&match);
+  if (!readable || unlink_error || match.stopped || check.stale) {
     driver_outcome_failed(outcome, 0, CURLE_OK);
     snprintf(outcome->reason, sizeof(outcome->reason), "%s",
-             !readable      ? "cache_dir_unreadable"
-             : unlink_error ? "cache_dir_not_writable"
-                            : "still_cached");
+             !readable       ? "cache_dir_unreadable"
+             : unlink_error  ? "cache_dir_not_writable"
+             : match.stopped ? match.stopped
+                             : "still_cached");
     return;
   }
   outcome->outcome = CDR__OUTCOME__SUCCEEDED;

@@ -12,6 +12,8 @@
  * still_cached. A VCL without that lookup (no X-Cache-Status) gives an unverified success. */
 #include "agent/driver.h"
 
+#include "common/regex_armor.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -47,8 +49,8 @@ static enum driver_plan varnish_plan_ban(const struct driver *driver, const stru
   static const char name[] = "X-Ban-Url: ";
   const char *prefix = item->operation == CDR__OPERATION__PURGE_PREFIX ? item->target : NULL;
   if (request->header_size <= sizeof(name) ||
-      !driver_regex_armor(item->target, prefix, request->header + sizeof(name) - 1,
-                          request->header_size - (sizeof(name) - 1))) {
+      !regex_armor(item->target, prefix, request->header + sizeof(name) - 1,
+                   request->header_size - (sizeof(name) - 1))) {
     driver_outcome_failed(outcome, 0, CURLE_URL_MALFORMAT);
     return DRIVER_ANSWERED;
   }
