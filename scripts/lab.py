@@ -159,7 +159,9 @@ class Engine(Process):
         return f"127.0.0.1:{self.agent_port}"
 
     def start(self):
-        mode = ["--dev"] if self.dev else ["--admin-listen", f"127.0.0.1:{self.admin_port}"]
+        # Signed mode refuses the public default callback secret: the lab's engines set their own.
+        mode = ["--dev"] if self.dev else ["--admin-listen", f"127.0.0.1:{self.admin_port}",
+                                           "--callback-secret", "lab-callback-secret"]
         self.spawn([ENGINE_BIN, *mode, "--data-dir", self.data_dir, "--api-listen", f"127.0.0.1:{self.port}",
                     "--agent-listen", self.agent_address, "--synchronous", "normal", *self.extra_args])
 

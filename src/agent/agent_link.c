@@ -162,15 +162,21 @@ static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
   }
   case FRAME_WORK: {
     const Cdr__Work *work = (const Cdr__Work *)message;
+    if (!link->welcomed) {
+      link_conn_close(conn, "Work before Welcome: not an engine that accepted this node");
+      return;
+    }
     if (link->draining)
       return; /* stopping: the engine sends these again when this node returns */
     for (size_t i = 0; i < work->n_items; i++) {
-      if (executor_submit(link->executor, work->items[i], link->generation) == 0)
+      const char *problem = driver_item_problem(work->items[i]);
+      if (!problem && executor_submit(link->executor, work->items[i], link->generation) == 0)
         continue;
-      /* No room (or memory) for it now: the engine tries again later. */
-      struct exec_outcome busy = {.outcome = CDR__OUTCOME__FAILED};
-      snprintf(busy.reason, sizeof(busy.reason), "agent_busy");
-      agent_on_item_done(link, link->generation, work->items[i]->item_id, &busy);
+      /* Not fit for a cache request, or no room (or memory) for it now: the engine tries a
+       * busy item again later. */
+      struct exec_outcome refused = {.outcome = CDR__OUTCOME__FAILED};
+      snprintf(refused.reason, sizeof(refused.reason), "%s", problem ? problem : "agent_busy");
+      agent_on_item_done(link, link->generation, work->items[i]->item_id, &refused);
     }
     return;
   }

@@ -5,6 +5,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* RFC 9110 token characters, which a header name consists of. */
+static bool driver_token_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+const char *driver_item_problem(const Cdr__WorkItem *item) {
+  const unsigned char *target = (const unsigned char *)item->target;
+  if (!target || !*target)
+    return "bad_target";
+  for (; *target; target++) {
+    if (*target <= ' ' || *target == 0x7f)
+      return "bad_target";
+  }
+  for (size_t i = 0; i < item->n_headers; i++) {
+    const unsigned char *name = (const unsigned char *)item->headers[i]->name;
+    const unsigned char *value = (const unsigned char *)item->headers[i]->value;
+    if (!name || !*name || !value)
+      return "bad_header";
+    for (; *name; name++) {
+      if (!driver_token_char(*name))
+        return "bad_header";
+    }
+    for (; *value; value++) {
+      if ((*value < ' ' && *value != '\t') || *value == 0x7f)
+        return "bad_header";
+    }
+  }
+  return NULL;
+}
+
 bool driver_url_split(const char *url, const char **host, size_t *host_len, const char **path) {
   const char *start = strstr(url, "://");
   if (!start)

@@ -97,6 +97,13 @@ struct ats_options {
 /* Creates the ATS driver, speaking to the configs in deploy/ats/. */
 struct driver *driver_ats_create(const char *cache_url, const struct ats_options *options);
 
+/* Checks a work item as the engine would have before anything of it reaches a cache request:
+ * its target has no space, control byte or DEL (URLs, prefixes, armored regexes and tags never
+ * do), and each header is a token name with a value free of control bytes (a tab aside). NULL
+ * when it is fine, else the item's reason (bad_target, bad_header). A peer that is not the
+ * engine, or a bug, then cannot put a CR/LF into a request line or a header. */
+const char *driver_item_problem(const Cdr__WorkItem *item);
+
 /* Helpers shared by drivers. */
 
 /* Splits an absolute http(s) URL into host (with port) and path-with-query. False when malformed.

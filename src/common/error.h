@@ -41,6 +41,8 @@
   XX(NODE_NOT_FOUND, 404, "node_not_found", "no node with this id")                                \
   XX(TENANT_NOT_FOUND, 404, "tenant_not_found", "no tenant with this name")                        \
   XX(TENANT_EXISTS, 409, "tenant_exists", "a tenant with this name or access key exists")          \
+  XX(TENANT_NAME_TAKEN, 409, "tenant_name_taken",                                                  \
+     "tasks of a removed tenant still carry this name: a new tenant would read them")              \
   XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "this endpoint does not take that method")     \
   XX(TASK_FINAL, 409, "task_final", "the task has already finished")                               \
   XX(STORE_UNAVAILABLE, 503, "store_unavailable", "the task store could not be written")           \

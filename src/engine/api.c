@@ -242,7 +242,7 @@ static void api_on_nodes(struct store_job *job) {
 }
 
 static json_t *api_render_removed(const struct store_job *job) {
-  return json_pack("{s:s,s:b}", "node_id", job->task_id, "removed", 1);
+  return json_pack("{s:s,s:b}", "node_id", job->node_id, "removed", 1);
 }
 
 static void api_on_node_removed(struct store_job *job) {
@@ -255,14 +255,15 @@ static int api_remove_node(h2o_req_t *req, const char *id, size_t len) {
     api_reply_method_not_allowed(req, "DELETE");
     return 0;
   }
-  struct store_job *job =
-      len < sizeof(job->task_id) && len > 0 ? api_job_new(req, STORE_JOB_FABRIC, NULL, 4096) : NULL;
+  struct store_job *job = fabric_name_valid(id, len, sizeof(job->node_id) - 1)
+                              ? api_job_new(req, STORE_JOB_FABRIC, NULL, 4096)
+                              : NULL;
   if (!job) {
     api_reply_error(req, CDR_ENODE_NOT_FOUND, NULL, NULL);
     return 0;
   }
   struct server_loop *loop = api_loop_of_job(job);
-  memcpy(job->task_id, id, len); /* the node id travels in task_id: both are short names */
+  memcpy(job->node_id, id, len);
   job->on_reply = api_on_node_removed;
   job->fabric_request = FABRIC_NODE_REMOVE;
   loop->jobs_in_flight++;
@@ -787,10 +788,24 @@ static const struct tenant *api_authenticate(h2o_req_t *req, struct server_loop 
   return tenant;
 }
 
+/* The path a request is routed by: the normalised one, except a node's path, taken as sent —
+ * node ids may be "." or "..", which normalising would fold away (and they hold nothing that
+ * needs decoding). */
+static const char *api_route_path(const h2o_req_t *req, size_t *len) {
+  static const char nodes_prefix[] = "/v1/nodes/";
+  size_t raw_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+  if (api_path_has_prefix(req->path.base, raw_len, nodes_prefix)) {
+    *len = raw_len;
+    return req->path.base;
+  }
+  *len = req->path_normalized.len;
+  return req->path_normalized.base;
+}
+
 static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
   const struct api_handler *handler = (const struct api_handler *)self;
-  const char *path = req->path_normalized.base;
-  size_t len = req->path_normalized.len;
+  size_t len;
+  const char *path = api_route_path(req, &len);
   bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
   bool post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
   struct server_loop *loop = server_loop_of(req->conn->ctx);

@@ -201,6 +201,9 @@ static void callbacks_attempt(struct callbacks *callbacks, struct delivery *deli
   curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, delivery);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  /* Straight to the receiver, whatever http_proxy says: the address guard above checks the
+   * socket curl opens, which through a proxy would be the proxy's, not the receiver's. */
+  curl_easy_setopt(easy, CURLOPT_PROXY, "");
   if (curl_uv_add(callbacks->curl, easy) == 0)
     delivery->in_curl = true;
   else

@@ -13,6 +13,9 @@
 
 #define ENGINE_FIELD(name) offsetof(struct engine_config, name)
 
+/* The callback secret before an operator sets one: public, so good for --dev only. */
+#define ENGINE_DEFAULT_CALLBACK_SECRET "cdnrefresh-dev-secret"
+
 static const struct setting engine_settings[] = {
     {"engine", "api_listen", "api-listen", SETTING_STRING, ENGINE_FIELD(api_listen),
      "127.0.0.1:8470", 0, 0, NULL, "HOST:PORT the HTTP API listens on"},
@@ -28,6 +31,11 @@ static const struct setting engine_settings[] = {
     {"engine", "dev", "dev", SETTING_BOOL, ENGINE_FIELD(dev), "false", 0, 0, NULL,
      "development mode: unsigned requests are the dev tenant's (every host, no limits) and "
      "operators' endpoints are on the API port; the API must listen on loopback"},
+    {"engine", "allow_insecure", "allow-insecure", SETTING_BOOL, ENGINE_FIELD(allow_insecure),
+     "false", 0, 0, NULL,
+     "without --dev, start even with agents.token empty on a non-loopback agent address (anyone "
+     "reaching it registers nodes) or callbacks.secret left at its public default (a warning "
+     "is logged)"},
     {"auth", "replay_window_s", "replay-window", SETTING_INT, ENGINE_FIELD(replay_window_s), "300",
      1, 86400, NULL,
      "a signed request's timestamp may differ from the engine's clock by at most this many "
@@ -92,7 +100,7 @@ static const struct setting engine_settings[] = {
     {"tasks", "retry_max_ms", "retry-max-ms", SETTING_INT, ENGINE_FIELD(retry_max_ms), "30000", 1,
      3600000, NULL, "longest delay between two attempts"},
     {"callbacks", "secret", "callback-secret", SETTING_STRING, ENGINE_FIELD(callback_secret),
-     "cdnrefresh-dev-secret", 0, 0, NULL,
+     ENGINE_DEFAULT_CALLBACK_SECRET, 0, 0, NULL,
      "HMAC-SHA256 key of the X-Cdnrefresh-Signature header on callbacks (set your own)"},
     {"callbacks", "allow_internal", "callback-allow", SETTING_STRING, ENGINE_FIELD(callback_allow),
      "", 0, 0, NULL,
@@ -122,6 +130,26 @@ static const struct setting engine_settings[] = {
 };
 
 enum { ENGINE_SETTINGS_COUNT = sizeof(engine_settings) / sizeof(engine_settings[0]) };
+
+/* What makes a signed (not --dev) engine open to anyone, or NULL: an empty agent token where
+ * agents come from beyond this host (anyone reaching the port registers nodes, and every task
+ * then waits for them), or callbacks signed with the secret everyone can read here. */
+static const char *engine_config_insecurity(const struct engine_config *config,
+                                            const struct sockaddr_storage *agent_address) {
+  if (config->dev)
+    return NULL;
+  if (!config->agent_token[0] && !config->node_tokens_file[0] &&
+      !address_is_loopback(agent_address))
+    return "agents.token is empty while engine.agent_listen is not a loopback address";
+  /* The default, and the placeholder of the shipped deploy/config/engine.ini. */
+  static const char *const public_secrets[] = {ENGINE_DEFAULT_CALLBACK_SECRET, "change-me", ""};
+  for (size_t i = 0; i < sizeof(public_secrets) / sizeof(public_secrets[0]); i++) {
+    if (strcmp(config->callback_secret, public_secrets[i]) == 0)
+      return "callbacks.secret is empty, the default or the shipped placeholder: anyone can forge "
+             "callbacks signed with it";
+  }
+  return NULL;
+}
 
 int engine_config_load(struct engine_config *config, int argc, char **argv,
                        struct settings_cli *cli, char *err, size_t err_size) {
@@ -168,9 +196,16 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
              config->api_listen);
     return CDR_ECONFIG;
   }
+  const char *insecure = engine_config_insecurity(config, &agent_address);
+  if (insecure && !config->allow_insecure) {
+    snprintf(err, err_size, "config: %s; set it, or start with --allow-insecure", insecure);
+    return CDR_ECONFIG;
+  }
   enum log_level level;
   log_level_parse(config->log_level, &level);
   log_level_set(level);
+  if (insecure)
+    log_warn("config.insecure", "%s (allowed by --allow-insecure)", insecure);
   return 0;
 }
 

@@ -11,21 +11,22 @@
 #include <sys/socket.h>
 
 struct engine_config {
-  char api_listen[SETTING_STRING_MAX];       /* HOST:PORT of the HTTP API */
-  char agent_listen[SETTING_STRING_MAX];     /* HOST:PORT agents dial */
-  char admin_listen[SETTING_STRING_MAX];     /* HOST:PORT of the operators' endpoints; "": off */
-  int64_t replay_window_s;                   /* signed timestamps this close to now pass */
-  char data_dir[SETTING_STRING_MAX];         /* where the task store lives */
-  bool dev;                                  /* unsigned requests, loopback only */
-  int64_t threads;                           /* event loops; 0 = one per core */
-  int64_t max_body_bytes;                    /* request body limit */
-  int64_t max_header_bytes;                  /* request headers limit (431 beyond) */
-  int64_t request_timeout_ms;                /* whole request, or an idle keep-alive, at most */
-  int64_t max_items;                         /* targets per request */
-  int64_t max_url_length;                    /* bytes per URL, prefix or regex */
-  int64_t default_deadline_s;                /* deadline of a task that names none */
-  int64_t max_deadline_s;                    /* largest deadline a task may ask for */
-  int64_t commit_batch;                      /* most tasks per store transaction */
+  char api_listen[SETTING_STRING_MAX];   /* HOST:PORT of the HTTP API */
+  char agent_listen[SETTING_STRING_MAX]; /* HOST:PORT agents dial */
+  char admin_listen[SETTING_STRING_MAX]; /* HOST:PORT of the operators' endpoints; "": off */
+  int64_t replay_window_s;               /* signed timestamps this close to now pass */
+  char data_dir[SETTING_STRING_MAX];     /* where the task store lives */
+  bool dev;                              /* unsigned requests, loopback only */
+  bool allow_insecure;        /* signed mode may run with an open agent port or the public secret */
+  int64_t threads;            /* event loops; 0 = one per core */
+  int64_t max_body_bytes;     /* request body limit */
+  int64_t max_header_bytes;   /* request headers limit (431 beyond) */
+  int64_t request_timeout_ms; /* whole request, or an idle keep-alive, at most */
+  int64_t max_items;          /* targets per request */
+  int64_t max_url_length;     /* bytes per URL, prefix or regex */
+  int64_t default_deadline_s; /* deadline of a task that names none */
+  int64_t max_deadline_s;     /* largest deadline a task may ask for */
+  int64_t commit_batch;       /* most tasks per store transaction */
   char synchronous[SETTING_STRING_MAX];      /* "full" or "normal" */
   char log_level[SETTING_STRING_MAX];        /* debug, info, warn, error */
   char access_log[SETTING_STRING_MAX];       /* API request log file; empty: off */

@@ -34,6 +34,27 @@ struct fabric_node *fabric_node_find(struct fabric *fabric, const char *id) {
   return NULL;
 }
 
+bool fabric_name_valid(const char *name, size_t len, size_t max) {
+  if (len == 0 || len > max)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+/* Copies text into out (size bytes) as printable ASCII, any other byte as '?': an agent's version
+ * string is shown in JSON and on the status page, which take only valid UTF-8. */
+static void fabric_copy_printable(char *out, size_t size, const char *text) {
+  size_t n = 0;
+  for (; text[n] && n + 1 < size; n++)
+    out[n] = text[n] >= 0x20 && text[n] < 0x7f ? text[n] : '?';
+  out[n] = '\0';
+}
+
 /* Replaces node's groups with the JSON array text (malloc'd copies). */
 static void fabric_node_set_groups(struct fabric_node *node, const char *groups_json) {
   for (size_t i = 0; i < node->group_count; i++)
@@ -104,7 +125,7 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
   fabric_node_set_groups(node, groups_json ? groups_json : "[]");
   free(groups_json);
   snprintf(node->cache_kind, sizeof(node->cache_kind), "%s", hello->cache_kind);
-  snprintf(node->agent_version, sizeof(node->agent_version), "%s", hello->agent_version);
+  fabric_copy_printable(node->agent_version, sizeof(node->agent_version), hello->agent_version);
   int64_t now = clock_now_ms();
   if (!known)
     node->registered_ms = now;
@@ -228,7 +249,8 @@ static void fabric_on_posted(struct store_job *job) {
     job->result = job->answer ? 0 : CDR_ENOMEM;
     break;
   case FABRIC_NODE_REMOVE: {
-    struct fabric_node *node = fabric_node_find(fabric, job->task_id);
+    _Static_assert(sizeof(job->node_id) == NODE_ID_MAX + 1, "a node id fits the job");
+    struct fabric_node *node = fabric_node_find(fabric, job->node_id);
     job->result = node && !node->removed ? 0 : CDR_ENODE_NOT_FOUND;
     if (!job->result)
       fabric_node_remove(fabric, node);
@@ -367,7 +389,7 @@ static int fabric_recover(struct fabric *fabric) {
     }
     fabric_node_set_groups(node, nodes[i].groups_json);
     snprintf(node->cache_kind, sizeof(node->cache_kind), "%s", nodes[i].cache_kind);
-    snprintf(node->agent_version, sizeof(node->agent_version), "%s", nodes[i].agent_version);
+    fabric_copy_printable(node->agent_version, sizeof(node->agent_version), nodes[i].agent_version);
     node->registered_ms = nodes[i].registered_ms;
   }
   if (!rc)

@@ -18,9 +18,13 @@ enum fabric_request {
   FABRIC_TASK_CANCELED, /* job->task_id was canceled: drop its queued work; the fabric frees it */
   FABRIC_NODES,         /* answer job->answer = json_t array of nodes, reply with on_reply */
   FABRIC_STATS,         /* answer job->answer = json_t object of gauges, reply with on_reply */
-  FABRIC_NODE_REMOVE,   /* remove node job->task_id (the node id): its pending items fail with
-                           node_removed; reply with on_reply (CDR_ENODE_NOT_FOUND if unknown) */
+  FABRIC_NODE_REMOVE,   /* remove node job->node_id: its pending items fail with node_removed;
+                           reply with on_reply (CDR_ENODE_NOT_FOUND if unknown) */
 };
+
+/* Whether name[0..len) is a node id, group or cache kind as a Hello may name them: 1..max of
+ * A-Z a-z 0-9 . _ - (so every node id an agent registers can be named in a path to remove it). */
+bool fabric_name_valid(const char *name, size_t len, size_t max);
 
 /* Loads nodes and unfinished tasks from the store in data_dir, binds the agent listener and starts
  * the fabric thread; store writes go to writer. Returns 0, or a negative code after logging why. */

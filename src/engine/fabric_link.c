@@ -56,18 +56,6 @@ static bool fabric_link_token_ok(const char *given, const char *expected) {
   return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }
 
-static bool fabric_link_name_ok(const char *name, size_t max) {
-  size_t len = strlen(name);
-  if (len == 0 || len > max)
-    return false;
-  for (const char *c = name; *c; c++) {
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-          *c == '-' || *c == '_' || *c == '.'))
-      return false;
-  }
-  return true;
-}
-
 /* The numeric address of link's peer, without the port ("" when unknown). */
 static void fabric_link_peer_address(struct fabric_link *link, char *out, size_t size) {
   struct sockaddr_storage peer;
@@ -146,9 +134,9 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
   }
   bool groups_ok = hello->n_groups <= 64;
   for (size_t i = 0; groups_ok && i < hello->n_groups; i++)
-    groups_ok = fabric_link_name_ok(hello->groups[i], 64);
-  if (!fabric_link_name_ok(hello->node_id, NODE_ID_MAX) || !groups_ok || hello->window == 0 ||
-      !fabric_link_name_ok(hello->cache_kind, 15)) {
+    groups_ok = fabric_name_valid(hello->groups[i], strlen(hello->groups[i]), 64);
+  if (!fabric_name_valid(hello->node_id, strlen(hello->node_id), NODE_ID_MAX) || !groups_ok ||
+      hello->window == 0 || !fabric_name_valid(hello->cache_kind, strlen(hello->cache_kind), 15)) {
     fabric_link_refuse(link, "bad_hello",
                        "node id, groups and cache kind must be 1..64 of A-Z a-z 0-9 . _ -, "
                        "window at least 1");

@@ -60,6 +60,7 @@ struct store_job {
   struct arena arena;           /* everything the job reads or builds lives here */
   const char *tenant;
   char task_id[TASK_ID_LENGTH + 1];
+  char node_id[64 + 1]; /* FABRIC_NODE_REMOVE: the node (fabric's NODE_ID_MAX) */
   bool filter_task_state, filter_item_state;
   enum task_state task_state;
   enum item_state item_state;

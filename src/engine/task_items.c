@@ -5,7 +5,12 @@
 
 #include <string.h>
 
-enum { TASK_ITEMS_SCAN_MAX = 10000 }; /* targets a filtered page looks at before it answers */
+enum {
+  TASK_ITEMS_SCAN_MAX = 10000, /* targets a filtered page looks at before it answers */
+  /* (target, node) results one page holds at most: a page of 1,000 targets on 1,000 nodes would
+   * not fit the read arena, so such a page is cut short and its next_cursor says more follow. */
+  TASK_ITEMS_RESULTS_MAX = 100000
+};
 
 /* Summary of one target over its nodes: pending (or canceled) while any node is pending, else
  * failed if any failed, else unsupported if any was, else succeeded. */
@@ -66,6 +71,9 @@ int task_items_page(struct store *store, const struct task *task, const enum ite
   int rc = store_task_nodes_load(store, task->id, arena, &nodes, &node_count);
   if (rc)
     return rc;
+  size_t fit = node_count ? TASK_ITEMS_RESULTS_MAX / node_count : limit;
+  if (limit > fit)
+    limit = fit ? fit : 1;
   out->rows = arena_alloc(arena, limit * sizeof(*out->rows));
   if (!out->rows)
     return CDR_ENOMEM;

@@ -26,8 +26,9 @@ struct item_page {
   int64_t next_cursor; /* pass as `after` for the next page; -1 on the last page */
 };
 
-/* Reads the items of task after index `after`: at most limit rows, only those whose summary state
- * is *filter when filter is non-NULL. A filtered page looks at a bounded number of targets and may
+/* Reads the items of task after index `after`: at most limit rows (fewer when their results on
+ * every node would not fit a page), only those whose summary state is *filter when filter is
+ * non-NULL. A filtered page looks at a bounded number of targets and may
  * hold fewer rows than limit while next_cursor still says more follow. Allocates in arena. */
 int task_items_page(struct store *store, const struct task *task, const enum item_state *filter,
                     int64_t after, size_t limit, struct arena *arena, struct item_page *out);

@@ -154,7 +154,8 @@ int store_failures_list(struct store *store, const char *task_id, int64_t first,
                         struct arena *arena, struct store_failure **out, size_t *count);
 
 /* Adds tenant (every field set, created_ms included) and moves the tenant generation on. Inside a
- * transaction. CDR_ETENANT_EXISTS when its name or access key is taken. */
+ * transaction. CDR_ETENANT_EXISTS when its name or access key is taken, CDR_ETENANT_NAME_TAKEN
+ * when tasks of a removed tenant of that name remain (the name cannot be given again). */
 int store_tenant_insert(struct store *store, const struct tenant *tenant);
 
 /* Replaces the keys, hosts, tag prefix, quotas and rates of the tenant called tenant->name and

@@ -75,6 +75,7 @@ static const char *const store_sql[STMT_COUNT] = {
                            "quota_preload_urls = ?8, rate_requests = ?9, rate_urls = ?10 "
                            "WHERE name = ?1",
     [STMT_TENANT_DELETE] = "DELETE FROM tenants WHERE name = ?1",
+    [STMT_TENANT_HAS_TASKS] = "SELECT 1 FROM tasks WHERE tenant = ?1 LIMIT 1",
     [STMT_TENANT_USAGE_DELETE] = "DELETE FROM quota_usage WHERE tenant = ?1",
     [STMT_TENANTS_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'tenants_generation'",
     /* The limits (?6..?8, 0 for none) are checked against the stored use; store_quota_charge

@@ -33,6 +33,16 @@ static int store_tenants_bump(struct store *store) {
 }
 
 int store_tenant_insert(struct store *store, const struct tenant *tenant) {
+  /* Tasks are kept by tenant name: a new tenant of a removed one's name would own its tasks. */
+  sqlite3_stmt *used = store->statements[STMT_TENANT_HAS_TASKS];
+  store_bind_text(used, 1, tenant->name);
+  int rc = sqlite3_step(used);
+  sqlite3_reset(used);
+  sqlite3_clear_bindings(used);
+  if (rc == SQLITE_ROW)
+    return CDR_ETENANT_NAME_TAKEN;
+  if (rc != SQLITE_DONE)
+    return store_error(store, rc, "tenant name check");
   sqlite3_stmt *stmt = store->statements[STMT_TENANT_INSERT];
   store_tenant_bind(stmt, tenant);
   sqlite3_bind_int64(stmt, 11, tenant->created_ms);

@@ -127,3 +127,30 @@ def test_http2_cleartext_is_served(engine):
         body, status_line = result.stdout.rsplit("\n", 1)
         assert status_line == "2 202"
         assert ID_RE.match(json.loads(body)["task_id"])
+
+
+def test_a_page_of_items_is_cut_where_it_fits(make_engine):
+    """limit=1000 is documented; on many nodes the page holds fewer rows, says more follow, and
+    every item is still reached (the benchmarks' simulated agents answer every item)."""
+    from lab import start_simulated_agents
+    engine = make_engine("--max-items", "1000", offline_node=False)
+    sim = start_simulated_agents(engine, 1000)
+    try:
+        urls = [f"https://a.example/{i}.css" for i in range(1000)]
+        task_id = engine.purge(urls)[2]["task_id"]
+        assert engine.wait_task(task_id, timeout=120)["counters"]["succeeded"] == 1_000_000
+        seen, cursor, pages = [], None, 0
+        while True:
+            query = "?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            status, _, page = engine.request("GET", f"/v1/tasks/{task_id}/items{query}")
+            assert status == 200, page
+            assert page["items"] and all(len(item["nodes"]) == 1000 for item in page["items"])
+            seen += [item["target"] for item in page["items"]]
+            pages += 1
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == urls and pages > 1
+    finally:
+        sim.kill()
+        sim.wait()

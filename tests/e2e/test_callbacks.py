@@ -140,3 +140,21 @@ def test_pending_callback_is_delivered_after_a_restart(lab, receiver):
     engine.start()
     wait_until(lambda: engine.task(body["task_id"])["callback_delivery"]["state"] == "delivered", timeout=10)
     assert len(hook.calls) == 2
+
+
+def test_callbacks_ignore_the_proxy_environment(lab, receiver, monkeypatch):
+    """The internal-address guard checks the socket the engine opens: through an http_proxy it
+    would check the proxy, so callbacks never take one."""
+    from lab import FaultProxy
+    hook = receiver()
+    receiver_port = int(hook.url.split(":")[2].split("/")[0])
+    proxy = lab.add(FaultProxy(None, port=receiver_port).start())
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, proxy.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    engine = lab.engine(*engine_args())
+    _, _, body = engine.purge([SITE + "/a.css"], callback=hook.url)
+    wait_until(lambda: len(hook.calls) == 1, what="callback")
+    assert proxy.counts["received"] == 0
+

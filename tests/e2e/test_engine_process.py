@@ -42,6 +42,30 @@ def test_dev_mode_refuses_non_loopback(data_dir):
     assert result.returncode == 2 and "loopback" in result.stderr
 
 
+def test_signed_mode_refuses_insecure_defaults(data_dir):
+    """Without --dev: no open agent port and no public callback secret, unless asked for."""
+    secret = ("--callback-secret", "an-operators-secret")
+    cases = [  # (arguments, what the refusal names)
+        (["--agent-listen", "0.0.0.0:18471", *secret], "agents.token is empty"),
+        (["--agent-listen", "[::]:18471", *secret], "agents.token is empty"),
+        (["--agent-listen", "127.0.0.1:18471"], "callbacks.secret"),
+        (["--agent-listen", "127.0.0.1:18471", "--callback-secret", "change-me"], "callbacks.secret"),
+        (["--agent-listen", "127.0.0.1:18471", "--callback-secret", ""], "callbacks.secret"),
+    ]
+    for args, named in cases:
+        result = run_engine("--data-dir", data_dir, "--api-listen", "127.0.0.1:18470", *args, "--help")
+        assert result.returncode == 0  # --help still teaches
+        result = run_engine("--data-dir", data_dir, "--api-listen", "127.0.0.1:18470", *args)
+        assert result.returncode == 2 and named in result.stderr and "--allow-insecure" in result.stderr, (
+            args, result.stderr)
+
+
+def test_allow_insecure_starts_with_a_warning(make_engine):
+    engine = make_engine("--agent-listen", "0.0.0.0:0", "--allow-insecure", dev=False,
+                         offline_node=False)
+    assert "config.insecure" in engine.read_log()
+
+
 def test_config_file_sets_limits(make_engine, data_dir):
     path = os.path.join(data_dir, "engine.ini")
     with open(path, "w") as f:

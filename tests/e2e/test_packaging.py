@@ -43,7 +43,9 @@ def test_packages_install_and_run():
                                 "--json", "--config", "/etc/cdnrefresh/engine.ini", "--data-dir", data],
                                capture_output=True, text=True, check=True)
         tenant = json.loads(added.stdout)
+        # (and the secret an operator sets: the shipped placeholder is refused)
         engine = subprocess.Popen(["/usr/bin/cdnrefresh-engine", "--config", "/etc/cdnrefresh/engine.ini",
+                                   "--callback-secret", "set-by-the-operator",
                                    "--data-dir", data, "--api-listen", f"127.0.0.1:{port}",
                                    "--agent-listen", f"127.0.0.1:{free_port()}",
                                    "--admin-listen", f"127.0.0.1:{free_port()}"], stderr=subprocess.PIPE)

@@ -172,3 +172,21 @@ def test_identical_purges_in_a_burst_are_merged(lab):
     # Each URL went out once, after every task had been accepted; the other 19 waited for it.
     assert engine.nodes()["edge-1"]["items_merged"] == 95
     assert proxy.counts["received"] == 5
+
+
+def test_every_node_id_an_agent_registers_can_be_removed(lab):
+    """Ids of any length the Hello takes (1..64) and of dots alone, which path normalisation
+    would fold away, are listed and removable like any other."""
+    engine = lab.engine()
+    ids = ["n" * 26, "n" * 27, "x" * 40, "z" * 64, ".", "..", "...", "a.b", "_-."]
+    for node_id in ids:
+        agent = lab.agent(engine, node_id)
+        engine.wait_online(node_id)
+        agent.stop()
+    assert set(ids) <= set(engine.nodes())
+    for node_id in ids:
+        status, _, body = engine.admin("DELETE", f"/v1/nodes/{node_id}")
+        assert (status, body) == (200, {"node_id": node_id, "removed": True}), node_id
+    assert not set(ids) & set(engine.nodes())
+    assert engine.admin("DELETE", "/v1/nodes/" + "z" * 65)[0] == 404
+    assert engine.admin("DELETE", "/v1/nodes/a%2Fb")[0] == 404

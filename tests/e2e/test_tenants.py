@@ -170,6 +170,20 @@ def test_a_tenant_purges_and_preloads_only_the_hosts_it_owns(signed_engine):
                what="tag namespace removed")
 
 
+def test_a_removed_tenants_name_is_not_given_to_another(signed_engine):
+    """Tasks are kept by tenant name: a new tenant of the same name would read the old one's."""
+    engine = signed_engine
+    old = add_tenant(engine, "acme", "example.com")
+    wait_until(lambda: signed(engine, old, "GET", "/v1/tasks")[0] == 200, what="tenant loaded")
+    assert signed(engine, old, "POST", "/v1/purge", {"urls": ["https://example.com/secret"]})[0] == 202
+    tenant_command(engine, "remove", "acme")
+    again = tenant_command(engine, "add", "acme", "--hosts", "other.com", check=False)
+    assert again.returncode == 1 and "removed tenant still carry this name" in again.stderr, again
+    fresh = add_tenant(engine, "acme2", "example.com")  # a tenant without that history is fine
+    wait_until(lambda: signed(engine, fresh, "GET", "/v1/tasks")[0] == 200, what="tenant loaded")
+    assert signed(engine, fresh, "GET", "/v1/tasks")[2]["tasks"] == []
+
+
 def test_tenants_see_only_their_own_tasks(signed_engine):
     engine = signed_engine
     acme = add_tenant(engine, "acme", "*")

@@ -150,6 +150,41 @@ static void test_squid_purges_each_encoding_when_the_url_varies(void **state) {
   squid->destroy(squid);
 }
 
+static void test_items_unfit_for_a_cache_request_are_refused(void **state) {
+  (void)state;
+  char names[][32] = {"Accept-Encoding", "X-A", "X A"};
+  char values[][32] = {"gzip, br\t\xc3\xa9", "a\r\nX-Injected: 1", "b"};
+  Cdr__Header headers[3];
+  Cdr__Header *pointers[3];
+  for (size_t i = 0; i < 3; i++) {
+    cdr__header__init(&headers[i]);
+    headers[i].name = names[i];
+    headers[i].value = values[i];
+    pointers[i] = &headers[i];
+  }
+  char targets[][40] = {"https://a.com/x?y=%0D%0A",
+                        "https://a.com/x\r\nHost: evil",
+                        "https://a.com/ x",
+                        "tag\x7f",
+                        "",
+                        "https://a.com/\x01"};
+  Cdr__WorkItem item;
+  cdr__work_item__init(&item);
+  item.target = targets[0];
+  item.n_headers = 1;
+  item.headers = pointers;
+  assert_null(driver_item_problem(&item));
+  for (size_t i = 1; i < sizeof(targets) / sizeof(targets[0]); i++) {
+    item.target = targets[i];
+    assert_string_equal(driver_item_problem(&item), "bad_target");
+  }
+  item.target = targets[0];
+  for (size_t bad = 1; bad < 3; bad++) {
+    item.headers = &pointers[bad];
+    assert_string_equal(driver_item_problem(&item), "bad_header");
+  }
+}
+
 static char dir[64], rules_path[128], state_path[128];
 
 static void write_file(const char *path, const char *text) {
@@ -302,6 +337,7 @@ int main(void) {
       cmocka_unit_test(test_armor_escapes_only_what_would_break_a_header_or_a_ban),
       cmocka_unit_test(test_armor_turns_a_prefix_into_an_anchored_literal),
       cmocka_unit_test(test_varnish_purges_are_checked_and_retried_once),
+      cmocka_unit_test(test_items_unfit_for_a_cache_request_are_refused),
       cmocka_unit_test(test_squid_purges_each_encoding_when_the_url_varies),
       cmocka_unit_test_setup_teardown(test_ats_rules_merge_by_regex_and_keep_miss, setup_dir,
                                       teardown_dir),
