@@ -692,6 +692,9 @@ struct api_handler {
   bool admin;
 };
 
+/* Where a node's own path starts: DELETE /v1/nodes/{id}. */
+static const char api_nodes_prefix[] = "/v1/nodes/";
+
 static bool api_path_has_prefix(const char *path, size_t len, const char *prefix) {
   size_t n = strlen(prefix);
   return len > n && memcmp(path, prefix, n) == 0;
@@ -712,14 +715,14 @@ static bool api_path_in(const char *path, size_t len, const char *const *paths,
 static bool api_path_for_operators(const char *path, size_t len) {
   static const char *const paths[] = {"/v1/nodes",   "/v1/stats",   "/metrics", "/",
                                       "/debug/vars", "/v1/tenants", NULL};
-  return api_path_in(path, len, paths, "/v1/nodes/");
+  return api_path_in(path, len, paths, api_nodes_prefix);
 }
 
 /* Serves the operators' endpoints (no tenant). */
 static int api_operator_route(h2o_req_t *req, const char *path, size_t len, bool get) {
-  static const char nodes_prefix[] = "/v1/nodes/";
-  if (api_path_has_prefix(path, len, nodes_prefix))
-    return api_remove_node(req, path + sizeof(nodes_prefix) - 1, len - (sizeof(nodes_prefix) - 1));
+  if (api_path_has_prefix(path, len, api_nodes_prefix))
+    return api_remove_node(req, path + sizeof(api_nodes_prefix) - 1,
+                           len - (sizeof(api_nodes_prefix) - 1));
   if (!get) {
     api_reply_method_not_allowed(req, "GET");
     return 0;
@@ -792,9 +795,8 @@ static const struct tenant *api_authenticate(h2o_req_t *req, struct server_loop 
  * node ids may be "." or "..", which normalising would fold away (and they hold nothing that
  * needs decoding). */
 static const char *api_route_path(const h2o_req_t *req, size_t *len) {
-  static const char nodes_prefix[] = "/v1/nodes/";
   size_t raw_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-  if (api_path_has_prefix(req->path.base, raw_len, nodes_prefix)) {
+  if (api_path_has_prefix(req->path.base, raw_len, api_nodes_prefix)) {
     *len = raw_len;
     return req->path.base;
   }

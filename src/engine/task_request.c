@@ -12,6 +12,7 @@
 #include <pcre2.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -242,7 +243,9 @@ static int request_confine_regex(struct request_parser *p, const char *field, co
 
 /* The regex s[0..len) as every cache takes it (regex_armor.h), in the arena: the form validated
  * below is byte for byte the form the caches interpret, so no rewrite can change what was
- * checked. NULL when it holds a NUL byte (*why says) or the arena is full. */
+ * checked. It is armored in a scratch buffer sized for the worst case (a byte quoted by
+ * \Q...\E becomes \E\xHH\Q) and only what it came to is kept, so a body of regexes costs the
+ * arena about what it did unarmored. NULL when it holds a NUL byte (*why says) or memory is out. */
 static const char *request_armor_regex(struct request_parser *p, const char *s, size_t len,
                                        const char **why) {
   *why = NULL;
@@ -250,13 +253,13 @@ static const char *request_armor_regex(struct request_parser *p, const char *s, 
     *why = "must not contain a NUL byte";
     return NULL;
   }
-  size_t size = 8 * len + 1; /* a byte quoted by \Q...\E becomes \E\xHH\Q */
-  char *raw = arena_alloc(p->arena, len + 1), *armored = arena_alloc(p->arena, size);
-  if (!raw || !armored)
-    return NULL;
-  memcpy(raw, s, len);
-  raw[len] = '\0';
-  return regex_armor(raw, NULL, armored, size) ? armored : NULL;
+  size_t size = 8 * len + 1;
+  char *scratch = malloc(size);
+  const char *armored = scratch && regex_armor(s, NULL, scratch, size) /* s ends at len */
+                            ? arena_strndup(p->arena, scratch, strlen(scratch))
+                            : NULL;
+  free(scratch);
+  return armored;
 }
 
 static int request_check_regex(struct request_parser *p, const char *field, const char *s,
