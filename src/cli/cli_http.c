@@ -35,16 +35,17 @@ static struct curl_slist *cli_http_sign(struct curl_slist *headers, const char *
   const char *prefix = cli_http_base_path(engine, base_len, &prefix_len);
   char full_path[4096];
   int path_len = snprintf(full_path, sizeof(full_path), "%.*s%s", (int)prefix_len, prefix, path);
-  int64_t now = (int64_t)time(NULL);
+  char now[24];
+  int now_len = snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
   char signature[REQUEST_SIGNATURE_HEX_LENGTH + 1];
   if (request_signature_compute(cli_signer->secret, strlen(cli_signer->secret), method,
-                                strlen(method), full_path, (size_t)path_len, now, body,
-                                body ? strlen(body) : 0, signature))
+                                strlen(method), full_path, (size_t)path_len, now, (size_t)now_len,
+                                body, body ? strlen(body) : 0, signature))
     return headers;
   char line[512];
   snprintf(line, sizeof(line), "X-Cdnrefresh-Key: %.200s", cli_signer->key);
   headers = curl_slist_append(headers, line);
-  snprintf(line, sizeof(line), "X-Cdnrefresh-Timestamp: %lld", (long long)now);
+  snprintf(line, sizeof(line), "X-Cdnrefresh-Timestamp: %s", now);
   headers = curl_slist_append(headers, line);
   snprintf(line, sizeof(line), "X-Cdnrefresh-Signature: %s", signature);
   return curl_slist_append(headers, line);

@@ -14,20 +14,6 @@ static const h2o_iovec_t *api_auth_header(h2o_req_t *req, const char *name) {
   return at < 0 ? NULL : &req->headers.entries[at].value;
 }
 
-/* Parses a decimal Unix timestamp of up to 12 digits; false when it is not one. */
-static bool api_auth_parse_timestamp(const h2o_iovec_t *value, int64_t *out) {
-  if (value->len == 0 || value->len > 12)
-    return false;
-  int64_t t = 0;
-  for (size_t i = 0; i < value->len; i++) {
-    if (value->base[i] < '0' || value->base[i] > '9')
-      return false;
-    t = t * 10 + (value->base[i] - '0');
-  }
-  *out = t;
-  return true;
-}
-
 int api_auth_tenant(h2o_req_t *req, const struct tenant_table *table, bool dev, int64_t window_s,
                     const struct tenant **out, char *message, size_t message_size) {
   const h2o_iovec_t *key = api_auth_header(req, REQUEST_HEADER_KEY);
@@ -52,16 +38,18 @@ int api_auth_tenant(h2o_req_t *req, const struct tenant_table *table, bool dev, 
   }
   int64_t t = 0;
   int64_t now = (int64_t)time(NULL);
-  if (!api_auth_parse_timestamp(timestamp, &t) || t < now - window_s || t > now + window_s) {
+  if (!request_signature_parse_timestamp(timestamp->base, timestamp->len, &t) ||
+      t < now - window_s || t > now + window_s) {
     snprintf(message, message_size,
-             "X-Cdnrefresh-Timestamp must be the Unix time in seconds within %lld s of the "
-             "engine's clock (now %lld)",
+             "X-Cdnrefresh-Timestamp must be the Unix time in seconds (digits only, no leading "
+             "zero) within %lld s of the engine's clock (now %lld)",
              (long long)window_s, (long long)now);
     return CDR_ESTALE_TIMESTAMP;
   }
   char expected[REQUEST_SIGNATURE_HEX_LENGTH + 1];
   if (request_signature_compute(tenant->secret, strlen(tenant->secret), req->method.base,
-                                req->method.len, req->path.base, req->path.len, t, req->entity.base,
+                                req->method.len, req->path.base, req->path.len, timestamp->base,
+                                timestamp->len, req->entity.base,
                                 req->entity.base ? req->entity.len : 0, expected))
     return CDR_ENOMEM;
   if (!request_signature_matches(expected, signature->base, signature->len)) {

@@ -117,6 +117,12 @@ def test_bad_signatures_are_refused_with_their_codes(signed_engine):
         stale = signed_headers(acme, "POST", "/v1/purge", raw, timestamp=int(time.time()) + skew)
         assert post(stale) == (401, "stale_timestamp")
     assert post({**good, "X-Cdnrefresh-Timestamp": "soon"}) == (401, "stale_timestamp")
+    # The bytes sent are what is signed, so only one spelling of a time is taken: each of these is
+    # signed over its own bytes and still refused.
+    now = int(time.time())
+    for spelling in (f"0{now}", f"+{now}", f"{now}.0", f"00{now}", f"{now}e0"):
+        headers = signed_headers(acme, "POST", "/v1/purge", raw, timestamp=spelling)
+        assert post(headers) == (401, "stale_timestamp"), spelling
     assert post(signed_headers(acme, "POST", "/v1/purge", raw, secret="0" * 48)) == (401, "bad_signature")
     assert post(good, payload=raw.replace(b"/a", b"/b")) == (401, "bad_signature")  # body changed
     assert post(good, path="/v1/preload") == (401, "bad_signature")  # path changed

@@ -88,14 +88,27 @@ static void rate_limit_lets_a_big_draw_through_a_full_bucket_into_debt(void **st
   assert_int_equal(rate_limit_take(&bucket, start + 2 * second + second / 10, 10, 1), 0);
 }
 
+static void request_signature_takes_only_the_canonical_timestamp(void **state) {
+  (void)state;
+  int64_t t = 0;
+  assert_true(request_signature_parse_timestamp("1700000000", 10, &t));
+  assert_int_equal(t, 1700000000);
+  /* Each of these names the same number to a lenient parser but signs different bytes. */
+  static const char *const refused[] = {
+      "01700000000",   "+1700000000", " 1700000000", "1700000000 ", "1700000000.0", "0", "",
+      "1700000000000", "1.7e9"};
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+    assert_false(request_signature_parse_timestamp(refused[i], strlen(refused[i]), &t));
+}
+
 static void request_signature_matches_the_documented_recipe(void **state) {
   (void)state;
   /* printf 'POST\n/v1/purge\n1700000000\n%s' "$(printf '%s' "$body" | sha256sum | cut -d' ' -f1)"
    *   | openssl dgst -sha256 -hmac secret-1 -hex */
   const char body[] = "{\"urls\":[\"https://example.com/a\"]}";
   char out[REQUEST_SIGNATURE_HEX_LENGTH + 1];
-  assert_int_equal(request_signature_compute("secret-1", 8, "POST", 4, "/v1/purge", 9, 1700000000,
-                                             body, strlen(body), out),
+  assert_int_equal(request_signature_compute("secret-1", 8, "POST", 4, "/v1/purge", 9, "1700000000",
+                                             10, body, strlen(body), out),
                    0);
   static const char expected[] = "dde967dde4c9b3e388d7e24405e824d18e598e001d35d952382e4f95aef4f5fd";
   assert_string_equal(out, expected);
@@ -251,6 +264,7 @@ int main(void) {
       cmocka_unit_test(rate_limit_allows_a_burst_then_the_rate),
       cmocka_unit_test(rate_limit_lets_a_big_draw_through_a_full_bucket_into_debt),
       cmocka_unit_test(request_signature_matches_the_documented_recipe),
+      cmocka_unit_test(request_signature_takes_only_the_canonical_timestamp),
       cmocka_unit_test(confined_regexes_never_match_other_hosts),
       cmocka_unit_test(confined_hosts_are_read_whole_at_any_length),
       cmocka_unit_test(confined_regexes_mean_to_every_cache_what_was_checked),
