@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,18 +19,43 @@ int access_log_open(const char *path) {
   return access_log_fd < 0 ? -errno : 0;
 }
 
+/* Sets line[key] to bytes as a string, or — when they are not UTF-8, which a JSON string cannot
+ * hold — line[key "_hex"] to their hex, so a request with a hostile target is logged too, and
+ * exactly. */
+static void access_log_set_bytes(json_t *line, const char *key, const char *bytes, size_t len) {
+  json_t *text = json_stringn(bytes, len);
+  if (text) {
+    json_object_set_new(line, key, text);
+    return;
+  }
+  static const char digits[] = "0123456789abcdef";
+  char *hex = malloc(2 * len + 1);
+  if (!hex)
+    return;
+  for (size_t i = 0; i < len; i++) {
+    hex[2 * i] = digits[(unsigned char)bytes[i] >> 4];
+    hex[2 * i + 1] = digits[(unsigned char)bytes[i] & 15];
+  }
+  char hex_key[32];
+  snprintf(hex_key, sizeof(hex_key), "%s_hex", key);
+  json_object_set_new(line, hex_key, json_stringn(hex, 2 * len));
+  free(hex);
+}
+
 void access_log_write(h2o_req_t *req, int status, int64_t us) {
   if (access_log_fd < 0)
     return;
   char ts[CLOCK_ISO8601_SIZE];
   clock_format_iso8601(clock_now_ms(), ts);
-  json_t *line =
-      json_pack("{s:s,s:s%,s:s%,s:i,s:I}", "ts", ts, "method", req->method.base, req->method.len,
-                "path", req->path.base, req->path.len, "status", status, "us", (json_int_t)us);
-  if (line && req->entity.base)
-    json_object_set_new(
-        line, "body",
-        json_stringn(req->entity.base, req->entity.len)); /* NULL (no body) when not UTF-8 */
+  json_t *line = json_pack("{s:s}", "ts", ts);
+  if (line) {
+    access_log_set_bytes(line, "method", req->method.base, req->method.len);
+    access_log_set_bytes(line, "path", req->path.base, req->path.len);
+    json_object_set_new(line, "status", json_integer(status));
+    json_object_set_new(line, "us", json_integer((json_int_t)us));
+    if (req->entity.base)
+      access_log_set_bytes(line, "body", req->entity.base, req->entity.len);
+  }
   char *text = line ? json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
   json_decref(line);
   if (!text) {

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,8 @@ def add_tenant(engine, name, hosts, *options):
 def signature(secret, method, path, timestamp, body):
     """docs/API.md, Signing, written independently of the engine's C code."""
     body_hash = hashlib.sha256(body).hexdigest()
-    text = f"{method}\n{path}\n{timestamp}\n{body_hash}".encode()
+    path = path if isinstance(path, bytes) else path.encode()
+    text = f"{method}\n".encode() + path + f"\n{timestamp}\n{body_hash}".encode()
     return hmac.new(secret.encode(), text, hashlib.sha256).hexdigest()
 
 
@@ -48,6 +50,40 @@ def signed(engine, tenant, method, path, body=None, **sign_options):
 @pytest.fixture
 def signed_engine(make_engine):
     return make_engine(dev=False)
+
+
+def test_a_target_that_is_not_utf8_is_still_in_the_access_log(make_engine, data_dir):
+    log_path = os.path.join(data_dir, "access.log")
+    engine = make_engine("--access-log", log_path, dev=False)
+    acme = add_tenant(engine, "acme", "example.com")
+    wait_until(lambda: signed(engine, acme, "GET", "/v1/tasks")[0] == 200, what="the tenant known")
+    # A lone continuation byte, a cut-short sequence, an overlong slash, a surrogate, a byte that
+    # never occurs in UTF-8: none fits a JSON string as it is.
+    targets = [b"/v1/tasks?state=\x80", b"/v1/tasks/\xe2\x82", b"/v1/tasks?state=\xc0\xaf",
+               b"/v1/tasks/\xed\xa0\x80", b"/v1/tasks?cursor=\xff"]
+    statuses = []
+    for target in targets:
+        headers = signed_headers(acme, "GET", target)
+        request = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        request += b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n"
+        with socket.create_connection(("127.0.0.1", engine.port), timeout=10) as s:
+            s.sendall(request)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 4"), answer[:200]  # signed, answered: 400 or 404
+        statuses.append(int(answer[9:12]))
+
+    def logged():
+        with open(log_path) as f:
+            return [json.loads(line) for line in f]
+    wait_until(lambda: len([line for line in logged() if "path_hex" in line]) == len(targets),
+               what="a line per request")
+    hexes = [bytes.fromhex(line["path_hex"]) for line in logged() if "path_hex" in line]
+    assert hexes == targets
+    assert [(line["method"], line["status"]) for line in logged() if "path_hex" in line] == \
+        [("GET", status) for status in statuses]
+    assert "access_log.write" not in engine.read_log()
 
 
 def test_tenant_command_adds_lists_sets_and_removes(signed_engine):
