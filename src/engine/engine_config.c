@@ -79,10 +79,14 @@ static const struct setting engine_settings[] = {
      "PEM CA certificates: agents must present a client certificate signed by one (TLS only)"},
     {"agents", "auth_failures_max", "auth-failures-max", SETTING_INT,
      ENGINE_FIELD(auth_failures_max), "10", 1, 100000, NULL,
-     "Hellos with a wrong token from one address within auth_window_s before that address is "
-     "refused without a check until the window ends"},
+     "Hellos with a wrong token from one address for one node id within auth_window_s before "
+     "that address's Hellos for that node id are refused without a check until the window ends"},
+    {"agents", "auth_guesses_max", "auth-guesses-max", SETTING_INT, ENGINE_FIELD(auth_guesses_max),
+     "100", 1, 10000000, NULL,
+     "wrong tokens from all peers within auth_window_s after which shared-token Hellos are "
+     "checked only from the address their node last authenticated from, until the window ends"},
     {"agents", "auth_window_s", "auth-window", SETTING_INT, ENGINE_FIELD(auth_window_s), "60", 1,
-     86400, NULL, "the window, in seconds, over which wrong tokens are counted per address"},
+     86400, NULL, "the window, in seconds, over which wrong tokens are counted"},
     {"agents", "heartbeat_ms", "heartbeat-ms", SETTING_INT, ENGINE_FIELD(heartbeat_ms), "1000", 50,
      60000, NULL, "heartbeat interval on agent links, both ways"},
     {"agents", "heartbeat_misses", "heartbeat-misses", SETTING_INT, ENGINE_FIELD(heartbeat_misses),

@@ -35,7 +35,8 @@ struct engine_config {
   char tls_cert[SETTING_STRING_MAX];         /* agent link TLS: PEM chain; empty: plain TCP */
   char tls_key[SETTING_STRING_MAX];
   char tls_client_ca[SETTING_STRING_MAX]; /* agents must present a certificate from this CA */
-  int64_t auth_failures_max; /* bad tokens from one address per window before it is blocked */
+  int64_t auth_failures_max; /* bad tokens per (address, node id) and window before it is blocked */
+  int64_t auth_guesses_max;  /* bad tokens of all peers per window before unknown addresses are */
   int64_t auth_window_s;
   int64_t heartbeat_ms;                     /* heartbeat interval on agent links */
   int64_t heartbeat_misses;                 /* silent intervals before a node is offline */

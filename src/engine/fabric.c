@@ -440,6 +440,8 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
     return CDR_ENOMEM;
   fabric->config = config;
   fabric->writer = writer;
+  agent_auth_init(&fabric->auth, config->auth_failures_max, config->auth_guesses_max,
+                  config->auth_window_s);
   if (link_shared_init(&fabric->link_buffers, (size_t)config->max_frame_bytes)) {
     free(fabric);
     return CDR_ENOMEM;

@@ -5,6 +5,7 @@
 #define CDR_FABRIC_INTERNAL_H
 
 #include "common/timer_wheel.h"
+#include "engine/agent_auth.h"
 #include "engine/fabric.h"
 #include "engine/node_tokens.h"
 #include "proto/link_conn.h"
@@ -102,9 +103,10 @@ struct fabric_node {
   char cache_kind[16];
   char agent_version[32];
   int64_t registered_ms;
-  int64_t last_heartbeat_ms;         /* last frame from its agent */
-  struct fabric_link *link;          /* NULL while offline */
-  bool removed;                      /* removed by an operator: hidden, planned onto nothing */
+  int64_t last_heartbeat_ms;             /* last frame from its agent */
+  char auth_address[AGENT_AUTH_ADDRESS]; /* where its agent last authenticated from, "" never */
+  struct fabric_link *link;              /* NULL while offline */
+  bool removed;                          /* removed by an operator: hidden, planned onto nothing */
   int64_t backlog_since_ms;          /* when its queue went over alerts.backlog_items, 0 if not */
   struct fabric_queue fast;          /* purges */
   struct fabric_queue slow;          /* preloads: never ahead of a purge */
@@ -133,16 +135,6 @@ struct fabric_link {
   char address[48];                /* the peer's numeric IP, read once at accept; "" if unknown */
 };
 
-enum { FABRIC_AUTH_PEERS = 64 }; /* peer addresses whose recent bad tokens are remembered */
-
-/* Bad tokens from one peer address within the current window (agents.auth_window_s). */
-struct fabric_auth_failures {
-  char address[48]; /* numeric IP, no port; "" when the entry is free */
-  int64_t window_start_ms;
-  uint32_t count;
-  bool block_logged; /* the first Hello refused for too many failures was logged */
-};
-
 struct fabric {
   const struct engine_config *config;
   struct store_worker *writer;
@@ -169,7 +161,7 @@ struct fabric {
   Cdr__WorkItem *work_items; /* reused to build Work frames */
   Cdr__WorkItem **work_pointers;
   size_t work_capacity;
-  struct fabric_auth_failures auth_failures[FABRIC_AUTH_PEERS];
+  struct agent_auth auth;          /* wrong agent tokens seen */
   struct node_tokens *node_tokens; /* NULL without agents.node_tokens_file */
   SSL_CTX *tls;                    /* NULL: agents connect over plain TCP */
   struct link_shared link_buffers; /* the working buffers of every link */

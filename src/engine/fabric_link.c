@@ -69,56 +69,48 @@ static void fabric_link_peer_address(struct fabric_link *link, char *out, size_t
     uv_ip6_name((const struct sockaddr_in6 *)&peer, out, size);
 }
 
-/* The failure count of address in the current window, creating (or recycling the oldest) entry
- * when create. NULL when there is none and !create. */
-static struct fabric_auth_failures *fabric_auth_entry(struct fabric *fabric, const char *address,
-                                                      int64_t now_ms, bool create) {
-  struct fabric_auth_failures *oldest = &fabric->auth_failures[0];
-  for (size_t i = 0; i < FABRIC_AUTH_PEERS; i++) {
-    struct fabric_auth_failures *entry = &fabric->auth_failures[i];
-    if (entry->address[0] && strcmp(entry->address, address) == 0) {
-      if (now_ms - entry->window_start_ms >= fabric->config->auth_window_s * 1000)
-        *entry = (struct fabric_auth_failures){.window_start_ms = now_ms};
-      snprintf(entry->address, sizeof(entry->address), "%s", address);
-      return entry;
-    }
-    if (entry->window_start_ms < oldest->window_start_ms)
-      oldest = entry;
-  }
-  if (!create)
-    return NULL;
-  *oldest = (struct fabric_auth_failures){.window_start_ms = now_ms};
-  snprintf(oldest->address, sizeof(oldest->address), "%s", address);
-  return oldest;
-}
-
-/* Checks hello's token (the node's own from agents.node_tokens_file, else the shared one),
- * counting failures per peer address: an address that sent
- * agents.auth_failures_max wrong tokens in the window is refused unchecked until it ends, so
- * guessing the token is slow. Refuses and returns false when the Hello may not go on. */
+/* Checks hello's token (the node's own from agents.node_tokens_file, else the shared one) after
+ * asking what the engine remembers of wrong tokens (agent_auth.h) whether to check it at all.
+ * Refuses and returns false when the Hello may not go on. */
 static bool fabric_link_authenticate(struct fabric_link *link, const Cdr__Hello *hello) {
   struct fabric *fabric = link->fabric;
   const char *address = link->address;
   int64_t now = clock_now_ms();
-  struct fabric_auth_failures *failures = fabric_auth_entry(fabric, address, now, false);
-  if (failures && failures->count >= (uint64_t)fabric->config->auth_failures_max) {
-    if (!failures->block_logged)
+  const char *own = node_tokens_find(fabric->node_tokens, hello->node_id);
+  struct fabric_node *known = fabric_node_find(fabric, hello->node_id);
+  bool known_address = known && known->auth_address[0] && strcmp(known->auth_address, address) == 0;
+  bool first_refusal = false;
+  switch (agent_auth_before(&fabric->auth, address, hello->node_id, own != NULL, known_address, now,
+                            &first_refusal)) {
+  case AGENT_AUTH_CHECK: break;
+  case AGENT_AUTH_PAIR_BLOCKED:
+    if (first_refusal)
       log_warn("agent.blocked",
-               "agent address %s sent %u wrong tokens: its Hellos are refused unchecked for "
-               "the rest of the %lld s window",
-               address, failures->count, (long long)fabric->config->auth_window_s);
-    failures->block_logged = true;
+               "agent address %s sent %lld wrong tokens for node id %.64s: its Hellos for that "
+               "node are refused unchecked for the rest of the %lld s window",
+               address, (long long)fabric->config->auth_failures_max, hello->node_id,
+               (long long)fabric->config->auth_window_s);
     fabric_link_refuse(link, "too_many_failures",
-                       "too many wrong tokens from this address; try again later");
+                       "too many wrong tokens for this node id from this address; try again later");
+    return false;
+  case AGENT_AUTH_GUESSING:
+    if (first_refusal)
+      log_error("agent.guessing",
+                "%lld wrong agent tokens within %lld s: until the window ends, Hellos with the "
+                "shared token are checked only from the address each node last authenticated "
+                "from (nodes with their own token are always checked)",
+                (long long)fabric->config->auth_guesses_max,
+                (long long)fabric->config->auth_window_s);
+    fabric_link_refuse(link, "too_many_failures", "too many wrong tokens overall; try again later");
     return false;
   }
-  const char *own = node_tokens_find(fabric->node_tokens, hello->node_id);
-  if (fabric_link_token_ok(hello->token, own ? own : fabric->config->agent_token))
+  if (fabric_link_token_ok(hello->token, own ? own : fabric->config->agent_token)) {
+    agent_auth_succeeded(&fabric->auth, address, hello->node_id, now);
     return true;
-  failures = fabric_auth_entry(fabric, address, now, true);
-  failures->count++;
+  }
+  uint32_t count = agent_auth_failed(&fabric->auth, address, hello->node_id, now);
   log_warn("agent.bad_token", "wrong token from %s (node id %.64s), %u in this window", address,
-           hello->node_id, failures->count);
+           hello->node_id, count);
   fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
   return false;
 }
@@ -162,6 +154,7 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
     return;
   link->node = node;
   node->link = link;
+  snprintf(node->auth_address, sizeof(node->auth_address), "%s", link->address);
   uint32_t window = hello->window;
   if (window > (uint64_t)fabric->config->max_window)
     window = (uint32_t)fabric->config->max_window;

@@ -237,24 +237,61 @@ def test_wrong_token_and_duplicate_node_are_refused(lab):
     assert good.running() and engine.nodes()["edge-1"]["state"] == "online"
 
 
-def test_repeated_wrong_tokens_block_the_address(lab):
-    engine = lab.engine("--agent-token", "s3cret", "--auth-failures-max", "3", "--auth-window", "600")
+def hello_outcome(lab, engine, node_id, token):
+    """Starts an agent; returns "online", or the code of the refusal it got."""
+    agent = lab.agent(engine, node_id, None, token=token)
+    wait_until(lambda: not agent.running() or engine.nodes().get(node_id, {}).get("state") == "online",
+               what=f"{node_id} welcomed or refused")
+    if agent.running():
+        agent.stop()
+        return "online"
+    agent.expected_exit = 1
+    log = agent.read_log()
+    for code in ("too_many_failures", "wrong_token"):
+        if code in log:
+            return code
+    return log
 
-    def refused(token, node_id):
-        agent = lab.agent(engine, node_id, None, token=token)
-        wait_until(lambda: not agent.running(), what="refused agent to exit")
-        agent.expected_exit = 1
-        assert agent.proc.returncode == 1
-        log = agent.read_log()
-        return "too_many_failures" if "too_many_failures" in log else "wrong_token" if "wrong_token" in log else log
 
-    assert [refused("guess", f"edge-{i}") for i in range(3)] == ["wrong_token"] * 3
-    # From now on this address is refused unchecked, even with the right token, until the window ends.
-    assert refused("guess", "edge-3") == "too_many_failures"
-    assert refused("s3cret", "edge-4") == "too_many_failures"
+def test_repeated_wrong_tokens_block_that_node_id_from_that_address_only(lab, data_dir):
+    tokens = os.path.join(data_dir, "node-tokens")
+    with open(tokens, "w") as f:
+        f.write("edge-own its-own-secret\n")
+    os.chmod(tokens, 0o600)
+    engine = lab.engine("--agent-token", "s3cret", "--agent-tokens-file", tokens,
+                        "--auth-failures-max", "3", "--auth-window", "600")
+    outcome = lambda node_id, token: hello_outcome(lab, engine, node_id, token)  # noqa: E731
+    assert [outcome("edge-1", "guess") for _ in range(3)] == ["wrong_token"] * 3
+    # From now on edge-1's Hellos from this address are refused unchecked, even with the right
+    # token, until the window ends...
+    assert outcome("edge-1", "guess") == "too_many_failures"
+    assert outcome("edge-1", "s3cret") == "too_many_failures"
+    # ...while other node ids on the same address (a shared NAT, the same host) are not affected.
+    assert outcome("edge-2", "s3cret") == "online"
+    assert outcome("edge-3", "guess") == "wrong_token"
+    # A node with its own token is never locked out by someone else's guesses: a correct own
+    # token proves the node.
+    assert [outcome("edge-own", "guess") for _ in range(4)] == ["wrong_token"] * 4
+    assert outcome("edge-own", "its-own-secret") == "online"
     log = engine.read_log()
-    assert log.count('"event":"agent.bad_token"') == 3 and "wrong token from 127.0.0.1" in log
+    assert log.count('"event":"agent.bad_token"') == 8 and "wrong token from 127.0.0.1" in log
     assert log.count('"event":"agent.blocked"') == 1  # logged once, not once per Hello
+
+
+def test_guessing_under_ever_new_node_ids_is_stopped_overall(lab):
+    engine = lab.engine("--agent-token", "s3cret", "--auth-failures-max", "3",
+                        "--auth-guesses-max", "4", "--auth-window", "600")
+    outcome = lambda node_id, token: hello_outcome(lab, engine, node_id, token)  # noqa: E731
+    assert outcome("edge-1", "s3cret") == "online"  # a real agent, before the guessing starts
+    # Each guess under a new node id: no (address, node id) pair is ever blocked...
+    assert [outcome(f"ghost-{i}", "guess") for i in range(4)] == ["wrong_token"] * 4
+    # ...but past agents.auth_guesses_max in the window, a node id never seen here is refused
+    # unchecked, right token or not,
+    assert outcome("ghost-9", "guess") == "too_many_failures"
+    assert outcome("edge-new", "s3cret") == "too_many_failures"
+    # while a node coming back from the address it last authenticated from is still checked.
+    assert outcome("edge-1", "s3cret") == "online"
+    assert engine.read_log().count('"event":"agent.guessing"') == 1
 
 
 @pytest.mark.parametrize("garbage", [
@@ -307,14 +344,7 @@ def test_nodes_listed_in_the_tokens_file_need_their_own_token(lab, data_dir):
     engine = lab.engine("--agent-token", "shared", "--agent-tokens-file", tokens)
     assert '"event":"node_tokens.permissions"' in engine.read_log()  # 0644 holds secrets: warned
 
-    def outcome(node_id, token):
-        agent = lab.agent(engine, node_id, None, token=token)
-        wait_until(lambda: not agent.running() or engine.nodes().get(node_id, {}).get("state") == "online",
-                   what=f"{node_id} welcomed or refused")
-        if agent.running():
-            return "online"
-        agent.expected_exit = 1
-        return "wrong_token" if "wrong_token" in agent.read_log() else agent.read_log()
+    outcome = lambda node_id, token: hello_outcome(lab, engine, node_id, token)  # noqa: E731
 
     assert outcome("edge-1", "shared") == "wrong_token"   # listed: the shared token is not enough
     assert outcome("edge-2", "one-secret") == "wrong_token"  # nor another node's token
