@@ -91,6 +91,13 @@ static const struct setting engine_settings[] = {
      60000, NULL, "heartbeat interval on agent links, both ways"},
     {"agents", "heartbeat_misses", "heartbeat-misses", SETTING_INT, ENGINE_FIELD(heartbeat_misses),
      "3", 2, 100, NULL, "heartbeat intervals of silence after which a node is offline"},
+    {"agents", "pending_max", "agent-pending-max", SETTING_INT, ENGINE_FIELD(pending_max), "1024",
+     1, 100000, NULL,
+     "agent connections that may wait for their Welcome at once (each holds at most a Hello's "
+     "16 KiB); more are closed at once"},
+    {"agents", "pending_per_address_max", "agent-pending-per-address", SETTING_INT,
+     ENGINE_FIELD(pending_per_address_max), "256", 1, 100000, NULL,
+     "agent connections from one address that may wait for their Welcome at once"},
     {"agents", "max_window", "max-window", SETTING_INT, ENGINE_FIELD(max_window), "1024", 1, 65536,
      NULL, "most work items in flight per node, whatever window its agent asks for"},
     {"agents", "max_frame_bytes", "max-frame-bytes", SETTING_INT, ENGINE_FIELD(max_frame_bytes),

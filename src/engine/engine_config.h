@@ -40,6 +40,8 @@ struct engine_config {
   int64_t auth_window_s;
   int64_t heartbeat_ms;                     /* heartbeat interval on agent links */
   int64_t heartbeat_misses;                 /* silent intervals before a node is offline */
+  int64_t pending_max;                      /* connections waiting for their Welcome, in all */
+  int64_t pending_per_address_max;          /* ... and from one address */
   int64_t max_window;                       /* most items in flight per node, whatever it asks */
   int64_t max_frame_bytes;                  /* largest link frame payload accepted */
   int64_t max_attempts;                     /* tries per (item, node) on retryable failures */

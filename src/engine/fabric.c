@@ -197,9 +197,10 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
   for (const struct fabric_task *task = fabric->tasks; task; task = task->next)
     tasks++;
   long long links = 0, buffer_bytes = 0;
-  for (const struct fabric_link *link = fabric->links; link; link = link->next) {
+  for (struct list_node *at = fabric->links.first; at; at = at->next) {
     links++;
-    buffer_bytes += (long long)link_conn_buffer_bytes(&link->conn);
+    buffer_bytes +=
+        (long long)link_conn_buffer_bytes(&LIST_ENTRY(at, struct fabric_link, all)->conn);
   }
   const struct link_shared *shared = &fabric->link_buffers;
   buffer_bytes += (long long)(shared->read.cap + shared->write.cap + shared->scratch.cap +
@@ -318,7 +319,7 @@ static void fabric_on_stop_check(uv_timer_t *timer) {
     fabric_progress_flush(fabric);
     return;
   }
-  bool waiting = fabric->jobs_in_flight > 0 || fabric->links != NULL;
+  bool waiting = fabric->jobs_in_flight > 0 || fabric->links.first != NULL;
   if (!waiting && timer_wheel_armed(&fabric->flush)) {
     timer_wheel_stop(&fabric->wheel, &fabric->flush);
     fabric_progress_flush(fabric); /* results that came in while links closed */

@@ -4,6 +4,7 @@
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
 
+#include "common/list.h"
 #include "common/timer_wheel.h"
 #include "engine/agent_auth.h"
 #include "engine/fabric.h"
@@ -128,11 +129,12 @@ struct fabric_node {
 struct fabric_link {
   struct link_conn conn;
   struct fabric *fabric;
-  struct fabric_node *node;        /* NULL until its Hello is accepted */
-  struct wheel_timer heartbeat;    /* sends our heartbeat */
-  struct wheel_timer liveness;     /* fires when the agent has been silent too long */
-  struct fabric_link *prev, *next; /* every open link, welcomed or not */
-  char address[48];                /* the peer's numeric IP, read once at accept; "" if unknown */
+  struct fabric_node *node;     /* NULL until its Hello is accepted */
+  struct wheel_timer heartbeat; /* sends our heartbeat */
+  struct wheel_timer liveness;  /* fires when the agent has been silent too long */
+  struct list_node all;         /* on fabric->links: every open link, welcomed or not */
+  struct list_node pending;     /* on fabric->pending until welcomed */
+  char address[48];             /* the peer's numeric IP, read once at accept; "" if unknown */
 };
 
 struct fabric {
@@ -151,8 +153,11 @@ struct fabric {
   struct wheel_timer flush;   /* saves progress shortly after results arrive */
   struct fabric_node **nodes; /* registry, malloc'd */
   size_t node_count, node_cap;
-  struct fabric_task *tasks;   /* in memory: running, or waiting for a save */
-  struct fabric_link *links;   /* open links */
+  struct fabric_task *tasks; /* in memory: running, or waiting for a save */
+  struct list_head links;    /* open links (struct fabric_link.all) */
+  struct list_head pending;  /* links not yet welcomed (struct fabric_link.pending) */
+  int64_t pending_refused;   /* connections refused for the pending caps since last logged */
+  int64_t pending_logged_ms;
   struct callbacks *callbacks; /* NULL once stopping */
   struct alerts *alerts;       /* NULL once stopping */
   struct wheel_timer backlog;  /* checks node queue depths every second */

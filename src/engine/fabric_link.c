@@ -10,7 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FABRIC_HELLO_TIMEOUT_MS = 5000 };
+enum {
+  FABRIC_HELLO_TIMEOUT_MS = 5000,
+  /* The largest frame a peer may send before its Welcome: a Hello with 64 groups of 64
+   * characters, a 64-character node id and a token of a few kilobytes fits several times. */
+  FABRIC_HELLO_MAX_PAYLOAD = 16 * 1024,
+};
 
 static struct fabric_link *fabric_link_of(struct link_conn *conn) { return conn->owner; }
 
@@ -154,6 +159,8 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
     return;
   link->node = node;
   node->link = link;
+  list_remove(&fabric->pending, &link->pending);
+  link_conn_set_max_payload(&link->conn, (size_t)fabric->config->max_frame_bytes);
   snprintf(node->auth_address, sizeof(node->auth_address), "%s", link->address);
   uint32_t window = hello->window;
   if (window > (uint64_t)fabric->config->max_window)
@@ -199,13 +206,37 @@ static void fabric_link_on_close(struct link_conn *conn) {
     link->node->link = NULL;
     fabric_node_offline(fabric, link->node);
   }
-  if (link->prev)
-    link->prev->next = link->next;
-  else
-    fabric->links = link->next;
-  if (link->next)
-    link->next->prev = link->prev;
+  list_remove(&fabric->links, &link->all);
+  list_remove(&fabric->pending, &link->pending);
   free(link);
+}
+
+/* True when one more connection from address may wait for its Welcome: at most
+ * agents.pending_max in all and agents.pending_per_address_max from one address, so peers that
+ * never authenticate hold a bounded amount of memory (each at most a Hello's frame). Refusals
+ * are logged at most every ten seconds, with their count. */
+static bool fabric_link_pending_fits(struct fabric *fabric, const char *address) {
+  size_t from_address = 0; /* a scan of at most agents.pending_max links */
+  for (struct list_node *at = fabric->pending.first; at; at = at->next)
+    from_address += strcmp(LIST_ENTRY(at, struct fabric_link, pending)->address, address) == 0;
+  if (fabric->pending.count < (size_t)fabric->config->pending_max &&
+      from_address < (size_t)fabric->config->pending_per_address_max)
+    return true;
+  fabric->pending_refused++;
+  int64_t now = clock_now_ms();
+  if (now - fabric->pending_logged_ms >= 10000) {
+    log_warn("agent.pending_full",
+             "refused %lld connections in the last %lld s: %zu are waiting for their Welcome "
+             "(agents.pending_max %lld), %zu of them from %s (agents.pending_per_address_max "
+             "%lld)",
+             (long long)fabric->pending_refused,
+             (long long)(fabric->pending_logged_ms ? (now - fabric->pending_logged_ms) / 1000 : 0),
+             fabric->pending.count, (long long)fabric->config->pending_max, from_address,
+             address[0] ? address : "?", (long long)fabric->config->pending_per_address_max);
+    fabric->pending_refused = 0;
+    fabric->pending_logged_ms = now;
+  }
+  return false;
 }
 
 void fabric_link_accept(struct fabric *fabric) {
@@ -215,24 +246,30 @@ void fabric_link_accept(struct fabric *fabric) {
   link->fabric = fabric;
   link_conn_init(&link->conn, &fabric->loop, &fabric->link_buffers, fabric_link_on_frame,
                  fabric_link_on_close, link);
-  link->next = fabric->links;
-  if (fabric->links)
-    fabric->links->prev = link;
-  fabric->links = link;
-  if (uv_accept((uv_stream_t *)&fabric->listener, (uv_stream_t *)&link->conn.tcp) != 0 ||
-      (fabric->tls && link_conn_tls(&link->conn, fabric->tls, true, "")) ||
-      link_conn_start(&link->conn) != 0) {
+  link_conn_set_max_payload(&link->conn, FABRIC_HELLO_MAX_PAYLOAD);
+  list_push_front(&fabric->links, &link->all);
+  if (uv_accept((uv_stream_t *)&fabric->listener, (uv_stream_t *)&link->conn.tcp) != 0) {
     link_conn_close(&link->conn, "accept failed");
     return;
   }
   fabric_link_peer_address(link, link->address, sizeof(link->address));
   snprintf(link->conn.peer, sizeof(link->conn.peer), "from %s",
            link->address[0] ? link->address : "?");
+  if (!fabric_link_pending_fits(fabric, link->address)) {
+    link_conn_close(&link->conn, NULL);
+    return;
+  }
+  list_push_front(&fabric->pending, &link->pending);
+  if ((fabric->tls && link_conn_tls(&link->conn, fabric->tls, true, "")) ||
+      link_conn_start(&link->conn) != 0) {
+    link_conn_close(&link->conn, "accept failed");
+    return;
+  }
   timer_wheel_start(&fabric->wheel, &link->liveness, FABRIC_HELLO_TIMEOUT_MS,
                     fabric_link_on_silence);
 }
 
 void fabric_link_close_all(struct fabric *fabric) {
-  for (struct fabric_link *link = fabric->links; link; link = link->next)
-    link_conn_close(&link->conn, "engine is stopping");
+  for (struct list_node *at = fabric->links.first; at; at = at->next)
+    link_conn_close(&LIST_ENTRY(at, struct fabric_link, all)->conn, "engine is stopping");
 }

@@ -47,11 +47,21 @@ void link_conn_init(struct link_conn *conn, uv_loop_t *loop, struct link_shared 
   frame_buffer_init(&conn->out, 4 * max_frame);
   frame_buffer_init(&conn->sending, 4 * max_frame);
   conn->shared = shared;
+  conn->max_payload = shared->max_payload;
   conn->on_frame = on_frame;
   conn->on_close = on_close;
   conn->owner = owner;
   uv_tcp_init(loop, &conn->tcp);
   conn->tcp.data = conn;
+}
+
+void link_conn_set_max_payload(struct link_conn *conn, size_t max_payload) {
+  if (max_payload > conn->shared->max_payload)
+    max_payload = conn->shared->max_payload;
+  conn->max_payload = max_payload;
+  size_t in_max = FRAME_HEADER_SIZE + max_payload + LINK_READ_CHUNK;
+  if (conn->in.cap <= in_max)
+    conn->in.max = in_max; /* a cut-off frame can never grow past what it may be */
 }
 
 static void link_conn_free_idle(struct frame_buffer *buffer) {
@@ -89,7 +99,8 @@ void link_conn_close(struct link_conn *conn, const char *why) {
   if (conn->closing)
     return;
   conn->closing = true;
-  log_info("link.closed", "link %s closed: %s", conn->peer, why);
+  if (why)
+    log_info("link.closed", "link %s closed: %s", conn->peer, why);
   uv_close((uv_handle_t *)&conn->tcp, link_conn_on_closed);
 }
 
@@ -246,12 +257,12 @@ static void link_conn_dispatch(struct link_conn *conn, struct frame_buffer *byte
   size_t used = 0;
   while (!conn->closing) {
     struct frame_view view;
-    int rc = frame_peek(bytes->data + used, bytes->len - used, shared->max_payload, &view);
+    int rc = frame_peek(bytes->data + used, bytes->len - used, conn->max_payload, &view);
     if (rc == CDR_EAGAIN)
       break;
     ProtobufCMessage *message = NULL;
     if (!rc)
-      rc = frame_unpack(&view, shared->decompress, &shared->scratch, shared->max_payload,
+      rc = frame_unpack(&view, shared->decompress, &shared->scratch, conn->max_payload,
                         &shared->arena, &message);
     if (rc) {
       char why[128];

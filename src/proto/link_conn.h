@@ -57,7 +57,8 @@ struct link_conn {
   const char *finish_why; /* set by link_conn_finish: close once everything queued is written */
   link_frame_cb on_frame;
   link_close_cb on_close;
-  char peer[64]; /* for logs: node id once known, else the address */
+  char peer[64];      /* for logs: node id once known, else the address */
+  size_t max_payload; /* the largest frame payload taken from the peer now */
   void *owner;
   SSL *ssl;                        /* NULL for a plain connection */
   struct frame_buffer tls_out;     /* ciphertext waiting for the next write */
@@ -73,6 +74,11 @@ void link_conn_init(struct link_conn *conn, uv_loop_t *loop, struct link_shared 
  * the client side verifying that the peer's certificate names peer_host (an IP address or a DNS
  * name). Returns 0 or CDR_ENOMEM. */
 int link_conn_tls(struct link_conn *conn, SSL_CTX *ctx, bool server, const char *peer_host);
+
+/* Takes frames of at most max_payload bytes (no more than the shared buffers allow) from now
+ * on: an engine lets a peer that has not authenticated send only what a Hello needs, so an
+ * unknown peer cannot make it hold a large frame. */
+void link_conn_set_max_payload(struct link_conn *conn, size_t max_payload);
 
 /* Starts reading (after accept or connect). Returns 0 or a negative libuv code. */
 int link_conn_start(struct link_conn *conn);
@@ -92,8 +98,8 @@ void link_conn_trim(struct link_conn *conn);
 /* Bytes of buffers conn holds now. */
 size_t link_conn_buffer_bytes(const struct link_conn *conn);
 
-/* Closes the connection (once); why is logged. on_close runs when libuv has closed the handle,
- * after which the owner may free conn. */
+/* Closes the connection (once); why is logged (NULL: not logged, the caller said it). on_close runs
+ * when libuv has closed the handle, after which the owner may free conn. */
 void link_conn_close(struct link_conn *conn, const char *why);
 
 #endif

@@ -1,6 +1,7 @@
 """Tasks reach real nginx edge caches through real agents, and results come back per node."""
 import json
 import os
+import select
 import socket
 import struct
 import time
@@ -292,6 +293,72 @@ def test_guessing_under_ever_new_node_ids_is_stopped_overall(lab):
     # while a node coming back from the address it last authenticated from is still checked.
     assert outcome("edge-1", "s3cret") == "online"
     assert engine.read_log().count('"event":"agent.guessing"') == 1
+
+
+def engine_rss_kib(engine):
+    with open(f"/proc/{engine.proc.pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def hello_header(length):
+    return struct.pack(">I", length) + b"\x01\x00\x00\x01"  # a Hello frame of length bytes
+
+
+def send_quietly(sock, data):
+    """Sends what the engine takes before it closes the connection."""
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def closed_by_engine(sock, timeout=5):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_a_peer_that_never_says_hello_holds_little_memory(lab):
+    engine = lab.engine("--agent-pending-max", "40", "--agent-pending-per-address", "20")
+    host, port = engine.agent_address.split(":")
+
+    def connect(source="127.0.0.1"):
+        sock = socket.socket()
+        sock.bind((source, 0))
+        sock.connect((host, int(port)))
+        return sock
+
+    # A Hello announced at the link's full frame size (16 MiB) is refused at its header: before its
+    # Welcome a peer may send no more than a Hello needs.
+    before = engine_rss_kib(engine)
+    big = [connect() for _ in range(12)]
+    for sock in big:
+        send_quietly(sock, hello_header(16 << 20) + b"\0" * (1 << 20))
+    assert all(closed_by_engine(sock) for sock in big)
+    # Half-sent Hellos within that size are held, but each only as far as it goes, and only so many
+    # from one address and in all: the rest are closed at once.
+    held = [connect() for _ in range(20)]
+    for sock in held:
+        sock.sendall(hello_header(15000) + b"\0" * 10000)
+    extra = connect()
+    assert closed_by_engine(extra)
+    others = [connect("127.0.0.2") for _ in range(20)]
+    readable, _, _ = select.select(held + others, [], [], 0.5)  # well within the Hello timeout
+    assert readable == [], "the engine closed connections within the caps"
+    assert closed_by_engine(connect("127.0.0.3"))
+    assert engine_rss_kib(engine) - before < 16 * 1024, "pending peers must hold a Hello each at most"
+    log = engine.read_log()
+    assert log.count("a frame is larger than the link allows") == len(big)
+    assert log.count('"event":"agent.pending_full"') == 1  # logged once for the two refusals
+    # Once they go, a real agent is welcomed as ever.
+    for sock in big + held + others:
+        sock.close()
+    lab.agent(engine, "edge-1", None)
+    engine.wait_online("edge-1")
 
 
 @pytest.mark.parametrize("garbage", [
