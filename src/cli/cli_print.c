@@ -97,10 +97,12 @@ void cli_print_node_table(const json_t *nodes) {
     if (json_is_integer(json_object_get(node, "last_heartbeat_age_ms")))
       snprintf(heartbeat, sizeof(heartbeat), "%.1fs ago",
                cli_number(node, "last_heartbeat_age_ms") / 1000.0);
-    printf("%-24s  %-8s  %-8s  %-16s  %7lld  %8lld  %8lld  %11lld  %s\n", cli_text(node, "node_id"),
-           cli_text(node, "cache"), cli_text(node, "state"), groups[0] ? groups : "-",
-           cli_number(node, "queue_depth"), cli_number(node, "items_done"),
-           cli_number(node, "items_failed"), cli_number(node, "items_unsupported"), heartbeat);
+    printf("%-24s  %-8s  %-8s  %-16s  %7lld  %8lld  %8lld  %11lld  %s%s\n",
+           cli_text(node, "node_id"), cli_text(node, "cache"), cli_text(node, "state"),
+           groups[0] ? groups : "-", cli_number(node, "queue_depth"),
+           cli_number(node, "items_done"), cli_number(node, "items_failed"),
+           cli_number(node, "items_unsupported"), heartbeat,
+           json_object_get(node, "warning") ? "  (never finished an item)" : "");
   }
 }
 

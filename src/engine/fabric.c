@@ -108,6 +108,26 @@ static void fabric_on_node_written(struct store_job *job) {
   free(job);
 }
 
+void fabric_node_save(struct fabric *fabric, const struct fabric_node *node) {
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (!job) {
+    log_error("node.save", "out of memory: node %s went unsaved", node->id);
+    return;
+  }
+  arena_init(&job->arena, 64 * 1024);
+  job->kind = STORE_JOB_NODE_UPSERT;
+  job->context = fabric;
+  job->done = fabric_on_node_written;
+  job->node = (struct store_node){.id = arena_strdup(&job->arena, node->id),
+                                  .groups_json = arena_strdup(&job->arena, node->groups_json),
+                                  .cache_kind = arena_strdup(&job->arena, node->cache_kind),
+                                  .agent_version = arena_strdup(&job->arena, node->agent_version),
+                                  .registered_ms = node->registered_ms,
+                                  .last_seen_ms = node->last_hello_ms,
+                                  .first_result_ms = node->first_result_ms};
+  fabric_submit(fabric, job);
+}
+
 struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello) {
   struct fabric_node *node = fabric_node_find(fabric, hello->node_id);
   bool known = node != NULL && !node->removed;
@@ -129,21 +149,8 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
   int64_t now = clock_now_ms();
   if (!known)
     node->registered_ms = now;
-
-  struct store_job *job = calloc(1, sizeof(*job));
-  if (job) {
-    arena_init(&job->arena, 64 * 1024);
-    job->kind = STORE_JOB_NODE_UPSERT;
-    job->context = fabric;
-    job->done = fabric_on_node_written;
-    job->node = (struct store_node){arena_strdup(&job->arena, node->id),
-                                    arena_strdup(&job->arena, node->groups_json),
-                                    arena_strdup(&job->arena, node->cache_kind),
-                                    arena_strdup(&job->arena, node->agent_version),
-                                    node->registered_ms,
-                                    now};
-    fabric_submit(fabric, job);
-  }
+  node->last_hello_ms = now;
+  fabric_node_save(fabric, node);
   log_info("node.registered", "node %s (%s, agent %s, groups %s) %s", node->id, node->cache_kind,
            node->agent_version, node->groups_json, known ? "returned" : "registered");
   if (known) {
@@ -164,15 +171,27 @@ static json_t *fabric_nodes_json(struct fabric *fabric) {
     json_t *groups = json_loads(node->groups_json ? node->groups_json : "[]", 0, NULL);
     json_t *age =
         node->last_heartbeat_ms ? json_integer(now - node->last_heartbeat_ms) : json_null();
-    json_array_append_new(
-        nodes, json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "node_id", node->id,
-                         "groups", groups ? groups : json_array(), "cache", node->cache_kind,
-                         "agent_version", node->agent_version, "state",
-                         node->link ? "online" : "offline", "last_heartbeat_age_ms", age,
-                         "queue_depth", (json_int_t)fabric_node_queue_depth(node), "in_flight",
-                         (json_int_t)node->in_flight, "items_done", (json_int_t)node->done,
-                         "items_unsupported", (json_int_t)node->unsupported, "items_failed",
-                         (json_int_t)node->failed, "items_merged", (json_int_t)node->merged));
+    char first_result[CLOCK_ISO8601_SIZE];
+    if (node->first_result_ms)
+      clock_format_iso8601(node->first_result_ms, first_result);
+    json_t *entry = json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "node_id",
+                              node->id, "groups", groups ? groups : json_array(), "cache",
+                              node->cache_kind, "agent_version", node->agent_version, "state",
+                              node->link ? "online" : "offline", "last_heartbeat_age_ms", age,
+                              "queue_depth", (json_int_t)fabric_node_queue_depth(node), "in_flight",
+                              (json_int_t)node->in_flight, "items_done", (json_int_t)node->done,
+                              "items_unsupported", (json_int_t)node->unsupported, "items_failed",
+                              (json_int_t)node->failed, "items_merged", (json_int_t)node->merged);
+    json_object_set_new(entry, "first_result_at",
+                        node->first_result_ms ? json_string(first_result) : json_null());
+    /* A Hello proves only that someone holds the token: a node that never finished an item may
+     * be no edge at all, and tasks wait for it until their deadline. */
+    if (!node->first_result_ms && !node->link)
+      json_object_set_new(entry, "warning",
+                          json_string("offline and has never finished an item: tasks wait for it "
+                                      "until their deadline; remove it (DELETE /v1/nodes/{id}) if "
+                                      "it is not a real edge"));
+    json_array_append_new(nodes, entry);
   }
   return nodes;
 }
@@ -392,6 +411,8 @@ static int fabric_recover(struct fabric *fabric) {
     snprintf(node->cache_kind, sizeof(node->cache_kind), "%s", nodes[i].cache_kind);
     fabric_copy_printable(node->agent_version, sizeof(node->agent_version), nodes[i].agent_version);
     node->registered_ms = nodes[i].registered_ms;
+    node->last_hello_ms = nodes[i].last_seen_ms;
+    node->first_result_ms = nodes[i].first_result_ms;
   }
   if (!rc)
     rc = store_tasks_unfinished(store, &arena, &tasks, &task_count);

@@ -104,7 +104,9 @@ struct fabric_node {
   char cache_kind[16];
   char agent_version[32];
   int64_t registered_ms;
-  int64_t last_heartbeat_ms;             /* last frame from its agent */
+  int64_t last_hello_ms;     /* its agent's latest Hello */
+  int64_t first_result_ms;   /* its first result of any item, 0 while none (kept in the store) */
+  int64_t last_heartbeat_ms; /* last frame from its agent */
   char auth_address[AGENT_AUTH_ADDRESS]; /* where its agent last authenticated from, "" never */
   struct fabric_link *link;              /* NULL while offline */
   bool removed;                          /* removed by an operator: hidden, planned onto nothing */
@@ -176,6 +178,8 @@ struct fabric {
 struct fabric_node *fabric_node_find(struct fabric *fabric, const char *id);
 struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello);
 void fabric_submit(struct fabric *fabric, struct store_job *job);
+/* Writes node's registry entry (groups, cache, version, times) to the store. */
+void fabric_node_save(struct fabric *fabric, const struct fabric_node *node);
 
 /* fabric_link.c */
 void fabric_link_accept(struct fabric *fabric);

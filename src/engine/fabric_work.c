@@ -669,6 +669,10 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
 
 void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
                           const Cdr__Results *results) {
+  if (results->n_results > 0 && !node->first_result_ms) {
+    node->first_result_ms = clock_now_ms(); /* it is a working edge, not only a Hello */
+    fabric_node_save(fabric, node);
+  }
   for (size_t i = 0; i < results->n_results; i++) {
     const Cdr__ItemResult *result = results->results[i];
     uint32_t slot_index = (uint32_t)result->item_id;

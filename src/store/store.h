@@ -81,8 +81,9 @@ struct store_node {
   const char *groups_json; /* JSON array of group names */
   const char *cache_kind;
   const char *agent_version;
-  int64_t registered_ms; /* first Hello */
-  int64_t last_seen_ms;  /* latest Hello */
+  int64_t registered_ms;   /* first Hello */
+  int64_t last_seen_ms;    /* latest Hello */
+  int64_t first_result_ms; /* its first result of any item, 0 while it has sent none */
 };
 
 /* Registers node, or updates its groups, cache, version and last_seen_ms (inside a transaction). */

@@ -43,7 +43,7 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TARGETS_LIST] = "SELECT idx, kind, value FROM task_targets WHERE task_id = ?1 "
                           "AND idx > ?2 ORDER BY idx LIMIT ?3",
     [STMT_NODES_LOAD] = "SELECT id, groups, cache_kind, agent_version, registered_ms, "
-                        "last_seen_ms FROM nodes ORDER BY id",
+                        "last_seen_ms, first_result_ms FROM nodes ORDER BY id",
     [STMT_TASKS_UNFINISHED] = "SELECT " STORE_TASK_COLUMNS " FROM tasks "
                               "WHERE state IN ('queued', 'running') ORDER BY id",
     [STMT_TARGETS_ALL] = "SELECT kind, value FROM task_targets WHERE task_id = ?1 ORDER BY idx",
@@ -87,8 +87,10 @@ static const char *const store_sql[STMT_COUNT] = {
         "preload_urls = preload_urls + ?5 WHERE (?6 = 0 OR purge_urls + ?3 <= ?6) AND "
         "(?7 = 0 OR purge_patterns + ?4 <= ?7) AND (?8 = 0 OR preload_urls + ?5 <= ?8)",
     [STMT_NODE_UPSERT] = "INSERT INTO nodes (id, groups, cache_kind, agent_version, registered_ms,"
-                         " last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE"
-                         " SET groups = ?2, cache_kind = ?3, agent_version = ?4, last_seen_ms = ?5",
+                         " last_seen_ms, first_result_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)"
+                         " ON CONFLICT (id) DO UPDATE SET groups = ?2, cache_kind = ?3,"
+                         " agent_version = ?4, last_seen_ms = ?5,"
+                         " first_result_ms = MAX(first_result_ms, ?6)",
     [STMT_TASK_PLAN] =
         "UPDATE tasks SET planned = 1, total = ?2, pending = ?3, " STORE_UNLESS_CANCELED(
             "state", "?4") ", " STORE_UNLESS_CANCELED("finished_ms", "?5") " WHERE id = ?1",
@@ -132,7 +134,7 @@ static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS nodes ("
     " id TEXT PRIMARY KEY, groups TEXT NOT NULL, cache_kind TEXT NOT NULL,"
     " agent_version TEXT NOT NULL, registered_ms INTEGER NOT NULL,"
-    " last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    " last_seen_ms INTEGER NOT NULL, first_result_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     /* states: 2 bits per target (enum item_state), the compact per-(task, node) result record;
      * verified: 1 bit per target, the succeeded results the agent verified */
     "CREATE TABLE IF NOT EXISTS task_nodes ("
@@ -160,10 +162,11 @@ static const char store_schema[] =
     /* tenants_generation: bumped by every tenant change, so engines notice and reload */
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('tenants_generation', 0);"
-    "PRAGMA user_version = 7;";
+    "PRAGMA user_version = 8;";
 
 /* Columns added since a table was first created: CREATE TABLE IF NOT EXISTS leaves an older
- * store's tables as they were, so these are added to them at open (schema 7: verification). */
+ * store's tables as they were, so these are added to them at open (schema 7: verification;
+ * 8: a node's first result). */
 static const struct {
   const char *table, *column, *declaration;
 } store_added_columns[] = {
@@ -171,6 +174,7 @@ static const struct {
     {"tasks", "verified", "INTEGER NOT NULL DEFAULT 0"},
     {"task_nodes", "verified", "BLOB"},
     {"task_nodes", "verified_count", "INTEGER NOT NULL DEFAULT 0"},
+    {"nodes", "first_result_ms", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 /* Adds every column of store_added_columns its table lacks. */

@@ -12,6 +12,7 @@ int store_node_upsert(struct store *store, const struct store_node *node) {
   store_bind_text(stmt, 3, node->cache_kind);
   store_bind_text(stmt, 4, node->agent_version);
   sqlite3_bind_int64(stmt, 5, node->last_seen_ms);
+  sqlite3_bind_int64(stmt, 6, node->first_result_ms);
   return store_run(store, STMT_NODE_UPSERT, "node upsert");
 }
 
@@ -32,6 +33,7 @@ int store_nodes_load(struct store *store, struct arena *arena, struct store_node
     node->agent_version = store_column_text(stmt, 3, arena, &failed);
     node->registered_ms = sqlite3_column_int64(stmt, 4);
     node->last_seen_ms = sqlite3_column_int64(stmt, 5);
+    node->first_result_ms = sqlite3_column_int64(stmt, 6);
     if (failed) {
       err = CDR_ENOMEM;
       break;

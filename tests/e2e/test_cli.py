@@ -68,6 +68,7 @@ def test_nodes_table_shows_each_node(engine):
     assert lines[0].split() == ["NODE", "CACHE", "STATE", "GROUPS", "QUEUED", "DONE", "FAILED", "UNSUPPORTED",
                                "HEARTBEAT"]
     assert lines[1].split()[:8] == ["edge-offline", "nginx", "offline", "eu,us", "0", "0", "0", "0"]
+    assert lines[1].endswith("(never finished an item)")  # it only said Hello
 
 
 def test_exit_codes(engine):

@@ -238,6 +238,28 @@ def test_wrong_token_and_duplicate_node_are_refused(lab):
     assert good.running() and engine.nodes()["edge-1"]["state"] == "online"
 
 
+def test_a_node_that_never_finished_an_item_is_flagged(two_edges, lab):
+    engine, edges = two_edges
+    ghost = lab.agent(engine, "ghost-1", None)  # says Hello, then leaves before any work
+    engine.wait_online("ghost-1")
+    ghost.stop()
+    wait_until(lambda: engine.nodes()["ghost-1"]["state"] == "offline", what="ghost offline")
+    warm(edges, "/a.css")
+    _, _, body = engine.purge([SITE + "/a.css"], deadline_s=1)
+    engine.wait_task(body["task_id"])
+    nodes = engine.nodes()
+    for real in ("edge-1", "edge-2"):
+        assert nodes[real]["first_result_at"] and "warning" not in nodes[real]
+    assert nodes["ghost-1"]["first_result_at"] is None
+    assert "never finished an item" in nodes["ghost-1"]["warning"]
+    # What a node proved is kept across a restart of the engine.
+    engine.stop()
+    engine.start()
+    nodes = engine.nodes()
+    assert nodes["edge-1"]["first_result_at"] and "warning" not in nodes["edge-1"]
+    assert "warning" in nodes["ghost-1"]
+
+
 def hello_outcome(lab, engine, node_id, token):
     """Starts an agent; returns "online", or the code of the refusal it got."""
     agent = lab.agent(engine, node_id, None, token=token)

@@ -242,7 +242,7 @@ static void store_resumes_plans_and_results(void **state) {
   struct fixture *f = *state;
   struct task *task = make_task(&f->arena, ids[0], 5);
   insert(f, task);
-  struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1};
+  struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0};
   uint8_t states_a[2] = {0}, states_b[2] = {0}, verified_a[1] = {0}, verified_b[1] = {0};
   struct store_task_node plan[2] = {{.node_id = "edge-1",
                                      .states = states_a,
@@ -319,6 +319,18 @@ static void store_resumes_plans_and_results(void **state) {
   assert_int_equal(store_nodes_load(f->reader, &f->arena, &registered, &count), 0);
   assert_int_equal(count, 1);
   assert_string_equal(registered[0].cache_kind, "nginx");
+  assert_int_equal(registered[0].first_result_ms, 0);
+  /* A first result is kept, and a later Hello that does not know it leaves it. */
+  node.first_result_ms = 1795000000700;
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_upsert(f->writer, &node), 0);
+  node.first_result_ms = 0;
+  node.last_seen_ms = 2;
+  assert_int_equal(store_node_upsert(f->writer, &node), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_int_equal(store_nodes_load(f->reader, &f->arena, &registered, &count), 0);
+  assert_int_equal(registered[0].first_result_ms, 1795000000700);
+  assert_int_equal(registered[0].last_seen_ms, 2);
 }
 
 static void store_progress_never_undoes_a_cancel(void **state) {
