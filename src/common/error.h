@@ -47,6 +47,8 @@
   XX(TASK_FINAL, 409, "task_final", "the task has already finished")                               \
   XX(STORE_UNAVAILABLE, 503, "store_unavailable", "the task store could not be written")           \
   XX(SHUTTING_DOWN, 503, "shutting_down", "the engine is shutting down")                           \
+  XX(READ_TOO_LONG, 503, "read_too_long",                                                          \
+     "the read took longer than store.read_budget_ms: ask for less (a smaller limit)")             \
   XX(IO, 500, "io_error", "an I/O operation failed")                                               \
   XX(CONFIG, 500, "config_error", "the configuration is not valid")                                \
   XX(AGAIN, 500, "incomplete", "more bytes are needed")                                            \

@@ -71,6 +71,13 @@ bool task_id_valid(const char *s, size_t len) {
   return true;
 }
 
+void task_id_floor(int64_t ms, char out[TASK_ID_LENGTH + 1]) {
+  for (int c = 0; c < 10; c++)
+    out[c] = crockford_alphabet[((uint64_t)ms >> (5 * (9 - c))) & 31];
+  memset(out + 10, '0', TASK_ID_LENGTH - 10);
+  out[TASK_ID_LENGTH] = '\0';
+}
+
 int64_t task_id_time_ms(const char *id) {
   int64_t ms = 0;
   for (int c = 0; c < 10; c++)

@@ -62,6 +62,10 @@ static const struct setting engine_settings[] = {
     {"tasks", "default_deadline_s", "default-deadline", SETTING_INT,
      ENGINE_FIELD(default_deadline_s), "3600", 1, 7 * 86400, NULL,
      "seconds a task may take when its request names no deadline_s"},
+    {"tasks", "retention_days", "retention-days", SETTING_INT, ENGINE_FIELD(retention_days), "30",
+     0, 36500, NULL,
+     "days after its creation a finished task (with its results) is deleted, in small batches; "
+     "0 keeps every task"},
     {"tasks", "max_deadline_s", "max-deadline", SETTING_INT, ENGINE_FIELD(max_deadline_s), "86400",
      1, 30 * 86400, NULL, "largest deadline_s a request may ask for"},
     {"agents", "token", "agent-token", SETTING_STRING, ENGINE_FIELD(agent_token), "", 0, 0, NULL,
@@ -133,6 +137,10 @@ static const struct setting engine_settings[] = {
      "10000", 1, 1000000000, NULL, "a node queue deeper than this for alerts.backlog_s alerts"},
     {"alerts", "backlog_s", "alert-backlog-s", SETTING_INT, ENGINE_FIELD(backlog_s), "60", 1, 86400,
      NULL, "how long a node queue may stay over alerts.backlog_items"},
+    {"store", "read_budget_ms", "read-budget-ms", SETTING_INT, ENGINE_FIELD(read_budget_ms), "2000",
+     0, 600000, NULL,
+     "longest one request's store reads may take before they stop with 503 read_too_long (they "
+     "share one reader thread); 0: no limit"},
     {"store", "commit_batch", "commit-batch", SETTING_INT, ENGINE_FIELD(commit_batch), "512", 1,
      65536, NULL, "most tasks written in one store transaction (group commit)"},
     {"store", "synchronous", "synchronous", SETTING_CHOICE, ENGINE_FIELD(synchronous), "full", 0, 0,

@@ -38,15 +38,17 @@ struct engine_config {
   int64_t auth_failures_max; /* bad tokens per (address, node id) and window before it is blocked */
   int64_t auth_guesses_max;  /* bad tokens of all peers per window before unknown addresses are */
   int64_t auth_window_s;
-  int64_t heartbeat_ms;                     /* heartbeat interval on agent links */
-  int64_t heartbeat_misses;                 /* silent intervals before a node is offline */
-  int64_t pending_max;                      /* connections waiting for their Welcome, in all */
-  int64_t pending_per_address_max;          /* ... and from one address */
-  int64_t max_window;                       /* most items in flight per node, whatever it asks */
-  int64_t max_frame_bytes;                  /* largest link frame payload accepted */
-  int64_t max_attempts;                     /* tries per (item, node) on retryable failures */
-  int64_t retry_base_ms;                    /* first retry delay; doubles per attempt */
-  int64_t retry_max_ms;                     /* longest retry delay */
+  int64_t heartbeat_ms;            /* heartbeat interval on agent links */
+  int64_t heartbeat_misses;        /* silent intervals before a node is offline */
+  int64_t pending_max;             /* connections waiting for their Welcome, in all */
+  int64_t pending_per_address_max; /* ... and from one address */
+  int64_t read_budget_ms;          /* longest a request's store reads may take */
+  int64_t retention_days;  /* finished tasks are deleted this long after creation; 0 never */
+  int64_t max_window;      /* most items in flight per node, whatever it asks */
+  int64_t max_frame_bytes; /* largest link frame payload accepted */
+  int64_t max_attempts;    /* tries per (item, node) on retryable failures */
+  int64_t retry_base_ms;   /* first retry delay; doubles per attempt */
+  int64_t retry_max_ms;    /* longest retry delay */
   char callback_secret[SETTING_STRING_MAX]; /* HMAC key of callback signatures */
   char callback_allow[SETTING_STRING_MAX];  /* internal addresses callbacks may use */
   int64_t callback_window_s;                /* how long a callback is retried */

@@ -115,6 +115,8 @@ static void server_on_stop(uv_async_t *async) {
   if (loop->server->config->admin_listen[0])
     uv_close((uv_handle_t *)&loop->admin_listener, NULL);
   uv_timer_stop(&loop->tenants_poll);
+  if (loop == &loop->server->loops[0])
+    retention_stop(&loop->retention);
   h2o_context_request_shutdown(&loop->h2o);
   loop->drain_until = (int64_t)uv_now(&loop->loop) + SERVER_DRAIN_MS;
   uv_timer_start(&loop->drain, server_on_drain_check, 0, SERVER_DRAIN_CHECK_MS);
@@ -208,6 +210,9 @@ static int server_loop_init(struct server *server, struct server_loop *loop) {
   }
   uv_timer_start(&loop->tenants_poll, server_on_tenants_poll, SERVER_TENANTS_POLL_MS,
                  SERVER_TENANTS_POLL_MS);
+  if (loop == &server->loops[0])
+    retention_start(&loop->retention, &loop->loop, &loop->inbox, server->writer,
+                    &loop->jobs_in_flight, config->retention_days);
   return 0;
 }
 
@@ -259,6 +264,7 @@ static int server_store_start(struct server *server) {
     return CDR_ESTORE_UNAVAILABLE;
   }
   options.read_only = true;
+  options.read_budget_ms = config->read_budget_ms;
   if (store_open(config->data_dir, &options, &reader, err, sizeof(err))) {
     log_error("store.open", "%s", err);
     store_close(writer);

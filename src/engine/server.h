@@ -11,6 +11,7 @@
 
 #include "engine/engine_config.h"
 #include "engine/fabric.h"
+#include "engine/retention.h"
 #include "engine/store_worker.h"
 #include "engine/tenant.h"
 
@@ -40,7 +41,8 @@ struct server_loop {
    * the loop; atomic because GET /debug/vars reads every loop's from one of them. */
   _Atomic size_t jobs_in_flight;
   _Atomic size_t connections;
-  pthread_t thread; /* not used for loop 0, which runs on the main thread */
+  struct retention retention; /* loop 0 only: deletes old finished tasks */
+  pthread_t thread;           /* not used for loop 0, which runs on the main thread */
 };
 
 struct server {

@@ -215,6 +215,9 @@ static int store_job_run(struct store_worker *worker, struct quota_ledger *ledge
         return rc;
     }
     return 0;
+  case STORE_JOB_PRUNE:
+    return store_tasks_prune(store, job->prune_before_ms, job->limit, &job->pruned,
+                             &job->prune_more);
   case STORE_JOB_FABRIC: break;
   }
   return CDR_EINTERNAL;
@@ -279,8 +282,10 @@ static void *store_worker_main(void *arg) {
     if (worker->writer) {
       store_worker_run_transaction(worker, batch);
     } else {
-      for (struct store_job *job = batch; job; job = job->next)
+      for (struct store_job *job = batch; job; job = job->next) {
+        store_read_budget_start(worker->store);
         job->result = store_job_run(worker, NULL, job);
+      }
     }
     while (batch) {
       struct store_job *next = batch->next;

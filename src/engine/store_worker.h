@@ -36,6 +36,7 @@ enum store_job_kind {
   STORE_JOB_TENANTS,     /* reader: in tenants_generation; out tenant_table when it changed */
   STORE_JOB_QUOTA,       /* reader: in tenant (quota_day is set); out quota_used */
   STORE_JOB_TENANT_LIST, /* reader: out tenant_list with each tenant's use today */
+  STORE_JOB_PRUNE,       /* writer: in prune_before_ms, limit (rows); out pruned, prune_more */
 };
 
 /* Every tenant with its use of each quota on one day (in the job's arena). */
@@ -89,6 +90,9 @@ struct store_job {
   int64_t tenants_generation;            /* STORE_JOB_TENANTS: the generation the loop has */
   struct tenant_table *tenant_table;     /* STORE_JOB_TENANTS: the new table (one reference) */
   struct store_tenant_usage tenant_list; /* STORE_JOB_TENANT_LIST */
+  int64_t prune_before_ms;               /* STORE_JOB_PRUNE: finished tasks created before */
+  size_t pruned;                         /* STORE_JOB_PRUNE: tasks deleted */
+  bool prune_more;                       /* STORE_JOB_PRUNE: some may remain */
 };
 
 /* One task's saved progress in a STORE_JOB_PROGRESS job. */

@@ -18,9 +18,10 @@
 struct store;
 
 struct store_options {
-  bool read_only;        /* open an existing database for reading only */
-  bool synchronous_full; /* fsync the WAL on every commit (survives power loss), else only on
-                            checkpoints */
+  bool read_only;         /* open an existing database for reading only */
+  bool synchronous_full;  /* fsync the WAL on every commit (survives power loss), else only on
+                             checkpoints */
+  int64_t read_budget_ms; /* a read running longer stops with CDR_EREAD_TOO_LONG; 0: no limit */
 };
 
 /* Opens (and for writers creates, with its directory and schema) the database in dir.
@@ -28,6 +29,10 @@ struct store_options {
  * released with store_close. */
 int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
                size_t err_size);
+
+/* Starts the read budget (store_options.read_budget_ms) of the calls that follow, which together
+ * may take that long; call it before each request's reads. */
+void store_read_budget_start(struct store *store);
 
 /* Closes the connection; NULL is allowed. */
 void store_close(struct store *store);
@@ -143,6 +148,13 @@ int store_callback_attempts_load(struct store *store, struct task *task, struct 
 /* Loads every finished task whose callback is still to be delivered, oldest first. */
 int store_callbacks_pending(struct store *store, struct arena *arena, struct task ***out,
                             size_t *count);
+
+/* Deletes finished tasks (done, partial, failed, canceled, with no callback still due) created
+ * before before_ms, with their targets, per-node results, failure details and callback attempts
+ * — stopping once about max_rows rows went, so each call is a small piece of work. *pruned:
+ * tasks deleted; *more: some may remain. Inside a transaction. */
+int store_tasks_prune(struct store *store, int64_t before_ms, size_t max_rows, size_t *pruned,
+                      bool *more);
 
 /* Counts the tasks in each state (six entries, enum task_state order). */
 int store_task_counts(struct store *store, int64_t counts[6]);

@@ -1,8 +1,10 @@
 /* store_sqlite.c — the SQLite backend of store.h: WAL mode, prepared statements, group commit. */
 #include "store/store_sqlite_internal.h"
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/task_id.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,12 +36,19 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TASK_GET] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id = ?1 AND tenant = ?2",
     [STMT_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = ?3 "
                          "WHERE id = ?1 AND tenant = ?2 AND state IN ('queued', 'running')",
-    [STMT_TASKS_LIST] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE tenant = ?1 "
-                        "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) "
-                        "ORDER BY id DESC LIMIT ?4",
-    [STMT_TASKS_LIST_ALL] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE ?1 IS NULL "
-                            "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) "
+    /* One statement per filter, each a range of one index read newest first, so a page costs
+     * its own rows however many tasks the store holds (?1 tenant, ?2 state, ?3 the cursor or
+     * STORE_ID_AFTER_ALL, ?4 the limit). */
+    [STMT_TASKS_LIST] = "SELECT " STORE_TASK_COLUMNS " FROM tasks INDEXED BY tasks_by_tenant "
+                        "WHERE tenant = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+    [STMT_TASKS_LIST_STATE] = "SELECT " STORE_TASK_COLUMNS " FROM tasks INDEXED BY "
+                              "tasks_by_tenant_state WHERE tenant = ?1 AND state = ?2 AND "
+                              "id < ?3 ORDER BY id DESC LIMIT ?4",
+    [STMT_TASKS_LIST_ALL] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id < ?3 "
                             "ORDER BY id DESC LIMIT ?4",
+    [STMT_TASKS_LIST_ALL_STATE] = "SELECT " STORE_TASK_COLUMNS " FROM tasks INDEXED BY "
+                                  "tasks_by_state WHERE state = ?2 AND id < ?3 "
+                                  "ORDER BY id DESC LIMIT ?4",
     [STMT_TARGETS_LIST] = "SELECT idx, kind, value FROM task_targets WHERE task_id = ?1 "
                           "AND idx > ?2 ORDER BY idx LIMIT ?3",
     [STMT_NODES_LOAD] = "SELECT id, groups, cache_kind, agent_version, registered_ms, "
@@ -62,7 +71,7 @@ static const char *const store_sql[STMT_COUNT] = {
                                    "at_ms, http_status, error) VALUES (?,?,?,?,?)",
     [STMT_CALLBACK_STATE] = "UPDATE tasks SET callback_state = ?2, callback_attempts = ?3 "
                             "WHERE id = ?1",
-    [STMT_TASK_COUNTS] = "SELECT state, count(*) FROM tasks GROUP BY state",
+    [STMT_TASK_COUNTS] = "SELECT state, tasks FROM task_state_counts",
     [STMT_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
     [STMT_TENANTS_LOAD] = "SELECT " STORE_TENANT_COLUMNS " FROM tenants ORDER BY access_key",
     [STMT_TENANTS_GENERATION] = "SELECT value FROM meta WHERE key = 'tenants_generation'",
@@ -103,6 +112,16 @@ static const char *const store_sql[STMT_COUNT] = {
             "state", "?7") ", " STORE_UNLESS_CANCELED("finished_ms", "?8") " WHERE id = ?1",
     [STMT_FAILURE_SAVE] = "INSERT OR REPLACE INTO item_failures (task_id, idx, node_id, state, "
                           "http_status, reason) VALUES (?,?,?,?,?,?)",
+    /* Finished tasks created before ?1 whose callback is not still due, oldest states' ranges
+     * of tasks_by_state read in id order. */
+    [STMT_PRUNE_PICK] = "SELECT id FROM tasks INDEXED BY tasks_by_state WHERE state IN ('done', "
+                        "'partial', 'failed', 'canceled') AND id < ?1 AND callback_state != "
+                        "'pending' LIMIT ?2",
+    [STMT_PRUNE_TARGETS] = "DELETE FROM task_targets WHERE task_id = ?1",
+    [STMT_PRUNE_TASK_NODES] = "DELETE FROM task_nodes WHERE task_id = ?1",
+    [STMT_PRUNE_FAILURES] = "DELETE FROM item_failures WHERE task_id = ?1",
+    [STMT_PRUNE_CALLBACK_ATTEMPTS] = "DELETE FROM callback_attempts WHERE task_id = ?1",
+    [STMT_PRUNE_TASK] = "DELETE FROM tasks WHERE id = ?1",
 };
 
 static const char store_schema[] =
@@ -123,11 +142,25 @@ static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS callback_attempts ("
     " task_id TEXT NOT NULL, attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
     " http_status INTEGER NOT NULL, error TEXT, PRIMARY KEY (task_id, attempt)) WITHOUT ROWID;"
-    /* A tenant's tasks newest first (its list, filtered by state or not); the state is not in
-     * it, so a task changing state leaves it alone. */
-    "DROP INDEX IF EXISTS tasks_by_tenant_state;"
+    /* A tenant's tasks newest first, all of them or in one state: a filtered page reads only its
+     * rows, never every task of the tenant (each state change updates it: two per task). */
     "CREATE INDEX IF NOT EXISTS tasks_by_tenant ON tasks (tenant, id);"
+    "CREATE INDEX IF NOT EXISTS tasks_by_tenant_state ON tasks (tenant, state, id);"
     "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, id);"
+    /* Tasks by state, kept by triggers on every write path, so counting is six rows read, not
+     * every task (store_open fills it for a store that predates it). */
+    "CREATE TABLE IF NOT EXISTS task_state_counts ("
+    " state TEXT PRIMARY KEY, tasks INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TRIGGER IF NOT EXISTS task_state_count_insert AFTER INSERT ON tasks BEGIN"
+    " INSERT INTO task_state_counts (state, tasks) VALUES (NEW.state, 1)"
+    " ON CONFLICT (state) DO UPDATE SET tasks = tasks + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS task_state_count_update AFTER UPDATE OF state ON tasks"
+    " WHEN OLD.state IS NOT NEW.state BEGIN"
+    " UPDATE task_state_counts SET tasks = tasks - 1 WHERE state = OLD.state;"
+    " INSERT INTO task_state_counts (state, tasks) VALUES (NEW.state, 1)"
+    " ON CONFLICT (state) DO UPDATE SET tasks = tasks + 1; END;"
+    "CREATE TRIGGER IF NOT EXISTS task_state_count_delete AFTER DELETE ON tasks BEGIN"
+    " UPDATE task_state_counts SET tasks = tasks - 1 WHERE state = OLD.state; END;"
     "CREATE TABLE IF NOT EXISTS task_targets ("
     " task_id TEXT NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"
     " PRIMARY KEY (task_id, idx)) WITHOUT ROWID;"
@@ -162,11 +195,11 @@ static const char store_schema[] =
     /* tenants_generation: bumped by every tenant change, so engines notice and reload */
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('tenants_generation', 0);"
-    "PRAGMA user_version = 8;";
+    "PRAGMA user_version = 9;";
 
 /* Columns added since a table was first created: CREATE TABLE IF NOT EXISTS leaves an older
  * store's tables as they were, so these are added to them at open (schema 7: verification;
- * 8: a node's first result). */
+ * 8: a node's first result; 9: task_state_counts, filled by store_count_states). */
 static const struct {
   const char *table, *column, *declaration;
 } store_added_columns[] = {
@@ -202,11 +235,38 @@ static int store_add_columns(sqlite3 *db) {
   return SQLITE_OK;
 }
 
+enum { STORE_PROGRESS_STEPS = 10000 }; /* VM steps between looks at the read budget (~0.1 ms) */
+
+/* SQLite's progress handler: stops a statement once the read budget is spent. */
+static int store_on_progress(void *arg) {
+  struct store *store = arg;
+  return store->read_deadline_ms && clock_now_ms() > store->read_deadline_ms;
+}
+
+void store_read_budget_start(struct store *store) {
+  if (store->read_budget_ms > 0)
+    store->read_deadline_ms = clock_now_ms() + store->read_budget_ms;
+}
+
+/* Fills task_state_counts from the tasks when it is empty but they are not: a store from before
+ * the table existed (its triggers keep it from then on). One scan, once. */
+static int store_count_states(sqlite3 *db) {
+  return sqlite3_exec(db,
+                      "INSERT INTO task_state_counts (state, tasks) SELECT state, count(*) FROM "
+                      "tasks WHERE NOT EXISTS (SELECT 1 FROM task_state_counts) GROUP BY state",
+                      NULL, NULL, NULL);
+}
+
 int store_error(struct store *store, int rc, const char *what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
     return 0;
   if (rc == SQLITE_NOMEM)
     return CDR_ENOMEM;
+  if (rc == SQLITE_INTERRUPT) {
+    log_warn("store.read_too_long", "%s ran past store.read_budget_ms (%lld ms) and was stopped",
+             what, (long long)store->read_budget_ms);
+    return CDR_EREAD_TOO_LONG;
+  }
   log_error("store.error", "%s failed: %s (sqlite code %d)", what, sqlite3_errmsg(store->db), rc);
   return CDR_ESTORE_UNAVAILABLE;
 }
@@ -253,6 +313,9 @@ int store_open(const char *dir, const struct store_options *options, struct stor
   if (rc != SQLITE_OK)
     goto fail;
   sqlite3_busy_timeout(store->db, 5000);
+  store->read_budget_ms = options->read_budget_ms;
+  if (options->read_budget_ms > 0)
+    sqlite3_progress_handler(store->db, STORE_PROGRESS_STEPS, store_on_progress, store);
   char pragmas[160];
   snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;",
            options->synchronous_full ? "FULL" : "NORMAL");
@@ -262,6 +325,8 @@ int store_open(const char *dir, const struct store_options *options, struct stor
       rc = sqlite3_exec(store->db, store_schema, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
       rc = store_add_columns(store->db);
+    if (rc == SQLITE_OK)
+      rc = store_count_states(store->db);
     if (rc != SQLITE_OK)
       goto fail;
   }
@@ -474,10 +539,12 @@ int store_task_cancel(struct store *store, const char *tenant, const char *id, i
 int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,
                      const char *after, size_t limit, struct arena *arena,
                      struct store_task_page *out) {
-  sqlite3_stmt *stmt = store->statements[tenant ? STMT_TASKS_LIST : STMT_TASKS_LIST_ALL];
+  enum store_statement which = tenant ? (state ? STMT_TASKS_LIST_STATE : STMT_TASKS_LIST)
+                                      : (state ? STMT_TASKS_LIST_ALL_STATE : STMT_TASKS_LIST_ALL);
+  sqlite3_stmt *stmt = store->statements[which];
   store_bind_text(stmt, 1, tenant);
   store_bind_text(stmt, 2, state ? task_state_name(*state) : NULL);
-  store_bind_text(stmt, 3, after);
+  store_bind_text(stmt, 3, after ? after : STORE_ID_AFTER_ALL);
   sqlite3_bind_int64(stmt, 4, (int64_t)limit + 1); /* one extra row tells whether more exist */
   out->tasks = arena_alloc(arena, (limit + 1) * sizeof(*out->tasks));
   out->count = 0;
@@ -498,6 +565,45 @@ int store_tasks_list(struct store *store, const char *tenant, const enum task_st
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   return err;
+}
+
+enum { STORE_PRUNE_PICK = 64 }; /* tasks looked up per round of a prune */
+
+int store_tasks_prune(struct store *store, int64_t before_ms, size_t max_rows, size_t *pruned,
+                      bool *more) {
+  char before[TASK_ID_LENGTH + 1];
+  task_id_floor(before_ms, before);
+  *pruned = 0;
+  *more = false;
+  size_t rows = 0;
+  while (rows < max_rows) {
+    char picked[STORE_PRUNE_PICK][TASK_ID_LENGTH + 1];
+    size_t count = 0;
+    sqlite3_stmt *pick = store->statements[STMT_PRUNE_PICK];
+    store_bind_text(pick, 1, before);
+    sqlite3_bind_int64(pick, 2, STORE_PRUNE_PICK);
+    int rc;
+    while ((rc = sqlite3_step(pick)) == SQLITE_ROW)
+      snprintf(picked[count++], sizeof(picked[0]), "%s",
+               (const char *)sqlite3_column_text(pick, 0));
+    int err = store_finish(store, pick, rc, 0, "prune pick");
+    if (err)
+      return err;
+    size_t deleted = 0;
+    for (; deleted < count && rows < max_rows; deleted++) {
+      for (int which = STMT_PRUNE_TARGETS; which <= STMT_PRUNE_TASK; which++) {
+        store_bind_text(store->statements[which], 1, picked[deleted]);
+        if ((err = store_run(store, (enum store_statement)which, "prune")))
+          return err;
+        rows += (size_t)sqlite3_changes(store->db);
+      }
+    }
+    *pruned += deleted;
+    if (count < STORE_PRUNE_PICK && deleted == count)
+      return 0; /* the pick found all there was, and all of it went */
+  }
+  *more = true;
+  return 0;
 }
 
 int store_targets_list(struct store *store, const char *task_id, int64_t after, size_t limit,

@@ -13,7 +13,9 @@ enum store_statement {
   STMT_ROLLBACK,
   STMT_TASK_GET,
   STMT_TASKS_LIST,
+  STMT_TASKS_LIST_STATE,
   STMT_TASKS_LIST_ALL,
+  STMT_TASKS_LIST_ALL_STATE,
   STMT_TARGETS_LIST,
   STMT_NODES_LOAD,
   STMT_TASKS_UNFINISHED,
@@ -45,11 +47,22 @@ enum store_statement {
   STMT_TENANT_USAGE_DELETE,
   STMT_TENANTS_BUMP,
   STMT_QUOTA_CHARGE,
+  STMT_PRUNE_PICK,
+  STMT_PRUNE_TARGETS, /* the deletes of one pruned task, children first, task last */
+  STMT_PRUNE_TASK_NODES,
+  STMT_PRUNE_FAILURES,
+  STMT_PRUNE_CALLBACK_ATTEMPTS,
+  STMT_PRUNE_TASK,
   STMT_COUNT
 };
 
+/* Sorts after every task id (ids are Crockford base32): the cursor of a list's first page. */
+#define STORE_ID_AFTER_ALL "~"
+
 struct store {
   sqlite3 *db;
+  int64_t read_budget_ms;
+  int64_t read_deadline_ms; /* clock_now_ms() after which a read is interrupted; 0: none */
   sqlite3_stmt *statements[STMT_COUNT];
 };
 

@@ -2,8 +2,10 @@
 #include "unit.h"
 
 #include "common/error.h"
+#include "common/task_id.h"
 #include "engine/task_items.h"
 #include "store/store.h"
+#include "store/store_sqlite_internal.h" /* the reading connection's own database handle */
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -145,6 +147,65 @@ static void store_cancels_and_filters_by_state(void **state) {
   assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 1), CDR_ETASK_FINAL);
   assert_int_equal(store_task_cancel(f->writer, "dev", ids[2], 1), CDR_ETASK_NOT_FOUND);
   assert_int_equal(store_commit(f->writer), 0);
+
+  /* The counts by state follow every write. */
+  int64_t counts[6];
+  assert_int_equal(store_task_counts(f->reader, counts), 0);
+  assert_int_equal(counts[TASK_QUEUED], 1);
+  assert_int_equal(counts[TASK_CANCELED], 1);
+  assert_int_equal(counts[TASK_DONE], 0);
+}
+
+static void store_prunes_old_finished_tasks_in_bounded_pieces(void **state) {
+  struct fixture *f = *state;
+  static const char *const more_ids[] = {"01M87BCTXNBXVP8BSWWYX7577D", "01M87BCTXNBXVP8BSWWYX7577E",
+                                         "01M87BCTXNBXVP8BSWWYX7577F"};
+  for (int i = 0; i < 3; i++)
+    insert(f, make_task(&f->arena, ids[i], 3));
+  struct task *due = make_task(&f->arena, more_ids[0], 1);
+  due->callback = "https://hooks.example.com/x";
+  due->callback_state = CALLBACK_PENDING;
+  insert(f, due);
+  insert(f, make_task(&f->arena, more_ids[1], 1));
+  assert_int_equal(store_begin(f->writer), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(store_task_cancel(f->writer, "dev", ids[i], 1795000001000), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", more_ids[0], 1795000001000), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+
+  int64_t created = task_id_time_ms(ids[0]);
+  size_t pruned = 0;
+  bool more = false;
+  /* Nothing was created before its own creation time. */
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_tasks_prune(f->writer, created, 1000, &pruned, &more), 0);
+  assert_int_equal(pruned, 0);
+  assert_false(more);
+  /* A row budget smaller than one task's rows still takes that task, then stops. */
+  assert_int_equal(store_tasks_prune(f->writer, created + 1, 1, &pruned, &more), 0);
+  assert_int_equal(pruned, 1);
+  assert_true(more);
+  assert_int_equal(store_tasks_prune(f->writer, created + 1, 1000, &pruned, &more), 0);
+  assert_int_equal(pruned, 1);
+  assert_false(more);
+  assert_int_equal(store_commit(f->writer), 0);
+
+  struct task *got;
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(store_task_get(f->reader, "dev", ids[i], &f->arena, &got),
+                     CDR_ETASK_NOT_FOUND);
+  /* Unfinished, or with a callback still due: kept. */
+  assert_int_equal(store_task_get(f->reader, "dev", ids[2], &f->arena, &got), 0);
+  assert_int_equal(got->target_count, 3);
+  assert_int_equal(store_task_get(f->reader, "dev", more_ids[0], &f->arena, &got), 0);
+  assert_int_equal(store_task_get(f->reader, "dev", more_ids[1], &f->arena, &got), 0);
+  struct store_target_page targets;
+  assert_int_equal(store_targets_list(f->reader, ids[0], -1, 10, &f->arena, &targets), 0);
+  assert_int_equal(targets.count, 0); /* its targets went with it */
+  int64_t counts[6];
+  assert_int_equal(store_task_counts(f->reader, counts), 0);
+  assert_int_equal(counts[TASK_QUEUED], 2);
+  assert_int_equal(counts[TASK_CANCELED], 1);
 }
 
 static void store_pages_targets_in_order(void **state) {
@@ -215,6 +276,11 @@ static void store_adds_the_verification_columns_to_an_older_store(void **state) 
                                 "ALTER TABLE tasks DROP COLUMN verified;"
                                 "ALTER TABLE task_nodes DROP COLUMN verified;"
                                 "ALTER TABLE task_nodes DROP COLUMN verified_count;"
+                                "ALTER TABLE nodes DROP COLUMN first_result_ms;"
+                                "DROP TRIGGER task_state_count_insert;"
+                                "DROP TRIGGER task_state_count_update;"
+                                "DROP TRIGGER task_state_count_delete;"
+                                "DROP TABLE task_state_counts;"
                                 "PRAGMA user_version = 6;",
                                 NULL, NULL, NULL),
                    SQLITE_OK);
@@ -224,7 +290,38 @@ static void store_adds_the_verification_columns_to_an_older_store(void **state) 
   assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
   assert_true(got->verify); /* tasks from before verification: the default */
   assert_int_equal(got->counters.verified, 0);
+  int64_t counts[6];
+  assert_int_equal(store_task_counts(f->reader, counts), 0);
+  assert_int_equal(counts[TASK_QUEUED], 1); /* counted from the tasks once, at open */
   insert(f, make_task(&f->arena, ids[1], 1));
+  assert_int_equal(store_task_counts(f->reader, counts), 0);
+  assert_int_equal(counts[TASK_QUEUED], 2); /* and kept from then on */
+}
+
+static void store_stops_a_read_past_its_budget(void **state) {
+  struct fixture *f = *state;
+  char err[256];
+  struct store *reader = NULL;
+  struct store_options options = {.read_only = true, .read_budget_ms = 50};
+  assert_int_equal(store_open(f->dir, &options, &reader, err, sizeof(err)), 0);
+  /* A statement that would run for minutes, on the reading connection itself. */
+  sqlite3_stmt *slow;
+  assert_int_equal(sqlite3_prepare_v2(reader->db,
+                                      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                                      "FROM n WHERE i < 10000000000) SELECT count(*) FROM n",
+                                      -1, &slow, NULL),
+                   SQLITE_OK);
+  store_read_budget_start(reader);
+  int rc = sqlite3_step(slow);
+  assert_int_equal(rc, SQLITE_INTERRUPT);
+  assert_int_equal(store_error(reader, rc, "a slow read"), CDR_EREAD_TOO_LONG);
+  sqlite3_finalize(slow);
+  /* The next request's reads get a budget of their own. */
+  insert(f, make_task(&f->arena, ids[0], 1));
+  store_read_budget_start(reader);
+  struct task *got;
+  assert_int_equal(store_task_get(reader, "dev", ids[0], &f->arena, &got), 0);
+  store_close(reader);
 }
 
 static void store_open_reports_unusable_dir(void **state) {
@@ -422,6 +519,8 @@ int main(void) {
       STORE_TEST(store_hides_other_tenants_tasks),
       STORE_TEST(store_lists_newest_first_in_pages),
       STORE_TEST(store_cancels_and_filters_by_state),
+      STORE_TEST(store_prunes_old_finished_tasks_in_bounded_pieces),
+      STORE_TEST(store_stops_a_read_past_its_budget),
       STORE_TEST(store_pages_targets_in_order),
       STORE_TEST(store_rollback_forgets_writes),
       STORE_TEST(store_refuses_duplicate_ids),

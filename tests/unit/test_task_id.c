@@ -51,6 +51,20 @@ static void task_id_sorts_by_time(void **state) {
   assert_true(strcmp(early, late) < 0);
 }
 
+static void task_id_floor_splits_tasks_by_creation_time(void **state) {
+  (void)state;
+  struct task_id_generator generator;
+  task_id_generator_init(&generator);
+  char before[TASK_ID_LENGTH + 1], at[TASK_ID_LENGTH + 1], floor[TASK_ID_LENGTH + 1];
+  assert_int_equal(task_id_next(&generator, 1795000000999, before), 0);
+  assert_int_equal(task_id_next(&generator, 1795000001000, at), 0);
+  task_id_floor(1795000001000, floor);
+  assert_true(task_id_valid(floor, TASK_ID_LENGTH));
+  assert_int_equal(task_id_time_ms(floor), 1795000001000);
+  assert_true(strcmp(before, floor) < 0);
+  assert_true(strcmp(floor, at) <= 0);
+}
+
 static void task_id_rejects_bad_shapes(void **state) {
   (void)state;
   assert_false(task_id_valid("01M87BCTXNBXVP8BSWWYX7577", 25));
@@ -68,6 +82,7 @@ int main(void) {
       cmocka_unit_test(task_id_increases_when_clock_steps_back),
       cmocka_unit_test(task_id_sorts_by_time),
       cmocka_unit_test(task_id_rejects_bad_shapes),
+      cmocka_unit_test(task_id_floor_splits_tasks_by_creation_time),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
