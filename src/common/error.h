@@ -21,6 +21,8 @@
   XX(INVALID_VALUE, 400, "invalid_value", "a field has a value out of range")                      \
   XX(TOO_MANY_ITEMS, 400, "too_many_items", "more items than limits.max_items_per_request")        \
   XX(INVALID_QUERY, 400, "invalid_query", "a query parameter is not valid")                        \
+  XX(AMBIGUOUS_FRAMING, 400, "ambiguous_framing",                                                  \
+     "the request's length is ambiguous (RFC 9112 6.3): the connection is closed")                 \
   XX(BODY_TOO_LARGE, 413, "body_too_large", "the body is larger than limits.max_body_bytes")       \
   XX(HEADERS_TOO_LARGE, 431, "headers_too_large",                                                  \
      "the request headers are larger than limits.max_header_bytes")                                \

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "engine/api_auth.h"
 #include "engine/api_reply.h"
+#include "engine/http1_framing.h"
 #include "engine/server.h"
 #include "engine/stats.h"
 #include "engine/task_json.h"
@@ -812,6 +813,12 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
   bool post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
   struct server_loop *loop = server_loop_of(req->conn->ctx);
   struct server *server = loop->server;
+  const char *framing = http1_framing_problem(req);
+  if (framing) {
+    req->http1_is_persistent = 0; /* what follows on this connection cannot be trusted */
+    api_reply_error(req, CDR_EAMBIGUOUS_FRAMING, NULL, framing);
+    return 0;
+  }
   if (api_headers_too_large(req, server->config->max_header_bytes)) {
     api_reply_error(req, CDR_EHEADERS_TOO_LARGE, NULL, NULL);
     return 0;

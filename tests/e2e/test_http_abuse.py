@@ -43,6 +43,61 @@ def test_slow_headers_and_slow_bodies_are_cut(make_engine):
     assert engine.request("GET", "/v1/tasks")[2]["tasks"] == []  # the half body stored nothing
 
 
+def exchange(engine, data, within_s=3):
+    """Sends data on a new connection; returns everything the engine sent until it closed."""
+    sock = socket.create_connection(("127.0.0.1", engine.port))
+    sock.sendall(data)
+    sock.settimeout(within_s)
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except socket.timeout:
+        answer += b"<still open>"
+    except ConnectionResetError:
+        pass
+    sock.close()
+    return answer
+
+
+SMUGGLED = b"GET /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n"  # a second request hidden in a body
+PURGE = b'{"urls":["https://example.com/a"]}'
+
+
+@pytest.mark.parametrize("headers,body,code", [
+    # Two lengths: the engine would read 0 bytes of body and then the hidden request, a proxy 37.
+    (b"Content-Length: 0\r\nContent-Length: %d\r\n" % len(SMUGGLED), SMUGGLED, True),
+    (b"Content-Length: %d\r\nContent-Length: 0\r\n" % len(SMUGGLED), SMUGGLED, True),
+    # Length and chunked: which one a hop obeys decides where the next request begins.
+    (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n" + SMUGGLED, True),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 40\r\n", b"0\r\n\r\n" + SMUGGLED, True),
+    # Whitespace before a colon: a proxy may read a length there; libh2o's parser refuses it.
+    (b"Content-Length : %d\r\n" % len(SMUGGLED), SMUGGLED, False),
+    (b"Transfer-Encoding\t: chunked\r\n", b"0\r\n\r\n" + SMUGGLED, False),
+])
+def test_ambiguous_request_framing_is_refused_and_the_connection_closed(make_engine, headers, body,
+                                                                         code):
+    engine = make_engine(offline_node=False)
+    answer = exchange(engine, b"POST /v1/purge HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n" + body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert (b'"code":"ambiguous_framing"' in answer) == code  # else libh2o's own plain 400
+    assert answer.count(b"HTTP/1.1 ") == 1, answer  # the hidden request was never answered
+    assert not answer.endswith(b"<still open>")
+    assert engine.request("GET", "/v1/tasks")[2]["tasks"] == []
+
+
+def test_unambiguous_framing_is_served_as_before(make_engine):
+    engine = make_engine(offline_node=False)
+    same_twice = b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(PURGE), len(PURGE))
+    answer = exchange(engine, b"POST /v1/purge HTTP/1.1\r\nHost: x\r\n" + same_twice +
+                      b"Connection: close\r\n\r\n" + PURGE)
+    assert answer.startswith(b"HTTP/1.1 202 "), answer[:300]
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(PURGE), PURGE)
+    answer = exchange(engine, b"POST /v1/purge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n" + chunked)
+    assert answer.startswith(b"HTTP/1.1 202 "), answer[:300]
+
+
 def test_oversized_headers_and_bodies_are_refused(make_engine):
     engine = make_engine("--max-header-bytes", "4096", "--max-body-bytes", "2048", offline_node=False)
     sock = socket.create_connection(("127.0.0.1", engine.port))
