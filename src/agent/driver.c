@@ -52,6 +52,7 @@ bool driver_url_split(const char *url, const char **host, size_t *host_len, cons
 
 void driver_outcome_failed(struct exec_outcome *outcome, long status, CURLcode error) {
   outcome->outcome = CDR__OUTCOME__FAILED;
+  outcome->verified = false;
   outcome->http_status = status > 0 ? (unsigned)status : 0;
   if (status > 0)
     snprintf(outcome->reason, sizeof(outcome->reason), "http_%ld", status);
@@ -162,6 +163,36 @@ void driver_judge(bool ok, long status, CURLcode error, struct exec_outcome *out
 }
 
 bool driver_preload_ok(long status) { return status >= 200 && status < 400; }
+
+enum driver_plan driver_plan_cached_probe(const struct driver *driver, const struct exec_item *item,
+                                          bool with_item_headers, struct exec_request *request,
+                                          struct exec_outcome *outcome) {
+  enum driver_plan plan =
+      driver_plan_url(driver->cache_url, item, "HEAD", with_item_headers, request, outcome);
+  if (plan == DRIVER_REQUEST)
+    request->fixed_header = "Cache-Control: only-if-cached";
+  return plan;
+}
+
+void driver_judge_probe(const struct exec_item *item, long status, CURLcode error,
+                        struct exec_outcome *outcome) {
+  bool preload = item->operation == CDR__OPERATION__PRELOAD;
+  bool absent = status == 504, present = driver_preload_ok(status);
+  if (!absent && !present) {
+    driver_outcome_failed(outcome, status, error);
+    return;
+  }
+  if (present == preload)
+    return; /* as it should be: the outcome of the purge or preload stands */
+  unsigned answered = outcome->http_status; /* the purge's or preload's own status */
+  driver_outcome_failed(outcome, 0, CURLE_OK);
+  outcome->http_status = answered;
+  snprintf(outcome->reason, sizeof(outcome->reason), "%s", preload ? "not_cached" : "still_cached");
+}
+
+bool driver_still_cached(const struct exec_outcome *outcome) {
+  return outcome->outcome == CDR__OUTCOME__FAILED && strcmp(outcome->reason, "still_cached") == 0;
+}
 
 struct driver *driver_alloc(size_t size, const struct driver *ops, const char *cache_url) {
   struct driver *driver = calloc(1, size);

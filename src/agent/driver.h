@@ -26,6 +26,7 @@ struct exec_outcome {
   unsigned http_status;
   bool verified;         /* succeeded, and the agent checked the cache no longer holds it */
   unsigned requests;     /* cache requests made for the item so far (the executor counts) */
+  unsigned step;         /* the driver's own place in the item's requests (zero at the start) */
   char reason[48];       /* why, for failed and unsupported items */
   char cache_status[16]; /* preload: the cache's status header */
 };
@@ -40,6 +41,7 @@ struct exec_request {
   bool send_item_headers; /* add the item's headers (preloads) */
   char *header;           /* one more "Name: value" line the driver may fill; empty for none */
   size_t header_size;
+  const char *fixed_header; /* and a constant line (a literal), NULL for none */
   char *connect_to; /* "HOST:PORT:CONNECT-HOST:CONNECT-PORT" (curl's CONNECT_TO); empty for none */
   size_t connect_to_size;
 };
@@ -59,10 +61,12 @@ struct driver {
   /* Turns the cache's answer (status 0 and curl error when there was none) into an outcome. */
   void (*complete)(struct driver *driver, const struct exec_item *item, long status, CURLcode error,
                    struct exec_outcome *outcome);
-  /* Optional, after complete: plans one more request for the same item (another variant of the
-   * URL) and returns true, or returns false when the outcome stands. NULL: one request an item. */
-  bool (*follow_up)(struct driver *driver, const struct exec_item *item,
-                    struct exec_request *request, struct exec_outcome *outcome);
+  /* Optional, after complete (or after offload, for items that made a request before it): plans
+   * what the item needs next — another request (another variant of the URL, a probe of what the
+   * cache holds now: DRIVER_REQUEST), blocking work (DRIVER_OFFLOAD) — or DRIVER_ANSWERED when
+   * the outcome stands. NULL: one step an item. */
+  enum driver_plan (*follow_up)(struct driver *driver, const struct exec_item *item,
+                                struct exec_request *request, struct exec_outcome *outcome);
   /* Blocking work for DRIVER_OFFLOAD items; runs on a worker thread. NULL if never offloads. */
   void (*offload)(struct driver *driver, const struct exec_item *item,
                   struct exec_outcome *outcome);
@@ -128,6 +132,23 @@ void driver_set_https_url(struct driver *driver, const char *https_url);
  * keys the schemes apart, where that would fill the http copy: then unsupported. */
 enum driver_plan driver_plan_preload(const struct driver *driver, const struct exec_item *item,
                                      struct exec_request *request, struct exec_outcome *outcome);
+
+/* Plans a look at what the cache holds for item's URL that cannot fill it: HEAD with
+ * Cache-Control: only-if-cached, which ATS and Squid answer 504 when they hold no fresh copy the
+ * request's headers select, and from the cache otherwise. with_item_headers: with the item's
+ * headers (the variant a preload filled). */
+enum driver_plan driver_plan_cached_probe(const struct driver *driver, const struct exec_item *item,
+                                          bool with_item_headers, struct exec_request *request,
+                                          struct exec_outcome *outcome);
+
+/* Judges a probe's answer (driver_plan_cached_probe): 504 — nothing cached — leaves a purge
+ * standing and fails a preload not_cached; a copy found fails a purge still_cached and leaves a
+ * preload standing; a probe the cache could not answer fails the item as any request does. */
+void driver_judge_probe(const struct exec_item *item, long status, CURLcode error,
+                        struct exec_outcome *outcome);
+
+/* True when outcome is a purge's failure because the cache still held the object. */
+bool driver_still_cached(const struct exec_outcome *outcome);
 
 /* A destroy step for drivers that hold nothing but their allocation. */
 void driver_free(struct driver *driver);

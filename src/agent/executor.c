@@ -134,6 +134,7 @@ static void exec_offload_work(uv_work_t *work) {
 }
 
 static void exec_close(struct executor *executor);
+static void exec_continue(struct executor *executor, struct exec_slot *slot);
 
 static void exec_offload_done(uv_work_t *work, int status) {
   struct exec_slot *slot = work->data;
@@ -145,16 +146,32 @@ static void exec_offload_done(uv_work_t *work, int status) {
       exec_close(executor); /* the destroy was waiting for the thread pool */
     return;
   }
-  if (status == UV_ECANCELED)
+  if (status == UV_ECANCELED) {
     driver_outcome_failed(&slot->outcome, 0, CURLE_ABORTED_BY_CALLBACK);
-  exec_finish(executor, slot);
+    exec_finish(executor, slot);
+  } else if (slot->outcome.requests > 0) {
+    exec_continue(executor, slot); /* work after a request: the driver may have more to do */
+  } else {
+    exec_finish(executor, slot);
+  }
+}
+
+/* Runs the driver's offload for slot's item on the thread pool. */
+static void exec_offload_start(struct executor *executor, struct exec_slot *slot) {
+  slot->work.data = slot;
+  executor->offloaded++;
+  if (uv_queue_work(executor->loop, &slot->work, exec_offload_work, exec_offload_done) != 0) {
+    executor->offloaded--;
+    driver_outcome_failed(&slot->outcome, 0, CURLE_FAILED_INIT);
+    exec_finish(executor, slot);
+  }
 }
 
 /* Links the request's header lines (Host, the driver's header, the item's headers) through the
  * slot's list nodes; NULL when there are none. False when out of memory. */
 static bool exec_header_list(struct exec_slot *slot, const struct exec_request *request,
                              struct curl_slist **out) {
-  size_t most = 2 + (request->send_item_headers ? slot->item.header_count : 0);
+  size_t most = 3 + (request->send_item_headers ? slot->item.header_count : 0);
   if (most > slot->header_node_cap) {
     struct curl_slist *nodes = realloc(slot->header_nodes, most * sizeof(*nodes));
     if (!nodes)
@@ -170,6 +187,8 @@ static bool exec_header_list(struct exec_slot *slot, const struct exec_request *
   }
   if (slot->extra_header[0])
     nodes[n++].data = slot->extra_header;
+  if (request->fixed_header)
+    nodes[n++].data = (char *)(uintptr_t)request->fixed_header; /* libcurl only reads it */
   if (request->send_item_headers) {
     char *line = slot->header_lines;
     for (size_t i = 0; i < slot->item.header_count; i++) {
@@ -196,8 +215,11 @@ static void exec_request_start(struct executor *executor, struct exec_slot *slot
   CURL *easy = slot->easy;
   curl_easy_setopt(easy, CURLOPT_URL, slot->url);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  bool head = strcmp(request->method, "HEAD") == 0;
+  curl_easy_setopt(easy, CURLOPT_NOBODY,
+                   head ? 1L : 0L); /* a HEAD answer has no body to wait for */
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
-                   strcmp(request->method, "GET") == 0 ? NULL : request->method);
+                   head || strcmp(request->method, "GET") == 0 ? NULL : request->method);
   slot->connect_to_node = (struct curl_slist){slot->connect_to, NULL};
   curl_easy_setopt(easy, CURLOPT_CONNECT_TO, slot->connect_to[0] ? &slot->connect_to_node : NULL);
   slot->outcome.cache_status[0] = '\0'; /* this request's answer, not the last one's */
@@ -244,16 +266,24 @@ static void exec_slot_run(struct executor *executor, struct exec_slot *slot) {
   }
   switch (executor->driver->prepare(executor->driver, &slot->item, &request, &slot->outcome)) {
   case DRIVER_ANSWERED: exec_finish(executor, slot); return;
-  case DRIVER_OFFLOAD:
-    slot->work.data = slot;
-    executor->offloaded++;
-    if (uv_queue_work(executor->loop, &slot->work, exec_offload_work, exec_offload_done) != 0) {
-      executor->offloaded--;
-      driver_outcome_failed(&slot->outcome, 0, CURLE_FAILED_INIT);
-      exec_finish(executor, slot);
-    }
-    return;
+  case DRIVER_OFFLOAD: exec_offload_start(executor, slot); return;
   case DRIVER_REQUEST: exec_request_start(executor, slot, &request); return;
+  }
+}
+
+/* After an answer, or work that followed one: the driver's next step for slot's item, or the
+ * item's end. */
+static void exec_continue(struct executor *executor, struct exec_slot *slot) {
+  struct driver *driver = executor->driver;
+  struct exec_request request;
+  if (!driver->follow_up || executor->destroying || !exec_request_init(slot, &request)) {
+    exec_finish(executor, slot);
+    return;
+  }
+  switch (driver->follow_up(driver, &slot->item, &request, &slot->outcome)) {
+  case DRIVER_REQUEST: exec_request_start(executor, slot, &request); return;
+  case DRIVER_OFFLOAD: exec_offload_start(executor, slot); return;
+  case DRIVER_ANSWERED: exec_finish(executor, slot); return;
   }
 }
 
@@ -283,13 +313,7 @@ static void exec_on_transfer_done(void *context, CURL *easy, CURLcode error) {
     status = 0;
   struct driver *driver = executor->driver;
   driver->complete(driver, &slot->item, status, error, &slot->outcome);
-  struct exec_request request;
-  if (driver->follow_up && !executor->destroying && exec_request_init(slot, &request) &&
-      driver->follow_up(driver, &slot->item, &request, &slot->outcome)) {
-    exec_request_start(executor, slot, &request);
-    return;
-  }
-  exec_finish(executor, slot);
+  exec_continue(executor, slot);
 }
 
 /* Sets the options every request of slot shares, once: libcurl keeps them across transfers. The

@@ -22,7 +22,7 @@ struct cli_options {
   double rate; /* replay: requests per second, 0 for as fast as possible */
   const char *key, *secret, *credentials; /* --key, --secret, --credentials */
   bool all;                               /* replay: every POST, not only the accepted ones */
-  bool no_verify;                         /* purge: "verify": false */
+  bool no_verify;                         /* "verify": false */
   json_t *prefixes, *regexes, *tags, *groups, *headers;
 };
 
@@ -38,8 +38,10 @@ static void cli_usage(FILE *out) {
       "      remove URLs (and everything under a prefix, matching a regex or tagged) from\n"
       "      every edge cache, or from the nodes in the named groups; each agent then checks\n"
       "      the cache no longer holds a URL it purged (--no-verify: skip that check)\n"
-      "  preload URL... [--header 'Name: value']... [--group G]... [--wait [--timeout S]]\n"
-      "      fetch URLs through every edge cache so they are cached before traffic arrives\n"
+      "  preload URL... [--header 'Name: value']... [--group G]... [--no-verify]\n"
+      "               [--wait [--timeout S]]\n"
+      "      fetch URLs through every edge cache so they are cached before traffic arrives;\n"
+      "      each agent then checks its cache holds the copy (--no-verify: skip that check)\n"
       "  task ID                 show one task with its counters\n"
       "  items ID [--state S]    show a task's targets (S: pending, succeeded, failed, ...)\n"
       "  tasks [--state S] [--limit N]   list tasks, newest first\n"
@@ -192,11 +194,11 @@ static int cli_submit(const struct cli_options *options, bool purge, int argc, c
     json_object_set(body, "tags", options->tags);
     if (options->mode)
       json_object_set_new(body, "mode", json_string(options->mode));
-    if (options->no_verify)
-      json_object_set_new(body, "verify", json_false());
   } else if (json_object_size(options->headers) > 0) {
     json_object_set(body, "headers", options->headers);
   }
+  if (options->no_verify)
+    json_object_set_new(body, "verify", json_false());
   if (json_array_size(options->groups) > 0)
     json_object_set_new(body, "nodes", json_pack("{s:O}", "groups", options->groups));
   if (options->callback)

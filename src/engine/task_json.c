@@ -53,13 +53,11 @@ void task_json_summary_text(const struct task *task, struct json_text *out) {
   json_text_string(out, task->callback);
   JSON_TEXT_LITERAL(out, ",\"deadline_s\":");
   json_text_int(out, task->deadline_s);
-  if (task->type == TASK_PURGE) {
-    JSON_TEXT_LITERAL(out, ",\"verify\":");
-    if (task->verify)
-      JSON_TEXT_LITERAL(out, "true");
-    else
-      JSON_TEXT_LITERAL(out, "false");
-  }
+  JSON_TEXT_LITERAL(out, ",\"verify\":");
+  if (task->verify)
+    JSON_TEXT_LITERAL(out, "true");
+  else
+    JSON_TEXT_LITERAL(out, "false");
   JSON_TEXT_LITERAL(out, ",\"counters\":{\"total\":");
   json_text_int(out, task->counters.total);
   JSON_TEXT_LITERAL(out, ",\"succeeded\":");

@@ -38,7 +38,8 @@ static const struct request_list request_lists[TARGET_KIND_COUNT] = {
 /* Fields each request type accepts, besides its target lists. */
 static const char *const purge_options[] = {"mode",       "nodes",  "callback",
                                             "deadline_s", "verify", NULL};
-static const char *const preload_options[] = {"headers", "nodes", "callback", "deadline_s", NULL};
+static const char *const preload_options[] = {"headers",    "nodes",  "callback",
+                                              "deadline_s", "verify", NULL};
 
 struct request_parser {
   enum task_type type;

@@ -22,6 +22,15 @@ def test_purge_prints_task_id_and_task_shows_it(engine):
     assert f"task:        {task_id}" in shown.stdout
     assert "status:      queued" in shown.stdout
     assert "1 urls, 1 prefixes, 0 regexes, 1 tags" in shown.stdout
+    assert task["verify"] is True
+
+
+def test_no_verify_reaches_purges_and_preloads(engine):
+    for command in ("purge", "preload"):
+        result = run_cli(engine.url, command, "https://example.com/a.css", "--no-verify")
+        assert result.returncode == 0, result.stderr
+        task = engine.request("GET", f"/v1/tasks/{result.stdout.strip()}")[2]
+        assert task["verify"] is False, (command, task)
 
 
 def test_preload_with_header_and_json_output(engine):

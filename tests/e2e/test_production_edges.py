@@ -17,7 +17,8 @@ HOST = "www.example.com"
 FILES = {path: (path * 40).encode() for path in [
     "/v/site.css", "/v/a b.css", "/v/double.css", "/v/q.css", "/v/a.css", "/w/1.css",
     "/w/sub/2.css", "/wx/keep.css", "/r/a b.css", "/r/plain.css", "/k/two.css", "/k/big.css",
-    "/k/none.css", "/s/soft.css", "/pre/https.css", "/pre/a b.css"]}
+    "/k/none.css", "/s/soft.css", "/pre/https.css", "/pre/a b.css", "/pre/no-store.css",
+    "/pre/private.css"]}
 URL_PATHS = ["/v/site.css", "/v/a%20b.css", "//v/double.css", "/v/q.css?x=1&y=%2F", "/v/%61.css"]
 TWIN = "/v/a.css"  # what /v/%61.css decodes to: another object, which a purge of it must not touch
 # Tags as origins send them: in two header lines, and in one header of more than 8 KB.
@@ -25,6 +26,8 @@ BIG_TAGS = " ".join(f"filler-{i:05d}" for i in range(800)) + " big-tag"
 # (nginx takes config strings of at most 4 KB: the big header is set from pieces.)
 BIG_PIECES = [BIG_TAGS[i:i + 3000] for i in range(0, len(BIG_TAGS), 3000)]
 ORIGIN_EXTRA = (
+    'location /pre/no-store.css { add_header Cache-Control "no-store"; }\n'
+    'location /pre/private.css { add_header Cache-Control "private, max-age=600"; }\n'
     'location /k/two.css { add_header Surrogate-Key "t-one"; add_header Surrogate-Key "t-two"; }\n'
     "location /k/big.css { " + "".join(f'set $tags{i} "{p}"; ' for i, p in enumerate(BIG_PIECES))
     + 'add_header Surrogate-Key "' + "".join(f"$tags{i}" for i in range(len(BIG_PIECES))) + '"; }')
@@ -92,8 +95,10 @@ def node_states(engine, task_id):
             for target, result in node_results(engine, task_id).items()}
 
 
-# Where the agent checks the cache after a purge before it reports success (docs/CACHES.md).
-VERIFIED = {"url": {"nginx", "varnish"}, "pattern": {"nginx"}}
+# Where the agent checks the cache after a purge or preload before it reports success
+# (docs/CACHES.md).
+VERIFIED = {"url": {"nginx", "varnish", "ats", "squid"}, "soft": {"varnish"}, "pattern": {"nginx"},
+            "preload": {"nginx", "varnish", "ats", "squid"}}
 
 
 @pytest.fixture
@@ -190,10 +195,10 @@ def test_soft_purges_leave_every_copy_stale(edge):
     else:
         assert task["status"] == "done", (task, node_states(engine, task_id))
         assert seen == each_copy(kind, ["/s/soft.css"], [], "STALE"), kind
-        assert task["counters"]["verified"] == (kind in VERIFIED["url"]), task
+        assert task["counters"]["verified"] == (kind in VERIFIED["soft"]), task
 
 
-@pytest.mark.parametrize("edge", ["nginx", "varnish"], indirect=True)
+@pytest.mark.parametrize("edge", KINDS, indirect=True)
 def test_a_purge_can_skip_the_check(edge):
     kind, cache, engine = edge
     target = url("http", "/v/site.css")
@@ -210,9 +215,22 @@ def test_preloads_fill_the_copy_visitors_get(edge):
     targets = [url("https", "/pre/https.css"), url("http", "/pre/a%20b.css")]
     task_id, task = run(engine, "/v1/preload", {"urls": targets, "headers": GZIP})
     assert task["status"] == "done", (task, node_states(engine, task_id))
+    assert task["counters"]["verified"] == (2 if kind in VERIFIED["preload"] else 0), task
     time.sleep(0.3)  # ATS and Squid finish writing an object just after answering
     assert fetch(cache, targets[0], GZIP)[1] == "HIT", kind  # an HTTPS visitor's copy
     assert fetch(cache, targets[1], GZIP)[1] == "HIT", kind
+
+
+@pytest.mark.parametrize("edge", KINDS, indirect=True)
+def test_a_preload_the_cache_does_not_keep_fails(edge):
+    """An origin answer no cache may store (no-store, private) leaves nothing for visitors: the
+    preload's check finds no copy, and the preload fails instead of reporting done."""
+    kind, cache, engine = edge
+    targets = [url("http", "/pre/no-store.css"), url("https", "/pre/private.css")]
+    task_id, task = run(engine, "/v1/preload", {"urls": targets})
+    assert task["status"] == "failed", (task, node_states(engine, task_id))
+    assert node_states(engine, task_id) == {t: ("failed", "not_cached") for t in targets}, kind
+    assert fetch(cache, targets[0])[1] != "HIT", kind
 
 
 def test_the_varnish_probe_reads_the_cache_without_filling_it(lab):

@@ -59,7 +59,17 @@ struct sequence {
   struct exec_outcome outcome;
   char url[512], host[128], header[256], connect_to[256];
   const char *method;
+  char methods[160]; /* every request's method and headers, e.g. "PURGE HEAD+cc+ae " */
 };
+
+/* Notes a request's method and its driver headers in seq->methods. */
+static void note_request(struct sequence *seq, const struct exec_request *request) {
+  size_t used = strlen(seq->methods);
+  snprintf(seq->methods + used, sizeof(seq->methods) - used, "%s%s%s%s ", request->method,
+           request->fixed_header && strstr(request->fixed_header, "only-if-cached") ? "+cc" : "",
+           request->fixed_header && strstr(request->fixed_header, "X-Cdr-Probe") ? "+probe" : "",
+           strncmp(request->header, "Accept-Encoding", 15) == 0 ? "+ae" : "");
+}
 
 static unsigned run_sequence(struct driver *driver, const struct exec_item *item,
                              const struct answer *answers, size_t count, struct sequence *seq) {
@@ -77,11 +87,14 @@ static unsigned run_sequence(struct driver *driver, const struct exec_item *item
   for (size_t i = 0;; i++) {
     assert_true(i < count); /* the driver asked for more requests than the test answers */
     seq->method = request.method;
+    note_request(seq, &request);
     seq->outcome.requests++;
     snprintf(seq->outcome.cache_status, sizeof(seq->outcome.cache_status), "%s", answers[i].found);
     driver->complete(driver, item, answers[i].status, CURLE_OK, &seq->outcome);
     seq->header[0] = '\0';
-    if (!driver->follow_up || !driver->follow_up(driver, item, &request, &seq->outcome))
+    request.fixed_header = NULL;
+    if (!driver->follow_up ||
+        driver->follow_up(driver, item, &request, &seq->outcome) != DRIVER_REQUEST)
       return seq->outcome.requests;
   }
 }
@@ -126,6 +139,19 @@ static void test_varnish_purges_are_checked_and_retried_once(void **state) {
   assert_int_equal(run_sequence(varnish, &item, fresh, 2, &seq), 1);
   assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
   assert_false(seq.outcome.verified);
+  /* A preload is probed through the VCL: 200 cached, 299 stale, 404 not cached. */
+  item = (struct exec_item){.operation = CDR__OPERATION__PRELOAD,
+                            .verify = true,
+                            .target = "http://www.example.com/a.css"};
+  const struct answer filled[] = {{200, ""}, {200, ""}};
+  assert_int_equal(run_sequence(varnish, &item, filled, 2, &seq), 2);
+  assert_true(seq.outcome.verified);
+  assert_string_equal(seq.methods, "GET GET+probe ");
+  for (long found = 299; found <= 404; found += 105) {
+    const struct answer missing[] = {{200, ""}, {found, ""}};
+    assert_int_equal(run_sequence(varnish, &item, missing, 2, &seq), 2);
+    assert_string_equal(seq.outcome.reason, "not_cached");
+  }
   varnish->destroy(varnish);
 }
 
@@ -136,18 +162,95 @@ static void test_squid_purges_each_encoding_when_the_url_varies(void **state) {
                            .verify = true,
                            .target = "http://www.example.com/v.css"};
   struct sequence seq;
-  const struct answer plain[] = {{200, ""}}; /* an object of the URL's own: it does not vary */
-  assert_int_equal(run_sequence(squid, &item, plain, 1, &seq), 1);
+  /* An object of the URL's own (it does not vary): purged, then probed without filling. */
+  const struct answer plain[] = {{200, ""}, {504, ""}};
+  assert_int_equal(run_sequence(squid, &item, plain, 2, &seq), 2);
   assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
-  const struct answer varies[] = {{404, ""}, {200, ""}, {200, ""}, {404, ""},
-                                  {404, ""}, {404, ""}, {404, ""}, {404, ""}};
-  assert_int_equal(run_sequence(squid, &item, varies, 8, &seq), 8);
+  assert_true(seq.outcome.verified);
+  assert_string_equal(seq.methods, "PURGE HEAD+cc ");
+  /* A URL that varies: each encoding's variant, and a probe of each one a PURGE removed. */
+  const struct answer varies[] = {{404, ""}, {200, ""}, {504, ""}, {200, ""}, {504, ""},
+                                  {404, ""}, {404, ""}, {404, ""}, {404, ""}, {404, ""}};
+  assert_int_equal(run_sequence(squid, &item, varies, 10, &seq), 10);
   assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
-  assert_string_equal(seq.method, "PURGE");
+  assert_true(seq.outcome.verified);
+  assert_string_equal(seq.methods, "PURGE PURGE+ae HEAD+cc+ae PURGE+ae HEAD+cc+ae PURGE+ae "
+                                   "PURGE+ae PURGE+ae PURGE+ae PURGE+ae ");
+  /* A variant still found is purged once more, then the item fails. */
+  const struct answer stays[] = {{404, ""}, {200, ""}, {200, ""}, {200, ""}, {200, ""}};
+  assert_int_equal(run_sequence(squid, &item, stays, 5, &seq), 5);
+  assert_string_equal(seq.outcome.reason, "still_cached");
+  assert_false(seq.outcome.verified);
+  const struct answer second_time[] = {{200, ""}, {200, ""}, {200, ""}, {504, ""}};
+  assert_int_equal(run_sequence(squid, &item, second_time, 4, &seq), 4);
+  assert_true(seq.outcome.verified);
   const struct answer broken[] = {{404, ""}, {500, ""}};
   assert_int_equal(run_sequence(squid, &item, broken, 2, &seq), 2);
   assert_string_equal(seq.outcome.reason, "http_500");
+  const struct answer probe_broken[] = {{200, ""}, {503, ""}}; /* a probe the cache could not
+                                                                  answer: the item fails */
+  assert_int_equal(run_sequence(squid, &item, probe_broken, 2, &seq), 2);
+  assert_string_equal(seq.outcome.reason, "http_503");
+  item.verify = false; /* no check asked for: the purges alone, unverified */
+  assert_int_equal(run_sequence(squid, &item, plain, 2, &seq), 1);
+  assert_int_equal(seq.outcome.outcome, CDR__OUTCOME__SUCCEEDED);
+  assert_false(seq.outcome.verified);
+  /* A preload is probed with its own headers (the variant it filled). */
+  item = (struct exec_item){.operation = CDR__OPERATION__PRELOAD,
+                            .verify = true,
+                            .target = "http://www.example.com/v.css"};
+  const struct answer filled[] = {{200, ""}, {200, ""}};
+  assert_int_equal(run_sequence(squid, &item, filled, 2, &seq), 2);
+  assert_true(seq.outcome.verified);
+  assert_string_equal(seq.methods, "GET HEAD+cc ");
+  const struct answer not_stored[] = {{200, ""}, {504, ""}};
+  assert_int_equal(run_sequence(squid, &item, not_stored, 2, &seq), 2);
+  assert_string_equal(seq.outcome.reason, "not_cached");
+  assert_int_equal(seq.outcome.http_status, 200);
   squid->destroy(squid);
+}
+
+static void test_ats_checks_purges_and_preloads_with_a_probe(void **state) {
+  (void)state;
+  struct ats_options options = {.rules_file = ""};
+  struct driver *ats = driver_ats_create("http://127.0.0.1:8080", &options);
+  struct exec_item item = {.operation = CDR__OPERATION__PURGE_URL,
+                           .verify = true,
+                           .target = "https://www.example.com/a.css?v=1"};
+  struct sequence seq;
+  const struct answer gone[] = {{200, ""}, {504, ""}};
+  assert_int_equal(run_sequence(ats, &item, gone, 2, &seq), 2);
+  assert_true(seq.outcome.verified);
+  assert_int_equal(seq.outcome.http_status, 200);
+  assert_string_equal(seq.methods, "PURGE HEAD+cc ");
+  assert_string_equal(seq.url, "http://127.0.0.1:8080/a.css?v=1");
+  const struct answer absent[] = {{404, ""}}; /* the PURGE's own lookup found nothing */
+  assert_int_equal(run_sequence(ats, &item, absent, 1, &seq), 1);
+  assert_true(seq.outcome.verified);
+  const struct answer second_time[] = {{200, ""}, {200, ""}, {200, ""}, {504, ""}};
+  assert_int_equal(run_sequence(ats, &item, second_time, 4, &seq), 4);
+  assert_true(seq.outcome.verified);
+  assert_string_equal(seq.methods, "PURGE HEAD+cc PURGE HEAD+cc ");
+  const struct answer stays[] = {{200, ""}, {200, ""}, {200, ""}, {200, ""}};
+  assert_int_equal(run_sequence(ats, &item, stays, 4, &seq), 4);
+  assert_string_equal(seq.outcome.reason, "still_cached");
+  assert_false(seq.outcome.verified);
+  item.verify = false;
+  assert_int_equal(run_sequence(ats, &item, stays, 4, &seq), 1);
+  assert_false(seq.outcome.verified);
+  item = (struct exec_item){.operation = CDR__OPERATION__PRELOAD,
+                            .verify = true,
+                            .target = "http://www.example.com/a.css"};
+  const struct answer filled[] = {{200, ""}, {200, ""}};
+  assert_int_equal(run_sequence(ats, &item, filled, 2, &seq), 2);
+  assert_true(seq.outcome.verified);
+  const struct answer not_stored[] = {{200, ""}, {504, ""}};
+  assert_int_equal(run_sequence(ats, &item, not_stored, 2, &seq), 2);
+  assert_string_equal(seq.outcome.reason, "not_cached");
+  const struct answer origin_down[] = {{502, ""}};
+  assert_int_equal(run_sequence(ats, &item, origin_down, 1, &seq), 1);
+  assert_string_equal(seq.outcome.reason, "http_502");
+  ats->destroy(ats);
 }
 
 static void test_items_unfit_for_a_cache_request_are_refused(void **state) {
@@ -339,6 +442,7 @@ int main(void) {
       cmocka_unit_test(test_varnish_purges_are_checked_and_retried_once),
       cmocka_unit_test(test_items_unfit_for_a_cache_request_are_refused),
       cmocka_unit_test(test_squid_purges_each_encoding_when_the_url_varies),
+      cmocka_unit_test(test_ats_checks_purges_and_preloads_with_a_probe),
       cmocka_unit_test_setup_teardown(test_ats_rules_merge_by_regex_and_keep_miss, setup_dir,
                                       teardown_dir),
       cmocka_unit_test_setup_teardown(test_ats_rules_drop_expired_and_survive_a_restart, setup_dir,

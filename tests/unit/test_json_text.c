@@ -85,8 +85,7 @@ static json_t *summary_by_jansson(const struct task *task) {
       groups ? json_pack("{s:o}", "groups", groups) : json_null(), "callback",
       task->callback ? json_string(task->callback) : json_null(), "deadline_s",
       (json_int_t)task->deadline_s);
-  if (task->type == TASK_PURGE)
-    json_object_set_new(summary, "verify", json_boolean(task->verify));
+  json_object_set_new(summary, "verify", json_boolean(task->verify));
   json_object_set_new(
       summary, "counters",
       json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)task->counters.total, "succeeded",

@@ -78,6 +78,10 @@ static void request_defaults_mode_and_deadline(void **state) {
   assert_int_equal(p.rc, 0);
   assert_false(p.task->verify);
   arena_release(&p.arena);
+  parse(&p, TASK_PRELOAD, "{\"urls\":[\"http://a.com/\"],\"verify\":false}");
+  assert_int_equal(p.rc, 0);
+  assert_false(p.task->verify); /* a preload's check can be skipped too */
+  arena_release(&p.arena);
 }
 
 static void request_drops_duplicates_after_normalising(void **state) {
@@ -194,7 +198,7 @@ static void request_rejects_bad_options(void **state) {
   expect_error(TASK_PURGE, "{\"tags\":[\"has space\"]}", CDR_EINVALID_TAG, "tags[0]");
   expect_error(TASK_PURGE, "{\"urls\":[\"http://a.com/\"],\"verify\":\"no\"}", CDR_EINVALID_TYPE,
                "verify");
-  expect_error(TASK_PRELOAD, "{\"urls\":[\"http://a.com/\"],\"verify\":false}", CDR_EUNKNOWN_FIELD,
+  expect_error(TASK_PRELOAD, "{\"urls\":[\"http://a.com/\"],\"verify\":1}", CDR_EINVALID_TYPE,
                "verify");
   expect_error(TASK_PRELOAD, "{\"urls\":[\"http://a.com/\"],\"headers\":{\"Host\":\"x\"}}",
                CDR_EINVALID_VALUE, "headers.Host");

@@ -3,7 +3,15 @@
  * One URL: PURGE /path with the URL's Host (allowed from localhost by ip_allow.yaml); 200 means
  * removed and 404 not cached. Prefixes, regexes and soft invalidation go through the
  * regex_revalidate plugin: a rule in its rules file (ats_rules.h), MISS to delete, STALE to have
- * the next request revalidate with the origin. ATS has no tags: tag purges are unsupported. */
+ * the next request revalidate with the origin. ATS has no tags: tag purges are unsupported.
+ *
+ * A one-URL purge and a preload are checked with a probe that cannot fill the cache
+ * (driver_plan_cached_probe): a purge answered 404 was itself a lookup that found nothing; one
+ * answered 200 is verified when the probe then finds nothing, and purged once more — then failed
+ * still_cached — when it finds the object (all its Vary alternates go with one PURGE, and the
+ * probe sees any). A preload is verified when the probe finds what it filled, else failed
+ * not_cached (the origin's answer was not stored). The item's requests alternate: odd ones purge
+ * or preload, even ones probe. */
 #include "agent/driver.h"
 
 #include "agent/drivers/ats_rules.h"
@@ -40,6 +48,35 @@ static enum driver_plan ats_prepare(struct driver *base, const struct exec_item 
   }
 }
 
+/* Whether item is done by a request (a hard one-URL purge, a preload), which a probe can check. */
+static bool ats_by_request(const struct exec_item *item) {
+  return (item->operation == CDR__OPERATION__PURGE_URL && !item->invalidate) ||
+         item->operation == CDR__OPERATION__PRELOAD;
+}
+
+static void ats_complete(struct driver *base, const struct exec_item *item, long status,
+                         CURLcode error, struct exec_outcome *outcome) {
+  if (outcome->requests % 2 == 0)
+    driver_judge_probe(item, status, error, outcome);
+  else
+    driver_complete_purge_200_404(base, item, status, error, outcome);
+}
+
+static enum driver_plan ats_follow_up(struct driver *base, const struct exec_item *item,
+                                      struct exec_request *request, struct exec_outcome *outcome) {
+  if (!ats_by_request(item) || !item->verify)
+    return DRIVER_ANSWERED;
+  bool preload = item->operation == CDR__OPERATION__PRELOAD;
+  bool probed = outcome->requests % 2 == 0;
+  if (!probed && outcome->outcome == CDR__OUTCOME__SUCCEEDED &&
+      (preload || outcome->http_status == 200))
+    return driver_plan_cached_probe(base, item, preload, request, outcome);
+  if (probed && driver_still_cached(outcome) && outcome->requests < 4)
+    return driver_plan_url(base->cache_url, item, "PURGE", false, request, outcome);
+  outcome->verified = outcome->outcome == CDR__OUTCOME__SUCCEEDED;
+  return DRIVER_ANSWERED;
+}
+
 /* Turns the item into a rule: prefixes and URLs become anchored literal regexes. */
 static void ats_offload(struct driver *base, const struct exec_item *item,
                         struct exec_outcome *outcome) {
@@ -66,7 +103,8 @@ static void ats_destroy(struct driver *base) {
 struct driver *driver_ats_create(const char *cache_url, const struct ats_options *options) {
   static const struct driver ops = {.name = "ats",
                                     .prepare = ats_prepare,
-                                    .complete = driver_complete_purge_200_404,
+                                    .complete = ats_complete,
+                                    .follow_up = ats_follow_up,
                                     .offload = ats_offload,
                                     .destroy = ats_destroy};
   struct ats_driver *driver = (struct ats_driver *)driver_alloc(sizeof(*driver), &ops, cache_url);

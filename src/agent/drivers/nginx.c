@@ -9,8 +9,11 @@
  * cache-purge module on the edge's loopback purge server (--nginx-purge-url), which computes the
  * same key from the raw request URI and the scheme the agent names in X-Cdr-Scheme; it removes
  * only the variant-less key, so its result is not verified, and prefix, regex and tag purges are
- * unsupported. A preload is a GET through the cache with the body discarded. nginx cannot mark an
- * object stale, so invalidation is reported unsupported. */
+ * unsupported. A preload is a GET through the cache with the body discarded; with the index it is
+ * then verified: a cache file must hold the URL's key as visitors of its scheme ask for it (nginx
+ * renames the file into place as the response ends, so the index is asked again for a little
+ * while), else the preload fails not_cached. nginx cannot mark an object stale, so invalidation
+ * is reported unsupported. */
 #include "agent/driver.h"
 
 #include "agent/drivers/nginx_index.h"
@@ -18,6 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+enum {
+  NGINX_PRELOAD_LOOKS = 20,   /* how often a preload's file is looked for */
+  NGINX_PRELOAD_WAIT_MS = 10, /* between two looks */
+};
 
 struct nginx_driver {
   struct driver base;
@@ -54,9 +63,44 @@ static enum driver_plan nginx_prepare(struct driver *base, const struct exec_ite
   return DRIVER_ANSWERED;
 }
 
+/* Looks for the file a preload filled; on a worker thread, after the preload's GET. */
+static void nginx_check_preload(struct nginx_index *index, const struct exec_item *item,
+                                struct exec_outcome *outcome) {
+  bool readable = true;
+  for (int look = 0; look < NGINX_PRELOAD_LOOKS; look++) {
+    if (nginx_index_holds(index, item->target, &readable)) {
+      outcome->verified = true;
+      return;
+    }
+    if (!readable)
+      break;
+    nanosleep(&(struct timespec){0, NGINX_PRELOAD_WAIT_MS * 1000000L}, NULL);
+  }
+  unsigned answered = outcome->http_status;
+  driver_outcome_failed(outcome, 0, CURLE_OK);
+  outcome->http_status = answered;
+  snprintf(outcome->reason, sizeof(outcome->reason), "%s",
+           readable ? "not_cached" : "cache_dir_unreadable");
+}
+
 static void nginx_offload(struct driver *base, const struct exec_item *item,
                           struct exec_outcome *outcome) {
-  nginx_index_purge(((struct nginx_driver *)base)->index, item, outcome);
+  struct nginx_index *index = ((struct nginx_driver *)base)->index;
+  if (item->operation == CDR__OPERATION__PRELOAD)
+    nginx_check_preload(index, item, outcome);
+  else
+    nginx_index_purge(index, item, outcome);
+}
+
+/* A preload that went well is checked in the index, once. */
+static enum driver_plan nginx_follow_up(struct driver *base, const struct exec_item *item,
+                                        struct exec_request *request,
+                                        struct exec_outcome *outcome) {
+  (void)request;
+  bool check = ((struct nginx_driver *)base)->index && item->operation == CDR__OPERATION__PRELOAD &&
+               item->verify && outcome->outcome == CDR__OUTCOME__SUCCEEDED && outcome->step == 0;
+  outcome->step = 1;
+  return check ? DRIVER_OFFLOAD : DRIVER_ANSWERED;
 }
 
 static void nginx_destroy(struct driver *base) {
@@ -69,6 +113,7 @@ struct driver *driver_nginx_create(const char *cache_url, const char *cache_dir,
   static const struct driver ops = {.name = "nginx",
                                     .prepare = nginx_prepare,
                                     .complete = driver_complete_purge_200_404,
+                                    .follow_up = nginx_follow_up,
                                     .offload = nginx_offload,
                                     .destroy = nginx_destroy,
                                     .scheme_in_key = true};

@@ -554,6 +554,23 @@ void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
   outcome->verified = item->verify;
 }
 
+bool nginx_index_holds(struct nginx_index *index, const char *url, bool *readable) {
+  const char *after_scheme = index_after_scheme(url);
+  uint64_t hash = index_hash(after_scheme);
+  bool found = false;
+  pthread_mutex_lock(&index->lock);
+  *readable = index_refresh(index);
+  size_t mask = index->table_cap - 1;
+  for (size_t i = (size_t)hash & mask; *readable && !found && index->by_key.slots[i] != 0;
+       i = (i + 1) & mask) {
+    size_t slot = index->by_key.slots[i];
+    found = slot != SIZE_MAX && index->entries[slot - 1].key_hash == hash &&
+            strcmp(index->entries[slot - 1].key, url) == 0;
+  }
+  pthread_mutex_unlock(&index->lock);
+  return found;
+}
+
 size_t nginx_index_size(struct nginx_index *index) {
   pthread_mutex_lock(&index->lock);
   index_refresh(index);

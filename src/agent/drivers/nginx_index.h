@@ -30,6 +30,11 @@ void nginx_index_destroy(struct nginx_index *index);
 void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
                        struct exec_outcome *outcome);
 
+/* Whether a cache file's stored key is url byte for byte (scheme included: the copy visitors of
+ * that scheme get), after applying the events that arrived. *readable is false when the
+ * directory could not be read. */
+bool nginx_index_holds(struct nginx_index *index, const char *url, bool *readable);
+
 /* Files in the index (for benchmarks and tests); builds it first if needed. */
 size_t nginx_index_size(struct nginx_index *index);
 

@@ -9,7 +9,10 @@
  * A one-URL purge is verified in the same request: after purging, the VCL looks the URL up again
  * and answers what it found in X-Cache-Status (MISS, STALE or HIT). Gone — or stale, for a soft
  * purge — is a verified success; a copy still found is purged once more, then the item fails
- * still_cached. A VCL without that lookup (no X-Cache-Status) gives an unverified success. */
+ * still_cached. A VCL without that lookup (no X-Cache-Status) gives an unverified success.
+ * A preload is checked the same way after its GET: the VCL's probe (GET with X-Cdr-Probe, the
+ * preload's headers selecting the variant) answers 200 when the URL is cached, 299 when only a
+ * stale copy is and 404 when nothing is; anything but 200 fails the preload not_cached. */
 #include "agent/driver.h"
 
 #include "common/regex_armor.h"
@@ -105,14 +108,36 @@ static void varnish_judge_purge(const struct exec_item *item, long status, CURLc
   }
 }
 
-/* A URL purge whose lookup still found the copy is purged once more. */
-static bool varnish_follow_up(struct driver *driver, const struct exec_item *item,
-                              struct exec_request *request, struct exec_outcome *outcome) {
-  bool still_cached = item->operation == CDR__OPERATION__PURGE_URL &&
-                      outcome->outcome == CDR__OUTCOME__FAILED &&
-                      strcmp(outcome->reason, "still_cached") == 0;
-  return still_cached && outcome->requests < 2 &&
-         varnish_plan_purge(driver, item, request, outcome) == DRIVER_REQUEST;
+/* Judges the VCL probe's answer after a preload: 200 cached, 299 stale, 404 not cached. */
+static void varnish_judge_preload_probe(long status, CURLcode error, struct exec_outcome *outcome) {
+  if (status == 200) {
+    outcome->verified = true;
+  } else if (status == 299 || status == 404) {
+    unsigned answered = outcome->http_status;
+    driver_outcome_failed(outcome, 0, CURLE_OK);
+    outcome->http_status = answered;
+    snprintf(outcome->reason, sizeof(outcome->reason), "not_cached");
+  } else {
+    driver_outcome_failed(outcome, status, error);
+  }
+}
+
+/* A URL purge whose lookup still found the copy is purged once more; a preload that went well is
+ * probed. */
+static enum driver_plan varnish_follow_up(struct driver *driver, const struct exec_item *item,
+                                          struct exec_request *request,
+                                          struct exec_outcome *outcome) {
+  if (item->operation == CDR__OPERATION__PURGE_URL)
+    return driver_still_cached(outcome) && outcome->requests < 2
+               ? varnish_plan_purge(driver, item, request, outcome)
+               : DRIVER_ANSWERED;
+  if (item->operation != CDR__OPERATION__PRELOAD || !item->verify || outcome->requests != 1 ||
+      outcome->outcome != CDR__OUTCOME__SUCCEEDED)
+    return DRIVER_ANSWERED;
+  enum driver_plan plan = driver_plan_url(driver->cache_url, item, "GET", true, request, outcome);
+  if (plan == DRIVER_REQUEST)
+    request->fixed_header = "X-Cdr-Probe: 1";
+  return plan;
 }
 
 static void varnish_complete(struct driver *base, const struct exec_item *item, long status,
@@ -123,6 +148,10 @@ static void varnish_complete(struct driver *base, const struct exec_item *item, 
     return;
   }
   bool preload = item->operation == CDR__OPERATION__PRELOAD;
+  if (preload && outcome->requests == 2) {
+    varnish_judge_preload_probe(status, error, outcome);
+    return;
+  }
   driver_judge(preload ? driver_preload_ok(status) : status == 200, status, error, outcome);
 }
 
