@@ -2,7 +2,8 @@
 """Executor benchmark: an agent purging (then preloading) N URLs on one local edge cache (nginx,
 Varnish, Traffic Server or Squid), next to `xargs -P8 curl` on the same purge requests and to wrk
 making them (the ceiling), in one run; and the agent's purges with the check of the cache after
-each purge (verify, the default) against the same purges unverified. Not a test: prints figures.
+each purge or preload (verify, the default) against the same ones unverified. Not a test: prints
+figures.
 Goals (issues): agent >= 10x xargs, >= 0.8x wrk; verified >= 0.7x unverified.
 
 Usage: bench/executor.py [--cache nginx|varnish|ats|squid] [--urls N]
@@ -103,6 +104,7 @@ def main():
 
         cold, _ = agent_rate(engine, "preload", urls, count_file)  # fills the cache from the origin
         preload, preload_allocs = agent_rate(engine, "preload", urls, count_file)  # warm, like wrk's GETs
+        preload_unverified, _ = agent_rate(engine, "preload", urls, count_file, verify=False)
         wrk_get = wrk_rate(edge.url, "/static/", args.urls, args.seconds)
         method, base = PURGE_METHOD[args.cache], purge_base(edge, args.cache)
         purge, purge_allocs = agent_rate(engine, "purge", urls, count_file)
@@ -127,6 +129,8 @@ def main():
     print(f"{ceiling:34} {wrk_purge:>10.0f}   agent/wrk {purge / wrk_purge:.2f} (goal >= 0.8)")
     print(f"{'agent preload, cold cache':34} {cold:>10.0f}")
     print(f"{'agent preload, warm (submit->done)':34} {preload:>10.0f}")
+    print(f"{'agent preload, warm, verify: false':34} {preload_unverified:>10.0f}   verified/unverified "
+          f"{preload / preload_unverified:.2f}")
     print(f"{'wrk -c16 GET through the cache':34} {wrk_get:>10.0f}   agent/wrk {preload / wrk_get:.2f} (goal >= 0.8)")
     print(f"agent heap allocations per URL (malloc counter): purge {purge_allocs:.1f}, warm preload "
           f"{preload_allocs:.1f} (goal 0)")
@@ -136,6 +140,7 @@ def main():
     print(f"RESULT executor_preload_allocations {preload_allocs:.2f}")
     print(f"RESULT executor_wrk_purge_per_s {wrk_purge:.0f}")
     print(f"RESULT executor_preload_per_s {preload:.0f}")
+    print(f"RESULT executor_unverified_preload_per_s {preload_unverified:.0f}")
     print(f"RESULT executor_wrk_get_per_s {wrk_get:.0f}")
 
 

@@ -190,6 +190,25 @@ void driver_judge_probe(const struct exec_item *item, long status, CURLcode erro
   snprintf(outcome->reason, sizeof(outcome->reason), "%s", preload ? "not_cached" : "still_cached");
 }
 
+enum { DRIVER_PRELOADED, DRIVER_PROBED, DRIVER_PRELOADED_AGAIN, DRIVER_PROBED_AGAIN };
+
+enum driver_plan driver_follow_preload(const struct driver *driver, const struct exec_item *item,
+                                       struct exec_request *request, struct exec_outcome *outcome) {
+  bool fetched = outcome->step == DRIVER_PRELOADED || outcome->step == DRIVER_PRELOADED_AGAIN;
+  bool missing = outcome->step == DRIVER_PROBED && outcome->outcome == CDR__OUTCOME__FAILED &&
+                 strcmp(outcome->reason, "not_cached") == 0;
+  if (item->verify && fetched && outcome->outcome == CDR__OUTCOME__SUCCEEDED) {
+    outcome->step++;
+    return driver_plan_cached_probe(driver, item, true, request, outcome);
+  }
+  if (item->verify && missing) {
+    outcome->step = DRIVER_PRELOADED_AGAIN;
+    return driver_plan_preload(driver, item, request, outcome);
+  }
+  outcome->verified = item->verify && outcome->outcome == CDR__OUTCOME__SUCCEEDED;
+  return DRIVER_ANSWERED;
+}
+
 bool driver_still_cached(const struct exec_outcome *outcome) {
   return outcome->outcome == CDR__OUTCOME__FAILED && strcmp(outcome->reason, "still_cached") == 0;
 }

@@ -147,6 +147,14 @@ enum driver_plan driver_plan_cached_probe(const struct driver *driver, const str
 void driver_judge_probe(const struct exec_item *item, long status, CURLcode error,
                         struct exec_outcome *outcome);
 
+/* The step after a preload's GET or its probe on a cache probed with driver_plan_cached_probe:
+ * the probe; when it finds nothing, the GET once more and its probe (a cache under load may not
+ * store an answer now and then: ATS did not, for about one preload in 10,000 here); then the end,
+ * verified when a probe found the copy, else failed not_cached. outcome->step counts the
+ * requests after the first (0 after the GET): judge an answer at an odd step as a probe. */
+enum driver_plan driver_follow_preload(const struct driver *driver, const struct exec_item *item,
+                                       struct exec_request *request, struct exec_outcome *outcome);
+
 /* True when outcome is a purge's failure because the cache still held the object. */
 bool driver_still_cached(const struct exec_outcome *outcome);
 

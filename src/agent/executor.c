@@ -29,6 +29,7 @@ struct exec_slot {
   char *header_lines; /* "Name: value" lines of the item's headers, NUL-separated */
   size_t header_lines_cap;
   CURL *easy;
+  bool head; /* the easy handle is set for HEAD (no body to wait for) */
   struct curl_slist *header_nodes; /* the request's header list, linked through the slot's own
                                       nodes (libcurl only reads it): no allocation per request */
   size_t header_node_cap;
@@ -216,8 +217,9 @@ static void exec_request_start(struct executor *executor, struct exec_slot *slot
   curl_easy_setopt(easy, CURLOPT_URL, slot->url);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   bool head = strcmp(request->method, "HEAD") == 0;
-  curl_easy_setopt(easy, CURLOPT_NOBODY,
-                   head ? 1L : 0L); /* a HEAD answer has no body to wait for */
+  if (head != slot->head) /* a HEAD answer has no body to wait for; set only on a change */
+    curl_easy_setopt(easy, CURLOPT_NOBODY, head ? 1L : 0L);
+  slot->head = head;
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
                    head || strcmp(request->method, "GET") == 0 ? NULL : request->method);
   slot->connect_to_node = (struct curl_slist){slot->connect_to, NULL};

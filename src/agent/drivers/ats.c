@@ -10,8 +10,7 @@
  * answered 200 is verified when the probe then finds nothing, and purged once more — then failed
  * still_cached — when it finds the object (all its Vary alternates go with one PURGE, and the
  * probe sees any). A preload is verified when the probe finds what it filled, else failed
- * not_cached (the origin's answer was not stored). The item's requests alternate: odd ones purge
- * or preload, even ones probe. */
+ * not_cached (the origin's answer was not stored). */
 #include "agent/driver.h"
 
 #include "agent/drivers/ats_rules.h"
@@ -48,15 +47,12 @@ static enum driver_plan ats_prepare(struct driver *base, const struct exec_item 
   }
 }
 
-/* Whether item is done by a request (a hard one-URL purge, a preload), which a probe can check. */
-static bool ats_by_request(const struct exec_item *item) {
-  return (item->operation == CDR__OPERATION__PURGE_URL && !item->invalidate) ||
-         item->operation == CDR__OPERATION__PRELOAD;
-}
+/* A purge's steps (outcome->step): the PURGE, its probe, the PURGE again, its probe. */
+enum { ATS_PURGED, ATS_PROBED, ATS_PURGED_AGAIN, ATS_PROBED_AGAIN };
 
 static void ats_complete(struct driver *base, const struct exec_item *item, long status,
                          CURLcode error, struct exec_outcome *outcome) {
-  if (outcome->requests % 2 == 0)
+  if (outcome->step % 2) /* purges and preloads alike: every other request is a probe */
     driver_judge_probe(item, status, error, outcome);
   else
     driver_complete_purge_200_404(base, item, status, error, outcome);
@@ -64,15 +60,19 @@ static void ats_complete(struct driver *base, const struct exec_item *item, long
 
 static enum driver_plan ats_follow_up(struct driver *base, const struct exec_item *item,
                                       struct exec_request *request, struct exec_outcome *outcome) {
-  if (!ats_by_request(item) || !item->verify)
-    return DRIVER_ANSWERED;
-  bool preload = item->operation == CDR__OPERATION__PRELOAD;
-  bool probed = outcome->requests % 2 == 0;
-  if (!probed && outcome->outcome == CDR__OUTCOME__SUCCEEDED &&
-      (preload || outcome->http_status == 200))
-    return driver_plan_cached_probe(base, item, preload, request, outcome);
-  if (probed && driver_still_cached(outcome) && outcome->requests < 4)
+  if (item->operation == CDR__OPERATION__PRELOAD)
+    return driver_follow_preload(base, item, request, outcome);
+  if (item->operation != CDR__OPERATION__PURGE_URL || item->invalidate || !item->verify)
+    return DRIVER_ANSWERED; /* rules are confirmed by the plugin's state file instead */
+  bool purged = outcome->step == ATS_PURGED || outcome->step == ATS_PURGED_AGAIN;
+  if (purged && outcome->outcome == CDR__OUTCOME__SUCCEEDED && outcome->http_status == 200) {
+    outcome->step++;
+    return driver_plan_cached_probe(base, item, false, request, outcome);
+  }
+  if (outcome->step == ATS_PROBED && driver_still_cached(outcome)) {
+    outcome->step = ATS_PURGED_AGAIN;
     return driver_plan_url(base->cache_url, item, "PURGE", false, request, outcome);
+  }
   outcome->verified = outcome->outcome == CDR__OUTCOME__SUCCEEDED;
   return DRIVER_ANSWERED;
 }

@@ -77,22 +77,10 @@ static void squid_complete(struct driver *driver, const struct exec_item *item, 
   if (item->operation == CDR__OPERATION__PURGE_URL &&
       (phase == SQUID_PROBED || phase == SQUID_PROBED_AGAIN))
     driver_judge_probe(item, status, error, outcome);
-  else if (item->operation == CDR__OPERATION__PRELOAD && outcome->requests == 2)
+  else if (item->operation == CDR__OPERATION__PRELOAD && outcome->step % 2)
     driver_judge_probe(item, status, error, outcome);
   else
     driver_complete_purge_200_404(driver, item, status, error, outcome);
-}
-
-/* A preload that went well is probed with its own headers (the variant it filled). */
-static enum driver_plan squid_follow_preload(struct driver *driver, const struct exec_item *item,
-                                             struct exec_request *request,
-                                             struct exec_outcome *outcome) {
-  if (!item->verify || outcome->outcome != CDR__OUTCOME__SUCCEEDED)
-    return DRIVER_ANSWERED;
-  if (outcome->requests == 1)
-    return driver_plan_cached_probe(driver, item, true, request, outcome);
-  outcome->verified = true;
-  return DRIVER_ANSWERED;
 }
 
 /* After each request of a URL purge: a variant PURGE answered 200 is probed (404 was itself a
@@ -103,7 +91,7 @@ static enum driver_plan squid_follow_up(struct driver *driver, const struct exec
                                         struct exec_request *request,
                                         struct exec_outcome *outcome) {
   if (item->operation == CDR__OPERATION__PRELOAD)
-    return squid_follow_preload(driver, item, request, outcome);
+    return driver_follow_preload(driver, item, request, outcome);
   if (item->operation != CDR__OPERATION__PURGE_URL)
     return DRIVER_ANSWERED;
   unsigned variant = squid_variant(outcome), phase = squid_phase(outcome);
