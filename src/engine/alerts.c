@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/curl_uv.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "engine/callback.h"
 #include "engine/fabric_internal.h"
@@ -30,7 +31,7 @@ struct alert_post {
   CURL *easy;
   struct curl_slist *headers;
   char *body;
-  struct alert_post *prev, *next; /* posts in flight */
+  struct list_node link; /* on alerts->posts */
 };
 
 struct alerts {
@@ -38,17 +39,12 @@ struct alerts {
   struct curl_uv *curl;
   struct alert_key *keys;
   size_t key_count;
-  struct alert_post *posts; /* in flight */
+  struct list_head posts;   /* in flight */
   struct wheel_timer flush; /* armed while some key has repeats counted */
 };
 
 static void alerts_post_free(struct alerts *alerts, struct alert_post *post) {
-  if (post->prev)
-    post->prev->next = post->next;
-  else
-    alerts->posts = post->next;
-  if (post->next)
-    post->next->prev = post->prev;
+  list_remove(&alerts->posts, &post->link);
   curl_slist_free_all(post->headers);
   curl_easy_cleanup(post->easy);
   free(post->body);
@@ -112,10 +108,7 @@ static void alerts_post(struct alerts *alerts, const char *kind, const char *sub
   curl_easy_setopt(post->easy, CURLOPT_TIMEOUT_MS, config->callback_timeout_ms);
   curl_easy_setopt(post->easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(post->easy, CURLOPT_PRIVATE, post);
-  post->next = alerts->posts;
-  if (alerts->posts)
-    alerts->posts->prev = post;
-  alerts->posts = post;
+  list_push_front(&alerts->posts, &post->link);
   if (curl_uv_add(alerts->curl, post->easy) != 0)
     alerts_on_done(alerts, post->easy, CURLE_FAILED_INIT);
 }
@@ -181,9 +174,10 @@ int alerts_create(struct fabric *fabric, struct alerts **out) {
 
 void alerts_destroy(struct alerts *alerts) {
   timer_wheel_stop(&alerts->fabric->wheel, &alerts->flush);
-  while (alerts->posts) {
-    curl_uv_remove(alerts->curl, alerts->posts->easy);
-    alerts_post_free(alerts, alerts->posts);
+  while (alerts->posts.first) {
+    struct alert_post *post = LIST_ENTRY(alerts->posts.first, struct alert_post, link);
+    curl_uv_remove(alerts->curl, post->easy);
+    alerts_post_free(alerts, post);
   }
   curl_uv_destroy(alerts->curl, NULL, NULL);
   free(alerts->keys);

@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/curl_uv.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "engine/alerts.h"
 #include "engine/fabric_internal.h"
@@ -31,14 +32,13 @@ struct delivery {
   char error[CURL_ERROR_SIZE];
   bool refused; /* the guard refused an internal address */
   bool in_curl;
-  struct delivery *prev, *next;
+  struct list_node link; /* on callbacks->deliveries */
 };
 
 struct callbacks {
   struct fabric *fabric;
   struct curl_uv *curl;
-  struct delivery *deliveries;
-  size_t count;
+  struct list_head deliveries; /* every delivery not yet done */
 };
 
 void callbacks_sign(const char *secret, int64_t t, const char *body, size_t body_len, char *out,
@@ -64,13 +64,7 @@ static void delivery_free(struct callbacks *callbacks, struct delivery *delivery
   timer_wheel_stop(&callbacks->fabric->wheel, &delivery->timer);
   if (delivery->in_curl)
     curl_uv_remove(callbacks->curl, delivery->easy);
-  if (delivery->prev)
-    delivery->prev->next = delivery->next;
-  else
-    callbacks->deliveries = delivery->next;
-  if (delivery->next)
-    delivery->next->prev = delivery->prev;
-  callbacks->count--;
+  list_remove(&callbacks->deliveries, &delivery->link);
   curl_easy_cleanup(delivery->easy);
   curl_slist_free_all(delivery->headers);
   free(delivery->url);
@@ -235,15 +229,11 @@ void callbacks_deliver(struct callbacks *callbacks, const struct task *task) {
   delivery->body_len = strlen(body);
   delivery->attempts = task->callback_attempt_count;
   delivery->first_ms = clock_now_ms();
-  delivery->next = callbacks->deliveries;
-  if (callbacks->deliveries)
-    callbacks->deliveries->prev = delivery;
-  callbacks->deliveries = delivery;
-  callbacks->count++;
+  list_push_front(&callbacks->deliveries, &delivery->link);
   callbacks_attempt(callbacks, delivery);
 }
 
-size_t callbacks_pending(const struct callbacks *callbacks) { return callbacks->count; }
+size_t callbacks_pending(const struct callbacks *callbacks) { return callbacks->deliveries.count; }
 
 int callbacks_create(struct fabric *fabric, struct callbacks **out) {
   struct callbacks *callbacks = calloc(1, sizeof(*callbacks));
@@ -259,8 +249,8 @@ int callbacks_create(struct fabric *fabric, struct callbacks **out) {
 }
 
 void callbacks_destroy(struct callbacks *callbacks, void (*closed)(void *context), void *context) {
-  while (callbacks->deliveries)
-    delivery_free(callbacks, callbacks->deliveries);
+  while (callbacks->deliveries.first)
+    delivery_free(callbacks, LIST_ENTRY(callbacks->deliveries.first, struct delivery, link));
   curl_uv_destroy(callbacks->curl, closed, context);
   free(callbacks);
 }

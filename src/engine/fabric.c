@@ -213,8 +213,7 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
     json_array_append_new(top, json_pack("{s:s,s:I}", "node", node->id, "depth",
                                          (json_int_t)fabric_node_queue_depth(node)));
   }
-  for (const struct fabric_task *task = fabric->tasks; task; task = task->next)
-    tasks++;
+  tasks = (long long)fabric->tasks.count;
   long long links = 0, buffer_bytes = 0;
   for (struct list_node *at = fabric->links.first; at; at = at->next) {
     links++;
@@ -519,8 +518,8 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
 void fabric_stop(struct fabric *fabric) {
   uv_async_send(&fabric->stop);
   pthread_join(fabric->thread, NULL);
-  while (fabric->tasks)
-    fabric_task_free(fabric, fabric->tasks);
+  while (fabric->tasks.first)
+    fabric_task_free(fabric, LIST_ENTRY(fabric->tasks.first, struct fabric_task, link));
   for (size_t i = 0; i < fabric->node_count; i++)
     fabric_node_free(fabric->nodes[i]);
   free(fabric->nodes);
@@ -536,8 +535,8 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   node->removed = true;
   if (node->link)
     link_conn_close(&node->link->conn, "node removed by an operator");
-  for (struct fabric_task *task = fabric->tasks; task; task = task->next)
-    fabric_items_fail(fabric, task, node, "node_removed");
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next)
+    fabric_items_fail(fabric, LIST_ENTRY(at, struct fabric_task, link), node, "node_removed");
   node->redeliver_count = 0;
   struct fabric_queue *queues[] = {&node->fast, &node->slow};
   for (size_t q = 0; q < 2; q++) {

@@ -59,9 +59,9 @@ struct fabric_task {
   struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
   size_t failure_count, failure_cap;
   struct wheel_timer plan_retry;
-  struct wheel_timer deadline;     /* fails what is still pending when the task's time is up */
-  struct fabric_retry *retries;    /* items waiting to be sent again after a failure */
-  struct fabric_task *prev, *next; /* the fabric's list of tasks in memory */
+  struct wheel_timer deadline; /* fails what is still pending when the task's time is up */
+  struct list_head retries;    /* items waiting to be sent again after a failure */
+  struct list_node link;       /* on the fabric's list of tasks in memory */
 };
 
 /* One failed item waiting for its backoff to pass before it is sent again. */
@@ -70,7 +70,7 @@ struct fabric_retry {
   struct fabric *fabric;
   struct fabric_task_node *task_node;
   size_t index;
-  struct fabric_retry *prev, *next; /* the task's list */
+  struct list_node link; /* on the task's retries */
 };
 
 /* A work item the node holds: which target of which task. */
@@ -155,10 +155,10 @@ struct fabric {
   struct wheel_timer flush;   /* saves progress shortly after results arrive */
   struct fabric_node **nodes; /* registry, malloc'd */
   size_t node_count, node_cap;
-  struct fabric_task *tasks; /* in memory: running, or waiting for a save */
-  struct list_head links;    /* open links (struct fabric_link.all) */
-  struct list_head pending;  /* links not yet welcomed (struct fabric_link.pending) */
-  int64_t pending_refused;   /* connections refused for the pending caps since last logged */
+  struct list_head tasks;   /* in memory: running, or waiting for a save (fabric_task.link) */
+  struct list_head links;   /* open links (struct fabric_link.all) */
+  struct list_head pending; /* links not yet welcomed (struct fabric_link.pending) */
+  int64_t pending_refused;  /* connections refused for the pending caps since last logged */
   int64_t pending_logged_ms;
   struct callbacks *callbacks; /* NULL once stopping */
   struct alerts *alerts;       /* NULL once stopping */

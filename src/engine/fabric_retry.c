@@ -23,20 +23,11 @@ static bool fabric_retryable(const Cdr__ItemResult *result) {
           strcmp(reason, "agent_busy") == 0 || strncmp(reason, "transport_error", 15) == 0);
 }
 
-static void fabric_retry_unlink(struct fabric_task *task, struct fabric_retry *retry) {
-  if (retry->prev)
-    retry->prev->next = retry->next;
-  else
-    task->retries = retry->next;
-  if (retry->next)
-    retry->next->prev = retry->prev;
-}
-
 static void fabric_on_retry(struct wheel_timer *timer) {
   struct fabric_retry *retry = (struct fabric_retry *)timer;
   struct fabric_task_node *task_node = retry->task_node;
   struct fabric *fabric = retry->fabric;
-  fabric_retry_unlink(task_node->task, retry);
+  list_remove(&task_node->task->retries, &retry->link);
   struct fabric_node *node = task_node->node;
   fabric_redeliver_push(node, task_node, retry->index);
   free(retry);
@@ -64,10 +55,7 @@ bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_n
   retry->fabric = fabric;
   retry->task_node = task_node;
   retry->index = index;
-  retry->next = task->retries;
-  if (task->retries)
-    task->retries->prev = retry;
-  task->retries = retry;
+  list_push_front(&task->retries, &retry->link);
   uint64_t delay = (uint64_t)fabric->config->retry_base_ms
                    << (*attempts - 1 < 20 ? *attempts - 1 : 20);
   if (delay > (uint64_t)fabric->config->retry_max_ms)
@@ -83,10 +71,10 @@ bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_n
 }
 
 void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task) {
-  while (task->retries) {
-    struct fabric_retry *retry = task->retries;
+  while (task->retries.first) {
+    struct fabric_retry *retry = LIST_ENTRY(task->retries.first, struct fabric_retry, link);
     timer_wheel_stop(&fabric->wheel, &retry->timer);
-    fabric_retry_unlink(task, retry);
+    list_remove(&task->retries, &retry->link);
     free(retry);
   }
 }

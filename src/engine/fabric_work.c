@@ -24,10 +24,7 @@ enum {
 /* ---- tasks in memory ---- */
 
 static void fabric_task_link(struct fabric *fabric, struct fabric_task *task) {
-  task->next = fabric->tasks;
-  if (fabric->tasks)
-    fabric->tasks->prev = task;
-  fabric->tasks = task;
+  list_push_front(&fabric->tasks, &task->link);
 }
 
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
@@ -62,12 +59,7 @@ void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
     }
     node->redeliver_count = kept;
   }
-  if (task->prev)
-    task->prev->next = task->next;
-  else
-    fabric->tasks = task->next;
-  if (task->next)
-    task->next->prev = task->prev;
+  list_remove(&fabric->tasks, &task->link);
   free(task->failures);
   arena_release(&task->arena);
   free(task);
@@ -777,7 +769,8 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
 
 void fabric_progress_flush(struct fabric *fabric) {
   size_t count = 0, bytes = 0;
-  for (struct fabric_task *task = fabric->tasks; task; task = task->next) {
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
+    struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
     if (task->dirty) {
       count++;
       size_t targets = task->task->target_count;
@@ -801,7 +794,8 @@ void fabric_progress_flush(struct fabric *fabric) {
     free(job);
     return;
   }
-  for (struct fabric_task *task = fabric->tasks; task; task = task->next) {
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
+    struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
     if (!task->dirty ||
         fabric_progress_copy(task, &job->progress[job->progress_count], &job->arena))
       continue;
@@ -819,7 +813,8 @@ void fabric_progress_flush(struct fabric *fabric) {
 /* ---- cancel ---- */
 
 void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
-  for (struct fabric_task *task = fabric->tasks; task; task = task->next) {
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
+    struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
     if (strcmp(task->task->id, task_id) != 0)
       continue;
     /* Queued items are dropped (cursors skip a canceled task); items in flight still report and

@@ -2,6 +2,7 @@
 Varnish, Squid, Traffic Server), all on free loopback ports (scripts/lab.py starts them)."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,17 @@ from lab import (AGENT_BIN, BUILD_DIR, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch
 
 LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
 os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")
+
+
+def closed_by_server(sock, within_s):
+    """True when the other end closes sock (EOF or reset) within within_s seconds."""
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
 
 
 def sanitized_build():

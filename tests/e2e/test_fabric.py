@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import Engine, fetch, free_port, wait_until
+from conftest import Engine, closed_by_server, fetch, free_port, wait_until
 
 SITE = "http://www.example.com"
 FILES = {f"/img/{i}.png": b"p" * 64 for i in range(3)}
@@ -334,16 +334,6 @@ def send_quietly(sock, data):
         pass
 
 
-def closed_by_engine(sock, timeout=5):
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(100) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def test_a_peer_that_never_says_hello_holds_little_memory(lab):
     engine = lab.engine("--agent-pending-max", "40", "--agent-pending-per-address", "20")
     host, port = engine.agent_address.split(":")
@@ -360,18 +350,18 @@ def test_a_peer_that_never_says_hello_holds_little_memory(lab):
     big = [connect() for _ in range(12)]
     for sock in big:
         send_quietly(sock, hello_header(16 << 20) + b"\0" * (1 << 20))
-    assert all(closed_by_engine(sock) for sock in big)
+    assert all(closed_by_server(sock, within_s=5) for sock in big)
     # Half-sent Hellos within that size are held, but each only as far as it goes, and only so many
     # from one address and in all: the rest are closed at once.
     held = [connect() for _ in range(20)]
     for sock in held:
         sock.sendall(hello_header(15000) + b"\0" * 10000)
     extra = connect()
-    assert closed_by_engine(extra)
+    assert closed_by_server(extra, within_s=5)
     others = [connect("127.0.0.2") for _ in range(20)]
     readable, _, _ = select.select(held + others, [], [], 0.5)  # well within the Hello timeout
     assert readable == [], "the engine closed connections within the caps"
-    assert closed_by_engine(connect("127.0.0.3"))
+    assert closed_by_server(connect("127.0.0.3"), within_s=5)
     assert engine_rss_kib(engine) - before < 16 * 1024, "pending peers must hold a Hello each at most"
     log = engine.read_log()
     assert log.count("a frame is larger than the link allows") == len(big)

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from conftest import wait_until
+from conftest import closed_by_server, wait_until
 
 TIMEOUT_MS = 1000
 
@@ -15,17 +15,6 @@ TIMEOUT_MS = 1000
 def connections(engine):
     """Open API connections, the asking one included (GET /debug/vars)."""
     return sum(loop["connections"] for loop in engine.request("GET", "/debug/vars")[2]["api_loops"])
-
-
-def closed_by_server(sock, within_s):
-    """True when the engine closes sock (EOF or reset) within within_s seconds."""
-    sock.settimeout(within_s)
-    try:
-        return sock.recv(4096) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
 
 
 def test_slow_headers_and_slow_bodies_are_cut(make_engine):
