@@ -29,7 +29,7 @@ struct exec_slot {
   char *header_lines; /* "Name: value" lines of the item's headers, NUL-separated */
   size_t header_lines_cap;
   CURL *easy;
-  bool head; /* the easy handle is set for HEAD (no body to wait for) */
+  bool head;                       /* the easy handle is set for HEAD (no body to wait for) */
   struct curl_slist *header_nodes; /* the request's header list, linked through the slot's own
                                       nodes (libcurl only reads it): no allocation per request */
   size_t header_node_cap;
