@@ -8,7 +8,7 @@
 #ifndef CDR_API_AUTH_H
 #define CDR_API_AUTH_H
 
-#include "engine/tenant.h"
+#include "engine/tenant_table.h"
 
 #include <h2o.h>
 #include <stdbool.h>

@@ -10,7 +10,7 @@
 #ifndef CDR_CALLBACK_H
 #define CDR_CALLBACK_H
 
-#include "engine/task.h"
+#include "model/task.h"
 
 #include <stddef.h>
 

@@ -13,7 +13,7 @@
 #include "engine/fabric.h"
 #include "engine/retention.h"
 #include "engine/store_worker.h"
-#include "engine/tenant.h"
+#include "engine/tenant_table.h"
 
 #include <h2o.h>
 #include <pthread.h>

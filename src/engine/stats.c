@@ -3,7 +3,7 @@
 
 #include "common/clock.h"
 #include "common/prom.h"
-#include "engine/task.h"
+#include "model/task.h"
 #include "version.h"
 
 #include <stdio.h>

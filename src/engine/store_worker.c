@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/task_id.h"
 #include "engine/stats.h"
+#include "engine/tenant_table.h"
 
 #include <assert.h>
 #include <stdlib.h>

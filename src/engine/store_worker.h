@@ -11,8 +11,8 @@
 #define CDR_STORE_WORKER_H
 
 #include "common/arena.h"
-#include "engine/task_items.h"
 #include "store/store.h"
+#include "store/task_items.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -3,8 +3,8 @@
 #define CDR_TASK_JSON_H
 
 #include "common/json_text.h"
-#include "engine/task.h"
-#include "engine/task_items.h"
+#include "model/task.h"
+#include "store/task_items.h"
 
 #include <jansson.h>
 

@@ -8,8 +8,8 @@
 #define CDR_TASK_REQUEST_H
 
 #include "common/arena.h"
-#include "engine/task.h"
-#include "engine/tenant.h"
+#include "model/task.h"
+#include "model/tenant.h"
 
 struct request_limits {
   size_t max_items;           /* targets per request, all lists together */

@@ -10,8 +10,8 @@
 #define CDR_STORE_H
 
 #include "common/arena.h"
-#include "engine/task.h"
-#include "engine/tenant.h"
+#include "model/task.h"
+#include "model/tenant.h"
 
 #include <stdbool.h>
 

@@ -3,9 +3,9 @@
 
 #include "common/error.h"
 #include "common/task_id.h"
-#include "engine/task_items.h"
 #include "store/store.h"
 #include "store/store_sqlite_internal.h" /* the reading connection's own database handle */
+#include "store/task_items.h"
 
 #include <sqlite3.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #include "common/rate_limit.h"
 #include "common/request_signature.h"
 #include "engine/task_request.h"
-#include "engine/tenant.h"
+#include "model/tenant.h"
 
 #include <stdio.h>
 #include <stdlib.h>

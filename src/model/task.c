@@ -1,5 +1,5 @@
 /* task.c — names of the task model's enums, both ways. */
-#include "engine/task.h"
+#include "model/task.h"
 
 #include "common/error.h"
 

@@ -1,5 +1,5 @@
 /* task_items.c — assembles item rows from targets, per-node result bitmaps and failure details. */
-#include "engine/task_items.h"
+#include "store/task_items.h"
 
 #include "common/error.h"
 
