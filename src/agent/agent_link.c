@@ -3,6 +3,7 @@
 
 #include "agent/agent_stats.h"
 #include "common/address.h"
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -10,7 +11,6 @@
 #include "proto/link_conn.h"
 #include "version.h"
 
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +42,7 @@ struct agent_link {
   struct timer_wheel wheel;
   uv_timer_t tick;
   struct wheel_timer reconnect, heartbeat, liveness;
-  uint64_t backoff_ms;
+  unsigned failed_dials; /* since the last Welcome: how long the next pause is */
   uint32_t heartbeat_ms, heartbeat_misses;
   Cdr__ItemResult *results; /* the batch being gathered, sent once per loop iteration */
   Cdr__ItemResult **result_pointers;
@@ -70,11 +70,8 @@ static void agent_on_reconnect(struct wheel_timer *timer) {
 
 /* Waits a jittered, growing pause before the next engine is tried. */
 static void agent_link_schedule_reconnect(struct agent_link *link) {
-  uint32_t random = 0;
-  RAND_bytes((unsigned char *)&random, sizeof(random));
-  uint64_t delay = link->backoff_ms / 2 + random % (link->backoff_ms + 1);
-  link->backoff_ms =
-      link->backoff_ms * 2 > AGENT_BACKOFF_MAX_MS ? AGENT_BACKOFF_MAX_MS : link->backoff_ms * 2;
+  uint64_t delay =
+      backoff_delay_ms(AGENT_BACKOFF_MIN_MS, AGENT_BACKOFF_MAX_MS, ++link->failed_dials);
   timer_wheel_start(&link->wheel, &link->reconnect, delay, agent_on_reconnect);
 }
 
@@ -130,7 +127,7 @@ static void agent_link_on_welcome(struct agent_link *link, const Cdr__Welcome *w
   link->welcomed = true;
   atomic_store(&agent_stats.link_up, 1);
   atomic_fetch_add(&agent_stats.link_connects, 1);
-  link->backoff_ms = AGENT_BACKOFF_MIN_MS;
+  link->failed_dials = 0;
   link->heartbeat_ms = welcome->heartbeat_interval_ms ? welcome->heartbeat_interval_ms : 1000;
   link->heartbeat_misses = welcome->heartbeat_misses ? welcome->heartbeat_misses : 3;
   log_info("link.welcome", "connected to %s (%s) as node %s", link->conn->peer, welcome->engine_id,
@@ -328,7 +325,6 @@ int agent_link_start(uv_loop_t *loop, const struct agent_config *config, struct 
     rc = link_shared_init(&link->link_buffers, AGENT_MAX_PAYLOAD);
   if (rc || !link->results || !link->result_pointers || !link->reasons || !link->cache_statuses)
     return rc ? rc : CDR_ENOMEM;
-  link->backoff_ms = AGENT_BACKOFF_MIN_MS;
   timer_wheel_init(&link->wheel, AGENT_TICK_MS, uv_now(loop));
   uv_timer_init(loop, &link->tick);
   link->tick.data = link;

@@ -2,6 +2,7 @@
 #include "engine/callback.h"
 
 #include "common/address.h"
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/curl_uv.h"
 #include "common/error.h"
@@ -12,7 +13,6 @@
 #include "engine/task_json.h"
 
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,13 +143,8 @@ static void callbacks_on_done(void *context, CURL *easy, CURLcode result) {
              delivery->error[0] ? delivery->error : curl_easy_strerror(result));
   else
     snprintf(error, sizeof(error), "http_%ld", status);
-  int shift = delivery->attempts - 1 < 16 ? (int)delivery->attempts - 1 : 16;
-  uint64_t delay = (uint64_t)config->callback_retry_base_ms << shift;
-  if (delay > CALLBACK_RETRY_MAX_MS)
-    delay = CALLBACK_RETRY_MAX_MS;
-  uint32_t random = 0;
-  RAND_bytes((unsigned char *)&random, sizeof(random));
-  delay = delay / 2 + random % (delay + 1);
+  uint64_t delay = backoff_delay_ms((uint64_t)config->callback_retry_base_ms, CALLBACK_RETRY_MAX_MS,
+                                    (unsigned)delivery->attempts);
   bool retry = !delivery->refused && clock_now_ms() + (int64_t)delay - delivery->first_ms <
                                          config->callback_window_s * 1000;
   callbacks_save(callbacks, delivery, status, error, retry ? CALLBACK_PENDING : CALLBACK_FAILED);

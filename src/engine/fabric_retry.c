@@ -2,11 +2,11 @@
  * after failures worth retrying, and task deadlines that fail whatever is still pending (with
  * node_offline when the node is not connected, deadline_exceeded otherwise). Both run on the
  * fabric's timer wheel; nothing polls. */
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "engine/fabric_internal.h"
 
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,13 +56,8 @@ bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_n
   retry->task_node = task_node;
   retry->index = index;
   list_push_front(&task->retries, &retry->link);
-  uint64_t delay = (uint64_t)fabric->config->retry_base_ms
-                   << (*attempts - 1 < 20 ? *attempts - 1 : 20);
-  if (delay > (uint64_t)fabric->config->retry_max_ms)
-    delay = (uint64_t)fabric->config->retry_max_ms;
-  uint32_t random = 0;
-  RAND_bytes((unsigned char *)&random, sizeof(random));
-  delay = delay / 2 + random % (delay + 1); /* 0.5x .. 1.5x: retries of many items spread out */
+  uint64_t delay = backoff_delay_ms((uint64_t)fabric->config->retry_base_ms,
+                                    (uint64_t)fabric->config->retry_max_ms, *attempts);
   timer_wheel_start(&fabric->wheel, &retry->timer, delay, fabric_on_retry);
   log_debug("item.retry", "task %s item %zu on node %s failed (%s), attempt %u, retry in %llu ms",
             task->task->id, index, task_node->node->id, result->reason ? result->reason : "",
