@@ -6,6 +6,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/timer_wheel.h"
 #include "proto/link_conn.h"
@@ -59,8 +60,7 @@ struct agent_link {
   void *on_stop_context;
 };
 
-#define AGENT_LINK_OF_TIMER(timer, member)                                                         \
-  ((struct agent_link *)(void *)((char *)(timer)-offsetof(struct agent_link, member)))
+#define AGENT_LINK_OF_TIMER(timer, member) CONTAINER_OF(timer, struct agent_link, member)
 
 static void agent_link_dial(struct agent_link *link);
 

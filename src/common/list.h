@@ -1,7 +1,7 @@
-/* list.h — an intrusive doubly linked list: the links live inside the listed structs, so putting
- * one on a list or taking it off allocates nothing and costs O(1). A list is a struct list_head;
- * an entry embeds a struct list_node per list it may be on and is found again from that node with
- * LIST_ENTRY. Not thread-safe: a list belongs to one thread. */
+/* list.h — CONTAINER_OF, and an intrusive doubly linked list: the links live inside the listed
+ * structs, so putting one on a list or taking it off allocates nothing and costs O(1). A list is a
+ * struct list_head; an entry embeds a struct list_node per list it may be on and is found again
+ * from that node with LIST_ENTRY. Not thread-safe: a list belongs to one thread. */
 #ifndef CDR_LIST_H
 #define CDR_LIST_H
 
@@ -17,8 +17,12 @@ struct list_head {
   size_t count;
 };
 
+/* The struct of type that holds ptr as its member (ptr points at that member): how a callback
+ * given an embedded timer, list node or handle finds its owner. */
+#define CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
 /* The struct of type holding node as its member. */
-#define LIST_ENTRY(node, type, member) ((type *)(void *)((char *)(node)-offsetof(type, member)))
+#define LIST_ENTRY(node, type, member) CONTAINER_OF(node, type, member)
 
 static inline bool list_linked(const struct list_head *list, const struct list_node *node) {
   return node->prev || list->first == node;

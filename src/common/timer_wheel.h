@@ -15,7 +15,7 @@ enum { TIMER_WHEEL_SLOTS = 512 };
 struct wheel_timer;
 typedef void (*wheel_timer_cb)(struct wheel_timer *timer);
 
-/* Embed in the owner; recover the owner with offsetof in the callback. */
+/* Embed in the owner; recover the owner with CONTAINER_OF (common/list.h) in the callback. */
 struct wheel_timer {
   struct wheel_timer *next, *prev; /* slot list; NULL when not armed */
   uint64_t expires;                /* tick at which it fires */

@@ -116,7 +116,7 @@ static void alerts_post(struct alerts *alerts, const char *kind, const char *sub
 /* Sends the count of every key whose window has ended with repeats counted, as one alert with
  * the last repeat's message, so repeats are reported even when nothing follows them. */
 static void alerts_on_flush(struct wheel_timer *timer) {
-  struct alerts *alerts = (struct alerts *)(void *)((char *)timer - offsetof(struct alerts, flush));
+  struct alerts *alerts = CONTAINER_OF(timer, struct alerts, flush);
   int64_t now = clock_now_ms(), window_ms = alerts->fabric->config->alert_window_s * 1000;
   bool pending = false;
   for (size_t i = 0; i < alerts->key_count; i++) {

@@ -289,8 +289,7 @@ void fabric_post(struct fabric *fabric, struct store_job *job) {
 
 /* Alerts when a node's queue has stayed deeper than alerts.backlog_items for alerts.backlog_s. */
 static void fabric_on_backlog_check(struct wheel_timer *timer) {
-  struct fabric *fabric =
-      (struct fabric *)(void *)((char *)timer - offsetof(struct fabric, backlog));
+  struct fabric *fabric = CONTAINER_OF(timer, struct fabric, backlog);
   int64_t now = clock_now_ms();
   for (size_t i = 0; i < fabric->node_count; i++) {
     struct fabric_node *node = fabric->nodes[i];

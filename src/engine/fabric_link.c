@@ -19,8 +19,7 @@ enum {
 
 static struct fabric_link *fabric_link_of(struct link_conn *conn) { return conn->owner; }
 
-#define FABRIC_LINK_OF_TIMER(timer, member)                                                        \
-  ((struct fabric_link *)(void *)((char *)(timer)-offsetof(struct fabric_link, member)))
+#define FABRIC_LINK_OF_TIMER(timer, member) CONTAINER_OF(timer, struct fabric_link, member)
 
 static void fabric_link_on_heartbeat(struct wheel_timer *timer) {
   struct fabric_link *link = FABRIC_LINK_OF_TIMER(timer, heartbeat);

@@ -93,8 +93,7 @@ void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
 }
 
 static void fabric_on_deadline(struct wheel_timer *timer) {
-  struct fabric_task *task =
-      (struct fabric_task *)(void *)((char *)timer - offsetof(struct fabric_task, deadline));
+  struct fabric_task *task = CONTAINER_OF(timer, struct fabric_task, deadline);
   struct fabric *fabric = task->fabric;
   if (task->finished)
     return;

@@ -175,8 +175,7 @@ static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task);
 static void fabric_task_maybe_free(struct fabric *fabric, struct fabric_task *task);
 
 static void fabric_on_plan_retry(struct wheel_timer *timer) {
-  struct fabric_task *task =
-      (struct fabric_task *)(void *)((char *)timer - offsetof(struct fabric_task, plan_retry));
+  struct fabric_task *task = CONTAINER_OF(timer, struct fabric_task, plan_retry);
   fabric_task_plan(task->fabric, task);
 }
 
@@ -563,7 +562,7 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
 /* ---- results ---- */
 
 static void fabric_on_flush(struct wheel_timer *timer) {
-  struct fabric *fabric = (struct fabric *)(void *)((char *)timer - offsetof(struct fabric, flush));
+  struct fabric *fabric = CONTAINER_OF(timer, struct fabric, flush);
   fabric_progress_flush(fabric);
 }
 

@@ -3,6 +3,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
 #include "engine/access_log.h"
@@ -28,11 +29,11 @@ enum {
 };
 
 struct server_loop *server_loop_of(h2o_context_t *ctx) {
-  return (struct server_loop *)(void *)((char *)ctx - offsetof(struct server_loop, h2o));
+  return CONTAINER_OF(ctx, struct server_loop, h2o);
 }
 
 struct server_loop *server_loop_of_inbox(struct store_inbox *inbox) {
-  return (struct server_loop *)(void *)((char *)inbox - offsetof(struct server_loop, inbox));
+  return CONTAINER_OF(inbox, struct server_loop, inbox);
 }
 
 /* A client connection's handle, with the loop that counts it (libh2o owns handle->data). */
@@ -134,8 +135,7 @@ static void server_on_signal(uv_signal_t *signal, int signum) {
 }
 
 static void server_on_tenants(struct store_job *job) {
-  struct server_loop *loop =
-      (struct server_loop *)(void *)((char *)job->reply_to - offsetof(struct server_loop, inbox));
+  struct server_loop *loop = server_loop_of_inbox(job->reply_to);
   loop->jobs_in_flight--;
   loop->tenants_loading = false;
   if (job->tenant_table) {
