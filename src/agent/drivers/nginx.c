@@ -21,12 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-enum {
-  NGINX_PRELOAD_LOOKS = 20,   /* how often a preload's file is looked for */
-  NGINX_PRELOAD_WAIT_MS = 10, /* between two looks */
-};
+enum { NGINX_PRELOAD_WAIT_MS = 200 }; /* longest wait for a preload's file to appear */
 
 struct nginx_driver {
   struct driver base;
@@ -67,14 +63,9 @@ static enum driver_plan nginx_prepare(struct driver *base, const struct exec_ite
 static void nginx_check_preload(struct nginx_index *index, const struct exec_item *item,
                                 struct exec_outcome *outcome) {
   bool readable = true;
-  for (int look = 0; look < NGINX_PRELOAD_LOOKS; look++) {
-    if (nginx_index_holds(index, item->target, &readable)) {
-      outcome->verified = true;
-      return;
-    }
-    if (!readable)
-      break;
-    nanosleep(&(struct timespec){0, NGINX_PRELOAD_WAIT_MS * 1000000L}, NULL);
+  if (nginx_index_holds(index, item->target, NGINX_PRELOAD_WAIT_MS, &readable)) {
+    outcome->verified = true;
+    return;
   }
   unsigned answered = outcome->http_status;
   driver_outcome_failed(outcome, 0, CURLE_OK);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pcre2.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -554,9 +555,9 @@ void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
   outcome->verified = item->verify;
 }
 
-bool nginx_index_holds(struct nginx_index *index, const char *url, bool *readable) {
-  const char *after_scheme = index_after_scheme(url);
-  uint64_t hash = index_hash(after_scheme);
+/* Whether a file's stored key is url, after applying the events that arrived. */
+static bool index_find_key(struct nginx_index *index, const char *url, bool *readable) {
+  uint64_t hash = index_hash(index_after_scheme(url));
   bool found = false;
   pthread_mutex_lock(&index->lock);
   *readable = index_refresh(index);
@@ -569,6 +570,25 @@ bool nginx_index_holds(struct nginx_index *index, const char *url, bool *readabl
   }
   pthread_mutex_unlock(&index->lock);
   return found;
+}
+
+bool nginx_index_holds(struct nginx_index *index, const char *url, int wait_ms, bool *readable) {
+  struct timespec now, end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += wait_ms / 1000;
+  end.tv_nsec += (wait_ms % 1000) * 1000000L;
+  for (;;) {
+    if (index_find_key(index, url, readable))
+      return true;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int left = (int)((end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000);
+    if (!*readable || left <= 0)
+      return false;
+    /* Sleep until nginx changes something (or the time is up); another thread may apply the
+     * event first, which the next look sees all the same. */
+    struct pollfd ready = {.fd = index->inotify, .events = POLLIN};
+    poll(&ready, 1, left);
+  }
 }
 
 size_t nginx_index_size(struct nginx_index *index) {

@@ -31,9 +31,10 @@ void nginx_index_purge(struct nginx_index *index, const struct exec_item *item,
                        struct exec_outcome *outcome);
 
 /* Whether a cache file's stored key is url byte for byte (scheme included: the copy visitors of
- * that scheme get), after applying the events that arrived. *readable is false when the
- * directory could not be read. */
-bool nginx_index_holds(struct nginx_index *index, const char *url, bool *readable);
+ * that scheme get), waiting up to wait_ms for it to appear: nginx renames a file into place as a
+ * response ends, which may be just after the client got its last byte; each event that arrives
+ * is applied at once. *readable is false when the directory could not be read. */
+bool nginx_index_holds(struct nginx_index *index, const char *url, int wait_ms, bool *readable);
 
 /* Files in the index (for benchmarks and tests); builds it first if needed. */
 size_t nginx_index_size(struct nginx_index *index);
