@@ -72,6 +72,8 @@ bool task_id_valid(const char *s, size_t len) {
 }
 
 void task_id_floor(int64_t ms, char out[TASK_ID_LENGTH + 1]) {
+  if (ms < 0)
+    ms = 0; /* before the epoch: below every id */
   for (int c = 0; c < 10; c++)
     out[c] = crockford_alphabet[((uint64_t)ms >> (5 * (9 - c))) & 31];
   memset(out + 10, '0', TASK_ID_LENGTH - 10);

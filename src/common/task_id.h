@@ -30,8 +30,8 @@ bool task_id_valid(const char *s, size_t len);
 /* Returns the creation time in ms encoded in a valid id. */
 int64_t task_id_time_ms(const char *id);
 
-/* Writes the smallest id of a task created at ms (0 <= ms < 2^48): every task created before ms
- * has an id that sorts before it, every later one after. */
+/* Writes the smallest id of a task created at ms (< 2^48; a time before the epoch counts as the
+ * epoch): every task created before ms has an id that sorts before it, every later one after. */
 void task_id_floor(int64_t ms, char out[TASK_ID_LENGTH + 1]);
 
 #endif

@@ -176,8 +176,11 @@ static void store_prunes_old_finished_tasks_in_bounded_pieces(void **state) {
   int64_t created = task_id_time_ms(ids[0]);
   size_t pruned = 0;
   bool more = false;
-  /* Nothing was created before its own creation time. */
+  /* Nothing was created before its own creation time, nor before the epoch (a retention of
+   * more days than have passed since). */
   assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_tasks_prune(f->writer, -1795000000000, 1000, &pruned, &more), 0);
+  assert_int_equal(pruned, 0);
   assert_int_equal(store_tasks_prune(f->writer, created, 1000, &pruned, &more), 0);
   assert_int_equal(pruned, 0);
   assert_false(more);

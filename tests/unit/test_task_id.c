@@ -63,6 +63,9 @@ static void task_id_floor_splits_tasks_by_creation_time(void **state) {
   assert_int_equal(task_id_time_ms(floor), 1795000001000);
   assert_true(strcmp(before, floor) < 0);
   assert_true(strcmp(floor, at) <= 0);
+  /* A retention longer than the epoch is old: nothing was created before it. */
+  task_id_floor(-86400000, floor);
+  assert_string_equal(floor, "00000000000000000000000000");
 }
 
 static void task_id_rejects_bad_shapes(void **state) {
