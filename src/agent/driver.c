@@ -64,6 +64,13 @@ void driver_outcome_failed(struct exec_outcome *outcome, long status, CURLcode e
     snprintf(outcome->reason, sizeof(outcome->reason), "transport_error_%d", (int)error);
 }
 
+void driver_outcome_disproved(struct exec_outcome *outcome, const char *reason) {
+  unsigned answered = outcome->http_status;
+  driver_outcome_failed(outcome, 0, CURLE_OK);
+  outcome->http_status = answered;
+  snprintf(outcome->reason, sizeof(outcome->reason), "%s", reason);
+}
+
 void driver_outcome_unsupported(struct exec_outcome *outcome, const char *reason) {
   outcome->outcome = CDR__OUTCOME__UNSUPPORTED;
   outcome->http_status = 0;
@@ -184,10 +191,15 @@ void driver_judge_probe(const struct exec_item *item, long status, CURLcode erro
   }
   if (present == preload)
     return; /* as it should be: the outcome of the purge or preload stands */
-  unsigned answered = outcome->http_status; /* the purge's or preload's own status */
-  driver_outcome_failed(outcome, 0, CURLE_OK);
-  outcome->http_status = answered;
-  snprintf(outcome->reason, sizeof(outcome->reason), "%s", preload ? "not_cached" : "still_cached");
+  driver_outcome_disproved(outcome, preload ? "not_cached" : "still_cached");
+}
+
+void driver_complete_probed(struct driver *driver, const struct exec_item *item, long status,
+                            CURLcode error, struct exec_outcome *outcome) {
+  if (outcome->step % 2)
+    driver_judge_probe(item, status, error, outcome);
+  else
+    driver_complete_purge_200_404(driver, item, status, error, outcome);
 }
 
 enum { DRIVER_PRELOADED, DRIVER_PROBED, DRIVER_PRELOADED_AGAIN, DRIVER_PROBED_AGAIN };

@@ -155,6 +155,12 @@ void driver_judge_probe(const struct exec_item *item, long status, CURLcode erro
 enum driver_plan driver_follow_preload(const struct driver *driver, const struct exec_item *item,
                                        struct exec_request *request, struct exec_outcome *outcome);
 
+/* A complete step for caches checked with driver_plan_cached_probe whose drivers count their
+ * requests in outcome->step so that every odd one is a probe: judges a probe's answer with
+ * driver_judge_probe, any other with driver_complete_purge_200_404. */
+void driver_complete_probed(struct driver *driver, const struct exec_item *item, long status,
+                            CURLcode error, struct exec_outcome *outcome);
+
 /* True when outcome is a purge's failure because the cache still held the object. */
 bool driver_still_cached(const struct exec_outcome *outcome);
 
@@ -181,6 +187,10 @@ void driver_complete_purge_200_404(struct driver *driver, const struct exec_item
 
 /* Sets outcome to FAILED with a reason naming the transport error or the HTTP status. */
 void driver_outcome_failed(struct exec_outcome *outcome, long status, CURLcode error);
+
+/* The cache answered the purge or preload, but what it holds afterwards says otherwise: fails the
+ * item with reason (still_cached, not_cached, ...), keeping the cache's own status. */
+void driver_outcome_disproved(struct exec_outcome *outcome, const char *reason);
 
 /* Sets outcome to UNSUPPORTED with reason. */
 void driver_outcome_unsupported(struct exec_outcome *outcome, const char *reason);

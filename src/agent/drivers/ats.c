@@ -50,14 +50,6 @@ static enum driver_plan ats_prepare(struct driver *base, const struct exec_item 
 /* A purge's steps (outcome->step): the PURGE, its probe, the PURGE again, its probe. */
 enum { ATS_PURGED, ATS_PROBED, ATS_PURGED_AGAIN, ATS_PROBED_AGAIN };
 
-static void ats_complete(struct driver *base, const struct exec_item *item, long status,
-                         CURLcode error, struct exec_outcome *outcome) {
-  if (outcome->step % 2) /* purges and preloads alike: every other request is a probe */
-    driver_judge_probe(item, status, error, outcome);
-  else
-    driver_complete_purge_200_404(base, item, status, error, outcome);
-}
-
 static enum driver_plan ats_follow_up(struct driver *base, const struct exec_item *item,
                                       struct exec_request *request, struct exec_outcome *outcome) {
   if (item->operation == CDR__OPERATION__PRELOAD)
@@ -103,7 +95,7 @@ static void ats_destroy(struct driver *base) {
 struct driver *driver_ats_create(const char *cache_url, const struct ats_options *options) {
   static const struct driver ops = {.name = "ats",
                                     .prepare = ats_prepare,
-                                    .complete = ats_complete,
+                                    .complete = driver_complete_probed,
                                     .follow_up = ats_follow_up,
                                     .offload = ats_offload,
                                     .destroy = ats_destroy};

@@ -67,11 +67,7 @@ static void nginx_check_preload(struct nginx_index *index, const struct exec_ite
     outcome->verified = true;
     return;
   }
-  unsigned answered = outcome->http_status;
-  driver_outcome_failed(outcome, 0, CURLE_OK);
-  outcome->http_status = answered;
-  snprintf(outcome->reason, sizeof(outcome->reason), "%s",
-           readable ? "not_cached" : "cache_dir_unreadable");
+  driver_outcome_disproved(outcome, readable ? "not_cached" : "cache_dir_unreadable");
 }
 
 static void nginx_offload(struct driver *base, const struct exec_item *item,

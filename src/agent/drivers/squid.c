@@ -45,7 +45,8 @@ static enum driver_plan squid_prepare(struct driver *driver, const struct exec_i
 }
 
 /* The item's step (outcome->step): which variant — 0 the plain request, then one per
- * encoding — and which of its requests answered last. */
+ * encoding — and which of its requests answered last; the probes are the odd steps, as
+ * driver_complete_probed expects (SQUID_PHASES is even). */
 enum { SQUID_PURGED, SQUID_PROBED, SQUID_PURGED_AGAIN, SQUID_PROBED_AGAIN, SQUID_PHASES };
 
 static unsigned squid_variant(const struct exec_outcome *outcome) {
@@ -69,18 +70,6 @@ static enum driver_plan squid_plan(struct driver *driver, const struct exec_item
              squid_encodings[variant - 1]);
   outcome->step = variant * SQUID_PHASES + phase;
   return plan;
-}
-
-static void squid_complete(struct driver *driver, const struct exec_item *item, long status,
-                           CURLcode error, struct exec_outcome *outcome) {
-  unsigned phase = squid_phase(outcome);
-  if (item->operation == CDR__OPERATION__PURGE_URL &&
-      (phase == SQUID_PROBED || phase == SQUID_PROBED_AGAIN))
-    driver_judge_probe(item, status, error, outcome);
-  else if (item->operation == CDR__OPERATION__PRELOAD && outcome->step % 2)
-    driver_judge_probe(item, status, error, outcome);
-  else
-    driver_complete_purge_200_404(driver, item, status, error, outcome);
 }
 
 /* After each request of a URL purge: a variant PURGE answered 200 is probed (404 was itself a
@@ -113,7 +102,7 @@ static enum driver_plan squid_follow_up(struct driver *driver, const struct exec
 struct driver *driver_squid_create(const char *cache_url) {
   static const struct driver ops = {.name = "squid",
                                     .prepare = squid_prepare,
-                                    .complete = squid_complete,
+                                    .complete = driver_complete_probed,
                                     .follow_up = squid_follow_up,
                                     .destroy = driver_free};
   return driver_alloc(sizeof(struct driver), &ops, cache_url);

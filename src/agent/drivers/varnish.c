@@ -113,10 +113,7 @@ static void varnish_judge_preload_probe(long status, CURLcode error, struct exec
   if (status == 200) {
     outcome->verified = true;
   } else if (status == 299 || status == 404) {
-    unsigned answered = outcome->http_status;
-    driver_outcome_failed(outcome, 0, CURLE_OK);
-    outcome->http_status = answered;
-    snprintf(outcome->reason, sizeof(outcome->reason), "not_cached");
+    driver_outcome_disproved(outcome, "not_cached");
   } else {
     driver_outcome_failed(outcome, status, error);
   }
