@@ -5,9 +5,9 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "engine/alerts.h"
-#include "engine/callback.h"
 #include "engine/fabric_internal.h"
+#include "engine/notify/alerts.h"
+#include "engine/notify/callback.h"
 #include "proto/link_tls.h"
 
 #include <jansson.h>
@@ -359,10 +359,7 @@ static void fabric_on_stop(uv_async_t *async) {
   fabric->stopping = true;
   uv_close((uv_handle_t *)&fabric->listener, NULL);
   /* Deliveries in progress stay pending in the store and resume after a restart. */
-  callbacks_destroy(fabric->callbacks, NULL, NULL);
-  fabric->callbacks = NULL;
-  alerts_destroy(fabric->alerts);
-  fabric->alerts = NULL;
+  fabric_notify_destroy(fabric);
   timer_wheel_stop(&fabric->wheel, &fabric->backlog);
   fabric->stop_until = uv_now(&fabric->loop) + FABRIC_STOP_WAIT_MS;
   uv_timer_start(&fabric->stop_check, fabric_on_stop_check, FABRIC_TICK_MS, FABRIC_TICK_MS);
@@ -427,7 +424,7 @@ static int fabric_recover(struct fabric *fabric) {
   if (!rc)
     rc = store_callbacks_pending(store, &arena, &callbacks, &callback_count);
   for (size_t i = 0; !rc && i < callback_count; i++)
-    callbacks_deliver(fabric->callbacks, callbacks[i]);
+    fabric_callback_deliver(fabric, callbacks[i]);
   if (rc)
     log_error("fabric.recover", "cannot read nodes and tasks back: %s", cdr_error_message(rc));
   else
@@ -495,9 +492,7 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
       return CDR_ECONFIG;
     }
   }
-  rc = callbacks_create(fabric, &fabric->callbacks);
-  if (!rc)
-    rc = alerts_create(fabric, &fabric->alerts);
+  rc = fabric_notify_create(fabric);
   timer_wheel_start(&fabric->wheel, &fabric->backlog, 1000, fabric_on_backlog_check);
   if (!rc)
     rc = fabric_recover(fabric);

@@ -1,5 +1,6 @@
 /* fabric_internal.h — the agent fabric's state, shared by its files (fabric.c: thread, loop and
- * registry; fabric_link.c: agent connections; fabric_work.c: plans, queues, dispatch, results).
+ * registry; fabric_link.c: agent connections; fabric_work.c: plans, queues, dispatch, results;
+ * fabric_notify.c: its callbacks and alerts).
  * Everything here is touched only on the fabric's loop. */
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
@@ -180,6 +181,14 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
 void fabric_submit(struct fabric *fabric, struct store_job *job);
 /* Writes node's registry entry (groups, cache, version, times) to the store. */
 void fabric_node_save(struct fabric *fabric, const struct fabric_node *node);
+
+/* fabric_notify.c */
+/* Creates fabric->alerts and fabric->callbacks on the fabric's loop. 0 or CDR_ENOMEM. */
+int fabric_notify_create(struct fabric *fabric);
+/* Delivers the callback of task (final and saved), if it has one and the fabric is not stopping. */
+void fabric_callback_deliver(struct fabric *fabric, const struct task *task);
+/* Stops the deliveries (they stay pending in the store) and the alerter; both become NULL. */
+void fabric_notify_destroy(struct fabric *fabric);
 
 /* fabric_link.c */
 void fabric_link_accept(struct fabric *fabric);

@@ -5,9 +5,8 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "engine/alerts.h"
-#include "engine/callback.h"
 #include "engine/fabric_internal.h"
+#include "engine/notify/alerts.h"
 #include "engine/stats.h"
 
 #include <jansson.h>
@@ -197,8 +196,7 @@ static void fabric_on_planned(struct store_job *job) {
   task->task->planned = true;
   if (task->node_count == 0) {
     /* No node: it failed at once, and that is saved. */
-    if (task->task->callback && fabric->callbacks)
-      callbacks_deliver(fabric->callbacks, task->task);
+    fabric_callback_deliver(fabric, task->task);
     fabric_task_free(fabric, task);
     return;
   }
@@ -731,7 +729,7 @@ static void fabric_on_progress_saved(struct store_job *job) {
     /* The receiver may read the task back at once: call only when its final state is saved. */
     if (!job->result && task->callback_due && task->finished && !task->dirty && fabric->callbacks) {
       task->callback_due = false;
-      callbacks_deliver(fabric->callbacks, task->task);
+      fabric_callback_deliver(fabric, task->task);
     }
     fabric_task_maybe_free(fabric, task);
   }
@@ -821,8 +819,7 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
     task->task->state = TASK_CANCELED;
     task->task->finished_ms = clock_now_ms();
     task->finished = true;
-    if (task->task->callback && fabric->callbacks)
-      callbacks_deliver(fabric->callbacks, task->task);
+    fabric_callback_deliver(fabric, task->task);
     timer_wheel_stop(&fabric->wheel, &task->deadline);
     fabric_retries_drop(fabric, task);
     fabric_task_maybe_free(fabric, task);

@@ -4,17 +4,19 @@
  * alerts.window_s of a sent alert, repeats are only counted; when the window ends the count goes
  * out (with the last repeat's message) in one alert, so a flapping node pages once per window and
  * no repeat goes unreported. Best effort: a failed POST is
- * logged, not retried. Fabric loop only. */
+ * logged, not retried. One loop only: every call comes from env->loop's thread. */
 #ifndef CDR_ALERTS_H
 #define CDR_ALERTS_H
 
-struct fabric;
+#include "engine/notify/notify.h"
+
 struct alerts;
 
-/* Creates the alerter of fabric; with no alerts.url configured it only logs. 0 or CDR_ENOMEM. */
-int alerts_create(struct fabric *fabric, struct alerts **out);
+/* Creates the alerter on env; with no alerts.url configured it only logs. 0 or CDR_ENOMEM. */
+int alerts_create(const struct notify_env *env, struct alerts **out);
 
-/* Raises an alert of kind ("node_offline") about subject ("edge-7") with a message for people. */
+/* Raises an alert (alerts NULL: only logs it) of kind ("node_offline") about subject ("edge-7")
+ * with a message for people. */
 void alerts_raise(struct alerts *alerts, const char *kind, const char *subject,
                   const char *message);
 

@@ -1,13 +1,12 @@
-/* alerts.c — deduplicated, signed alert webhook POSTs on the fabric's loop. */
-#include "engine/alerts.h"
+/* alerts.c — deduplicated, signed alert webhook POSTs on one loop. */
+#include "engine/notify/alerts.h"
 
 #include "common/clock.h"
 #include "common/curl_uv.h"
 #include "common/error.h"
 #include "common/list.h"
 #include "common/log.h"
-#include "engine/callback.h"
-#include "engine/fabric_internal.h"
+#include "engine/notify/webhook.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -17,11 +16,12 @@
 enum {
   ALERT_KEYS_MAX = 1024,       /* distinct (kind, subject) pairs remembered */
   ALERT_FLUSH_CHECK_MS = 1000, /* how often windows with counted repeats are looked at */
+  ALERT_SUBJECT_MAX = 64,      /* a node id at most; longer subjects are cut */
 };
 
 struct alert_key {
   char kind[32];
-  char subject[NODE_ID_MAX + 1];
+  char subject[ALERT_SUBJECT_MAX + 1];
   int64_t sent_ms;     /* last alert sent for this key */
   uint64_t suppressed; /* repeats since then */
   char message[256];   /* the last repeat's, sent with the count when the window ends */
@@ -35,7 +35,7 @@ struct alert_post {
 };
 
 struct alerts {
-  struct fabric *fabric;
+  struct notify_env env;
   struct curl_uv *curl;
   struct alert_key *keys;
   size_t key_count;
@@ -80,7 +80,7 @@ static struct alert_key *alerts_key(struct alerts *alerts, const char *kind, con
  * count of repeats alone at the end of a window (summary true). */
 static void alerts_post(struct alerts *alerts, const char *kind, const char *subject,
                         const char *message, uint64_t repeats, bool summary) {
-  const struct engine_config *config = alerts->fabric->config;
+  const struct engine_config *config = alerts->env.config;
   char at[CLOCK_ISO8601_SIZE];
   int64_t now = clock_now_ms();
   clock_format_iso8601(now, at);
@@ -95,21 +95,16 @@ static void alerts_post(struct alerts *alerts, const char *kind, const char *sub
     free(post);
     return;
   }
-  char signature[128], header[160];
-  callbacks_sign(config->callback_secret, now / 1000, body, strlen(body), signature,
-                 sizeof(signature));
-  snprintf(header, sizeof(header), "X-Cdnrefresh-Signature: %s", signature);
   post->body = body;
-  post->headers = curl_slist_append(NULL, "Content-Type: application/json");
-  post->headers = curl_slist_append(post->headers, header);
-  curl_easy_setopt(post->easy, CURLOPT_URL, config->alert_url);
-  curl_easy_setopt(post->easy, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(post->easy, CURLOPT_HTTPHEADER, post->headers);
-  curl_easy_setopt(post->easy, CURLOPT_TIMEOUT_MS, config->callback_timeout_ms);
-  curl_easy_setopt(post->easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(post->easy, CURLOPT_PRIVATE, post);
+  struct webhook_post request = {.url = config->alert_url,
+                                 .body = body,
+                                 .body_len = strlen(body),
+                                 .secret = config->callback_secret,
+                                 .timeout_ms = config->callback_timeout_ms,
+                                 .owner = post};
   list_push_front(&alerts->posts, &post->link);
-  if (curl_uv_add(alerts->curl, post->easy) != 0)
+  if (webhook_prepare(post->easy, &post->headers, &request) != 0 ||
+      curl_uv_add(alerts->curl, post->easy) != 0)
     alerts_on_done(alerts, post->easy, CURLE_FAILED_INIT);
 }
 
@@ -117,7 +112,7 @@ static void alerts_post(struct alerts *alerts, const char *kind, const char *sub
  * the last repeat's message, so repeats are reported even when nothing follows them. */
 static void alerts_on_flush(struct wheel_timer *timer) {
   struct alerts *alerts = CONTAINER_OF(timer, struct alerts, flush);
-  int64_t now = clock_now_ms(), window_ms = alerts->fabric->config->alert_window_s * 1000;
+  int64_t now = clock_now_ms(), window_ms = alerts->env.config->alert_window_s * 1000;
   bool pending = false;
   for (size_t i = 0; i < alerts->key_count; i++) {
     struct alert_key *key = &alerts->keys[i];
@@ -132,23 +127,21 @@ static void alerts_on_flush(struct wheel_timer *timer) {
     key->suppressed = 0;
   }
   if (pending)
-    timer_wheel_start(&alerts->fabric->wheel, &alerts->flush, ALERT_FLUSH_CHECK_MS,
-                      alerts_on_flush);
+    timer_wheel_start(alerts->env.wheel, &alerts->flush, ALERT_FLUSH_CHECK_MS, alerts_on_flush);
 }
 
 void alerts_raise(struct alerts *alerts, const char *kind, const char *subject,
                   const char *message) {
   log_warn("alert", "%s %s: %s", kind, subject, message);
-  if (!alerts || !alerts->fabric->config->alert_url[0])
+  if (!alerts || !alerts->env.config->alert_url[0])
     return;
   struct alert_key *key = alerts_key(alerts, kind, subject);
   int64_t now = clock_now_ms();
-  if (key && key->sent_ms && now - key->sent_ms < alerts->fabric->config->alert_window_s * 1000) {
+  if (key && key->sent_ms && now - key->sent_ms < alerts->env.config->alert_window_s * 1000) {
     key->suppressed++;
     snprintf(key->message, sizeof(key->message), "%s", message);
     if (!timer_wheel_armed(&alerts->flush))
-      timer_wheel_start(&alerts->fabric->wheel, &alerts->flush, ALERT_FLUSH_CHECK_MS,
-                        alerts_on_flush);
+      timer_wheel_start(alerts->env.wheel, &alerts->flush, ALERT_FLUSH_CHECK_MS, alerts_on_flush);
     return;
   }
   alerts_post(alerts, kind, subject, message, key ? key->suppressed : 0, false);
@@ -158,22 +151,22 @@ void alerts_raise(struct alerts *alerts, const char *kind, const char *subject,
   }
 }
 
-int alerts_create(struct fabric *fabric, struct alerts **out) {
+int alerts_create(const struct notify_env *env, struct alerts **out) {
   struct alerts *alerts = calloc(1, sizeof(*alerts));
   struct alert_key *keys = calloc(ALERT_KEYS_MAX, sizeof(*keys));
-  if (!alerts || !keys || curl_uv_create(&fabric->loop, 2, alerts_on_done, alerts, &alerts->curl)) {
+  if (!alerts || !keys || curl_uv_create(env->loop, 2, alerts_on_done, alerts, &alerts->curl)) {
     free(alerts);
     free(keys);
     return CDR_ENOMEM;
   }
-  alerts->fabric = fabric;
+  alerts->env = *env;
   alerts->keys = keys;
   *out = alerts;
   return 0;
 }
 
 void alerts_destroy(struct alerts *alerts) {
-  timer_wheel_stop(&alerts->fabric->wheel, &alerts->flush);
+  timer_wheel_stop(alerts->env.wheel, &alerts->flush);
   while (alerts->posts.first) {
     struct alert_post *post = LIST_ENTRY(alerts->posts.first, struct alert_post, link);
     curl_uv_remove(alerts->curl, post->easy);
