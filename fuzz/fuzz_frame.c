@@ -16,8 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static ZSTD_DCtx *zstd;
   if (!zstd)
     zstd = ZSTD_createDCtx();
-  struct frame_buffer scratch;
-  frame_buffer_init(&scratch, MAX_PAYLOAD);
+  struct buf scratch;
+  buf_init(&scratch, MAX_PAYLOAD);
   struct arena arena;
   arena_init(&arena, 4 * MAX_PAYLOAD);
   size_t used = 0;
@@ -35,6 +35,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     arena_reset(&arena);
   }
   arena_release(&arena);
-  frame_buffer_free(&scratch);
+  buf_free(&scratch);
   return 0;
 }

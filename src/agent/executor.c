@@ -2,32 +2,35 @@
 #include "agent/executor.h"
 
 #include "agent/agent_stats.h"
+#include "common/buf.h"
 #include "common/curl_uv.h"
 #include "common/error.h"
+#include "common/fifo.h"
 #include "common/log.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+/* The most any of a slot's buffers holds: a work item's target and headers come in one frame,
+ * which the link caps far below this. */
+enum { EXEC_BUFFER_MAX = 256 * 1024 * 1024 };
+
 struct exec_slot {
   struct executor *executor;
   struct exec_item item;
   uint64_t tag;
   bool used;
-  struct exec_slot *next; /* free list, or waiting list */
-  char *target;           /* copy of the item's target */
-  size_t target_cap;
-  char *url; /* request URL, filled by the driver */
-  size_t url_cap;
+  struct exec_slot *next_free;   /* on the free stack */
+  struct fifo_node waiting_link; /* on the waiting queue */
+  struct buf target;             /* copy of the item's target */
+  struct buf url;                /* request URL, filled by the driver */
   char host[320];
   char host_line[340];  /* "Host: " host */
   char connect_to[600]; /* the driver's CONNECT_TO entry, and the list node curl reads it from */
   struct curl_slist connect_to_node;
-  char *extra_header; /* the driver's one extra header line */
-  size_t extra_header_cap;
-  char *header_lines; /* "Name: value" lines of the item's headers, NUL-separated */
-  size_t header_lines_cap;
+  struct buf extra_header; /* the driver's one extra header line */
+  struct buf header_lines; /* "Name: value" lines of the item's headers, NUL-separated */
   CURL *easy;
   bool head;                       /* the easy handle is set for HEAD (no body to wait for) */
   struct curl_slist *header_nodes; /* the request's header list, linked through the slot's own
@@ -44,7 +47,7 @@ struct executor {
   struct exec_slot *slots;
   size_t slot_count;
   struct exec_slot *free_slots;
-  struct exec_slot *waiting_head, *waiting_tail;
+  struct fifo waiting; /* submitted, not started: beyond the concurrency */
   size_t busy;
   size_t running;   /* requests in curl */
   size_t offloaded; /* items on the thread pool */
@@ -55,24 +58,9 @@ struct executor {
   void (*closed)(void *context);
 };
 
-/* Grows buffer to at least need bytes; false when out of memory. */
-static bool exec_reserve(char **buffer, size_t *cap, size_t need) {
-  if (need <= *cap)
-    return true;
-  size_t grown = *cap ? *cap : 256;
-  while (grown < need)
-    grown *= 2;
-  char *more = realloc(*buffer, grown);
-  if (!more)
-    return false;
-  *buffer = more;
-  *cap = grown;
-  return true;
-}
-
 static void exec_slot_release(struct executor *executor, struct exec_slot *slot) {
   slot->used = false;
-  slot->next = executor->free_slots;
+  slot->next_free = executor->free_slots;
   executor->free_slots = slot;
   executor->busy--;
   atomic_store(&agent_stats.items_in_progress, executor->busy);
@@ -186,12 +174,12 @@ static bool exec_header_list(struct exec_slot *slot, const struct exec_request *
     snprintf(slot->host_line, sizeof(slot->host_line), "Host: %s", slot->host);
     nodes[n++].data = slot->host_line;
   }
-  if (slot->extra_header[0])
-    nodes[n++].data = slot->extra_header;
+  if (buf_text(&slot->extra_header)[0])
+    nodes[n++].data = buf_text(&slot->extra_header);
   if (request->fixed_header)
     nodes[n++].data = (char *)(uintptr_t)request->fixed_header; /* libcurl only reads it */
   if (request->send_item_headers) {
-    char *line = slot->header_lines;
+    char *line = buf_text(&slot->header_lines);
     for (size_t i = 0; i < slot->item.header_count; i++) {
       nodes[n++].data = line;
       line += strlen(line) + 1;
@@ -214,7 +202,7 @@ static void exec_request_start(struct executor *executor, struct exec_slot *slot
   }
   /* Only what changes per item; the rest was set once (exec_slot_setup). */
   CURL *easy = slot->easy;
-  curl_easy_setopt(easy, CURLOPT_URL, slot->url);
+  curl_easy_setopt(easy, CURLOPT_URL, buf_text(&slot->url));
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   bool head = strcmp(request->method, "HEAD") == 0;
   if (head != slot->head) /* a HEAD answer has no body to wait for; set only on a change */
@@ -239,19 +227,18 @@ static bool exec_request_init(struct exec_slot *slot, struct exec_request *reque
   size_t url_need = strlen(slot->item.target) + 512;
   /* A regex armored for a header can grow fourfold (bytes become \xHH). */
   size_t header_need = 4 * strlen(slot->item.target) + 128;
-  if (!exec_reserve(&slot->url, &slot->url_cap, url_need) ||
-      !exec_reserve(&slot->extra_header, &slot->extra_header_cap, header_need))
+  if (buf_reserve(&slot->url, url_need) != 0 || buf_reserve(&slot->extra_header, header_need) != 0)
     return false;
   slot->host[0] = '\0';
-  slot->extra_header[0] = '\0';
+  buf_text(&slot->extra_header)[0] = '\0';
   slot->connect_to[0] = '\0';
-  *request = (struct exec_request){.url = slot->url,
-                                   .url_size = slot->url_cap,
+  *request = (struct exec_request){.url = buf_text(&slot->url),
+                                   .url_size = slot->url.cap,
                                    .host = slot->host,
                                    .host_size = sizeof(slot->host),
                                    .method = "GET",
-                                   .header = slot->extra_header,
-                                   .header_size = slot->extra_header_cap,
+                                   .header = buf_text(&slot->extra_header),
+                                   .header_size = slot->extra_header.cap,
                                    .connect_to = slot->connect_to,
                                    .connect_to_size = sizeof(slot->connect_to)};
   return true;
@@ -290,12 +277,10 @@ static void exec_continue(struct executor *executor, struct exec_slot *slot) {
 }
 
 static void exec_start_waiting(struct executor *executor) {
-  while (!executor->destroying && executor->waiting_head &&
+  while (!executor->destroying && !fifo_empty(&executor->waiting) &&
          executor->running + executor->offloaded < executor->concurrency) {
-    struct exec_slot *slot = executor->waiting_head;
-    executor->waiting_head = slot->next;
-    if (!executor->waiting_head)
-      executor->waiting_tail = NULL;
+    struct exec_slot *slot =
+        FIFO_ENTRY(fifo_pop(&executor->waiting), struct exec_slot, waiting_link);
     exec_slot_run(executor, slot);
   }
 }
@@ -322,6 +307,10 @@ static void exec_on_transfer_done(void *context, CURL *easy, CURLcode error) {
  * cache is local: no proxy, whatever http_proxy says (libcurl would otherwise also read the proxy
  * environment variables on every request). */
 static void exec_slot_setup(struct exec_slot *slot, long timeout_ms) {
+  buf_init(&slot->target, EXEC_BUFFER_MAX);
+  buf_init(&slot->url, EXEC_BUFFER_MAX);
+  buf_init(&slot->extra_header, EXEC_BUFFER_MAX);
+  buf_init(&slot->header_lines, EXEC_BUFFER_MAX);
   CURL *easy = slot->easy;
   curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, slot);
@@ -364,7 +353,7 @@ int executor_create(uv_loop_t *loop, struct driver *driver, size_t window, size_
     if (!slots[i].easy)
       return CDR_ENOMEM;
     exec_slot_setup(&slots[i], timeout_ms);
-    slots[i].next = executor->free_slots;
+    slots[i].next_free = executor->free_slots;
     executor->free_slots = &slots[i];
   }
   *out = executor;
@@ -378,49 +367,49 @@ int executor_submit(struct executor *executor, const Cdr__WorkItem *item, uint64
   size_t header_bytes = 0;
   for (size_t i = 0; i < item->n_headers; i++)
     header_bytes += strlen(item->headers[i]->name) + strlen(item->headers[i]->value) + 3;
-  if (!exec_reserve(&slot->target, &slot->target_cap, strlen(item->target) + 1) ||
-      !exec_reserve(&slot->header_lines, &slot->header_lines_cap, header_bytes + 1))
+  if (buf_reserve(&slot->target, strlen(item->target) + 1) != 0 ||
+      buf_reserve(&slot->header_lines, header_bytes + 1) != 0)
     return CDR_ENOMEM;
-  executor->free_slots = slot->next;
+  executor->free_slots = slot->next_free;
   executor->busy++;
   atomic_store(&agent_stats.items_in_progress, executor->busy);
   slot->used = true;
   slot->tag = tag;
-  strcpy(slot->target, item->target);
-  char *line = slot->header_lines;
+  strcpy(buf_text(&slot->target), item->target);
+  char *line = buf_text(&slot->header_lines);
   for (size_t i = 0; i < item->n_headers; i++)
     line += sprintf(line, "%s: %s", item->headers[i]->name, item->headers[i]->value) + 1;
   slot->item = (struct exec_item){.item_id = item->item_id,
                                   .operation = item->operation,
                                   .invalidate = item->invalidate,
                                   .verify = !item->skip_verify,
-                                  .target = slot->target,
+                                  .target = buf_text(&slot->target),
                                   .header_count = item->n_headers};
-  slot->next = NULL;
-  if (executor->waiting_tail)
-    executor->waiting_tail->next = slot;
-  else
-    executor->waiting_head = slot;
-  executor->waiting_tail = slot;
+  fifo_push(&executor->waiting, &slot->waiting_link);
   exec_start_waiting(executor);
   return 0;
 }
 
 size_t executor_busy(const struct executor *executor) { return executor->busy; }
 
+struct exec_drop {
+  struct executor *executor;
+  uint64_t keep;
+};
+
+/* fifo_filter's test: keeps the slots of the kept tag, releases the others. */
+static bool exec_keep_waiting(struct fifo_node *node, void *context) {
+  struct exec_drop *drop = context;
+  struct exec_slot *slot = FIFO_ENTRY(node, struct exec_slot, waiting_link);
+  if (slot->tag == drop->keep)
+    return true;
+  exec_slot_release(drop->executor, slot);
+  return false;
+}
+
 void executor_drop_waiting(struct executor *executor, uint64_t keep) {
-  struct exec_slot **at = &executor->waiting_head;
-  executor->waiting_tail = NULL;
-  while (*at) {
-    struct exec_slot *slot = *at;
-    if (slot->tag != keep) {
-      *at = slot->next;
-      exec_slot_release(executor, slot);
-      continue;
-    }
-    executor->waiting_tail = slot;
-    at = &slot->next;
-  }
+  struct exec_drop drop = {executor, keep};
+  fifo_filter(&executor->waiting, exec_keep_waiting, &drop);
 }
 
 /* Frees the slots once curl's handles are closed. */
@@ -430,10 +419,10 @@ static void exec_curl_closed(void *context) {
     struct exec_slot *slot = &executor->slots[i];
     curl_easy_cleanup(slot->easy);
     free(slot->header_nodes);
-    free(slot->target);
-    free(slot->url);
-    free(slot->extra_header);
-    free(slot->header_lines);
+    buf_free(&slot->target);
+    buf_free(&slot->url);
+    buf_free(&slot->extra_header);
+    buf_free(&slot->header_lines);
   }
   void (*closed)(void *) = executor->closed;
   void *closed_context = executor->context;

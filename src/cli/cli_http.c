@@ -2,6 +2,8 @@
  * kept for the whole run, so a series of requests (waiting, replaying) reuses its connection. */
 #include "cli/cli.h"
 
+#include "common/buf.h"
+#include "common/error.h"
 #include "common/request_signature.h"
 
 #include <curl/curl.h>
@@ -57,27 +59,18 @@ void cli_http_cleanup(void) {
   cli_curl = NULL;
 }
 
-struct cli_buffer {
-  char *data;
-  size_t len;
+/* The engine's answer as it arrives. */
+struct cli_answer {
+  struct buf bytes; /* at most CLI_RESPONSE_MAX, and a NUL */
   bool too_big;
 };
 
 static size_t cli_http_on_data(char *data, size_t size, size_t count, void *user) {
-  struct cli_buffer *buffer = user;
+  struct cli_answer *answer = user;
   size_t n = size * count;
-  if (buffer->len + n > CLI_RESPONSE_MAX) {
-    buffer->too_big = true;
-    return 0;
-  }
-  char *grown = realloc(buffer->data, buffer->len + n + 1);
-  if (!grown)
-    return 0;
-  memcpy(grown + buffer->len, data, n);
-  buffer->data = grown;
-  buffer->len += n;
-  buffer->data[buffer->len] = '\0';
-  return n;
+  int rc = buf_append(&answer->bytes, data, n);
+  answer->too_big = rc == CDR_EBUFFER_FULL;
+  return rc ? 0 : n;
 }
 
 int cli_http_request(const char *engine, const char *method, const char *path, const char *body,
@@ -95,7 +88,8 @@ int cli_http_request(const char *engine, const char *method, const char *path, c
     return CLI_EXIT_ENGINE;
   }
   CURL *curl = cli_curl;
-  struct cli_buffer buffer = {0};
+  struct cli_answer answer = {.too_big = false};
+  buf_init(&answer.bytes, CLI_RESPONSE_MAX + 1);
   struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
   if (cli_signer && cli_signer->key)
     headers = cli_http_sign(headers, engine, base_len, method, path, body);
@@ -104,7 +98,7 @@ int cli_http_request(const char *engine, const char *method, const char *path, c
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, cli_http_on_data);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &buffer);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
@@ -116,15 +110,16 @@ int cli_http_request(const char *engine, const char *method, const char *path, c
   int result = CLI_EXIT_OK;
   if (rc != CURLE_OK) {
     fprintf(stderr, "cdnrefresh: cannot reach the engine at %s: %s\n", url,
-            buffer.too_big  ? "the answer is too large"
+            answer.too_big  ? "the answer is too large"
             : curl_error[0] ? curl_error
                             : curl_easy_strerror(rc));
     result = CLI_EXIT_ENGINE;
   } else {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
-    out->body = buffer.data ? json_loadb(buffer.data, buffer.len, 0, NULL) : NULL;
+    out->body =
+        answer.bytes.data ? json_loadb(buf_text(&answer.bytes), answer.bytes.len, 0, NULL) : NULL;
   }
-  free(buffer.data);
+  buf_free(&answer.bytes);
   curl_slist_free_all(headers);
   return result;
 }

@@ -58,7 +58,8 @@
   XX(FRAME_VERSION, 500, "frame_version", "a frame has an unsupported protocol version")           \
   XX(FRAME_TYPE, 500, "frame_type", "a frame has an unknown type")                                 \
   XX(FRAME_FLAGS, 500, "frame_flags", "a frame has unknown flag bits")                             \
-  XX(FRAME_BODY, 500, "frame_body", "a frame body does not decode")
+  XX(FRAME_BODY, 500, "frame_body", "a frame body does not decode")                                \
+  XX(BUFFER_FULL, 500, "buffer_full", "a buffer reached the maximum it was created with")
 
 enum cdr_error {
   CDR_OK = 0,

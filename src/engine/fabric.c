@@ -206,10 +206,8 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
       continue;
     *(node->link ? &online : &offline) += 1;
     in_flight += node->in_flight;
-    for (const struct fabric_task_node *tn = node->fast.head; tn; tn = tn->queue_next)
-      fast += (long long)(tn->task->task->target_count - tn->next);
-    for (const struct fabric_task_node *tn = node->slow.head; tn; tn = tn->queue_next)
-      slow += (long long)(tn->task->task->target_count - tn->next);
+    fast += (long long)fabric_queue_items(&node->fast);
+    slow += (long long)fabric_queue_items(&node->slow);
     json_array_append_new(top, json_pack("{s:s,s:I}", "node", node->id, "depth",
                                          (json_int_t)fabric_node_queue_depth(node)));
   }
@@ -277,14 +275,14 @@ static void fabric_on_posted(struct store_job *job) {
   }
   }
   job->done = job->on_reply;
-  store_inbox_post(job->reply_to, job);
+  store_job_reply(job);
 }
 
 void fabric_post(struct fabric *fabric, struct store_job *job) {
   job->kind = STORE_JOB_FABRIC;
   job->context = fabric;
   job->done = fabric_on_posted;
-  store_inbox_post(&fabric->inbox, job);
+  mailbox_post(&fabric->inbox, &job->link);
 }
 
 /* Alerts when a node's queue has stayed deeper than alerts.backlog_items for alerts.backlog_s. */
@@ -465,7 +463,7 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
   }
   uv_loop_init(&fabric->loop);
   timer_wheel_init(&fabric->wheel, FABRIC_TICK_MS, uv_now(&fabric->loop));
-  store_inbox_init(&fabric->inbox, &fabric->loop);
+  mailbox_init(&fabric->inbox, &fabric->loop, store_job_deliver, NULL);
   uv_async_init(&fabric->loop, &fabric->stop, fabric_on_stop);
   fabric->stop.data = fabric;
   uv_timer_init(&fabric->loop, &fabric->tick);
@@ -532,11 +530,10 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   for (struct list_node *at = fabric->tasks.first; at; at = at->next)
     fabric_items_fail(fabric, LIST_ENTRY(at, struct fabric_task, link), node, "node_removed");
   node->redeliver_count = 0;
-  struct fabric_queue *queues[] = {&node->fast, &node->slow};
+  struct fifo *queues[] = {&node->fast, &node->slow};
   for (size_t q = 0; q < 2; q++) {
-    for (struct fabric_task_node *tn = queues[q]->head; tn; tn = tn->queue_next)
-      tn->queued = false;
-    queues[q]->head = queues[q]->tail = NULL;
+    for (struct fifo_node *at; (at = fifo_pop(queues[q]));)
+      FIFO_ENTRY(at, struct fabric_task_node, queue_link)->queued = false;
   }
   struct store_job *job = calloc(1, sizeof(*job));
   if (job) {

@@ -5,6 +5,7 @@
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
 
+#include "common/fifo.h"
 #include "common/list.h"
 #include "common/timer_wheel.h"
 #include "engine/agent_auth.h"
@@ -31,7 +32,7 @@ struct fabric_task_node {
   bool queued;       /* in its node's queue */
   bool dirty;        /* results not saved yet */
   uint8_t *attempts; /* failed attempts per target, allocated at the first retry (malloc'd) */
-  struct fabric_task_node *queue_next;
+  struct fifo_node queue_link; /* in its node's queue while queued */
 };
 
 struct fabric_failure {
@@ -91,10 +92,6 @@ struct fabric_slot {
   uint32_t follower_count, follower_cap;
 };
 
-struct fabric_queue {
-  struct fabric_task_node *head, *tail;
-};
-
 struct fabric_link;
 
 struct fabric_node {
@@ -112,8 +109,8 @@ struct fabric_node {
   struct fabric_link *link;              /* NULL while offline */
   bool removed;                          /* removed by an operator: hidden, planned onto nothing */
   int64_t backlog_since_ms;          /* when its queue went over alerts.backlog_items, 0 if not */
-  struct fabric_queue fast;          /* purges */
-  struct fabric_queue slow;          /* preloads: never ahead of a purge */
+  struct fifo fast;                  /* purges (fabric_task_node.queue_link) */
+  struct fifo slow;                  /* preloads: never ahead of a purge */
   struct fabric_item_ref *redeliver; /* items in flight when the link died, sent first */
   size_t redeliver_count, redeliver_cap;
   uint32_t window;           /* items its agent takes in flight */
@@ -146,7 +143,7 @@ struct fabric {
   uv_loop_t loop;
   pthread_t thread;
   uv_tcp_t listener;
-  struct store_inbox inbox; /* posted requests and store answers */
+  struct mailbox inbox; /* posted requests and store answers (store jobs) */
   uv_async_t stop;
   uv_timer_t stop_check; /* during stop: waits for links and store writes */
   uint64_t stop_until;   /* loop ms: stop waiting after this */
@@ -233,5 +230,7 @@ void fabric_deadline_arm(struct fabric *fabric, struct fabric_task *task);
 void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
                        const struct fabric_node *only, const char *reason);
 size_t fabric_node_queue_depth(const struct fabric_node *node);
+/* Items a node's queue (fast or slow) has still to send. */
+size_t fabric_queue_items(const struct fifo *queue);
 
 #endif

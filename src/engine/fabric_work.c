@@ -34,20 +34,10 @@ void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
     free(task->nodes[i].attempts);
   for (size_t i = 0; i < task->node_count; i++) {
     struct fabric_task_node *task_node = &task->nodes[i];
-    struct fabric_queue *queue =
+    struct fifo *queue =
         task->task->type == TASK_PURGE ? &task_node->node->fast : &task_node->node->slow;
-    if (!task_node->queued)
-      continue;
-    struct fabric_task_node **at = &queue->head, *previous = NULL;
-    while (*at && *at != task_node) {
-      previous = *at;
-      at = &(*at)->queue_next;
-    }
-    if (*at) {
-      *at = task_node->queue_next;
-      if (queue->tail == task_node)
-        queue->tail = previous;
-    }
+    if (task_node->queued)
+      fifo_remove(queue, &task_node->queue_link);
   }
   for (size_t i = 0; i < task->node_count; i++) {
     struct fabric_node *node = task->nodes[i].node;
@@ -147,13 +137,8 @@ static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
   return 0;
 }
 
-static void fabric_queue_push(struct fabric_queue *queue, struct fabric_task_node *task_node) {
-  task_node->queue_next = NULL;
-  if (queue->tail)
-    queue->tail->queue_next = task_node;
-  else
-    queue->head = task_node;
-  queue->tail = task_node;
+static void fabric_queue_push(struct fifo *queue, struct fabric_task_node *task_node) {
+  fifo_push(queue, &task_node->queue_link);
   task_node->queued = true;
 }
 
@@ -442,14 +427,17 @@ void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
   }
 }
 
-size_t fabric_node_queue_depth(const struct fabric_node *node) {
-  size_t depth = node->redeliver_count;
-  const struct fabric_queue *queues[] = {&node->fast, &node->slow};
-  for (size_t q = 0; q < 2; q++) {
-    for (const struct fabric_task_node *tn = queues[q]->head; tn; tn = tn->queue_next)
-      depth += tn->task->task->target_count - tn->next;
+size_t fabric_queue_items(const struct fifo *queue) {
+  size_t items = 0;
+  for (struct fifo_node *at = queue->head; at; at = at->next) {
+    const struct fabric_task_node *tn = FIFO_ENTRY(at, struct fabric_task_node, queue_link);
+    items += tn->task->task->target_count - tn->next;
   }
-  return depth;
+  return items;
+}
+
+size_t fabric_node_queue_depth(const struct fabric_node *node) {
+  return node->redeliver_count + fabric_queue_items(&node->fast) + fabric_queue_items(&node->slow);
 }
 
 static bool fabric_task_active(const struct fabric_task *task) {
@@ -494,10 +482,11 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, siz
 }
 
 /* Fills up to room items from a queue; pops cursors that are exhausted or whose task ended. */
-static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
-                                struct fabric_queue *queue, size_t n, size_t room, int64_t now_ms) {
-  while (n < room && queue->head) {
-    struct fabric_task_node *task_node = queue->head;
+static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node, struct fifo *queue,
+                                size_t n, size_t room, int64_t now_ms) {
+  while (n < room && !fifo_empty(queue)) {
+    struct fabric_task_node *task_node =
+        FIFO_ENTRY(queue->head, struct fabric_task_node, queue_link);
     size_t count = task_node->task->task->target_count;
     if (fabric_task_active(task_node->task)) {
       while (n < room && task_node->next < count) {
@@ -509,9 +498,7 @@ static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
     }
     if (task_node->next < count && fabric_task_active(task_node->task))
       break;
-    queue->head = task_node->queue_next;
-    if (!queue->head)
-      queue->tail = NULL;
+    fifo_pop(queue);
     task_node->queued = false;
   }
   return n;
@@ -528,7 +515,7 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
   }
   int64_t now_ms = clock_now_ms(); /* one reading for the whole dispatch */
   while (node->in_flight < node->window &&
-         (node->redeliver_count || node->fast.head || node->slow.head)) {
+         (node->redeliver_count || !fifo_empty(&node->fast) || !fifo_empty(&node->slow))) {
     size_t room = node->window - node->in_flight;
     if (room > FABRIC_WORK_BATCH)
       room = FABRIC_WORK_BATCH;

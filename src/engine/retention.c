@@ -53,7 +53,7 @@ static void retention_on_timer(uv_timer_t *timer) {
   store_worker_submit(retention->writer, job);
 }
 
-void retention_start(struct retention *retention, uv_loop_t *loop, struct store_inbox *inbox,
+void retention_start(struct retention *retention, uv_loop_t *loop, struct mailbox *inbox,
                      struct store_worker *writer, _Atomic size_t *jobs_in_flight,
                      int64_t retention_days) {
   *retention = (struct retention){.writer = writer,

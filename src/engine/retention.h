@@ -17,7 +17,7 @@
 struct retention {
   uv_timer_t timer;
   struct store_worker *writer;
-  struct store_inbox *inbox;      /* where the loop's store jobs come back */
+  struct mailbox *inbox;          /* where the loop's store jobs come back */
   _Atomic size_t *jobs_in_flight; /* the loop's count, which its shutdown waits on */
   int64_t keep_ms;                /* tasks.retention_days in ms */
   int64_t round_pruned;           /* tasks deleted in the round under way */
@@ -25,7 +25,7 @@ struct retention {
 };
 
 /* Starts the rounds on loop when retention_days > 0 (0 keeps every task). */
-void retention_start(struct retention *retention, uv_loop_t *loop, struct store_inbox *inbox,
+void retention_start(struct retention *retention, uv_loop_t *loop, struct mailbox *inbox,
                      struct store_worker *writer, _Atomic size_t *jobs_in_flight,
                      int64_t retention_days);
 

@@ -32,7 +32,7 @@ struct server_loop *server_loop_of(h2o_context_t *ctx) {
   return CONTAINER_OF(ctx, struct server_loop, h2o);
 }
 
-struct server_loop *server_loop_of_inbox(struct store_inbox *inbox) {
+struct server_loop *server_loop_of_inbox(struct mailbox *inbox) {
   return CONTAINER_OF(inbox, struct server_loop, inbox);
 }
 
@@ -196,7 +196,7 @@ static int server_loop_init(struct server *server, struct server_loop *loop) {
   uv_timer_init(&loop->loop, &loop->tenants_poll);
   const struct engine_config *config = server->config;
   if ((rc = uv_async_init(&loop->loop, &loop->stop, server_on_stop)) ||
-      (rc = store_inbox_init(&loop->inbox, &loop->loop)))
+      (rc = mailbox_init(&loop->inbox, &loop->loop, store_job_deliver, NULL)))
     return rc;
   if ((rc = server_loop_listen(loop, &loop->listener, &config->api_address))) {
     log_error("api.listen", "cannot listen on %s: %s", config->api_listen, strerror(-rc));

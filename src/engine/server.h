@@ -30,7 +30,7 @@ struct server_loop {
   uv_tcp_t listener;
   h2o_accept_ctx_t admin_accept; /* the operators' listener, when engine.admin_listen is set */
   uv_tcp_t admin_listener;
-  struct store_inbox inbox;
+  struct mailbox inbox;
   struct tenant_table *tenants; /* this loop's view of the tenants (holds one reference) */
   uv_timer_t tenants_poll;      /* asks the store whether the tenants changed */
   bool tenants_loading;         /* a tenants job is out */
@@ -69,6 +69,6 @@ int server_run(const struct engine_config *config);
 struct server_loop *server_loop_of(h2o_context_t *ctx);
 
 /* The loop whose inbox is inbox (for store jobs coming back, which only know their inbox). */
-struct server_loop *server_loop_of_inbox(struct store_inbox *inbox);
+struct server_loop *server_loop_of_inbox(struct mailbox *inbox);
 
 #endif

@@ -56,44 +56,44 @@ static long long stats_gauge(const json_t *fabric, const char *key) {
 }
 
 char *stats_prometheus(const json_t *fabric, const int64_t counts[6]) {
-  struct prom_text out = {0};
+  struct buf out;
+  buf_init(&out, PROM_TEXT_MAX);
   struct engine_stats *s = &engine_stats;
   prom_metric(&out, "tasks_accepted_total", "counter", "Tasks answered 202 since start.");
-  prom_printf(&out, "cdnrefresh_tasks_accepted_total %llu\n",
-              (unsigned long long)atomic_load(&s->tasks_accepted.total));
+  buf_printf(&out, "cdnrefresh_tasks_accepted_total %llu\n",
+             (unsigned long long)atomic_load(&s->tasks_accepted.total));
   prom_metric(&out, "items_total", "counter", "(item, node) results recorded since start.");
-  prom_printf(&out, "cdnrefresh_items_total{result=\"succeeded\"} %llu\n",
-              (unsigned long long)atomic_load(&s->items_succeeded.total));
-  prom_printf(&out, "cdnrefresh_items_total{result=\"failed\"} %llu\n",
-              (unsigned long long)atomic_load(&s->items_failed.total));
+  buf_printf(&out, "cdnrefresh_items_total{result=\"succeeded\"} %llu\n",
+             (unsigned long long)atomic_load(&s->items_succeeded.total));
+  buf_printf(&out, "cdnrefresh_items_total{result=\"failed\"} %llu\n",
+             (unsigned long long)atomic_load(&s->items_failed.total));
   prom_metric(&out, "api_responses_total", "counter", "API responses by status class.");
   static const char *const classes[] = {"2xx", "4xx", "5xx"};
   for (int c = 0; c < STATS_CLASSES; c++)
-    prom_printf(&out, "cdnrefresh_api_responses_total{class=\"%s\"} %llu\n", classes[c],
-                (unsigned long long)atomic_load(&s->api[c].total));
+    buf_printf(&out, "cdnrefresh_api_responses_total{class=\"%s\"} %llu\n", classes[c],
+               (unsigned long long)atomic_load(&s->api[c].total));
   prom_metric(&out, "tasks", "gauge", "Tasks in the store by state.");
   for (int state = TASK_QUEUED; state <= TASK_CANCELED; state++)
-    prom_printf(&out, "cdnrefresh_tasks{state=\"%s\"} %lld\n",
-                task_state_name((enum task_state)state), (long long)counts[state]);
+    buf_printf(&out, "cdnrefresh_tasks{state=\"%s\"} %lld\n",
+               task_state_name((enum task_state)state), (long long)counts[state]);
   prom_metric(&out, "nodes", "gauge", "Registered edge nodes by link state.");
-  prom_printf(&out,
-              "cdnrefresh_nodes{state=\"online\"} %lld\ncdnrefresh_nodes{state=\"offline\"} %lld\n",
-              stats_gauge(fabric, "nodes_online"), stats_gauge(fabric, "nodes_offline"));
+  buf_printf(&out,
+             "cdnrefresh_nodes{state=\"online\"} %lld\ncdnrefresh_nodes{state=\"offline\"} %lld\n",
+             stats_gauge(fabric, "nodes_online"), stats_gauge(fabric, "nodes_offline"));
   prom_metric(&out, "queue_items", "gauge", "Work items waiting in node queues, by lane.");
-  prom_printf(
+  buf_printf(
       &out,
       "cdnrefresh_queue_items{lane=\"fast\"} %lld\ncdnrefresh_queue_items{lane=\"slow\"} %lld\n",
       stats_gauge(fabric, "queue_fast"), stats_gauge(fabric, "queue_slow"));
   prom_metric(&out, "in_flight_items", "gauge", "Work items sent to agents and not answered.");
-  prom_printf(&out, "cdnrefresh_in_flight_items %lld\n", stats_gauge(fabric, "in_flight"));
+  buf_printf(&out, "cdnrefresh_in_flight_items %lld\n", stats_gauge(fabric, "in_flight"));
   prom_metric(&out, "callbacks_pending", "gauge", "Task callbacks not yet delivered.");
-  prom_printf(&out, "cdnrefresh_callbacks_pending %lld\n",
-              stats_gauge(fabric, "callbacks_pending"));
+  buf_printf(&out, "cdnrefresh_callbacks_pending %lld\n", stats_gauge(fabric, "callbacks_pending"));
   prom_histogram(&out, "api_request_duration_seconds", "API request to response time.",
                  &s->api_latency);
   prom_histogram(&out, "task_duration_seconds", "Task acceptance to its last (item, node) result.",
                  &s->task_latency);
   prom_histogram(&out, "store_commit_duration_seconds", "One store transaction (group commit).",
                  &s->commit_latency);
-  return out.data;
+  return buf_text(&out);
 }

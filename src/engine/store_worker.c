@@ -20,53 +20,19 @@ struct store_worker {
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t wake;
-  struct store_job_queue queued; /* guarded by lock */
-  _Atomic size_t queued_count;   /* jobs in queued, for GET /debug/vars */
+  struct fifo queued;          /* of store_job.link, guarded by lock */
+  _Atomic size_t queued_count; /* jobs in queued, for GET /debug/vars */
   bool stopping;
   struct task_id_generator ids; /* writer only */
 };
 
-static void store_job_queue_push(struct store_job_queue *queue, struct store_job *job) {
-  job->next = NULL;
-  if (queue->tail)
-    queue->tail->next = job;
-  else
-    queue->head = job;
-  queue->tail = job;
+void store_job_deliver(struct fifo_node *message, void *context) {
+  (void)context;
+  struct store_job *job = FIFO_ENTRY(message, struct store_job, link);
+  job->done(job);
 }
 
-static void store_inbox_on_wake(uv_async_t *async) {
-  struct store_inbox *inbox = async->data;
-  pthread_mutex_lock(&inbox->lock);
-  struct store_job *job = inbox->done.head;
-  inbox->done.head = inbox->done.tail = NULL;
-  pthread_mutex_unlock(&inbox->lock);
-  while (job) {
-    struct store_job *next = job->next;
-    job->next = NULL;
-    job->done(job);
-    job = next;
-  }
-}
-
-int store_inbox_init(struct store_inbox *inbox, uv_loop_t *loop) {
-  inbox->done.head = inbox->done.tail = NULL;
-  pthread_mutex_init(&inbox->lock, NULL);
-  inbox->async.data = inbox;
-  return uv_async_init(loop, &inbox->async, store_inbox_on_wake);
-}
-
-void store_inbox_close(struct store_inbox *inbox) {
-  assert(inbox->done.head == NULL);
-  uv_close((uv_handle_t *)&inbox->async, NULL);
-}
-
-void store_inbox_post(struct store_inbox *inbox, struct store_job *job) {
-  pthread_mutex_lock(&inbox->lock);
-  store_job_queue_push(&inbox->done, job);
-  pthread_mutex_unlock(&inbox->lock);
-  uv_async_send(&inbox->async);
-}
+void store_job_reply(struct store_job *job) { mailbox_post(job->reply_to, &job->link); }
 
 /* One tenant's quota use on one day within a writer transaction: read once, charged in memory
  * task by task, written once before the commit, so a batch costs one upsert per tenant rather
@@ -230,10 +196,11 @@ static bool store_job_result_is_answer(int rc) {
 }
 
 /* Runs a batch of writer jobs in one transaction; on any storage failure all of them fail. */
-static void store_worker_run_transaction(struct store_worker *worker, struct store_job *batch) {
+static void store_worker_run_transaction(struct store_worker *worker, const struct fifo *batch) {
   struct quota_ledger ledger = {.count = 0};
   int rc = store_begin(worker->store);
-  for (struct store_job *job = batch; !rc && job; job = job->next) {
+  for (struct fifo_node *at = batch->head; !rc && at; at = at->next) {
+    struct store_job *job = FIFO_ENTRY(at, struct store_job, link);
     job->result = store_job_run(worker, &ledger, job);
     if (!store_job_result_is_answer(job->result))
       rc = job->result;
@@ -251,8 +218,9 @@ static void store_worker_run_transaction(struct store_worker *worker, struct sto
   }
   if (rc) {
     store_rollback(worker->store);
-    for (struct store_job *job = batch; job; job = job->next)
-      job->result = rc == CDR_ENOMEM ? rc : CDR_ESTORE_UNAVAILABLE;
+    for (struct fifo_node *at = batch->head; at; at = at->next)
+      FIFO_ENTRY(at, struct store_job, link)->result =
+          rc == CDR_ENOMEM ? rc : CDR_ESTORE_UNAVAILABLE;
   }
 }
 
@@ -260,39 +228,33 @@ static void *store_worker_main(void *arg) {
   struct store_worker *worker = arg;
   for (;;) {
     pthread_mutex_lock(&worker->lock);
-    while (!worker->queued.head && !worker->stopping)
+    while (fifo_empty(&worker->queued) && !worker->stopping)
       pthread_cond_wait(&worker->wake, &worker->lock);
-    if (!worker->queued.head) {
+    if (fifo_empty(&worker->queued)) {
       pthread_mutex_unlock(&worker->lock);
       return NULL;
     }
     /* Take up to max_batch jobs off the queue as one batch. */
-    struct store_job *batch = worker->queued.head, *last = batch;
-    size_t taken = 1;
-    while (last->next && taken < worker->max_batch) {
-      last = last->next;
+    struct fifo batch = {0};
+    size_t taken = 0;
+    while (taken < worker->max_batch && !fifo_empty(&worker->queued)) {
+      fifo_push(&batch, fifo_pop(&worker->queued));
       taken++;
     }
-    worker->queued.head = last->next;
-    if (!worker->queued.head)
-      worker->queued.tail = NULL;
-    last->next = NULL;
     worker->queued_count -= taken;
     pthread_mutex_unlock(&worker->lock);
 
     if (worker->writer) {
-      store_worker_run_transaction(worker, batch);
+      store_worker_run_transaction(worker, &batch);
     } else {
-      for (struct store_job *job = batch; job; job = job->next) {
+      for (struct fifo_node *at = batch.head; at; at = at->next) {
+        struct store_job *job = FIFO_ENTRY(at, struct store_job, link);
         store_read_budget_start(worker->store);
         job->result = store_job_run(worker, NULL, job);
       }
     }
-    while (batch) {
-      struct store_job *next = batch->next;
-      store_inbox_post(batch->reply_to, batch);
-      batch = next;
-    }
+    for (struct fifo_node *at; (at = fifo_pop(&batch));)
+      store_job_reply(FIFO_ENTRY(at, struct store_job, link));
   }
 }
 
@@ -318,7 +280,7 @@ int store_worker_start(struct store *store, bool writer, size_t max_batch,
 void store_worker_submit(struct store_worker *worker, struct store_job *job) {
   assert(job->reply_to && job->done);
   pthread_mutex_lock(&worker->lock);
-  store_job_queue_push(&worker->queued, job);
+  fifo_push(&worker->queued, &job->link);
   worker->queued_count++;
   pthread_cond_signal(&worker->wake);
   pthread_mutex_unlock(&worker->lock);

@@ -1,16 +1,17 @@
 /* store_worker.h — runs store calls on their own threads so event loops never wait for the disk.
  *
  * An event loop fills a struct store_job and submits it to a worker; the worker runs it against its
- * store connection and hands it back to the loop's inbox, whose uv_async wakes the loop to call
- * job->done there. The writer worker group-commits: it takes every insert and cancel queued (up to
- * the batch maximum), runs them in one transaction and hands them back only after the commit, so a
- * 202 is never sent for a task that is not on disk. If the transaction fails, every job in it fails
- * with CDR_ESTORE_UNAVAILABLE. The writer also assigns task ids and creation times, so ids increase
- * in commit order. */
+ * store connection and posts it back to the loop's mailbox (common/mailbox.h), which wakes the
+ * loop to call job->done there. The writer worker group-commits: it takes every insert and cancel
+ * queued (up to the batch maximum), runs them in one transaction and hands them back only after the
+ * commit, so a 202 is never sent for a task that is not on disk. If the transaction fails, every
+ * job in it fails with CDR_ESTORE_UNAVAILABLE. The writer also assigns task ids and creation times,
+ * so ids increase in commit order. */
 #ifndef CDR_STORE_WORKER_H
 #define CDR_STORE_WORKER_H
 
 #include "common/arena.h"
+#include "common/mailbox.h"
 #include "store/store.h"
 #include "store/task_items.h"
 
@@ -46,19 +47,18 @@ struct store_tenant_usage {
   size_t count;
 };
 
-struct store_inbox;
 struct store_job;
 typedef void (*store_job_done_cb)(struct store_job *job);
 
 struct store_job {
   enum store_job_kind kind;
-  struct store_job *next;       /* queue link, owned by whichever queue holds the job */
-  struct store_inbox *reply_to; /* inbox of the loop that submitted the job */
-  store_job_done_cb done;       /* called on that loop when the job has run */
-  void *owner;                  /* the submitter's context (the pending HTTP request) */
-  void *context;                /* the receiver's context for done (the fabric, for its jobs) */
-  int result;                   /* 0 or a negative cdr code, set before done */
-  struct arena arena;           /* everything the job reads or builds lives here */
+  struct fifo_node link;    /* queue link, owned by whichever queue holds the job */
+  struct mailbox *reply_to; /* mailbox of the loop that submitted the job (store_job_deliver) */
+  store_job_done_cb done;   /* called on that loop when the job has run */
+  void *owner;              /* the submitter's context (the pending HTTP request) */
+  void *context;            /* the receiver's context for done (the fabric, for its jobs) */
+  int result;               /* 0 or a negative cdr code, set before done */
+  struct arena arena;       /* everything the job reads or builds lives here */
   const char *tenant;
   char task_id[TASK_ID_LENGTH + 1];
   char node_id[64 + 1]; /* FABRIC_NODE_REMOVE: the node (fabric's NODE_ID_MAX) */
@@ -104,26 +104,11 @@ struct store_progress {
   size_t failure_count;
 };
 
-/* A FIFO of jobs linked through job->next; guarded by whoever owns it. */
-struct store_job_queue {
-  struct store_job *head, *tail;
-};
+/* The deliver function of every mailbox jobs come back to (mailbox_init): calls job->done. */
+void store_job_deliver(struct fifo_node *message, void *context);
 
-/* Where finished jobs of one event loop wait for that loop. */
-struct store_inbox {
-  uv_async_t async;
-  pthread_mutex_t lock;
-  struct store_job_queue done; /* guarded by lock */
-};
-
-/* Prepares inbox on loop (loop thread). Returns 0 or a negative libuv code. */
-int store_inbox_init(struct store_inbox *inbox, uv_loop_t *loop);
-
-/* Hands job to the loop that owns inbox, which calls job->done there (any thread). */
-void store_inbox_post(struct store_inbox *inbox, struct store_job *job);
-
-/* Closes the inbox's async handle (loop thread); call after all submitted jobs came back. */
-void store_inbox_close(struct store_inbox *inbox);
+/* Hands job back to the loop of job->reply_to, which calls job->done there (any thread). */
+void store_job_reply(struct store_job *job);
 
 struct store_worker;
 

@@ -21,43 +21,10 @@ const char *frame_type_name(int type) {
   return type >= FRAME_HELLO && type <= FRAME_TYPE_LAST ? frame_names[type] : "unknown";
 }
 
-void frame_buffer_init(struct frame_buffer *buffer, size_t max) {
-  buffer->data = NULL;
-  buffer->len = buffer->cap = 0;
-  buffer->max = max;
-}
-
-int frame_buffer_reserve(struct frame_buffer *buffer, size_t extra) {
-  if (extra > buffer->max || buffer->len > buffer->max - extra)
-    return CDR_EFRAME_TOO_LARGE;
-  size_t need = buffer->len + extra;
-  if (need <= buffer->cap)
-    return 0;
-  size_t cap = buffer->cap ? buffer->cap : 4096;
-  while (cap < need)
-    cap *= 2;
-  if (cap > buffer->max)
-    cap = buffer->max;
-  uint8_t *data = realloc(buffer->data, cap);
-  if (!data)
-    return CDR_ENOMEM;
-  buffer->data = data;
-  buffer->cap = cap;
-  return 0;
-}
-
-void frame_buffer_consume(struct frame_buffer *buffer, size_t n) {
-  if (n >= buffer->len) {
-    buffer->len = 0;
-    return;
-  }
-  memmove(buffer->data, buffer->data + n, buffer->len - n);
-  buffer->len -= n;
-}
-
-void frame_buffer_free(struct frame_buffer *buffer) {
-  free(buffer->data);
-  frame_buffer_init(buffer, buffer->max);
+/* Reserves room in a frame buffer, whose maximum is the largest frame the link allows. */
+static int frame_reserve(struct buf *buffer, size_t extra) {
+  int rc = buf_reserve(buffer, extra);
+  return rc == CDR_EBUFFER_FULL ? CDR_EFRAME_TOO_LARGE : rc;
 }
 
 static void frame_header_write(uint8_t *at, size_t payload_len, enum frame_type type,
@@ -72,13 +39,13 @@ static void frame_header_write(uint8_t *at, size_t payload_len, enum frame_type 
   at[7] = (uint8_t)FRAME_VERSION;
 }
 
-int frame_append(struct frame_buffer *out, enum frame_type type, const ProtobufCMessage *message,
-                 ZSTD_CCtx *zstd, struct frame_buffer *scratch) {
+int frame_append(struct buf *out, enum frame_type type, const ProtobufCMessage *message,
+                 ZSTD_CCtx *zstd, struct buf *scratch) {
   size_t plain_len = protobuf_c_message_get_packed_size(message);
   if (plain_len > UINT32_MAX)
     return CDR_EFRAME_TOO_LARGE;
   if (!zstd || plain_len < FRAME_COMPRESS_MIN) {
-    int rc = frame_buffer_reserve(out, FRAME_HEADER_SIZE + plain_len);
+    int rc = frame_reserve(out, FRAME_HEADER_SIZE + plain_len);
     if (rc)
       return rc;
     frame_header_write(out->data + out->len, plain_len, type, 0);
@@ -88,12 +55,12 @@ int frame_append(struct frame_buffer *out, enum frame_type type, const ProtobufC
   }
   /* Pack into scratch, then compress straight into out; keep it plain if that is not smaller. */
   scratch->len = 0;
-  int rc = frame_buffer_reserve(scratch, plain_len);
+  int rc = frame_reserve(scratch, plain_len);
   if (rc)
     return rc;
   protobuf_c_message_pack(message, scratch->data);
   size_t bound = ZSTD_compressBound(plain_len);
-  rc = frame_buffer_reserve(out, FRAME_HEADER_SIZE + (bound > plain_len ? bound : plain_len));
+  rc = frame_reserve(out, FRAME_HEADER_SIZE + (bound > plain_len ? bound : plain_len));
   if (rc)
     return rc;
   uint8_t *payload = out->data + out->len + FRAME_HEADER_SIZE;
@@ -140,7 +107,7 @@ static void frame_arena_free(void *data, void *pointer) {
   (void)pointer; /* freed with the arena */
 }
 
-int frame_unpack(const struct frame_view *view, ZSTD_DCtx *zstd, struct frame_buffer *scratch,
+int frame_unpack(const struct frame_view *view, ZSTD_DCtx *zstd, struct buf *scratch,
                  size_t max_payload, struct arena *arena, ProtobufCMessage **out) {
   const uint8_t *payload = view->payload;
   size_t len = view->payload_len;
@@ -151,7 +118,7 @@ int frame_unpack(const struct frame_view *view, ZSTD_DCtx *zstd, struct frame_bu
     if (size > max_payload)
       return CDR_EFRAME_TOO_LARGE;
     scratch->len = 0;
-    int rc = frame_buffer_reserve(scratch, (size_t)size);
+    int rc = frame_reserve(scratch, (size_t)size);
     if (rc)
       return rc;
     size_t got = ZSTD_decompressDCtx(zstd, scratch->data, (size_t)size, payload, len);

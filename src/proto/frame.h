@@ -10,6 +10,7 @@
 #define CDR_FRAME_H
 
 #include "common/arena.h"
+#include "common/buf.h"
 #include "proto/link.pb-c.h"
 
 #include <stddef.h>
@@ -32,30 +33,11 @@ enum {
   FRAME_COMPRESS_MIN = 4096, /* payload bytes from which compression is tried */
 };
 
-/* A byte buffer whose size is capped when it is created. */
-struct frame_buffer {
-  uint8_t *data;
-  size_t len; /* bytes in use */
-  size_t cap; /* bytes allocated */
-  size_t max; /* cap may never exceed this */
-};
-
-/* Prepares an empty buffer that may grow to max bytes. Allocates nothing yet. */
-void frame_buffer_init(struct frame_buffer *buffer, size_t max);
-
-/* Makes room for extra more bytes. Returns 0, CDR_EFRAME_TOO_LARGE past max, or CDR_ENOMEM. */
-int frame_buffer_reserve(struct frame_buffer *buffer, size_t extra);
-
-/* Drops the first n bytes, moving the rest to the front. */
-void frame_buffer_consume(struct frame_buffer *buffer, size_t n);
-
-void frame_buffer_free(struct frame_buffer *buffer);
-
 /* Packs message as a frame of type onto the end of out; compresses with zstd (when non-NULL) if
  * the payload is at least FRAME_COMPRESS_MIN bytes and compression makes it smaller. scratch is a
  * reusable buffer for the uncompressed payload. Returns 0, CDR_EFRAME_TOO_LARGE or CDR_ENOMEM. */
-int frame_append(struct frame_buffer *out, enum frame_type type, const ProtobufCMessage *message,
-                 ZSTD_CCtx *zstd, struct frame_buffer *scratch);
+int frame_append(struct buf *out, enum frame_type type, const ProtobufCMessage *message,
+                 ZSTD_CCtx *zstd, struct buf *scratch);
 
 struct frame_view {
   enum frame_type type;
@@ -73,7 +55,7 @@ int frame_peek(const uint8_t *data, size_t len, size_t max_payload, struct frame
 /* Decodes the view's payload (decompressing into scratch first when flagged, at most
  * max_payload bytes) into a message allocated in arena. Returns 0 with *out set, or
  * CDR_EFRAME_BODY / CDR_EFRAME_TOO_LARGE. The message lives until the arena is reset. */
-int frame_unpack(const struct frame_view *view, ZSTD_DCtx *zstd, struct frame_buffer *scratch,
+int frame_unpack(const struct frame_view *view, ZSTD_DCtx *zstd, struct buf *scratch,
                  size_t max_payload, struct arena *arena, ProtobufCMessage **out);
 
 /* Name of a frame type for logs ("work"); "unknown" otherwise. */

@@ -14,9 +14,9 @@ enum { LINK_READ_CHUNK = 64 * 1024 };
 
 int link_shared_init(struct link_shared *shared, size_t max_payload) {
   size_t max_frame = FRAME_HEADER_SIZE + max_payload;
-  frame_buffer_init(&shared->read, LINK_READ_CHUNK);
-  frame_buffer_init(&shared->write, 2 * max_frame); /* a compressed frame may need its bound */
-  frame_buffer_init(&shared->scratch, max_payload);
+  buf_init(&shared->read, LINK_READ_CHUNK);
+  buf_init(&shared->write, 2 * max_frame); /* a compressed frame may need its bound */
+  buf_init(&shared->scratch, max_payload);
   arena_init(&shared->arena, 8 * max_payload + (1 << 20));
   shared->max_payload = max_payload;
   shared->compress = ZSTD_createCCtx();
@@ -29,9 +29,9 @@ int link_shared_init(struct link_shared *shared, size_t max_payload) {
 }
 
 void link_shared_free(struct link_shared *shared) {
-  frame_buffer_free(&shared->read);
-  frame_buffer_free(&shared->write);
-  frame_buffer_free(&shared->scratch);
+  buf_free(&shared->read);
+  buf_free(&shared->write);
+  buf_free(&shared->scratch);
   arena_release(&shared->arena);
   ZSTD_freeCCtx(shared->compress);
   ZSTD_freeDCtx(shared->decompress);
@@ -43,9 +43,9 @@ void link_conn_init(struct link_conn *conn, uv_loop_t *loop, struct link_shared 
                     link_frame_cb on_frame, link_close_cb on_close, void *owner) {
   memset(conn, 0, sizeof(*conn));
   size_t max_frame = FRAME_HEADER_SIZE + shared->max_payload;
-  frame_buffer_init(&conn->in, max_frame + LINK_READ_CHUNK);
-  frame_buffer_init(&conn->out, 4 * max_frame);
-  frame_buffer_init(&conn->sending, 4 * max_frame);
+  buf_init(&conn->in, max_frame + LINK_READ_CHUNK);
+  buf_init(&conn->out, 4 * max_frame);
+  buf_init(&conn->sending, 4 * max_frame);
   conn->shared = shared;
   conn->max_payload = shared->max_payload;
   conn->on_frame = on_frame;
@@ -64,9 +64,9 @@ void link_conn_set_max_payload(struct link_conn *conn, size_t max_payload) {
     conn->in.max = in_max; /* a cut-off frame can never grow past what it may be */
 }
 
-static void link_conn_free_idle(struct frame_buffer *buffer) {
+static void link_conn_free_idle(struct buf *buffer) {
   if (buffer->len == 0)
-    frame_buffer_free(buffer);
+    buf_free(buffer);
 }
 
 void link_conn_trim(struct link_conn *conn) {
@@ -86,11 +86,11 @@ size_t link_conn_buffer_bytes(const struct link_conn *conn) {
 
 static void link_conn_on_closed(uv_handle_t *handle) {
   struct link_conn *conn = handle->data;
-  frame_buffer_free(&conn->in);
-  frame_buffer_free(&conn->out);
-  frame_buffer_free(&conn->sending);
-  frame_buffer_free(&conn->tls_out);
-  frame_buffer_free(&conn->tls_sending);
+  buf_free(&conn->in);
+  buf_free(&conn->out);
+  buf_free(&conn->sending);
+  buf_free(&conn->tls_out);
+  buf_free(&conn->tls_sending);
   SSL_free(conn->ssl); /* and its BIOs */
   conn->on_close(conn);
 }
@@ -147,7 +147,7 @@ static bool link_conn_tls_encrypt(struct link_conn *conn) {
   BIO *wbio = SSL_get_wbio(conn->ssl);
   size_t pending;
   while ((pending = BIO_ctrl_pending(wbio)) > 0) {
-    if (frame_buffer_reserve(&conn->tls_out, pending) != 0) {
+    if (buf_reserve(&conn->tls_out, pending) != 0) {
       link_conn_close(conn, "peer does not read: send buffer full");
       return false;
     }
@@ -165,14 +165,14 @@ static void link_conn_flush(struct link_conn *conn) {
     return;
   if (conn->ssl && !link_conn_tls_encrypt(conn))
     return;
-  struct frame_buffer *queued = conn->ssl ? &conn->tls_out : &conn->out;
-  struct frame_buffer *sending = conn->ssl ? &conn->tls_sending : &conn->sending;
+  struct buf *queued = conn->ssl ? &conn->tls_out : &conn->out;
+  struct buf *sending = conn->ssl ? &conn->tls_sending : &conn->sending;
   if (queued->len == 0) {
     if (conn->finish_why && conn->out.len == 0)
       link_conn_close(conn, conn->finish_why);
     return;
   }
-  struct frame_buffer swap = *sending;
+  struct buf swap = *sending;
   *sending = *queued;
   *queued = swap;
   queued->len = 0;
@@ -194,7 +194,7 @@ void link_conn_finish(struct link_conn *conn, const char *why) {
 
 /* Writes the frame packed in the shared write buffer now; keeps what the socket does not take. */
 static int link_conn_write_now(struct link_conn *conn) {
-  struct frame_buffer *packed = &conn->shared->write;
+  struct buf *packed = &conn->shared->write;
   uv_buf_t buf = uv_buf_init((char *)packed->data, (unsigned)packed->len);
   int written = uv_try_write((uv_stream_t *)&conn->tcp, &buf, 1);
   if (written < 0 && written != UV_EAGAIN) {
@@ -204,7 +204,7 @@ static int link_conn_write_now(struct link_conn *conn) {
   size_t done = written > 0 ? (size_t)written : 0;
   if (done == packed->len)
     return 0;
-  if (frame_buffer_reserve(&conn->out, packed->len - done) != 0) {
+  if (buf_reserve(&conn->out, packed->len - done) != 0) {
     link_conn_close(conn, "out of memory");
     return CDR_ENOMEM;
   }
@@ -220,7 +220,7 @@ int link_conn_send(struct link_conn *conn, enum frame_type type, const ProtobufC
   /* Straight to the socket unless frames are already waiting, which must go first. */
   bool now = !conn->ssl && !conn->writing && conn->out.len == 0;
   struct link_shared *shared = conn->shared;
-  struct frame_buffer *target = now ? &shared->write : &conn->out;
+  struct buf *target = now ? &shared->write : &conn->out;
   if (now)
     shared->write.len = 0;
   int rc = frame_append(target, type, message, shared->compress, &shared->scratch);
@@ -240,10 +240,10 @@ static void link_conn_on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *
   struct link_conn *conn = handle->data;
   /* The shared read buffer, unless a cut-off frame waits to be completed; with TLS, ciphertext
    * always lands there (OpenSSL copies it in before anything else runs). */
-  struct frame_buffer *target = conn->ssl || conn->in.len == 0 ? &conn->shared->read : &conn->in;
+  struct buf *target = conn->ssl || conn->in.len == 0 ? &conn->shared->read : &conn->in;
   if (target == &conn->shared->read)
     target->len = 0;
-  if (frame_buffer_reserve(target, LINK_READ_CHUNK) != 0) {
+  if (buf_reserve(target, LINK_READ_CHUNK) != 0) {
     *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to on_read */
     return;
   }
@@ -252,7 +252,7 @@ static void link_conn_on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *
 
 /* Decodes and hands over every whole frame in bytes (the connection's buffer or the shared read
  * buffer); the cut-off start of a frame that remains is kept in the connection's buffer. */
-static void link_conn_dispatch(struct link_conn *conn, struct frame_buffer *bytes) {
+static void link_conn_dispatch(struct link_conn *conn, struct buf *bytes) {
   struct link_shared *shared = conn->shared;
   size_t used = 0;
   while (!conn->closing) {
@@ -277,13 +277,13 @@ static void link_conn_dispatch(struct link_conn *conn, struct frame_buffer *byte
   if (conn->closing)
     return;
   if (bytes == &conn->in) {
-    frame_buffer_consume(&conn->in, used);
+    buf_consume(&conn->in, used);
     return;
   }
   size_t rest = bytes->len - used;
   if (rest == 0)
     return; /* the usual case: the read held whole frames */
-  if (frame_buffer_reserve(&conn->in, rest) != 0) {
+  if (buf_reserve(&conn->in, rest) != 0) {
     link_conn_close(conn, "out of memory");
     return;
   }
@@ -307,7 +307,7 @@ static bool link_conn_tls_received(struct link_conn *conn, const uint8_t *data, 
     }
   }
   while (SSL_is_init_finished(conn->ssl)) {
-    if (frame_buffer_reserve(&conn->in, LINK_READ_CHUNK) != 0) {
+    if (buf_reserve(&conn->in, LINK_READ_CHUNK) != 0) {
       link_conn_close(conn, "frame larger than the link allows");
       return false;
     }
@@ -349,7 +349,7 @@ static void link_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
       link_conn_dispatch(conn, &conn->in);
     return;
   }
-  struct frame_buffer *bytes =
+  struct buf *bytes =
       buf->base == (char *)conn->shared->read.data ? &conn->shared->read : &conn->in;
   bytes->len += (size_t)nread;
   link_conn_dispatch(conn, bytes);
@@ -357,8 +357,8 @@ static void link_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
 
 int link_conn_tls(struct link_conn *conn, SSL_CTX *ctx, bool server, const char *peer_host) {
   size_t max_frame = FRAME_HEADER_SIZE + conn->shared->max_payload;
-  frame_buffer_init(&conn->tls_out, 5 * max_frame); /* frames plus record overhead */
-  frame_buffer_init(&conn->tls_sending, 5 * max_frame);
+  buf_init(&conn->tls_out, 5 * max_frame); /* frames plus record overhead */
+  buf_init(&conn->tls_sending, 5 * max_frame);
   conn->ssl = SSL_new(ctx);
   BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
   if (!conn->ssl || !rbio || !wbio) {

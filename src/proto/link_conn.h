@@ -26,10 +26,10 @@
 
 /* The working buffers of every connection on one loop thread; see above. */
 struct link_shared {
-  struct frame_buffer read;    /* where reads land while a connection holds no partial frame */
-  struct frame_buffer write;   /* where a frame is packed before it is written */
-  struct frame_buffer scratch; /* (de)compression space */
-  struct arena arena;          /* decoded messages of the frame being handled */
+  struct buf read;    /* where reads land while a connection holds no partial frame */
+  struct buf write;   /* where a frame is packed before it is written */
+  struct buf scratch; /* (de)compression space */
+  struct arena arena; /* decoded messages of the frame being handled */
   ZSTD_CCtx *compress;
   ZSTD_DCtx *decompress;
   size_t max_payload;
@@ -48,9 +48,9 @@ typedef void (*link_close_cb)(struct link_conn *conn);
 struct link_conn {
   uv_tcp_t tcp;
   struct link_shared *shared;
-  struct frame_buffer in;      /* the start of a frame a read cut off */
-  struct frame_buffer out;     /* frames waiting for the next write */
-  struct frame_buffer sending; /* frames being written now */
+  struct buf in;      /* the start of a frame a read cut off */
+  struct buf out;     /* frames waiting for the next write */
+  struct buf sending; /* frames being written now */
   uv_write_t write_req;
   bool writing;
   bool closing;
@@ -60,9 +60,9 @@ struct link_conn {
   char peer[64];      /* for logs: node id once known, else the address */
   size_t max_payload; /* the largest frame payload taken from the peer now */
   void *owner;
-  SSL *ssl;                        /* NULL for a plain connection */
-  struct frame_buffer tls_out;     /* ciphertext waiting for the next write */
-  struct frame_buffer tls_sending; /* ciphertext being written now */
+  SSL *ssl;               /* NULL for a plain connection */
+  struct buf tls_out;     /* ciphertext waiting for the next write */
+  struct buf tls_sending; /* ciphertext being written now */
 };
 
 /* Prepares conn on loop with the loop thread's shared buffers (frames up to their maximum); the

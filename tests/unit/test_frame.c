@@ -9,21 +9,21 @@
 
 enum { MAX_PAYLOAD = 1 << 20 };
 
-static struct frame_buffer out, scratch;
+static struct buf out, scratch;
 static struct arena arena;
 
 static int frame_setup(void **state) {
   (void)state;
-  frame_buffer_init(&out, 4 * MAX_PAYLOAD);
-  frame_buffer_init(&scratch, MAX_PAYLOAD);
+  buf_init(&out, 4 * MAX_PAYLOAD);
+  buf_init(&scratch, MAX_PAYLOAD);
   arena_init(&arena, 16 * MAX_PAYLOAD);
   return 0;
 }
 
 static int frame_teardown(void **state) {
   (void)state;
-  frame_buffer_free(&out);
-  frame_buffer_free(&scratch);
+  buf_free(&out);
+  buf_free(&scratch);
   arena_release(&arena);
   return 0;
 }
@@ -162,19 +162,6 @@ static void frame_refuses_compressed_bombs(void **state) {
   ZSTD_freeDCtx(dctx);
 }
 
-static void frame_buffer_keeps_its_maximum(void **state) {
-  (void)state;
-  struct frame_buffer small;
-  frame_buffer_init(&small, 64);
-  assert_int_equal(frame_buffer_reserve(&small, 64), 0);
-  small.len = 60;
-  assert_int_equal(frame_buffer_reserve(&small, 5), CDR_EFRAME_TOO_LARGE);
-  frame_buffer_consume(&small, 50);
-  assert_int_equal(small.len, 10);
-  assert_int_equal(frame_buffer_reserve(&small, 54), 0);
-  frame_buffer_free(&small);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(frame_round_trips_a_hello),
@@ -184,7 +171,6 @@ int main(void) {
       cmocka_unit_test(frame_refuses_bad_headers),
       cmocka_unit_test(frame_refuses_garbage_bodies),
       cmocka_unit_test(frame_refuses_compressed_bombs),
-      cmocka_unit_test(frame_buffer_keeps_its_maximum),
   };
   return cmocka_run_group_tests(tests, frame_setup, frame_teardown);
 }

@@ -58,9 +58,9 @@ static void spin(void) { spin_rounds(50); }
 
 /* A Hello frame for node_id, packed as the wire carries it. */
 static size_t hello_frame(char *node_id, uint8_t *out, size_t cap) {
-  struct frame_buffer buffer, scratch;
-  frame_buffer_init(&buffer, cap);
-  frame_buffer_init(&scratch, MAX_PAYLOAD);
+  struct buf buffer, scratch;
+  buf_init(&buffer, cap);
+  buf_init(&scratch, MAX_PAYLOAD);
   Cdr__Hello hello;
   cdr__hello__init(&hello);
   hello.node_id = node_id;
@@ -68,8 +68,8 @@ static size_t hello_frame(char *node_id, uint8_t *out, size_t cap) {
   assert_int_equal(frame_append(&buffer, FRAME_HELLO, &hello.base, NULL, &scratch), 0);
   size_t len = buffer.len;
   memcpy(out, buffer.data, len);
-  frame_buffer_free(&buffer);
-  frame_buffer_free(&scratch);
+  buf_free(&buffer);
+  buf_free(&scratch);
   return len;
 }
 
@@ -194,16 +194,16 @@ static void frames_to_a_peer_that_does_not_read_queue_in_order(void **state) {
   }
   assert_true(link_conn_buffer_bytes(&conns[0]) > 0); /* the socket did not take it all */
   /* Read everything back as the peer, decoding frame by frame. */
-  struct frame_buffer in, scratch;
+  struct buf in, scratch;
   struct arena arena;
-  frame_buffer_init(&in, 8 * MAX_PAYLOAD);
-  frame_buffer_init(&scratch, MAX_PAYLOAD);
+  buf_init(&in, 8 * MAX_PAYLOAD);
+  buf_init(&scratch, MAX_PAYLOAD);
   arena_init(&arena, 8 * MAX_PAYLOAD);
   ZSTD_DCtx *zstd = ZSTD_createDCtx();
   int frames = 0;
   while (frames < SENT) {
     spin_rounds(2); /* lets the sending side write what waits */
-    assert_int_equal(frame_buffer_reserve(&in, 65536), 0);
+    assert_int_equal(buf_reserve(&in, 65536), 0);
     ssize_t n = recv(client, in.data + in.len, 65536, MSG_DONTWAIT);
     if (n > 0)
       in.len += (size_t)n;
@@ -213,15 +213,15 @@ static void frames_to_a_peer_that_does_not_read_queue_in_order(void **state) {
       assert_int_equal(frame_unpack(&view, zstd, &scratch, MAX_PAYLOAD, &arena, &message), 0);
       assert_string_equal(((Cdr__Hello *)message)->node_id, ids[frames]);
       frames++;
-      frame_buffer_consume(&in, view.frame_len);
+      buf_consume(&in, view.frame_len);
       arena_reset(&arena);
     }
   }
   assert_int_equal(frames, SENT);
   ZSTD_freeDCtx(zstd);
   arena_release(&arena);
-  frame_buffer_free(&in);
-  frame_buffer_free(&scratch);
+  buf_free(&in);
+  buf_free(&scratch);
   close(client);
 }
 

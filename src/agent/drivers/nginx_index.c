@@ -2,6 +2,7 @@
 #include "agent/drivers/nginx_index.h"
 
 #include "common/array.h"
+#include "common/buf.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <dirent.h>
@@ -61,8 +62,7 @@ struct nginx_index {
   size_t table_cap;           /* slots of each table, a power of two */
   struct index_watch *watches;
   size_t watch_count, watch_cap;
-  char *buffer; /* a cache file's head, NGINX_HEADER_READ bytes, grown when needed */
-  size_t buffer_cap;
+  struct buf head; /* a cache file's head: NGINX_HEADER_READ bytes, grown up to NGINX_HEADER_MAX */
 };
 
 static uint64_t index_hash(const char *s) {
@@ -219,27 +219,22 @@ static char *index_header_values(const char *text, size_t len, const char *name)
   return values;
 }
 
-/* Reads the head of the cache file fd into index->buffer: at least until the end of its stored
+/* Reads the head of the cache file fd into index->head: at least until the end of its stored
  * headers (a blank line after the KEY line), at most NGINX_HEADER_MAX bytes. Returns its length. */
 static size_t index_read_head(struct nginx_index *index, int fd) {
-  size_t len = 0;
+  struct buf *head = &index->head;
+  head->len = 0;
   for (;;) {
-    if (len == index->buffer_cap) {
-      if (index->buffer_cap >= NGINX_HEADER_MAX)
-        return len;
-      char *grown = realloc(index->buffer, index->buffer_cap * 2);
-      if (!grown)
-        return len;
-      index->buffer = grown;
-      index->buffer_cap *= 2;
-    }
-    ssize_t got = read(fd, index->buffer + len, index->buffer_cap - len);
+    if (head->len == head->cap && buf_reserve(head, head->cap) != 0)
+      return head->len; /* NGINX_HEADER_MAX read, or out of memory: what is there is parsed */
+    ssize_t got = read(fd, head->data + head->len, head->cap - head->len);
     if (got <= 0)
-      return len;
-    len += (size_t)got;
-    const char *key = memmem(index->buffer, len, "\nKEY: ", 6);
-    if (key && memmem(key, (size_t)(index->buffer + len - key), "\r\n\r\n", 4))
-      return len;
+      return head->len;
+    head->len += (size_t)got;
+    const char *text = buf_text(head);
+    const char *key = memmem(text, head->len, "\nKEY: ", 6);
+    if (key && memmem(key, (size_t)(text + head->len - key), "\r\n\r\n", 4))
+      return head->len;
   }
 }
 
@@ -250,7 +245,7 @@ static void index_file(struct nginx_index *index, const char *path) {
     return;
   size_t len = index_read_head(index, fd);
   close(fd);
-  const char *text = index->buffer;
+  const char *text = buf_text(&index->head);
   const char *key_line = memmem(text, len, "\nKEY: ", 6);
   if (!key_line)
     return;
@@ -606,10 +601,9 @@ struct nginx_index *nginx_index_create(const char *dir, const char *tag_header) 
   index->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   index->dir = strdup(dir);
   index->tag_header = strdup(tag_header);
-  index->buffer = malloc(NGINX_HEADER_READ);
-  index->buffer_cap = NGINX_HEADER_READ;
-  if (index->inotify < 0 || !index->dir || !index->tag_header || !index->buffer ||
-      !index_rehash(index, 1024)) {
+  buf_init(&index->head, NGINX_HEADER_MAX);
+  if (index->inotify < 0 || !index->dir || !index->tag_header ||
+      buf_reserve(&index->head, NGINX_HEADER_READ) != 0 || !index_rehash(index, 1024)) {
     nginx_index_destroy(index);
     return NULL;
   }
@@ -630,7 +624,7 @@ void nginx_index_destroy(struct nginx_index *index) {
   free(index->free_entries);
   free(index->by_path.slots);
   free(index->by_key.slots);
-  free(index->buffer);
+  buf_free(&index->head);
   free(index->watches);
   free(index->dir);
   free(index->tag_header);
