@@ -4,7 +4,7 @@
  * all take it byte for byte) matches no URL of a host the tenant does not own. The input is the
  * regex, raw; checked with PCRE2 (ATS's PCRE is older: docs/SECURITY.md). */
 #include "common/regex_armor.h"
-#include "engine/task_request.h"
+#include "engine/api/task_request.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <assert.h>

@@ -3,7 +3,7 @@
  * picks purge or preload (bit 0) and whether the tenant is confined to its hosts and tag namespace
  * (bit 1), which takes regexes through confinement; the rest is the body. Any input must end in a
  * task or an error that names a field, never a crash, a leak or undefined behaviour. */
-#include "engine/task_request.h"
+#include "engine/api/task_request.h"
 
 #include <assert.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
-#include "engine/access_log.h"
-#include "engine/api.h"
+#include "engine/api/access_log.h"
+#include "engine/api/api.h"
 #include "engine/stats.h"
 
 #include <errno.h>
@@ -28,12 +28,9 @@ enum {
   SERVER_TENANTS_POLL_MS = 1000, /* how soon a tenant change reaches the API loops */
 };
 
-struct server_loop *server_loop_of(h2o_context_t *ctx) {
-  return CONTAINER_OF(ctx, struct server_loop, h2o);
-}
-
-struct server_loop *server_loop_of_inbox(struct mailbox *inbox) {
-  return CONTAINER_OF(inbox, struct server_loop, inbox);
+/* The loop whose API mailbox is inbox (for store jobs coming back, which only know it). */
+static struct server_loop *server_loop_of_inbox(struct mailbox *inbox) {
+  return CONTAINER_OF(inbox, struct server_loop, api.inbox);
 }
 
 /* A client connection's handle, with the loop that counts it (libh2o owns handle->data). */
@@ -45,7 +42,7 @@ struct server_conn {
 /* libh2o closed a client connection (it calls this with the handle it was given). */
 static void server_on_conn_closed(uv_handle_t *handle) {
   struct server_conn *conn = (struct server_conn *)(void *)handle;
-  conn->loop->connections--;
+  conn->loop->api.connections--;
   free(conn);
 }
 
@@ -63,7 +60,7 @@ static void server_on_accept(uv_stream_t *listener, int status) {
   }
   uv_tcp_nodelay(&conn->tcp, 1);
   conn->loop = loop;
-  loop->connections++;
+  loop->api.connections++;
   h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, server_on_conn_closed);
   bool admin = listener == (uv_stream_t *)&loop->admin_listener;
   h2o_accept(admin ? &loop->admin_accept : &loop->accept, sock);
@@ -91,20 +88,20 @@ static int server_listen_socket(const struct sockaddr_storage *address, int *out
 /* True while h2o still has client connections on this loop. h2o 2.2 keeps them in per-protocol
  * lists and offers no count, so their emptiness is read directly. */
 static bool server_loop_has_connections(struct server_loop *loop) {
-  return !h2o_linklist_is_empty(&loop->h2o.http1._conns) ||
-         !h2o_linklist_is_empty(&loop->h2o.http2._conns);
+  return !h2o_linklist_is_empty(&loop->api.h2o.http1._conns) ||
+         !h2o_linklist_is_empty(&loop->api.h2o.http2._conns);
 }
 
 static void server_on_drain_check(uv_timer_t *timer) {
   struct server_loop *loop = timer->data;
-  bool busy = loop->jobs_in_flight > 0 || server_loop_has_connections(loop);
+  bool busy = loop->api.jobs_in_flight > 0 || server_loop_has_connections(loop);
   if (busy && (int64_t)uv_now(&loop->loop) < loop->drain_until)
     return;
   if (busy)
     log_warn("engine.drain",
              "after %d ms: %zu store jobs still running (they finish in the "
              "store), client connections still open are cut",
-             SERVER_DRAIN_MS, (size_t)loop->jobs_in_flight);
+             SERVER_DRAIN_MS, (size_t)loop->api.jobs_in_flight);
   uv_timer_stop(timer);
   uv_stop(&loop->loop);
 }
@@ -118,7 +115,7 @@ static void server_on_stop(uv_async_t *async) {
   uv_timer_stop(&loop->tenants_poll);
   if (loop == &loop->server->loops[0])
     retention_stop(&loop->retention);
-  h2o_context_request_shutdown(&loop->h2o);
+  h2o_context_request_shutdown(&loop->api.h2o);
   loop->drain_until = (int64_t)uv_now(&loop->loop) + SERVER_DRAIN_MS;
   uv_timer_start(&loop->drain, server_on_drain_check, 0, SERVER_DRAIN_CHECK_MS);
 }
@@ -136,13 +133,13 @@ static void server_on_signal(uv_signal_t *signal, int signum) {
 
 static void server_on_tenants(struct store_job *job) {
   struct server_loop *loop = server_loop_of_inbox(job->reply_to);
-  loop->jobs_in_flight--;
+  loop->api.jobs_in_flight--;
   loop->tenants_loading = false;
   if (job->tenant_table) {
-    tenant_table_release(loop->tenants);
-    loop->tenants = job->tenant_table;
-    log_debug("tenants.loaded", "%zu tenants at generation %lld", loop->tenants->count,
-              (long long)loop->tenants->generation);
+    tenant_table_release(loop->api.tenants);
+    loop->api.tenants = job->tenant_table;
+    log_debug("tenants.loaded", "%zu tenants at generation %lld", loop->api.tenants->count,
+              (long long)loop->api.tenants->generation);
   }
   arena_release(&job->arena);
   free(job);
@@ -157,10 +154,10 @@ static void server_on_tenants_poll(uv_timer_t *timer) {
   arena_init(&job->arena, 4096);
   job->kind = STORE_JOB_TENANTS;
   job->done = server_on_tenants;
-  job->reply_to = &loop->inbox;
-  job->tenants_generation = loop->tenants ? loop->tenants->generation : -1;
+  job->reply_to = &loop->api.inbox;
+  job->tenants_generation = loop->api.tenants ? loop->api.tenants->generation : -1;
   loop->tenants_loading = true;
-  loop->jobs_in_flight++;
+  loop->api.jobs_in_flight++;
   store_worker_submit(loop->server->reader, job);
 }
 
@@ -181,13 +178,15 @@ static int server_loop_listen(struct server_loop *loop, uv_tcp_t *listener,
 
 static int server_loop_init(struct server *server, struct server_loop *loop) {
   loop->server = server;
+  loop->api.env = &server->api;
+  server->api.loops[loop - server->loops] = &loop->api;
   int rc = uv_loop_init(&loop->loop);
   if (rc)
     return rc;
-  h2o_context_init(&loop->h2o, &loop->loop, &server->h2o);
-  loop->accept.ctx = &loop->h2o;
+  h2o_context_init(&loop->api.h2o, &loop->loop, &server->h2o);
+  loop->accept.ctx = &loop->api.h2o;
   loop->accept.hosts = server->api_hosts;
-  loop->admin_accept.ctx = &loop->h2o;
+  loop->admin_accept.ctx = &loop->api.h2o;
   loop->admin_accept.hosts = server->admin_hosts;
   loop->stop.data = loop;
   loop->drain.data = loop;
@@ -196,7 +195,7 @@ static int server_loop_init(struct server *server, struct server_loop *loop) {
   uv_timer_init(&loop->loop, &loop->tenants_poll);
   const struct engine_config *config = server->config;
   if ((rc = uv_async_init(&loop->loop, &loop->stop, server_on_stop)) ||
-      (rc = mailbox_init(&loop->inbox, &loop->loop, store_job_deliver, NULL)))
+      (rc = mailbox_init(&loop->api.inbox, &loop->loop, store_job_deliver, NULL)))
     return rc;
   if ((rc = server_loop_listen(loop, &loop->listener, &config->api_address))) {
     log_error("api.listen", "cannot listen on %s: %s", config->api_listen, strerror(-rc));
@@ -211,8 +210,8 @@ static int server_loop_init(struct server *server, struct server_loop *loop) {
   uv_timer_start(&loop->tenants_poll, server_on_tenants_poll, SERVER_TENANTS_POLL_MS,
                  SERVER_TENANTS_POLL_MS);
   if (loop == &server->loops[0])
-    retention_start(&loop->retention, &loop->loop, &loop->inbox, server->writer,
-                    &loop->jobs_in_flight, config->retention_days);
+    retention_start(&loop->retention, &loop->loop, &loop->api.inbox, server->writer,
+                    &loop->api.jobs_in_flight, config->retention_days);
   return 0;
 }
 
@@ -227,13 +226,13 @@ static void *server_loop_thread(void *arg) {
   struct server_loop *loop = arg;
   uv_run(&loop->loop, UV_RUN_DEFAULT);
   /* request_shutdown armed HTTP/2's graceful-shutdown timer; dispose insists on idle timers. */
-  if (h2o_timeout_is_linked(&loop->h2o.http2._graceful_shutdown_timeout))
-    h2o_timeout_unlink(&loop->h2o.http2._graceful_shutdown_timeout);
-  h2o_context_dispose(&loop->h2o);
+  if (h2o_timeout_is_linked(&loop->api.h2o.http2._graceful_shutdown_timeout))
+    h2o_timeout_unlink(&loop->api.h2o.http2._graceful_shutdown_timeout);
+  h2o_context_dispose(&loop->api.h2o);
   uv_walk(&loop->loop, server_close_handle, NULL);
   uv_run(&loop->loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop->loop);
-  tenant_table_release(loop->tenants);
+  tenant_table_release(loop->api.tenants);
   return NULL;
 }
 
@@ -318,10 +317,19 @@ int server_run(const struct engine_config *config) {
     }
   }
   server_h2o_init(&server);
+  server.api = (struct api_env){.config = config,
+                                .writer = server.writer,
+                                .reader = server.reader,
+                                .fabric = server.fabric,
+                                .shutting_down = &server.shutting_down,
+                                .loops = calloc(server.loop_count, sizeof(*server.api.loops)),
+                                .loop_count = server.loop_count};
+  if (!server.api.loops)
+    return 1;
 
   atomic_store(&server.initial_tenants->refs, server.loop_count);
   for (size_t i = 0; i < server.loop_count; i++) {
-    server.loops[i].tenants = server.initial_tenants;
+    server.loops[i].api.tenants = server.initial_tenants;
     if (server_loop_init(&server, &server.loops[i]))
       return 1;
   }
@@ -358,6 +366,7 @@ int server_run(const struct engine_config *config) {
   close(server.lock_fd);
   access_log_close();
   free(server.loops);
+  free(server.api.loops);
   h2o_config_dispose(&server.h2o);
   log_info("engine.stopped", "all writes finished, exiting");
   return 0;

@@ -9,6 +9,7 @@
 #ifndef CDR_SERVER_H
 #define CDR_SERVER_H
 
+#include "engine/api/api_env.h"
 #include "engine/engine_config.h"
 #include "engine/fabric.h"
 #include "engine/retention.h"
@@ -25,22 +26,16 @@ struct server;
 struct server_loop {
   struct server *server;
   uv_loop_t loop;
-  h2o_context_t h2o;
+  struct api_loop api; /* the API's share: h2o context, mailbox, tenants, counters */
   h2o_accept_ctx_t accept;
   uv_tcp_t listener;
   h2o_accept_ctx_t admin_accept; /* the operators' listener, when engine.admin_listen is set */
   uv_tcp_t admin_listener;
-  struct mailbox inbox;
-  struct tenant_table *tenants; /* this loop's view of the tenants (holds one reference) */
-  uv_timer_t tenants_poll;      /* asks the store whether the tenants changed */
-  bool tenants_loading;         /* a tenants job is out */
-  uv_async_t stop;              /* wakes this loop to begin its shutdown */
-  uv_timer_t drain;             /* during shutdown: checks whether store jobs are all back */
-  int64_t drain_until;          /* ms (loop clock); stop waiting for store jobs after this */
-  /* Store jobs submitted by this loop and not yet back, and open client connections. Written on
-   * the loop; atomic because GET /debug/vars reads every loop's from one of them. */
-  _Atomic size_t jobs_in_flight;
-  _Atomic size_t connections;
+  uv_timer_t tenants_poll;    /* asks the store whether api.tenants changed */
+  bool tenants_loading;       /* a tenants job is out */
+  uv_async_t stop;            /* wakes this loop to begin its shutdown */
+  uv_timer_t drain;           /* during shutdown: checks whether store jobs are all back */
+  int64_t drain_until;        /* ms (loop clock); stop waiting for store jobs after this */
   struct retention retention; /* loop 0 only: deletes old finished tasks */
   pthread_t thread;           /* not used for loop 0, which runs on the main thread */
 };
@@ -55,6 +50,7 @@ struct server {
   struct fabric *fabric;
   struct server_loop *loops;
   size_t loop_count;
+  struct api_env api; /* what the API is given; api.loops points at each loop's api */
   atomic_bool shutting_down;
   uv_signal_t sigterm, sigint;          /* on loop 0 */
   int lock_fd;                          /* flock on the data dir: one engine per store */
@@ -64,11 +60,5 @@ struct server {
 /* Runs the engine until SIGTERM or SIGINT. Returns the process exit code (0 after a clean
  * shutdown, 1 when it could not start; the reason is logged). Main thread only. */
 int server_run(const struct engine_config *config);
-
-/* The loop whose h2o context is ctx (for handlers, which only see the context). */
-struct server_loop *server_loop_of(h2o_context_t *ctx);
-
-/* The loop whose inbox is inbox (for store jobs coming back, which only know their inbox). */
-struct server_loop *server_loop_of_inbox(struct mailbox *inbox);
 
 #endif

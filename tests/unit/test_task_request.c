@@ -2,7 +2,7 @@
 #include "unit.h"
 
 #include "common/error.h"
-#include "engine/task_request.h"
+#include "engine/api/task_request.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include "common/error.h"
 #include "common/rate_limit.h"
 #include "common/request_signature.h"
-#include "engine/task_request.h"
+#include "engine/api/task_request.h"
 #include "model/tenant.h"
 
 #include <stdio.h>

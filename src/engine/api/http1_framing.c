@@ -1,6 +1,6 @@
 /* http1_framing.c — ambiguous HTTP/1 request framing, read from the head as sent
  * (http1_framing.h). */
-#include "engine/http1_framing.h"
+#include "engine/api/http1_framing.h"
 
 #include <string.h>
 

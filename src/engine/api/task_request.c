@@ -1,5 +1,5 @@
 /* task_request.c — validation of purge and preload request bodies into tasks. */
-#include "engine/task_request.h"
+#include "engine/api/task_request.h"
 
 #include "common/address.h"
 #include "common/error.h"

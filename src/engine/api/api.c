@@ -3,18 +3,21 @@
  * Handlers never touch the disk: each builds a store_job, submits it to a store worker and answers
  * when the job comes back on this loop. A client that disconnects meanwhile is noticed through the
  * request pool's dispose hook, and the job's answer is then dropped. */
-#include "engine/api.h"
+#include "engine/api/api.h"
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
-#include "engine/api_auth.h"
-#include "engine/api_reply.h"
-#include "engine/http1_framing.h"
-#include "engine/server.h"
+#include "engine/api/api_auth.h"
+#include "engine/api/api_env.h"
+#include "engine/api/api_reply.h"
+#include "engine/api/http1_framing.h"
+#include "engine/api/task_request.h"
+#include "engine/fabric.h"
 #include "engine/stats.h"
+#include "engine/store_worker.h"
 #include "engine/task_json.h"
-#include "engine/task_request.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -41,14 +44,18 @@ static void api_pending_dispose(void *p) {
     pending->job->owner = NULL; /* the client left: the job's answer has nowhere to go */
 }
 
-static struct server_loop *api_loop_of_job(struct store_job *job) {
-  return server_loop_of_inbox(job->reply_to);
+static struct api_loop *api_loop_of(h2o_context_t *ctx) {
+  return CONTAINER_OF(ctx, struct api_loop, h2o);
+}
+
+static struct api_loop *api_loop_of_job(struct store_job *job) {
+  return CONTAINER_OF(job->reply_to, struct api_loop, inbox);
 }
 
 /* Allocates a job for req whose answer goes to done on this loop. NULL when out of memory. */
 static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind,
                                      store_job_done_cb done, size_t arena_max) {
-  struct server_loop *loop = server_loop_of(req->conn->ctx);
+  struct api_loop *loop = api_loop_of(req->conn->ctx);
   struct store_job *job = calloc(1, sizeof(*job));
   if (!job)
     return NULL;
@@ -104,9 +111,9 @@ static struct store_job *api_tenant_job_new(h2o_req_t *req, const struct tenant 
 }
 
 static void api_job_submit(struct store_job *job, bool write) {
-  struct server_loop *loop = api_loop_of_job(job);
+  struct api_loop *loop = api_loop_of_job(job);
   loop->jobs_in_flight++;
-  store_worker_submit(write ? loop->server->writer : loop->server->reader, job);
+  store_worker_submit(write ? loop->env->writer : loop->env->reader, job);
 }
 
 /* Answers a store failure, or a not-found / already-final outcome, for a job that came back. */
@@ -218,7 +225,7 @@ static void api_on_task_stored(struct store_job *job) {
   /* The task is on disk: the fabric takes the job and plans the task onto its nodes. */
   job->owner = NULL;
   job->fabric_request = FABRIC_TASK_ACCEPTED;
-  fabric_post(api_loop_of_job(job)->server->fabric, job);
+  fabric_post(api_loop_of_job(job)->env->fabric, job);
 }
 
 static void api_on_task_canceled(struct store_job *job) {
@@ -227,7 +234,7 @@ static void api_on_task_canceled(struct store_job *job) {
     /* Tell the fabric to drop the task's queued work; the store already says canceled. */
     memcpy(notice->task_id, job->task_id, sizeof(notice->task_id));
     notice->fabric_request = FABRIC_TASK_CANCELED;
-    fabric_post(api_loop_of_job(job)->server->fabric, notice);
+    fabric_post(api_loop_of_job(job)->env->fabric, notice);
   }
   api_job_answer_task(job);
 }
@@ -263,12 +270,12 @@ static int api_remove_node(h2o_req_t *req, const char *id, size_t len) {
     api_reply_error(req, CDR_ENODE_NOT_FOUND, NULL, NULL);
     return 0;
   }
-  struct server_loop *loop = api_loop_of_job(job);
+  struct api_loop *loop = api_loop_of_job(job);
   memcpy(job->node_id, id, len);
   job->on_reply = api_on_node_removed;
   job->fabric_request = FABRIC_NODE_REMOVE;
   loop->jobs_in_flight++;
-  fabric_post(loop->server->fabric, job);
+  fabric_post(loop->env->fabric, job);
   return 0;
 }
 
@@ -281,15 +288,15 @@ enum api_stats_format {
 
 /* GET /debug/vars: the fabric's gauges and internals, each API loop's open connections and store
  * jobs, the store workers' queues. */
-static json_t *api_debug_vars(struct server *server, json_t *fabric, const int64_t counts[6]) {
+static json_t *api_debug_vars(const struct api_env *env, json_t *fabric, const int64_t counts[6]) {
   json_t *loops = json_array();
-  for (size_t i = 0; i < server->loop_count; i++)
+  for (size_t i = 0; i < env->loop_count; i++)
     json_array_append_new(
-        loops, json_pack("{s:I,s:I}", "connections", (json_int_t)server->loops[i].connections,
-                         "store_jobs_in_flight", (json_int_t)server->loops[i].jobs_in_flight));
+        loops, json_pack("{s:I,s:I}", "connections", (json_int_t)env->loops[i]->connections,
+                         "store_jobs_in_flight", (json_int_t)env->loops[i]->jobs_in_flight));
   return json_pack("{s:o,s:o,s:{s:I,s:I}}", "stats", stats_json(fabric, counts), "api_loops", loops,
-                   "store_queues", "writer", (json_int_t)store_worker_queued(server->writer),
-                   "reader", (json_int_t)store_worker_queued(server->reader));
+                   "store_queues", "writer", (json_int_t)store_worker_queued(env->writer), "reader",
+                   (json_int_t)store_worker_queued(env->reader));
 }
 
 /* GET /v1/stats, /metrics and /debug/vars: the fabric's gauges, then the store's task counts, then
@@ -303,8 +310,8 @@ static void api_on_counts(struct store_job *job) {
   } else if (req && job->stats_format == API_STATS_JSON) {
     api_reply_json(req, 200, stats_json(fabric, job->task_counts));
   } else if (req && job->stats_format == API_STATS_DEBUG) {
-    struct server *server = server_loop_of(req->conn->ctx)->server;
-    api_reply_json(req, 200, api_debug_vars(server, fabric, job->task_counts));
+    api_reply_json(req, 200,
+                   api_debug_vars(api_loop_of(req->conn->ctx)->env, fabric, job->task_counts));
   } else if (req) {
     char *text = stats_prometheus(fabric, job->task_counts);
     json_decref(fabric);
@@ -320,7 +327,7 @@ static void api_on_counts(struct store_job *job) {
 }
 
 static void api_on_fabric_stats(struct store_job *job) {
-  struct server_loop *loop = api_loop_of_job(job);
+  struct api_loop *loop = api_loop_of_job(job);
   loop->jobs_in_flight--;
   if (job->result || !job->owner) {
     h2o_req_t *req = api_job_detach(job);
@@ -341,12 +348,12 @@ static int api_stats(h2o_req_t *req, enum api_stats_format format) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
   }
-  struct server_loop *loop = api_loop_of_job(job);
+  struct api_loop *loop = api_loop_of_job(job);
   job->stats_format = format;
   job->on_reply = api_on_fabric_stats;
   job->fabric_request = FABRIC_STATS;
   loop->jobs_in_flight++;
-  fabric_post(loop->server->fabric, job);
+  fabric_post(loop->env->fabric, job);
   return 0;
 }
 
@@ -356,18 +363,18 @@ static int api_list_nodes(h2o_req_t *req) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
   }
-  struct server_loop *loop = api_loop_of_job(job);
+  struct api_loop *loop = api_loop_of_job(job);
   job->on_reply = api_on_nodes;
   job->fabric_request = FABRIC_NODES;
   loop->jobs_in_flight++;
-  fabric_post(loop->server->fabric, job);
+  fabric_post(loop->env->fabric, job);
   return 0;
 }
 
 static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_type type) {
-  struct server_loop *loop = server_loop_of(req->conn->ctx);
-  const struct engine_config *config = loop->server->config;
-  if (atomic_load(&loop->server->shutting_down)) {
+  struct api_loop *loop = api_loop_of(req->conn->ctx);
+  const struct engine_config *config = loop->env->config;
+  if (atomic_load(loop->env->shutting_down)) {
     api_reply_error(req, CDR_ESHUTTING_DOWN, NULL, "the engine is shutting down; retry on another");
     return 0;
   }
@@ -772,8 +779,8 @@ static bool api_path_for_tenants(const char *path, size_t len) {
 
 /* Authenticates a tenant's request and draws it from the tenant's request bucket; replies and
  * returns NULL when it may not go on. */
-static const struct tenant *api_authenticate(h2o_req_t *req, struct server_loop *loop) {
-  const struct engine_config *config = loop->server->config;
+static const struct tenant *api_authenticate(h2o_req_t *req, struct api_loop *loop) {
+  const struct engine_config *config = loop->env->config;
   const struct tenant *tenant = NULL;
   char message[256];
   int rc = api_auth_tenant(req, loop->tenants, config->dev, config->replay_window_s, &tenant,
@@ -811,15 +818,15 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
   const char *path = api_route_path(req, &len);
   bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
   bool post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
-  struct server_loop *loop = server_loop_of(req->conn->ctx);
-  struct server *server = loop->server;
+  struct api_loop *loop = api_loop_of(req->conn->ctx);
+  const struct api_env *env = loop->env;
   const char *framing = http1_framing_problem(req);
   if (framing) {
     req->http1_is_persistent = 0; /* what follows on this connection cannot be trusted */
     api_reply_error(req, CDR_EAMBIGUOUS_FRAMING, NULL, framing);
     return 0;
   }
-  if (api_headers_too_large(req, server->config->max_header_bytes)) {
+  if (api_headers_too_large(req, env->config->max_header_bytes)) {
     api_reply_error(req, CDR_EHEADERS_TOO_LARGE, NULL, NULL);
     return 0;
   }
@@ -830,7 +837,7 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
       api_reply_method_not_allowed(req, "GET");
     else if (healthz)
       api_reply_status(req, 200, "ok");
-    else if (atomic_load(&server->shutting_down))
+    else if (atomic_load(env->shutting_down))
       api_reply_status(req, 503, "shutting_down");
     else
       api_reply_status(req, 200, "ready");
@@ -839,7 +846,7 @@ static int api_on_request(h2o_handler_t *self, h2o_req_t *req) {
   /* The admin listener lists every tenant's tasks (for the status page). */
   bool admin_tasks = handler->admin && h2o_memis(path, len, H2O_STRLIT("/v1/tasks"));
   if (api_path_for_operators(path, len) || admin_tasks) {
-    if (handler->admin || server->config->dev)
+    if (handler->admin || env->config->dev)
       return api_operator_route(req, path, len, get);
     api_reply_error(req, CDR_ENOT_FOUND, NULL,
                     "operators' endpoints are served on engine.admin_listen");

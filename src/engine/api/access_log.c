@@ -1,5 +1,5 @@
 /* access_log.c — the API's request log (access_log.h). */
-#include "engine/access_log.h"
+#include "engine/api/access_log.h"
 
 #include "common/clock.h"
 #include "common/log.h"

@@ -1,5 +1,5 @@
 /* api_auth.c — request signatures and per-tenant token buckets for the API. */
-#include "engine/api_auth.h"
+#include "engine/api/api_auth.h"
 
 #include "common/error.h"
 #include "common/request_signature.h"

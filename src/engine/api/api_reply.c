@@ -1,8 +1,8 @@
 /* api_reply.c — JSON and error responses for the API. */
-#include "engine/api_reply.h"
+#include "engine/api/api_reply.h"
 
 #include "common/error.h"
-#include "engine/access_log.h"
+#include "engine/api/access_log.h"
 #include "engine/stats.h"
 
 #include <sys/time.h>
