@@ -67,7 +67,10 @@ def xargs_rate(base, paths, method):
 def wrk_rate(base, prefix, count, seconds, method="GET", once=False):
     """wrk's requests/s over the paths; with once, each path exactly once (then it stops)."""
     script = os.path.join(os.path.dirname(__file__), "paths.lua")
-    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script, base, "--",
+    # With once, the script stops wrk after the last path; the duration only bounds a cache that
+    # cannot keep up (nginx purging 50,000 files from a slow disk took longer than 5 s).
+    duration = max(seconds, 120) if once else seconds
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{duration}s", "-s", script, base, "--",
                           "bench.example", prefix, str(count), method, "once" if once else ""],
                          capture_output=True, text=True, check=True).stdout
     return float(out.split("ONCE ")[1].split()[0] if once else out.split("Requests/sec:")[1].split()[0])

@@ -369,12 +369,15 @@ static void fabric_close_handle(uv_handle_t *handle, void *arg) {
     uv_close(handle, NULL);
 }
 
-static void *fabric_main(void *arg) {
-  struct fabric *fabric = arg;
+void fabric_run(struct fabric *fabric) {
   uv_run(&fabric->loop, UV_RUN_DEFAULT);
   uv_walk(&fabric->loop, fabric_close_handle, NULL);
   uv_run(&fabric->loop, UV_RUN_DEFAULT);
   uv_loop_close(&fabric->loop);
+}
+
+static void *fabric_main(void *arg) {
+  fabric_run(arg);
   return NULL;
 }
 
@@ -448,13 +451,14 @@ static int fabric_listen(struct fabric *fabric) {
   return rc;
 }
 
-int fabric_start(const struct engine_config *config, struct store_worker *writer,
-                 struct fabric **out) {
+int fabric_open(const struct engine_config *config, struct store_worker *writer,
+                struct fabric **out) {
   struct fabric *fabric = calloc(1, sizeof(*fabric));
   if (!fabric)
     return CDR_ENOMEM;
   fabric->config = config;
   fabric->writer = writer;
+  fabric->send_work = fabric_link_send_work;
   agent_auth_init(&fabric->auth, config->auth_failures_max, config->auth_guesses_max,
                   config->auth_window_s);
   if (link_shared_init(&fabric->link_buffers, (size_t)config->max_frame_bytes)) {
@@ -496,8 +500,6 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
     rc = fabric_recover(fabric);
   if (!rc)
     rc = fabric_listen(fabric);
-  if (!rc && pthread_create(&fabric->thread, NULL, fabric_main, fabric) != 0)
-    rc = CDR_EINTERNAL;
   if (rc)
     return rc; /* the process exits; nothing to unwind */
   log_info("agent.listen", "agents connect to %s%s%s", config->agent_listen,
@@ -507,9 +509,21 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
   return 0;
 }
 
+int fabric_start(const struct engine_config *config, struct store_worker *writer,
+                 struct fabric **out) {
+  int rc = fabric_open(config, writer, out);
+  if (!rc && pthread_create(&(*out)->thread, NULL, fabric_main, *out) != 0)
+    rc = CDR_EINTERNAL;
+  return rc;
+}
+
 void fabric_stop(struct fabric *fabric) {
   uv_async_send(&fabric->stop);
   pthread_join(fabric->thread, NULL);
+  fabric_free(fabric);
+}
+
+void fabric_free(struct fabric *fabric) {
   while (fabric->tasks.first)
     fabric_task_free(fabric, LIST_ENTRY(fabric->tasks.first, struct fabric_task, link));
   for (size_t i = 0; i < fabric->node_count; i++)
@@ -517,6 +531,7 @@ void fabric_stop(struct fabric *fabric) {
   free(fabric->nodes);
   free(fabric->work_items);
   free(fabric->work_pointers);
+  free(fabric->results);
   node_tokens_free(fabric->node_tokens);
   SSL_CTX_free(fabric->tls);
   link_shared_free(&fabric->link_buffers);

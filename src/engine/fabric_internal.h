@@ -11,6 +11,7 @@
 #include "engine/agent_auth.h"
 #include "engine/fabric.h"
 #include "engine/node_tokens.h"
+#include "model/item_result.h"
 #include "proto/link_conn.h"
 
 #include <stdbool.h>
@@ -94,6 +95,10 @@ struct fabric_slot {
 
 struct fabric_link;
 
+/* Sends node (online) a Work frame; 0, or nonzero when the link could not take it (it is then
+ * closing, and the items go back to the queues as its close takes them offline). */
+typedef int (*fabric_work_sender)(struct fabric_node *node, const Cdr__Work *work);
+
 struct fabric_node {
   char id[NODE_ID_MAX + 1];
   char *groups_json; /* malloc'd JSON array */
@@ -166,6 +171,9 @@ struct fabric {
   Cdr__WorkItem *work_items; /* reused to build Work frames */
   Cdr__WorkItem **work_pointers;
   size_t work_capacity;
+  fabric_work_sender send_work; /* how Work frames leave: fabric_link_send_work */
+  struct item_result *results;  /* reused to convert Results frames (fabric_link.c) */
+  size_t result_cap;
   struct agent_auth auth;          /* wrong agent tokens seen */
   struct node_tokens *node_tokens; /* NULL without agents.node_tokens_file */
   SSL_CTX *tls;                    /* NULL: agents connect over plain TCP */
@@ -173,6 +181,14 @@ struct fabric {
 };
 
 /* fabric.c */
+/* fabric_start without the thread: state, store recovery and the bound listener; the caller runs
+ * the loop (fabric_run) on a thread of its own choosing, as the unit tests do on theirs. */
+int fabric_open(const struct engine_config *config, struct store_worker *writer,
+                struct fabric **out);
+/* Runs the fabric's loop until a stop (fabric->stop sent) has finished, then closes it. */
+void fabric_run(struct fabric *fabric);
+/* Frees a fabric whose loop has ended. */
+void fabric_free(struct fabric *fabric);
 struct fabric_node *fabric_node_find(struct fabric *fabric, const char *id);
 struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello);
 void fabric_submit(struct fabric *fabric, struct store_job *job);
@@ -189,6 +205,8 @@ void fabric_notify_destroy(struct fabric *fabric);
 
 /* fabric_link.c */
 void fabric_link_accept(struct fabric *fabric);
+/* The fabric's send_work: the frame goes out on node's link. */
+int fabric_link_send_work(struct fabric_node *node, const Cdr__Work *work);
 void fabric_link_close_all(struct fabric *fabric);
 
 /* fabric_work.c */
@@ -206,12 +224,13 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
                            size_t index);
 void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node);
+/* Records a batch of node's results (a Results frame, converted at the link) and sends more. */
 void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
-                          const Cdr__Results *results);
+                          const struct item_result *results, size_t count);
 void fabric_progress_flush(struct fabric *fabric);
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
 void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
-                        const Cdr__ItemResult *result);
+                        const struct item_result *result);
 
 /* fabric_dedup.c */
 bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_node, size_t index);
@@ -224,7 +243,7 @@ void fabric_dedup_close(struct fabric_node *node);
 
 /* fabric_retry.c */
 bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
-                          const Cdr__ItemResult *result);
+                          const struct item_result *result);
 void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task);
 void fabric_deadline_arm(struct fabric *fabric, struct fabric_task *task);
 void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,

@@ -1,5 +1,6 @@
 /* fabric_link.c — the engine's end of one agent link: Hello checks, Welcome or Refusal,
  * heartbeats both ways, and the hand-off of Results to the fabric. */
+#include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "engine/fabric_internal.h"
@@ -169,6 +170,35 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
   fabric_node_online(fabric, node, window);
 }
 
+/* Converts a Results frame into the fabric's own results, once, in the fabric's reused array, and
+ * records them. */
+static void fabric_link_on_results(struct fabric_link *link, const Cdr__Results *frame) {
+  struct fabric *fabric = link->fabric;
+  while (fabric->result_cap < frame->n_results) {
+    if (!array_reserve((void **)&fabric->results, &fabric->result_cap, fabric->result_cap,
+                       sizeof(*fabric->results), 256)) {
+      link_conn_close(&link->conn, "out of memory reading results");
+      return;
+    }
+  }
+  for (size_t i = 0; i < frame->n_results; i++) {
+    const Cdr__ItemResult *wire = frame->results[i];
+    fabric->results[i] = (struct item_result){
+        .item_id = wire->item_id,
+        .state = wire->outcome == CDR__OUTCOME__SUCCEEDED     ? ITEM_SUCCEEDED
+                 : wire->outcome == CDR__OUTCOME__UNSUPPORTED ? ITEM_UNSUPPORTED
+                                                              : ITEM_FAILED,
+        .http_status = wire->http_status,
+        .verified = wire->verified,
+        .reason = wire->reason ? wire->reason : ""};
+  }
+  fabric_results_apply(fabric, link->node, fabric->results, frame->n_results);
+}
+
+int fabric_link_send_work(struct fabric_node *node, const Cdr__Work *work) {
+  return link_conn_send(&node->link->conn, FRAME_WORK, &work->base);
+}
+
 static void fabric_link_on_frame(struct link_conn *conn, enum frame_type type,
                                  ProtobufCMessage *message) {
   struct fabric_link *link = fabric_link_of(conn);
@@ -188,9 +218,7 @@ static void fabric_link_on_frame(struct link_conn *conn, enum frame_type type,
     else
       fabric_link_on_hello(link, (const Cdr__Hello *)message);
     return;
-  case FRAME_RESULTS:
-    fabric_results_apply(fabric, link->node, (const Cdr__Results *)message);
-    return;
+  case FRAME_RESULTS: fabric_link_on_results(link, (const Cdr__Results *)message); return;
   case FRAME_HEARTBEAT: return;
   default: link_conn_close(conn, "unexpected frame type from an agent"); return;
   }

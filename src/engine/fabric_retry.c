@@ -12,12 +12,12 @@
 
 /* 5xx answers, transport failures and a full agent may pass; other failures (4xx, bad regex)
  * will not. */
-static bool fabric_retryable(const Cdr__ItemResult *result) {
-  if (result->outcome != CDR__OUTCOME__FAILED)
+static bool fabric_retryable(const struct item_result *result) {
+  if (result->state != ITEM_FAILED)
     return false;
   if (result->http_status >= 500)
     return true;
-  const char *reason = result->reason ? result->reason : "";
+  const char *reason = result->reason;
   return result->http_status == 0 &&
          (strcmp(reason, "connection_refused") == 0 || strcmp(reason, "timeout") == 0 ||
           strcmp(reason, "agent_busy") == 0 || strncmp(reason, "transport_error", 15) == 0);
@@ -35,7 +35,7 @@ static void fabric_on_retry(struct wheel_timer *timer) {
 }
 
 bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
-                          const Cdr__ItemResult *result) {
+                          const struct item_result *result) {
   struct fabric_task *task = task_node->task;
   if (!fabric_retryable(result) || task->finished)
     return false;
@@ -60,8 +60,8 @@ bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_n
                                     (uint64_t)fabric->config->retry_max_ms, *attempts);
   timer_wheel_start(&fabric->wheel, &retry->timer, delay, fabric_on_retry);
   log_debug("item.retry", "task %s item %zu on node %s failed (%s), attempt %u, retry in %llu ms",
-            task->task->id, index, task_node->node->id, result->reason ? result->reason : "",
-            *attempts, (unsigned long long)delay);
+            task->task->id, index, task_node->node->id, result->reason, *attempts,
+            (unsigned long long)delay);
   return true;
 }
 
@@ -76,15 +76,12 @@ void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task) {
 
 void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
                        const struct fabric_node *only, const char *reason) {
-  Cdr__ItemResult result;
-  cdr__item_result__init(&result);
-  result.outcome = CDR__OUTCOME__FAILED;
+  struct item_result result = {.state = ITEM_FAILED};
   for (size_t n = 0; n < task->node_count && !task->finished; n++) {
     struct fabric_task_node *task_node = &task->nodes[n];
     if (only && task_node->node != only)
       continue;
-    char offline[] = "node_offline";
-    result.reason = !only && !task_node->node->link ? offline : (char *)(uintptr_t)reason;
+    result.reason = !only && !task_node->node->link ? "node_offline" : reason;
     for (size_t i = 0; i < task->task->target_count && !task->finished; i++) {
       if (item_states_get(task_node->states, i) == ITEM_PENDING)
         fabric_item_record(fabric, task_node, i, &result);

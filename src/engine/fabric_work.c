@@ -539,7 +539,7 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
     cdr__work__init(&work);
     work.n_items = n;
     work.items = fabric->work_pointers;
-    if (link_conn_send(&node->link->conn, FRAME_WORK, &work.base))
+    if (fabric->send_work(node, &work))
       return;
   }
 }
@@ -585,7 +585,8 @@ static void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) 
 }
 
 static void fabric_failure_add(struct fabric_task *task, const struct fabric_task_node *task_node,
-                               size_t index, enum item_state state, const Cdr__ItemResult *result) {
+                               size_t index, enum item_state state,
+                               const struct item_result *result) {
   if (!array_reserve((void **)&task->failures, &task->failure_cap, task->failure_count,
                      sizeof(*task->failures), 16))
     return; /* the state is still recorded; only the detail is lost */
@@ -595,19 +596,17 @@ static void fabric_failure_add(struct fabric_task *task, const struct fabric_tas
   failure->state = state;
   failure->http_status = result->http_status;
   snprintf(failure->reason, sizeof(failure->reason), "%s",
-           result->reason && result->reason[0] ? result->reason : "failed");
+           result->reason[0] ? result->reason : "failed");
 }
 
 /* Records one result, unless the item already has one. */
 void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
-                        const Cdr__ItemResult *result) {
+                        const struct item_result *result) {
   struct fabric_task *task = task_node->task;
   struct task *t = task->task;
   if (item_states_get(task_node->states, index) != ITEM_PENDING)
     return;
-  enum item_state state = result->outcome == CDR__OUTCOME__SUCCEEDED     ? ITEM_SUCCEEDED
-                          : result->outcome == CDR__OUTCOME__UNSUPPORTED ? ITEM_UNSUPPORTED
-                                                                         : ITEM_FAILED;
+  enum item_state state = result->state;
   item_states_set(task_node->states, index, state);
   task_node->dirty = true;
   rate_add(state == ITEM_SUCCEEDED ? &engine_stats.items_succeeded : &engine_stats.items_failed,
@@ -644,13 +643,13 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
 }
 
 void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
-                          const Cdr__Results *results) {
-  if (results->n_results > 0 && !node->first_result_ms) {
+                          const struct item_result *results, size_t count) {
+  if (count > 0 && !node->first_result_ms) {
     node->first_result_ms = clock_now_ms(); /* it is a working edge, not only a Hello */
     fabric_node_save(fabric, node);
   }
-  for (size_t i = 0; i < results->n_results; i++) {
-    const Cdr__ItemResult *result = results->results[i];
+  for (size_t i = 0; i < count; i++) {
+    const struct item_result *result = &results[i];
     uint32_t slot_index = (uint32_t)result->item_id;
     uint32_t generation = (uint32_t)(result->item_id >> 32);
     if (slot_index >= node->slot_count || !node->slots[slot_index].used ||
@@ -694,10 +693,9 @@ static void fabric_on_progress_saved(struct store_job *job) {
       for (size_t n = 0; n < task->node_count; n++)
         task->nodes[n].dirty = true;
       for (size_t f = 0; f < p->failure_count; f++) {
-        Cdr__ItemResult result;
-        cdr__item_result__init(&result);
-        result.http_status = p->failures[f].http_status;
-        result.reason = (char *)(uintptr_t)p->failures[f].reason;
+        struct item_result result = {.state = p->failures[f].state,
+                                     .http_status = p->failures[f].http_status,
+                                     .reason = p->failures[f].reason};
         for (size_t n = 0; n < task->node_count; n++) {
           if (strcmp(task->nodes[n].node->id, p->failures[f].node_id) == 0)
             fabric_failure_add(task, &task->nodes[n], (size_t)p->failures[f].index,

@@ -1,0 +1,467 @@
+/* test_fabric.c — the fabric's logic without sockets: dispatch within windows, purges ahead of
+ * preloads, results (stale, repeated, merged), retries and a node going offline, each step
+ * followed by the fabric's invariants. The fabric runs on this thread against a real store
+ * writer in a temporary directory; its Work frames are caught at its one sending function
+ * (fabric->send_work) and results go in as the link hands them over (fabric_results_apply). */
+#include "unit.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "engine/api/task_request.h"
+#include "engine/engine_config.h"
+#include "engine/fabric_internal.h"
+#include "engine/store_worker.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { LAB_NODES = 4, LAB_SENT_MAX = 4096 };
+
+struct sent_item {
+  const struct fabric_node *node;
+  uint64_t item_id;
+  Cdr__Operation operation;
+  char target[160];
+};
+
+struct lab {
+  char dir[64];
+  struct engine_config config;
+  struct store_worker *writer;
+  struct fabric *fabric;
+  struct fabric_link links[LAB_NODES]; /* never connected: they only mark a node online */
+  struct fabric_node *nodes[LAB_NODES];
+  struct sent_item sent[LAB_SENT_MAX];
+  size_t sent_count;
+  size_t frames;
+  char task_ids[8][TASK_ID_LENGTH + 1]; /* of the tasks submitted, in order */
+  size_t task_count;
+};
+
+static struct lab *lab; /* the fabric's send_work has no context of its own */
+
+static int lab_send_work(struct fabric_node *node, const Cdr__Work *work) {
+  lab->frames++;
+  for (size_t i = 0; i < work->n_items && lab->sent_count < LAB_SENT_MAX; i++) {
+    struct sent_item *sent = &lab->sent[lab->sent_count++];
+    sent->node = node;
+    sent->item_id = work->items[i]->item_id;
+    sent->operation = work->items[i]->operation;
+    snprintf(sent->target, sizeof(sent->target), "%s", work->items[i]->target);
+  }
+  return 0;
+}
+
+/* Runs the fabric's loop until done() holds (or fails the test after 5 s). */
+static void lab_until(bool (*done)(void)) {
+  int64_t until = clock_now_ms() + 5000;
+  while (!done()) {
+    assert_true(clock_now_ms() < until);
+    uv_run(&lab->fabric->loop, UV_RUN_ONCE);
+  }
+}
+
+static void lab_open(void) {
+  lab = calloc(1, sizeof(*lab));
+  assert_non_null(lab);
+  snprintf(lab->dir, sizeof(lab->dir), "/tmp/cdr-test-fabric-XXXXXX");
+  assert_non_null(mkdtemp(lab->dir));
+  const char *args[] = {"test_fabric", "--data-dir",     lab->dir,      "--agent-listen",
+                        "127.0.0.1:0", "--api-listen",   "127.0.0.1:0", "--retry-base-ms",
+                        "1",           "--retry-max-ms", "2",           "--max-attempts",
+                        "3",           "--dev"};
+  enum { ARGC = sizeof(args) / sizeof(args[0]) };
+  static char storage[ARGC][128]; /* argv is mutable */
+  char *argv[ARGC + 1];
+  for (int i = 0; i < ARGC; i++) {
+    snprintf(storage[i], sizeof(storage[i]), "%s", args[i]);
+    argv[i] = storage[i];
+  }
+  argv[ARGC] = NULL;
+  int argc = ARGC;
+  struct settings_cli cli;
+  char err[512];
+  if (engine_config_load(&lab->config, argc, argv, &cli, err, sizeof(err)) != 0)
+    fail_msg("%s", err);
+  log_level_set(getenv("LAB_DEBUG") ? LOG_DEBUG : LOG_WARN);
+  struct store_options options = {.read_only = false};
+  struct store *store;
+  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
+  assert_int_equal(store_worker_start(store, true, 64, &lab->writer), 0);
+  assert_int_equal(fabric_open(&lab->config, lab->writer, &lab->fabric), 0);
+  lab->fabric->send_work = lab_send_work;
+}
+
+static bool lab_jobs_back(void) { return lab->fabric->jobs_in_flight == 0; }
+
+static void lab_close(void) {
+  lab_until(lab_jobs_back);
+  for (size_t i = 0; i < LAB_NODES; i++) {
+    if (lab->nodes[i] && lab->nodes[i]->link) { /* as their links' closing would */
+      lab->nodes[i]->link = NULL;
+      fabric_node_offline(lab->fabric, lab->nodes[i]);
+    }
+  }
+  uv_async_send(&lab->fabric->stop);
+  fabric_run(lab->fabric);
+  fabric_free(lab->fabric);
+  store_worker_stop(lab->writer);
+  char command[128];
+  snprintf(command, sizeof(command), "rm -rf %s", lab->dir);
+  assert_int_equal(system(command), 0);
+  free(lab);
+  lab = NULL;
+}
+
+/* Registers node i (as its agent's Hello would) and brings it online with window. */
+static struct fabric_node *lab_node(size_t i, uint32_t window) {
+  char id[16], cache_kind[] = "nginx", version[] = "test";
+  snprintf(id, sizeof(id), "edge-%zu", i);
+  Cdr__Hello hello;
+  cdr__hello__init(&hello);
+  hello.node_id = id;
+  hello.cache_kind = cache_kind;
+  hello.agent_version = version;
+  hello.window = window;
+  struct fabric_node *node = fabric_node_register(lab->fabric, &hello);
+  assert_non_null(node);
+  lab->links[i] = (struct fabric_link){.fabric = lab->fabric, .node = node};
+  node->link = &lab->links[i];
+  lab->nodes[i] = node;
+  fabric_node_online(lab->fabric, node, window);
+  return node;
+}
+
+static void lab_on_inserted(struct store_job *job) {
+  lab->fabric->jobs_in_flight--;
+  assert_int_equal(job->result, 0);
+  memcpy(lab->task_ids[lab->task_count++], job->task->id, TASK_ID_LENGTH + 1);
+  job->fabric_request = FABRIC_TASK_ACCEPTED;
+  fabric_post(lab->fabric, job);
+}
+
+static struct fabric_task *lab_task(size_t n) {
+  for (struct list_node *at = lab->fabric->tasks.first; at; at = at->next) {
+    struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
+    if (strcmp(task->task->id, lab->task_ids[n]) == 0)
+      return task;
+  }
+  return NULL;
+}
+
+static size_t lab_tasks_wanted;
+/* The task submitted last is committed, adopted by the fabric and its plan saved. */
+static bool lab_last_task_planned(void) {
+  if (lab->task_count < lab_tasks_wanted)
+    return false;
+  struct fabric_task *task = lab_task(lab->task_count - 1);
+  return task && task->task->planned;
+}
+
+/* Submits a task as the API does (body as POSTed, for every node) and waits until it is
+ * committed, adopted and its plan saved. */
+static void lab_submit(enum task_type type, const char *body) {
+  struct store_job *job = calloc(1, sizeof(*job));
+  assert_non_null(job);
+  arena_init(&job->arena, 1 << 20);
+  job->kind = STORE_JOB_INSERT;
+  job->tenant = tenant_dev.name;
+  job->done = lab_on_inserted;
+  struct request_limits limits = {.max_items = 1000,
+                                  .max_url_length = 2048,
+                                  .default_deadline_s = 3600,
+                                  .max_deadline_s = 86400,
+                                  .callback_allow = ""};
+  struct request_error error;
+  assert_int_equal(task_request_parse(type, body, strlen(body), &limits, &tenant_dev, &job->arena,
+                                      &job->task, &error),
+                   0);
+  fabric_submit(lab->fabric, job);
+  lab_tasks_wanted = lab->task_count + 1;
+  lab_until(lab_last_task_planned);
+}
+
+/* Hands the fabric node's result for the item sent as sent[n]. */
+static void lab_answer(size_t n, enum item_state state, uint32_t http_status, const char *reason) {
+  struct sent_item *sent = &lab->sent[n];
+  struct item_result result = {.item_id = sent->item_id,
+                               .state = state,
+                               .http_status = http_status,
+                               .verified = state == ITEM_SUCCEEDED,
+                               .reason = reason};
+  for (size_t i = 0; i < LAB_NODES; i++) {
+    if (lab->nodes[i] == sent->node)
+      fabric_results_apply(lab->fabric, lab->nodes[i], &result, 1);
+  }
+}
+
+static bool lab_in_queue(const struct fifo *queue, const struct fabric_task_node *task_node) {
+  for (const struct fifo_node *at = queue->head; at; at = at->next) {
+    if (at == &task_node->queue_link)
+      return true;
+  }
+  return false;
+}
+
+/* What must hold between any two events: a node's in_flight is its used slots; a task's pending
+ * count is its pending bits; a task node is marked queued exactly while it is in its node's
+ * queue; a task's in_flight is the items of it in some node's slots (or following one). */
+static void lab_check_invariants(void) {
+  struct fabric *fabric = lab->fabric;
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    const struct fabric_node *node = fabric->nodes[i];
+    uint32_t used = 0;
+    for (uint32_t s = 0; s < node->slot_count; s++)
+      used += node->slots[s].used;
+    assert_int_equal(used, node->in_flight);
+    assert_true(node->in_flight <= node->window);
+  }
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
+    const struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
+    int64_t pending = 0, in_slots = 0;
+    for (size_t n = 0; n < task->node_count; n++) {
+      const struct fabric_task_node *task_node = &task->nodes[n];
+      for (size_t t = 0; t < task->task->target_count; t++)
+        pending += item_states_get(task_node->states, t) == ITEM_PENDING;
+      const struct fifo *queue =
+          task->task->type == TASK_PURGE ? &task_node->node->fast : &task_node->node->slow;
+      assert_int_equal(task_node->queued, lab_in_queue(queue, task_node));
+    }
+    for (size_t i = 0; i < fabric->node_count; i++) {
+      const struct fabric_node *node = fabric->nodes[i];
+      for (uint32_t s = 0; s < node->slot_count; s++) {
+        const struct fabric_slot *slot = &node->slots[s];
+        if (!slot->used)
+          continue;
+        in_slots += slot->task_node->task == task;
+        for (uint32_t f = 0; f < slot->follower_count; f++)
+          in_slots += slot->followers[f].task_node->task == task;
+      }
+    }
+    assert_int_equal(pending, task->task->counters.pending);
+    assert_int_equal(in_slots, task->in_flight);
+  }
+}
+
+static void work_goes_out_within_the_window_and_results_free_it(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *node = lab_node(0, 4);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\","
+                         "\"http://a.example/2\",\"http://a.example/3\",\"http://a.example/4\","
+                         "\"http://a.example/5\",\"http://a.example/6\",\"http://a.example/7\","
+                         "\"http://a.example/8\",\"http://a.example/9\"]}");
+  assert_int_equal(lab->sent_count, 4);
+  assert_int_equal(node->in_flight, 4);
+  assert_string_equal(lab->sent[0].target, "http://a.example/0");
+  assert_int_equal(lab->sent[0].operation, CDR__OPERATION__PURGE_URL);
+  lab_check_invariants();
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  lab_answer(1, ITEM_SUCCEEDED, 404, "");
+  lab_check_invariants();
+  assert_int_equal(lab->sent_count, 6); /* each result returns one unit of window */
+  assert_int_equal(node->in_flight, 4);
+  for (size_t n = 2; n < 10; n++) {
+    lab_answer(n, ITEM_SUCCEEDED, 200, "");
+    lab_check_invariants();
+  }
+  assert_int_equal(lab->sent_count, 10);
+  struct fabric_task *task = lab_task(0);
+  assert_non_null(task);
+  assert_true(task->finished);
+  assert_int_equal(task->task->state, TASK_DONE);
+  assert_int_equal(task->task->counters.succeeded, 10);
+  assert_int_equal(task->task->counters.verified, 10);
+  assert_int_equal(node->in_flight, 0);
+  lab_close();
+}
+
+static void stale_and_repeated_results_are_ignored(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *node = lab_node(0, 2);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\","
+                         "\"http://a.example/2\"]}");
+  assert_int_equal(lab->sent_count, 2);
+  struct item_result stale = {.item_id = lab->sent[0].item_id + (1ull << 32), /* a generation on */
+                              .state = ITEM_FAILED,
+                              .reason = "http_500"};
+  fabric_results_apply(lab->fabric, node, &stale, 1);
+  struct item_result unknown = {.item_id = 4000, .state = ITEM_FAILED, .reason = ""};
+  fabric_results_apply(lab->fabric, node, &unknown, 1);
+  assert_int_equal(node->in_flight, 2);
+  assert_int_equal(lab->sent_count, 2);
+  lab_check_invariants();
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  assert_int_equal(lab->sent_count, 3);        /* the freed slot went to the third URL */
+  lab_answer(0, ITEM_FAILED, 500, "http_500"); /* again: its slot has a new generation now */
+  lab_check_invariants();
+  struct fabric_task *task = lab_task(0);
+  assert_int_equal(task->task->counters.succeeded, 1);
+  assert_int_equal(task->task->counters.failed, 0);
+  assert_int_equal(node->in_flight, 2);
+  lab_answer(1, ITEM_SUCCEEDED, 200, "");
+  lab_answer(2, ITEM_UNSUPPORTED, 0, "nginx_has_no_tags");
+  lab_check_invariants();
+  assert_true(task->finished);
+  assert_int_equal(task->task->state, TASK_PARTIAL);
+  assert_int_equal(task->task->counters.unsupported, 1);
+  lab_close();
+}
+
+static void purges_go_ahead_of_preloads(void **state) {
+  (void)state;
+  lab_open();
+  lab_node(0, 1);
+  lab_submit(TASK_PRELOAD, "{\"urls\":[\"http://a.example/p0\",\"http://a.example/p1\","
+                           "\"http://a.example/p2\"]}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/u0\"]}");
+  assert_int_equal(lab->sent_count, 1);
+  assert_int_equal(lab->sent[0].operation, CDR__OPERATION__PRELOAD);
+  lab_check_invariants();
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  assert_int_equal(lab->sent_count, 2);
+  assert_string_equal(lab->sent[1].target, "http://a.example/u0"); /* ahead of p1 and p2 */
+  lab_check_invariants();
+  lab_answer(1, ITEM_SUCCEEDED, 200, "");
+  lab_answer(2, ITEM_SUCCEEDED, 200, "");
+  lab_answer(3, ITEM_SUCCEEDED, 200, "");
+  assert_string_equal(lab->sent[3].target, "http://a.example/p2");
+  lab_check_invariants();
+  assert_true(lab_task(0)->finished && lab_task(1)->finished);
+  lab_close();
+}
+
+static size_t lab_sent_wanted;
+static bool lab_sent_enough(void) { return lab->sent_count >= lab_sent_wanted; }
+
+static void a_retryable_failure_is_sent_again_until_its_attempts_run_out(void **state) {
+  (void)state;
+  lab_open(); /* --max-attempts 3, retries after 1-2 ms */
+  struct fabric_node *node = lab_node(0, 4);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/r\",\"http://a.example/f\"]}");
+  assert_int_equal(lab->sent_count, 2);
+  lab_answer(1, ITEM_FAILED, 404, "http_404"); /* a 4xx will not get better: recorded at once */
+  struct fabric_task *task = lab_task(0);
+  assert_int_equal(task->task->counters.failed, 1);
+  lab_answer(0, ITEM_FAILED, 503, "http_503");
+  assert_int_equal(task->task->counters.pending, 1); /* not recorded: waits for its retry */
+  assert_int_equal(node->in_flight, 0);
+  lab_check_invariants();
+  lab_sent_wanted = 3;
+  lab_until(lab_sent_enough);
+  assert_string_equal(lab->sent[2].target, "http://a.example/r");
+  lab_check_invariants();
+  lab_answer(2, ITEM_FAILED, 0, "timeout");
+  lab_sent_wanted = 4;
+  lab_until(lab_sent_enough);
+  lab_answer(3, ITEM_FAILED, 502, "http_502"); /* the third attempt: no more */
+  lab_check_invariants();
+  assert_int_equal(lab->sent_count, 4);
+  assert_true(task->finished);
+  assert_int_equal(task->task->state, TASK_FAILED);
+  assert_int_equal(task->task->counters.failed, 2);
+  lab_close();
+}
+
+/* The purge a task joins must have gone out after that task was accepted: here the window is
+ * full while B and C are accepted, so B's purge of "same" is sent after both, and C joins it. */
+static void an_identical_purge_in_flight_is_joined_not_sent_again(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *node = lab_node(0, 2);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/x0\",\"http://a.example/x1\"]}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/same\"]}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/same\",\"http://a.example/other\"]}");
+  assert_int_equal(lab->sent_count, 2);
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  assert_int_equal(lab->sent_count, 3);
+  assert_string_equal(lab->sent[2].target, "http://a.example/same");
+  lab_answer(1, ITEM_SUCCEEDED, 200, "");
+  assert_int_equal(lab->sent_count, 4); /* C's "same" joined B's; only "other" went out */
+  assert_string_equal(lab->sent[3].target, "http://a.example/other");
+  assert_int_equal(node->merged, 1);
+  lab_check_invariants();
+  lab_answer(2, ITEM_SUCCEEDED, 200, "");
+  lab_check_invariants();
+  assert_true(lab_task(1)->finished);
+  assert_int_equal(lab_task(2)->task->counters.succeeded, 1); /* the follower got the result */
+  lab_answer(3, ITEM_SUCCEEDED, 200, "");
+  assert_true(lab_task(2)->finished);
+  assert_int_equal(lab_task(2)->task->state, TASK_DONE);
+  assert_int_equal(node->in_flight, 0);
+  lab_close();
+}
+
+/* The object may have been cached again since that purge went out: the later task's purge is
+ * sent on its own. */
+static void a_purge_sent_before_a_task_was_accepted_does_not_stand_in_for_it(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *node = lab_node(0, 4);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/same\"]}");
+  assert_int_equal(lab->sent_count, 1);
+  usleep(3000); /* ids and times are in milliseconds: the next task is accepted after the send */
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/same\"]}");
+  assert_int_equal(lab->sent_count, 2);
+  assert_string_equal(lab->sent[1].target, "http://a.example/same");
+  assert_int_equal(node->merged, 0);
+  lab_check_invariants();
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  assert_true(lab_task(0)->finished);
+  assert_false(lab_task(1)->finished); /* the first purge's result is not the second's */
+  lab_answer(1, ITEM_SUCCEEDED, 200, "");
+  assert_true(lab_task(1)->finished);
+  lab_close();
+}
+
+static void a_node_going_offline_gets_its_work_again_when_back(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *node = lab_node(0, 2);
+  struct fabric_node *other = lab_node(1, 2);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\","
+                         "\"http://a.example/2\"]}");
+  assert_int_equal(lab->sent_count, 4); /* two to each node */
+  lab_check_invariants();
+  node->link = NULL;
+  fabric_node_offline(lab->fabric, node);
+  assert_int_equal(node->in_flight, 0);
+  assert_int_equal(fabric_node_queue_depth(node), 3); /* two taken back, one never sent */
+  lab_check_invariants();
+  for (size_t n = 0; n < lab->sent_count; n++) {
+    if (lab->sent[n].node == other)
+      lab_answer(n, ITEM_SUCCEEDED, 200, "");
+  }
+  size_t before = lab->sent_count;
+  node->link = &lab->links[0];
+  fabric_node_online(lab->fabric, node, 2);
+  assert_int_equal(lab->sent_count, before + 2);
+  assert_ptr_equal(lab->sent[before].node, node);
+  lab_check_invariants();
+  struct fabric_task *task = lab_task(0);
+  assert_int_equal(task->task->counters.pending, 3);
+  for (size_t n = before; n < lab->sent_count; n++) /* the third goes out as the first returns */
+    lab_answer(n, ITEM_SUCCEEDED, 200, "");
+  assert_int_equal(lab->sent_count, before + 3);
+  lab_check_invariants();
+  assert_true(task->finished);
+  assert_int_equal(task->task->counters.succeeded, 6);
+  lab_close();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(work_goes_out_within_the_window_and_results_free_it),
+      cmocka_unit_test(stale_and_repeated_results_are_ignored),
+      cmocka_unit_test(purges_go_ahead_of_preloads),
+      cmocka_unit_test(a_retryable_failure_is_sent_again_until_its_attempts_run_out),
+      cmocka_unit_test(an_identical_purge_in_flight_is_joined_not_sent_again),
+      cmocka_unit_test(a_purge_sent_before_a_task_was_accepted_does_not_stand_in_for_it),
+      cmocka_unit_test(a_node_going_offline_gets_its_work_again_when_back),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
