@@ -11,12 +11,10 @@
 #include "engine/stats.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -240,19 +238,11 @@ static void *server_loop_thread(void *arg) {
 static int server_store_start(struct server *server) {
   const struct engine_config *config = server->config;
   char err[512];
-  struct store_options options = {.synchronous_full = strcmp(config->synchronous, "full") == 0};
+  struct store_options options = {.synchronous_full = strcmp(config->synchronous, "full") == 0,
+                                  .engine = true};
   struct store *writer = NULL, *reader = NULL;
   if (store_open(config->data_dir, &options, &writer, err, sizeof(err))) {
     log_error("store.open", "%s", err);
-    return CDR_ESTORE_UNAVAILABLE;
-  }
-  char lock_path[SETTING_STRING_MAX + 16];
-  snprintf(lock_path, sizeof(lock_path), "%s/engine.lock", config->data_dir);
-  server->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-  if (server->lock_fd < 0 || flock(server->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    log_error("store.lock", "data dir %s is in use by another engine (cannot lock %s: %s)",
-              config->data_dir, lock_path, strerror(errno));
-    store_close(writer);
     return CDR_ESTORE_UNAVAILABLE;
   }
   /* The loops start with the tenants as they are, so no signed request is refused while a first
@@ -263,6 +253,7 @@ static int server_store_start(struct server *server) {
     return CDR_ESTORE_UNAVAILABLE;
   }
   options.read_only = true;
+  options.engine = false;
   options.read_budget_ms = config->read_budget_ms;
   if (store_open(config->data_dir, &options, &reader, err, sizeof(err))) {
     log_error("store.open", "%s", err);
@@ -298,7 +289,7 @@ static void server_h2o_init(struct server *server) {
 }
 
 int server_run(const struct engine_config *config) {
-  struct server server = {.config = config, .lock_fd = -1};
+  struct server server = {.config = config};
   engine_stats.started_ms = clock_now_ms();
   atomic_init(&server.shutting_down, false);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -363,7 +354,6 @@ int server_run(const struct engine_config *config) {
   fabric_stop(server.fabric);
   store_worker_stop(server.writer);
   store_worker_stop(server.reader);
-  close(server.lock_fd);
   access_log_close();
   free(server.loops);
   free(server.api.loops);

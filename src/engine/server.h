@@ -11,7 +11,7 @@
 
 #include "engine/api/api_env.h"
 #include "engine/engine_config.h"
-#include "engine/fabric.h"
+#include "engine/fabric/fabric.h"
 #include "engine/retention.h"
 #include "engine/store_worker.h"
 #include "engine/tenant_table.h"
@@ -53,7 +53,6 @@ struct server {
   struct api_env api; /* what the API is given; api.loops points at each loop's api */
   atomic_bool shutting_down;
   uv_signal_t sigterm, sigint;          /* on loop 0 */
-  int lock_fd;                          /* flock on the data dir: one engine per store */
   struct tenant_table *initial_tenants; /* read at start; one reference per loop */
 };
 

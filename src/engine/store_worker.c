@@ -4,7 +4,6 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "common/task_id.h"
 #include "engine/stats.h"
 #include "engine/tenant_table.h"
 
@@ -23,7 +22,6 @@ struct store_worker {
   struct fifo queued;          /* of store_job.link, guarded by lock */
   _Atomic size_t queued_count; /* jobs in queued, for GET /debug/vars */
   bool stopping;
-  struct task_id_generator ids; /* writer only */
 };
 
 void store_job_deliver(struct fifo_node *message, void *context) {
@@ -33,83 +31,6 @@ void store_job_deliver(struct fifo_node *message, void *context) {
 }
 
 void store_job_reply(struct store_job *job) { mailbox_post(job->reply_to, &job->link); }
-
-/* One tenant's quota use on one day within a writer transaction: read once, charged in memory
- * task by task, written once before the commit, so a batch costs one upsert per tenant rather
- * than one per task. Exact, since the writer is the only one charging. */
-struct quota_ledger_entry {
-  const char *tenant; /* in the first job's arena, which outlives the transaction */
-  int64_t day;
-  int64_t used[QUOTA_COUNT];  /* saved before this transaction */
-  int64_t added[QUOTA_COUNT]; /* by this transaction's tasks */
-};
-
-enum { QUOTA_LEDGER_MAX = 32 }; /* tenants per transaction; more are charged one by one */
-
-struct quota_ledger {
-  struct quota_ledger_entry entries[QUOTA_LEDGER_MAX];
-  size_t count;
-};
-
-static struct quota_ledger_entry *quota_ledger_entry(struct store *store,
-                                                     struct quota_ledger *ledger,
-                                                     const char *tenant, int64_t day, int *rc) {
-  for (size_t i = 0; i < ledger->count; i++) {
-    if (ledger->entries[i].day == day && strcmp(ledger->entries[i].tenant, tenant) == 0)
-      return &ledger->entries[i];
-  }
-  if (ledger->count == QUOTA_LEDGER_MAX)
-    return NULL;
-  struct quota_ledger_entry *entry = &ledger->entries[ledger->count];
-  *rc = store_quota_usage(store, tenant, day, entry->used);
-  if (*rc)
-    return NULL;
-  entry->tenant = tenant;
-  entry->day = day;
-  memset(entry->added, 0, sizeof(entry->added));
-  ledger->count++;
-  return entry;
-}
-
-/* Counts a task against its tenant's quotas of the day. */
-static int store_worker_charge_quota(struct store *store, struct quota_ledger *ledger,
-                                     struct store_job *job) {
-  int64_t amount[QUOTA_COUNT];
-  tenant_quota_amount(job->task, amount);
-  int rc = 0;
-  struct quota_ledger_entry *entry =
-      quota_ledger_entry(store, ledger, job->task->tenant, job->quota_day, &rc);
-  if (rc)
-    return rc;
-  if (!entry)
-    return store_quota_charge(store, job->task->tenant, job->quota_day, amount, job->quota_limit,
-                              job->quota_used);
-  bool over = false;
-  for (int i = 0; i < QUOTA_COUNT; i++) {
-    job->quota_used[i] = entry->used[i] + entry->added[i];
-    over |= job->quota_limit[i] > 0 && job->quota_used[i] + amount[i] > job->quota_limit[i];
-  }
-  if (over)
-    return CDR_EQUOTA_EXCEEDED;
-  for (int i = 0; i < QUOTA_COUNT; i++)
-    entry->added[i] += amount[i];
-  return 0;
-}
-
-/* Writes what the transaction's tasks added to each tenant's use. */
-static int quota_ledger_save(struct store *store, const struct quota_ledger *ledger) {
-  static const int64_t no_limit[QUOTA_COUNT];
-  int64_t unused[QUOTA_COUNT];
-  for (size_t i = 0; i < ledger->count; i++) {
-    const struct quota_ledger_entry *entry = &ledger->entries[i];
-    if (memcmp(entry->added, no_limit, sizeof(no_limit)) == 0)
-      continue; /* every task of the tenant was over its quota */
-    int rc = store_quota_charge(store, entry->tenant, entry->day, entry->added, no_limit, unused);
-    if (rc)
-      return rc;
-  }
-  return 0;
-}
 
 /* Loads every tenant and its use of each quota today, for GET /v1/tenants. */
 static int store_worker_list_tenants(struct store *store, struct store_job *job) {
@@ -126,21 +47,14 @@ static int store_worker_list_tenants(struct store *store, struct store_job *job)
   return rc;
 }
 
-/* Runs one job's store calls (inside the writer's transaction for writer jobs, whose quota charges
- * go to ledger). */
-static int store_job_run(struct store_worker *worker, struct quota_ledger *ledger,
-                         struct store_job *job) {
+/* Runs one job's store calls (inside the writer's transaction for writer jobs). */
+static int store_job_run(struct store_worker *worker, struct store_job *job) {
   struct store *store = worker->store;
   switch (job->kind) {
   case STORE_JOB_INSERT: {
-    int64_t now = clock_now_ms();
-    int rc = task_id_next(&worker->ids, now, job->task->id);
-    if (rc)
-      return rc;
-    job->task->created_ms = task_id_time_ms(job->task->id);
-    job->quota_day = job->task->created_ms / 86400000;
-    rc = store_worker_charge_quota(store, ledger, job);
-    return rc ? rc : store_task_insert(store, job->task);
+    int rc = store_task_admit(store, job->task, clock_now_ms(), job->quota_limit, job->quota_used);
+    job->quota_day = job->task->created_ms / 86400000; /* the day it was charged on */
+    return rc;
   }
   case STORE_JOB_CANCEL: {
     int rc = store_task_cancel(store, job->tenant, job->task_id, clock_now_ms());
@@ -197,16 +111,13 @@ static bool store_job_result_is_answer(int rc) {
 
 /* Runs a batch of writer jobs in one transaction; on any storage failure all of them fail. */
 static void store_worker_run_transaction(struct store_worker *worker, const struct fifo *batch) {
-  struct quota_ledger ledger = {.count = 0};
   int rc = store_begin(worker->store);
   for (struct fifo_node *at = batch->head; !rc && at; at = at->next) {
     struct store_job *job = FIFO_ENTRY(at, struct store_job, link);
-    job->result = store_job_run(worker, &ledger, job);
+    job->result = store_job_run(worker, job);
     if (!store_job_result_is_answer(job->result))
       rc = job->result;
   }
-  if (!rc)
-    rc = quota_ledger_save(worker->store, &ledger);
   if (!rc) {
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -250,7 +161,7 @@ static void *store_worker_main(void *arg) {
       for (struct fifo_node *at = batch.head; at; at = at->next) {
         struct store_job *job = FIFO_ENTRY(at, struct store_job, link);
         store_read_budget_start(worker->store);
-        job->result = store_job_run(worker, NULL, job);
+        job->result = store_job_run(worker, job);
       }
     }
     for (struct fifo_node *at; (at = fifo_pop(&batch));)
@@ -266,7 +177,6 @@ int store_worker_start(struct store *store, bool writer, size_t max_batch,
   worker->store = store;
   worker->writer = writer;
   worker->max_batch = writer ? max_batch : 64;
-  task_id_generator_init(&worker->ids);
   pthread_mutex_init(&worker->lock, NULL);
   pthread_cond_init(&worker->wake, NULL);
   if (pthread_create(&worker->thread, NULL, store_worker_main, worker) != 0) {

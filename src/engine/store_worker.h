@@ -5,8 +5,9 @@
  * loop to call job->done there. The writer worker group-commits: it takes every insert and cancel
  * queued (up to the batch maximum), runs them in one transaction and hands them back only after the
  * commit, so a 202 is never sent for a task that is not on disk. If the transaction fails, every
- * job in it fails with CDR_ESTORE_UNAVAILABLE. The writer also assigns task ids and creation times,
- * so ids increase in commit order. */
+ * job in it fails with CDR_ESTORE_UNAVAILABLE. A task is admitted by one store call
+ * (store_task_admit: id, quota charge, insert), so what a shared backend has to do atomically is
+ * the store's business, not the worker's. */
 #ifndef CDR_STORE_WORKER_H
 #define CDR_STORE_WORKER_H
 

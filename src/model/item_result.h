@@ -1,6 +1,6 @@
 /* item_result.h — what an edge node reports for one work item, as the fabric records it: the
- * link converts each agent's Results frame into these once (engine/fabric_link.c), so nothing
- * past the link sees the wire's types. */
+ * link converts each agent's Results frame into these once (engine/fabric/fabric_link.c), so
+ * nothing past the link sees the wire's types. */
 #ifndef CDR_ITEM_RESULT_H
 #define CDR_ITEM_RESULT_H
 

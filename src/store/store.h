@@ -22,6 +22,9 @@ struct store_options {
   bool synchronous_full;  /* fsync the WAL on every commit (survives power loss), else only on
                              checkpoints */
   int64_t read_budget_ms; /* a read running longer stops with CDR_EREAD_TOO_LONG; 0: no limit */
+  bool engine;            /* the engine's writer: SQLite allows one engine per store, so this
+                             takes the data directory's lock (released at store_close), and fails
+                             when another engine holds it */
 };
 
 /* Opens (and for writers creates, with its directory and schema) the database in dir.
@@ -45,6 +48,15 @@ void store_rollback(struct store *store);
 
 /* Inserts task (which must have an id and creation time) with its targets. Inside a transaction. */
 int store_task_insert(struct store *store, const struct task *task);
+
+/* Admits task in the open transaction, in one call: gives it its id and creation time (ids
+ * increase in the order tasks are admitted; with the one writer this backend allows, that is
+ * commit order, which the task list's cursor relies on), charges its tenant's quotas of that day
+ * (UTC) against limit (limit[i] == 0: none), and inserts it with its targets. The charges of a
+ * transaction are written at store_commit. Returns 0; CDR_EQUOTA_EXCEEDED with nothing done and
+ * used[] the use as it stands, this transaction's earlier tasks included; or a store error. */
+int store_task_admit(struct store *store, struct task *task, int64_t now_ms,
+                     const int64_t limit[QUOTA_COUNT], int64_t used[QUOTA_COUNT]);
 
 /* Reads task id of tenant into *out, allocated in arena, without its targets (targets == NULL).
  * CDR_ETASK_NOT_FOUND when there is none (other tenants' tasks are not found either). */

@@ -7,11 +7,14 @@
 #include "common/task_id.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define STORE_TASK_COLUMNS                                                                         \
   "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "        \
@@ -296,6 +299,19 @@ static int store_mkdir(const char *dir, char *err, size_t err_size) {
  * every allocation; nothing reads them. */
 static void store_configure_sqlite(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
+/* Takes the data directory's engine lock: this backend lets one engine use a store (its writer is
+ * the only one admitting tasks, so ids and quota charges need no coordination). */
+static int store_lock(struct store *store, const char *dir, char *err, size_t err_size) {
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/engine.lock", dir);
+  store->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (store->lock_fd >= 0 && flock(store->lock_fd, LOCK_EX | LOCK_NB) == 0)
+    return 0;
+  snprintf(err, err_size, "data dir %s is in use by another engine (cannot lock %s: %s)", dir, path,
+           strerror(errno));
+  return CDR_ESTORE_UNAVAILABLE;
+}
+
 int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
                size_t err_size) {
   static pthread_once_t configured = PTHREAD_ONCE_INIT;
@@ -305,6 +321,12 @@ int store_open(const char *dir, const struct store_options *options, struct stor
   struct store *store = calloc(1, sizeof(*store));
   if (!store)
     return CDR_ENOMEM;
+  store->lock_fd = -1;
+  task_id_generator_init(&store->ids);
+  if (options->engine && store_lock(store, dir, err, err_size)) {
+    store_close(store);
+    return CDR_ESTORE_UNAVAILABLE;
+  }
   char path[4200];
   snprintf(path, sizeof(path), "%s/cdnrefresh.db", dir);
   int flags =
@@ -354,6 +376,8 @@ void store_close(struct store *store) {
   for (int i = 0; i < STMT_COUNT; i++)
     sqlite3_finalize(store->statements[i]);
   sqlite3_close(store->db);
+  if (store->lock_fd >= 0)
+    close(store->lock_fd);
   free(store);
 }
 
@@ -366,10 +390,18 @@ int store_run(struct store *store, enum store_statement which, const char *what)
   return err;
 }
 
-int store_begin(struct store *store) { return store_run(store, STMT_BEGIN, "begin"); }
-int store_commit(struct store *store) { return store_run(store, STMT_COMMIT, "commit"); }
+int store_begin(struct store *store) {
+  store_admission_reset(store);
+  return store_run(store, STMT_BEGIN, "begin");
+}
+
+int store_commit(struct store *store) {
+  int rc = store_admission_save(store);
+  return rc ? rc : store_run(store, STMT_COMMIT, "commit");
+}
 
 void store_rollback(struct store *store) {
+  store_admission_reset(store);
   if (!sqlite3_get_autocommit(store->db))
     store_run(store, STMT_ROLLBACK, "rollback");
 }

@@ -3,6 +3,7 @@
 #ifndef CDR_STORE_SQLITE_INTERNAL_H
 #define CDR_STORE_SQLITE_INTERNAL_H
 
+#include "common/task_id.h"
 #include "store/store.h"
 
 #include <sqlite3.h>
@@ -59,12 +60,35 @@ enum store_statement {
 /* Sorts after every task id (ids are Crockford base32): the cursor of a list's first page. */
 #define STORE_ID_AFTER_ALL "~"
 
+/* One tenant's quota use on one day within a writer transaction (store_sqlite_admission.c). */
+struct quota_ledger_entry {
+  const char *tenant; /* the first admitted task's, which outlives the transaction */
+  int64_t day;
+  int64_t used[QUOTA_COUNT];  /* saved before this transaction */
+  int64_t added[QUOTA_COUNT]; /* by this transaction's tasks */
+};
+
+enum { QUOTA_LEDGER_MAX = 32 }; /* tenants per transaction; more are charged one by one */
+
+struct quota_ledger {
+  struct quota_ledger_entry entries[QUOTA_LEDGER_MAX];
+  size_t count;
+};
+
 struct store {
   sqlite3 *db;
   int64_t read_budget_ms;
   int64_t read_deadline_ms; /* clock_now_ms() after which a read is interrupted; 0: none */
   sqlite3_stmt *statements[STMT_COUNT];
+  struct task_id_generator ids; /* the writer's: ids of the tasks it admits */
+  struct quota_ledger ledger;   /* the open transaction's quota charges */
+  int lock_fd;                  /* the engine lock (store_options.engine), -1 without */
 };
+
+/* store_sqlite_admission.c: forgets the ledger (a transaction begins or rolls back). */
+void store_admission_reset(struct store *store);
+/* Writes the ledger's charges (before a commit). */
+int store_admission_save(struct store *store);
 
 static inline bool store_statement_writes(int statement) { return statement >= STMT_FIRST_WRITE; }
 

@@ -1,7 +1,7 @@
 /* test_agent_auth.c — wrong agent tokens counted per (address, node id) and overall. */
 #include "unit.h"
 
-#include "engine/agent_auth.h"
+#include "engine/fabric/agent_auth.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 #include "common/log.h"
 #include "engine/api/task_request.h"
 #include "engine/engine_config.h"
-#include "engine/fabric_internal.h"
+#include "engine/fabric/fabric_internal.h"
 #include "engine/store_worker.h"
 #include "store/store.h"
 

@@ -514,6 +514,41 @@ static void store_charges_quotas_up_to_their_limits(void **state) {
   assert_int_equal(used[0], 0);
 }
 
+/* One call admits a task: id, creation time, quota charge and insert; a transaction's charges are
+ * counted together and written at its commit, and a rollback leaves no charge behind. */
+static void store_admits_tasks_with_ids_and_quota_charges_in_one_call(void **state) {
+  struct fixture *f = *state;
+  const int64_t limit[QUOTA_COUNT] = {5, 0, 0};
+  int64_t used[QUOTA_COUNT];
+  const int64_t now = 1795000000000, day = now / 86400000;
+  struct task *first = make_task(&f->arena, "", 3), *second = make_task(&f->arena, "", 2);
+  struct task *over = make_task(&f->arena, "", 1), *rolled = make_task(&f->arena, "", 4);
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_admit(f->writer, first, now, limit, used), 0);
+  assert_int_equal(store_task_admit(f->writer, second, now, limit, used), 0);
+  assert_int_equal(used[0], 3); /* the first task's charge, not yet written */
+  assert_int_equal(store_task_admit(f->writer, over, now, limit, used), CDR_EQUOTA_EXCEEDED);
+  assert_int_equal(used[0], 5);
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_true(strcmp(first->id, second->id) < 0); /* in the order admitted */
+  assert_int_equal(first->created_ms, now);
+  assert_int_equal(store_quota_usage(f->reader, "dev", day, used), 0);
+  assert_int_equal(used[0], 5);
+  struct task *read = NULL;
+  assert_int_equal(store_task_get(f->reader, "dev", second->id, &f->arena, &read), 0);
+  assert_int_equal(read->target_count, 2);
+  assert_int_equal(store_task_get(f->reader, "dev", over->id, &f->arena, &read),
+                   CDR_ETASK_NOT_FOUND);
+  const int64_t more[QUOTA_COUNT] = {100, 0, 0};
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_admit(f->writer, rolled, now, more, used), 0);
+  store_rollback(f->writer);
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_commit(f->writer), 0); /* the rolled-back charge is not written here */
+  assert_int_equal(store_quota_usage(f->reader, "dev", day, used), 0);
+  assert_int_equal(used[0], 5);
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown(name, store_setup, store_teardown)
 
 int main(void) {
@@ -533,6 +568,7 @@ int main(void) {
       STORE_TEST(store_progress_never_undoes_a_cancel),
       STORE_TEST(store_keeps_tenants_and_moves_their_generation_on),
       STORE_TEST(store_charges_quotas_up_to_their_limits),
+      STORE_TEST(store_admits_tasks_with_ids_and_quota_charges_in_one_call),
       cmocka_unit_test(store_open_reports_unusable_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,7 @@
 #include "engine/api/api_reply.h"
 #include "engine/api/http1_framing.h"
 #include "engine/api/task_request.h"
-#include "engine/fabric.h"
+#include "engine/fabric/fabric.h"
 #include "engine/stats.h"
 #include "engine/store_worker.h"
 #include "engine/task_json.h"

@@ -3,7 +3,7 @@
  * replies and the access log (api_reply.c, access_log.c), HTTP/1 framing checks
  * (http1_framing.c), and the parsing and validation of task requests (task_request.c). It is
  * given what it uses in an api_env and one api_loop per event loop (api_env.h), never the server.
- * May include its own headers, engine/fabric.h, engine/store_worker.h, engine/stats.h,
+ * May include its own headers, engine/fabric/fabric.h, engine/store_worker.h, engine/stats.h,
  * engine/task_json.h, engine/tenant_table.h, engine/engine_config.h, store/, model/ and common/
  * (scripts/check-layers).
  *

@@ -8,9 +8,9 @@
 #include "common/fifo.h"
 #include "common/list.h"
 #include "common/timer_wheel.h"
-#include "engine/agent_auth.h"
-#include "engine/fabric.h"
-#include "engine/node_tokens.h"
+#include "engine/fabric/agent_auth.h"
+#include "engine/fabric/fabric.h"
+#include "engine/fabric/node_tokens.h"
 #include "model/item_result.h"
 #include "proto/link_conn.h"
 

@@ -4,7 +4,7 @@
  * waits as a follower and gets the same result. A purge sent before the task was accepted never
  * stands in for it (the object may have been cached again in between). A burst of tasks purging
  * the same URLs thus costs the cache one request per URL at a time, not one per task. */
-#include "engine/fabric_internal.h"
+#include "engine/fabric/fabric_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

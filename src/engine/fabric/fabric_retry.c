@@ -5,7 +5,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "engine/fabric_internal.h"
+#include "engine/fabric/fabric_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

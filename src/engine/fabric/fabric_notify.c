@@ -3,7 +3,7 @@
  * the store writer. */
 #include "common/error.h"
 #include "common/log.h"
-#include "engine/fabric_internal.h"
+#include "engine/fabric/fabric_internal.h"
 #include "engine/notify/alerts.h"
 #include "engine/notify/callback.h"
 #include "engine/task_json.h"

@@ -1,5 +1,5 @@
 /* node_tokens.c — per-node agent tokens read from a file (node_tokens.h). */
-#include "engine/node_tokens.h"
+#include "engine/fabric/node_tokens.h"
 
 #include "common/array.h"
 #include "common/error.h"

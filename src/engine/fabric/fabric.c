@@ -5,7 +5,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "engine/fabric_internal.h"
+#include "engine/fabric/fabric_internal.h"
 #include "engine/notify/alerts.h"
 #include "engine/notify/callback.h"
 #include "proto/link_tls.h"

@@ -1,9 +1,17 @@
-/* fabric.h — the agent fabric: the engine's side of every agent link, the node registry, the
+/* fabric/ — the agent fabric: the engine's side of every agent link, the node registry, the
  * planner that splits accepted tasks per node, the per-node queues and the recording of results.
+ * fabric.c: the thread, loop, registry, recovery at start and the ordered stop; fabric_link.c:
+ * agent connections, the only file that sees the wire's Results and sends Work; fabric_work.c:
+ * plans, queues, dispatch, results, progress saves; fabric_retry.c: retries and deadlines;
+ * fabric_dedup.c: merging identical purges; fabric_notify.c: its callbacks and alerts;
+ * node_tokens.c, agent_auth.c: who may connect. Its files share fabric_internal.h.
+ * May include its own headers, engine/notify/, engine/store_worker.h, engine/stats.h,
+ * engine/task_json.h, engine/engine_config.h, store/, model/, proto/ and common/ — never the API
+ * or the server (scripts/check-layers).
  *
  * The fabric runs on its own thread and libuv loop. Other threads talk to it only by posting
- * store_jobs to it (fabric_post); it answers through the job's reply inbox. Its state survives a
- * restart through the store: nodes, plans and per-(task, node) results. */
+ * store_jobs to it (fabric_post); it answers through the job's reply mailbox. Its state survives
+ * a restart through the store: nodes, plans and per-(task, node) results. */
 #ifndef CDR_FABRIC_H
 #define CDR_FABRIC_H
 

@@ -3,7 +3,7 @@
 #include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "engine/fabric_internal.h"
+#include "engine/fabric/fabric_internal.h"
 #include "version.h"
 
 #include <openssl/crypto.h>

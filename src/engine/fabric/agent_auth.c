@@ -1,5 +1,5 @@
 /* agent_auth.c — wrong-token counting per (address, node id) and overall (agent_auth.h). */
-#include "engine/agent_auth.h"
+#include "engine/fabric/agent_auth.h"
 
 #include <stdio.h>
 #include <string.h>
