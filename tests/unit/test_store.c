@@ -3,8 +3,8 @@
 
 #include "common/error.h"
 #include "common/task_id.h"
+#include "store/sqlite/store_sqlite_internal.h" /* the reading connection's own database handle */
 #include "store/store.h"
-#include "store/store_sqlite_internal.h" /* the reading connection's own database handle */
 #include "store/task_items.h"
 
 #include <sqlite3.h>

@@ -1,7 +1,7 @@
 /* store_sqlite_fabric.c — the SQLite backend's node registry, task plans and per-node results:
  * what the agent fabric writes and what a restart reads back to resume where it was. */
 #include "common/error.h"
-#include "store/store_sqlite_internal.h"
+#include "store/sqlite/store_sqlite_internal.h"
 
 #include <string.h>
 

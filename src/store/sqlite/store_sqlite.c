@@ -1,5 +1,5 @@
 /* store_sqlite.c — the SQLite backend of store.h: WAL mode, prepared statements, group commit. */
-#include "store/store_sqlite_internal.h"
+#include "store/sqlite/store_sqlite_internal.h"
 
 #include "common/clock.h"
 #include "common/error.h"

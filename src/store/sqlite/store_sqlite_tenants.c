@@ -1,6 +1,6 @@
 /* store_sqlite_tenants.c — the SQLite backend's tenants, their generation and daily quota use. */
 #include "common/error.h"
-#include "store/store_sqlite_internal.h"
+#include "store/sqlite/store_sqlite_internal.h"
 
 #include <string.h>
 

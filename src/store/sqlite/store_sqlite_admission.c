@@ -7,7 +7,7 @@
  * holds a lock on the data directory): nobody else charges between the read and the write. Ids
  * come from the writer's generator, so they increase in the order tasks are admitted, which with
  * one writer is the commit order the task list's cursor relies on. */
-#include "store/store_sqlite_internal.h"
+#include "store/sqlite/store_sqlite_internal.h"
 
 #include "common/error.h"
 
