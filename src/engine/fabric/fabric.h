@@ -1,8 +1,9 @@
 /* fabric/ — the agent fabric: the engine's side of every agent link, the node registry, the
  * planner that splits accepted tasks per node, the per-node queues and the recording of results.
  * fabric.c: the thread, loop, registry, recovery at start and the ordered stop; fabric_link.c:
- * agent connections, the only file that sees the wire's Results and sends Work; fabric_work.c:
- * plans, queues, dispatch, results, progress saves; fabric_retry.c: retries and deadlines;
+ * agent connections, the only file that sees the wire's Results and sends Work; fabric_plan.c:
+ * tasks in memory and their plans; fabric_dispatch.c: windows, queues, Work frames;
+ * fabric_results.c: results and progress saves; fabric_retry.c: retries and deadlines;
  * fabric_dedup.c: merging identical purges; fabric_notify.c: its callbacks and alerts;
  * node_tokens.c, agent_auth.c: who may connect. Its files share fabric_internal.h.
  * May include its own headers, engine/notify/, engine/store_worker.h, engine/stats.h,

@@ -1,6 +1,7 @@
 /* fabric_internal.h — the agent fabric's state, shared by its files (fabric.c: thread, loop and
- * registry; fabric_link.c: agent connections; fabric_work.c: plans, queues, dispatch, results;
- * fabric_notify.c: its callbacks and alerts).
+ * registry; fabric_link.c: agent connections; fabric_plan.c: tasks in memory and their plans;
+ * fabric_dispatch.c: windows, queues, Work; fabric_results.c: results and progress saves;
+ * fabric_retry.c, fabric_dedup.c, fabric_notify.c).
  * Everything here is touched only on the fabric's loop. */
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
@@ -194,6 +195,8 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
 void fabric_submit(struct fabric *fabric, struct store_job *job);
 /* Writes node's registry entry (groups, cache, version, times) to the store. */
 void fabric_node_save(struct fabric *fabric, const struct fabric_node *node);
+/* An operator removed node: its link closes, its pending items fail with node_removed. */
+void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
 
 /* fabric_notify.c */
 /* Creates fabric->alerts and fabric->callbacks on the fabric's loop. 0 or CDR_ENOMEM. */
@@ -209,28 +212,41 @@ void fabric_link_accept(struct fabric *fabric);
 int fabric_link_send_work(struct fabric_node *node, const Cdr__Work *work);
 void fabric_link_close_all(struct fabric *fabric);
 
-/* fabric_work.c */
+/* fabric_plan.c */
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job);
 void fabric_task_recover(struct fabric *fabric, struct task *task, struct store_task_node *saved,
                          size_t saved_count);
 void fabric_task_cancel(struct fabric *fabric, const char *task_id);
+void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
+/* Frees a task that has ended once nothing refers to it any more (no save or item out). */
+void fabric_task_maybe_free(struct fabric *fabric, struct fabric_task *task);
+/* Copies task_node's record (bitmaps and counters) into record, allocated in arena; false when
+ * out of memory. */
+bool fabric_node_record(const struct fabric_task_node *task_node, struct arena *arena,
+                        struct store_task_node *record);
+
+/* fabric_dispatch.c */
+/* Puts task_node at the end of queue (its node's fast or slow lane). */
+void fabric_queue_push(struct fifo *queue, struct fabric_task_node *task_node);
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);
 /* Frees an online node's slots while nothing is in flight (a quiet link), so an idle node holds
  * no window; they grow again with the next work. */
 void fabric_node_trim(struct fabric_node *node);
-void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
 /* Puts (task_node, index) on its node's list of items sent first when the node can take work. */
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
                            size_t index);
 void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node);
+
+/* fabric_results.c */
 /* Records a batch of node's results (a Results frame, converted at the link) and sends more. */
 void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
                           const struct item_result *results, size_t count);
-void fabric_progress_flush(struct fabric *fabric);
-void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
 void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
                         const struct item_result *result);
+/* Sets a task whose last result came in to its final state; saved with the next flush. */
+void fabric_task_finish(struct fabric *fabric, struct fabric_task *task);
+void fabric_progress_flush(struct fabric *fabric);
 
 /* fabric_dedup.c */
 bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_node, size_t index);

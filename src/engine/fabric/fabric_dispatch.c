@@ -1,0 +1,219 @@
+/* fabric_dispatch.c — sending work: a node's window of slots (an item id is a slot and its
+ * generation), its two queues (purges in a fast lane ahead of preloads), the items taken back when
+ * its link dies and sent first when it returns, and Work frames of up to FABRIC_WORK_BATCH items
+ * through fabric->send_work. */
+#include "common/array.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "engine/fabric/fabric_internal.h"
+#include "engine/notify/alerts.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { FABRIC_WORK_BATCH = 1024 }; /* most items in one Work frame */
+
+/* ---- nodes: window, queues, dispatch ---- */
+
+void fabric_queue_push(struct fifo *queue, struct fabric_task_node *task_node) {
+  fifo_push(queue, &task_node->queue_link);
+  task_node->queued = true;
+}
+
+void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window) {
+  node->window = window;
+  node->in_flight = 0;
+  node->last_heartbeat_ms = clock_now_ms();
+  log_info("node.online", "node %s online with a window of %u items, %zu queued", node->id, window,
+           fabric_node_queue_depth(node));
+  fabric_node_dispatch(fabric, node);
+}
+
+/* Frees node's slots (none may be in flight: their followers go too) and its dedup table. */
+static void fabric_node_slots_free(struct fabric_node *node) {
+  for (uint32_t i = 0; i < node->slot_count; i++)
+    free(node->slots[i].followers);
+  fabric_dedup_close(node);
+  free(node->slots);
+  node->slots = NULL;
+  node->slot_count = node->free_slot = 0;
+}
+
+void fabric_node_trim(struct fabric_node *node) {
+  if (node->in_flight == 0)
+    fabric_node_slots_free(node);
+}
+
+/* Grows node's slots (doubling, at most to its window) so that wanted items can be in flight.
+ * The new ones chain up after the free list's end, which holds the old count as its "none": the
+ * first new slot. False when memory ran out: what is there keeps working. */
+static bool fabric_node_slots_reserve(struct fabric_node *node, uint32_t wanted) {
+  if (wanted <= node->slot_count)
+    return true;
+  uint32_t count = node->slot_count ? node->slot_count : 16;
+  while (count < wanted)
+    count *= 2;
+  if (count > node->window)
+    count = node->window;
+  struct fabric_slot *slots = realloc(node->slots, count * sizeof(*slots));
+  if (!slots)
+    return false;
+  memset(slots + node->slot_count, 0, (count - node->slot_count) * sizeof(*slots));
+  for (uint32_t i = node->slot_count; i < count; i++)
+    slots[i].next_free = i + 1;
+  node->slots = slots;
+  node->slot_count = count;
+  fabric_dedup_open(node); /* without it (no memory) identical purges are simply all sent */
+  return true;
+}
+
+void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
+                           size_t index) {
+  if (!array_reserve((void **)&node->redeliver, &node->redeliver_cap, node->redeliver_count,
+                     sizeof(*node->redeliver), 64))
+    return; /* the item stays pending in its record and is sent again after a restart */
+  node->redeliver[node->redeliver_count++] = (struct fabric_item_ref){task_node, index};
+}
+
+void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
+  /* Work that was in flight is sent again when the node returns: purges are idempotent and a
+   * result is recorded only while its item is still pending. */
+  for (uint32_t i = 0; i < node->slot_count; i++) {
+    struct fabric_slot *slot = &node->slots[i];
+    if (!slot->used)
+      continue;
+    slot->task_node->task->in_flight--;
+    fabric_redeliver_push(node, slot->task_node, slot->index);
+    for (uint32_t f = 0; f < slot->follower_count; f++) {
+      slot->followers[f].task_node->task->in_flight--;
+      fabric_redeliver_push(node, slot->followers[f].task_node, slot->followers[f].index);
+    }
+  }
+  fabric_node_slots_free(node);
+  node->in_flight = 0;
+  log_info("node.offline", "node %s offline, %zu items wait for it", node->id,
+           fabric_node_queue_depth(node));
+  if (!fabric->stopping && !node->removed) {
+    char message[160];
+    snprintf(message, sizeof(message), "node %s lost its agent link; %zu items wait for it",
+             node->id, fabric_node_queue_depth(node));
+    alerts_raise(fabric->alerts, "node_offline", node->id, message);
+  }
+}
+
+size_t fabric_queue_items(const struct fifo *queue) {
+  size_t items = 0;
+  for (struct fifo_node *at = queue->head; at; at = at->next) {
+    const struct fabric_task_node *tn = FIFO_ENTRY(at, struct fabric_task_node, queue_link);
+    items += tn->task->task->target_count - tn->next;
+  }
+  return items;
+}
+
+size_t fabric_node_queue_depth(const struct fabric_node *node) {
+  return node->redeliver_count + fabric_queue_items(&node->fast) + fabric_queue_items(&node->slow);
+}
+
+static bool fabric_task_active(const struct fabric_task *task) {
+  return !task->finished && task->task->state != TASK_CANCELED;
+}
+
+static Cdr__Operation fabric_operation(const struct task *task, enum target_kind kind) {
+  if (task->type == TASK_PRELOAD)
+    return CDR__OPERATION__PRELOAD;
+  static const Cdr__Operation purges[] = {CDR__OPERATION__PURGE_URL, CDR__OPERATION__PURGE_PREFIX,
+                                          CDR__OPERATION__PURGE_REGEX, CDR__OPERATION__PURGE_TAG};
+  return purges[kind];
+}
+
+/* Takes a free slot for (task_node, index) and describes it as work item n of the batch. */
+static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, size_t n,
+                            struct fabric_task_node *task_node, size_t index, int64_t now_ms) {
+  uint32_t slot_index = node->free_slot;
+  struct fabric_slot *slot = &node->slots[slot_index];
+  node->free_slot = slot->next_free;
+  slot->task_node = task_node;
+  slot->index = index;
+  slot->generation++;
+  slot->used = true;
+  slot->sent_ms = now_ms;
+  slot->follower_count = 0;
+  node->in_flight++;
+  task_node->task->in_flight++;
+  fabric_dedup_lead(node, slot_index);
+
+  const struct task *task = task_node->task->task;
+  Cdr__WorkItem *item = &fabric->work_items[n];
+  cdr__work_item__init(item);
+  item->item_id = (uint64_t)slot->generation << 32 | slot_index;
+  item->operation = fabric_operation(task, task->targets[index].kind);
+  item->invalidate = task->mode == TASK_MODE_INVALIDATE;
+  item->skip_verify = !task->verify;
+  item->target = (char *)(uintptr_t)task->targets[index].value;
+  item->n_headers = task_node->task->header_count;
+  item->headers = task_node->task->headers;
+  fabric->work_pointers[n] = item;
+}
+
+/* Fills up to room items from a queue; pops cursors that are exhausted or whose task ended. */
+static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node, struct fifo *queue,
+                                size_t n, size_t room, int64_t now_ms) {
+  while (n < room && !fifo_empty(queue)) {
+    struct fabric_task_node *task_node =
+        FIFO_ENTRY(queue->head, struct fabric_task_node, queue_link);
+    size_t count = task_node->task->task->target_count;
+    if (fabric_task_active(task_node->task)) {
+      while (n < room && task_node->next < count) {
+        size_t index = task_node->next++;
+        if (item_states_get(task_node->states, index) == ITEM_PENDING &&
+            !fabric_dedup_join(node, task_node, index))
+          fabric_work_add(fabric, node, n++, task_node, index, now_ms);
+      }
+    }
+    if (task_node->next < count && fabric_task_active(task_node->task))
+      break;
+    fifo_pop(queue);
+    task_node->queued = false;
+  }
+  return n;
+}
+
+void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
+  if (!node->link || node->link->conn.closing || fabric->stopping)
+    return;
+  if (!fabric->work_items) {
+    fabric->work_items = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_items));
+    fabric->work_pointers = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_pointers));
+    if (!fabric->work_items || !fabric->work_pointers)
+      return;
+  }
+  int64_t now_ms = clock_now_ms(); /* one reading for the whole dispatch */
+  while (node->in_flight < node->window &&
+         (node->redeliver_count || !fifo_empty(&node->fast) || !fifo_empty(&node->slow))) {
+    size_t room = node->window - node->in_flight;
+    if (room > FABRIC_WORK_BATCH)
+      room = FABRIC_WORK_BATCH;
+    if (!fabric_node_slots_reserve(node, node->in_flight + (uint32_t)room))
+      room = node->slot_count - node->in_flight;
+    if (room == 0)
+      return;
+    size_t n = 0;
+    while (n < room && node->redeliver_count > 0) {
+      struct fabric_item_ref ref = node->redeliver[--node->redeliver_count];
+      if (fabric_task_active(ref.task_node->task) &&
+          item_states_get(ref.task_node->states, ref.index) == ITEM_PENDING &&
+          !fabric_dedup_join(node, ref.task_node, ref.index))
+        fabric_work_add(fabric, node, n++, ref.task_node, ref.index, now_ms);
+    }
+    n = fabric_queue_take(fabric, node, &node->fast, n, room, now_ms);
+    n = fabric_queue_take(fabric, node, &node->slow, n, room, now_ms);
+    if (n == 0)
+      return;
+    Cdr__Work work;
+    cdr__work__init(&work);
+    work.n_items = n;
+    work.items = fabric->work_pointers;
+    if (fabric->send_work(node, &work))
+      return;
+  }
+}

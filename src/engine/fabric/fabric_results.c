@@ -1,0 +1,257 @@
+/* fabric_results.c — results: each recorded once, while its item is pending, in the
+ * 2-bit-per-item record of its (task, node); a task finished when nothing is pending; progress
+ * saved to the store in one batch FABRIC_FLUSH_MS after results arrive. */
+#include "common/array.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "engine/fabric/fabric_internal.h"
+#include "engine/notify/alerts.h"
+#include "engine/stats.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { FABRIC_FLUSH_MS = 50 }; /* results are saved this long after they arrive, in one batch */
+
+/* ---- results ---- */
+
+static void fabric_on_flush(struct wheel_timer *timer) {
+  struct fabric *fabric = CONTAINER_OF(timer, struct fabric, flush);
+  fabric_progress_flush(fabric);
+}
+
+static void fabric_mark_dirty(struct fabric *fabric, struct fabric_task *task) {
+  task->dirty = true;
+  if (!timer_wheel_armed(&fabric->flush))
+    timer_wheel_start(&fabric->wheel, &fabric->flush, FABRIC_FLUSH_MS, fabric_on_flush);
+}
+
+void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) {
+  struct task *t = task->task;
+  task->finished = true;
+  timer_wheel_stop(&fabric->wheel, &task->deadline);
+  fabric_retries_drop(fabric, task);
+  if (t->state != TASK_CANCELED) {
+    bool clean = t->counters.failed == 0 && t->counters.unsupported == 0;
+    t->state = clean ? TASK_DONE : t->counters.succeeded == 0 ? TASK_FAILED : TASK_PARTIAL;
+    t->finished_ms = clock_now_ms();
+    if (t->finished_ms >= t->created_ms) /* a task can finish within its first millisecond */
+      histogram_observe(&engine_stats.task_latency,
+                        (uint64_t)(t->finished_ms - t->created_ms) * 1000);
+  }
+  task->callback_due = t->callback != NULL;
+  log_info("task.finished", "task %s %s: %lld succeeded, %lld failed, %lld unsupported", t->id,
+           task_state_name(t->state), (long long)t->counters.succeeded,
+           (long long)t->counters.failed, (long long)t->counters.unsupported);
+  fabric_mark_dirty(fabric, task);
+}
+
+static void fabric_failure_add(struct fabric_task *task, const struct fabric_task_node *task_node,
+                               size_t index, enum item_state state,
+                               const struct item_result *result) {
+  if (!array_reserve((void **)&task->failures, &task->failure_cap, task->failure_count,
+                     sizeof(*task->failures), 16))
+    return; /* the state is still recorded; only the detail is lost */
+  struct fabric_failure *failure = &task->failures[task->failure_count++];
+  failure->index = (int64_t)index;
+  failure->node_id = task_node->node->id;
+  failure->state = state;
+  failure->http_status = result->http_status;
+  snprintf(failure->reason, sizeof(failure->reason), "%s",
+           result->reason[0] ? result->reason : "failed");
+}
+
+/* Records one result, unless the item already has one. */
+void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_node, size_t index,
+                        const struct item_result *result) {
+  struct fabric_task *task = task_node->task;
+  struct task *t = task->task;
+  if (item_states_get(task_node->states, index) != ITEM_PENDING)
+    return;
+  enum item_state state = result->state;
+  item_states_set(task_node->states, index, state);
+  task_node->dirty = true;
+  rate_add(state == ITEM_SUCCEEDED ? &engine_stats.items_succeeded : &engine_stats.items_failed,
+           (int64_t)time(NULL), 1); /* the coarse clock: this runs for every result */
+  t->counters.pending--;
+  if (state == ITEM_SUCCEEDED) {
+    task_node->succeeded++;
+    t->counters.succeeded++;
+    task_node->node->done++;
+    if (result->verified) {
+      item_verified_set(task_node->verified, index);
+      task_node->verified_count++;
+      t->counters.verified++;
+    }
+  } else {
+    if (state == ITEM_FAILED) {
+      task_node->failed++;
+      t->counters.failed++;
+      task_node->node->failed++;
+    } else {
+      task_node->unsupported++;
+      t->counters.unsupported++;
+      task_node->node->unsupported++;
+    }
+    fabric_failure_add(task, task_node, index, state, result);
+  }
+  if (t->state == TASK_QUEUED) {
+    t->state = TASK_RUNNING;
+    t->started_ms = clock_now_ms();
+  }
+  fabric_mark_dirty(fabric, task);
+  if (t->counters.pending == 0 && !task->finished)
+    fabric_task_finish(fabric, task);
+}
+
+void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
+                          const struct item_result *results, size_t count) {
+  if (count > 0 && !node->first_result_ms) {
+    node->first_result_ms = clock_now_ms(); /* it is a working edge, not only a Hello */
+    fabric_node_save(fabric, node);
+  }
+  for (size_t i = 0; i < count; i++) {
+    const struct item_result *result = &results[i];
+    uint32_t slot_index = (uint32_t)result->item_id;
+    uint32_t generation = (uint32_t)(result->item_id >> 32);
+    if (slot_index >= node->slot_count || !node->slots[slot_index].used ||
+        node->slots[slot_index].generation != generation) {
+      log_debug("result.stale", "node %s sent a result for unknown item %llu", node->id,
+                (unsigned long long)result->item_id);
+      continue;
+    }
+    struct fabric_slot *slot = &node->slots[slot_index];
+    fabric_dedup_forget(node, slot_index);
+    slot->used = false;
+    slot->next_free = node->free_slot;
+    node->free_slot = slot_index;
+    node->in_flight--;
+    /* The item, then every identical purge that waited for it, gets this result. */
+    for (uint32_t f = 0; f <= slot->follower_count; f++) {
+      struct fabric_item_ref item =
+          f == 0 ? (struct fabric_item_ref){slot->task_node, slot->index} : slot->followers[f - 1];
+      item.task_node->task->in_flight--;
+      if (!fabric_retry_failure(fabric, item.task_node, item.index, result))
+        fabric_item_record(fabric, item.task_node, item.index, result);
+      fabric_task_maybe_free(fabric, item.task_node->task);
+    }
+    slot->follower_count = 0;
+  }
+  fabric_node_dispatch(fabric, node);
+}
+
+/* ---- saving progress ---- */
+
+static void fabric_on_progress_saved(struct store_job *job) {
+  struct fabric *fabric = job->context;
+  struct fabric_task **tasks = job->answer;
+  fabric->jobs_in_flight--;
+  for (size_t i = 0; i < job->progress_count; i++) {
+    struct fabric_task *task = tasks[i];
+    task->saves_in_flight--;
+    if (job->result) {
+      /* Put the failure details back and save again shortly; the bitmaps are current anyway. */
+      const struct store_progress *p = &job->progress[i];
+      for (size_t n = 0; n < task->node_count; n++)
+        task->nodes[n].dirty = true;
+      for (size_t f = 0; f < p->failure_count; f++) {
+        struct item_result result = {.state = p->failures[f].state,
+                                     .http_status = p->failures[f].http_status,
+                                     .reason = p->failures[f].reason};
+        for (size_t n = 0; n < task->node_count; n++) {
+          if (strcmp(task->nodes[n].node->id, p->failures[f].node_id) == 0)
+            fabric_failure_add(task, &task->nodes[n], (size_t)p->failures[f].index,
+                               p->failures[f].state, &result);
+        }
+      }
+      fabric_mark_dirty(fabric, task);
+    }
+  }
+  if (job->result) {
+    log_error("task.save", "saving results failed (%s); retrying", cdr_error_message(job->result));
+    alerts_raise(fabric->alerts, "store_error", "store", "results could not be saved");
+  }
+  for (size_t i = 0; i < job->progress_count; i++) {
+    struct fabric_task *task = tasks[i];
+    /* The receiver may read the task back at once: call only when its final state is saved. */
+    if (!job->result && task->callback_due && task->finished && !task->dirty && fabric->callbacks) {
+      task->callback_due = false;
+      fabric_callback_deliver(fabric, task->task);
+    }
+    fabric_task_maybe_free(fabric, task);
+  }
+  arena_release(&job->arena);
+  free(job);
+}
+
+/* Copies one dirty task's unsaved state into p, in the job's arena. */
+static int fabric_progress_copy(struct fabric_task *task, struct store_progress *p,
+                                struct arena *arena) {
+  p->task = *task->task;
+  p->task.targets = NULL;
+  p->nodes = arena_alloc(arena, (task->node_count + 1) * sizeof(*p->nodes));
+  p->failures = arena_alloc(arena, (task->failure_count + 1) * sizeof(*p->failures));
+  if (!p->nodes || !p->failures)
+    return CDR_ENOMEM;
+  p->node_count = 0;
+  for (size_t n = 0; n < task->node_count; n++) {
+    struct fabric_task_node *task_node = &task->nodes[n];
+    if (!task_node->dirty)
+      continue;
+    if (!fabric_node_record(task_node, arena, &p->nodes[p->node_count++]))
+      return CDR_ENOMEM;
+  }
+  for (size_t f = 0; f < task->failure_count; f++) {
+    const struct fabric_failure *failure = &task->failures[f];
+    p->failures[f] =
+        (struct store_failure){failure->index, failure->node_id, failure->state,
+                               failure->http_status, arena_strdup(arena, failure->reason)};
+  }
+  p->failure_count = task->failure_count;
+  return 0;
+}
+
+void fabric_progress_flush(struct fabric *fabric) {
+  size_t count = 0, bytes = 0;
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
+    struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
+    if (task->dirty) {
+      count++;
+      size_t targets = task->task->target_count;
+      bytes += task->node_count * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
+               task->failure_count * 128 + 1024;
+    }
+  }
+  if (count == 0)
+    return;
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (!job)
+    return;
+  arena_init(&job->arena, 2 * bytes + (1 << 20));
+  job->kind = STORE_JOB_PROGRESS;
+  job->context = fabric;
+  job->done = fabric_on_progress_saved;
+  job->progress = arena_alloc(&job->arena, count * sizeof(*job->progress));
+  struct fabric_task **tasks = arena_alloc(&job->arena, count * sizeof(*tasks));
+  if (!job->progress || !tasks) {
+    arena_release(&job->arena);
+    free(job);
+    return;
+  }
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
+    struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
+    if (!task->dirty ||
+        fabric_progress_copy(task, &job->progress[job->progress_count], &job->arena))
+      continue;
+    tasks[job->progress_count++] = task;
+    task->dirty = false;
+    task->failure_count = 0;
+    task->saves_in_flight++;
+    for (size_t n = 0; n < task->node_count; n++)
+      task->nodes[n].dirty = false;
+  }
+  job->answer = tasks;
+  fabric_submit(fabric, job);
+}
