@@ -193,7 +193,7 @@ static int server_loop_init(struct server *server, struct server_loop *loop) {
   uv_timer_init(&loop->loop, &loop->tenants_poll);
   const struct engine_config *config = server->config;
   if ((rc = uv_async_init(&loop->loop, &loop->stop, server_on_stop)) ||
-      (rc = mailbox_init(&loop->api.inbox, &loop->loop, store_job_deliver, NULL)))
+      (rc = mailbox_init(&loop->api.inbox, &loop->loop)))
     return rc;
   if ((rc = server_loop_listen(loop, &loop->listener, &config->api_address))) {
     log_error("api.listen", "cannot listen on %s: %s", config->api_listen, strerror(-rc));

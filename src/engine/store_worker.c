@@ -19,18 +19,20 @@ struct store_worker {
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t wake;
-  struct fifo queued;          /* of store_job.link, guarded by lock */
+  struct fifo queued;          /* of store_job.mail.link, guarded by lock */
   _Atomic size_t queued_count; /* jobs in queued, for GET /debug/vars */
   bool stopping;
 };
 
-void store_job_deliver(struct fifo_node *message, void *context) {
-  (void)context;
-  struct store_job *job = FIFO_ENTRY(message, struct store_job, link);
+static void store_job_arrived(struct mail *mail) {
+  struct store_job *job = CONTAINER_OF(mail, struct store_job, mail);
   job->done(job);
 }
 
-void store_job_reply(struct store_job *job) { mailbox_post(job->reply_to, &job->link); }
+void store_job_reply(struct store_job *job) {
+  job->mail.arrived = store_job_arrived;
+  mailbox_post(job->reply_to, &job->mail);
+}
 
 /* Loads every tenant and its use of each quota today, for GET /v1/tenants. */
 static int store_worker_list_tenants(struct store *store, struct store_job *job) {
@@ -99,7 +101,6 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
   case STORE_JOB_PRUNE:
     return store_tasks_prune(store, job->prune_before_ms, job->limit, &job->pruned,
                              &job->prune_more);
-  case STORE_JOB_FABRIC: break;
   }
   return CDR_EINTERNAL;
 }
@@ -113,7 +114,7 @@ static bool store_job_result_is_answer(int rc) {
 static void store_worker_run_transaction(struct store_worker *worker, const struct fifo *batch) {
   int rc = store_begin(worker->store);
   for (struct fifo_node *at = batch->head; !rc && at; at = at->next) {
-    struct store_job *job = FIFO_ENTRY(at, struct store_job, link);
+    struct store_job *job = FIFO_ENTRY(at, struct store_job, mail.link);
     job->result = store_job_run(worker, job);
     if (!store_job_result_is_answer(job->result))
       rc = job->result;
@@ -130,7 +131,7 @@ static void store_worker_run_transaction(struct store_worker *worker, const stru
   if (rc) {
     store_rollback(worker->store);
     for (struct fifo_node *at = batch->head; at; at = at->next)
-      FIFO_ENTRY(at, struct store_job, link)->result =
+      FIFO_ENTRY(at, struct store_job, mail.link)->result =
           rc == CDR_ENOMEM ? rc : CDR_ESTORE_UNAVAILABLE;
   }
 }
@@ -159,13 +160,13 @@ static void *store_worker_main(void *arg) {
       store_worker_run_transaction(worker, &batch);
     } else {
       for (struct fifo_node *at = batch.head; at; at = at->next) {
-        struct store_job *job = FIFO_ENTRY(at, struct store_job, link);
+        struct store_job *job = FIFO_ENTRY(at, struct store_job, mail.link);
         store_read_budget_start(worker->store);
         job->result = store_job_run(worker, job);
       }
     }
     for (struct fifo_node *at; (at = fifo_pop(&batch));)
-      store_job_reply(FIFO_ENTRY(at, struct store_job, link));
+      store_job_reply(FIFO_ENTRY(at, struct store_job, mail.link));
   }
 }
 
@@ -190,7 +191,7 @@ int store_worker_start(struct store *store, bool writer, size_t max_batch,
 void store_worker_submit(struct store_worker *worker, struct store_job *job) {
   assert(job->reply_to && job->done);
   pthread_mutex_lock(&worker->lock);
-  fifo_push(&worker->queued, &job->link);
+  fifo_push(&worker->queued, &job->mail.link);
   worker->queued_count++;
   pthread_cond_signal(&worker->wake);
   pthread_mutex_unlock(&worker->lock);

@@ -31,7 +31,6 @@ enum store_job_kind {
   STORE_JOB_NODE_UPSERT, /* writer: in node */
   STORE_JOB_PLAN,        /* writer: in task, task_nodes */
   STORE_JOB_PROGRESS,    /* writer: in progress[] */
-  STORE_JOB_FABRIC,      /* not for a store: a request the agent fabric answers (fabric.h) */
   STORE_JOB_CALLBACK,    /* writer: in task_id, callback_attempt, callback_state */
   STORE_JOB_NODE_DELETE, /* writer: in node.id */
   STORE_JOB_COUNTS,      /* reader: out task_counts */
@@ -53,16 +52,16 @@ typedef void (*store_job_done_cb)(struct store_job *job);
 
 struct store_job {
   enum store_job_kind kind;
-  struct fifo_node link;    /* queue link, owned by whichever queue holds the job */
-  struct mailbox *reply_to; /* mailbox of the loop that submitted the job (store_job_deliver) */
+  struct mail mail;         /* on the worker's queue, then on the mailbox it comes back through */
+  struct mailbox *reply_to; /* mailbox of the loop that submitted the job */
   store_job_done_cb done;   /* called on that loop when the job has run */
-  void *owner;              /* the submitter's context (the pending HTTP request) */
-  void *context;            /* the receiver's context for done (the fabric, for its jobs) */
-  int result;               /* 0 or a negative cdr code, set before done */
-  struct arena arena;       /* everything the job reads or builds lives here */
+  void *owner;        /* the submitter's: the pending HTTP request; the fabric's task or tasks */
+  void *context;      /* the receiver's context for done: the fabric for its jobs; the API's
+                         stats request (its format, the fabric's gauges) for a counts job */
+  int result;         /* 0 or a negative cdr code, set before done */
+  struct arena arena; /* everything the job reads or builds lives here */
   const char *tenant;
   char task_id[TASK_ID_LENGTH + 1];
-  char node_id[64 + 1]; /* FABRIC_NODE_REMOVE: the node (fabric's NODE_ID_MAX) */
   bool filter_task_state, filter_item_state;
   enum task_state task_state;
   enum item_state item_state;
@@ -72,18 +71,14 @@ struct store_job {
   struct task *task;
   struct store_task_page tasks;
   struct item_page items;
-  store_job_done_cb on_reply;         /* a job that makes two hops runs this on its way back */
   struct store_node node;             /* STORE_JOB_NODE_UPSERT */
   struct store_task_node *task_nodes; /* STORE_JOB_PLAN */
   size_t task_node_count;
   struct store_progress *progress; /* STORE_JOB_PROGRESS */
   size_t progress_count;
-  int fabric_request;                       /* STORE_JOB_FABRIC: which request (fabric.h) */
   struct callback_attempt callback_attempt; /* STORE_JOB_CALLBACK */
   enum callback_state callback_state;
   int64_t task_counts[6];           /* STORE_JOB_COUNTS: tasks by state */
-  int stats_format;                 /* the stats job's rendering (enum api_stats_format in api.c) */
-  void *answer;                     /* STORE_JOB_FABRIC: the answer, owned by the job's owner */
   int64_t quota_day;                /* days since the epoch (UTC) the quota use is counted on */
   int64_t quota_limit[QUOTA_COUNT]; /* STORE_JOB_INSERT: the tenant's limits; 0: none */
   int64_t quota_used[QUOTA_COUNT];
@@ -104,9 +99,6 @@ struct store_progress {
   struct store_failure *failures;
   size_t failure_count;
 };
-
-/* The deliver function of every mailbox jobs come back to (mailbox_init): calls job->done. */
-void store_job_deliver(struct fifo_node *message, void *context);
 
 /* Hands job back to the loop of job->reply_to, which calls job->done there (any thread). */
 void store_job_reply(struct store_job *job);

@@ -139,8 +139,7 @@ static void lab_on_inserted(struct store_job *job) {
   lab->fabric->jobs_in_flight--;
   assert_int_equal(job->result, 0);
   memcpy(lab->task_ids[lab->task_count++], job->task->id, TASK_ID_LENGTH + 1);
-  job->fabric_request = FABRIC_TASK_ACCEPTED;
-  fabric_post(lab->fabric, job);
+  fabric_accept(lab->fabric, job);
 }
 
 static struct fabric_task *lab_task(size_t n) {

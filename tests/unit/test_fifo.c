@@ -90,43 +90,50 @@ static void filter_and_append_keep_order(void **state) {
 
 enum { POSTS = 10000 };
 
+struct letter {
+  struct mail mail;
+  int value;
+};
+
 struct inbox_test {
   struct mailbox mailbox;
-  struct entry entries[POSTS];
+  struct letter letters[POSTS];
   int delivered;
   bool in_order;
 };
 
-static void on_delivered(struct fifo_node *message, void *context) {
-  struct inbox_test *test = context;
-  test->in_order &= FIFO_ENTRY(message, struct entry, link)->value == test->delivered;
-  test->delivered++;
+static struct inbox_test inbox_test = {.in_order = true};
+
+static void on_arrived(struct mail *mail) {
+  struct letter *letter = CONTAINER_OF(mail, struct letter, mail);
+  inbox_test.in_order &= letter->value == inbox_test.delivered;
+  inbox_test.delivered++;
 }
 
 static void *poster(void *arg) {
   struct inbox_test *test = arg;
   for (int i = 0; i < POSTS; i++) {
-    test->entries[i].value = i;
-    mailbox_post(&test->mailbox, &test->entries[i].link);
+    test->letters[i] = (struct letter){.mail.arrived = on_arrived, .value = i};
+    mailbox_post(&test->mailbox, &test->letters[i].mail);
   }
   return NULL;
 }
 
 static void a_mailbox_delivers_every_post_of_another_thread_in_order(void **state) {
   (void)state;
-  static struct inbox_test test = {.in_order = true};
+  struct inbox_test *test = &inbox_test;
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(mailbox_init(&test.mailbox, &loop, on_delivered, &test), 0);
+  assert_int_equal(mailbox_init(&test->mailbox, &loop), 0);
   pthread_t thread;
-  assert_int_equal(pthread_create(&thread, NULL, poster, &test), 0);
-  while (test.delivered < POSTS)
+  assert_int_equal(pthread_create(&thread, NULL, poster, test), 0);
+  while (test->delivered < POSTS)
     uv_run(&loop, UV_RUN_ONCE);
   pthread_join(thread, NULL); /* its last wake-up is sent before the handle closes */
-  uv_close((uv_handle_t *)&test.mailbox.async, NULL);
+  uv_close((uv_handle_t *)&test->mailbox.async, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(test.delivered, POSTS);
-  assert_true(test.in_order);
+  assert_int_equal(test->delivered, POSTS);
+  assert_true(test->in_order);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 

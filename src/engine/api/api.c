@@ -32,16 +32,36 @@ enum {
 /* The status page (src/engine/status_page.html), embedded at build time. */
 extern const char status_page_html[];
 
-/* Links an in-progress request and its store job; lives in the request's pool. */
+/* Links an in-progress request and the message working for it (a store job or a question to the
+ * fabric); lives in the request's pool. */
 struct api_pending {
   h2o_req_t *req;
-  struct store_job *job; /* NULL once the job has come back */
+  void **owner; /* the message's owner field, pointing back here; NULL once it has come back */
 };
 
 static void api_pending_dispose(void *p) {
   struct api_pending *pending = p;
-  if (pending->job)
-    pending->job->owner = NULL; /* the client left: the job's answer has nowhere to go */
+  if (pending->owner)
+    *pending->owner = NULL; /* the client left: the answer has nowhere to go */
+}
+
+/* Links req and the message whose owner field is *owner. */
+static void api_pending_link(h2o_req_t *req, void **owner) {
+  struct api_pending *pending =
+      h2o_mem_alloc_shared(&req->pool, sizeof(*pending), api_pending_dispose);
+  pending->req = req;
+  pending->owner = owner;
+  *owner = pending;
+}
+
+/* Unlinks a message from its request; returns the request, or NULL when the client has gone. */
+static h2o_req_t *api_pending_unlink(void **owner) {
+  struct api_pending *pending = *owner;
+  if (!pending)
+    return NULL;
+  pending->owner = NULL;
+  *owner = NULL;
+  return pending->req;
 }
 
 static struct api_loop *api_loop_of(h2o_context_t *ctx) {
@@ -63,11 +83,7 @@ static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind,
   job->kind = kind;
   job->done = done;
   job->reply_to = &loop->inbox;
-  struct api_pending *pending =
-      h2o_mem_alloc_shared(&req->pool, sizeof(*pending), api_pending_dispose);
-  pending->req = req;
-  pending->job = job;
-  job->owner = pending;
+  api_pending_link(req, &job->owner);
   return job;
 }
 
@@ -77,13 +93,7 @@ static void api_job_free(struct store_job *job) {
 }
 
 /* Unlinks job from its request; returns the request, or NULL when the client has gone. */
-static h2o_req_t *api_job_detach(struct store_job *job) {
-  struct api_pending *pending = job->owner;
-  if (!pending)
-    return NULL;
-  pending->job = NULL;
-  return pending->req;
-}
+static h2o_req_t *api_job_detach(struct store_job *job) { return api_pending_unlink(&job->owner); }
 
 /* Detaches a job that has come back from the store. */
 static h2o_req_t *api_job_finish(struct store_job *job) {
@@ -224,37 +234,63 @@ static void api_on_task_stored(struct store_job *job) {
     api_reply_task(req, 202, job->task);
   /* The task is on disk: the fabric takes the job and plans the task onto its nodes. */
   job->owner = NULL;
-  job->fabric_request = FABRIC_TASK_ACCEPTED;
-  fabric_post(api_loop_of_job(job)->env->fabric, job);
+  fabric_accept(api_loop_of_job(job)->env->fabric, job);
 }
 
 static void api_on_task_canceled(struct store_job *job) {
-  struct store_job *notice = job->result ? NULL : calloc(1, sizeof(*notice));
-  if (notice) {
-    /* Tell the fabric to drop the task's queued work; the store already says canceled. */
-    memcpy(notice->task_id, job->task_id, sizeof(notice->task_id));
-    notice->fabric_request = FABRIC_TASK_CANCELED;
-    fabric_post(api_loop_of_job(job)->env->fabric, notice);
-  }
+  if (!job->result) /* drop the task's queued work; the store already says canceled */
+    fabric_cancel(api_loop_of_job(job)->env->fabric, job->task_id);
   api_job_answer_task(job);
 }
 
-static json_t *api_render_nodes(const struct store_job *job) {
-  return json_pack("{s:O}", "nodes", (json_t *)job->answer);
+/* Allocates a question to the fabric for req, answered on this loop. NULL when out of memory. */
+static struct fabric_query *api_query_new(h2o_req_t *req, enum fabric_question question,
+                                          fabric_answered_cb answered) {
+  struct fabric_query *query = calloc(1, sizeof(*query));
+  if (!query)
+    return NULL;
+  query->question = question;
+  query->reply_to = &api_loop_of(req->conn->ctx)->inbox;
+  query->answered = answered;
+  api_pending_link(req, &query->owner);
+  return query;
 }
 
-static void api_on_nodes(struct store_job *job) {
-  json_t *nodes = job->answer;
-  api_job_answer(job, 200, api_render_nodes);
-  json_decref(nodes);
+static struct api_loop *api_loop_of_query(struct fabric_query *query) {
+  return CONTAINER_OF(query->reply_to, struct api_loop, inbox);
 }
 
-static json_t *api_render_removed(const struct store_job *job) {
-  return json_pack("{s:s,s:b}", "node_id", job->node_id, "removed", 1);
+static void api_query_ask(struct fabric_query *query) {
+  struct api_loop *loop = api_loop_of_query(query);
+  loop->jobs_in_flight++;
+  fabric_ask(loop->env->fabric, query);
 }
 
-static void api_on_node_removed(struct store_job *job) {
-  api_job_answer(job, 200, api_render_removed);
+/* Detaches a query that has come back; returns its request, or NULL when the client has gone
+ * or the fabric could not answer (that answered with the error). */
+static h2o_req_t *api_query_finish(struct fabric_query *query) {
+  api_loop_of_query(query)->jobs_in_flight--;
+  h2o_req_t *req = api_pending_unlink(&query->owner);
+  if (req && query->result) {
+    api_reply_error(req, query->result, NULL, NULL);
+    return NULL;
+  }
+  return req;
+}
+
+static void api_on_nodes(struct fabric_query *query) {
+  h2o_req_t *req = api_query_finish(query);
+  if (req)
+    api_reply_json(req, 200, json_pack("{s:O}", "nodes", query->answer));
+  json_decref(query->answer);
+  free(query);
+}
+
+static void api_on_node_removed(struct fabric_query *query) {
+  h2o_req_t *req = api_query_finish(query);
+  if (req)
+    api_reply_json(req, 200, json_pack("{s:s,s:b}", "node_id", query->node_id, "removed", 1));
+  free(query);
 }
 
 /* DELETE /v1/nodes/{id}: the node's pending items fail with node_removed. */
@@ -263,19 +299,17 @@ static int api_remove_node(h2o_req_t *req, const char *id, size_t len) {
     api_reply_method_not_allowed(req, "DELETE");
     return 0;
   }
-  struct store_job *job = fabric_name_valid(id, len, sizeof(job->node_id) - 1)
-                              ? api_job_new(req, STORE_JOB_FABRIC, NULL, 4096)
-                              : NULL;
-  if (!job) {
+  if (!fabric_name_valid(id, len, FABRIC_NODE_ID_MAX)) {
     api_reply_error(req, CDR_ENODE_NOT_FOUND, NULL, NULL);
     return 0;
   }
-  struct api_loop *loop = api_loop_of_job(job);
-  memcpy(job->node_id, id, len);
-  job->on_reply = api_on_node_removed;
-  job->fabric_request = FABRIC_NODE_REMOVE;
-  loop->jobs_in_flight++;
-  fabric_post(loop->env->fabric, job);
+  struct fabric_query *query = api_query_new(req, FABRIC_NODE_REMOVE, api_on_node_removed);
+  if (!query) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return 0;
+  }
+  memcpy(query->node_id, id, len);
+  api_query_ask(query);
   return 0;
 }
 
@@ -299,17 +333,25 @@ static json_t *api_debug_vars(const struct api_env *env, json_t *fabric, const i
                    (json_int_t)store_worker_queued(env->reader));
 }
 
+/* A stats request on its way: how it is rendered and, once the fabric has answered, its gauges,
+ * carried by the counts job to the store and back (job->context). */
+struct api_stats_request {
+  enum api_stats_format format;
+  json_t *fabric;
+};
+
 /* GET /v1/stats, /metrics and /debug/vars: the fabric's gauges, then the store's task counts, then
- * the counters, rendered as job->stats_format says. */
+ * the counters, rendered as the request's format says. */
 static void api_on_counts(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
-  json_t *fabric = job->answer;
+  struct api_stats_request *stats = job->context;
+  json_t *fabric = stats->fabric;
   if (req && job->result) {
     api_reply_store_error(req, job->result);
     json_decref(fabric);
-  } else if (req && job->stats_format == API_STATS_JSON) {
+  } else if (req && stats->format == API_STATS_JSON) {
     api_reply_json(req, 200, stats_json(fabric, job->task_counts));
-  } else if (req && job->stats_format == API_STATS_DEBUG) {
+  } else if (req && stats->format == API_STATS_DEBUG) {
     api_reply_json(req, 200,
                    api_debug_vars(api_loop_of(req->conn->ctx)->env, fabric, job->task_counts));
   } else if (req) {
@@ -326,48 +368,47 @@ static void api_on_counts(struct store_job *job) {
   api_job_free(job);
 }
 
-static void api_on_fabric_stats(struct store_job *job) {
-  struct api_loop *loop = api_loop_of_job(job);
-  loop->jobs_in_flight--;
-  if (job->result || !job->owner) {
-    h2o_req_t *req = api_job_detach(job);
+/* The fabric's gauges are in: the store's counts come next, in a job carrying them. */
+static void api_on_fabric_stats(struct fabric_query *query) {
+  h2o_req_t *req = api_query_finish(query);
+  struct store_job *job = req ? api_job_new(req, STORE_JOB_COUNTS, api_on_counts, 4096) : NULL;
+  struct api_stats_request *stats = job ? arena_alloc(&job->arena, sizeof(*stats)) : NULL;
+  if (!stats) {
+    if (job)
+      api_job_discard(job);
     if (req)
-      api_reply_error(req, job->result ? job->result : CDR_EINTERNAL, NULL, NULL);
-    json_decref(job->answer);
-    api_job_free(job);
+      api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    json_decref(query->answer);
+    free(query);
     return;
   }
-  job->kind = STORE_JOB_COUNTS;
-  job->done = api_on_counts;
+  *stats = (struct api_stats_request){.format = *(const enum api_stats_format *)query->context,
+                                      .fabric = query->answer};
+  job->context = stats;
+  free(query);
   api_job_submit(job, false);
 }
 
 static int api_stats(h2o_req_t *req, enum api_stats_format format) {
-  struct store_job *job = api_job_new(req, STORE_JOB_FABRIC, NULL, 4096);
-  if (!job) {
+  struct fabric_query *query = api_query_new(req, FABRIC_STATS, api_on_fabric_stats);
+  if (!query) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
   }
-  struct api_loop *loop = api_loop_of_job(job);
-  job->stats_format = format;
-  job->on_reply = api_on_fabric_stats;
-  job->fabric_request = FABRIC_STATS;
-  loop->jobs_in_flight++;
-  fabric_post(loop->env->fabric, job);
+  static const enum api_stats_format formats[] = {API_STATS_JSON, API_STATS_PROMETHEUS,
+                                                  API_STATS_DEBUG};
+  query->context = &formats[format];
+  api_query_ask(query);
   return 0;
 }
 
 static int api_list_nodes(h2o_req_t *req) {
-  struct store_job *job = api_job_new(req, STORE_JOB_FABRIC, NULL, 4096);
-  if (!job) {
+  struct fabric_query *query = api_query_new(req, FABRIC_NODES, api_on_nodes);
+  if (!query) {
     api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
   }
-  struct api_loop *loop = api_loop_of_job(job);
-  job->on_reply = api_on_nodes;
-  job->fabric_request = FABRIC_NODES;
-  loop->jobs_in_flight++;
-  fabric_post(loop->env->fabric, job);
+  api_query_ask(query);
   return 0;
 }
 

@@ -247,42 +247,77 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
       "store_jobs_in_flight", (json_int_t)fabric->jobs_in_flight);
 }
 
-/* Runs a request posted by another thread (see enum fabric_request). */
-static void fabric_on_posted(struct store_job *job) {
-  struct fabric *fabric = job->context;
-  switch ((enum fabric_request)job->fabric_request) {
-  case FABRIC_TASK_ACCEPTED: fabric_task_adopt(fabric, job); return;
-  case FABRIC_TASK_CANCELED:
-    fabric_task_cancel(fabric, job->task_id);
-    arena_release(&job->arena);
-    free(job);
+static void fabric_on_accepted(struct mail *mail) {
+  struct store_job *job = CONTAINER_OF(mail, struct store_job, mail);
+  fabric_task_adopt(job->context, job);
+}
+
+void fabric_accept(struct fabric *fabric, struct store_job *job) {
+  job->context = fabric;
+  job->mail.arrived = fabric_on_accepted;
+  mailbox_post(&fabric->inbox, &job->mail);
+}
+
+/* A cancel on its way to the fabric. */
+struct fabric_cancel_mail {
+  struct mail mail;
+  struct fabric *fabric;
+  char task_id[TASK_ID_LENGTH + 1];
+};
+
+static void fabric_on_cancel(struct mail *mail) {
+  struct fabric_cancel_mail *cancel = CONTAINER_OF(mail, struct fabric_cancel_mail, mail);
+  fabric_task_cancel(cancel->fabric, cancel->task_id);
+  free(cancel);
+}
+
+void fabric_cancel(struct fabric *fabric, const char *task_id) {
+  struct fabric_cancel_mail *cancel = calloc(1, sizeof(*cancel));
+  if (!cancel) {
+    log_error("task.cancel", "out of memory: task %s's queued work is dropped at its end instead",
+              task_id);
     return;
+  }
+  cancel->fabric = fabric;
+  snprintf(cancel->task_id, sizeof(cancel->task_id), "%s", task_id);
+  cancel->mail.arrived = fabric_on_cancel;
+  mailbox_post(&fabric->inbox, &cancel->mail);
+}
+
+static void fabric_on_answer(struct mail *mail) {
+  struct fabric_query *query = CONTAINER_OF(mail, struct fabric_query, mail);
+  query->answered(query);
+}
+
+/* Answers a question asked from another loop (fabric_ask), then sends the answer back. */
+static void fabric_on_question(struct mail *mail) {
+  struct fabric_query *query = CONTAINER_OF(mail, struct fabric_query, mail);
+  struct fabric *fabric = query->fabric;
+  switch (query->question) {
   case FABRIC_NODES:
-    job->answer = fabric_nodes_json(fabric);
-    job->result = job->answer ? 0 : CDR_ENOMEM;
+    query->answer = fabric_nodes_json(fabric);
+    query->result = query->answer ? 0 : CDR_ENOMEM;
     break;
   case FABRIC_STATS:
-    job->answer = fabric_stats_json(fabric);
-    job->result = job->answer ? 0 : CDR_ENOMEM;
+    query->answer = fabric_stats_json(fabric);
+    query->result = query->answer ? 0 : CDR_ENOMEM;
     break;
   case FABRIC_NODE_REMOVE: {
-    _Static_assert(sizeof(job->node_id) == NODE_ID_MAX + 1, "a node id fits the job");
-    struct fabric_node *node = fabric_node_find(fabric, job->node_id);
-    job->result = node && !node->removed ? 0 : CDR_ENODE_NOT_FOUND;
-    if (!job->result)
+    struct fabric_node *node = fabric_node_find(fabric, query->node_id);
+    query->result = node && !node->removed ? 0 : CDR_ENODE_NOT_FOUND;
+    if (!query->result)
       fabric_node_remove(fabric, node);
     break;
   }
   }
-  job->done = job->on_reply;
-  store_job_reply(job);
+  query->mail.arrived = fabric_on_answer;
+  mailbox_post(query->reply_to, &query->mail);
 }
 
-void fabric_post(struct fabric *fabric, struct store_job *job) {
-  job->kind = STORE_JOB_FABRIC;
-  job->context = fabric;
-  job->done = fabric_on_posted;
-  mailbox_post(&fabric->inbox, &job->link);
+void fabric_ask(struct fabric *fabric, struct fabric_query *query) {
+  query->fabric = fabric;
+  query->mail.arrived = fabric_on_question;
+  mailbox_post(&fabric->inbox, &query->mail);
 }
 
 /* Alerts when a node's queue has stayed deeper than alerts.backlog_items for alerts.backlog_s. */
@@ -467,7 +502,7 @@ int fabric_open(const struct engine_config *config, struct store_worker *writer,
   }
   uv_loop_init(&fabric->loop);
   timer_wheel_init(&fabric->wheel, FABRIC_TICK_MS, uv_now(&fabric->loop));
-  mailbox_init(&fabric->inbox, &fabric->loop, store_job_deliver, NULL);
+  mailbox_init(&fabric->inbox, &fabric->loop);
   uv_async_init(&fabric->loop, &fabric->stop, fabric_on_stop);
   fabric->stop.data = fabric;
   uv_timer_init(&fabric->loop, &fabric->tick);

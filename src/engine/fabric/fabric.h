@@ -10,25 +10,47 @@
  * engine/task_json.h, engine/engine_config.h, store/, model/, proto/ and common/ — never the API
  * or the server (scripts/check-layers).
  *
- * The fabric runs on its own thread and libuv loop. Other threads talk to it only by posting
- * store_jobs to it (fabric_post); it answers through the job's reply mailbox. Its state survives
- * a restart through the store: nodes, plans and per-(task, node) results. */
+ * The fabric runs on its own thread and libuv loop. Other threads talk to it only through its
+ * mailbox: a committed task (fabric_accept), a cancel (fabric_cancel) and questions
+ * (fabric_ask), answered through the asker's mailbox. Its state survives a restart through the
+ * store: nodes, plans and per-(task, node) results. */
 #ifndef CDR_FABRIC_H
 #define CDR_FABRIC_H
 
+#include "common/mailbox.h"
 #include "engine/engine_config.h"
 #include "engine/store_worker.h"
 
+#include <jansson.h>
+
 struct fabric;
 
-/* What a STORE_JOB_FABRIC job asks for (job->fabric_request). */
-enum fabric_request {
-  FABRIC_TASK_ACCEPTED, /* job->task was committed: plan and run it; the fabric keeps the job */
-  FABRIC_TASK_CANCELED, /* job->task_id was canceled: drop its queued work; the fabric frees it */
-  FABRIC_NODES,         /* answer job->answer = json_t array of nodes, reply with on_reply */
-  FABRIC_STATS,         /* answer job->answer = json_t object of gauges, reply with on_reply */
-  FABRIC_NODE_REMOVE,   /* remove node job->node_id: its pending items fail with node_removed;
-                           reply with on_reply (CDR_ENODE_NOT_FOUND if unknown) */
+enum { FABRIC_NODE_ID_MAX = 64 };
+
+/* What an operator's request asks the fabric. */
+enum fabric_question {
+  FABRIC_NODES,       /* answer: a json_t array of the nodes */
+  FABRIC_STATS,       /* answer: a json_t object of the fabric's gauges */
+  FABRIC_NODE_REMOVE, /* remove node_id: its pending items fail with node_removed
+                         (result CDR_ENODE_NOT_FOUND when there is no such node) */
+};
+
+struct fabric_query;
+typedef void (*fabric_answered_cb)(struct fabric_query *query);
+
+/* A question to the fabric from another loop, allocated by the asker, which it is again once
+ * answered runs. */
+struct fabric_query {
+  struct mail mail;
+  struct fabric *fabric;
+  enum fabric_question question;
+  char node_id[FABRIC_NODE_ID_MAX + 1]; /* FABRIC_NODE_REMOVE */
+  struct mailbox *reply_to;             /* the asker's loop, where answered runs */
+  fabric_answered_cb answered;
+  void *owner;         /* the asker's: its pending request (NULL once the client has gone) */
+  const void *context; /* the asker's: what it renders the answer as */
+  int result;          /* 0 or a negative cdr code */
+  json_t *answer;      /* FABRIC_NODES, FABRIC_STATS: the asker's to free */
 };
 
 /* Whether name[0..len) is a node id, group or cache kind as a Hello may name them: 1..max of
@@ -40,8 +62,17 @@ bool fabric_name_valid(const char *name, size_t len, size_t max);
 int fabric_start(const struct engine_config *config, struct store_worker *writer,
                  struct fabric **out);
 
-/* Hands job to the fabric (any thread); see enum fabric_request for who owns it afterwards. */
-void fabric_post(struct fabric *fabric, struct store_job *job);
+/* Hands the fabric job, whose task (job->task, in job->arena) is committed, to plan and run; the
+ * fabric owns the job from here (any thread). */
+void fabric_accept(struct fabric *fabric, struct store_job *job);
+
+/* Tells the fabric that task_id was canceled (the store says so already): its queued work is
+ * dropped (any thread). */
+void fabric_cancel(struct fabric *fabric, const char *task_id);
+
+/* Asks the fabric query->question; query->answered(query) runs on query->reply_to's loop with
+ * result and answer set (any thread). */
+void fabric_ask(struct fabric *fabric, struct fabric_query *query);
 
 /* Closes agent links, saves every result received, stops the thread and frees the fabric. The
  * store writer must still be running. Main thread. */

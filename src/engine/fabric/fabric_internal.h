@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { NODE_ID_MAX = 64 };
+enum { NODE_ID_MAX = FABRIC_NODE_ID_MAX };
 
 struct fabric_node;
 struct fabric_task;

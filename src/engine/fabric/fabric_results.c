@@ -146,7 +146,7 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
 
 static void fabric_on_progress_saved(struct store_job *job) {
   struct fabric *fabric = job->context;
-  struct fabric_task **tasks = job->answer;
+  struct fabric_task **tasks = job->owner;
   fabric->jobs_in_flight--;
   for (size_t i = 0; i < job->progress_count; i++) {
     struct fabric_task *task = tasks[i];
@@ -252,6 +252,6 @@ void fabric_progress_flush(struct fabric *fabric) {
     for (size_t n = 0; n < task->node_count; n++)
       task->nodes[n].dirty = false;
   }
-  job->answer = tasks;
+  job->owner = tasks;
   fabric_submit(fabric, job);
 }
