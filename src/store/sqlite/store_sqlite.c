@@ -390,22 +390,6 @@ int store_run(struct store *store, enum store_statement which, const char *what)
   return err;
 }
 
-int store_begin(struct store *store) {
-  store_admission_reset(store);
-  return store_run(store, STMT_BEGIN, "begin");
-}
-
-int store_commit(struct store *store) {
-  int rc = store_admission_save(store);
-  return rc ? rc : store_run(store, STMT_COMMIT, "commit");
-}
-
-void store_rollback(struct store *store) {
-  store_admission_reset(store);
-  if (!sqlite3_get_autocommit(store->db))
-    store_run(store, STMT_ROLLBACK, "rollback");
-}
-
 int store_finish(struct store *store, sqlite3_stmt *stmt, int rc, int err, const char *what) {
   if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
     err = store_error(store, rc, what);

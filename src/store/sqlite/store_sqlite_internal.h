@@ -60,7 +60,7 @@ enum store_statement {
 /* Sorts after every task id (ids are Crockford base32): the cursor of a list's first page. */
 #define STORE_ID_AFTER_ALL "~"
 
-/* One tenant's quota use on one day within a writer transaction (store_sqlite_admission.c). */
+/* One tenant's quota use on one day within a writer transaction (store_sqlite_transaction.c). */
 struct quota_ledger_entry {
   const char *tenant; /* the first admitted task's, which outlives the transaction */
   int64_t day;
@@ -84,11 +84,6 @@ struct store {
   struct quota_ledger ledger;   /* the open transaction's quota charges */
   int lock_fd;                  /* the engine lock (store_options.engine), -1 without */
 };
-
-/* store_sqlite_admission.c: forgets the ledger (a transaction begins or rolls back). */
-void store_admission_reset(struct store *store);
-/* Writes the ledger's charges (before a commit). */
-int store_admission_save(struct store *store);
 
 static inline bool store_statement_writes(int statement) { return statement >= STMT_FIRST_WRITE; }
 

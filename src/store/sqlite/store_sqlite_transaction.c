@@ -1,5 +1,5 @@
-/* store_sqlite_admission.c — admitting a task in one call: its id, its quota charge and its
- * insert, inside the writer's transaction.
+/* store_sqlite_transaction.c — the writer's transactions and what they admit: a task in one call
+ * (its id, its quota charge and its insert), the charges written at the commit.
  *
  * The quota ledger keeps one tenant's use on one day within a transaction: read once, charged in
  * memory task by task, written once at the commit, so a group commit costs one upsert per tenant
@@ -12,8 +12,6 @@
 #include "common/error.h"
 
 #include <string.h>
-
-void store_admission_reset(struct store *store) { store->ledger.count = 0; }
 
 static struct quota_ledger_entry *store_ledger_entry(struct store *store, const char *tenant,
                                                      int64_t day, int *rc) {
@@ -69,7 +67,8 @@ int store_task_admit(struct store *store, struct task *task, int64_t now_ms,
   return rc ? rc : store_task_insert(store, task);
 }
 
-int store_admission_save(struct store *store) {
+/* Writes what the transaction's tasks added to each tenant's use. */
+static int store_admission_save(struct store *store) {
   static const int64_t no_limit[QUOTA_COUNT];
   int64_t unused[QUOTA_COUNT];
   for (size_t i = 0; i < store->ledger.count; i++) {
@@ -82,4 +81,20 @@ int store_admission_save(struct store *store) {
   }
   store->ledger.count = 0;
   return 0;
+}
+
+int store_begin(struct store *store) {
+  store->ledger.count = 0;
+  return store_run(store, STMT_BEGIN, "begin");
+}
+
+int store_commit(struct store *store) {
+  int rc = store_admission_save(store);
+  return rc ? rc : store_run(store, STMT_COMMIT, "commit");
+}
+
+void store_rollback(struct store *store) {
+  store->ledger.count = 0;
+  if (!sqlite3_get_autocommit(store->db))
+    store_run(store, STMT_ROLLBACK, "rollback");
 }
