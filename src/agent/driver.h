@@ -1,4 +1,9 @@
-/* driver.h — what a cache driver does: turn one work item into an HTTP request to the local cache
+/* agent/ — the agent on each edge node: its link to the engine (agent_link.c), the executor that
+ * runs cache requests through libcurl multi (executor.c), the cache drivers (this file, and
+ * drivers/ for nginx, Varnish, Traffic Server, Squid), its settings, stats and metrics. May
+ * include agent/, proto/ and common/ (scripts/check-layers); linked as cdr_agent.
+ *
+ * driver.h — what a cache driver does: turn one work item into an HTTP request to the local cache
  * (or answer it directly), and turn the cache's answer into an outcome. The executor runs the
  * requests; drivers hold no sockets. */
 #ifndef CDR_DRIVER_H

@@ -1,4 +1,8 @@
-/* cli.h — pieces of the cdnrefresh command-line client shared between its files. */
+/* cli/ — the cdnrefresh command-line client: commands and output (main.c, cli_print.c), HTTP to
+ * the engine (cli_http.c), credentials and signing (cli_credentials.c), replaying an access log
+ * (cli_replay.c). May include cli/ and common/ (scripts/check-layers).
+ *
+ * cli.h — pieces of the cdnrefresh command-line client shared between its files. */
 #ifndef CDR_CLI_H
 #define CDR_CLI_H
 

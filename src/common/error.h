@@ -1,4 +1,9 @@
-/* error.h — every error code of the project in one table.
+/* common/ — what every layer uses and nothing of the product's own: errors (this table), arenas,
+ * logs, settings, clocks, task ids, URLs, rates, intrusive lists and FIFOs, mailboxes, capped
+ * buffers, backoff, the timer wheel, Prometheus text, request signatures. May include only
+ * common/ (scripts/check-layers); linked as cdr_common.
+ *
+ * error.h — every error code of the project in one table.
  *
  * Functions return 0 on success or a negative cdr error code. CDR_ERROR_MAP lists each code once
  * with the HTTP status it maps to when it reaches an API client, the stable machine-readable code

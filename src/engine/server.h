@@ -1,4 +1,9 @@
-/* server.h — the engine's event loops: one thread and one libuv loop per core, each with its own
+/* engine/ — the engine: the server that wires the parts (this file), settings, store workers,
+ * tenant tables, stats, task JSON, retention and tenant administration; and its folders api/,
+ * fabric/ and notify/, each with its own header naming what it may include. engine/ may include
+ * store/, model/, proto/ and common/ (scripts/check-layers); linked as cdr_engine.
+ *
+ * server.h — the engine's event loops: one thread and one libuv loop per core, each with its own
  * h2o context and its own SO_REUSEPORT listener on the API address, so the kernel spreads
  * connections over the loops and no request ever crosses threads. Store work goes to the store
  * workers (store_worker.h) and comes back to the loop that asked.

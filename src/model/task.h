@@ -1,4 +1,8 @@
-/* task.h — the task model: what a customer asked for, where it stands, and its names in the API.
+/* model/ — the product's types and their rules, with no I/O and no threads: tasks (this file),
+ * tenants and their quotas (tenant.h), an item's result as the fabric records it
+ * (item_result.h). May include model/ and common/ (scripts/check-layers); linked as cdr_model.
+ *
+ * task.h — the task model: what a customer asked for, where it stands, and its names in the API.
  *
  * A task is one accepted purge or preload request. Its targets (URLs, prefixes, regexes, tags) are
  * held in request order; the counters count (target, node) results. A struct task and everything it

@@ -1,4 +1,8 @@
-/* link_conn.h — one framed connection of the engine<->agent link, used by both sides.
+/* proto/ — the engine<->agent link both sides speak: link.proto's messages, frames (frame.h:
+ * header, zstd, decoding into an arena), connections (this file) and TLS (link_tls.h). May
+ * include proto/ and common/ (scripts/check-layers); linked as cdr_proto.
+ *
+ * link_conn.h — one framed connection of the engine<->agent link, used by both sides.
  *
  * Every connection of one loop thread shares one set of working buffers (struct link_shared): a
  * read lands in the shared read buffer, whole frames are decoded from it into the shared arena

@@ -1,4 +1,9 @@
-/* store.h — durable task storage: the one interface the engine writes tasks through.
+/* store/ — durable storage behind one interface (this file): item pages (task_items.h) and the
+ * SQLite backend (sqlite/, sharing sqlite/store_sqlite_internal.h). What one engine per store
+ * assumes (ids in commit order, exact quota charges, the data directory's lock) lives in the
+ * backend. May include store/, model/ and common/ (scripts/check-layers); linked as cdr_store.
+ *
+ * store.h — durable task storage: the one interface the engine writes tasks through.
  *
  * A struct store is one connection to the backing database (SQLite in WAL mode today; PostgreSQL
  * will implement the same calls for cluster mode). One thread uses a connection at a time. Writers
