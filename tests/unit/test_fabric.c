@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { LAB_NODES = 4, LAB_SENT_MAX = 4096 };
+enum { LAB_NODES = 12, LAB_SENT_MAX = 4096 };
 
 struct sent_item {
   const struct fabric_node *node;
@@ -452,6 +452,59 @@ static void a_node_going_offline_gets_its_work_again_when_back(void **state) {
   lab_close();
 }
 
+static struct fabric_query *lab_answered;
+static void lab_on_answered(struct fabric_query *query) { lab_answered = query; }
+static bool lab_has_answer(void) { return lab_answered != NULL; }
+
+/* Asks the fabric a question as an API loop would (the answer comes back to its own mailbox). */
+static struct fabric_query *lab_ask(enum fabric_question question) {
+  static struct fabric_query query;
+  query = (struct fabric_query){
+      .question = question, .reply_to = &lab->fabric->inbox, .answered = lab_on_answered};
+  lab_answered = NULL;
+  fabric_ask(lab->fabric, &query);
+  lab_until(lab_has_answer);
+  return lab_answered;
+}
+
+/* The stats name the ten deepest queues, deepest first, out of every node. */
+static void the_stats_name_the_ten_deepest_queues(void **state) {
+  (void)state;
+  lab_open();
+  for (size_t i = 0; i < LAB_NODES; i++)
+    lab_node(i, 1);
+  char body[1024] = "{\"urls\":[";
+  for (size_t u = 0; u < LAB_NODES; u++)
+    snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s\"http://a.example/%zu\"",
+             u ? "," : "", u);
+  strcat(body, "]}");
+  lab_submit(TASK_PURGE, body);
+  /* Node n answers n items: n + 1 sent, so 11 - n still queued. */
+  for (size_t n = 0; n < LAB_NODES; n++) {
+    for (size_t answered = 0; answered < n; answered++) {
+      size_t k = lab->sent_count;
+      while (lab->sent[--k].node != lab->nodes[n]) /* the node's latest item: its one in flight */
+        ;
+      lab_answer(k, ITEM_SUCCEEDED, 200, "");
+    }
+  }
+  lab_check_invariants();
+  struct fabric_query *query = lab_ask(FABRIC_STATS);
+  assert_int_equal(query->result, 0);
+  json_t *top = json_object_get(query->answer, "top_queues");
+  assert_int_equal(json_array_size(top), 10);
+  for (size_t i = 0; i < 10; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "edge-%zu", i);
+    json_t *entry = json_array_get(top, i);
+    assert_string_equal(json_string_value(json_object_get(entry, "node")), id);
+    assert_int_equal(json_integer_value(json_object_get(entry, "depth")), (json_int_t)(11 - i));
+  }
+  assert_int_equal(json_integer_value(json_object_get(query->answer, "nodes_online")), 12);
+  json_decref(query->answer);
+  lab_close();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(work_goes_out_within_the_window_and_results_free_it),
@@ -461,6 +514,7 @@ int main(void) {
       cmocka_unit_test(an_identical_purge_in_flight_is_joined_not_sent_again),
       cmocka_unit_test(a_purge_sent_before_a_task_was_accepted_does_not_stand_in_for_it),
       cmocka_unit_test(a_node_going_offline_gets_its_work_again_when_back),
+      cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,21 +196,52 @@ static json_t *fabric_nodes_json(struct fabric *fabric) {
   return nodes;
 }
 
+enum { FABRIC_TOP_QUEUES = 10 };
+
+/* The deepest node queues seen so far, deepest first. */
+struct fabric_top_queues {
+  const struct fabric_node *nodes[FABRIC_TOP_QUEUES];
+  size_t depths[FABRIC_TOP_QUEUES];
+  size_t count;
+};
+
+/* Keeps node among the deepest queues if it is one: O(FABRIC_TOP_QUEUES) per node, so the stats
+ * of a large fleet cost one pass over the nodes, not a sort of all of them. */
+static void fabric_top_queues_offer(struct fabric_top_queues *top, const struct fabric_node *node,
+                                    size_t depth) {
+  size_t at = top->count;
+  while (at > 0 && top->depths[at - 1] < depth)
+    at--;
+  if (at == FABRIC_TOP_QUEUES)
+    return;
+  size_t last = top->count < FABRIC_TOP_QUEUES ? top->count : FABRIC_TOP_QUEUES - 1;
+  memmove(&top->nodes[at + 1], &top->nodes[at], (last - at) * sizeof(top->nodes[0]));
+  memmove(&top->depths[at + 1], &top->depths[at], (last - at) * sizeof(top->depths[0]));
+  top->nodes[at] = node;
+  top->depths[at] = depth;
+  if (top->count < FABRIC_TOP_QUEUES)
+    top->count++;
+}
+
 /* Gauges of the fabric for /v1/stats and /metrics, with the ten longest node queues. */
 static json_t *fabric_stats_json(struct fabric *fabric) {
   long long online = 0, offline = 0, fast = 0, slow = 0, in_flight = 0, tasks = 0;
-  json_t *top = json_array();
+  struct fabric_top_queues deepest = {.count = 0};
   for (size_t i = 0; i < fabric->node_count; i++) {
     const struct fabric_node *node = fabric->nodes[i];
     if (node->removed)
       continue;
     *(node->link ? &online : &offline) += 1;
     in_flight += node->in_flight;
-    fast += (long long)fabric_queue_items(&node->fast);
-    slow += (long long)fabric_queue_items(&node->slow);
-    json_array_append_new(top, json_pack("{s:s,s:I}", "node", node->id, "depth",
-                                         (json_int_t)fabric_node_queue_depth(node)));
+    size_t node_fast = fabric_queue_items(&node->fast), node_slow = fabric_queue_items(&node->slow);
+    fast += (long long)node_fast;
+    slow += (long long)node_slow;
+    fabric_top_queues_offer(&deepest, node, node->redeliver_count + node_fast + node_slow);
   }
+  json_t *top = json_array();
+  for (size_t i = 0; i < deepest.count; i++)
+    json_array_append_new(top, json_pack("{s:s,s:I}", "node", deepest.nodes[i]->id, "depth",
+                                         (json_int_t)deepest.depths[i]));
   tasks = (long long)fabric->tasks.count;
   long long links = 0, buffer_bytes = 0;
   for (struct list_node *at = fabric->links.first; at; at = at->next) {
@@ -221,21 +252,6 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
   const struct link_shared *shared = &fabric->link_buffers;
   buffer_bytes += (long long)(shared->read.cap + shared->write.cap + shared->scratch.cap +
                               shared->arena.reserved);
-  /* Keep the ten deepest queues, deepest first. */
-  size_t count = json_array_size(top);
-  for (size_t i = 0; i < count; i++) {
-    for (size_t j = i + 1; j < count; j++) {
-      json_int_t a = json_integer_value(json_object_get(json_array_get(top, i), "depth"));
-      json_int_t b = json_integer_value(json_object_get(json_array_get(top, j), "depth"));
-      if (b > a) {
-        json_t *swap = json_incref(json_array_get(top, i));
-        json_array_set(top, i, json_array_get(top, j));
-        json_array_set_new(top, j, swap);
-      }
-    }
-  }
-  while (json_array_size(top) > 10)
-    json_array_remove(top, json_array_size(top) - 1);
   return json_pack(
       "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "nodes_online",
       (json_int_t)online, "nodes_offline", (json_int_t)offline, "queue_fast", (json_int_t)fast,
