@@ -233,7 +233,6 @@ static void api_on_task_stored(struct store_job *job) {
   if (req)
     api_reply_task(req, 202, job->task);
   /* The task is on disk: the fabric takes the job and plans the task onto its nodes. */
-  job->owner = NULL;
   fabric_accept(api_loop_of_job(job)->env->fabric, job);
 }
 
