@@ -10,7 +10,6 @@ Usage: bench/control_plane.py [--agents N] [--rounds N] [--build DIR] [--baselin
 """
 import argparse
 import http.client
-import json
 import os
 import shutil
 import statistics
@@ -25,15 +24,16 @@ PATHS = ("/v1/stats", "/metrics", "/v1/nodes")
 
 
 def timed_get(port, path):
+    """Seconds one GET of path took, its whole answer read."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     started = time.monotonic()
     conn.request("GET", path)
     response = conn.getresponse()
-    response_body = response.read()
+    body = response.read()
     elapsed = time.monotonic() - started
     conn.close()
-    assert response.status == 200, (path, response.status, response_body[:200])
-    return elapsed, response_body
+    assert response.status == 200, (path, response.status, body[:200])
+    return elapsed
 
 
 def child(agents, rounds):
@@ -41,7 +41,7 @@ def child(agents, rounds):
     sys.path.insert(0, HERE)
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import lab  # noqa: E402
-    from idle_fabric import PORTS_PER_SOURCE, raise_fd_limit  # noqa: E402
+    from idle_fabric import PORTS_PER_SOURCE, online_nodes, raise_fd_limit  # noqa: E402
     agents = raise_fd_limit(agents)
     work = tempfile.mkdtemp(prefix="cdr-bench-control-")
     engine = lab.Engine(os.path.join(work, "engine"), ["--log-level", "warn"]).start()
@@ -49,10 +49,10 @@ def child(agents, rounds):
     try:
         sources = (agents + PORTS_PER_SOURCE - 1) // PORTS_PER_SOURCE
         sim = lab.start_simulated_agents(engine, agents, "--sources", str(sources))
-        lab.wait_until(lambda: json.loads(timed_get(engine.port, "/v1/stats")[1])["fabric"]
-                       ["nodes_online"] == agents, timeout=300, interval=1, what="every node online")
+        lab.wait_until(lambda: online_nodes(engine) == agents, timeout=300, interval=1,
+                       what="every node online")
         for path in PATHS:
-            times = [timed_get(engine.port, path)[0] for _ in range(rounds)]
+            times = [timed_get(engine.port, path) for _ in range(rounds)]
             print(f"RESULT {path} {statistics.median(times) * 1000:.2f}")
         print(f"RESULT agents {agents}")
     finally:

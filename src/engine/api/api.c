@@ -68,8 +68,9 @@ static struct api_loop *api_loop_of(h2o_context_t *ctx) {
   return CONTAINER_OF(ctx, struct api_loop, h2o);
 }
 
-static struct api_loop *api_loop_of_job(struct store_job *job) {
-  return CONTAINER_OF(job->reply_to, struct api_loop, inbox);
+/* The loop whose mailbox is inbox: a store job or a fabric query coming back knows only that. */
+static struct api_loop *api_loop_of_inbox(struct mailbox *inbox) {
+  return CONTAINER_OF(inbox, struct api_loop, inbox);
 }
 
 /* Allocates a job for req whose answer goes to done on this loop. NULL when out of memory. */
@@ -97,7 +98,7 @@ static h2o_req_t *api_job_detach(struct store_job *job) { return api_pending_unl
 
 /* Detaches a job that has come back from the store. */
 static h2o_req_t *api_job_finish(struct store_job *job) {
-  api_loop_of_job(job)->jobs_in_flight--;
+  api_loop_of_inbox(job->reply_to)->jobs_in_flight--;
   return api_job_detach(job);
 }
 
@@ -121,7 +122,7 @@ static struct store_job *api_tenant_job_new(h2o_req_t *req, const struct tenant 
 }
 
 static void api_job_submit(struct store_job *job, bool write) {
-  struct api_loop *loop = api_loop_of_job(job);
+  struct api_loop *loop = api_loop_of_inbox(job->reply_to);
   loop->jobs_in_flight++;
   store_worker_submit(write ? loop->env->writer : loop->env->reader, job);
 }
@@ -233,12 +234,12 @@ static void api_on_task_stored(struct store_job *job) {
   if (req)
     api_reply_task(req, 202, job->task);
   /* The task is on disk: the fabric takes the job and plans the task onto its nodes. */
-  fabric_accept(api_loop_of_job(job)->env->fabric, job);
+  fabric_accept(api_loop_of_inbox(job->reply_to)->env->fabric, job);
 }
 
 static void api_on_task_canceled(struct store_job *job) {
   if (!job->result) /* drop the task's queued work; the store already says canceled */
-    fabric_cancel(api_loop_of_job(job)->env->fabric, job->task_id);
+    fabric_cancel(api_loop_of_inbox(job->reply_to)->env->fabric, job->task_id);
   api_job_answer_task(job);
 }
 
@@ -255,12 +256,8 @@ static struct fabric_query *api_query_new(h2o_req_t *req, enum fabric_question q
   return query;
 }
 
-static struct api_loop *api_loop_of_query(struct fabric_query *query) {
-  return CONTAINER_OF(query->reply_to, struct api_loop, inbox);
-}
-
 static void api_query_ask(struct fabric_query *query) {
-  struct api_loop *loop = api_loop_of_query(query);
+  struct api_loop *loop = api_loop_of_inbox(query->reply_to);
   loop->jobs_in_flight++;
   fabric_ask(loop->env->fabric, query);
 }
@@ -268,7 +265,7 @@ static void api_query_ask(struct fabric_query *query) {
 /* Detaches a query that has come back; returns its request, or NULL when the client has gone
  * or the fabric could not answer (that answered with the error). */
 static h2o_req_t *api_query_finish(struct fabric_query *query) {
-  api_loop_of_query(query)->jobs_in_flight--;
+  api_loop_of_inbox(query->reply_to)->jobs_in_flight--;
   h2o_req_t *req = api_pending_unlink(&query->owner);
   if (req && query->result) {
     api_reply_error(req, query->result, NULL, NULL);

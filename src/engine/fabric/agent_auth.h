@@ -20,7 +20,7 @@
 enum {
   AGENT_AUTH_PAIRS = 256,  /* (address, node id) pairs whose recent wrong tokens are remembered */
   AGENT_AUTH_ADDRESS = 48, /* a numeric IPv4 or IPv6 address and its NUL */
-  AGENT_AUTH_NODE_ID = 65, /* a node id (NODE_ID_MAX) and its NUL */
+  AGENT_AUTH_NODE_ID = 65, /* a node id (FABRIC_NODE_ID_MAX) and its NUL */
 };
 
 struct agent_auth_pair {

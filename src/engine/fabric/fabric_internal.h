@@ -18,8 +18,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { NODE_ID_MAX = FABRIC_NODE_ID_MAX };
-
 struct fabric_node;
 struct fabric_task;
 
@@ -101,7 +99,7 @@ struct fabric_link;
 typedef int (*fabric_work_sender)(struct fabric_node *node, const Cdr__Work *work);
 
 struct fabric_node {
-  char id[NODE_ID_MAX + 1];
+  char id[FABRIC_NODE_ID_MAX + 1];
   char *groups_json; /* malloc'd JSON array */
   char **groups;     /* malloc'd, parsed from groups_json */
   size_t group_count;

@@ -132,8 +132,9 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
   bool groups_ok = hello->n_groups <= 64;
   for (size_t i = 0; groups_ok && i < hello->n_groups; i++)
     groups_ok = fabric_name_valid(hello->groups[i], strlen(hello->groups[i]), 64);
-  if (!fabric_name_valid(hello->node_id, strlen(hello->node_id), NODE_ID_MAX) || !groups_ok ||
-      hello->window == 0 || !fabric_name_valid(hello->cache_kind, strlen(hello->cache_kind), 15)) {
+  if (!fabric_name_valid(hello->node_id, strlen(hello->node_id), FABRIC_NODE_ID_MAX) ||
+      !groups_ok || hello->window == 0 ||
+      !fabric_name_valid(hello->cache_kind, strlen(hello->cache_kind), 15)) {
     fabric_link_refuse(link, "bad_hello",
                        "node id, groups and cache kind must be 1..64 of A-Z a-z 0-9 . _ -, "
                        "window at least 1");
