@@ -140,7 +140,7 @@ class Engine(Process):
     """cdnrefresh-engine with its own data dir and ports; restartable on the same dir. With
     dev=False it takes only signed requests and serves the operators' endpoints on admin_port."""
 
-    def __init__(self, data_dir, extra_args=(), dev=True):
+    def __init__(self, data_dir, extra_args=(), dev=True, synchronous="normal"):
         os.makedirs(data_dir, exist_ok=True)
         super().__init__(os.path.join(data_dir, "engine.log"))
         self.data_dir = data_dir
@@ -149,6 +149,7 @@ class Engine(Process):
         self.admin_port = None if dev else free_port()
         self.extra_args = list(extra_args)
         self.dev = dev
+        self.synchronous = synchronous
 
     @property
     def url(self):
@@ -163,7 +164,7 @@ class Engine(Process):
         mode = ["--dev"] if self.dev else ["--admin-listen", f"127.0.0.1:{self.admin_port}",
                                            "--callback-secret", "lab-callback-secret"]
         self.spawn([ENGINE_BIN, *mode, "--data-dir", self.data_dir, "--api-listen", f"127.0.0.1:{self.port}",
-                    "--agent-listen", self.agent_address, "--synchronous", "normal", *self.extra_args])
+                    "--agent-listen", self.agent_address, "--synchronous", self.synchronous, *self.extra_args])
 
         def healthy():
             if self.proc.poll() is not None:

@@ -49,6 +49,10 @@ static const struct setting engine_settings[] = {
      "`cdnrefresh replay`; empty: off"},
     {"limits", "max_body_bytes", "max-body-bytes", SETTING_INT, ENGINE_FIELD(max_body_bytes),
      "1048576", 1024, 64 * 1024 * 1024, NULL, "largest request body accepted, in bytes"},
+    {"limits", "max_unfinished_results", "max-unfinished-results", SETTING_INT,
+     ENGINE_FIELD(max_unfinished_results), "4000000", 0, 1000000000000, NULL,
+     "unfinished (URL, node) results past which new tasks get 503 backlog_full with Retry-After "
+     "instead of a 202 (0: no bound)"},
     {"limits", "max_header_bytes", "max-header-bytes", SETTING_INT, ENGINE_FIELD(max_header_bytes),
      "16384", 1024, 1048576, NULL,
      "largest total of request header names and values, in bytes (431 beyond)"},

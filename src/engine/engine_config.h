@@ -17,20 +17,21 @@ struct engine_config {
   int64_t replay_window_s;               /* signed timestamps this close to now pass */
   char data_dir[SETTING_STRING_MAX];     /* where the task store lives */
   bool dev;                              /* unsigned requests, loopback only */
-  bool allow_insecure;        /* signed mode may run with an open agent port or the public secret */
-  int64_t threads;            /* event loops; 0 = one per core */
-  int64_t max_body_bytes;     /* request body limit */
-  int64_t max_header_bytes;   /* request headers limit (431 beyond) */
-  int64_t request_timeout_ms; /* whole request, or an idle keep-alive, at most */
-  int64_t max_items;          /* targets per request */
-  int64_t max_url_length;     /* bytes per URL, prefix or regex */
-  int64_t default_deadline_s; /* deadline of a task that names none */
-  int64_t max_deadline_s;     /* largest deadline a task may ask for */
-  int64_t commit_batch;       /* most tasks per store transaction */
-  char synchronous[SETTING_STRING_MAX];      /* "full" or "normal" */
-  char log_level[SETTING_STRING_MAX];        /* debug, info, warn, error */
-  char access_log[SETTING_STRING_MAX];       /* API request log file; empty: off */
-  char agent_token[SETTING_STRING_MAX];      /* shared secret agents present in their Hello */
+  bool allow_insecure;      /* signed mode may run with an open agent port or the public secret */
+  int64_t threads;          /* event loops; 0 = one per core */
+  int64_t max_body_bytes;   /* request body limit */
+  int64_t max_header_bytes; /* request headers limit (431 beyond) */
+  int64_t max_unfinished_results;       /* (URL, node) results past which tasks get 503; 0: none */
+  int64_t request_timeout_ms;           /* whole request, or an idle keep-alive, at most */
+  int64_t max_items;                    /* targets per request */
+  int64_t max_url_length;               /* bytes per URL, prefix or regex */
+  int64_t default_deadline_s;           /* deadline of a task that names none */
+  int64_t max_deadline_s;               /* largest deadline a task may ask for */
+  int64_t commit_batch;                 /* most tasks per store transaction */
+  char synchronous[SETTING_STRING_MAX]; /* "full" or "normal" */
+  char log_level[SETTING_STRING_MAX];   /* debug, info, warn, error */
+  char access_log[SETTING_STRING_MAX];  /* API request log file; empty: off */
+  char agent_token[SETTING_STRING_MAX]; /* shared secret agents present in their Hello */
   char node_tokens_file[SETTING_STRING_MAX]; /* per-node tokens; empty: the shared one only */
   char tls_cert[SETTING_STRING_MAX];         /* agent link TLS: PEM chain; empty: plain TCP */
   char tls_key[SETTING_STRING_MAX];

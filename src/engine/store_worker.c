@@ -88,7 +88,7 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
   }
   case STORE_JOB_NODE_UPSERT: return store_node_upsert(store, &job->node);
   case STORE_JOB_PLAN:
-    return store_task_plan(store, job->task, job->task_nodes, job->task_node_count);
+    return store_task_plan(store, job->task);
   case STORE_JOB_PROGRESS:
     for (size_t i = 0; i < job->progress_count; i++) {
       struct store_progress *p = &job->progress[i];
@@ -97,7 +97,7 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
       if (rc)
         return rc;
     }
-    return 0;
+    return store_node_marks_save(store, job->marks, job->mark_count);
   case STORE_JOB_PRUNE:
     return store_tasks_prune(store, job->prune_before_ms, job->limit, &job->pruned,
                              &job->prune_more);

@@ -29,7 +29,7 @@ enum store_job_kind {
   STORE_JOB_TARGETS,     /* reader: in tenant, task_id, item_state?, after_index, limit; out task,
                             items */
   STORE_JOB_NODE_UPSERT, /* writer: in node */
-  STORE_JOB_PLAN,        /* writer: in task, task_nodes */
+  STORE_JOB_PLAN,        /* writer: in task (with its plan) */
   STORE_JOB_PROGRESS,    /* writer: in progress[] */
   STORE_JOB_CALLBACK,    /* writer: in task_id, callback_attempt, callback_state */
   STORE_JOB_NODE_DELETE, /* writer: in node.id */
@@ -72,10 +72,10 @@ struct store_job {
   struct store_task_page tasks;
   struct item_page items;
   struct store_node node;             /* STORE_JOB_NODE_UPSERT */
-  struct store_task_node *task_nodes; /* STORE_JOB_PLAN */
-  size_t task_node_count;
   struct store_progress *progress; /* STORE_JOB_PROGRESS */
   size_t progress_count;
+  struct store_node_mark *marks; /* STORE_JOB_PROGRESS: watermarks saved after the progress */
+  size_t mark_count;
   struct callback_attempt callback_attempt; /* STORE_JOB_CALLBACK */
   enum callback_state callback_state;
   int64_t task_counts[6];           /* STORE_JOB_COUNTS: tasks by state */

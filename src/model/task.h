@@ -64,6 +64,12 @@ struct task {
   size_t target_count;
   struct task_target *targets; /* target_count entries, or NULL when not loaded */
   bool planned;                /* split over its nodes (store_task_plan) */
+  int64_t plan_seq;            /* its place in the order tasks were planned; a node's saved
+                                  watermark (store_node.fast_below, slow_below) passing it says
+                                  the node has finished it */
+  uint8_t *plan_nodes; /* bitmap over node numbers: the nodes it went to (NULL: not planned, or
+                          planned by an older engine, whose results are per-node rows) */
+  size_t plan_nodes_len;
   enum callback_state callback_state;
   int64_t callback_attempt_count;
   struct callback_attempt *callback_attempts; /* loaded for GET /v1/tasks/{id}, else NULL */
@@ -82,6 +88,15 @@ static inline void item_states_set(uint8_t *states, size_t index, enum item_stat
   states[index / 4] = (uint8_t)((states[index / 4] & ~(3u << shift)) | ((unsigned)state << shift));
 }
 
+/* A task's plan: 1 bit per node number. */
+static inline bool plan_nodes_has(const uint8_t *plan, size_t len, int64_t number) {
+  return number >= 0 && (size_t)number / 8 < len && (plan[number / 8] >> (number % 8) & 1u);
+}
+
+static inline void plan_nodes_set(uint8_t *plan, int64_t number) {
+  plan[number / 8] = (uint8_t)(plan[number / 8] | 1u << (number % 8));
+}
+
 /* Per-(task, node) verification: 1 bit per target, set when a succeeded result was verified. */
 static inline size_t item_verified_bytes(size_t targets) { return (targets + 7) / 8; }
 
@@ -91,6 +106,10 @@ static inline bool item_verified_get(const uint8_t *verified, size_t index) {
 
 static inline void item_verified_set(uint8_t *verified, size_t index) {
   verified[index / 8] = (uint8_t)(verified[index / 8] | (1u << (index % 8)));
+}
+
+static inline void item_verified_clear(uint8_t *verified, size_t index) {
+  verified[index / 8] = (uint8_t)(verified[index / 8] & ~(1u << (index % 8)));
 }
 
 /* API names of the enums ("purge", "invalidate", "partial", "prefix", "failed"). Static strings. */

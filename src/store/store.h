@@ -93,7 +93,7 @@ struct store_target_page {
 
 /* Lists the targets of task_id (already known to belong to the caller) in order, with index
  * greater than after, at most limit of them. Their state is left ITEM_PENDING: per-node results
- * come from store_task_nodes_load and store_failures_list. */
+ * come from task_items_page. */
 int store_targets_list(struct store *store, const char *task_id, int64_t after, size_t limit,
                        struct arena *arena, struct store_target_page *out);
 
@@ -106,17 +106,34 @@ struct store_node {
   int64_t registered_ms;   /* first Hello */
   int64_t last_seen_ms;    /* latest Hello */
   int64_t first_result_ms; /* its first result of any item, 0 while it has sent none */
+  int64_t number;          /* names it in task plans (task.plan_nodes); never given to another */
+  /* Watermarks, one per lane (purges, preloads): the node has finished every task of that lane
+   * whose plan_seq is below it. Only what is past them is sent again after a restart. */
+  int64_t fast_below, slow_below;
+  bool removed; /* removed by an operator; kept so its number and its results stay known */
+};
+
+/* A node's watermarks, as store_node_marks_save writes them. */
+struct store_node_mark {
+  const char *node_id;
+  int64_t fast_below, slow_below;
 };
 
 /* Registers node, or updates its groups, cache, version and last_seen_ms (inside a transaction). */
 int store_node_upsert(struct store *store, const struct store_node *node);
 
-/* Loads every registered node into arena, ordered by id. */
+/* Saves nodes' watermarks (inside a transaction, after the results they cover). */
+int store_node_marks_save(struct store *store, const struct store_node_mark *marks, size_t count);
+/* Loads every registered node, removed ones too, into arena, ordered by id. */
 int store_nodes_load(struct store *store, struct arena *arena, struct store_node **out,
                      size_t *count);
 
 /* The results of one task on one node: 2 bits per target (item_states_* in task.h), and which
- * succeeded results were verified (item_verified_*). */
+ * succeeded results were verified (item_verified_*). Kept only for the (task, node) pairs that
+ * a plan and watermarks cannot tell: a node with a success the agent did not verify though the
+ * task asked, and a canceled task's nodes that had not finished (and tasks planned by older
+ * engines). Every other pair's results are: a failure detail where there is one, else succeeded
+ * (verified when the task asked) once the node's watermark passed the task, else pending. */
 struct store_task_node {
   const char *node_id;
   uint8_t *states; /* item_states_bytes(target_count) bytes */
@@ -126,7 +143,7 @@ struct store_task_node {
   int64_t succeeded, failed, unsupported, verified_count;
 };
 
-/* The detail of one result that was not a success. */
+/* The detail of one result that was not a success: every failed and unsupported result has one. */
 struct store_failure {
   int64_t index; /* target position */
   const char *node_id;
@@ -135,22 +152,23 @@ struct store_failure {
   const char *reason;    /* "http_503", "connection_refused", "node_offline", ... */
 };
 
-/* Records that task_id goes to nodes (their results all pending): sets total and pending, and
- * state / finished_ms (a task with no node fails at once) unless the task was canceled. */
-int store_task_plan(struct store *store, const struct task *task,
-                    const struct store_task_node *nodes, size_t count);
+/* Records the plan of task: plan_seq, plan_nodes (its results all pending), total and pending,
+ * and state / finished_ms (a task with no node fails at once) unless the task was canceled. One
+ * row, however many nodes. */
+int store_task_plan(struct store *store, const struct task *task);
 
 /* Saves a task's progress: counters, state and times (a canceled task keeps its state), the
- * result bitmaps of the given nodes and the failure details. Inside a transaction. */
+ * result bitmaps of the given nodes (those a plan cannot tell, above) and the failure details.
+ * Inside a transaction. */
 int store_task_progress(struct store *store, const struct task *task,
                         const struct store_task_node *nodes, size_t node_count,
                         const struct store_failure *failures, size_t failure_count);
 
-/* Loads every queued or running task with its targets, oldest first, into arena. */
+/* Loads every queued or running task with its targets and plan, oldest first, into arena. */
 int store_tasks_unfinished(struct store *store, struct arena *arena, struct task ***out,
                            size_t *count);
 
-/* Loads the per-node result bitmaps of task_id, ordered by node id. */
+/* Loads the per-node result bitmaps kept for task_id (see store_task_node), ordered by node id. */
 int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,
                           struct store_task_node **out, size_t *count);
 
@@ -176,7 +194,7 @@ int store_tasks_prune(struct store *store, int64_t before_ms, size_t max_rows, s
 /* Counts the tasks in each state (six entries, enum task_state order). */
 int store_task_counts(struct store *store, int64_t counts[6]);
 
-/* Forgets node id (an operator removed it). */
+/* Marks node id removed (an operator removed it): it stays loaded, flagged, until it returns. */
 int store_node_delete(struct store *store, const char *id);
 
 /* Loads the failure details of task_id for targets first..last (inclusive). */

@@ -1,4 +1,5 @@
-/* task_items.c — assembles item rows from targets, per-node result bitmaps and failure details. */
+/* task_items.c — assembles item rows from targets, per-node results (the rows kept, or what a
+ * node's watermark says) and failure details. */
 #include "store/task_items.h"
 
 #include "common/error.h"
@@ -55,6 +56,8 @@ static int task_items_fill(const struct task *task, struct item_row *row,
     result->reason = NULL;
     for (size_t f = 0; f < failure_count; f++) {
       if (failures[f].index == row->index && strcmp(failures[f].node_id, result->node_id) == 0) {
+        result->state = failures[f].state; /* a detail is a final result, whatever is derived */
+        result->verified = false;
         result->http_status = failures[f].http_status;
         result->reason = failures[f].reason;
       }
@@ -64,11 +67,73 @@ static int task_items_fill(const struct task *task, struct item_row *row,
   return 0;
 }
 
+/* A bitmap of targets 2-bit states, every one state, in arena. */
+static uint8_t *task_items_states(size_t targets, enum item_state state, struct arena *arena) {
+  size_t bytes = item_states_bytes(targets);
+  uint8_t *states = arena_alloc(arena, bytes + 1);
+  if (states)
+    memset(states, state == ITEM_SUCCEEDED ? 0x55 : 0, bytes + 1); /* 01 in every 2 bits */
+  return states;
+}
+
+/* The per-node results of task, ordered by node id: the rows kept for it, and for every other
+ * node of its plan what its watermark says — all succeeded (verified when the task asked) once
+ * it passed the task or the task ended (a canceled task's unfinished nodes have rows), else all
+ * pending. Failure details override either, item by item, in task_items_fill. */
+static int task_items_nodes(struct store *store, const struct task *task, struct arena *arena,
+                            struct store_task_node **out, size_t *count) {
+  struct store_task_node *rows;
+  size_t row_count;
+  int rc = store_task_nodes_load(store, task->id, arena, &rows, &row_count);
+  if (rc || !task->plan_nodes) {
+    *out = rows;
+    *count = row_count;
+    return rc;
+  }
+  struct store_node *nodes;
+  size_t node_count;
+  if ((rc = store_nodes_load(store, arena, &nodes, &node_count)))
+    return rc;
+  size_t targets = task->target_count;
+  uint8_t *done = task_items_states(targets, ITEM_SUCCEEDED, arena);
+  uint8_t *open = task_items_states(targets, ITEM_PENDING, arena);
+  uint8_t *verified = arena_alloc(arena, item_verified_bytes(targets) + 1);
+  struct store_task_node *all = arena_alloc(arena, (row_count + node_count + 1) * sizeof(*all));
+  if (!done || !open || !verified || !all)
+    return CDR_ENOMEM;
+  memset(verified, 0xff, item_verified_bytes(targets) + 1);
+  bool ended = task_state_final(task->state) && task->state != TASK_CANCELED;
+  size_t n = 0, r = 0;
+  for (size_t i = 0; i < node_count; i++) {
+    const struct store_node *node = &nodes[i];
+    while (r < row_count && strcmp(rows[r].node_id, node->id) < 0)
+      all[n++] = rows[r++];
+    if (r < row_count && strcmp(rows[r].node_id, node->id) == 0) {
+      all[n++] = rows[r++];
+      continue;
+    }
+    if (!plan_nodes_has(task->plan_nodes, task->plan_nodes_len, node->number))
+      continue;
+    int64_t below = task->type == TASK_PURGE ? node->fast_below : node->slow_below;
+    bool finished = ended || task->plan_seq < below;
+    all[n++] = (struct store_task_node){.node_id = node->id,
+                                        .states = finished ? done : open,
+                                        .states_len = item_states_bytes(targets),
+                                        .verified = finished && task->verify ? verified : NULL,
+                                        .verified_len = item_verified_bytes(targets)};
+  }
+  while (r < row_count)
+    all[n++] = rows[r++];
+  *out = all;
+  *count = n;
+  return 0;
+}
+
 int task_items_page(struct store *store, const struct task *task, const enum item_state *filter,
                     int64_t after, size_t limit, struct arena *arena, struct item_page *out) {
   struct store_task_node *nodes;
   size_t node_count;
-  int rc = store_task_nodes_load(store, task->id, arena, &nodes, &node_count);
+  int rc = task_items_nodes(store, task, arena, &nodes, &node_count);
   if (rc)
     return rc;
   size_t fit = node_count ? TASK_ITEMS_RESULTS_MAX / node_count : limit;

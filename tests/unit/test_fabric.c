@@ -205,11 +205,29 @@ static bool lab_in_queue(const struct fifo *queue, const struct fabric_task_node
   return false;
 }
 
-/* What must hold between any two events: a node's in_flight is its used slots; a task's pending
- * count is its pending bits; a task node is marked queued exactly while it is in its node's
- * queue; a task's in_flight is the items of it in some node's slots (or following one). */
+/* Items a queue has still to send, counted the slow way. */
+static size_t lab_queue_items(const struct fifo *queue) {
+  size_t items = 0;
+  for (struct fifo_node *at = queue->head; at; at = at->next) {
+    const struct fabric_task_node *tn = FIFO_ENTRY(at, struct fabric_task_node, queue_link);
+    items += tn->task->task->target_count - tn->next;
+  }
+  return items;
+}
+
+/* What must hold between any two events: a node's in_flight is its used slots, its lane counts
+ * what its queues hold; a task's pending count is its pending bits, and the fabric's backlog
+ * their sum; a task node is marked queued exactly while it is in its node's queue; a task's
+ * in_flight is the items of it in some node's slots (or following one); and no node's
+ * watermark, as it would be saved now, passes a task it still owes a result (a canceled task is
+ * owed none). */
 static void lab_check_invariants(void) {
   struct fabric *fabric = lab->fabric;
+  struct store_job marks = {.arena = {0}};
+  arena_init(&marks.arena, 1 << 20);
+  assert_true(fabric_marks_collect(fabric, &marks));
+  arena_release(&marks.arena);
+  int64_t backlog = 0;
   for (size_t i = 0; i < fabric->node_count; i++) {
     const struct fabric_node *node = fabric->nodes[i];
     uint32_t used = 0;
@@ -217,14 +235,21 @@ static void lab_check_invariants(void) {
       used += node->slots[s].used;
     assert_int_equal(used, node->in_flight);
     assert_true(node->in_flight <= node->window);
+    assert_int_equal(node->lane_items[FABRIC_FAST], lab_queue_items(&node->fast));
+    assert_int_equal(node->lane_items[FABRIC_SLOW], lab_queue_items(&node->slow));
   }
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     const struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
     int64_t pending = 0, in_slots = 0;
     for (size_t n = 0; n < task->node_count; n++) {
       const struct fabric_task_node *task_node = &task->nodes[n];
+      int64_t owed = 0;
       for (size_t t = 0; t < task->task->target_count; t++)
-        pending += item_states_get(task_node->states, t) == ITEM_PENDING;
+        owed += item_states_get(task_node->states, t) == ITEM_PENDING;
+      pending += owed;
+      if (owed && task->task->state != TASK_CANCELED)
+        assert_true(task->task->plan_seq >=
+                    task_node->node->open_below[fabric_task_lane(task->task)]);
       const struct fifo *queue =
           task->task->type == TASK_PURGE ? &task_node->node->fast : &task_node->node->slow;
       assert_int_equal(task_node->queued, lab_in_queue(queue, task_node));
@@ -242,7 +267,9 @@ static void lab_check_invariants(void) {
     }
     assert_int_equal(pending, task->task->counters.pending);
     assert_int_equal(in_slots, task->in_flight);
+    backlog += task->counted ? pending : 0;
   }
+  assert_int_equal(backlog, fabric->pending_items);
 }
 
 static void work_goes_out_within_the_window_and_results_free_it(void **state) {

@@ -342,41 +342,45 @@ static void store_resumes_plans_and_results(void **state) {
   struct fixture *f = *state;
   struct task *task = make_task(&f->arena, ids[0], 5);
   insert(f, task);
-  struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0};
-  uint8_t states_a[2] = {0}, states_b[2] = {0}, verified_a[1] = {0}, verified_b[1] = {0};
-  struct store_task_node plan[2] = {{.node_id = "edge-1",
-                                     .states = states_a,
-                                     .states_len = 2,
-                                     .verified = verified_a,
-                                     .verified_len = 1},
-                                    {.node_id = "edge-2",
-                                     .states = states_b,
-                                     .states_len = 2,
-                                     .verified = verified_b,
-                                     .verified_len = 1}};
+  struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 0};
+  struct store_node other = {"edge-2", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 1};
+  uint8_t plan_nodes[1] = {0};
+  plan_nodes_set(plan_nodes, 0);
+  plan_nodes_set(plan_nodes, 1);
+  task->plan_seq = 7;
+  task->plan_nodes = plan_nodes;
+  task->plan_nodes_len = 1;
   task->counters.total = task->counters.pending = 10;
   assert_int_equal(store_begin(f->writer), 0);
   assert_int_equal(store_node_upsert(f->writer, &node), 0);
-  assert_int_equal(store_task_plan(f->writer, task, plan, 2), 0);
+  assert_int_equal(store_node_upsert(f->writer, &other), 0);
+  assert_int_equal(store_task_plan(f->writer, task), 0);
   assert_int_equal(store_commit(f->writer), 0);
 
-  item_states_set(states_a, 0, ITEM_SUCCEEDED);
-  item_verified_set(verified_a, 0);
-  plan[0].verified_count = 1;
-  task->counters.verified = 1;
-  item_states_set(states_a, 4, ITEM_FAILED);
+  /* edge-1 finishes the task (its watermark passes it) with item 4 failed; edge-2 has a record
+   * of its own (a success at item 0 its agent could not verify) and item 4 unsupported. */
+  uint8_t states_b[2] = {0}, verified_b[1] = {0};
+  item_states_set(states_b, 0, ITEM_SUCCEEDED);
   item_states_set(states_b, 4, ITEM_UNSUPPORTED);
-  plan[0].succeeded = 1;
-  plan[0].failed = 1;
-  plan[1].unsupported = 1;
+  struct store_task_node kept = {.node_id = "edge-2",
+                                 .states = states_b,
+                                 .states_len = 2,
+                                 .verified = verified_b,
+                                 .verified_len = 1,
+                                 .succeeded = 1,
+                                 .unsupported = 1};
   struct store_failure failures[2] = {{4, "edge-1", ITEM_FAILED, 503, "http_503"},
                                       {4, "edge-2", ITEM_UNSUPPORTED, 0, "no_soft_purge"}};
+  struct store_node_mark marks[2] = {{"edge-1", 8, 3}, {"edge-2", 7, 3}};
   task->state = TASK_RUNNING;
   task->started_ms = 1795000000500;
-  task->counters.succeeded = task->counters.failed = task->counters.unsupported = 1;
-  task->counters.pending = 7;
+  task->counters.succeeded = 5;
+  task->counters.failed = task->counters.unsupported = 1;
+  task->counters.verified = 4;
+  task->counters.pending = 3;
   assert_int_equal(store_begin(f->writer), 0);
-  assert_int_equal(store_task_progress(f->writer, task, plan, 2, failures, 2), 0);
+  assert_int_equal(store_task_progress(f->writer, task, &kept, 1, failures, 2), 0);
+  assert_int_equal(store_node_marks_save(f->writer, marks, 2), 0);
   assert_int_equal(store_commit(f->writer), 0);
 
   struct task **tasks;
@@ -385,41 +389,59 @@ static void store_resumes_plans_and_results(void **state) {
   assert_int_equal(count, 1);
   assert_true(tasks[0]->planned);
   assert_int_equal(tasks[0]->state, TASK_RUNNING);
-  assert_int_equal(tasks[0]->counters.pending, 7);
-  assert_int_equal(tasks[0]->counters.verified, 1);
+  assert_int_equal(tasks[0]->counters.pending, 3);
+  assert_int_equal(tasks[0]->counters.verified, 4);
+  assert_int_equal(tasks[0]->plan_seq, 7);
+  assert_int_equal(tasks[0]->plan_nodes_len, 1);
+  assert_true(plan_nodes_has(tasks[0]->plan_nodes, 1, 0));
+  assert_true(plan_nodes_has(tasks[0]->plan_nodes, 1, 1));
+  assert_false(plan_nodes_has(tasks[0]->plan_nodes, 1, 2));
   assert_true(tasks[0]->verify);
   assert_string_equal(tasks[0]->targets[4].value, "https://a.com/4");
 
   struct store_task_node *nodes;
   assert_int_equal(store_task_nodes_load(f->reader, ids[0], &f->arena, &nodes, &count), 0);
-  assert_int_equal(count, 2);
+  assert_int_equal(count, 1); /* only the record kept */
+  assert_string_equal(nodes[0].node_id, "edge-2");
   assert_int_equal(item_states_get(nodes[0].states, 0), ITEM_SUCCEEDED);
-  assert_int_equal(item_states_get(nodes[0].states, 4), ITEM_FAILED);
-  assert_int_equal(item_states_get(nodes[1].states, 4), ITEM_UNSUPPORTED);
-  assert_int_equal(item_states_get(nodes[1].states, 1), ITEM_PENDING);
-  assert_true(item_verified_get(nodes[0].verified, 0));
-  assert_int_equal(nodes[0].verified_count, 1);
-  assert_false(item_verified_get(nodes[1].verified, 0));
+  assert_int_equal(item_states_get(nodes[0].states, 1), ITEM_PENDING);
+  assert_false(item_verified_get(nodes[0].verified, 0));
 
+  /* Item 0: succeeded and verified on edge-1 (its watermark), succeeded unverified on edge-2 (its
+   * record); item 1: succeeded on edge-1, pending on edge-2. */
   struct item_page first;
-  assert_int_equal(task_items_page(f->reader, tasks[0], NULL, -1, 1, &f->arena, &first), 0);
-  assert_true(first.rows[0].nodes[0].verified);  /* succeeded and verified on edge-1 */
-  assert_false(first.rows[0].nodes[1].verified); /* pending on edge-2 */
+  assert_int_equal(task_items_page(f->reader, tasks[0], NULL, -1, 2, &f->arena, &first), 0);
+  assert_int_equal(first.count, 2);
+  assert_int_equal(first.rows[0].nodes[0].state, ITEM_SUCCEEDED);
+  assert_true(first.rows[0].nodes[0].verified);
+  assert_int_equal(first.rows[0].nodes[1].state, ITEM_SUCCEEDED);
+  assert_false(first.rows[0].nodes[1].verified);
+  assert_int_equal(first.rows[0].target.state, ITEM_SUCCEEDED);
+  assert_int_equal(first.rows[1].nodes[0].state, ITEM_SUCCEEDED);
+  assert_int_equal(first.rows[1].nodes[1].state, ITEM_PENDING);
+  assert_int_equal(first.rows[1].target.state, ITEM_PENDING);
 
   enum item_state failed = ITEM_FAILED;
   struct item_page items;
   assert_int_equal(task_items_page(f->reader, tasks[0], &failed, -1, 10, &f->arena, &items), 0);
   assert_int_equal(items.count, 1);
   assert_int_equal(items.rows[0].index, 4);
+  assert_int_equal(items.rows[0].nodes[0].state, ITEM_FAILED);
   assert_int_equal(items.rows[0].nodes[0].http_status, 503);
+  assert_int_equal(items.rows[0].nodes[1].state, ITEM_UNSUPPORTED);
   assert_string_equal(items.rows[0].nodes[1].reason, "no_soft_purge");
   assert_int_equal(items.next_cursor, -1);
 
   struct store_node *registered;
   assert_int_equal(store_nodes_load(f->reader, &f->arena, &registered, &count), 0);
-  assert_int_equal(count, 1);
+  assert_int_equal(count, 2);
   assert_string_equal(registered[0].cache_kind, "nginx");
   assert_int_equal(registered[0].first_result_ms, 0);
+  assert_int_equal(registered[1].number, 1);
+  assert_int_equal(registered[0].fast_below, 8);
+  assert_int_equal(registered[1].fast_below, 7);
+  assert_int_equal(registered[1].slow_below, 3);
+  assert_false(registered[1].removed);
   /* A first result is kept, and a later Hello that does not know it leaves it. */
   node.first_result_ms = 1795000000700;
   assert_int_equal(store_begin(f->writer), 0);
@@ -431,6 +453,21 @@ static void store_resumes_plans_and_results(void **state) {
   assert_int_equal(store_nodes_load(f->reader, &f->arena, &registered, &count), 0);
   assert_int_equal(registered[0].first_result_ms, 1795000000700);
   assert_int_equal(registered[0].last_seen_ms, 2);
+  /* A removed node stays, flagged, so its number and results stay known; a Hello revives it. */
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_delete(f->writer, "edge-2"), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_int_equal(store_nodes_load(f->reader, &f->arena, &registered, &count), 0);
+  assert_int_equal(count, 2);
+  assert_true(registered[1].removed);
+  assert_int_equal(registered[1].number, 1);
+  assert_int_equal(task_items_page(f->reader, tasks[0], NULL, -1, 1, &f->arena, &first), 0);
+  assert_int_equal(first.rows[0].node_count, 2);
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_upsert(f->writer, &other), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_int_equal(store_nodes_load(f->reader, &f->arena, &registered, &count), 0);
+  assert_false(registered[1].removed);
 }
 
 static void store_progress_never_undoes_a_cancel(void **state) {

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
   API_PAGE_DEFAULT = 100,
@@ -408,6 +409,29 @@ static int api_list_nodes(h2o_req_t *req) {
   return 0;
 }
 
+/* Answers 503 backlog_full when the fabric's unfinished results are past
+ * limits.max_unfinished_results: a 202 would promise work that takes ever longer. Retry-After is
+ * how long, at the rate results came in over the last 10 s, the backlog takes to fall to half the
+ * bound (1..60 s). True when it answered. */
+static bool api_backlog_full(h2o_req_t *req, const struct api_env *env) {
+  int64_t limit = env->config->max_unfinished_results, backlog = fabric_backlog(env->fabric);
+  if (limit <= 0 || backlog < limit)
+    return false;
+  int64_t now_s = (int64_t)time(NULL);
+  uint64_t per_s = (rate_sum(&engine_stats.items_succeeded, now_s, 10) +
+                    rate_sum(&engine_stats.items_failed, now_s, 10)) /
+                   10;
+  int64_t wait_s = per_s ? (backlog - limit / 2) / (int64_t)per_s + 1 : 60;
+  char message[192];
+  snprintf(
+      message, sizeof(message),
+      "%lld (URL, node) results are still unfinished, past limits.max_unfinished_results (%lld); "
+      "retry later",
+      (long long)backlog, (long long)limit);
+  api_reply_error_retry(req, CDR_EBACKLOG_FULL, NULL, message, wait_s < 60 ? wait_s : 60);
+  return true;
+}
+
 static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_type type) {
   struct api_loop *loop = api_loop_of(req->conn->ctx);
   const struct engine_config *config = loop->env->config;
@@ -442,6 +466,10 @@ static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_
                               &error);
   if (rc) {
     api_reply_error(req, rc, error.field, error.message);
+    api_job_discard(job);
+    return 0;
+  }
+  if (api_backlog_full(req, loop->env)) {
     api_job_discard(job);
     return 0;
   }

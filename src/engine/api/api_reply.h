@@ -19,7 +19,8 @@ void api_reply_text(h2o_req_t *req, int status, const char *content_type, const 
  * (or the code's default message when NULL) and field (omitted when NULL or ""). */
 void api_reply_error(h2o_req_t *req, int err, const char *field, const char *message);
 
-/* api_reply_error with a Retry-After header of retry_after_s seconds (at least 1), for 429. */
+/* api_reply_error with a Retry-After header of retry_after_s seconds (at least 1), for 429 and
+ * 503 backlog_full. */
 void api_reply_error_retry(h2o_req_t *req, int err, const char *field, const char *message,
                            int64_t retry_after_s);
 

@@ -124,7 +124,8 @@ void fabric_node_save(struct fabric *fabric, const struct fabric_node *node) {
                                   .agent_version = arena_strdup(&job->arena, node->agent_version),
                                   .registered_ms = node->registered_ms,
                                   .last_seen_ms = node->last_hello_ms,
-                                  .first_result_ms = node->first_result_ms};
+                                  .first_result_ms = node->first_result_ms,
+                                  .number = node->number};
   fabric_submit(fabric, job);
 }
 
@@ -135,8 +136,11 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
     node->removed = false; /* its agent said Hello again: a new registration */
     node->done = node->failed = node->unsupported = node->merged = 0;
   }
-  if (!node && !(node = fabric_node_add(fabric, hello->node_id)))
-    return NULL;
+  if (!node) {
+    if (!(node = fabric_node_add(fabric, hello->node_id)))
+      return NULL;
+    node->number = fabric->node_numbers++;
+  }
   json_t *groups = json_array();
   for (size_t i = 0; i < hello->n_groups; i++)
     json_array_append_new(groups, json_string(hello->groups[i]));
@@ -233,7 +237,7 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
       continue;
     *(node->link ? &online : &offline) += 1;
     in_flight += node->in_flight;
-    size_t node_fast = fabric_queue_items(&node->fast), node_slow = fabric_queue_items(&node->slow);
+    size_t node_fast = node->lane_items[FABRIC_FAST], node_slow = node->lane_items[FABRIC_SLOW];
     fast += (long long)node_fast;
     slow += (long long)node_slow;
     fabric_top_queues_offer(&deepest, node, node->redeliver_count + node_fast + node_slow);
@@ -362,6 +366,11 @@ static void fabric_on_backlog_check(struct wheel_timer *timer) {
 static void fabric_on_tick(uv_timer_t *timer) {
   struct fabric *fabric = timer->data;
   timer_wheel_advance(&fabric->wheel, uv_now(&fabric->loop));
+  atomic_store_explicit(&fabric->published_backlog, fabric->pending_items, memory_order_relaxed);
+}
+
+int64_t fabric_backlog(const struct fabric *fabric) {
+  return atomic_load_explicit(&fabric->published_backlog, memory_order_relaxed);
 }
 
 static void fabric_on_accept(uv_stream_t *listener, int status) {
@@ -382,13 +391,13 @@ static void fabric_on_stop_check(uv_timer_t *timer) {
       return;
     fabric->links_closing = true;
     fabric_link_close_all(fabric);
-    fabric_progress_flush(fabric);
+    fabric_progress_flush(fabric, true);
     return;
   }
   bool waiting = fabric->jobs_in_flight > 0 || fabric->links.first != NULL;
   if (!waiting && timer_wheel_armed(&fabric->flush)) {
     timer_wheel_stop(&fabric->wheel, &fabric->flush);
-    fabric_progress_flush(fabric); /* results that came in while links closed */
+    fabric_progress_flush(fabric, true); /* results that came in while links closed */
     return;
   }
   if (waiting && now < fabric->stop_until)
@@ -460,16 +469,35 @@ static int fabric_recover(struct fabric *fabric) {
     node->registered_ms = nodes[i].registered_ms;
     node->last_hello_ms = nodes[i].last_seen_ms;
     node->first_result_ms = nodes[i].first_result_ms;
+    node->number = nodes[i].number;
+    node->removed = nodes[i].removed;
+    node->saved_below[FABRIC_FAST] = nodes[i].fast_below;
+    node->saved_below[FABRIC_SLOW] = nodes[i].slow_below;
+    if (node->number >= fabric->node_numbers)
+      fabric->node_numbers = node->number + 1;
+    /* New plans must come after everything a watermark already passed. */
+    for (int lane = 0; lane < FABRIC_LANES; lane++) {
+      if (node->saved_below[lane] - 1 > fabric->plan_seq)
+        fabric->plan_seq = node->saved_below[lane] - 1;
+    }
   }
   if (!rc)
     rc = store_tasks_unfinished(store, &arena, &tasks, &task_count);
+  for (size_t i = 0; i < task_count; i++) {
+    if (tasks[i]->plan_seq > fabric->plan_seq)
+      fabric->plan_seq = tasks[i]->plan_seq;
+  }
   for (size_t i = 0; !rc && i < task_count; i++) {
     struct store_task_node *saved = NULL;
-    size_t saved_count = 0;
+    struct store_failure *failures = NULL;
+    size_t saved_count = 0, failure_count = 0;
     if (tasks[i]->planned)
       rc = store_task_nodes_load(store, tasks[i]->id, &arena, &saved, &saved_count);
+    if (!rc && tasks[i]->planned)
+      rc =
+          store_failures_list(store, tasks[i]->id, 0, INT64_MAX, &arena, &failures, &failure_count);
     if (!rc)
-      fabric_task_recover(fabric, tasks[i], saved, saved_count);
+      fabric_task_recover(fabric, tasks[i], saved, saved_count, failures, failure_count);
   }
   struct task **callbacks = NULL;
   size_t callback_count = 0;
@@ -547,6 +575,7 @@ int fabric_open(const struct engine_config *config, struct store_worker *writer,
   }
   rc = fabric_notify_create(fabric);
   timer_wheel_start(&fabric->wheel, &fabric->backlog, 1000, fabric_on_backlog_check);
+  fabric_marks_start(fabric);
   if (!rc)
     rc = fabric_recover(fabric);
   if (!rc)
@@ -600,6 +629,7 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   for (size_t q = 0; q < 2; q++) {
     for (struct fifo_node *at; (at = fifo_pop(queues[q]));)
       FIFO_ENTRY(at, struct fabric_task_node, queue_link)->queued = false;
+    node->lane_items[q] = 0;
   }
   struct store_job *job = calloc(1, sizeof(*job));
   if (job) {

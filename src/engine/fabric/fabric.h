@@ -77,5 +77,7 @@ void fabric_ask(struct fabric *fabric, struct fabric_query *query);
 /* Closes agent links, saves every result received, stops the thread and frees the fabric. The
  * store writer must still be running. Main thread. */
 void fabric_stop(struct fabric *fabric);
+/* (URL, node) results the fabric's tasks still wait for, as of its latest tick. Any thread. */
+int64_t fabric_backlog(const struct fabric *fabric);
 
 #endif

@@ -15,9 +15,25 @@ enum { FABRIC_WORK_BATCH = 1024 }; /* most items in one Work frame */
 
 /* ---- nodes: window, queues, dispatch ---- */
 
-void fabric_queue_push(struct fifo *queue, struct fabric_task_node *task_node) {
-  fifo_push(queue, &task_node->queue_link);
+/* The queue of task_node's node in its task's lane, and that lane's item count. */
+static struct fifo *fabric_queue_of(struct fabric_task_node *task_node, size_t **items) {
+  enum fabric_lane lane = fabric_task_lane(task_node->task->task);
+  *items = &task_node->node->lane_items[lane];
+  return lane == FABRIC_FAST ? &task_node->node->fast : &task_node->node->slow;
+}
+
+void fabric_queue_push(struct fabric_task_node *task_node) {
+  size_t *items;
+  fifo_push(fabric_queue_of(task_node, &items), &task_node->queue_link);
+  *items += task_node->task->task->target_count - task_node->next;
   task_node->queued = true;
+}
+
+void fabric_queue_remove(struct fabric_task_node *task_node) {
+  size_t *items;
+  fifo_remove(fabric_queue_of(task_node, &items), &task_node->queue_link);
+  *items -= task_node->task->task->target_count - task_node->next;
+  task_node->queued = false;
 }
 
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window) {
@@ -70,8 +86,10 @@ static bool fabric_node_slots_reserve(struct fabric_node *node, uint32_t wanted)
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
                            size_t index) {
   if (!array_reserve((void **)&node->redeliver, &node->redeliver_cap, node->redeliver_count,
-                     sizeof(*node->redeliver), 64))
-    return; /* the item stays pending in its record and is sent again after a restart */
+                     sizeof(*node->redeliver), 64)) {
+    node->marks_pinned = true; /* the item stays pending, and is sent again after a restart */
+    return;
+  }
   node->redeliver[node->redeliver_count++] = (struct fabric_item_ref){task_node, index};
 }
 
@@ -101,17 +119,8 @@ void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
   }
 }
 
-size_t fabric_queue_items(const struct fifo *queue) {
-  size_t items = 0;
-  for (struct fifo_node *at = queue->head; at; at = at->next) {
-    const struct fabric_task_node *tn = FIFO_ENTRY(at, struct fabric_task_node, queue_link);
-    items += tn->task->task->target_count - tn->next;
-  }
-  return items;
-}
-
 size_t fabric_node_queue_depth(const struct fabric_node *node) {
-  return node->redeliver_count + fabric_queue_items(&node->fast) + fabric_queue_items(&node->slow);
+  return node->redeliver_count + node->lane_items[FABRIC_FAST] + node->lane_items[FABRIC_SLOW];
 }
 
 static bool fabric_task_active(const struct fabric_task *task) {
@@ -157,7 +166,7 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, siz
 
 /* Fills up to room items from a queue; pops cursors that are exhausted or whose task ended. */
 static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node, struct fifo *queue,
-                                size_t n, size_t room, int64_t now_ms) {
+                                size_t *items, size_t n, size_t room, int64_t now_ms) {
   while (n < room && !fifo_empty(queue)) {
     struct fabric_task_node *task_node =
         FIFO_ENTRY(queue->head, struct fabric_task_node, queue_link);
@@ -165,6 +174,7 @@ static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
     if (fabric_task_active(task_node->task)) {
       while (n < room && task_node->next < count) {
         size_t index = task_node->next++;
+        (*items)--;
         if (item_states_get(task_node->states, index) == ITEM_PENDING &&
             !fabric_dedup_join(node, task_node, index))
           fabric_work_add(fabric, node, n++, task_node, index, now_ms);
@@ -173,6 +183,7 @@ static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
     if (task_node->next < count && fabric_task_active(task_node->task))
       break;
     fifo_pop(queue);
+    *items -= count - task_node->next; /* what an ended task leaves unsent */
     task_node->queued = false;
   }
   return n;
@@ -205,8 +216,10 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
           !fabric_dedup_join(node, ref.task_node, ref.index))
         fabric_work_add(fabric, node, n++, ref.task_node, ref.index, now_ms);
     }
-    n = fabric_queue_take(fabric, node, &node->fast, n, room, now_ms);
-    n = fabric_queue_take(fabric, node, &node->slow, n, room, now_ms);
+    n = fabric_queue_take(fabric, node, &node->fast, &node->lane_items[FABRIC_FAST], n, room,
+                          now_ms);
+    n = fabric_queue_take(fabric, node, &node->slow, &node->lane_items[FABRIC_SLOW], n, room,
+                          now_ms);
     if (n == 0)
       return;
     Cdr__Work work;

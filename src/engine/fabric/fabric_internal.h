@@ -1,7 +1,7 @@
 /* fabric_internal.h — the agent fabric's state, shared by its files (fabric.c: thread, loop and
  * registry; fabric_link.c: agent connections; fabric_plan.c: tasks in memory and their plans;
  * fabric_dispatch.c: windows, queues, Work; fabric_results.c: results and progress saves;
- * fabric_retry.c, fabric_dedup.c, fabric_notify.c).
+ * fabric_marks.c: nodes' watermarks; fabric_retry.c, fabric_dedup.c, fabric_notify.c).
  * Everything here is touched only on the fabric's loop. */
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
@@ -15,11 +15,15 @@
 #include "model/item_result.h"
 #include "proto/link_conn.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 struct fabric_node;
 struct fabric_task;
+
+/* A node's two lanes: purges, and preloads (never ahead of a purge). */
+enum fabric_lane { FABRIC_FAST, FABRIC_SLOW, FABRIC_LANES };
 
 /* One task on one node: the compact result record (2 bits per target) and the send cursor. */
 struct fabric_task_node {
@@ -30,7 +34,9 @@ struct fabric_task_node {
   size_t next;       /* next target to consider sending */
   int64_t succeeded, failed, unsupported, verified_count;
   bool queued;       /* in its node's queue */
-  bool dirty;        /* results not saved yet */
+  bool kept;         /* its record is kept in the store: one the plan and watermarks cannot
+                        tell (store_task_node in store.h), saved after each of its results */
+  bool dirty;        /* kept, and changed since it was last saved */
   uint8_t *attempts; /* failed attempts per target, allocated at the first retry (malloc'd) */
   struct fifo_node queue_link; /* in its node's queue while queued */
 };
@@ -57,6 +63,7 @@ struct fabric_task {
   bool dirty;             /* progress not saved yet */
   bool finished;          /* reached a final state in memory */
   bool callback_due;      /* deliver the callback once the final state is saved */
+  bool counted;           /* its pending results are in fabric->pending_items */
   int saves_in_flight;    /* progress jobs holding a copy of this task's records */
   struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
   size_t failure_count, failure_cap;
@@ -100,6 +107,7 @@ typedef int (*fabric_work_sender)(struct fabric_node *node, const Cdr__Work *wor
 
 struct fabric_node {
   char id[FABRIC_NODE_ID_MAX + 1];
+  int64_t number;    /* names it in task plans, for good (store_node.number) */
   char *groups_json; /* malloc'd JSON array */
   char **groups;     /* malloc'd, parsed from groups_json */
   size_t group_count;
@@ -113,8 +121,14 @@ struct fabric_node {
   struct fabric_link *link;              /* NULL while offline */
   bool removed;                          /* removed by an operator: hidden, planned onto nothing */
   int64_t backlog_since_ms;          /* when its queue went over alerts.backlog_items, 0 if not */
-  struct fifo fast;                  /* purges (fabric_task_node.queue_link) */
-  struct fifo slow;                  /* preloads: never ahead of a purge */
+  int64_t planned_seq[FABRIC_LANES]; /* plan_seq of the newest task of each lane planned onto it */
+  int64_t saved_below[FABRIC_LANES]; /* its watermarks as the store has them (fabric_marks.c) */
+  int64_t open_below[FABRIC_LANES];  /* scratch of fabric_marks_collect */
+  bool marks_pinned; /* an item it owes was lost to a failed allocation: its watermarks stay
+                        where they are until a restart sends that item again */
+  struct fifo fast;  /* purges (fabric_task_node.queue_link) */
+  struct fifo slow;  /* preloads: never ahead of a purge */
+  size_t lane_items[FABRIC_LANES];   /* items its fast and slow queues have still to send */
   struct fabric_item_ref *redeliver; /* items in flight when the link died, sent first */
   size_t redeliver_count, redeliver_cap;
   uint32_t window;           /* items its agent takes in flight */
@@ -154,8 +168,13 @@ struct fabric {
   bool links_closing;    /* stopping: in-flight work awaited, links closed */
   uv_timer_t tick;       /* drives the wheel */
   struct timer_wheel wheel;
-  struct wheel_timer flush;   /* saves progress shortly after results arrive */
-  struct fabric_node **nodes; /* registry, malloc'd */
+  struct wheel_timer flush; /* saves progress shortly after results arrive */
+  struct wheel_timer marks; /* saves nodes' watermarks with the progress, every FABRIC_MARKS_MS */
+  int64_t plan_seq;         /* the latest task's plan_seq */
+  int64_t pending_items;    /* results its tasks in memory wait for */
+  _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
+  int64_t node_numbers;              /* node numbers given so far (the next one to give) */
+  struct fabric_node **nodes;        /* registry, malloc'd */
   size_t node_count, node_cap;
   struct list_head tasks;   /* in memory: running, or waiting for a save (fabric_task.link) */
   struct list_head links;   /* open links (struct fabric_link.all) */
@@ -212,8 +231,11 @@ void fabric_link_close_all(struct fabric *fabric);
 
 /* fabric_plan.c */
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job);
+/* Resumes an unfinished task read back from the store, with the per-node rows kept for it and
+ * its failure details: what each node already finished is recorded, the rest is sent. */
 void fabric_task_recover(struct fabric *fabric, struct task *task, struct store_task_node *saved,
-                         size_t saved_count);
+                         size_t saved_count, const struct store_failure *failures,
+                         size_t failure_count);
 void fabric_task_cancel(struct fabric *fabric, const char *task_id);
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
 /* Frees a task that has ended once nothing refers to it any more (no save or item out). */
@@ -224,8 +246,10 @@ bool fabric_node_record(const struct fabric_task_node *task_node, struct arena *
                         struct store_task_node *record);
 
 /* fabric_dispatch.c */
-/* Puts task_node at the end of queue (its node's fast or slow lane). */
-void fabric_queue_push(struct fifo *queue, struct fabric_task_node *task_node);
+/* Puts task_node at the end of its node's queue in its task's lane. */
+void fabric_queue_push(struct fabric_task_node *task_node);
+/* Takes task_node (queued) out of its node's queue. */
+void fabric_queue_remove(struct fabric_task_node *task_node);
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);
 /* Frees an online node's slots while nothing is in flight (a quiet link), so an idle node holds
@@ -244,7 +268,23 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
                         const struct item_result *result);
 /* Sets a task whose last result came in to its final state; saved with the next flush. */
 void fabric_task_finish(struct fabric *fabric, struct fabric_task *task);
-void fabric_progress_flush(struct fabric *fabric);
+/* Saves what changed since the last save; with marks, the nodes' watermarks after it. */
+void fabric_progress_flush(struct fabric *fabric, bool marks);
+/* Has task's progress saved with the next flush. */
+void fabric_task_dirty(struct fabric *fabric, struct fabric_task *task);
+
+/* fabric_marks.c */
+/* Starts the watermarks' save every FABRIC_MARKS_MS. */
+void fabric_marks_start(struct fabric *fabric);
+/* Computes every node's watermarks (the oldest task it still owes in each lane) and adds those
+ * that moved to job (a progress job: they commit with the results they cover). False when out
+ * of memory (nothing is added then). */
+bool fabric_marks_collect(struct fabric *fabric, struct store_job *job);
+/* The job holding marks was saved: the store has them now. */
+void fabric_marks_saved(struct fabric *fabric, const struct store_job *job);
+static inline enum fabric_lane fabric_task_lane(const struct task *task) {
+  return task->type == TASK_PURGE ? FABRIC_FAST : FABRIC_SLOW;
+}
 
 /* fabric_dedup.c */
 bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_node, size_t index);
@@ -262,8 +302,7 @@ void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task);
 void fabric_deadline_arm(struct fabric *fabric, struct fabric_task *task);
 void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
                        const struct fabric_node *only, const char *reason);
+/* Items node has still to send: queued, or taken back when its link died. */
 size_t fabric_node_queue_depth(const struct fabric_node *node);
-/* Items a node's queue (fast or slow) has still to send. */
-size_t fabric_queue_items(const struct fifo *queue);
 
 #endif

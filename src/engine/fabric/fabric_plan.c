@@ -19,18 +19,25 @@ static void fabric_task_link(struct fabric *fabric, struct fabric_task *task) {
   list_push_front(&fabric->tasks, &task->link);
 }
 
+/* Adds task's pending results to the fabric's backlog (fabric_backlog). */
+static void fabric_task_count(struct fabric *fabric, struct fabric_task *task) {
+  task->counted = true;
+  fabric->pending_items += task->task->counters.pending;
+  /* At once, not only at the next tick: a burst of adoptions is what the API must see. */
+  atomic_store_explicit(&fabric->published_backlog, fabric->pending_items, memory_order_relaxed);
+}
+
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
+  if (task->counted)
+    fabric->pending_items -= task->task->counters.pending; /* a canceled task's dropped items */
   timer_wheel_stop(&fabric->wheel, &task->plan_retry);
   timer_wheel_stop(&fabric->wheel, &task->deadline);
   fabric_retries_drop(fabric, task);
   for (size_t i = 0; i < task->node_count; i++)
     free(task->nodes[i].attempts);
   for (size_t i = 0; i < task->node_count; i++) {
-    struct fabric_task_node *task_node = &task->nodes[i];
-    struct fifo *queue =
-        task->task->type == TASK_PURGE ? &task_node->node->fast : &task_node->node->slow;
-    if (task_node->queued)
-      fifo_remove(queue, &task_node->queue_link);
+    if (task->nodes[i].queued)
+      fabric_queue_remove(&task->nodes[i]);
   }
   for (size_t i = 0; i < task->node_count; i++) {
     struct fabric_node *node = task->nodes[i].node;
@@ -87,28 +94,114 @@ static bool fabric_node_matches(const struct fabric_node *node, const json_t *gr
   return false;
 }
 
-/* Gives task one record per node; with saved records (recovery) their states and counts. */
+/* What a resumed task's record on a node starts from: the row kept for it, or else — derived —
+ * every result succeeded (verified when the task asked) when the node's watermark passed the
+ * task, else every one pending; failure details are applied afterwards (fabric_task_failures). */
+static void fabric_task_node_resume(struct fabric_task_node *task_node,
+                                    const struct store_task_node *record, size_t bytes,
+                                    size_t verified_bytes) {
+  const struct task *t = task_node->task->task;
+  if (record) {
+    memcpy(task_node->states, record->states,
+           record->states_len < bytes ? record->states_len : bytes);
+    if (record->verified)
+      memcpy(task_node->verified, record->verified,
+             record->verified_len < verified_bytes ? record->verified_len : verified_bytes);
+    task_node->succeeded = record->succeeded;
+    task_node->failed = record->failed;
+    task_node->unsupported = record->unsupported;
+    task_node->verified_count = record->verified_count;
+    task_node->kept = true;
+    return;
+  }
+  struct fabric_node *node = task_node->node;
+  if (t->plan_seq >= node->saved_below[fabric_task_lane(t)])
+    return; /* all pending: sent again */
+  for (size_t i = 0; i < t->target_count; i++)
+    item_states_set(task_node->states, i, ITEM_SUCCEEDED);
+  task_node->succeeded = (int64_t)t->target_count;
+  if (t->verify) {
+    memset(task_node->verified, 0xff, verified_bytes);
+    task_node->verified_count = task_node->succeeded;
+  }
+}
+
+/* Applies a resumed task's failure details to the derived records (kept rows hold them already),
+ * then sets the task's counters from its records. */
+static void fabric_task_failures(struct fabric_task *task, const struct store_failure *failures,
+                                 size_t failure_count) {
+  struct task *t = task->task;
+  for (size_t f = 0; f < failure_count; f++) {
+    const struct store_failure *failure = &failures[f];
+    if (failure->index < 0 || (size_t)failure->index >= t->target_count)
+      continue;
+    for (size_t n = 0; n < task->node_count; n++) {
+      struct fabric_task_node *task_node = &task->nodes[n];
+      if (task_node->kept || strcmp(task_node->node->id, failure->node_id) != 0)
+        continue;
+      size_t i = (size_t)failure->index;
+      enum item_state was = item_states_get(task_node->states, i);
+      if (was == ITEM_SUCCEEDED) {
+        task_node->succeeded--;
+        if (t->verify && item_verified_get(task_node->verified, i)) {
+          item_verified_clear(task_node->verified, i);
+          task_node->verified_count--;
+        }
+      }
+      if (was == ITEM_PENDING || was == ITEM_SUCCEEDED) {
+        item_states_set(task_node->states, i, failure->state);
+        if (failure->state == ITEM_FAILED)
+          task_node->failed++;
+        else
+          task_node->unsupported++;
+      }
+      break;
+    }
+  }
+  struct task_counters *c = &t->counters;
+  c->succeeded = c->failed = c->unsupported = c->verified = 0;
+  for (size_t n = 0; n < task->node_count; n++) {
+    c->succeeded += task->nodes[n].succeeded;
+    c->failed += task->nodes[n].failed;
+    c->unsupported += task->nodes[n].unsupported;
+    c->verified += task->nodes[n].verified_count;
+  }
+  c->total = (int64_t)(t->target_count * task->node_count);
+  c->pending = c->total - c->succeeded - c->failed - c->unsupported;
+}
+
+/* Gives task one record per node it goes to: for a new plan the nodes its groups select (the
+ * plan's bitmap is built here), for a resumed one those of its saved plan, starting from what
+ * the store tells of them. */
 static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
                              const struct store_task_node *saved, size_t saved_count,
                              bool recovering) {
   json_t *groups =
       task->task->node_groups_json ? json_loads(task->task->node_groups_json, 0, NULL) : NULL;
-  size_t bytes = item_states_bytes(task->task->target_count);
-  size_t verified_bytes = item_verified_bytes(task->task->target_count);
+  struct task *t = task->task;
+  size_t bytes = item_states_bytes(t->target_count);
+  size_t verified_bytes = item_verified_bytes(t->target_count);
   task->nodes = arena_alloc(&task->arena, (fabric->node_count + 1) * sizeof(*task->nodes));
-  if (!task->nodes) {
+  if (!recovering) {
+    t->plan_nodes_len = (size_t)(fabric->node_numbers + 7) / 8;
+    t->plan_nodes = arena_alloc(&task->arena, t->plan_nodes_len + 1);
+    if (t->plan_nodes)
+      memset(t->plan_nodes, 0, t->plan_nodes_len + 1);
+  }
+  if (!task->nodes || !t->plan_nodes) {
     json_decref(groups);
     return CDR_ENOMEM;
   }
   for (size_t i = 0; i < fabric->node_count; i++) {
     struct fabric_node *node = fabric->nodes[i];
+    if (recovering ? !plan_nodes_has(t->plan_nodes, t->plan_nodes_len, node->number)
+                   : node->removed || !fabric_node_matches(node, groups))
+      continue;
     const struct store_task_node *record = NULL;
-    for (size_t s = 0; s < saved_count && !record; s++) {
+    for (size_t s = 0; recovering && s < saved_count && !record; s++) {
       if (strcmp(saved[s].node_id, node->id) == 0)
         record = &saved[s];
     }
-    if (recovering ? !record : node->removed || !fabric_node_matches(node, groups))
-      continue;
     struct fabric_task_node *task_node = &task->nodes[task->node_count++];
     memset(task_node, 0, sizeof(*task_node));
     task_node->task = task;
@@ -121,17 +214,13 @@ static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
     }
     memset(task_node->states, 0, bytes ? bytes : 1);
     memset(task_node->verified, 0, verified_bytes ? verified_bytes : 1);
-    if (record) {
-      memcpy(task_node->states, record->states,
-             record->states_len < bytes ? record->states_len : bytes);
-      if (record->verified)
-        memcpy(task_node->verified, record->verified,
-               record->verified_len < verified_bytes ? record->verified_len : verified_bytes);
-      task_node->succeeded = record->succeeded;
-      task_node->failed = record->failed;
-      task_node->unsupported = record->unsupported;
-      task_node->verified_count = record->verified_count;
-    }
+    enum fabric_lane lane = fabric_task_lane(t);
+    if (t->plan_seq > node->planned_seq[lane])
+      node->planned_seq[lane] = t->plan_seq;
+    if (recovering)
+      fabric_task_node_resume(task_node, record, bytes, verified_bytes);
+    else
+      plan_nodes_set(t->plan_nodes, node->number);
   }
   json_decref(groups);
   return 0;
@@ -140,11 +229,8 @@ static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
 /* Puts every node's share of task in that node's queue and sends what the windows allow. */
 static void fabric_task_start(struct fabric *fabric, struct fabric_task *task) {
   fabric_deadline_arm(fabric, task);
-  for (size_t i = 0; i < task->node_count; i++) {
-    struct fabric_task_node *task_node = &task->nodes[i];
-    struct fabric_node *node = task_node->node;
-    fabric_queue_push(task->task->type == TASK_PURGE ? &node->fast : &node->slow, task_node);
-  }
+  for (size_t i = 0; i < task->node_count; i++)
+    fabric_queue_push(&task->nodes[i]);
   for (size_t i = 0; i < task->node_count; i++)
     fabric_node_dispatch(fabric, task->nodes[i].node);
 }
@@ -181,9 +267,6 @@ static void fabric_on_planned(struct store_job *job) {
   fabric_task_maybe_free(fabric, task);
 }
 
-/* Writes the task's plan: its nodes and their records. Its work goes out meanwhile, without waiting
- * for the commit: a crash before it only means the task is planned again at the next start, and
- * purges and preloads are idempotent. Progress saves come after it (one writer, in order). */
 /* Fills record with a copy of task_node's results, allocated in arena; false when out of memory. */
 bool fabric_node_record(const struct fabric_task_node *task_node, struct arena *arena,
                         struct store_task_node *record) {
@@ -206,28 +289,25 @@ bool fabric_node_record(const struct fabric_task_node *task_node, struct arena *
   return true;
 }
 
+/* Writes the task's plan: one row, its plan_seq and the bitmap of its nodes. Its work goes out
+ * meanwhile, without waiting for the commit: a crash before it only means the task is planned
+ * again at the next start, and purges and preloads are idempotent. Progress saves and watermarks
+ * come after it (one writer, in order). */
 static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   struct store_job *job = calloc(1, sizeof(*job));
   if (!job)
     goto later;
-  arena_init(&job->arena,
-             4 * item_states_bytes(task->task->target_count) * (task->node_count + 1) + (1 << 20));
+  arena_init(&job->arena, 4096);
   job->kind = STORE_JOB_PLAN;
   job->owner = task;
   job->context = fabric;
   job->done = fabric_on_planned;
   job->task = arena_alloc(&job->arena, sizeof(*job->task));
-  job->task_nodes = arena_alloc(&job->arena, (task->node_count + 1) * sizeof(*job->task_nodes));
-  if (!job->task || !job->task_nodes)
+  if (!job->task)
     goto later;
-  /* A copy of the task as it is now (all pending the first time; a retry after a store error
-   * writes what has happened since, so it never takes saved progress back). */
+  /* A copy of the task as it is now: its plan and targets stay in the task's arena, which lives
+   * until the plan is saved. */
   *job->task = *task->task;
-  for (size_t i = 0; i < task->node_count; i++) {
-    if (!fabric_node_record(&task->nodes[i], &job->arena, &job->task_nodes[i]))
-      goto later;
-  }
-  job->task_node_count = task->node_count;
   fabric_submit(fabric, job);
   return;
 later:
@@ -250,6 +330,7 @@ static struct fabric_task *fabric_task_new(struct fabric *fabric) {
 static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
   fabric_task_headers(task);
   fabric_dedup_prepare(task);
+  task->task->plan_seq = ++fabric->plan_seq;
   if (fabric_task_nodes(fabric, task, NULL, 0, false)) {
     log_error("task.plan", "out of memory planning task %s; it resumes after a restart",
               task->task->id);
@@ -258,6 +339,7 @@ static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
   }
   struct task *t = task->task;
   t->counters.total = t->counters.pending = (int64_t)(t->target_count * task->node_count);
+  fabric_task_count(fabric, task);
   if (task->node_count == 0) {
     t->state = TASK_FAILED;
     t->finished_ms = clock_now_ms();
@@ -309,7 +391,8 @@ static struct task *fabric_task_copy(const struct task *from, struct arena *aren
 }
 
 void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct store_task_node *saved,
-                         size_t saved_count) {
+                         size_t saved_count, const struct store_failure *failures,
+                         size_t failure_count) {
   struct fabric_task *task = fabric_task_new(fabric);
   if (!task)
     return;
@@ -320,16 +403,24 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
     fabric_task_free(fabric, task);
     return;
   }
-  if (!loaded->planned) {
+  if (!loaded->planned || !loaded->plan_nodes) {
     fabric_task_begin(fabric, task);
     return;
   }
+  task->task->plan_nodes = arena_alloc(&task->arena, loaded->plan_nodes_len + 1);
+  if (!task->task->plan_nodes) {
+    fabric_task_free(fabric, task);
+    return;
+  }
+  memcpy(task->task->plan_nodes, loaded->plan_nodes, loaded->plan_nodes_len);
   fabric_task_headers(task);
   fabric_dedup_prepare(task);
   if (fabric_task_nodes(fabric, task, saved, saved_count, true)) {
     fabric_task_free(fabric, task);
     return;
   }
+  fabric_task_failures(task, failures, failure_count);
+  fabric_task_count(fabric, task);
   if (task->task->counters.pending <= 0) {
     fabric_task_finish(fabric, task); /* every result was saved, the final state was not */
     return;
@@ -349,6 +440,14 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
     task->task->state = TASK_CANCELED;
     task->task->finished_ms = clock_now_ms();
     task->finished = true;
+    /* Watermarks pass a canceled task: its unfinished nodes keep records of their own. */
+    size_t targets = task->task->target_count;
+    for (size_t n = 0; n < task->node_count; n++) {
+      struct fabric_task_node *task_node = &task->nodes[n];
+      if (task_node->succeeded + task_node->failed + task_node->unsupported < (int64_t)targets)
+        task_node->kept = task_node->dirty = true;
+    }
+    fabric_task_dirty(fabric, task);
     fabric_callback_deliver(fabric, task->task);
     timer_wheel_stop(&fabric->wheel, &task->deadline);
     fabric_retries_drop(fabric, task);

@@ -1,6 +1,7 @@
 /* fabric_results.c — results: each recorded once, while its item is pending, in the
  * 2-bit-per-item record of its (task, node); a task finished when nothing is pending; progress
- * saved to the store in one batch FABRIC_FLUSH_MS after results arrive. */
+ * saved to the store in one batch FABRIC_FLUSH_MS after results arrive: the tasks' counters and
+ * failure details, and the few (task, node) records the watermarks cannot tell (store.h). */
 #include "common/array.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -19,10 +20,10 @@ enum { FABRIC_FLUSH_MS = 50 }; /* results are saved this long after they arrive,
 
 static void fabric_on_flush(struct wheel_timer *timer) {
   struct fabric *fabric = CONTAINER_OF(timer, struct fabric, flush);
-  fabric_progress_flush(fabric);
+  fabric_progress_flush(fabric, false);
 }
 
-static void fabric_mark_dirty(struct fabric *fabric, struct fabric_task *task) {
+void fabric_task_dirty(struct fabric *fabric, struct fabric_task *task) {
   task->dirty = true;
   if (!timer_wheel_armed(&fabric->flush))
     timer_wheel_start(&fabric->wheel, &fabric->flush, FABRIC_FLUSH_MS, fabric_on_flush);
@@ -45,7 +46,7 @@ void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) {
   log_info("task.finished", "task %s %s: %lld succeeded, %lld failed, %lld unsupported", t->id,
            task_state_name(t->state), (long long)t->counters.succeeded,
            (long long)t->counters.failed, (long long)t->counters.unsupported);
-  fabric_mark_dirty(fabric, task);
+  fabric_task_dirty(fabric, task);
 }
 
 static void fabric_failure_add(struct fabric_task *task, const struct fabric_task_node *task_node,
@@ -72,18 +73,21 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
     return;
   enum item_state state = result->state;
   item_states_set(task_node->states, index, state);
-  task_node->dirty = true;
+  task_node->dirty = task_node->kept;
   rate_add(state == ITEM_SUCCEEDED ? &engine_stats.items_succeeded : &engine_stats.items_failed,
            (int64_t)time(NULL), 1); /* the coarse clock: this runs for every result */
   t->counters.pending--;
+  fabric->pending_items -= task->counted;
   if (state == ITEM_SUCCEEDED) {
     task_node->succeeded++;
     t->counters.succeeded++;
     task_node->node->done++;
-    if (result->verified) {
+    if (result->verified && t->verify) { /* a check the task did not ask for does not count */
       item_verified_set(task_node->verified, index);
       task_node->verified_count++;
       t->counters.verified++;
+    } else if (t->verify) {
+      task_node->kept = task_node->dirty = true; /* an unverified success: only a record tells */
     }
   } else {
     if (state == ITEM_FAILED) {
@@ -101,7 +105,7 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
     t->state = TASK_RUNNING;
     t->started_ms = clock_now_ms();
   }
-  fabric_mark_dirty(fabric, task);
+  fabric_task_dirty(fabric, task);
   if (t->counters.pending == 0 && !task->finished)
     fabric_task_finish(fabric, task);
 }
@@ -154,8 +158,10 @@ static void fabric_on_progress_saved(struct store_job *job) {
     if (job->result) {
       /* Put the failure details back and save again shortly; the bitmaps are current anyway. */
       const struct store_progress *p = &job->progress[i];
-      for (size_t n = 0; n < task->node_count; n++)
-        task->nodes[n].dirty = true;
+      for (size_t n = 0; n < task->node_count; n++) {
+        for (size_t saved = 0; saved < p->node_count; saved++)
+          task->nodes[n].dirty |= p->nodes[saved].node_id == task->nodes[n].node->id;
+      }
       for (size_t f = 0; f < p->failure_count; f++) {
         struct item_result result = {.state = p->failures[f].state,
                                      .http_status = p->failures[f].http_status,
@@ -166,12 +172,14 @@ static void fabric_on_progress_saved(struct store_job *job) {
                                p->failures[f].state, &result);
         }
       }
-      fabric_mark_dirty(fabric, task);
+      fabric_task_dirty(fabric, task);
     }
   }
   if (job->result) {
     log_error("task.save", "saving results failed (%s); retrying", cdr_error_message(job->result));
     alerts_raise(fabric->alerts, "store_error", "store", "results could not be saved");
+  } else {
+    fabric_marks_saved(fabric, job);
   }
   for (size_t i = 0; i < job->progress_count; i++) {
     struct fabric_task *task = tasks[i];
@@ -191,7 +199,10 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
                                 struct arena *arena) {
   p->task = *task->task;
   p->task.targets = NULL;
-  p->nodes = arena_alloc(arena, (task->node_count + 1) * sizeof(*p->nodes));
+  size_t dirty = 0;
+  for (size_t n = 0; n < task->node_count; n++)
+    dirty += task->nodes[n].dirty;
+  p->nodes = arena_alloc(arena, (dirty + 1) * sizeof(*p->nodes));
   p->failures = arena_alloc(arena, (task->failure_count + 1) * sizeof(*p->failures));
   if (!p->nodes || !p->failures)
     return CDR_ENOMEM;
@@ -213,19 +224,23 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
   return 0;
 }
 
-void fabric_progress_flush(struct fabric *fabric) {
+void fabric_progress_flush(struct fabric *fabric, bool marks) {
   size_t count = 0, bytes = 0;
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
     if (task->dirty) {
       count++;
-      size_t targets = task->task->target_count;
-      bytes += task->node_count * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
+      size_t targets = task->task->target_count, records = 0;
+      for (size_t n = 0; n < task->node_count; n++)
+        records += task->nodes[n].dirty;
+      bytes += records * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
                task->failure_count * 128 + 1024;
     }
   }
-  if (count == 0)
+  if (count == 0 && !marks)
     return;
+  if (marks)
+    bytes += fabric->node_count * sizeof(struct store_node_mark);
   struct store_job *job = calloc(1, sizeof(*job));
   if (!job)
     return;
@@ -233,8 +248,8 @@ void fabric_progress_flush(struct fabric *fabric) {
   job->kind = STORE_JOB_PROGRESS;
   job->context = fabric;
   job->done = fabric_on_progress_saved;
-  job->progress = arena_alloc(&job->arena, count * sizeof(*job->progress));
-  struct fabric_task **tasks = arena_alloc(&job->arena, count * sizeof(*tasks));
+  job->progress = arena_alloc(&job->arena, (count + 1) * sizeof(*job->progress));
+  struct fabric_task **tasks = arena_alloc(&job->arena, (count + 1) * sizeof(*tasks));
   if (!job->progress || !tasks) {
     arena_release(&job->arena);
     free(job);
@@ -253,5 +268,13 @@ void fabric_progress_flush(struct fabric *fabric) {
       task->nodes[n].dirty = false;
   }
   job->owner = tasks;
+  /* After the results: the marks commit with the failure details they pass. */
+  if (marks && !fabric_marks_collect(fabric, job))
+    job->mark_count = 0;
+  if (job->progress_count == 0 && job->mark_count == 0) {
+    arena_release(&job->arena);
+    free(job);
+    return;
+  }
   fabric_submit(fabric, job);
 }

@@ -21,6 +21,9 @@
   "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
   "regexes, tags, planned, callback_state, callback_attempts, verify, verified"
 
+/* What a task read back has: its columns, then its plan. */
+#define STORE_TASK_READ_COLUMNS STORE_TASK_COLUMNS ", plan_seq, plan_nodes"
+
 #define STORE_TENANT_COLUMNS                                                                       \
   "name, access_key, secret, hosts, tag_prefix, quota_purge_urls, quota_purge_patterns, "          \
   "quota_preload_urls, rate_requests, rate_urls, created_ms"
@@ -36,27 +39,28 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TASK_INSERT] = "INSERT INTO tasks (" STORE_TASK_COLUMNS ") VALUES "
                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [STMT_TARGET_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value) VALUES (?,?,?,?)",
-    [STMT_TASK_GET] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id = ?1 AND tenant = ?2",
+    [STMT_TASK_GET] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks WHERE id = ?1 AND tenant = ?2",
     [STMT_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = ?3 "
                          "WHERE id = ?1 AND tenant = ?2 AND state IN ('queued', 'running')",
     /* One statement per filter, each a range of one index read newest first, so a page costs
      * its own rows however many tasks the store holds (?1 tenant, ?2 state, ?3 the cursor or
      * STORE_ID_AFTER_ALL, ?4 the limit). */
-    [STMT_TASKS_LIST] = "SELECT " STORE_TASK_COLUMNS " FROM tasks INDEXED BY tasks_by_tenant "
+    [STMT_TASKS_LIST] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks INDEXED BY tasks_by_tenant "
                         "WHERE tenant = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?4",
-    [STMT_TASKS_LIST_STATE] = "SELECT " STORE_TASK_COLUMNS " FROM tasks INDEXED BY "
+    [STMT_TASKS_LIST_STATE] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks INDEXED BY "
                               "tasks_by_tenant_state WHERE tenant = ?1 AND state = ?2 AND "
                               "id < ?3 ORDER BY id DESC LIMIT ?4",
-    [STMT_TASKS_LIST_ALL] = "SELECT " STORE_TASK_COLUMNS " FROM tasks WHERE id < ?3 "
+    [STMT_TASKS_LIST_ALL] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks WHERE id < ?3 "
                             "ORDER BY id DESC LIMIT ?4",
-    [STMT_TASKS_LIST_ALL_STATE] = "SELECT " STORE_TASK_COLUMNS " FROM tasks INDEXED BY "
+    [STMT_TASKS_LIST_ALL_STATE] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks INDEXED BY "
                                   "tasks_by_state WHERE state = ?2 AND id < ?3 "
                                   "ORDER BY id DESC LIMIT ?4",
     [STMT_TARGETS_LIST] = "SELECT idx, kind, value FROM task_targets WHERE task_id = ?1 "
                           "AND idx > ?2 ORDER BY idx LIMIT ?3",
     [STMT_NODES_LOAD] = "SELECT id, groups, cache_kind, agent_version, registered_ms, "
-                        "last_seen_ms, first_result_ms FROM nodes ORDER BY id",
-    [STMT_TASKS_UNFINISHED] = "SELECT " STORE_TASK_COLUMNS " FROM tasks "
+                        "last_seen_ms, first_result_ms, number, fast_below, slow_below, removed "
+                        "FROM nodes ORDER BY id",
+    [STMT_TASKS_UNFINISHED] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks "
                               "WHERE state IN ('queued', 'running') ORDER BY id",
     [STMT_TARGETS_ALL] = "SELECT kind, value FROM task_targets WHERE task_id = ?1 ORDER BY idx",
     [STMT_TASK_NODES_LOAD] = "SELECT node_id, states, succeeded, failed, unsupported, verified, "
@@ -65,7 +69,7 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_FAILURES_LIST] = "SELECT idx, node_id, state, http_status, reason FROM item_failures "
                            "WHERE task_id = ?1 AND idx BETWEEN ?2 AND ?3 ORDER BY idx, node_id",
     /* The planner would rather walk every finished task by state than the small partial index. */
-    [STMT_CALLBACKS_PENDING] = "SELECT " STORE_TASK_COLUMNS " FROM tasks INDEXED BY "
+    [STMT_CALLBACKS_PENDING] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks INDEXED BY "
                                "tasks_callback_pending WHERE callback_state = 'pending' AND "
                                "state IN ('done', 'partial', 'failed', 'canceled') ORDER BY id",
     [STMT_CALLBACK_ATTEMPTS_LIST] = "SELECT attempt, at_ms, http_status, error FROM "
@@ -75,7 +79,8 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_CALLBACK_STATE] = "UPDATE tasks SET callback_state = ?2, callback_attempts = ?3 "
                             "WHERE id = ?1",
     [STMT_TASK_COUNTS] = "SELECT state, tasks FROM task_state_counts",
-    [STMT_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
+    [STMT_NODE_DELETE] = "UPDATE nodes SET removed = 1 WHERE id = ?1",
+    [STMT_NODE_MARKS] = "UPDATE nodes SET fast_below = ?2, slow_below = ?3 WHERE id = ?1",
     [STMT_TENANTS_LOAD] = "SELECT " STORE_TENANT_COLUMNS " FROM tenants ORDER BY access_key",
     [STMT_TENANTS_GENERATION] = "SELECT value FROM meta WHERE key = 'tenants_generation'",
     [STMT_QUOTA_USAGE] = "SELECT purge_urls, purge_patterns, preload_urls FROM quota_usage "
@@ -99,13 +104,14 @@ static const char *const store_sql[STMT_COUNT] = {
         "preload_urls = preload_urls + ?5 WHERE (?6 = 0 OR purge_urls + ?3 <= ?6) AND "
         "(?7 = 0 OR purge_patterns + ?4 <= ?7) AND (?8 = 0 OR preload_urls + ?5 <= ?8)",
     [STMT_NODE_UPSERT] = "INSERT INTO nodes (id, groups, cache_kind, agent_version, registered_ms,"
-                         " last_seen_ms, first_result_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)"
-                         " ON CONFLICT (id) DO UPDATE SET groups = ?2, cache_kind = ?3,"
+                         " last_seen_ms, first_result_ms, number) VALUES (?1, ?2, ?3, ?4, ?5, ?5,"
+                         " ?6, ?7) ON CONFLICT (id) DO UPDATE SET groups = ?2, cache_kind = ?3,"
                          " agent_version = ?4, last_seen_ms = ?5,"
-                         " first_result_ms = MAX(first_result_ms, ?6)",
+                         " first_result_ms = MAX(first_result_ms, ?6), removed = 0",
     [STMT_TASK_PLAN] =
-        "UPDATE tasks SET planned = 1, total = ?2, pending = ?3, " STORE_UNLESS_CANCELED(
-            "state", "?4") ", " STORE_UNLESS_CANCELED("finished_ms", "?5") " WHERE id = ?1",
+        "UPDATE tasks SET planned = 1, total = ?2, pending = ?3, plan_seq = ?6, plan_nodes = "
+        "?7, " STORE_UNLESS_CANCELED("state", "?4") ", " STORE_UNLESS_CANCELED(
+            "finished_ms", "?5") " WHERE id = ?1",
     [STMT_TASK_NODE_SAVE] = "INSERT OR REPLACE INTO task_nodes (task_id, node_id, states, "
                             "succeeded, failed, unsupported, verified, verified_count) "
                             "VALUES (?,?,?,?,?,?,?,?)",
@@ -198,11 +204,12 @@ static const char store_schema[] =
     /* tenants_generation: bumped by every tenant change, so engines notice and reload */
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('tenants_generation', 0);"
-    "PRAGMA user_version = 9;";
+    "PRAGMA user_version = 10;";
 
 /* Columns added since a table was first created: CREATE TABLE IF NOT EXISTS leaves an older
  * store's tables as they were, so these are added to them at open (schema 7: verification;
- * 8: a node's first result; 9: task_state_counts, filled by store_count_states). */
+ * 8: a node's first result; 9: task_state_counts, filled by store_count_states; 10: node
+ * numbers and watermarks, task plans, filled by store_migrate_plans). */
 static const struct {
   const char *table, *column, *declaration;
 } store_added_columns[] = {
@@ -211,6 +218,12 @@ static const struct {
     {"task_nodes", "verified", "BLOB"},
     {"task_nodes", "verified_count", "INTEGER NOT NULL DEFAULT 0"},
     {"nodes", "first_result_ms", "INTEGER NOT NULL DEFAULT 0"},
+    {"nodes", "number", "INTEGER NOT NULL DEFAULT -1"},
+    {"nodes", "fast_below", "INTEGER NOT NULL DEFAULT 0"},
+    {"nodes", "slow_below", "INTEGER NOT NULL DEFAULT 0"},
+    {"nodes", "removed", "INTEGER NOT NULL DEFAULT 0"},
+    {"tasks", "plan_seq", "INTEGER NOT NULL DEFAULT 0"},
+    {"tasks", "plan_nodes", "BLOB"},
 };
 
 /* Adds every column of store_added_columns its table lacks. */
@@ -258,6 +271,27 @@ static int store_count_states(sqlite3 *db) {
                       "INSERT INTO task_state_counts (state, tasks) SELECT state, count(*) FROM "
                       "tasks WHERE NOT EXISTS (SELECT 1 FROM task_state_counts) GROUP BY state",
                       NULL, NULL, NULL);
+}
+
+/* Schema 10 keeps a task's plan as a bitmap over node numbers and a node's progress as watermarks
+ * instead of one row per (task, node). An older store's nodes get numbers; its unfinished tasks
+ * are planned again from the start (their rows and details go: purges and preloads are
+ * idempotent, and every result is recorded once in the new layout); its finished tasks keep
+ * their rows, which item pages still read. Each statement finds nothing to do the next time. */
+static int store_migrate_plans(sqlite3 *db) {
+  return sqlite3_exec(
+      db,
+      "WITH numbered AS (SELECT id, (SELECT max(number) FROM nodes) + row_number() OVER (ORDER BY"
+      " id) AS n FROM nodes WHERE number < 0)"
+      " UPDATE nodes SET number = numbered.n FROM numbered WHERE nodes.id = numbered.id;"
+      "CREATE TEMP TABLE replanned AS SELECT id FROM tasks WHERE state IN ('queued', 'running')"
+      " AND planned = 1 AND plan_nodes IS NULL;"
+      "DELETE FROM task_nodes WHERE task_id IN (SELECT id FROM replanned);"
+      "DELETE FROM item_failures WHERE task_id IN (SELECT id FROM replanned);"
+      "UPDATE tasks SET planned = 0, state = 'queued', succeeded = 0, failed = 0, unsupported = 0,"
+      " verified = 0 WHERE id IN (SELECT id FROM replanned);"
+      "DROP TABLE replanned;",
+      NULL, NULL, NULL);
 }
 
 int store_error(struct store *store, int rc, const char *what) {
@@ -349,6 +383,8 @@ int store_open(const char *dir, const struct store_options *options, struct stor
       rc = store_add_columns(store->db);
     if (rc == SQLITE_OK)
       rc = store_count_states(store->db);
+    if (rc == SQLITE_OK)
+      rc = store_migrate_plans(store->db);
     if (rc != SQLITE_OK)
       goto fail;
   }
@@ -474,6 +510,19 @@ const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, 
   return copy;
 }
 
+uint8_t *store_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, size_t *len,
+                           bool *failed) {
+  *len = (size_t)sqlite3_column_bytes(stmt, col);
+  uint8_t *copy = arena_alloc(arena, *len + 1);
+  if (!copy) {
+    *failed = true;
+    return NULL;
+  }
+  if (*len)
+    memcpy(copy, sqlite3_column_blob(stmt, col), *len);
+  return copy;
+}
+
 int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out) {
   struct task *task = arena_alloc(arena, sizeof(*task));
   if (!task)
@@ -512,6 +561,9 @@ int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **o
   task->callback_attempt_count = sqlite3_column_int64(stmt, col++);
   task->verify = sqlite3_column_int(stmt, col++) != 0;
   task->counters.verified = sqlite3_column_int64(stmt, col++);
+  task->plan_seq = sqlite3_column_int64(stmt, col++);
+  if (sqlite3_column_type(stmt, col) != SQLITE_NULL)
+    task->plan_nodes = store_column_blob(stmt, col, arena, &task->plan_nodes_len, &failed);
   if (failed)
     return CDR_ENOMEM;
   *out = task;

@@ -13,7 +13,20 @@ int store_node_upsert(struct store *store, const struct store_node *node) {
   store_bind_text(stmt, 4, node->agent_version);
   sqlite3_bind_int64(stmt, 5, node->last_seen_ms);
   sqlite3_bind_int64(stmt, 6, node->first_result_ms);
+  sqlite3_bind_int64(stmt, 7, node->number);
   return store_run(store, STMT_NODE_UPSERT, "node upsert");
+}
+
+int store_node_marks_save(struct store *store, const struct store_node_mark *marks, size_t count) {
+  sqlite3_stmt *stmt = store->statements[STMT_NODE_MARKS];
+  int err = 0;
+  for (size_t i = 0; !err && i < count; i++) {
+    store_bind_text(stmt, 1, marks[i].node_id);
+    sqlite3_bind_int64(stmt, 2, marks[i].fast_below);
+    sqlite3_bind_int64(stmt, 3, marks[i].slow_below);
+    err = store_run(store, STMT_NODE_MARKS, "node marks");
+  }
+  return err;
 }
 
 int store_nodes_load(struct store *store, struct arena *arena, struct store_node **out,
@@ -34,6 +47,10 @@ int store_nodes_load(struct store *store, struct arena *arena, struct store_node
     node->registered_ms = sqlite3_column_int64(stmt, 4);
     node->last_seen_ms = sqlite3_column_int64(stmt, 5);
     node->first_result_ms = sqlite3_column_int64(stmt, 6);
+    node->number = sqlite3_column_int64(stmt, 7);
+    node->fast_below = sqlite3_column_int64(stmt, 8);
+    node->slow_below = sqlite3_column_int64(stmt, 9);
+    node->removed = sqlite3_column_int(stmt, 10) != 0;
     if (failed) {
       err = CDR_ENOMEM;
       break;
@@ -61,19 +78,16 @@ static int store_task_node_save(struct store *store, const char *task_id,
   return store_run(store, STMT_TASK_NODE_SAVE, "task node save");
 }
 
-int store_task_plan(struct store *store, const struct task *task,
-                    const struct store_task_node *nodes, size_t count) {
-  int err = 0;
-  for (size_t i = 0; !err && i < count; i++)
-    err = store_task_node_save(store, task->id, &nodes[i]);
-  if (err)
-    return err;
+int store_task_plan(struct store *store, const struct task *task) {
   sqlite3_stmt *stmt = store->statements[STMT_TASK_PLAN];
   store_bind_text(stmt, 1, task->id);
   sqlite3_bind_int64(stmt, 2, task->counters.total);
   sqlite3_bind_int64(stmt, 3, task->counters.pending);
   store_bind_text(stmt, 4, task_state_name(task->state));
   sqlite3_bind_int64(stmt, 5, task->finished_ms);
+  sqlite3_bind_int64(stmt, 6, task->plan_seq);
+  sqlite3_bind_blob(stmt, 7, task->plan_nodes ? (const void *)task->plan_nodes : "",
+                    (int)task->plan_nodes_len, SQLITE_STATIC);
   return store_run(store, STMT_TASK_PLAN, "task plan");
 }
 
@@ -159,20 +173,6 @@ int store_tasks_unfinished(struct store *store, struct arena *arena, struct task
   for (size_t i = 0; !err && i < *count; i++)
     err = store_targets_load(store, (*out)[i], arena);
   return err;
-}
-
-/* A copy of a blob column in arena (NUL-padded by one byte); sets *failed when out of memory. */
-static uint8_t *store_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, size_t *len,
-                                  bool *failed) {
-  *len = (size_t)sqlite3_column_bytes(stmt, col);
-  uint8_t *copy = arena_alloc(arena, *len + 1);
-  if (!copy) {
-    *failed = true;
-    return NULL;
-  }
-  if (*len)
-    memcpy(copy, sqlite3_column_blob(stmt, col), *len);
-  return copy;
 }
 
 int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,

@@ -42,6 +42,7 @@ enum store_statement {
   STMT_CALLBACK_ATTEMPT_SAVE,
   STMT_CALLBACK_STATE,
   STMT_NODE_DELETE,
+  STMT_NODE_MARKS,
   STMT_TENANT_INSERT,
   STMT_TENANT_UPDATE,
   STMT_TENANT_DELETE,
@@ -106,7 +107,11 @@ void store_bind_text(sqlite3_stmt *stmt, int index, const char *text);
 /* Copies text column col into the arena; NULL stays NULL. Sets *failed when out of room. */
 const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, bool *failed);
 
-/* Reads one row of STORE_TASK_COLUMNS into a task allocated in arena (targets not loaded). */
+/* A copy of blob column col in arena (NUL-padded by one byte); sets *failed when out of memory. */
+uint8_t *store_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, size_t *len,
+                           bool *failed);
+
+/* Reads one row of STORE_TASK_READ_COLUMNS into a task allocated in arena (targets not loaded). */
 int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out);
 
 #endif

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Fleet benchmark: one-URL purges (each of a different URL) posted by wrk as fast as the engine
+answers, for a while, to an engine with its default durable settings (synchronous=full) and N
+simulated agents (bench/fanout.c) answering every item at once. Prints, for each fleet size, the
+purges accepted per second, the purges *completed* per second (done in the store while the load
+ran), the accept p99, what the API refused (429/503 with Retry-After), the backlog of unfinished
+tasks every few seconds and how long it took to drain after the load stopped. Not a test.
+
+Usage: bench/fleet.py [--agents 10,100,1000,10000] [--seconds N] [--connections N]
+(the build is CDR_BUILD_DIR's, as for every benchmark)
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+import lab  # noqa: E402
+
+PORTS_PER_SOURCE = 20000
+UNFINISHED = ("queued", "running")
+
+
+def task_counts(engine):
+    with urllib.request.urlopen(engine.url + "/v1/stats", timeout=30) as response:
+        stats = json.load(response)
+    return stats["tasks_by_state"]
+
+
+def finished(counts):
+    return sum(v for k, v in counts.items() if k not in UNFINISHED)
+
+
+def unfinished(counts):
+    return sum(counts[k] for k in UNFINISHED)
+
+
+def run_fleet(agents, seconds, connections, drain_limit):
+    """One engine, agents simulated agents, seconds of load; returns a dict of figures."""
+    work = tempfile.mkdtemp(prefix="cdr-bench-fleet-")
+    engine = lab.Engine(os.path.join(work, "engine"), ["--log-level", "warn"],
+                        synchronous="full").start()
+    sim = None
+    try:
+        sources = (agents + PORTS_PER_SOURCE - 1) // PORTS_PER_SOURCE
+        sim = lab.start_simulated_agents(engine, agents, "--sources", str(sources))
+        lab.wait_until(lambda: engine.admin("GET", "/v1/stats")[2]["fabric"]["nodes_online"] == agents,
+                       timeout=120, interval=0.5, what="every node online")
+        backlog = []  # (seconds since the load started, unfinished tasks)
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def sample():
+            while not stop.wait(5):
+                backlog.append((time.monotonic() - started, unfinished(task_counts(engine))))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        script = os.path.join(os.path.dirname(__file__), "purge_each.lua")
+        wrk = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+                              engine.url + "/v1/purge"], capture_output=True, text=True,
+                             timeout=seconds + 60)
+        load_s = time.monotonic() - started
+        at_end = task_counts(engine)
+        drained_s = None
+        while time.monotonic() - started - load_s < drain_limit:
+            counts = task_counts(engine)
+            if unfinished(counts) == 0:
+                drained_s = time.monotonic() - started - load_s
+                break
+            time.sleep(0.5)
+        stop.set()
+        sampler.join()
+        final = task_counts(engine)
+    finally:
+        if sim:
+            sim.kill()
+            sim.wait()
+        engine.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    out = wrk.stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    refused = int(non2xx.group(1)) if non2xx else 0
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    accepted = requests - refused
+    return {
+        "accepted_per_s": accepted / load_s, "refused_per_s": refused / load_s,
+        "completed_per_s": finished(at_end) / load_s, "accept_p99_ms": p99_ms,
+        "unfinished_at_end": unfinished(at_end), "drain_s": drained_s,
+        "finished_total": finished(final), "accepted_total": accepted, "backlog": backlog,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default="10,100,1000,10000", help="fleet sizes, comma-separated")
+    parser.add_argument("--seconds", type=int, default=60, help="of load at each fleet size")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--drain-limit", type=int, default=120, help="seconds to wait for the backlog")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by engine and simulator
+    status = 0
+    for agents in (int(a) for a in args.agents.split(",")):
+        if agents + 1000 > hard:
+            print(f"fleet {agents}: the open-file hard limit is {hard}; skipped")
+            status = 1
+            continue
+        f = run_fleet(agents, args.seconds, args.connections, args.drain_limit)
+        drain = f"drained {f['drain_s']:.1f} s after the load" if f["drain_s"] is not None else \
+            f"NOT drained {args.drain_limit} s after the load"
+        print(f"fleet {agents} nodes, {args.seconds} s of wrk -c{args.connections} one-URL purges, "
+              f"synchronous=full: accepted {f['accepted_per_s']:.0f}/s, completed "
+              f"{f['completed_per_s']:.0f}/s, refused {f['refused_per_s']:.0f}/s, accept p99 "
+              f"{f['accept_p99_ms']:.1f} ms; {f['unfinished_at_end']} unfinished when the load stopped, "
+              f"{drain}; {f['finished_total']} of {f['accepted_total']} finished")
+        print("  backlog (s: unfinished tasks): " +
+              ", ".join(f"{t:.0f}: {n}" for t, n in f["backlog"]))
+        if f["drain_s"] is None or f["finished_total"] < f["accepted_total"]:
+            status = 1
+        for key in ("accepted_per_s", "completed_per_s", "refused_per_s", "accept_p99_ms"):
+            print(f"RESULT fleet_{agents}_{key} {f[key]:.2f}")
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
