@@ -1,7 +1,8 @@
 /* fanout.c — simulated agents for the benchmarks: N agents in one process (one libuv loop) that
- * answer every Work item at once and every heartbeat, and a submitter that posts one-URL purges to
- * the engine one after the other. At the end it prints the time from the 202 to the last node's
- * result being sent, p50/p99 over all tasks. Not a test.
+ * answer every Work item at once (succeeded, verified unless the item skips it) and every
+ * heartbeat, and a submitter that posts one-URL purges to the engine one after the other. At the
+ * end it prints the time from the 202 to the last node's result being sent, p50/p99 over all tasks.
+ * Not a test.
  *
  * Usage: fanout [--window N] [--sources N] ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS
  * With TASKS 0 it only keeps the agents answering, until it is killed (bench/soak.py, the bulk and
@@ -82,6 +83,7 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
     results[i].item_id = work->items[i]->item_id;
     results[i].outcome = CDR__OUTCOME__SUCCEEDED;
     results[i].http_status = 200;
+    results[i].verified = !work->items[i]->skip_verify; /* as an agent whose cache tells */
     pointers[i] = &results[i];
   }
   Cdr__Results frame;

@@ -69,9 +69,10 @@ struct store_job {
   int64_t after_index;             /* list targets after this index */
   size_t limit;                    /* most rows returned */
   struct task *task;
+  int64_t backlog_charge; /* STORE_JOB_INSERT: its estimated results in the fabric's backlog */
   struct store_task_page tasks;
   struct item_page items;
-  struct store_node node;             /* STORE_JOB_NODE_UPSERT */
+  struct store_node node;          /* STORE_JOB_NODE_UPSERT */
   struct store_progress *progress; /* STORE_JOB_PROGRESS */
   size_t progress_count;
   struct store_node_mark *marks; /* STORE_JOB_PROGRESS: watermarks saved after the progress */

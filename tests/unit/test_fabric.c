@@ -132,6 +132,7 @@ static struct fabric_node *lab_node(size_t i, uint32_t window) {
   node->link = &lab->links[i];
   lab->nodes[i] = node;
   fabric_node_online(lab->fabric, node, window);
+  uv_run(&lab->fabric->loop, UV_RUN_NOWAIT);
   return node;
 }
 
@@ -195,6 +196,7 @@ static void lab_answer(size_t n, enum item_state state, uint32_t http_status, co
     if (lab->nodes[i] == sent->node)
       fabric_results_apply(lab->fabric, lab->nodes[i], &result, 1);
   }
+  uv_run(&lab->fabric->loop, UV_RUN_NOWAIT); /* the end of the iteration sends what it freed */
 }
 
 static bool lab_in_queue(const struct fifo *queue, const struct fabric_task_node *task_node) {
@@ -465,6 +467,7 @@ static void a_node_going_offline_gets_its_work_again_when_back(void **state) {
   size_t before = lab->sent_count;
   node->link = &lab->links[0];
   fabric_node_online(lab->fabric, node, 2);
+  uv_run(&lab->fabric->loop, UV_RUN_NOWAIT);
   assert_int_equal(lab->sent_count, before + 2);
   assert_ptr_equal(lab->sent[before].node, node);
   lab_check_invariants();

@@ -222,6 +222,7 @@ static void api_reply_quota_exceeded(h2o_req_t *req, const struct store_job *job
 static void api_on_task_stored(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
   if (job->result) {
+    fabric_backlog_refund(api_loop_of_inbox(job->reply_to)->env->fabric, job->backlog_charge);
     if (req && job->result == CDR_EQUOTA_EXCEEDED)
       api_reply_quota_exceeded(req, job);
     else if (req)
@@ -483,6 +484,7 @@ static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_
     return 0;
   }
   memcpy(job->quota_limit, tenant->quota, sizeof(job->quota_limit));
+  job->backlog_charge = fabric_backlog_charge(loop->env->fabric, job->task->target_count);
   api_job_submit(job, true);
   return 0;
 }

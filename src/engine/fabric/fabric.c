@@ -129,6 +129,8 @@ void fabric_node_save(struct fabric *fabric, const struct fabric_node *node) {
   fabric_submit(fabric, job);
 }
 
+static void fabric_nodes_count(struct fabric *fabric);
+
 struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello) {
   struct fabric_node *node = fabric_node_find(fabric, hello->node_id);
   bool known = node != NULL && !node->removed;
@@ -155,6 +157,7 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
     node->registered_ms = now;
   node->last_hello_ms = now;
   fabric_node_save(fabric, node);
+  fabric_nodes_count(fabric);
   log_info("node.registered", "node %s (%s, agent %s, groups %s) %s", node->id, node->cache_kind,
            node->agent_version, node->groups_json, known ? "returned" : "registered");
   if (known) {
@@ -370,7 +373,27 @@ static void fabric_on_tick(uv_timer_t *timer) {
 }
 
 int64_t fabric_backlog(const struct fabric *fabric) {
-  return atomic_load_explicit(&fabric->published_backlog, memory_order_relaxed);
+  return atomic_load_explicit(&fabric->published_backlog, memory_order_relaxed) +
+         atomic_load_explicit(&fabric->charged_backlog, memory_order_relaxed);
+}
+
+int64_t fabric_backlog_charge(struct fabric *fabric, size_t targets) {
+  int64_t charge =
+      (int64_t)targets * atomic_load_explicit(&fabric->nodes_registered, memory_order_relaxed);
+  atomic_fetch_add_explicit(&fabric->charged_backlog, charge, memory_order_relaxed);
+  return charge;
+}
+
+void fabric_backlog_refund(struct fabric *fabric, int64_t charge) {
+  atomic_fetch_sub_explicit(&fabric->charged_backlog, charge, memory_order_relaxed);
+}
+
+/* Counts the nodes a task can go to, for fabric_backlog_charge. */
+static void fabric_nodes_count(struct fabric *fabric) {
+  int64_t registered = 0;
+  for (size_t i = 0; i < fabric->node_count; i++)
+    registered += !fabric->nodes[i]->removed;
+  atomic_store_explicit(&fabric->nodes_registered, registered, memory_order_relaxed);
 }
 
 static void fabric_on_accept(uv_stream_t *listener, int status) {
@@ -481,6 +504,7 @@ static int fabric_recover(struct fabric *fabric) {
         fabric->plan_seq = node->saved_below[lane] - 1;
     }
   }
+  fabric_nodes_count(fabric);
   if (!rc)
     rc = store_tasks_unfinished(store, &arena, &tasks, &task_count);
   for (size_t i = 0; i < task_count; i++) {
@@ -553,6 +577,7 @@ int fabric_open(const struct engine_config *config, struct store_worker *writer,
   uv_timer_init(&fabric->loop, &fabric->stop_check);
   fabric->tick.data = fabric->stop_check.data = fabric;
   uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
+  fabric_dispatch_start(fabric);
   int rc = 0;
   if (config->node_tokens_file[0]) {
     char err[512];
@@ -611,6 +636,7 @@ void fabric_free(struct fabric *fabric) {
   free(fabric->nodes);
   free(fabric->work_items);
   free(fabric->work_pointers);
+  free(fabric->dispatch_due);
   free(fabric->results);
   node_tokens_free(fabric->node_tokens);
   SSL_CTX_free(fabric->tls);
@@ -620,6 +646,7 @@ void fabric_free(struct fabric *fabric) {
 
 void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   node->removed = true;
+  fabric_nodes_count(fabric);
   if (node->link)
     link_conn_close(&node->link->conn, "node removed by an operator");
   for (struct list_node *at = fabric->tasks.first; at; at = at->next)

@@ -77,7 +77,13 @@ void fabric_ask(struct fabric *fabric, struct fabric_query *query);
 /* Closes agent links, saves every result received, stops the thread and frees the fabric. The
  * store writer must still be running. Main thread. */
 void fabric_stop(struct fabric *fabric);
-/* (URL, node) results the fabric's tasks still wait for, as of its latest tick. Any thread. */
+/* The backlog: (URL, node) results the fabric's tasks still wait for, and an estimate for the
+ * tasks accepted and not yet planned. Any thread. */
 int64_t fabric_backlog(const struct fabric *fabric);
+/* Adds an accepted task's estimated results (targets × nodes registered) to the backlog until the
+ * fabric plans it, and returns the estimate, which the caller keeps in job->backlog_charge (or
+ * gives back with fabric_backlog_refund when the task is not stored). Any thread. */
+int64_t fabric_backlog_charge(struct fabric *fabric, size_t targets);
+void fabric_backlog_refund(struct fabric *fabric, int64_t charge);
 
 #endif

@@ -1,7 +1,7 @@
 /* fabric_dispatch.c — sending work: a node's window of slots (an item id is a slot and its
  * generation), its two queues (purges in a fast lane ahead of preloads), the items taken back when
  * its link dies and sent first when it returns, and Work frames of up to FABRIC_WORK_BATCH items
- * through fabric->send_work. */
+ * through fabric->send_work, one per node at the end of each loop iteration that freed room. */
 #include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -189,7 +189,7 @@ static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
   return n;
 }
 
-void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
+static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
   if (!node->link || node->link->conn.closing || fabric->stopping)
     return;
   if (!fabric->work_items) {
@@ -229,4 +229,33 @@ void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
     if (fabric->send_work(node, &work))
       return;
   }
+}
+
+void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node) {
+  if (node->dispatch_due)
+    return;
+  if (!array_reserve((void **)&fabric->dispatch_due, &fabric->dispatch_due_cap,
+                     fabric->dispatch_due_count, sizeof(*fabric->dispatch_due), 64)) {
+    fabric_node_send(fabric, node); /* at once, then */
+    return;
+  }
+  node->dispatch_due = true;
+  fabric->dispatch_due[fabric->dispatch_due_count++] = node;
+}
+
+static void fabric_on_dispatch(uv_check_t *check) {
+  struct fabric *fabric = check->data;
+  /* A send may close a link, whose nodes may ask again: the list can grow meanwhile. */
+  for (size_t i = 0; i < fabric->dispatch_due_count; i++) {
+    struct fabric_node *node = fabric->dispatch_due[i];
+    node->dispatch_due = false;
+    fabric_node_send(fabric, node);
+  }
+  fabric->dispatch_due_count = 0;
+}
+
+void fabric_dispatch_start(struct fabric *fabric) {
+  uv_check_init(&fabric->loop, &fabric->dispatch);
+  fabric->dispatch.data = fabric;
+  uv_check_start(&fabric->dispatch, fabric_on_dispatch);
 }

@@ -64,6 +64,7 @@ struct fabric_task {
   bool finished;          /* reached a final state in memory */
   bool callback_due;      /* deliver the callback once the final state is saved */
   bool counted;           /* its pending results are in fabric->pending_items */
+  bool records_dirty;     /* some node's record is dirty (most tasks never have one) */
   int saves_in_flight;    /* progress jobs holding a copy of this task's records */
   struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
   size_t failure_count, failure_cap;
@@ -124,6 +125,7 @@ struct fabric_node {
   int64_t planned_seq[FABRIC_LANES]; /* plan_seq of the newest task of each lane planned onto it */
   int64_t saved_below[FABRIC_LANES]; /* its watermarks as the store has them (fabric_marks.c) */
   int64_t open_below[FABRIC_LANES];  /* scratch of fabric_marks_collect */
+  bool dispatch_due; /* on fabric->dispatch_due, sent to at the end of this loop iteration */
   bool marks_pinned; /* an item it owes was lost to a failed allocation: its watermarks stay
                         where they are until a restart sends that item again */
   struct fifo fast;  /* purges (fabric_task_node.queue_link) */
@@ -167,12 +169,17 @@ struct fabric {
   uint64_t stop_until;   /* loop ms: stop waiting after this */
   bool links_closing;    /* stopping: in-flight work awaited, links closed */
   uv_timer_t tick;       /* drives the wheel */
+  uv_check_t dispatch;   /* after each round of I/O: sends the nodes on dispatch_due their work */
+  struct fabric_node **dispatch_due; /* malloc'd */
+  size_t dispatch_due_count, dispatch_due_cap;
   struct timer_wheel wheel;
   struct wheel_timer flush; /* saves progress shortly after results arrive */
   struct wheel_timer marks; /* saves nodes' watermarks with the progress, every FABRIC_MARKS_MS */
   int64_t plan_seq;         /* the latest task's plan_seq */
   int64_t pending_items;    /* results its tasks in memory wait for */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
+  _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
+  _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
   int64_t node_numbers;              /* node numbers given so far (the next one to give) */
   struct fabric_node **nodes;        /* registry, malloc'd */
   size_t node_count, node_cap;
@@ -258,7 +265,12 @@ void fabric_node_trim(struct fabric_node *node);
 /* Puts (task_node, index) on its node's list of items sent first when the node can take work. */
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
                            size_t index);
+/* Has node sent what its window allows at the end of this loop iteration, once however many
+ * results, tasks or retries asked for it meanwhile: its Work goes out in one frame, not one per
+ * result that freed a slot. */
 void fabric_node_dispatch(struct fabric *fabric, struct fabric_node *node);
+/* Starts the end-of-iteration sends (fabric->dispatch). */
+void fabric_dispatch_start(struct fabric *fabric);
 
 /* fabric_results.c */
 /* Records a batch of node's results (a Results frame, converted at the link) and sends more. */
@@ -272,6 +284,12 @@ void fabric_task_finish(struct fabric *fabric, struct fabric_task *task);
 void fabric_progress_flush(struct fabric *fabric, bool marks);
 /* Has task's progress saved with the next flush. */
 void fabric_task_dirty(struct fabric *fabric, struct fabric_task *task);
+
+/* task_node's record (kept) is to be saved with the next flush. */
+static inline void fabric_record_dirty(struct fabric_task_node *task_node) {
+  task_node->kept = task_node->dirty = true;
+  task_node->task->records_dirty = true;
+}
 
 /* fabric_marks.c */
 /* Starts the watermarks' save every FABRIC_MARKS_MS. */

@@ -353,6 +353,7 @@ static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
 }
 
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
+  fabric_backlog_refund(fabric, job->backlog_charge); /* counted as it is from now on */
   struct fabric_task *task = fabric_task_new(fabric);
   if (!task) {
     log_error("task.plan", "out of memory adopting task %s; it resumes after a restart",
@@ -445,7 +446,7 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
     for (size_t n = 0; n < task->node_count; n++) {
       struct fabric_task_node *task_node = &task->nodes[n];
       if (task_node->succeeded + task_node->failed + task_node->unsupported < (int64_t)targets)
-        task_node->kept = task_node->dirty = true;
+        fabric_record_dirty(task_node);
     }
     fabric_task_dirty(fabric, task);
     fabric_callback_deliver(fabric, task->task);

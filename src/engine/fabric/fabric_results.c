@@ -73,7 +73,8 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
     return;
   enum item_state state = result->state;
   item_states_set(task_node->states, index, state);
-  task_node->dirty = task_node->kept;
+  if (task_node->kept)
+    fabric_record_dirty(task_node);
   rate_add(state == ITEM_SUCCEEDED ? &engine_stats.items_succeeded : &engine_stats.items_failed,
            (int64_t)time(NULL), 1); /* the coarse clock: this runs for every result */
   t->counters.pending--;
@@ -87,7 +88,7 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
       task_node->verified_count++;
       t->counters.verified++;
     } else if (t->verify) {
-      task_node->kept = task_node->dirty = true; /* an unverified success: only a record tells */
+      fabric_record_dirty(task_node); /* an unverified success: only a record tells */
     }
   } else {
     if (state == ITEM_FAILED) {
@@ -158,9 +159,11 @@ static void fabric_on_progress_saved(struct store_job *job) {
     if (job->result) {
       /* Put the failure details back and save again shortly; the bitmaps are current anyway. */
       const struct store_progress *p = &job->progress[i];
-      for (size_t n = 0; n < task->node_count; n++) {
-        for (size_t saved = 0; saved < p->node_count; saved++)
-          task->nodes[n].dirty |= p->nodes[saved].node_id == task->nodes[n].node->id;
+      for (size_t n = 0; n < task->node_count && p->node_count; n++) {
+        for (size_t saved = 0; saved < p->node_count; saved++) {
+          if (p->nodes[saved].node_id == task->nodes[n].node->id)
+            fabric_record_dirty(&task->nodes[n]);
+        }
       }
       for (size_t f = 0; f < p->failure_count; f++) {
         struct item_result result = {.state = p->failures[f].state,
@@ -200,14 +203,14 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
   p->task = *task->task;
   p->task.targets = NULL;
   size_t dirty = 0;
-  for (size_t n = 0; n < task->node_count; n++)
+  for (size_t n = 0; task->records_dirty && n < task->node_count; n++)
     dirty += task->nodes[n].dirty;
   p->nodes = arena_alloc(arena, (dirty + 1) * sizeof(*p->nodes));
   p->failures = arena_alloc(arena, (task->failure_count + 1) * sizeof(*p->failures));
   if (!p->nodes || !p->failures)
     return CDR_ENOMEM;
   p->node_count = 0;
-  for (size_t n = 0; n < task->node_count; n++) {
+  for (size_t n = 0; task->records_dirty && n < task->node_count; n++) {
     struct fabric_task_node *task_node = &task->nodes[n];
     if (!task_node->dirty)
       continue;
@@ -231,7 +234,7 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
     if (task->dirty) {
       count++;
       size_t targets = task->task->target_count, records = 0;
-      for (size_t n = 0; n < task->node_count; n++)
+      for (size_t n = 0; task->records_dirty && n < task->node_count; n++)
         records += task->nodes[n].dirty;
       bytes += records * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
                task->failure_count * 128 + 1024;
@@ -264,8 +267,9 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
     task->dirty = false;
     task->failure_count = 0;
     task->saves_in_flight++;
-    for (size_t n = 0; n < task->node_count; n++)
+    for (size_t n = 0; task->records_dirty && n < task->node_count; n++)
       task->nodes[n].dirty = false;
+    task->records_dirty = false;
   }
   job->owner = tasks;
   /* After the results: the marks commit with the failure details they pass. */
