@@ -7,7 +7,9 @@ ran), the accept p99, what the API refused (429/503 with Retry-After), the backl
 tasks every few seconds and how long it took to drain after the load stopped. Not a test.
 
 Usage: bench/fleet.py [--agents 10,100,1000,10000] [--seconds N] [--connections N]
-(the build is CDR_BUILD_DIR's, as for every benchmark)
+                      [--baseline-build DIR]
+(the build is CDR_BUILD_DIR's, as for every benchmark; a baseline build is measured the same way
+right after each fleet size)
 """
 import argparse
 import json
@@ -100,31 +102,61 @@ def run_fleet(agents, seconds, connections, drain_limit):
     }
 
 
+def describe(f, limit):
+    drain = f"drained {f['drain_s']:.1f} s after" if f["drain_s"] is not None else \
+        f"NOT drained {limit} s after"
+    return (f"accepted {f['accepted_per_s']:.0f}/s, completed {f['completed_per_s']:.0f}/s, refused "
+            f"{f['refused_per_s']:.0f}/s, accept p99 {f['accept_p99_ms']:.1f} ms; "
+            f"{f['unfinished_at_end']} unfinished at the end of the load, {drain}; "
+            f"{f['finished_total']} of {f['accepted_total']} finished; backlog (s: unfinished) " +
+            ", ".join(f"{t:.0f}: {n}" for t, n in f["backlog"]))
+
+
+def measure(build, agents, seconds, connections, drain_limit):
+    """Runs one fleet size against the build in a child (lab reads CDR_BUILD_DIR at import)."""
+    env = dict(os.environ, CDR_BUILD_DIR=os.path.abspath(build))
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--agents", str(agents),
+                          "--seconds", str(seconds), "--connections", str(connections),
+                          "--drain-limit", str(drain_limit)], env=env, capture_output=True, text=True,
+                         timeout=seconds + drain_limit + 600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{build}: {out.stdout}{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", default="10,100,1000,10000", help="fleet sizes, comma-separated")
     parser.add_argument("--seconds", type=int, default=60, help="of load at each fleet size")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--drain-limit", type=int, default=120, help="seconds to wait for the backlog")
+    parser.add_argument("--baseline-build", help="another build, measured the same way after each size")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by engine and simulator
+    if args.child:
+        f = run_fleet(int(args.agents), args.seconds, args.connections, args.drain_limit)
+        print(json.dumps(f))
+        return
+    build = os.environ.get("CDR_BUILD_DIR", os.path.join(lab.ROOT, "build"))
+    print(f"fleet: wrk -c{args.connections} one-URL purges for {args.seconds} s at each size, default "
+          f"durable settings (synchronous=full), simulated agents answering at once, {os.cpu_count()} cores")
     status = 0
     for agents in (int(a) for a in args.agents.split(",")):
         if agents + 1000 > hard:
-            print(f"fleet {agents}: the open-file hard limit is {hard}; skipped")
+            print(f"fleet {agents}: the open-file hard limit is {hard} and cannot be raised here; skipped")
             status = 1
             continue
-        f = run_fleet(agents, args.seconds, args.connections, args.drain_limit)
-        drain = f"drained {f['drain_s']:.1f} s after the load" if f["drain_s"] is not None else \
-            f"NOT drained {args.drain_limit} s after the load"
-        print(f"fleet {agents} nodes, {args.seconds} s of wrk -c{args.connections} one-URL purges, "
-              f"synchronous=full: accepted {f['accepted_per_s']:.0f}/s, completed "
-              f"{f['completed_per_s']:.0f}/s, refused {f['refused_per_s']:.0f}/s, accept p99 "
-              f"{f['accept_p99_ms']:.1f} ms; {f['unfinished_at_end']} unfinished when the load stopped, "
-              f"{drain}; {f['finished_total']} of {f['accepted_total']} finished")
-        print("  backlog (s: unfinished tasks): " +
-              ", ".join(f"{t:.0f}: {n}" for t, n in f["backlog"]))
+        f = measure(build, agents, args.seconds, args.connections, args.drain_limit)
+        print(f"{agents} nodes, this build: {describe(f, args.drain_limit)}")
+        if args.baseline_build:
+            try:
+                b = measure(args.baseline_build, agents, args.seconds, args.connections, args.drain_limit)
+                print(f"{agents} nodes, baseline:   {describe(b, args.drain_limit)}")
+            except RuntimeError as error:  # e.g. its /v1/stats stopped answering under the load
+                print(f"{agents} nodes, baseline:   could not be measured: "
+                      f"{str(error).strip().splitlines()[-1]}")
         if f["drain_s"] is None or f["finished_total"] < f["accepted_total"]:
             status = 1
         for key in ("accepted_per_s", "completed_per_s", "refused_per_s", "accept_p99_ms"):

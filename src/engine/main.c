@@ -6,8 +6,8 @@
 #include "engine/tenant_admin.h"
 #include "version.h"
 
-#include <stdio.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 

@@ -172,6 +172,63 @@ def test_offline_node_gets_its_work_when_it_connects(lab):
     assert cache_states([edge], "/a.css") == ["MISS"]
 
 
+def test_past_the_backlog_bound_tasks_get_503_with_retry_after_and_nothing_is_lost(lab):
+    origin = lab.origin(FILES)
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine("--max-unfinished-results", "2")
+    agent = lab.agent(engine, "edge-1", edge)
+    engine.wait_online("edge-1")
+    agent.stop()
+    wait_until(lambda: engine.nodes()["edge-1"]["state"] == "offline")
+    warm([edge], "/a.css", "/b.js")
+    accepted = [engine.purge([SITE + path])[2]["task_id"] for path in ("/a.css", "/b.js")]
+    status, headers, body = engine.purge([SITE + "/img/0.png"])
+    assert status == 503 and body["error"]["code"] == "backlog_full"
+    assert "limits.max_unfinished_results (2)" in body["error"]["message"]
+    assert 1 <= int(headers["retry-after"]) <= 60
+    assert cache_states([edge], "/a.css") == ["HIT"]  # nothing went out yet: the node is offline
+    lab.agent(engine, "edge-1", edge)
+    for task_id in accepted:
+        assert engine.wait_task(task_id)["status"] == "done"
+    assert cache_states([edge], "/a.css") == ["MISS"] and cache_states([edge], "/b.js") == ["MISS"]
+    status, _, body = engine.purge([SITE + "/img/0.png"])  # the client's retry is taken now
+    assert status == 202 and engine.wait_task(body["task_id"])["status"] == "done"
+
+
+def test_engine_killed_resends_only_what_a_node_had_not_finished(lab):
+    """A node's watermark, saved with the results, says what it finished: after a kill -9 the
+    engine sends an offline node's work when it returns, and not the finished node's again."""
+    origin = lab.origin(FILES)
+    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
+    engine = lab.engine()
+    lab.agent(engine, "edge-1", edges[0])
+    late = lab.agent(engine, "edge-2", edges[1])
+    engine.wait_online("edge-1", "edge-2")
+    late.stop()
+    wait_until(lambda: engine.nodes()["edge-2"]["state"] == "offline")
+    warm(edges, "/a.css")
+    _, _, body = engine.purge([SITE + "/a.css"])
+    wait_until(lambda: engine.task(body["task_id"])["counters"]["succeeded"] == 1)
+    assert cache_states(edges, "/a.css") == ["MISS", "HIT"]
+    warm(edges[:1], "/a.css")  # edge-1 caches it again; a second purge there would show
+    time.sleep(2.5)  # watermarks are saved every second
+    engine.kill9()
+    engine.start()
+    engine.wait_online("edge-1")
+    task = engine.task(body["task_id"])
+    assert task["status"] == "running"
+    assert (task["counters"]["succeeded"], task["counters"]["pending"]) == (1, 1)
+    time.sleep(1)
+    assert cache_states(edges, "/a.css") == ["HIT", "HIT"]  # edge-1 was not sent it again
+    lab.agent(engine, "edge-2", edges[1])
+    task = engine.wait_task(body["task_id"])
+    assert task["status"] == "done" and task["counters"]["succeeded"] == 2
+    assert cache_states(edges[1:], "/a.css") == ["MISS"]
+    [item] = items(engine, body["task_id"])
+    assert sorted((n["node"], n["state"], n["verified"]) for n in item["nodes"]) == [
+        ("edge-1", "succeeded", True), ("edge-2", "succeeded", True)]
+
+
 def many_urls(n):
     return [f"{SITE}/many/{i}.css" for i in range(n)]
 
