@@ -14,7 +14,6 @@ Usage: bench/bulk.py [--urls N] [--agents N] [--window N]
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -71,10 +70,7 @@ def main():
         watch.join()
         rss_after = rss_kib(engine.proc.pid)
     finally:
-        sim.kill()
-        sim.wait()
-        engine.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        lab.stop_bench(engine, sim, work)
     results = args.urls * args.agents
     counters = task["counters"]
     per_result = (watch.peak - rss_before) * 1024 / results

@@ -12,7 +12,6 @@ import argparse
 import glob
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,11 +86,7 @@ def main():
         sim = lab.start_simulated_agents(engine, args.agents)
         result_ir = per_result(engine, work, args.urls // 5, args.urls, args.agents)
     finally:
-        if sim:
-            sim.kill()
-            sim.wait()
-        engine.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        lab.stop_bench(engine, sim, work)
     print(f"callgrind (every engine thread): {task_ir:,.0f} instructions per accepted one-URL purge "
           f"({accepted} accepted under wrk -c64); {result_ir:,.0f} per (item, node) result "
           f"(tasks of {args.urls // 5} and {args.urls} URLs x {args.agents} simulated agents)")

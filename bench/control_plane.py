@@ -11,7 +11,6 @@ Usage: bench/control_plane.py [--agents N] [--rounds N] [--build DIR] [--baselin
 import argparse
 import http.client
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -56,11 +55,7 @@ def child(agents, rounds):
             print(f"RESULT {path} {statistics.median(times) * 1000:.2f}")
         print(f"RESULT agents {agents}")
     finally:
-        if sim:
-            sim.kill()
-            sim.wait()
-        engine.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        lab.stop_bench(engine, sim, work)
 
 
 def measure(build, agents, rounds):

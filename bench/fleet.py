@@ -16,7 +16,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,11 +81,7 @@ def run_fleet(agents, seconds, connections, drain_limit):
         sampler.join()
         final = task_counts(engine)
     finally:
-        if sim:
-            sim.kill()
-            sim.wait()
-        engine.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        lab.stop_bench(engine, sim, work)
     out = wrk.stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -12,7 +12,6 @@ Usage: bench/idle_fabric.py [--agents N] [--seconds N] [--heartbeat-ms N]
 import argparse
 import os
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -87,11 +86,7 @@ def main():
         rss_after = rss_kib(engine.proc.pid)
         online = online_nodes(engine)
     finally:
-        if sim:
-            sim.kill()
-            sim.wait()
-        engine.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        lab.stop_bench(engine, sim, work)
     per_conn = (rss_after - rss_before) * 1024 / args.agents
     print(f"idle fabric: {args.agents} agent connections over {sources} source addresses, "
           f"heartbeats every {args.heartbeat_ms} ms both ways, {os.cpu_count()} cores")

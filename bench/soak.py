@@ -8,7 +8,6 @@ Usage: bench/soak.py [--seconds N] [--agents N] [--connections N]
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,7 @@ def main():
         rss.append(rss_kib(engine.proc.pid))
         nodes = engine.nodes()
     finally:
-        sim.kill()
-        sim.wait()
-        engine.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        lab.stop_bench(engine, sim, work)
     rps = float(out.split("Requests/sec:")[1].split()[0])
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

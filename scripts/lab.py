@@ -7,6 +7,7 @@ compresses text, so its answers carry Vary: Accept-Encoding."""
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -229,6 +230,16 @@ def start_simulated_agents(engine, count, *options):
         sim.kill()
         raise RuntimeError(f"simulated agents stopped: {line.strip()} (exit {sim.wait()})")
     return sim
+
+
+def stop_bench(engine, sim, work):
+    """The end of a benchmark: its simulated agents (if started) killed, then its engine stopped
+    and its work dir removed."""
+    if sim:
+        sim.kill()
+        sim.wait()
+    engine.stop()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 class Agent(Process):
