@@ -213,7 +213,14 @@ class Engine(Process):
                           timeout=timeout, what=f"task {task_id} to finish")
 
     def nodes(self):
-        return {n["node_id"]: n for n in self.admin("GET", "/v1/nodes")[2]["nodes"]}
+        """Every node, page after page of GET /v1/nodes, by id."""
+        nodes, cursor = {}, None
+        while True:
+            page = self.admin("GET", "/v1/nodes?limit=1000" + (f"&cursor={cursor}" if cursor else ""))[2]
+            nodes.update((n["node_id"], n) for n in page["nodes"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return nodes
 
     def wait_online(self, *node_ids, timeout=10.0):
         wait_until(lambda: all(self.nodes().get(n, {}).get("state") == "online" for n in node_ids),

@@ -121,6 +121,10 @@ static void cli_print_items_page(const json_t *body) {
 
 static void cli_print_nodes(const json_t *body) {
   cli_print_node_table(json_object_get(body, "nodes"));
+  const char *next = json_string_value(json_object_get(body, "next_cursor"));
+  if (next)
+    printf("(%lld nodes in all; the next page: GET /v1/nodes?cursor=%s)\n",
+           (long long)json_integer_value(json_object_get(body, "matching")), next);
 }
 
 static void cli_print_removed(const json_t *body) {
@@ -265,7 +269,7 @@ static int cli_run(struct cli_options *options, int argc, char **argv) {
   if (strcmp(command, "quota") == 0 && argc == 1)
     return cli_call(options, "GET", "/v1/quota", NULL, cli_print_quota, NULL);
   if (strcmp(command, "nodes") == 0 && argc == 1)
-    return cli_call(options, "GET", "/v1/nodes", NULL, cli_print_nodes, NULL);
+    return cli_call(options, "GET", "/v1/nodes?limit=1000", NULL, cli_print_nodes, NULL);
   if (strcmp(command, "nodes") == 0 && argc == 3 && strcmp(argv[1], "remove") == 0) {
     snprintf(path, sizeof(path), "/v1/nodes/%.64s", argv[2]);
     return cli_call(options, "DELETE", path, NULL, cli_print_removed, NULL);

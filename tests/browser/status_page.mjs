@@ -1,13 +1,15 @@
 // Drives Debian's chromium headless through the engine's status page for tests/e2e/test_status_page.py.
 // Protocol on stdin/stdout, one line each: prints "ready" once node NODE shows online; reads a task
 // id and waits for the page to show that task done, by tenant acme, whose row shows the 2 URLs
-// against its quota of 100; prints "done"; reads "killed" and waits for
-// the page (refreshing itself, never reloaded) to show NODE offline; saves a screenshot; prints a
-// JSON summary and exits 0. Any failure prints "error: ..." and exits 1.
+// against its quota of 100; checks the fleet (FLEET nodes online, NODE's group, a page of 100
+// rows with a next page, and a search that finds the 10 nodes sim-0199*); prints "done"; reads
+// "killed" and waits for the page (refreshing itself, never reloaded) to show NODE offline, first
+// in the table, and its group's node offline; saves a screenshot; prints a JSON summary and exits
+// 0. Any failure prints "error: ..." and exits 1.
 import { chromium } from "playwright-core";
 import readline from "node:readline";
 
-const [url, node, screenshot] = process.argv.slice(2);
+const [url, node, screenshot, fleet] = process.argv.slice(2);
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const nextLine = async () => (await lines.next()).value.trim();
 
@@ -37,12 +39,29 @@ try {
     return td && td.textContent === "2 / 100";
   }, null, { timeout: 5000 });
   if (!(await page.$('tr[data-tenant="other"]'))) throw new Error("tenant 'other' not listed");
+  await page.waitForFunction((n) => document.getElementById("nodes-online").textContent === `${n} online`,
+                             fleet, { timeout: 10000 });
+  const rows = await page.$$eval("#nodes tbody tr", (trs) => trs.length);
+  if (rows !== 100) throw new Error(`${rows} node rows on a page, not 100`);
+  if (await page.$eval("#nodes-next", (b) => b.disabled)) throw new Error("no next page of nodes");
+  const group = await page.$eval('tr[data-group="eu"]', (tr) => [...tr.cells].map((td) => td.textContent));
+  if (group[1] !== "1" || group[2] !== "0") throw new Error(`group eu shows ${group}`);
+  await page.fill("#node-search", "sim-0199");
+  await page.waitForFunction(() => {
+    const ids = [...document.querySelectorAll("#nodes tbody tr")].map((tr) => tr.dataset.node);
+    return ids.length === 10 && ids.every((id) => id.startsWith("sim-0199"));
+  }, null, { timeout: 5000 });
+  await page.fill("#node-search", "");
   console.log("done");
 
   if ((await nextLine()) !== "killed") throw new Error("unexpected input");
   const killedAt = Date.now();
   await page.waitForSelector(`tr[data-node="${node}"] td.offline`, { timeout: 5000 });
   const offlineAfterMs = Date.now() - killedAt;
+  const first = await page.$eval("#nodes tbody tr", (tr) => tr.dataset.node);
+  if (first !== node) throw new Error(`the first node row is ${first}, not the offline ${node}`);
+  await page.waitForFunction(() => document.querySelector('tr[data-group="eu"] td:nth-child(3)').textContent === "1",
+                             null, { timeout: 5000 });
   await page.screenshot({ path: screenshot, fullPage: true });
   if (errors.length) throw new Error("console errors: " + errors.join("; "));
   console.log(JSON.stringify({ offlineAfterMs, progress }));

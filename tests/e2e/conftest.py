@@ -11,7 +11,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
 from lab import (AGENT_BIN, BUILD_DIR, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch,  # noqa: E402,F401
-                 free_port, start_cache, start_edge, start_origin, wait_until, warm)
+                 free_port, start_cache, start_edge, start_origin, start_simulated_agents,
+                 wait_until, warm)
 
 LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
 os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")

@@ -4,7 +4,7 @@ import json
 import re
 import subprocess
 
-from conftest import wait_until
+from conftest import start_simulated_agents, wait_until
 
 ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 
@@ -151,6 +151,40 @@ def test_a_page_of_items_is_cut_where_it_fits(make_engine):
             if cursor is None:
                 break
         assert seen == urls and pages > 1
+    finally:
+        sim.kill()
+        sim.wait()
+
+
+def test_nodes_are_listed_a_page_at_a_time_with_a_summary_of_all(engine):
+    sim = start_simulated_agents(engine, 1200)
+    try:
+        wait_until(lambda: engine.request("GET", "/v1/nodes?state=online&limit=1")[2]["matching"] == 1200,
+                   timeout=60, what="1,200 simulated nodes online")
+        status, _, first = engine.request("GET", "/v1/nodes")
+        assert status == 200 and len(first["nodes"]) == 500 and first["matching"] == 1201
+        assert first["summary"]["online"] == 1200 and first["summary"]["offline"] == 1
+        assert first["summary"]["groups"] == {"eu": {"online": 0, "offline": 1},
+                                              "us": {"online": 0, "offline": 1}}
+        seen, cursor = [], None
+        while True:
+            page = engine.request("GET", "/v1/nodes?limit=1000" + (f"&cursor={cursor}" if cursor else ""))[2]
+            seen += [n["node_id"] for n in page["nodes"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert len(seen) == len(set(seen)) == 1201  # every node once, in registration order
+        assert seen[0] == "edge-offline" and seen[1:] == sorted(seen[1:])
+        found = engine.request("GET", "/v1/nodes?q=sim-0011")[2]
+        assert found["matching"] == 10 and [n["node_id"] for n in found["nodes"]] == [
+            f"sim-0011{i}" for i in range(10)]
+        offline = engine.request("GET", "/v1/nodes?state=offline")[2]
+        assert [n["node_id"] for n in offline["nodes"]] == ["edge-offline"]
+        assert engine.request("GET", "/v1/nodes?q=eu")[2]["matching"] == 1  # a group matches too
+        for query, field in (("state=gone", "state"), ("cursor=x", "cursor"), ("limit=0", "limit"),
+                             ("q=a/b", "q"), ("page=2", "page")):
+            status, _, body = engine.request("GET", f"/v1/nodes?{query}")
+            assert status == 400 and body["error"]["field"] == field, (query, body)
     finally:
         sim.kill()
         sim.wait()

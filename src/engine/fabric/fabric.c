@@ -168,39 +168,89 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
   return node;
 }
 
-static json_t *fabric_nodes_json(struct fabric *fabric) {
-  json_t *nodes = json_array();
+/* One node as GET /v1/nodes shows it. */
+static json_t *fabric_node_json(const struct fabric_node *node, int64_t now) {
+  json_t *groups = json_loads(node->groups_json ? node->groups_json : "[]", 0, NULL);
+  json_t *age = node->last_heartbeat_ms ? json_integer(now - node->last_heartbeat_ms) : json_null();
+  char first_result[CLOCK_ISO8601_SIZE];
+  if (node->first_result_ms)
+    clock_format_iso8601(node->first_result_ms, first_result);
+  json_t *entry = json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "node_id",
+                            node->id, "groups", groups ? groups : json_array(), "cache",
+                            node->cache_kind, "agent_version", node->agent_version, "state",
+                            node->link ? "online" : "offline", "last_heartbeat_age_ms", age,
+                            "queue_depth", (json_int_t)fabric_node_queue_depth(node), "in_flight",
+                            (json_int_t)node->in_flight, "items_done", (json_int_t)node->done,
+                            "items_unsupported", (json_int_t)node->unsupported, "items_failed",
+                            (json_int_t)node->failed, "items_merged", (json_int_t)node->merged);
+  json_object_set_new(entry, "first_result_at",
+                      node->first_result_ms ? json_string(first_result) : json_null());
+  /* A Hello proves only that someone holds the token: a node that never finished an item may
+   * be no edge at all, and tasks wait for it until their deadline. */
+  if (!node->first_result_ms && !node->link)
+    json_object_set_new(entry, "warning",
+                        json_string("offline and has never finished an item: tasks wait for it "
+                                    "until their deadline; remove it (DELETE /v1/nodes/{id}) if "
+                                    "it is not a real edge"));
+  return entry;
+}
+
+/* Whether node is one the page asks for: its state, and the search in its id or a group. */
+static bool fabric_node_wanted(const struct fabric_node *node,
+                               const struct fabric_nodes_page *page) {
+  if (node->removed || (page->state == 1 && !node->link) || (page->state == 2 && node->link))
+    return false;
+  if (!page->search[0] || strstr(node->id, page->search))
+    return true;
+  for (size_t g = 0; g < node->group_count; g++) {
+    if (strstr(node->groups[g], page->search))
+      return true;
+  }
+  return false;
+}
+
+/* Counts node into the summary's groups: {"eu": {"online": n, "offline": n}, ...}. */
+static void fabric_groups_count(json_t *groups, const struct fabric_node *node) {
+  for (size_t g = 0; g < node->group_count; g++) {
+    json_t *counts = json_object_get(groups, node->groups[g]);
+    if (!counts) {
+      counts = json_pack("{s:I,s:I}", "online", (json_int_t)0, "offline", (json_int_t)0);
+      json_object_set_new(groups, node->groups[g], counts);
+    }
+    json_t *count = json_object_get(counts, node->link ? "online" : "offline");
+    json_integer_set(count, json_integer_value(count) + 1);
+  }
+}
+
+/* GET /v1/nodes: one page of the nodes the query asks for, in registration order (a stable
+ * order: nodes are only ever added), and a summary of every node — by state, by group — so a
+ * fleet of 20,000 is read a page at a time while its shape is seen at once. */
+static json_t *fabric_nodes_json(struct fabric *fabric, const struct fabric_nodes_page *page) {
+  json_t *nodes = json_array(), *groups = json_object();
   int64_t now = clock_now_ms();
+  size_t matching = 0, online = 0, offline = 0, next = 0;
   for (size_t i = 0; i < fabric->node_count; i++) {
-    struct fabric_node *node = fabric->nodes[i];
+    const struct fabric_node *node = fabric->nodes[i];
     if (node->removed)
       continue;
-    json_t *groups = json_loads(node->groups_json ? node->groups_json : "[]", 0, NULL);
-    json_t *age =
-        node->last_heartbeat_ms ? json_integer(now - node->last_heartbeat_ms) : json_null();
-    char first_result[CLOCK_ISO8601_SIZE];
-    if (node->first_result_ms)
-      clock_format_iso8601(node->first_result_ms, first_result);
-    json_t *entry = json_pack("{s:s,s:o,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "node_id",
-                              node->id, "groups", groups ? groups : json_array(), "cache",
-                              node->cache_kind, "agent_version", node->agent_version, "state",
-                              node->link ? "online" : "offline", "last_heartbeat_age_ms", age,
-                              "queue_depth", (json_int_t)fabric_node_queue_depth(node), "in_flight",
-                              (json_int_t)node->in_flight, "items_done", (json_int_t)node->done,
-                              "items_unsupported", (json_int_t)node->unsupported, "items_failed",
-                              (json_int_t)node->failed, "items_merged", (json_int_t)node->merged);
-    json_object_set_new(entry, "first_result_at",
-                        node->first_result_ms ? json_string(first_result) : json_null());
-    /* A Hello proves only that someone holds the token: a node that never finished an item may
-     * be no edge at all, and tasks wait for it until their deadline. */
-    if (!node->first_result_ms && !node->link)
-      json_object_set_new(entry, "warning",
-                          json_string("offline and has never finished an item: tasks wait for it "
-                                      "until their deadline; remove it (DELETE /v1/nodes/{id}) if "
-                                      "it is not a real edge"));
-    json_array_append_new(nodes, entry);
+    *(node->link ? &online : &offline) += 1;
+    fabric_groups_count(groups, node);
+    if (!fabric_node_wanted(node, page))
+      continue;
+    matching++;
+    if (i < page->cursor || next)
+      continue;
+    if (json_array_size(nodes) == page->limit)
+      next = i; /* a node past the page: where the next one starts */
+    else
+      json_array_append_new(nodes, fabric_node_json(node, now));
   }
-  return nodes;
+  char cursor[24];
+  snprintf(cursor, sizeof(cursor), "%zu", next);
+  return json_pack("{s:o,s:o,s:I,s:{s:I,s:I,s:o}}", "nodes", nodes, "next_cursor",
+                   next ? json_string(cursor) : json_null(), "matching", (json_int_t)matching,
+                   "summary", "online", (json_int_t)online, "offline", (json_int_t)offline,
+                   "groups", groups);
 }
 
 enum { FABRIC_TOP_QUEUES = 10 };
@@ -318,7 +368,7 @@ static void fabric_on_question(struct mail *mail) {
   struct fabric *fabric = query->fabric;
   switch (query->question) {
   case FABRIC_NODES:
-    query->answer = fabric_nodes_json(fabric);
+    query->answer = fabric_nodes_json(fabric, &query->nodes_page);
     query->result = query->answer ? 0 : CDR_ENOMEM;
     break;
   case FABRIC_STATS:
@@ -498,10 +548,12 @@ static int fabric_recover(struct fabric *fabric) {
     node->saved_below[FABRIC_SLOW] = nodes[i].slow_below;
     if (node->number >= fabric->node_numbers)
       fabric->node_numbers = node->number + 1;
-    /* New plans must come after everything a watermark already passed. */
+    /* New plans must come after everything a watermark already passed; a node owing nothing
+     * keeps the watermark it has. */
     for (int lane = 0; lane < FABRIC_LANES; lane++) {
-      if (node->saved_below[lane] - 1 > fabric->plan_seq)
-        fabric->plan_seq = node->saved_below[lane] - 1;
+      node->planned_seq[lane] = node->saved_below[lane] > 0 ? node->saved_below[lane] - 1 : 0;
+      if (node->planned_seq[lane] > fabric->plan_seq)
+        fabric->plan_seq = node->planned_seq[lane];
     }
   }
   fabric_nodes_count(fabric);

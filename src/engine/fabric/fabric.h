@@ -29,7 +29,7 @@ enum { FABRIC_NODE_ID_MAX = 64 };
 
 /* What an operator's request asks the fabric. */
 enum fabric_question {
-  FABRIC_NODES,       /* answer: a json_t array of the nodes */
+  FABRIC_NODES,       /* nodes_page in; answer: a json_t object, GET /v1/nodes's body */
   FABRIC_STATS,       /* answer: a json_t object of the fabric's gauges */
   FABRIC_NODE_REMOVE, /* remove node_id: its pending items fail with node_removed
                          (result CDR_ENODE_NOT_FOUND when there is no such node) */
@@ -44,8 +44,14 @@ struct fabric_query {
   struct mail mail;
   struct fabric *fabric;
   enum fabric_question question;
-  char node_id[FABRIC_NODE_ID_MAX + 1]; /* FABRIC_NODE_REMOVE */
-  struct mailbox *reply_to;             /* the asker's loop, where answered runs */
+  char node_id[FABRIC_NODE_ID_MAX + 1];  /* FABRIC_NODE_REMOVE */
+  struct fabric_nodes_page {             /* FABRIC_NODES: which nodes, in registration order */
+    int state;                           /* 0: any, 1: online only, 2: offline only */
+    char search[FABRIC_NODE_ID_MAX + 1]; /* "": all; else nodes whose id or a group holds it */
+    size_t cursor;                       /* registry position to start at (a next_cursor) */
+    size_t limit;                        /* nodes on the page at most */
+  } nodes_page;
+  struct mailbox *reply_to; /* the asker's loop, where answered runs */
   fabric_answered_cb answered;
   void *owner;         /* the asker's: its pending request (NULL once the client has gone) */
   const void *context; /* the asker's: what it renders the answer as */

@@ -303,11 +303,14 @@ static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   job->context = fabric;
   job->done = fabric_on_planned;
   job->task = arena_alloc(&job->arena, sizeof(*job->task));
-  if (!job->task)
+  uint8_t *plan_nodes = arena_alloc(&job->arena, task->task->plan_nodes_len + 1);
+  if (!job->task || !plan_nodes)
     goto later;
-  /* A copy of the task as it is now: its plan and targets stay in the task's arena, which lives
-   * until the plan is saved. */
+  /* A copy of the task as it is now, with its own copy of the plan (a stop may free the task
+   * while the writer still holds the job). */
   *job->task = *task->task;
+  memcpy(plan_nodes, task->task->plan_nodes, task->task->plan_nodes_len);
+  job->task->plan_nodes = plan_nodes;
   fabric_submit(fabric, job);
   return;
 later:
