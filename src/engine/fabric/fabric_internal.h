@@ -177,6 +177,8 @@ struct fabric {
   struct wheel_timer marks; /* saves nodes' watermarks with the progress, every FABRIC_MARKS_MS */
   int64_t plan_seq;         /* the latest task's plan_seq */
   int64_t pending_items;    /* results its tasks in memory wait for */
+  size_t progress_jobs;     /* progress saves not yet answered by the store */
+  bool marks_due;           /* watermarks wait for the saves out to be answered */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */

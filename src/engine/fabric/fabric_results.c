@@ -49,12 +49,15 @@ void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) {
   fabric_task_dirty(fabric, task);
 }
 
-static void fabric_failure_add(struct fabric_task *task, const struct fabric_task_node *task_node,
+static void fabric_failure_add(struct fabric_task *task, struct fabric_task_node *task_node,
                                size_t index, enum item_state state,
                                const struct item_result *result) {
   if (!array_reserve((void **)&task->failures, &task->failure_cap, task->failure_count,
-                     sizeof(*task->failures), 16))
-    return; /* the state is still recorded; only the detail is lost */
+                     sizeof(*task->failures), 16)) {
+    /* Only the detail is lost: the node's record keeps the state, where no watermark hides it. */
+    fabric_record_dirty(task_node);
+    return;
+  }
   struct fabric_failure *failure = &task->failures[task->failure_count++];
   failure->index = (int64_t)index;
   failure->node_id = task_node->node->id;
@@ -152,7 +155,9 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
 static void fabric_on_progress_saved(struct store_job *job) {
   struct fabric *fabric = job->context;
   struct fabric_task **tasks = job->owner;
+  bool job_failed = job->result != 0;
   fabric->jobs_in_flight--;
+  fabric->progress_jobs--;
   for (size_t i = 0; i < job->progress_count; i++) {
     struct fabric_task *task = tasks[i];
     task->saves_in_flight--;
@@ -195,6 +200,8 @@ static void fabric_on_progress_saved(struct store_job *job) {
   }
   arena_release(&job->arena);
   free(job);
+  if (fabric->marks_due && fabric->progress_jobs == 0 && !job_failed)
+    fabric_progress_flush(fabric, true);
 }
 
 /* Copies one dirty task's unsaved state into p, in the job's arena. */
@@ -258,11 +265,15 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
     free(job);
     return;
   }
+  bool all_copied = true;
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
-    if (!task->dirty ||
-        fabric_progress_copy(task, &job->progress[job->progress_count], &job->arena))
+    if (!task->dirty)
       continue;
+    if (fabric_progress_copy(task, &job->progress[job->progress_count], &job->arena)) {
+      all_copied = false;
+      continue;
+    }
     tasks[job->progress_count++] = task;
     task->dirty = false;
     task->failure_count = 0;
@@ -272,13 +283,19 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
     task->records_dirty = false;
   }
   job->owner = tasks;
-  /* After the results: the marks commit with the failure details they pass. */
-  if (marks && !fabric_marks_collect(fabric, job))
-    job->mark_count = 0;
+  /* After the results: the marks commit with the failure details they pass — none when a task's
+   * could not be copied, or an earlier save is still out (it may yet fail and its details come
+   * back unsaved): marks must never pass a detail the store may not have. */
+  if (marks) {
+    fabric->marks_due = fabric->progress_jobs > 0; /* saved as soon as those are answered */
+    if (!all_copied || fabric->marks_due || !fabric_marks_collect(fabric, job))
+      job->mark_count = 0;
+  }
   if (job->progress_count == 0 && job->mark_count == 0) {
     arena_release(&job->arena);
     free(job);
     return;
   }
+  fabric->progress_jobs++;
   fabric_submit(fabric, job);
 }
