@@ -535,6 +535,42 @@ static void the_stats_name_the_ten_deepest_queues(void **state) {
   lab_close();
 }
 
+/* The stats are one pass over the nodes: keeping the ten deepest queues takes steps that grow
+ * with the fleet, not with its square — even when every node is deeper than all before it. */
+static void the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes(void **state) {
+  (void)state;
+  lab_open();
+  const size_t sizes[2] = {1000, 4000};
+  size_t steps[2], made = 0;
+  for (size_t round = 0; round < 2; round++) {
+    for (; made < sizes[round]; made++) {
+      char id[32], cache_kind[] = "nginx", version[] = "test";
+      snprintf(id, sizeof(id), "fleet-%zu", made);
+      Cdr__Hello hello;
+      cdr__hello__init(&hello);
+      hello.node_id = id;
+      hello.cache_kind = cache_kind;
+      hello.agent_version = version;
+      struct fabric_node *node = fabric_node_register(lab->fabric, &hello);
+      assert_non_null(node);
+      node->lane_items[FABRIC_FAST] = made + 1; /* a synthetic queue, deeper than all before */
+    }
+    struct fabric_query *query = lab_ask(FABRIC_STATS);
+    assert_int_equal(query->result, 0);
+    json_t *top = json_object_get(query->answer, "top_queues");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(top, 0), "depth")),
+                     (json_int_t)made);
+    json_decref(query->answer);
+    steps[round] = lab->fabric->stats_steps;
+  }
+  assert_true(steps[0] >= sizes[0]);
+  assert_true(steps[1] <= 25 * sizes[1]); /* a few steps per node */
+  assert_true(steps[1] <= 5 * steps[0]);  /* four times the nodes: about four times the steps */
+  for (size_t i = 0; i < made; i++)       /* the synthetic queues hold nothing to free */
+    lab->fabric->nodes[i]->lane_items[FABRIC_FAST] = 0;
+  lab_close();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(work_goes_out_within_the_window_and_results_free_it),
@@ -545,6 +581,7 @@ int main(void) {
       cmocka_unit_test(a_purge_sent_before_a_task_was_accepted_does_not_stand_in_for_it),
       cmocka_unit_test(a_node_going_offline_gets_its_work_again_when_back),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
+      cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,6 +260,7 @@ struct fabric_top_queues {
   const struct fabric_node *nodes[FABRIC_TOP_QUEUES];
   size_t depths[FABRIC_TOP_QUEUES];
   size_t count;
+  size_t steps; /* comparisons and moves made (fabric->stats_steps) */
 };
 
 /* Keeps node among the deepest queues if it is one: O(FABRIC_TOP_QUEUES) per node, so the stats
@@ -269,9 +270,11 @@ static void fabric_top_queues_offer(struct fabric_top_queues *top, const struct 
   size_t at = top->count;
   while (at > 0 && top->depths[at - 1] < depth)
     at--;
+  top->steps += top->count - at + 1;
   if (at == FABRIC_TOP_QUEUES)
     return;
   size_t last = top->count < FABRIC_TOP_QUEUES ? top->count : FABRIC_TOP_QUEUES - 1;
+  top->steps += last - at;
   memmove(&top->nodes[at + 1], &top->nodes[at], (last - at) * sizeof(top->nodes[0]));
   memmove(&top->depths[at + 1], &top->depths[at], (last - at) * sizeof(top->depths[0]));
   top->nodes[at] = node;
@@ -295,6 +298,7 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
     slow += (long long)node_slow;
     fabric_top_queues_offer(&deepest, node, node->redeliver_count + node_fast + node_slow);
   }
+  fabric->stats_steps = deepest.steps;
   json_t *top = json_array();
   for (size_t i = 0; i < deepest.count; i++)
     json_array_append_new(top, json_pack("{s:s,s:I}", "node", deepest.nodes[i]->id, "depth",

@@ -178,6 +178,8 @@ struct fabric {
   int64_t plan_seq;         /* the latest task's plan_seq */
   int64_t pending_items;    /* results its tasks in memory wait for */
   size_t progress_jobs;     /* progress saves not yet answered by the store */
+  size_t stats_steps;       /* what the latest stats took to keep the deepest queues: the unit
+                               test checks it grows with the fleet, not with its square */
   bool marks_due;           /* watermarks wait for the saves out to be answered */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
