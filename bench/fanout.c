@@ -34,6 +34,7 @@ struct sim_agent {
   uv_connect_t connect;
   char node_id[32];
   bool welcomed;
+  bool packed_successes; /* its engine reads successes as bare ids, as an agent sends them then */
 };
 
 static struct sim_fleet {
@@ -61,6 +62,7 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
   struct sim_agent *agent = conn->owner;
   if (type == FRAME_WELCOME && !agent->welcomed) {
     agent->welcomed = true;
+    agent->packed_successes = ((const Cdr__Welcome *)message)->packed_successes;
     atomic_fetch_add(&welcomed, 1);
     sim_connect_next();
     return;
@@ -77,19 +79,30 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
   const Cdr__Work *work = (const Cdr__Work *)message;
   static Cdr__ItemResult results[1024];
   static Cdr__ItemResult *pointers[1024];
+  static uint64_t verified[1024], unverified[1024];
   size_t n = work->n_items < 1024 ? work->n_items : 1024;
-  for (size_t i = 0; i < n; i++) {
-    cdr__item_result__init(&results[i]);
-    results[i].item_id = work->items[i]->item_id;
-    results[i].outcome = CDR__OUTCOME__SUCCEEDED;
-    results[i].http_status = 200;
-    results[i].verified = !work->items[i]->skip_verify; /* as an agent whose cache tells */
-    pointers[i] = &results[i];
-  }
   Cdr__Results frame;
   cdr__results__init(&frame);
-  frame.n_results = n;
   frame.results = pointers;
+  frame.verified_ok = verified;
+  frame.unverified_ok = unverified;
+  for (size_t i = 0; i < n; i++) {
+    const Cdr__WorkItem *item = work->items[i];
+    bool checked = !item->skip_verify; /* as an agent whose cache tells */
+    if (agent->packed_successes) {
+      if (checked)
+        verified[frame.n_verified_ok++] = item->item_id;
+      else
+        unverified[frame.n_unverified_ok++] = item->item_id;
+      continue;
+    }
+    cdr__item_result__init(&results[i]);
+    results[i].item_id = item->item_id;
+    results[i].outcome = CDR__OUTCOME__SUCCEEDED;
+    results[i].http_status = 200;
+    results[i].verified = checked;
+    pointers[frame.n_results++] = &results[i];
+  }
   link_conn_send(conn, FRAME_RESULTS, &frame.base);
   atomic_store(&last_answer_us, now_us());
   atomic_fetch_add(&answered, (long)n);

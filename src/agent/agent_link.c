@@ -50,6 +50,10 @@ struct agent_link {
   char (*reasons)[48];
   char (*cache_statuses)[16];
   size_t result_count, result_cap;
+  bool packed_successes; /* the engine's Welcome said it reads successes as bare ids */
+  uint64_t *verified_ok; /* those ids, when it does (result_cap each) */
+  uint64_t *unverified_ok;
+  size_t verified_count, unverified_count;
   uv_check_t flush;
   bool stopping;
   bool draining;            /* no new work; stop once the executor is idle */
@@ -93,21 +97,35 @@ static void agent_on_silence(struct wheel_timer *timer) {
 static void agent_on_flush(uv_check_t *check) {
   struct agent_link *link = check->data;
   uv_check_stop(check);
-  if (link->result_count == 0 || !link->conn || !link->welcomed)
+  if (link->result_count + link->verified_count + link->unverified_count == 0 || !link->conn ||
+      !link->welcomed)
     return;
   Cdr__Results results;
   cdr__results__init(&results);
   results.n_results = link->result_count;
   results.results = link->result_pointers;
+  results.n_verified_ok = link->verified_count;
+  results.verified_ok = link->verified_ok;
+  results.n_unverified_ok = link->unverified_count;
+  results.unverified_ok = link->unverified_ok;
   link_conn_send(link->conn, FRAME_RESULTS, &results.base);
-  link->result_count = 0;
+  link->result_count = link->verified_count = link->unverified_count = 0;
 }
 
 static void agent_on_item_done(void *context, uint64_t tag, uint64_t item_id,
                                const struct exec_outcome *outcome) {
   struct agent_link *link = context;
-  if (tag != link->generation || !link->welcomed || link->result_count == link->result_cap)
+  if (tag != link->generation || !link->welcomed ||
+      link->result_count + link->verified_count + link->unverified_count == link->result_cap)
     return; /* the link this item came on is gone: the engine sends it again */
+  if (link->packed_successes && outcome->outcome == CDR__OUTCOME__SUCCEEDED) {
+    if (outcome->verified)
+      link->verified_ok[link->verified_count++] = item_id;
+    else
+      link->unverified_ok[link->unverified_count++] = item_id;
+    uv_check_start(&link->flush, agent_on_flush);
+    return;
+  }
   size_t n = link->result_count++;
   Cdr__ItemResult *result = &link->results[n];
   cdr__item_result__init(result);
@@ -130,6 +148,7 @@ static void agent_link_on_welcome(struct agent_link *link, const Cdr__Welcome *w
   link->failed_dials = 0;
   link->heartbeat_ms = welcome->heartbeat_interval_ms ? welcome->heartbeat_interval_ms : 1000;
   link->heartbeat_misses = welcome->heartbeat_misses ? welcome->heartbeat_misses : 3;
+  link->packed_successes = welcome->packed_successes;
   log_info("link.welcome", "connected to %s (%s) as node %s", link->conn->peer, welcome->engine_id,
            link->config->node_id);
   timer_wheel_start(&link->wheel, &link->heartbeat, link->heartbeat_ms, agent_on_heartbeat);
@@ -189,7 +208,8 @@ static void agent_link_on_close(struct link_conn *conn) {
   link->welcomed = false;
   atomic_store(&agent_stats.link_up, 0);
   link->generation++;
-  link->result_count = 0;
+  link->result_count = link->verified_count = link->unverified_count = 0;
+  link->packed_successes = false; /* the next engine says again what it reads */
   /* Items of the dead link that have not started are sent again by the engine: dropping them
    * keeps quick reconnects from piling up work nobody will hear about. (When stopping, the
    * executor is already being torn down.) */
@@ -317,13 +337,16 @@ int agent_link_start(uv_loop_t *loop, const struct agent_config *config, struct 
   link->result_pointers = calloc(link->result_cap, sizeof(*link->result_pointers));
   link->reasons = calloc(link->result_cap, sizeof(*link->reasons));
   link->cache_statuses = calloc(link->result_cap, sizeof(*link->cache_statuses));
+  link->verified_ok = calloc(link->result_cap, sizeof(*link->verified_ok));
+  link->unverified_ok = calloc(link->result_cap, sizeof(*link->unverified_ok));
   /* Twice the window: items of a dead link may still run while the new link fills its window. */
   int rc =
       executor_create(loop, driver, (size_t)config->window * 2, (size_t)config->concurrency,
                       (long)config->request_timeout_ms, agent_on_item_done, link, &link->executor);
   if (!rc)
     rc = link_shared_init(&link->link_buffers, AGENT_MAX_PAYLOAD);
-  if (rc || !link->results || !link->result_pointers || !link->reasons || !link->cache_statuses)
+  if (rc || !link->results || !link->result_pointers || !link->reasons || !link->cache_statuses ||
+      !link->verified_ok || !link->unverified_ok)
     return rc ? rc : CDR_ENOMEM;
   timer_wheel_init(&link->wheel, AGENT_TICK_MS, uv_now(loop));
   uv_timer_init(loop, &link->tick);
@@ -342,6 +365,8 @@ static void agent_link_free(void *context) {
   free(link->result_pointers);
   free(link->reasons);
   free(link->cache_statuses);
+  free(link->verified_ok);
+  free(link->unverified_ok);
   /* the link itself is freed by agent_link_destroy after the loop ends: it still holds the exit
    * code, and its connection may still be writing its last results */
 }

@@ -156,6 +156,7 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
   welcome.engine_id = engine_id;
   welcome.heartbeat_interval_ms = (uint32_t)fabric->config->heartbeat_ms;
   welcome.heartbeat_misses = (uint32_t)fabric->config->heartbeat_misses;
+  welcome.packed_successes = true;
   if (link_conn_send(&link->conn, FRAME_WELCOME, &welcome.base))
     return;
   link->node = node;
@@ -175,7 +176,8 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
  * records them. */
 static void fabric_link_on_results(struct fabric_link *link, const Cdr__Results *frame) {
   struct fabric *fabric = link->fabric;
-  while (fabric->result_cap < frame->n_results) {
+  size_t count = frame->n_results + frame->n_verified_ok + frame->n_unverified_ok;
+  while (fabric->result_cap < count) {
     if (!array_reserve((void **)&fabric->results, &fabric->result_cap, fabric->result_cap,
                        sizeof(*fabric->results), 256)) {
       link_conn_close(&link->conn, "out of memory reading results");
@@ -193,7 +195,14 @@ static void fabric_link_on_results(struct fabric_link *link, const Cdr__Results 
         .verified = wire->verified,
         .reason = wire->reason ? wire->reason : ""};
   }
-  fabric_results_apply(fabric, link->node, fabric->results, frame->n_results);
+  struct item_result *ok = fabric->results + frame->n_results;
+  for (size_t i = 0; i < frame->n_verified_ok; i++)
+    *ok++ = (struct item_result){
+        .item_id = frame->verified_ok[i], .state = ITEM_SUCCEEDED, .verified = true, .reason = ""};
+  for (size_t i = 0; i < frame->n_unverified_ok; i++)
+    *ok++ = (struct item_result){
+        .item_id = frame->unverified_ok[i], .state = ITEM_SUCCEEDED, .reason = ""};
+  fabric_results_apply(fabric, link->node, fabric->results, count);
 }
 
 int fabric_link_send_work(struct fabric_node *node, const Cdr__Work *work) {
