@@ -80,24 +80,28 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
   static Cdr__ItemResult results[1024];
   static Cdr__ItemResult *pointers[1024];
   static uint64_t verified[1024], unverified[1024];
-  size_t n = work->n_items < 1024 ? work->n_items : 1024;
+  /* Work holds at most 1,024 items in all (the engine's batch), as messages or packed purges. */
+  size_t n = work->n_items + work->n_url_purge_ids;
+  if (n > 1024)
+    n = 1024;
   Cdr__Results frame;
   cdr__results__init(&frame);
   frame.results = pointers;
   frame.verified_ok = verified;
   frame.unverified_ok = unverified;
   for (size_t i = 0; i < n; i++) {
-    const Cdr__WorkItem *item = work->items[i];
-    bool checked = !item->skip_verify; /* as an agent whose cache tells */
+    bool whole = i < work->n_items; /* a WorkItem message, not a packed purge */
+    uint64_t item_id = whole ? work->items[i]->item_id : work->url_purge_ids[i - work->n_items];
+    bool checked = !whole || !work->items[i]->skip_verify; /* as an agent whose cache tells */
     if (agent->packed_successes) {
       if (checked)
-        verified[frame.n_verified_ok++] = item->item_id;
+        verified[frame.n_verified_ok++] = item_id;
       else
-        unverified[frame.n_unverified_ok++] = item->item_id;
+        unverified[frame.n_unverified_ok++] = item_id;
       continue;
     }
     cdr__item_result__init(&results[i]);
-    results[i].item_id = item->item_id;
+    results[i].item_id = item_id;
     results[i].outcome = CDR__OUTCOME__SUCCEEDED;
     results[i].http_status = 200;
     results[i].verified = checked;
@@ -125,6 +129,7 @@ static void sim_on_connect(uv_connect_t *req, int status) {
   hello.agent_version = version;
   hello.cache_kind = kind;
   hello.window = (uint32_t)fleet.window;
+  hello.packed_work = true;
   link_conn_send(&agent->conn, FRAME_HELLO, &hello.base);
 }
 

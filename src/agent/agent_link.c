@@ -154,6 +154,17 @@ static void agent_link_on_welcome(struct agent_link *link, const Cdr__Welcome *w
   timer_wheel_start(&link->wheel, &link->heartbeat, link->heartbeat_ms, agent_on_heartbeat);
 }
 
+/* Hands one work item to the executor, or answers it at once when it is not fit for a cache
+ * request or there is no room (or memory) for it now: the engine tries a busy item again later. */
+static void agent_link_take(struct agent_link *link, const Cdr__WorkItem *item) {
+  const char *problem = driver_item_problem(item);
+  if (!problem && executor_submit(link->executor, item, link->generation) == 0)
+    return;
+  struct exec_outcome refused = {.outcome = CDR__OUTCOME__FAILED};
+  snprintf(refused.reason, sizeof(refused.reason), "%s", problem ? problem : "agent_busy");
+  agent_on_item_done(link, link->generation, item->item_id, &refused);
+}
+
 static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
                                 ProtobufCMessage *message) {
   struct agent_link *link = conn->owner;
@@ -184,15 +195,18 @@ static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
     }
     if (link->draining)
       return; /* stopping: the engine sends these again when this node returns */
-    for (size_t i = 0; i < work->n_items; i++) {
-      const char *problem = driver_item_problem(work->items[i]);
-      if (!problem && executor_submit(link->executor, work->items[i], link->generation) == 0)
-        continue;
-      /* Not fit for a cache request, or no room (or memory) for it now: the engine tries a
-       * busy item again later. */
-      struct exec_outcome refused = {.outcome = CDR__OUTCOME__FAILED};
-      snprintf(refused.reason, sizeof(refused.reason), "%s", problem ? problem : "agent_busy");
-      agent_on_item_done(link, link->generation, work->items[i]->item_id, &refused);
+    if (work->n_url_purge_ids != work->n_url_purge_targets) {
+      link_conn_close(conn, "Work with packed purge ids and targets of different lengths");
+      return;
+    }
+    for (size_t i = 0; i < work->n_items; i++)
+      agent_link_take(link, work->items[i]);
+    for (size_t i = 0; i < work->n_url_purge_ids; i++) {
+      Cdr__WorkItem item; /* a hard, verified exact-URL purge without headers */
+      cdr__work_item__init(&item);
+      item.item_id = work->url_purge_ids[i];
+      item.target = work->url_purge_targets[i];
+      agent_link_take(link, &item);
     }
     return;
   }
@@ -233,6 +247,7 @@ static void agent_link_send_hello(struct agent_link *link) {
   hello.n_groups = link->group_count;
   hello.groups = link->groups;
   hello.window = (uint32_t)link->config->window;
+  hello.packed_work = true;
   link_conn_send(link->conn, FRAME_HELLO, &hello.base);
 }
 

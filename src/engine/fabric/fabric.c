@@ -152,6 +152,7 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
   free(groups_json);
   snprintf(node->cache_kind, sizeof(node->cache_kind), "%s", hello->cache_kind);
   fabric_copy_printable(node->agent_version, sizeof(node->agent_version), hello->agent_version);
+  node->packed_work = hello->packed_work;
   int64_t now = clock_now_ms();
   if (!known)
     node->registered_ms = now;
@@ -692,6 +693,8 @@ void fabric_free(struct fabric *fabric) {
   free(fabric->nodes);
   free(fabric->work_items);
   free(fabric->work_pointers);
+  free(fabric->work_url_ids);
+  free(fabric->work_url_targets);
   free(fabric->dispatch_due);
   free(fabric->results);
   node_tokens_free(fabric->node_tokens);

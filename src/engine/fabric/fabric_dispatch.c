@@ -135,8 +135,10 @@ static Cdr__Operation fabric_operation(const struct task *task, enum target_kind
   return purges[kind];
 }
 
-/* Takes a free slot for (task_node, index) and describes it as work item n of the batch. */
-static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, size_t n,
+/* Takes a free slot for (task_node, index) and adds it to the Work frame being built: as a
+ * packed exact-URL purge when the node's agent reads those and nothing else about it differs
+ * from the defaults, else as a WorkItem. */
+static void fabric_work_add(struct fabric *fabric, struct fabric_node *node,
                             struct fabric_task_node *task_node, size_t index, int64_t now_ms) {
   uint32_t slot_index = node->free_slot;
   struct fabric_slot *slot = &node->slots[slot_index];
@@ -152,16 +154,24 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node, siz
   fabric_dedup_lead(node, slot_index);
 
   const struct task *task = task_node->task->task;
-  Cdr__WorkItem *item = &fabric->work_items[n];
+  uint64_t item_id = (uint64_t)slot->generation << 32 | slot_index;
+  Cdr__Operation operation = fabric_operation(task, task->targets[index].kind);
+  if (node->packed_work && operation == CDR__OPERATION__PURGE_URL &&
+      task->mode != TASK_MODE_INVALIDATE && task->verify && task_node->task->header_count == 0) {
+    fabric->work_url_ids[fabric->work_packed] = item_id;
+    fabric->work_url_targets[fabric->work_packed++] = (char *)(uintptr_t)task->targets[index].value;
+    return;
+  }
+  Cdr__WorkItem *item = &fabric->work_items[fabric->work_full];
   cdr__work_item__init(item);
-  item->item_id = (uint64_t)slot->generation << 32 | slot_index;
-  item->operation = fabric_operation(task, task->targets[index].kind);
+  item->item_id = item_id;
+  item->operation = operation;
   item->invalidate = task->mode == TASK_MODE_INVALIDATE;
   item->skip_verify = !task->verify;
   item->target = (char *)(uintptr_t)task->targets[index].value;
   item->n_headers = task_node->task->header_count;
   item->headers = task_node->task->headers;
-  fabric->work_pointers[n] = item;
+  fabric->work_pointers[fabric->work_full++] = item;
 }
 
 /* Fills up to room items from a queue; pops cursors that are exhausted or whose task ended. */
@@ -176,8 +186,10 @@ static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node,
         size_t index = task_node->next++;
         (*items)--;
         if (item_states_get(task_node->states, index) == ITEM_PENDING &&
-            !fabric_dedup_join(node, task_node, index))
-          fabric_work_add(fabric, node, n++, task_node, index, now_ms);
+            !fabric_dedup_join(node, task_node, index)) {
+          fabric_work_add(fabric, node, task_node, index, now_ms);
+          n++;
+        }
       }
     }
     if (task_node->next < count && fabric_task_active(task_node->task))
@@ -195,7 +207,10 @@ static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
   if (!fabric->work_items) {
     fabric->work_items = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_items));
     fabric->work_pointers = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_pointers));
-    if (!fabric->work_items || !fabric->work_pointers)
+    fabric->work_url_ids = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_url_ids));
+    fabric->work_url_targets = calloc(FABRIC_WORK_BATCH, sizeof(*fabric->work_url_targets));
+    if (!fabric->work_items || !fabric->work_pointers || !fabric->work_url_ids ||
+        !fabric->work_url_targets)
       return;
   }
   int64_t now_ms = clock_now_ms(); /* one reading for the whole dispatch */
@@ -209,12 +224,15 @@ static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
     if (room == 0)
       return;
     size_t n = 0;
+    fabric->work_full = fabric->work_packed = 0;
     while (n < room && node->redeliver_count > 0) {
       struct fabric_item_ref ref = node->redeliver[--node->redeliver_count];
       if (fabric_task_active(ref.task_node->task) &&
           item_states_get(ref.task_node->states, ref.index) == ITEM_PENDING &&
-          !fabric_dedup_join(node, ref.task_node, ref.index))
-        fabric_work_add(fabric, node, n++, ref.task_node, ref.index, now_ms);
+          !fabric_dedup_join(node, ref.task_node, ref.index)) {
+        fabric_work_add(fabric, node, ref.task_node, ref.index, now_ms);
+        n++;
+      }
     }
     n = fabric_queue_take(fabric, node, &node->fast, &node->lane_items[FABRIC_FAST], n, room,
                           now_ms);
@@ -224,8 +242,11 @@ static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
       return;
     Cdr__Work work;
     cdr__work__init(&work);
-    work.n_items = n;
+    work.n_items = fabric->work_full;
     work.items = fabric->work_pointers;
+    work.n_url_purge_ids = work.n_url_purge_targets = fabric->work_packed;
+    work.url_purge_ids = fabric->work_url_ids;
+    work.url_purge_targets = fabric->work_url_targets;
     if (fabric->send_work(node, &work))
       return;
   }

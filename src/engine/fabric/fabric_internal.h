@@ -114,6 +114,7 @@ struct fabric_node {
   size_t group_count;
   char cache_kind[16];
   char agent_version[32];
+  bool packed_work; /* its agent reads exact-URL purges as Work.url_purge_ids / _targets */
   int64_t registered_ms;
   int64_t last_hello_ms;     /* its agent's latest Hello */
   int64_t first_result_ms;   /* its first result of any item, 0 while none (kept in the store) */
@@ -199,6 +200,10 @@ struct fabric {
   bool stopping;
   Cdr__WorkItem *work_items; /* reused to build Work frames */
   Cdr__WorkItem **work_pointers;
+  size_t work_full;       /* items of the frame being built as messages */
+  uint64_t *work_url_ids; /* ... and as packed exact-URL purges (packed_work nodes) */
+  char **work_url_targets;
+  size_t work_packed;
   size_t work_capacity;
   fabric_work_sender send_work; /* how Work frames leave: fabric_link_send_work */
   struct item_result *results;  /* reused to convert Results frames (fabric_link.c) */
