@@ -55,6 +55,67 @@ static void frame_round_trips_a_hello(void **state) {
   assert_int_equal(got->window, 256);
 }
 
+/* Packed exact-URL purges and packed successes keep every id and target, next to messages. */
+static void frame_round_trips_packed_work_and_results(void **state) {
+  (void)state;
+  char a[] = "https://a.example/x", b[] = "https://b.example/y?q=1", regex[] = "^/doc/";
+  uint64_t ids[] = {(uint64_t)7 << 32 | 3, UINT64_MAX};
+  char *targets[] = {a, b};
+  Cdr__WorkItem item;
+  cdr__work_item__init(&item);
+  item.item_id = 9;
+  item.operation = CDR__OPERATION__PURGE_REGEX;
+  item.target = regex;
+  Cdr__WorkItem *items[] = {&item};
+  Cdr__Work work;
+  cdr__work__init(&work);
+  work.n_items = 1;
+  work.items = items;
+  work.n_url_purge_ids = work.n_url_purge_targets = 2;
+  work.url_purge_ids = ids;
+  work.url_purge_targets = targets;
+  out.len = 0;
+  assert_int_equal(frame_append(&out, FRAME_WORK, &work.base, NULL, &scratch), 0);
+  struct frame_view view;
+  assert_int_equal(frame_peek(out.data, out.len, MAX_PAYLOAD, &view), 0);
+  ProtobufCMessage *message;
+  assert_int_equal(frame_unpack(&view, NULL, &scratch, MAX_PAYLOAD, &arena, &message), 0);
+  const Cdr__Work *got = (const Cdr__Work *)message;
+  assert_int_equal(got->n_items, 1);
+  assert_string_equal(got->items[0]->target, regex);
+  assert_int_equal(got->n_url_purge_ids, 2);
+  assert_int_equal(got->n_url_purge_targets, 2);
+  assert_true(got->url_purge_ids[0] == ids[0] && got->url_purge_ids[1] == ids[1]);
+  assert_string_equal(got->url_purge_targets[1], b);
+
+  uint64_t verified[] = {1, 2, 3}, unverified[] = {(uint64_t)1 << 40};
+  Cdr__ItemResult failed;
+  cdr__item_result__init(&failed);
+  failed.item_id = 9;
+  failed.outcome = CDR__OUTCOME__FAILED;
+  failed.http_status = 503;
+  Cdr__ItemResult *results[] = {&failed};
+  Cdr__Results frame;
+  cdr__results__init(&frame);
+  frame.n_results = 1;
+  frame.results = results;
+  frame.n_verified_ok = 3;
+  frame.verified_ok = verified;
+  frame.n_unverified_ok = 1;
+  frame.unverified_ok = unverified;
+  out.len = 0;
+  assert_int_equal(frame_append(&out, FRAME_RESULTS, &frame.base, NULL, &scratch), 0);
+  assert_int_equal(frame_peek(out.data, out.len, MAX_PAYLOAD, &view), 0);
+  assert_int_equal(frame_unpack(&view, NULL, &scratch, MAX_PAYLOAD, &arena, &message), 0);
+  const Cdr__Results *back = (const Cdr__Results *)message;
+  assert_int_equal(back->n_results, 1);
+  assert_int_equal(back->results[0]->http_status, 503);
+  assert_int_equal(back->n_verified_ok, 3);
+  assert_true(back->verified_ok[2] == 3);
+  assert_int_equal(back->n_unverified_ok, 1);
+  assert_true(back->unverified_ok[0] == (uint64_t)1 << 40);
+}
+
 /* Builds a Work frame of n items into out; compressed when zstd is given. */
 static void append_work(size_t n, ZSTD_CCtx *zstd) {
   static Cdr__WorkItem items[2000];
@@ -165,6 +226,7 @@ static void frame_refuses_compressed_bombs(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(frame_round_trips_a_hello),
+      cmocka_unit_test(frame_round_trips_packed_work_and_results),
       cmocka_unit_test(frame_compresses_large_batches),
       cmocka_unit_test(frame_leaves_small_batches_plain),
       cmocka_unit_test(frame_waits_for_truncated_input),
