@@ -117,17 +117,25 @@ static void lab_close(void) {
 }
 
 /* Registers node i (as its agent's Hello would) and brings it online with window. */
-static struct fabric_node *lab_node(size_t i, uint32_t window) {
-  char id[16], cache_kind[] = "nginx", version[] = "test";
-  snprintf(id, sizeof(id), "edge-%zu", i);
+/* Registers node id as its agent's Hello would, with window. */
+static struct fabric_node *lab_register(const char *id, uint32_t window) {
+  char node_id[32], cache_kind[] = "nginx", version[] = "test";
+  snprintf(node_id, sizeof(node_id), "%s", id);
   Cdr__Hello hello;
   cdr__hello__init(&hello);
-  hello.node_id = id;
+  hello.node_id = node_id;
   hello.cache_kind = cache_kind;
   hello.agent_version = version;
   hello.window = window;
   struct fabric_node *node = fabric_node_register(lab->fabric, &hello);
   assert_non_null(node);
+  return node;
+}
+
+static struct fabric_node *lab_node(size_t i, uint32_t window) {
+  char id[16];
+  snprintf(id, sizeof(id), "edge-%zu", i);
+  struct fabric_node *node = lab_register(id, window);
   lab->links[i] = (struct fabric_link){.fabric = lab->fabric, .node = node};
   node->link = &lab->links[i];
   lab->nodes[i] = node;
@@ -544,16 +552,10 @@ static void the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes(void **st
   size_t steps[2], made = 0;
   for (size_t round = 0; round < 2; round++) {
     for (; made < sizes[round]; made++) {
-      char id[32], cache_kind[] = "nginx", version[] = "test";
+      char id[32];
       snprintf(id, sizeof(id), "fleet-%zu", made);
-      Cdr__Hello hello;
-      cdr__hello__init(&hello);
-      hello.node_id = id;
-      hello.cache_kind = cache_kind;
-      hello.agent_version = version;
-      struct fabric_node *node = fabric_node_register(lab->fabric, &hello);
-      assert_non_null(node);
-      node->lane_items[FABRIC_FAST] = made + 1; /* a synthetic queue, deeper than all before */
+      /* a synthetic queue, deeper than all before */
+      lab_register(id, 1)->lane_items[FABRIC_FAST] = made + 1;
     }
     struct fabric_query *query = lab_ask(FABRIC_STATS);
     assert_int_equal(query->result, 0);
