@@ -617,21 +617,28 @@ static int api_query_parse(h2o_req_t *req, struct api_query *params, size_t coun
 }
 
 /* Reads ?limit= into *limit (default API_PAGE_DEFAULT); replies and returns -1 when invalid. */
+/* Reads a given parameter as a decimal of 1..digits digits into *out; false when it is none. */
+static bool api_query_decimal(const struct api_query *param, size_t digits, uint64_t *out) {
+  bool ok = param->len > 0 && param->len <= digits;
+  uint64_t value = 0;
+  for (size_t i = 0; ok && i < param->len; i++) {
+    ok = param->value[i] >= '0' && param->value[i] <= '9';
+    value = value * 10 + (uint64_t)(param->value[i] - '0');
+  }
+  *out = value;
+  return ok;
+}
+
 static int api_query_limit(h2o_req_t *req, const struct api_query *param, size_t *limit) {
   *limit = API_PAGE_DEFAULT;
   if (!param->value)
     return 0;
-  size_t value = 0;
-  bool ok = param->len > 0 && param->len <= 4;
-  for (size_t i = 0; ok && i < param->len; i++) {
-    ok = param->value[i] >= '0' && param->value[i] <= '9';
-    value = value * 10 + (size_t)(param->value[i] - '0');
-  }
-  if (!ok || value < 1 || value > API_PAGE_MAX) {
+  uint64_t value;
+  if (!api_query_decimal(param, 4, &value) || value < 1 || value > API_PAGE_MAX) {
     api_reply_error(req, CDR_EINVALID_QUERY, "limit", "limit must be an integer 1..1000");
     return -1;
   }
-  *limit = value;
+  *limit = (size_t)value;
   return 0;
 }
 
@@ -652,25 +659,19 @@ static int api_list_nodes(h2o_req_t *req) {
       return 0;
     }
   }
-  if (params[1].value && (params[1].len > FABRIC_NODE_ID_MAX ||
-                          !fabric_name_valid(params[1].value, params[1].len, FABRIC_NODE_ID_MAX))) {
+  if (params[1].value && !fabric_name_valid(params[1].value, params[1].len, FABRIC_NODE_ID_MAX)) {
     api_reply_error(req, CDR_EINVALID_QUERY, "q",
                     "q must be 1..64 of A-Z a-z 0-9 . _ - (part of a node id or group)");
     return 0;
   }
   if (params[1].value)
     memcpy(page.search, params[1].value, params[1].len);
-  if (params[2].value) {
-    bool ok = params[2].len > 0 && params[2].len <= 9;
-    for (size_t i = 0; ok && i < params[2].len; i++) {
-      ok = params[2].value[i] >= '0' && params[2].value[i] <= '9';
-      page.cursor = page.cursor * 10 + (size_t)(params[2].value[i] - '0');
-    }
-    if (!ok) {
-      api_reply_error(req, CDR_EINVALID_QUERY, "cursor", "cursor must be a next_cursor value");
-      return 0;
-    }
+  uint64_t cursor = 0;
+  if (params[2].value && !api_query_decimal(&params[2], 9, &cursor)) {
+    api_reply_error(req, CDR_EINVALID_QUERY, "cursor", "cursor must be a next_cursor value");
+    return 0;
   }
+  page.cursor = (size_t)cursor;
   if (params[3].value && api_query_limit(req, &params[3], &page.limit))
     return 0;
   struct fabric_query *query = api_query_new(req, FABRIC_NODES, api_on_nodes);
@@ -729,12 +730,9 @@ static int api_list_targets(h2o_req_t *req, struct store_job *job) {
     ok = false;
   }
   if (ok && params[1].value) {
-    after = 0;
-    ok = params[1].len > 0 && params[1].len <= 12;
-    for (size_t i = 0; ok && i < params[1].len; i++) {
-      ok = params[1].value[i] >= '0' && params[1].value[i] <= '9';
-      after = after * 10 + (params[1].value[i] - '0');
-    }
+    uint64_t index;
+    ok = api_query_decimal(&params[1], 12, &index);
+    after = (int64_t)index;
     if (!ok)
       api_reply_error(req, CDR_EINVALID_QUERY, "cursor", "cursor must be a next_cursor value");
   }
