@@ -97,6 +97,11 @@ static inline void plan_nodes_set(uint8_t *plan, int64_t number) {
   plan[number / 8] = (uint8_t)(plan[number / 8] | 1u << (number % 8));
 }
 
+/* Whether a task read back resumes from the plan it has (else it is planned anew). */
+static inline bool task_resumable(const struct task *task) {
+  return task->planned && task->plan_nodes;
+}
+
 /* Per-(task, node) verification: 1 bit per target, set when a succeeded result was verified. */
 static inline size_t item_verified_bytes(size_t targets) { return (targets + 7) / 8; }
 

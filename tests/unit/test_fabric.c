@@ -207,30 +207,54 @@ static void lab_answer(size_t n, enum item_state state, uint32_t http_status, co
   uv_run(&lab->fabric->loop, UV_RUN_NOWAIT); /* the end of the iteration sends what it freed */
 }
 
-static bool lab_in_queue(const struct fifo *queue, const struct fabric_task_node *task_node) {
-  for (const struct fifo_node *at = queue->head; at; at = at->next) {
-    if (at == &task_node->queue_link)
-      return true;
-  }
-  return false;
-}
-
-/* Items a queue has still to send, counted the slow way. */
-static size_t lab_queue_items(const struct fifo *queue) {
+/* Items a node's lane has still to send, counted the slow way: the rest of its current record
+ * and every planned task still in the log ahead of its cursor. */
+static size_t lab_lane_items(const struct fabric *fabric, const struct fabric_node *node,
+                             enum fabric_lane lane) {
+  const struct fabric_log *log = &fabric->log[lane];
+  const struct fabric_cursor *cursor = &node->cursor[lane];
   size_t items = 0;
-  for (struct fifo_node *at = queue->head; at; at = at->next) {
-    const struct fabric_task_node *tn = FIFO_ENTRY(at, struct fabric_task_node, queue_link);
-    items += tn->task->task->target_count - tn->next;
+  uint64_t pos = cursor->pos;
+  if (cursor->current) {
+    assert_int_equal(cursor->current->task->log_pos, pos);
+    items += cursor->current->task->task->target_count - cursor->current->next;
+    pos++;
+  }
+  for (pos = pos > log->base ? pos : log->base; pos < log->end; pos++) {
+    const struct fabric_task *task = fabric_log_at(log, pos);
+    if (task && plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number))
+      items += task->task->target_count;
   }
   return items;
 }
 
+/* Holds on record: slots, followers, redeliver entries and retries naming it. */
+static uint32_t lab_record_refs(const struct fabric *fabric,
+                                const struct fabric_task_node *record) {
+  uint32_t refs = 0;
+  const struct fabric_node *node = record->node;
+  for (uint32_t s = 0; s < node->slot_count; s++) {
+    const struct fabric_slot *slot = &node->slots[s];
+    if (!slot->used)
+      continue;
+    refs += slot->task_node == record;
+    for (uint32_t f = 0; f < slot->follower_count; f++)
+      refs += slot->followers[f].task_node == record;
+  }
+  for (size_t r = 0; r < node->redeliver_count; r++)
+    refs += node->redeliver[r].task_node == record;
+  for (struct list_node *at = record->task->retries.first; at; at = at->next)
+    refs += LIST_ENTRY(at, struct fabric_retry, link)->task_node == record;
+  (void)fabric;
+  return refs;
+}
+
 /* What must hold between any two events: a node's in_flight is its used slots, its lane counts
- * what its queues hold; a task's pending count is its pending bits, and the fabric's backlog
- * their sum; a task node is marked queued exactly while it is in its node's queue; a task's
- * in_flight is the items of it in some node's slots (or following one); and no node's
- * watermark, as it would be saved now, passes a task it still owes a result (a canceled task is
- * owed none). */
+ * what its cursors have still to send; a task's pending count is its records' pending bits plus
+ * every item of the planned nodes that have not reached it, and the fabric's backlog their sum;
+ * a task's unreached count is those nodes; a record's refs are what holds it; a task's in_flight
+ * is the items of it in some node's slots (or following one); and no node's watermark, as it
+ * would be saved now, passes a task it still owes a result (a canceled task is owed none). */
 static void lab_check_invariants(void) {
   struct fabric *fabric = lab->fabric;
   struct store_job marks = {.arena = {0}};
@@ -245,27 +269,33 @@ static void lab_check_invariants(void) {
       used += node->slots[s].used;
     assert_int_equal(used, node->in_flight);
     assert_true(node->in_flight <= node->window);
-    assert_int_equal(node->lane_items[FABRIC_FAST], lab_queue_items(&node->fast));
-    assert_int_equal(node->lane_items[FABRIC_SLOW], lab_queue_items(&node->slow));
+    assert_int_equal(node->lane_items[FABRIC_FAST], lab_lane_items(fabric, node, FABRIC_FAST));
+    assert_int_equal(node->lane_items[FABRIC_SLOW], lab_lane_items(fabric, node, FABRIC_SLOW));
   }
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     const struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
+    const struct task *t = task->task;
     int64_t pending = 0, in_slots = 0;
-    for (size_t n = 0; n < task->node_count; n++) {
-      const struct fabric_task_node *task_node = &task->nodes[n];
-      int64_t owed = 0;
-      for (size_t t = 0; t < task->task->target_count; t++)
-        owed += item_states_get(task_node->states, t) == ITEM_PENDING;
-      pending += owed;
-      if (owed && task->task->state != TASK_CANCELED)
-        assert_true(task->task->plan_seq >=
-                    task_node->node->open_below[fabric_task_lane(task->task)]);
-      const struct fifo *queue =
-          task->task->type == TASK_PURGE ? &task_node->node->fast : &task_node->node->slow;
-      assert_int_equal(task_node->queued, lab_in_queue(queue, task_node));
-    }
+    size_t unreached = 0;
     for (size_t i = 0; i < fabric->node_count; i++) {
       const struct fabric_node *node = fabric->nodes[i];
+      if (!t->plan_nodes || !plan_nodes_has(t->plan_nodes, t->plan_nodes_len, node->number))
+        continue;
+      const struct fabric_task_node *record = fabric_record_find(task, node);
+      bool before = task->logged && fabric_cursor_before(node, task);
+      unreached += before;
+      int64_t owed = 0;
+      if (record) {
+        assert_int_equal(record->refs, lab_record_refs(fabric, record));
+        for (size_t k = 0; k < t->target_count; k++)
+          owed += item_states_get(record->states, k) == ITEM_PENDING;
+        assert_int_equal(owed, fabric_record_pending(record));
+      } else if (before) {
+        owed = (int64_t)t->target_count;
+      }
+      pending += owed;
+      if (owed && t->state != TASK_CANCELED)
+        assert_true(t->plan_seq >= node->open_below[fabric_task_lane(t)]);
       for (uint32_t s = 0; s < node->slot_count; s++) {
         const struct fabric_slot *slot = &node->slots[s];
         if (!slot->used)
@@ -275,7 +305,8 @@ static void lab_check_invariants(void) {
           in_slots += slot->followers[f].task_node->task == task;
       }
     }
-    assert_int_equal(pending, task->task->counters.pending);
+    assert_int_equal(unreached, task->unreached);
+    assert_int_equal(pending, t->counters.pending);
     assert_int_equal(in_slots, task->in_flight);
     backlog += task->counted ? pending : 0;
   }

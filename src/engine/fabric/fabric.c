@@ -83,6 +83,8 @@ static struct fabric_node *fabric_node_add(struct fabric *fabric, const char *id
   if (!node)
     return NULL;
   snprintf(node->id, sizeof(node->id), "%s", id);
+  for (int lane = 0; lane < FABRIC_LANES; lane++)
+    node->cursor[lane].pos = fabric->log[lane].end; /* no task before it is planned onto it */
   fabric->nodes[fabric->node_count++] = node;
   return node;
 }
@@ -519,6 +521,17 @@ static void *fabric_main(void *arg) {
   return NULL;
 }
 
+/* qsort order of tasks read back: those resumed from their plans by plan_seq, then the others
+ * as they came (their ids are time-sortable). */
+static int fabric_task_plan_order(const void *a, const void *b) {
+  const struct task *x = *(const struct task *const *)a, *y = *(const struct task *const *)b;
+  if (task_resumable(x) != task_resumable(y))
+    return task_resumable(x) ? -1 : 1;
+  if (task_resumable(x))
+    return x->plan_seq < y->plan_seq ? -1 : x->plan_seq > y->plan_seq;
+  return strcmp(x->id, y->id);
+}
+
 /* Reads the registry and every unfinished task back from the store (start-up, before the loop
  * runs, so blocking reads are fine here). */
 static int fabric_recover(struct fabric *fabric) {
@@ -553,12 +566,10 @@ static int fabric_recover(struct fabric *fabric) {
     node->saved_below[FABRIC_SLOW] = nodes[i].slow_below;
     if (node->number >= fabric->node_numbers)
       fabric->node_numbers = node->number + 1;
-    /* New plans must come after everything a watermark already passed; a node owing nothing
-     * keeps the watermark it has. */
+    /* New plans must come after everything a watermark already passed. */
     for (int lane = 0; lane < FABRIC_LANES; lane++) {
-      node->planned_seq[lane] = node->saved_below[lane] > 0 ? node->saved_below[lane] - 1 : 0;
-      if (node->planned_seq[lane] > fabric->plan_seq)
-        fabric->plan_seq = node->planned_seq[lane];
+      if (node->saved_below[lane] - 1 > fabric->plan_seq)
+        fabric->plan_seq = node->saved_below[lane] - 1;
     }
   }
   fabric_nodes_count(fabric);
@@ -568,7 +579,18 @@ static int fabric_recover(struct fabric *fabric) {
     if (tasks[i]->plan_seq > fabric->plan_seq)
       fabric->plan_seq = tasks[i]->plan_seq;
   }
-  for (size_t i = 0; !rc && i < task_count; i++) {
+  /* The planned tasks take their places in the logs in plan order, the cursors go where the
+   * watermarks say, and then the tasks never planned are planned anew, after them. */
+  size_t resumable = 0;
+  if (!rc && task_count > 1)
+    qsort(tasks, task_count, sizeof(*tasks), fabric_task_plan_order);
+  while (!rc && resumable < task_count && task_resumable(tasks[resumable]))
+    resumable++;
+  for (size_t i = 0; !rc && i <= task_count; i++) {
+    if (i == resumable)
+      fabric_log_place_cursors(fabric);
+    if (i == task_count)
+      break;
     struct store_task_node *saved = NULL;
     struct store_failure *failures = NULL;
     size_t saved_count = 0, failure_count = 0;
@@ -691,6 +713,8 @@ void fabric_free(struct fabric *fabric) {
   for (size_t i = 0; i < fabric->node_count; i++)
     fabric_node_free(fabric->nodes[i]);
   free(fabric->nodes);
+  for (int lane = 0; lane < FABRIC_LANES; lane++)
+    free(fabric->log[lane].entries);
   free(fabric->work_items);
   free(fabric->work_pointers);
   free(fabric->work_url_ids);
@@ -710,12 +734,25 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
     link_conn_close(&node->link->conn, "node removed by an operator");
   for (struct list_node *at = fabric->tasks.first; at; at = at->next)
     fabric_items_fail(fabric, LIST_ENTRY(at, struct fabric_task, link), node, "node_removed");
+  for (size_t r = 0; r < node->redeliver_count; r++) {
+    node->redeliver[r].task_node->refs--;
+    fabric_record_settle(node->redeliver[r].task_node);
+  }
   node->redeliver_count = 0;
-  struct fifo *queues[] = {&node->fast, &node->slow};
-  for (size_t q = 0; q < 2; q++) {
-    for (struct fifo_node *at; (at = fifo_pop(queues[q]));)
-      FIFO_ENTRY(at, struct fabric_task_node, queue_link)->queued = false;
-    node->lane_items[q] = 0;
+  /* Its cursors pass every task: those it had not reached stop waiting for it. */
+  for (int lane = 0; lane < FABRIC_LANES; lane++) {
+    struct fabric_log *log = &fabric->log[lane];
+    struct fabric_cursor *cursor = &node->cursor[lane];
+    struct fabric_task_node *current = cursor->current;
+    for (uint64_t pos = cursor->pos + (current != NULL); pos < log->end; pos++) {
+      struct fabric_task *task = pos >= log->base ? fabric_log_at(log, pos) : NULL;
+      if (task && plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number))
+        task->unreached--;
+    }
+    *cursor = (struct fabric_cursor){.pos = log->end};
+    node->lane_items[lane] = 0;
+    if (current)
+      fabric_record_settle(current);
   }
   struct store_job *job = calloc(1, sizeof(*job));
   if (job) {

@@ -1,8 +1,10 @@
 /* fabric/ — the agent fabric: the engine's side of every agent link, the node registry, the
- * planner that splits accepted tasks per node, the per-node queues and the recording of results.
+ * planner that splits accepted tasks per node, each lane's log of tasks that every node's cursor
+ * walks, and the recording of results.
  * fabric.c: the thread, loop, registry, recovery at start and the ordered stop; fabric_link.c:
  * agent connections, the only file that sees the wire's Results and sends Work; fabric_plan.c:
- * tasks in memory and their plans; fabric_dispatch.c: windows, queues, Work frames;
+ * tasks in memory and their plans; fabric_log.c: the logs, cursors and (task, node) records;
+ * fabric_dispatch.c: windows, the cursors' walk, Work frames; fabric_marks.c: watermarks;
  * fabric_results.c: results and progress saves; fabric_retry.c: retries and deadlines;
  * fabric_dedup.c: merging identical purges; fabric_notify.c: its callbacks and alerts;
  * node_tokens.c, agent_auth.c: who may connect. Its files share fabric_internal.h.

@@ -106,6 +106,7 @@ bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_n
     }
     slot->followers[slot->follower_count++] = (struct fabric_item_ref){task_node, index};
     task_node->task->in_flight++;
+    task_node->refs++;
     node->merged++;
     return true;
   }

@@ -1,7 +1,8 @@
 /* fabric_dispatch.c — sending work: a node's window of slots (an item id is a slot and its
- * generation), its two queues (purges in a fast lane ahead of preloads), the items taken back when
- * its link dies and sent first when it returns, and Work frames of up to FABRIC_WORK_BATCH items
- * through fabric->send_work, one per node at the end of each loop iteration that freed room. */
+ * generation), its two cursors walking the lanes' logs (purges in a fast lane ahead of preloads),
+ * the items taken back when its link dies and sent first when it returns, and Work frames of up to
+ * FABRIC_WORK_BATCH items through fabric->send_work, one per node at the end of each loop iteration
+ * that freed room. */
 #include "common/array.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -13,28 +14,7 @@
 
 enum { FABRIC_WORK_BATCH = 1024 }; /* most items in one Work frame */
 
-/* ---- nodes: window, queues, dispatch ---- */
-
-/* The queue of task_node's node in its task's lane, and that lane's item count. */
-static struct fifo *fabric_queue_of(struct fabric_task_node *task_node, size_t **items) {
-  enum fabric_lane lane = fabric_task_lane(task_node->task->task);
-  *items = &task_node->node->lane_items[lane];
-  return lane == FABRIC_FAST ? &task_node->node->fast : &task_node->node->slow;
-}
-
-void fabric_queue_push(struct fabric_task_node *task_node) {
-  size_t *items;
-  fifo_push(fabric_queue_of(task_node, &items), &task_node->queue_link);
-  *items += task_node->task->task->target_count - task_node->next;
-  task_node->queued = true;
-}
-
-void fabric_queue_remove(struct fabric_task_node *task_node) {
-  size_t *items;
-  fifo_remove(fabric_queue_of(task_node, &items), &task_node->queue_link);
-  *items -= task_node->task->task->target_count - task_node->next;
-  task_node->queued = false;
-}
+/* ---- nodes: window, cursors, dispatch ---- */
 
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window) {
   node->window = window;
@@ -90,6 +70,7 @@ void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *ta
     node->marks_pinned = true; /* the item stays pending, and is sent again after a restart */
     return;
   }
+  task_node->refs++;
   node->redeliver[node->redeliver_count++] = (struct fabric_item_ref){task_node, index};
 }
 
@@ -100,11 +81,12 @@ void fabric_node_offline(struct fabric *fabric, struct fabric_node *node) {
     struct fabric_slot *slot = &node->slots[i];
     if (!slot->used)
       continue;
-    slot->task_node->task->in_flight--;
-    fabric_redeliver_push(node, slot->task_node, slot->index);
-    for (uint32_t f = 0; f < slot->follower_count; f++) {
-      slot->followers[f].task_node->task->in_flight--;
-      fabric_redeliver_push(node, slot->followers[f].task_node, slot->followers[f].index);
+    for (uint32_t f = 0; f <= slot->follower_count; f++) {
+      struct fabric_item_ref item =
+          f == 0 ? (struct fabric_item_ref){slot->task_node, slot->index} : slot->followers[f - 1];
+      item.task_node->task->in_flight--;
+      fabric_redeliver_push(node, item.task_node, item.index);
+      item.task_node->refs--; /* the slot's hold passed to the redeliver list */
     }
   }
   fabric_node_slots_free(node);
@@ -151,6 +133,7 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node,
   slot->follower_count = 0;
   node->in_flight++;
   task_node->task->in_flight++;
+  task_node->refs++;
   fabric_dedup_lead(node, slot_index);
 
   const struct task *task = task_node->task->task;
@@ -174,30 +157,74 @@ static void fabric_work_add(struct fabric *fabric, struct fabric_node *node,
   fabric->work_pointers[fabric->work_full++] = item;
 }
 
-/* Fills up to room items from a queue; pops cursors that are exhausted or whose task ended. */
-static size_t fabric_queue_take(struct fabric *fabric, struct fabric_node *node, struct fifo *queue,
-                                size_t *items, size_t n, size_t room, int64_t now_ms) {
-  while (n < room && !fifo_empty(queue)) {
-    struct fabric_task_node *task_node =
-        FIFO_ENTRY(queue->head, struct fabric_task_node, queue_link);
-    size_t count = task_node->task->task->target_count;
-    if (fabric_task_active(task_node->task)) {
-      while (n < room && task_node->next < count) {
-        size_t index = task_node->next++;
-        (*items)--;
-        if (item_states_get(task_node->states, index) == ITEM_PENDING &&
-            !fabric_dedup_join(node, task_node, index)) {
-          fabric_work_add(fabric, node, task_node, index, now_ms);
-          n++;
-        }
+/* The record node sends task from, reaching it: the one read back for it at a restart, or a
+ * new one. NULL when out of memory. */
+static struct fabric_task_node *fabric_record_reach(struct fabric_task *task,
+                                                    struct fabric_node *node) {
+  if (task->preset_count > 0) {
+    struct fabric_task_node *record = fabric_record_find(task, node);
+    if (record) {
+      record->preset = false;
+      task->preset_count--;
+      return record;
+    }
+  }
+  return fabric_record_new(task, node);
+}
+
+/* Fills up to room items from a lane: the cursor sends its current task's pending items, then
+ * walks on through the log to the next task planned onto the node, skipping those that ended. */
+static size_t fabric_lane_take(struct fabric *fabric, struct fabric_node *node,
+                               enum fabric_lane lane, size_t n, size_t room, int64_t now_ms) {
+  const struct fabric_log *log = &fabric->log[lane];
+  struct fabric_cursor *cursor = &node->cursor[lane];
+  size_t *items = &node->lane_items[lane];
+  while (*items > 0 && n < room) {
+    struct fabric_task_node *record = cursor->current;
+    if (!record) {
+      if (cursor->pos < log->base)
+        cursor->pos = log->base;
+      if (cursor->pos >= log->end)
+        break; /* not reached while items are counted: a guard, not a path */
+      struct fabric_task *task = fabric_log_at(log, cursor->pos);
+      if (!task ||
+          !plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number)) {
+        cursor->pos++;
+        continue;
+      }
+      if (fabric_task_active(task)) {
+        record = fabric_record_reach(task, node);
+        if (!record)
+          break; /* out of memory: tried again with the next dispatch */
+        cursor->current = record;
+      } else {
+        *items -= task->task->target_count; /* what an ended task leaves unsent */
+        cursor->pos++;
+      }
+      task->unreached--;
+      if (!record)
+        continue;
+    }
+    size_t count = record->task->task->target_count;
+    bool active = fabric_task_active(record->task);
+    while (active && n < room && record->next < count) {
+      size_t index = record->next++;
+      (*items)--;
+      if (item_states_get(record->states, index) == ITEM_PENDING &&
+          !fabric_dedup_join(node, record, index)) {
+        fabric_work_add(fabric, node, record, index, now_ms);
+        n++;
       }
     }
-    if (task_node->next < count && fabric_task_active(task_node->task))
+    if (active && record->next < count)
       break;
-    fifo_pop(queue);
-    *items -= count - task_node->next; /* what an ended task leaves unsent */
-    task_node->queued = false;
+    *items -= count - record->next; /* what an ended task leaves unsent */
+    cursor->current = NULL;
+    cursor->pos++;
+    fabric_record_settle(record);
   }
+  if (*items == 0 && !cursor->current)
+    cursor->pos = log->end; /* nothing planned onto it lies ahead */
   return n;
 }
 
@@ -214,8 +241,7 @@ static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
       return;
   }
   int64_t now_ms = clock_now_ms(); /* one reading for the whole dispatch */
-  while (node->in_flight < node->window &&
-         (node->redeliver_count || !fifo_empty(&node->fast) || !fifo_empty(&node->slow))) {
+  while (node->in_flight < node->window && fabric_node_queue_depth(node) > 0) {
     size_t room = node->window - node->in_flight;
     if (room > FABRIC_WORK_BATCH)
       room = FABRIC_WORK_BATCH;
@@ -227,17 +253,18 @@ static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
     fabric->work_full = fabric->work_packed = 0;
     while (n < room && node->redeliver_count > 0) {
       struct fabric_item_ref ref = node->redeliver[--node->redeliver_count];
+      ref.task_node->refs--;
       if (fabric_task_active(ref.task_node->task) &&
           item_states_get(ref.task_node->states, ref.index) == ITEM_PENDING &&
           !fabric_dedup_join(node, ref.task_node, ref.index)) {
         fabric_work_add(fabric, node, ref.task_node, ref.index, now_ms);
         n++;
+      } else {
+        fabric_record_settle(ref.task_node);
       }
     }
-    n = fabric_queue_take(fabric, node, &node->fast, &node->lane_items[FABRIC_FAST], n, room,
-                          now_ms);
-    n = fabric_queue_take(fabric, node, &node->slow, &node->lane_items[FABRIC_SLOW], n, room,
-                          now_ms);
+    n = fabric_lane_take(fabric, node, FABRIC_FAST, n, room, now_ms);
+    n = fabric_lane_take(fabric, node, FABRIC_SLOW, n, room, now_ms);
     if (n == 0)
       return;
     Cdr__Work work;

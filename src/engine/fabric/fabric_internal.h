@@ -1,12 +1,12 @@
 /* fabric_internal.h — the agent fabric's state, shared by its files (fabric.c: thread, loop and
  * registry; fabric_link.c: agent connections; fabric_plan.c: tasks in memory and their plans;
- * fabric_dispatch.c: windows, queues, Work; fabric_results.c: results and progress saves;
+ * fabric_log.c: the lanes' task logs, nodes' cursors and (task, node) records;
+ * fabric_dispatch.c: windows, cursors' walk, Work; fabric_results.c: results and progress saves;
  * fabric_marks.c: nodes' watermarks; fabric_retry.c, fabric_dedup.c, fabric_notify.c).
  * Everything here is touched only on the fabric's loop. */
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
 
-#include "common/fifo.h"
 #include "common/list.h"
 #include "common/timer_wheel.h"
 #include "engine/fabric/agent_auth.h"
@@ -25,7 +25,12 @@ struct fabric_task;
 /* A node's two lanes: purges, and preloads (never ahead of a purge). */
 enum fabric_lane { FABRIC_FAST, FABRIC_SLOW, FABRIC_LANES };
 
-/* One task on one node: the compact result record (2 bits per target) and the send cursor. */
+/* One task on one node, held only while the node works on the task (its cursor is on it, or
+ * items of it are in flight, waiting for a retry or to be sent again) or while it tells what the
+ * plan and the watermarks cannot (kept): the compact result record (2 bits per target) and the
+ * send cursor. Every other planned node's results are the task's counters and failure details:
+ * pending until its cursor reaches the task, answered once it is released. One allocation with
+ * its bitmaps. */
 struct fabric_task_node {
   struct fabric_task *task;
   struct fabric_node *node;
@@ -33,12 +38,29 @@ struct fabric_task_node {
   uint8_t *verified; /* item_verified_* bitmap */
   size_t next;       /* next target to consider sending */
   int64_t succeeded, failed, unsupported, verified_count;
-  bool queued;       /* in its node's queue */
+  uint32_t refs;     /* its items held by slots, followers, the node's redeliver list, retries */
   bool kept;         /* its record is kept in the store: one the plan and watermarks cannot
-                        tell (store_task_node in store.h), saved after each of its results */
+                        tell (store_task_node in store.h), saved after each of its results;
+                        held until its task is freed */
   bool dirty;        /* kept, and changed since it was last saved */
+  bool preset;       /* read back at a restart for a node whose cursor has not reached it */
   uint8_t *attempts; /* failed attempts per target, allocated at the first retry (malloc'd) */
-  struct fifo_node queue_link; /* in its node's queue while queued */
+  struct list_node link; /* on its task's records */
+};
+
+/* One lane's log: its tasks in plan order, each at the position it got when it started
+ * (fabric_task.log_pos), NULL once freed. Positions [base, end) live in a ring. */
+struct fabric_log {
+  struct fabric_task **entries; /* malloc'd, mask + 1 of them; position p at entries[p & mask] */
+  uint64_t mask;
+  uint64_t base, end;
+};
+
+/* Where a node is in one lane's log: the task it is sending (current, at pos), or the next
+ * position to look at. Every planned task before it has been reached (has had a record). */
+struct fabric_cursor {
+  uint64_t pos;
+  struct fabric_task_node *current; /* NULL: pos is not reached yet */
 };
 
 struct fabric_failure {
@@ -53,9 +75,13 @@ struct fabric_task {
   struct fabric *fabric;
   struct task *task; /* with targets, in arena */
   struct arena arena;
-  struct fabric_task_node *nodes;
-  size_t node_count;
-  Cdr__Header **headers; /* preload headers for work items, in arena */
+  size_t node_count;        /* nodes it is planned onto (the bits of task->plan_nodes) */
+  size_t unreached;         /* of them, those whose cursor has not reached it */
+  size_t preset_count;      /* records read back for nodes not reached yet */
+  uint64_t log_pos;         /* its position in its lane's log */
+  bool logged;              /* it has that position */
+  struct list_head records; /* struct fabric_task_node.link */
+  Cdr__Header **headers;    /* preload headers for work items, in arena */
   size_t header_count;
   uint32_t *dedup_hashes; /* per target, hashed once for every node (exact-URL purges; in arena;
                              NULL: the task's items are never merged) */
@@ -103,7 +129,7 @@ struct fabric_slot {
 struct fabric_link;
 
 /* Sends node (online) a Work frame; 0, or nonzero when the link could not take it (it is then
- * closing, and the items go back to the queues as its close takes them offline). */
+ * closing, and its items in flight are sent again as its close takes them offline). */
 typedef int (*fabric_work_sender)(struct fabric_node *node, const Cdr__Work *work);
 
 struct fabric_node {
@@ -123,15 +149,15 @@ struct fabric_node {
   struct fabric_link *link;              /* NULL while offline */
   bool removed;                          /* removed by an operator: hidden, planned onto nothing */
   int64_t backlog_since_ms;          /* when its queue went over alerts.backlog_items, 0 if not */
-  int64_t planned_seq[FABRIC_LANES]; /* plan_seq of the newest task of each lane planned onto it */
   int64_t saved_below[FABRIC_LANES]; /* its watermarks as the store has them (fabric_marks.c) */
   int64_t open_below[FABRIC_LANES];  /* scratch of fabric_marks_collect */
   bool dispatch_due; /* on fabric->dispatch_due, sent to at the end of this loop iteration */
   bool marks_pinned; /* an item it owes was lost to a failed allocation: its watermarks stay
                         where they are until a restart sends that item again */
-  struct fifo fast;  /* purges (fabric_task_node.queue_link) */
-  struct fifo slow;  /* preloads: never ahead of a purge */
-  size_t lane_items[FABRIC_LANES];   /* items its fast and slow queues have still to send */
+  struct fabric_task_node *scratch;          /* its record of the task being read back or failed */
+  struct fabric_cursor cursor[FABRIC_LANES]; /* purges; preloads, never ahead of a purge */
+  size_t lane_items[FABRIC_LANES];   /* items each lane has still to send it: its current record's
+                                        rest and every planned task ahead of its cursor */
   struct fabric_item_ref *redeliver; /* items in flight when the link died, sent first */
   size_t redeliver_count, redeliver_cap;
   uint32_t window;           /* items its agent takes in flight */
@@ -177,11 +203,12 @@ struct fabric {
   struct wheel_timer flush; /* saves progress shortly after results arrive */
   struct wheel_timer marks; /* saves nodes' watermarks with the progress, every FABRIC_MARKS_MS */
   int64_t plan_seq;         /* the latest task's plan_seq */
-  int64_t pending_items;    /* results its tasks in memory wait for */
-  size_t progress_jobs;     /* progress saves not yet answered by the store */
-  size_t stats_steps;       /* what the latest stats took to keep the deepest queues: the unit
-                               test checks it grows with the fleet, not with its square */
-  bool marks_due;           /* watermarks wait for the saves out to be answered */
+  struct fabric_log log[FABRIC_LANES];
+  int64_t pending_items; /* results its tasks in memory wait for */
+  size_t progress_jobs;  /* progress saves not yet answered by the store */
+  size_t stats_steps;    /* what the latest stats took to keep the deepest queues: the unit
+                            test checks it grows with the fleet, not with its square */
+  bool marks_due;        /* watermarks wait for the saves out to be answered */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
@@ -261,17 +288,48 @@ void fabric_task_maybe_free(struct fabric *fabric, struct fabric_task *task);
 bool fabric_node_record(const struct fabric_task_node *task_node, struct arena *arena,
                         struct store_task_node *record);
 
+/* fabric_log.c */
+/* Gives task the next position of its lane's log. False when out of memory. */
+bool fabric_log_append(struct fabric *fabric, struct fabric_task *task);
+/* Takes a freed task out of its lane's log. */
+void fabric_log_erase(struct fabric *fabric, struct fabric_task *task);
+/* The log entry of the lane at pos, NULL when freed. */
+static inline struct fabric_task *fabric_log_at(const struct fabric_log *log, uint64_t pos) {
+  return log->entries[pos & log->mask];
+}
+/* Puts every node's cursors at the first task of each lane its watermark has not passed
+ * (after a restart, once the planned tasks are read back in plan order). */
+void fabric_log_place_cursors(struct fabric *fabric);
+/* Whether node's cursor is still before task (planned onto it or not). */
+bool fabric_cursor_before(const struct fabric_node *node, const struct fabric_task *task);
+/* A new record of task on node, every item pending, on the task's records; NULL when out of
+ * memory. */
+struct fabric_task_node *fabric_record_new(struct fabric_task *task, struct fabric_node *node);
+/* node's record of task, NULL when it has none. */
+struct fabric_task_node *fabric_record_find(const struct fabric_task *task,
+                                            const struct fabric_node *node);
+/* Gives every planned node (or only that one) whose cursor has not reached task a record,
+ * every item pending, held (preset) should the cursor still reach it: to fail or keep what those
+ * nodes owe. */
+void fabric_records_for_unreached(struct fabric *fabric, struct fabric_task *task,
+                                  const struct fabric_node *only);
+/* Frees record once nothing needs it: no cursor on it, nothing of it held or pending, not kept. */
+void fabric_record_settle(struct fabric_task_node *record);
+/* Frees one of task's records (its task is being freed, or it is settled). */
+void fabric_record_free(struct fabric_task_node *record);
+static inline int64_t fabric_record_pending(const struct fabric_task_node *record) {
+  return (int64_t)record->task->task->target_count - record->succeeded - record->failed -
+         record->unsupported;
+}
+
 /* fabric_dispatch.c */
-/* Puts task_node at the end of its node's queue in its task's lane. */
-void fabric_queue_push(struct fabric_task_node *task_node);
-/* Takes task_node (queued) out of its node's queue. */
-void fabric_queue_remove(struct fabric_task_node *task_node);
 void fabric_node_online(struct fabric *fabric, struct fabric_node *node, uint32_t window);
 void fabric_node_offline(struct fabric *fabric, struct fabric_node *node);
 /* Frees an online node's slots while nothing is in flight (a quiet link), so an idle node holds
  * no window; they grow again with the next work. */
 void fabric_node_trim(struct fabric_node *node);
-/* Puts (task_node, index) on its node's list of items sent first when the node can take work. */
+/* Puts (task_node, index) on its node's list of items sent first when the node can take work
+ * (it holds the record until then). */
 void fabric_redeliver_push(struct fabric_node *node, struct fabric_task_node *task_node,
                            size_t index);
 /* Has node sent what its window allows at the end of this loop iteration, once however many
@@ -329,7 +387,7 @@ void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task);
 void fabric_deadline_arm(struct fabric *fabric, struct fabric_task *task);
 void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
                        const struct fabric_node *only, const char *reason);
-/* Items node has still to send: queued, or taken back when its link died. */
+/* Items node has still to send: ahead of its cursors, or taken back when its link died. */
 size_t fabric_node_queue_depth(const struct fabric_node *node);
 
 #endif

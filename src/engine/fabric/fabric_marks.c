@@ -1,6 +1,6 @@
 /* fabric_marks.c — each node's watermarks: per lane, the plan_seq of the oldest task the node
- * still owes a result for (queued, in flight, waiting for a retry or to be sent again), or one
- * past the newest task of that lane planned onto it when it owes none. Saved with the progress
+ * still owes a result for (at or ahead of its cursor, in flight, waiting for a retry or to be
+ * sent again), or one past the latest task planned when it owes none. Saved with the progress
  * every FABRIC_MARKS_MS, they let the store tell every (task, node) result without a row per
  * pair, and a restart send only what lies past them. A canceled task is owed nothing: its
  * unfinished nodes keep records of their own. */
@@ -32,12 +32,24 @@ static void fabric_marks_owe(const struct fabric_task_node *task_node) {
     *below = task->plan_seq;
 }
 
-/* The oldest task in a queue that is owed (queues hold tasks in plan order). */
-static void fabric_marks_owe_queue(const struct fifo *queue) {
-  for (struct fifo_node *at = queue->head; at; at = at->next) {
-    const struct fabric_task_node *task_node = FIFO_ENTRY(at, struct fabric_task_node, queue_link);
-    if (task_node->task->task->state != TASK_CANCELED) {
-      fabric_marks_owe(task_node);
+/* The oldest task a lane's cursor still owes: the one it is on, else the first one still in
+ * the log ahead of it (planned onto the node or not: every one before it has been reached). A
+ * node with nothing left to send in the lane has passed the whole log. */
+static void fabric_marks_owe_cursor(const struct fabric *fabric, struct fabric_node *node,
+                                    enum fabric_lane lane) {
+  const struct fabric_log *log = &fabric->log[lane];
+  struct fabric_cursor *cursor = &node->cursor[lane];
+  if (cursor->current) {
+    fabric_marks_owe(cursor->current);
+    return;
+  }
+  if (node->lane_items[lane] == 0)
+    cursor->pos = log->end;
+  for (uint64_t pos = cursor->pos > log->base ? cursor->pos : log->base; pos < log->end; pos++) {
+    const struct fabric_task *task = fabric_log_at(log, pos);
+    if (task && task->task->state != TASK_CANCELED) {
+      if (task->task->plan_seq < node->open_below[lane])
+        node->open_below[lane] = task->task->plan_seq;
       return;
     }
   }
@@ -46,10 +58,10 @@ static void fabric_marks_owe_queue(const struct fifo *queue) {
 bool fabric_marks_collect(struct fabric *fabric, struct store_job *job) {
   for (size_t i = 0; i < fabric->node_count; i++) {
     struct fabric_node *node = fabric->nodes[i];
-    for (int lane = 0; lane < FABRIC_LANES; lane++)
-      node->open_below[lane] = node->planned_seq[lane] + 1;
-    fabric_marks_owe_queue(&node->fast);
-    fabric_marks_owe_queue(&node->slow);
+    for (int lane = 0; lane < FABRIC_LANES; lane++) {
+      node->open_below[lane] = fabric->plan_seq + 1;
+      fabric_marks_owe_cursor(fabric, node, (enum fabric_lane)lane);
+    }
     for (uint32_t s = 0; s < node->slot_count; s++) {
       const struct fabric_slot *slot = &node->slots[s];
       if (!slot->used)

@@ -1,6 +1,6 @@
 /* fabric_plan.c — the fabric's tasks in memory: a committed task planned onto the nodes it
- * selects (its plan saved, its work queued at once), tasks resumed after a restart, cancels, and
- * freeing a task once nothing refers to it. */
+ * selects (its plan saved, its place in its lane's log taken, its work sent at once), tasks
+ * resumed after a restart, cancels, and freeing a task once nothing refers to it. */
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -27,27 +27,47 @@ static void fabric_task_count(struct fabric *fabric, struct fabric_task *task) {
   atomic_store_explicit(&fabric->published_backlog, fabric->pending_items, memory_order_relaxed);
 }
 
-void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
-  if (task->counted)
-    fabric->pending_items -= task->task->counters.pending; /* a canceled task's dropped items */
-  timer_wheel_stop(&fabric->wheel, &task->plan_retry);
-  timer_wheel_stop(&fabric->wheel, &task->deadline);
-  fabric_retries_drop(fabric, task);
-  for (size_t i = 0; i < task->node_count; i++)
-    free(task->nodes[i].attempts);
-  for (size_t i = 0; i < task->node_count; i++) {
-    if (task->nodes[i].queued)
-      fabric_queue_remove(&task->nodes[i]);
-  }
-  for (size_t i = 0; i < task->node_count; i++) {
-    struct fabric_node *node = task->nodes[i].node;
-    size_t kept = 0;
+/* Takes task's items out of the lane counts of the nodes it is planned onto: the rest of those
+ * sending it, and all of those that have not reached it. */
+static void fabric_task_unplan(struct fabric *fabric, struct fabric_task *task) {
+  enum fabric_lane lane = fabric_task_lane(task->task);
+  size_t targets = task->task->target_count;
+  for (struct list_node *at = task->records.first; at; at = at->next) {
+    struct fabric_task_node *record = LIST_ENTRY(at, struct fabric_task_node, link);
+    struct fabric_node *node = record->node;
+    if (node->cursor[lane].current == record) {
+      node->lane_items[lane] -= targets - record->next;
+      node->cursor[lane] = (struct fabric_cursor){.pos = task->log_pos + 1};
+    }
+    size_t kept = 0; /* a node holds one record of a task: this filters its list once */
     for (size_t r = 0; r < node->redeliver_count; r++) {
       if (node->redeliver[r].task_node->task != task)
         node->redeliver[kept++] = node->redeliver[r];
     }
     node->redeliver_count = kept;
   }
+  const struct task *t = task->task;
+  for (size_t i = 0; i < fabric->node_count && task->unreached > 0; i++) {
+    struct fabric_node *node = fabric->nodes[i];
+    if (plan_nodes_has(t->plan_nodes, t->plan_nodes_len, node->number) &&
+        fabric_cursor_before(node, task)) {
+      node->lane_items[lane] -= targets;
+      task->unreached--;
+    }
+  }
+}
+
+void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
+  if (task->counted)
+    fabric->pending_items -= task->task->counters.pending; /* a canceled task's dropped items */
+  timer_wheel_stop(&fabric->wheel, &task->plan_retry);
+  timer_wheel_stop(&fabric->wheel, &task->deadline);
+  fabric_retries_drop(fabric, task);
+  if (task->logged)
+    fabric_task_unplan(fabric, task);
+  fabric_log_erase(fabric, task);
+  while (task->records.first)
+    fabric_record_free(LIST_ENTRY(task->records.first, struct fabric_task_node, link));
   list_remove(&fabric->tasks, &task->link);
   free(task->failures);
   arena_release(&task->arena);
@@ -94,145 +114,171 @@ static bool fabric_node_matches(const struct fabric_node *node, const json_t *gr
   return false;
 }
 
-/* What a resumed task's record on a node starts from: the row kept for it, or else — derived —
- * every result succeeded (verified when the task asked) when the node's watermark passed the
- * task, else every one pending; failure details are applied afterwards (fabric_task_failures). */
-static void fabric_task_node_resume(struct fabric_task_node *task_node,
-                                    const struct store_task_node *record, size_t bytes,
-                                    size_t verified_bytes) {
-  const struct task *t = task_node->task->task;
-  if (record) {
-    memcpy(task_node->states, record->states,
-           record->states_len < bytes ? record->states_len : bytes);
-    if (record->verified)
-      memcpy(task_node->verified, record->verified,
-             record->verified_len < verified_bytes ? record->verified_len : verified_bytes);
-    task_node->succeeded = record->succeeded;
-    task_node->failed = record->failed;
-    task_node->unsupported = record->unsupported;
-    task_node->verified_count = record->verified_count;
-    task_node->kept = true;
-    return;
-  }
-  struct fabric_node *node = task_node->node;
-  if (t->plan_seq >= node->saved_below[fabric_task_lane(t)])
-    return; /* all pending: sent again */
-  for (size_t i = 0; i < t->target_count; i++)
-    item_states_set(task_node->states, i, ITEM_SUCCEEDED);
-  task_node->succeeded = (int64_t)t->target_count;
-  if (t->verify) {
-    memset(task_node->verified, 0xff, verified_bytes);
-    task_node->verified_count = task_node->succeeded;
-  }
-}
-
-/* Applies a resumed task's failure details to the derived records (kept rows hold them already),
- * then sets the task's counters from its records. */
-static void fabric_task_failures(struct fabric_task *task, const struct store_failure *failures,
-                                 size_t failure_count) {
+/* Plans a new task onto the nodes its groups select: their bits in the plan's bitmap, its
+ * targets in their lane counts, and the online ones sent their share at the end of this loop
+ * iteration. The task has its place in the log already. */
+static int fabric_task_plan_nodes(struct fabric *fabric, struct fabric_task *task) {
   struct task *t = task->task;
-  for (size_t f = 0; f < failure_count; f++) {
-    const struct store_failure *failure = &failures[f];
-    if (failure->index < 0 || (size_t)failure->index >= t->target_count)
-      continue;
-    for (size_t n = 0; n < task->node_count; n++) {
-      struct fabric_task_node *task_node = &task->nodes[n];
-      if (task_node->kept || strcmp(task_node->node->id, failure->node_id) != 0)
-        continue;
-      size_t i = (size_t)failure->index;
-      enum item_state was = item_states_get(task_node->states, i);
-      if (was == ITEM_SUCCEEDED) {
-        task_node->succeeded--;
-        if (t->verify && item_verified_get(task_node->verified, i)) {
-          item_verified_clear(task_node->verified, i);
-          task_node->verified_count--;
-        }
-      }
-      if (was == ITEM_PENDING || was == ITEM_SUCCEEDED) {
-        item_states_set(task_node->states, i, failure->state);
-        if (failure->state == ITEM_FAILED)
-          task_node->failed++;
-        else
-          task_node->unsupported++;
-      }
-      break;
-    }
-  }
-  struct task_counters *c = &t->counters;
-  c->succeeded = c->failed = c->unsupported = c->verified = 0;
-  for (size_t n = 0; n < task->node_count; n++) {
-    c->succeeded += task->nodes[n].succeeded;
-    c->failed += task->nodes[n].failed;
-    c->unsupported += task->nodes[n].unsupported;
-    c->verified += task->nodes[n].verified_count;
-  }
-  c->total = (int64_t)(t->target_count * task->node_count);
-  c->pending = c->total - c->succeeded - c->failed - c->unsupported;
-}
-
-/* Gives task one record per node it goes to: for a new plan the nodes its groups select (the
- * plan's bitmap is built here), for a resumed one those of its saved plan, starting from what
- * the store tells of them. */
-static int fabric_task_nodes(struct fabric *fabric, struct fabric_task *task,
-                             const struct store_task_node *saved, size_t saved_count,
-                             bool recovering) {
-  json_t *groups =
-      task->task->node_groups_json ? json_loads(task->task->node_groups_json, 0, NULL) : NULL;
-  struct task *t = task->task;
-  size_t bytes = item_states_bytes(t->target_count);
-  size_t verified_bytes = item_verified_bytes(t->target_count);
-  task->nodes = arena_alloc(&task->arena, (fabric->node_count + 1) * sizeof(*task->nodes));
-  if (!recovering) {
-    t->plan_nodes_len = (size_t)(fabric->node_numbers + 7) / 8;
-    t->plan_nodes = arena_alloc(&task->arena, t->plan_nodes_len + 1);
-    if (t->plan_nodes)
-      memset(t->plan_nodes, 0, t->plan_nodes_len + 1);
-  }
-  if (!task->nodes || !t->plan_nodes) {
-    json_decref(groups);
+  t->plan_nodes_len = (size_t)(fabric->node_numbers + 7) / 8;
+  t->plan_nodes = arena_alloc(&task->arena, t->plan_nodes_len + 1);
+  if (!t->plan_nodes)
     return CDR_ENOMEM;
-  }
+  memset(t->plan_nodes, 0, t->plan_nodes_len + 1);
+  json_t *groups = t->node_groups_json ? json_loads(t->node_groups_json, 0, NULL) : NULL;
+  enum fabric_lane lane = fabric_task_lane(t);
   for (size_t i = 0; i < fabric->node_count; i++) {
     struct fabric_node *node = fabric->nodes[i];
-    if (recovering ? !plan_nodes_has(t->plan_nodes, t->plan_nodes_len, node->number)
-                   : node->removed || !fabric_node_matches(node, groups))
+    if (node->removed || !fabric_node_matches(node, groups))
       continue;
-    const struct store_task_node *record = NULL;
-    for (size_t s = 0; recovering && s < saved_count && !record; s++) {
-      if (strcmp(saved[s].node_id, node->id) == 0)
-        record = &saved[s];
-    }
-    struct fabric_task_node *task_node = &task->nodes[task->node_count++];
-    memset(task_node, 0, sizeof(*task_node));
-    task_node->task = task;
-    task_node->node = node;
-    task_node->states = arena_alloc(&task->arena, bytes ? bytes : 1);
-    task_node->verified = arena_alloc(&task->arena, verified_bytes ? verified_bytes : 1);
-    if (!task_node->states || !task_node->verified) {
-      json_decref(groups);
-      return CDR_ENOMEM;
-    }
-    memset(task_node->states, 0, bytes ? bytes : 1);
-    memset(task_node->verified, 0, verified_bytes ? verified_bytes : 1);
-    enum fabric_lane lane = fabric_task_lane(t);
-    if (t->plan_seq > node->planned_seq[lane])
-      node->planned_seq[lane] = t->plan_seq;
-    if (recovering)
-      fabric_task_node_resume(task_node, record, bytes, verified_bytes);
-    else
-      plan_nodes_set(t->plan_nodes, node->number);
+    plan_nodes_set(t->plan_nodes, node->number);
+    task->node_count++;
+    task->unreached++;
+    node->lane_items[lane] += t->target_count;
+    if (node->link)
+      fabric_node_dispatch(fabric, node);
   }
   json_decref(groups);
   return 0;
 }
 
-/* Puts every node's share of task in that node's queue and sends what the windows allow. */
-static void fabric_task_start(struct fabric *fabric, struct fabric_task *task) {
-  fabric_deadline_arm(fabric, task);
-  for (size_t i = 0; i < task->node_count; i++)
-    fabric_queue_push(&task->nodes[i]);
-  for (size_t i = 0; i < task->node_count; i++)
-    fabric_node_dispatch(fabric, task->nodes[i].node);
+/* What a resumed task's record on node starts from when the store kept no row for it: every
+ * result succeeded (verified when the task asked) when the node's watermark passed the task,
+ * else every one pending. */
+static void fabric_record_derive(struct fabric_task_node *record, bool passed) {
+  const struct task *t = record->task->task;
+  if (!passed)
+    return;
+  for (size_t i = 0; i < t->target_count; i++)
+    item_states_set(record->states, i, ITEM_SUCCEEDED);
+  record->succeeded = (int64_t)t->target_count;
+  if (t->verify) {
+    memset(record->verified, 0xff, item_verified_bytes(t->target_count));
+    record->verified_count = record->succeeded;
+  }
+}
+
+/* Applies one failure detail to a derived record (a kept row holds it already). */
+static void fabric_record_apply_failure(struct fabric_task_node *record,
+                                        const struct store_failure *failure) {
+  const struct task *t = record->task->task;
+  size_t i = (size_t)failure->index;
+  enum item_state was = item_states_get(record->states, i);
+  if (was == ITEM_SUCCEEDED) {
+    record->succeeded--;
+    if (t->verify && item_verified_get(record->verified, i)) {
+      item_verified_clear(record->verified, i);
+      record->verified_count--;
+    }
+  }
+  if (was == ITEM_PENDING || was == ITEM_SUCCEEDED) {
+    item_states_set(record->states, i, failure->state);
+    if (failure->state == ITEM_FAILED)
+      record->failed++;
+    else
+      record->unsupported++;
+  }
+}
+
+static bool fabric_task_planned_on(const struct fabric_task *task, const struct fabric_node *node) {
+  return plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number);
+}
+
+/* Records for what the store tells of a resumed task's nodes beyond plan and watermarks: a
+ * record per kept row, and a derived one per node with a failure detail. Each is its node's
+ * scratch until fabric_task_resume_counts. */
+static int fabric_task_resume_records(struct fabric *fabric, struct fabric_task *task,
+                                      const struct store_task_node *saved, size_t saved_count,
+                                      const struct store_failure *failures, size_t failure_count) {
+  const struct task *t = task->task;
+  size_t bytes = item_states_bytes(t->target_count);
+  size_t verified_bytes = item_verified_bytes(t->target_count);
+  for (size_t s = 0; s < saved_count; s++) {
+    struct fabric_node *node = fabric_node_find(fabric, saved[s].node_id);
+    if (!node || !fabric_task_planned_on(task, node) || node->scratch)
+      continue;
+    struct fabric_task_node *record = fabric_record_new(task, node);
+    if (!record)
+      return CDR_ENOMEM;
+    const struct store_task_node *row = &saved[s];
+    memcpy(record->states, row->states, row->states_len < bytes ? row->states_len : bytes);
+    if (row->verified)
+      memcpy(record->verified, row->verified,
+             row->verified_len < verified_bytes ? row->verified_len : verified_bytes);
+    record->succeeded = row->succeeded;
+    record->failed = row->failed;
+    record->unsupported = row->unsupported;
+    record->verified_count = row->verified_count;
+    record->kept = true;
+    node->scratch = record;
+  }
+  enum fabric_lane lane = fabric_task_lane(t);
+  for (size_t f = 0; f < failure_count; f++) {
+    const struct store_failure *failure = &failures[f];
+    if (failure->index < 0 || (size_t)failure->index >= t->target_count)
+      continue;
+    struct fabric_node *node = fabric_node_find(fabric, failure->node_id);
+    if (!node || !fabric_task_planned_on(task, node))
+      continue;
+    struct fabric_task_node *record = node->scratch;
+    if (!record) {
+      if (!(record = fabric_record_new(task, node)))
+        return CDR_ENOMEM;
+      fabric_record_derive(record, t->plan_seq < node->saved_below[lane]);
+      node->scratch = record;
+    }
+    if (!record->kept)
+      fabric_record_apply_failure(record, failure);
+  }
+  return 0;
+}
+
+/* Sets a resumed task's counters over its planned nodes: a record's where it has one, else
+ * derived from the node's watermark. Nodes not past it are ahead of their cursors (their records
+ * held for them, preset); a passed node's record that still has pending items (rows of older
+ * engines) sends them as taken back. Clears the nodes' scratch. */
+static void fabric_task_resume_counts(struct fabric *fabric, struct fabric_task *task) {
+  struct task *t = task->task;
+  struct task_counters *c = &t->counters;
+  enum fabric_lane lane = fabric_task_lane(t);
+  size_t targets = t->target_count;
+  c->succeeded = c->failed = c->unsupported = c->verified = 0;
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    struct fabric_node *node = fabric->nodes[i];
+    if (!fabric_task_planned_on(task, node))
+      continue;
+    task->node_count++;
+    bool passed = t->plan_seq < node->saved_below[lane];
+    struct fabric_task_node *record = node->scratch;
+    node->scratch = NULL;
+    if (record) {
+      c->succeeded += record->succeeded;
+      c->failed += record->failed;
+      c->unsupported += record->unsupported;
+      c->verified += record->verified_count;
+    } else if (passed) {
+      c->succeeded += (int64_t)targets;
+      c->verified += t->verify ? (int64_t)targets : 0;
+    }
+    if (!passed) {
+      task->unreached++;
+      node->lane_items[lane] += targets;
+      if (record) {
+        record->preset = true;
+        task->preset_count++;
+      }
+    } else if (record) {
+      for (size_t index = 0; index < targets; index++) {
+        if (item_states_get(record->states, index) == ITEM_PENDING)
+          fabric_redeliver_push(node, record, index);
+      }
+    }
+  }
+  c->total = (int64_t)(targets * task->node_count);
+  c->pending = c->total - c->succeeded - c->failed - c->unsupported;
+  for (struct list_node *at = task->records.first, *next; at; at = next) {
+    next = at->next;
+    fabric_record_settle(LIST_ENTRY(at, struct fabric_task_node, link));
+  }
 }
 
 static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task);
@@ -334,7 +380,7 @@ static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
   fabric_task_headers(task);
   fabric_dedup_prepare(task);
   task->task->plan_seq = ++fabric->plan_seq;
-  if (fabric_task_nodes(fabric, task, NULL, 0, false)) {
+  if (!fabric_log_append(fabric, task) || fabric_task_plan_nodes(fabric, task)) {
     log_error("task.plan", "out of memory planning task %s; it resumes after a restart",
               task->task->id);
     fabric_task_free(fabric, task);
@@ -352,7 +398,7 @@ static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
   }
   fabric_task_plan(fabric, task);
   if (!task->finished)
-    fabric_task_start(fabric, task);
+    fabric_deadline_arm(fabric, task);
 }
 
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
@@ -407,7 +453,7 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
     fabric_task_free(fabric, task);
     return;
   }
-  if (!loaded->planned || !loaded->plan_nodes) {
+  if (!task_resumable(loaded)) {
     fabric_task_begin(fabric, task);
     return;
   }
@@ -419,17 +465,21 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
   memcpy(task->task->plan_nodes, loaded->plan_nodes, loaded->plan_nodes_len);
   fabric_task_headers(task);
   fabric_dedup_prepare(task);
-  if (fabric_task_nodes(fabric, task, saved, saved_count, true)) {
+  if (!fabric_log_append(fabric, task) ||
+      fabric_task_resume_records(fabric, task, saved, saved_count, failures, failure_count)) {
+    for (struct list_node *at = task->records.first; at; at = at->next)
+      LIST_ENTRY(at, struct fabric_task_node, link)->node->scratch = NULL;
+    log_error("task.recover", "out of memory resuming task %s", loaded->id);
     fabric_task_free(fabric, task);
     return;
   }
-  fabric_task_failures(task, failures, failure_count);
+  fabric_task_resume_counts(fabric, task);
   fabric_task_count(fabric, task);
   if (task->task->counters.pending <= 0) {
     fabric_task_finish(fabric, task); /* every result was saved, the final state was not */
     return;
   }
-  fabric_task_start(fabric, task);
+  fabric_deadline_arm(fabric, task);
 }
 
 /* ---- cancel ---- */
@@ -444,12 +494,13 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
     task->task->state = TASK_CANCELED;
     task->task->finished_ms = clock_now_ms();
     task->finished = true;
-    /* Watermarks pass a canceled task: its unfinished nodes keep records of their own. */
-    size_t targets = task->task->target_count;
-    for (size_t n = 0; n < task->node_count; n++) {
-      struct fabric_task_node *task_node = &task->nodes[n];
-      if (task_node->succeeded + task_node->failed + task_node->unsupported < (int64_t)targets)
-        fabric_record_dirty(task_node);
+    /* Watermarks pass a canceled task: its unfinished nodes, those not reached yet too, keep
+     * records of their own. */
+    fabric_records_for_unreached(fabric, task, NULL);
+    for (struct list_node *r = task->records.first; r; r = r->next) {
+      struct fabric_task_node *record = LIST_ENTRY(r, struct fabric_task_node, link);
+      if (fabric_record_pending(record) > 0)
+        fabric_record_dirty(record);
     }
     fabric_task_dirty(fabric, task);
     fabric_callback_deliver(fabric, task->task);

@@ -49,18 +49,23 @@ void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) {
   fabric_task_dirty(fabric, task);
 }
 
-static void fabric_failure_add(struct fabric_task *task, struct fabric_task_node *task_node,
-                               size_t index, enum item_state state,
+/* Keeps the detail of node's failed or unsupported result for the next save. */
+static void fabric_failure_add(struct fabric_task *task, struct fabric_node *node,
+                               struct fabric_task_node *record, size_t index, enum item_state state,
                                const struct item_result *result) {
   if (!array_reserve((void **)&task->failures, &task->failure_cap, task->failure_count,
                      sizeof(*task->failures), 16)) {
-    /* Only the detail is lost: the node's record keeps the state, where no watermark hides it. */
-    fabric_record_dirty(task_node);
+    /* Only the detail is lost: the node's record keeps the state, where no watermark hides it;
+     * without a record, its watermarks stay where they are until a restart sends it again. */
+    if (record)
+      fabric_record_dirty(record);
+    else
+      node->marks_pinned = true;
     return;
   }
   struct fabric_failure *failure = &task->failures[task->failure_count++];
   failure->index = (int64_t)index;
-  failure->node_id = task_node->node->id;
+  failure->node_id = node->id;
   failure->state = state;
   failure->http_status = result->http_status;
   snprintf(failure->reason, sizeof(failure->reason), "%s",
@@ -103,7 +108,7 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
       t->counters.unsupported++;
       task_node->node->unsupported++;
     }
-    fabric_failure_add(task, task_node, index, state, result);
+    fabric_failure_add(task, task_node->node, task_node, index, state, result);
   }
   if (t->state == TASK_QUEUED) {
     t->state = TASK_RUNNING;
@@ -140,10 +145,13 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
     for (uint32_t f = 0; f <= slot->follower_count; f++) {
       struct fabric_item_ref item =
           f == 0 ? (struct fabric_item_ref){slot->task_node, slot->index} : slot->followers[f - 1];
-      item.task_node->task->in_flight--;
+      struct fabric_task *task = item.task_node->task; /* the record may be freed below */
+      task->in_flight--;
+      item.task_node->refs--;
       if (!fabric_retry_failure(fabric, item.task_node, item.index, result))
         fabric_item_record(fabric, item.task_node, item.index, result);
-      fabric_task_maybe_free(fabric, item.task_node->task);
+      fabric_record_settle(item.task_node);
+      fabric_task_maybe_free(fabric, task);
     }
     slot->follower_count = 0;
   }
@@ -151,6 +159,25 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
 }
 
 /* ---- saving progress ---- */
+
+/* task's record of the node whose registry id is node_id (the very string), NULL when none. */
+static struct fabric_task_node *fabric_record_named(const struct fabric_task *task,
+                                                    const char *node_id) {
+  for (struct list_node *at = task->records.first; at; at = at->next) {
+    struct fabric_task_node *record = LIST_ENTRY(at, struct fabric_task_node, link);
+    if (record->node->id == node_id)
+      return record;
+  }
+  return NULL;
+}
+
+/* Records of task to save: the dirty ones. */
+static size_t fabric_records_dirty(const struct fabric_task *task) {
+  size_t dirty = 0;
+  for (struct list_node *at = task->records_dirty ? task->records.first : NULL; at; at = at->next)
+    dirty += LIST_ENTRY(at, struct fabric_task_node, link)->dirty;
+  return dirty;
+}
 
 static void fabric_on_progress_saved(struct store_job *job) {
   struct fabric *fabric = job->context;
@@ -164,21 +191,21 @@ static void fabric_on_progress_saved(struct store_job *job) {
     if (job->result) {
       /* Put the failure details back and save again shortly; the bitmaps are current anyway. */
       const struct store_progress *p = &job->progress[i];
-      for (size_t n = 0; n < task->node_count && p->node_count; n++) {
-        for (size_t saved = 0; saved < p->node_count; saved++) {
-          if (p->nodes[saved].node_id == task->nodes[n].node->id)
-            fabric_record_dirty(&task->nodes[n]);
-        }
+      for (size_t saved = 0; saved < p->node_count; saved++) {
+        struct fabric_task_node *record = fabric_record_named(task, p->nodes[saved].node_id);
+        if (record) /* saved records were kept: held until the task is freed */
+          fabric_record_dirty(record);
       }
       for (size_t f = 0; f < p->failure_count; f++) {
         struct item_result result = {.state = p->failures[f].state,
                                      .http_status = p->failures[f].http_status,
                                      .reason = p->failures[f].reason};
-        for (size_t n = 0; n < task->node_count; n++) {
-          if (strcmp(task->nodes[n].node->id, p->failures[f].node_id) == 0)
-            fabric_failure_add(task, &task->nodes[n], (size_t)p->failures[f].index,
-                               p->failures[f].state, &result);
-        }
+        struct fabric_task_node *record = fabric_record_named(task, p->failures[f].node_id);
+        struct fabric_node *node =
+            record ? record->node : fabric_node_find(fabric, p->failures[f].node_id);
+        if (node)
+          fabric_failure_add(task, node, record, (size_t)p->failures[f].index, p->failures[f].state,
+                             &result);
       }
       fabric_task_dirty(fabric, task);
     }
@@ -209,16 +236,13 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
                                 struct arena *arena) {
   p->task = *task->task;
   p->task.targets = NULL;
-  size_t dirty = 0;
-  for (size_t n = 0; task->records_dirty && n < task->node_count; n++)
-    dirty += task->nodes[n].dirty;
-  p->nodes = arena_alloc(arena, (dirty + 1) * sizeof(*p->nodes));
+  p->nodes = arena_alloc(arena, (fabric_records_dirty(task) + 1) * sizeof(*p->nodes));
   p->failures = arena_alloc(arena, (task->failure_count + 1) * sizeof(*p->failures));
   if (!p->nodes || !p->failures)
     return CDR_ENOMEM;
   p->node_count = 0;
-  for (size_t n = 0; task->records_dirty && n < task->node_count; n++) {
-    struct fabric_task_node *task_node = &task->nodes[n];
+  for (struct list_node *at = task->records_dirty ? task->records.first : NULL; at; at = at->next) {
+    struct fabric_task_node *task_node = LIST_ENTRY(at, struct fabric_task_node, link);
     if (!task_node->dirty)
       continue;
     if (!fabric_node_record(task_node, arena, &p->nodes[p->node_count++]))
@@ -240,9 +264,7 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
     if (task->dirty) {
       count++;
-      size_t targets = task->task->target_count, records = 0;
-      for (size_t n = 0; task->records_dirty && n < task->node_count; n++)
-        records += task->nodes[n].dirty;
+      size_t targets = task->task->target_count, records = fabric_records_dirty(task);
       bytes += records * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
                task->failure_count * 128 + 1024;
     }
@@ -278,8 +300,8 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
     task->dirty = false;
     task->failure_count = 0;
     task->saves_in_flight++;
-    for (size_t n = 0; task->records_dirty && n < task->node_count; n++)
-      task->nodes[n].dirty = false;
+    for (struct list_node *r = task->records_dirty ? task->records.first : NULL; r; r = r->next)
+      LIST_ENTRY(r, struct fabric_task_node, link)->dirty = false;
     task->records_dirty = false;
   }
   job->owner = tasks;

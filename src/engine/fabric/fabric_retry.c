@@ -31,6 +31,8 @@ static void fabric_on_retry(struct wheel_timer *timer) {
   struct fabric_node *node = task_node->node;
   fabric_redeliver_push(node, task_node, retry->index);
   free(retry);
+  task_node->refs--; /* the retry's hold passed to the redeliver list */
+  fabric_record_settle(task_node);
   fabric_node_dispatch(fabric, node);
 }
 
@@ -55,6 +57,7 @@ bool fabric_retry_failure(struct fabric *fabric, struct fabric_task_node *task_n
   retry->fabric = fabric;
   retry->task_node = task_node;
   retry->index = index;
+  task_node->refs++;
   list_push_front(&task->retries, &retry->link);
   uint64_t delay = backoff_delay_ms((uint64_t)fabric->config->retry_base_ms,
                                     (uint64_t)fabric->config->retry_max_ms, *attempts);
@@ -70,22 +73,37 @@ void fabric_retries_drop(struct fabric *fabric, struct fabric_task *task) {
     struct fabric_retry *retry = LIST_ENTRY(task->retries.first, struct fabric_retry, link);
     timer_wheel_stop(&fabric->wheel, &retry->timer);
     list_remove(&task->retries, &retry->link);
+    struct fabric_task_node *record = retry->task_node;
     free(retry);
+    record->refs--;
+    fabric_record_settle(record);
+  }
+}
+
+/* Fails every pending item of record. */
+static void fabric_record_fail(struct fabric *fabric, struct fabric_task_node *record,
+                               const struct fabric_node *only, const char *reason) {
+  struct fabric_task *task = record->task;
+  struct item_result result = {.state = ITEM_FAILED,
+                               .reason = !only && !record->node->link ? "node_offline" : reason};
+  for (size_t i = 0; i < task->task->target_count && !task->finished; i++) {
+    if (item_states_get(record->states, i) == ITEM_PENDING)
+      fabric_item_record(fabric, record, i, &result);
   }
 }
 
 void fabric_items_fail(struct fabric *fabric, struct fabric_task *task,
                        const struct fabric_node *only, const char *reason) {
-  struct item_result result = {.state = ITEM_FAILED};
-  for (size_t n = 0; n < task->node_count && !task->finished; n++) {
-    struct fabric_task_node *task_node = &task->nodes[n];
-    if (only && task_node->node != only)
+  fabric_records_for_unreached(fabric, task, only);
+  for (struct list_node *at = task->records.first, *next; at; at = next) {
+    next = at->next; /* the record may be settled */
+    struct fabric_task_node *record = LIST_ENTRY(at, struct fabric_task_node, link);
+    if (only && record->node != only)
       continue;
-    result.reason = !only && !task_node->node->link ? "node_offline" : reason;
-    for (size_t i = 0; i < task->task->target_count && !task->finished; i++) {
-      if (item_states_get(task_node->states, i) == ITEM_PENDING)
-        fabric_item_record(fabric, task_node, i, &result);
-    }
+    fabric_record_fail(fabric, record, only, reason);
+    if (task->finished)
+      return; /* finishing settled what it could; the rest goes with the task */
+    fabric_record_settle(record);
   }
 }
 
