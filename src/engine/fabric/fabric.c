@@ -715,6 +715,7 @@ void fabric_free(struct fabric *fabric) {
   free(fabric->nodes);
   for (int lane = 0; lane < FABRIC_LANES; lane++)
     free(fabric->log[lane].entries);
+  fabric_records_spare_free(fabric);
   free(fabric->work_items);
   free(fabric->work_pointers);
   free(fabric->work_url_ids);

@@ -204,11 +204,12 @@ struct fabric {
   struct wheel_timer marks; /* saves nodes' watermarks with the progress, every FABRIC_MARKS_MS */
   int64_t plan_seq;         /* the latest task's plan_seq */
   struct fabric_log log[FABRIC_LANES];
-  int64_t pending_items; /* results its tasks in memory wait for */
-  size_t progress_jobs;  /* progress saves not yet answered by the store */
-  size_t stats_steps;    /* what the latest stats took to keep the deepest queues: the unit
-                            test checks it grows with the fleet, not with its square */
-  bool marks_due;        /* watermarks wait for the saves out to be answered */
+  struct list_head spare_records; /* freed small records, reused before malloc (fabric_log.c) */
+  int64_t pending_items;          /* results its tasks in memory wait for */
+  size_t progress_jobs;           /* progress saves not yet answered by the store */
+  size_t stats_steps;             /* what the latest stats took to keep the deepest queues: the unit
+                                     test checks it grows with the fleet, not with its square */
+  bool marks_due;                 /* watermarks wait for the saves out to be answered */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
@@ -317,6 +318,8 @@ void fabric_records_for_unreached(struct fabric *fabric, struct fabric_task *tas
 void fabric_record_settle(struct fabric_task_node *record);
 /* Frees one of task's records (its task is being freed, or it is settled). */
 void fabric_record_free(struct fabric_task_node *record);
+/* Frees the records kept for reuse (the fabric is being freed). */
+void fabric_records_spare_free(struct fabric *fabric);
 static inline int64_t fabric_record_pending(const struct fabric_task_node *record) {
   return (int64_t)record->task->task->target_count - record->succeeded - record->failed -
          record->unsupported;

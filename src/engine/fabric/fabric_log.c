@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FABRIC_LOG_MIN = 64 };
+enum {
+  FABRIC_LOG_MIN = 64,
+  FABRIC_RECORD_SMALL = 16,    /* bitmap bytes of a record kept for reuse: up to 40 targets */
+  FABRIC_SPARE_RECORDS = 16384 /* small records kept for reuse at most */
+};
 
 /* Doubles the ring of log, keeping every position where it is. */
 static bool fabric_log_grow(struct fabric_log *log) {
@@ -80,16 +84,31 @@ bool fabric_cursor_before(const struct fabric_node *node, const struct fabric_ta
   return cursor->pos < task->log_pos || (cursor->pos == task->log_pos && !cursor->current);
 }
 
+/* The bitmap bytes a record of a task of targets needs: a small record's when they fit in one,
+ * so that every small record can be reused for any small task. */
+static size_t fabric_record_bytes(size_t targets) {
+  size_t bytes = item_states_bytes(targets) + item_verified_bytes(targets);
+  return bytes <= FABRIC_RECORD_SMALL ? FABRIC_RECORD_SMALL : bytes;
+}
+
 struct fabric_task_node *fabric_record_new(struct fabric_task *task, struct fabric_node *node) {
   size_t targets = task->task->target_count;
-  size_t bytes = item_states_bytes(targets), verified_bytes = item_verified_bytes(targets);
-  struct fabric_task_node *record = calloc(1, sizeof(*record) + bytes + verified_bytes);
-  if (!record)
+  size_t bytes = fabric_record_bytes(targets);
+  struct fabric *fabric = task->fabric;
+  struct fabric_task_node *record;
+  /* Most tasks are one URL, and a node's record of one lives from Work to Result: reusing the
+   * freed ones spares malloc a round trip per (task, node). */
+  if (bytes == FABRIC_RECORD_SMALL && fabric->spare_records.first) {
+    record = LIST_ENTRY(fabric->spare_records.first, struct fabric_task_node, link);
+    list_remove(&fabric->spare_records, &record->link);
+    memset(record, 0, sizeof(*record) + bytes);
+  } else if (!(record = calloc(1, sizeof(*record) + bytes))) {
     return NULL;
+  }
   record->task = task;
   record->node = node;
   record->states = (uint8_t *)(record + 1);
-  record->verified = record->states + bytes;
+  record->verified = record->states + item_states_bytes(targets);
   list_push_front(&task->records, &record->link);
   return record;
 }
@@ -105,9 +124,25 @@ struct fabric_task_node *fabric_record_find(const struct fabric_task *task,
 }
 
 void fabric_record_free(struct fabric_task_node *record) {
-  list_remove(&record->task->records, &record->link);
+  struct fabric_task *task = record->task;
+  list_remove(&task->records, &record->link);
   free(record->attempts);
+  struct fabric *fabric = task->fabric;
+  if (fabric_record_bytes(task->task->target_count) == FABRIC_RECORD_SMALL &&
+      fabric->spare_records.count < FABRIC_SPARE_RECORDS) {
+    list_push_front(&fabric->spare_records, &record->link);
+    return;
+  }
   free(record);
+}
+
+void fabric_records_spare_free(struct fabric *fabric) {
+  while (fabric->spare_records.first) {
+    struct fabric_task_node *record =
+        LIST_ENTRY(fabric->spare_records.first, struct fabric_task_node, link);
+    list_remove(&fabric->spare_records, &record->link);
+    free(record);
+  }
 }
 
 void fabric_record_settle(struct fabric_task_node *record) {
