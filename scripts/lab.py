@@ -160,7 +160,8 @@ class Engine(Process):
     def agent_address(self):
         return f"127.0.0.1:{self.agent_port}"
 
-    def start(self):
+    def start(self, timeout=None):
+        """Spawns the engine and waits for its /healthz (timeout seconds: 10, 60 under a wrapper)."""
         # Signed mode refuses the public default callback secret: the lab's engines set their own.
         mode = ["--dev"] if self.dev else ["--admin-listen", f"127.0.0.1:{self.admin_port}",
                                            "--callback-secret", "lab-callback-secret"]
@@ -174,7 +175,7 @@ class Engine(Process):
                 return self.request("GET", "/healthz")[0] == 200
             except OSError:
                 return False
-        wait_until(healthy, timeout=60 if self.wrapper else 10, what="engine health")
+        wait_until(healthy, timeout=timeout or (60 if self.wrapper else 10), what="engine health")
         return self
 
     def request(self, method, path, body=None, raw=None, conn=None, headers=None, port=None):

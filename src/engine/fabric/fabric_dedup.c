@@ -92,7 +92,8 @@ bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_n
     if (entry == DEDUP_DELETED)
       continue;
     struct fabric_slot *slot = &node->slots[entry - 1];
-    if (!slot->used || !dedup_same(slot, task_node, index))
+    if (!slot->used || slot->dedup_hash != task_node->task->dedup_hashes[index] ||
+        !dedup_same(slot, task_node, index))
       continue;
     if (slot->sent_ms < task->created_ms)
       return false; /* sent before this task was accepted: it cannot stand in for it */
@@ -112,16 +113,14 @@ bool fabric_dedup_join(struct fabric_node *node, struct fabric_task_node *task_n
   }
 }
 
-/* Where the probe for the item in slot starts. */
-static uint32_t dedup_home(const struct fabric_node *node, const struct fabric_slot *slot) {
-  return slot->task_node->task->dedup_hashes[slot->index] & node->dedup_mask;
-}
-
 void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index) {
   struct fabric_slot *slot = &node->slots[slot_index];
-  if (!node->dedup || !dedup_eligible(slot->task_node, slot->index))
+  slot->deduped = node->dedup && dedup_eligible(slot->task_node, slot->index);
+  if (!slot->deduped)
     return;
-  uint32_t at = dedup_home(node, slot);
+  /* Kept in the slot: forgetting it, at its result, then touches neither record nor task. */
+  slot->dedup_hash = slot->task_node->task->dedup_hashes[slot->index];
+  uint32_t at = slot->dedup_hash & node->dedup_mask;
   while (node->dedup[at] != DEDUP_EMPTY && node->dedup[at] != DEDUP_DELETED)
     at = (at + 1) & node->dedup_mask;
   node->dedup[at] = slot_index + 1;
@@ -129,9 +128,10 @@ void fabric_dedup_lead(struct fabric_node *node, uint32_t slot_index) {
 
 void fabric_dedup_forget(struct fabric_node *node, uint32_t slot_index) {
   struct fabric_slot *slot = &node->slots[slot_index];
-  if (!node->dedup || !dedup_eligible(slot->task_node, slot->index))
+  if (!node->dedup || !slot->deduped)
     return;
-  uint32_t at = dedup_home(node, slot);
+  slot->deduped = false;
+  uint32_t at = slot->dedup_hash & node->dedup_mask;
   for (; node->dedup[at] != DEDUP_EMPTY; at = (at + 1) & node->dedup_mask) {
     if (node->dedup[at] == slot_index + 1) {
       node->dedup[at] = DEDUP_DELETED;

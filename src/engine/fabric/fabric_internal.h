@@ -120,6 +120,8 @@ struct fabric_slot {
   size_t index;
   uint32_t generation; /* part of the item id; bumped on reuse so stale results are ignored */
   uint32_t next_free;
+  uint32_t dedup_hash; /* its item's dedup hash, while it is in the node's dedup table */
+  bool deduped;        /* it is in the table (an exact-URL purge) */
   bool used;
   int64_t sent_ms;                   /* when the item went out */
   struct fabric_item_ref *followers; /* identical purges merged into this one (malloc'd, reused) */
@@ -204,12 +206,14 @@ struct fabric {
   struct wheel_timer marks; /* saves nodes' watermarks with the progress, every FABRIC_MARKS_MS */
   int64_t plan_seq;         /* the latest task's plan_seq */
   struct fabric_log log[FABRIC_LANES];
-  struct list_head spare_records; /* freed small records, reused before malloc (fabric_log.c) */
-  int64_t pending_items;          /* results its tasks in memory wait for */
-  size_t progress_jobs;           /* progress saves not yet answered by the store */
-  size_t stats_steps;             /* what the latest stats took to keep the deepest queues: the unit
-                                     test checks it grows with the fleet, not with its square */
-  bool marks_due;                 /* watermarks wait for the saves out to be answered */
+  struct list_head spare_records;  /* freed small records, reused before malloc (fabric_log.c) */
+  int64_t pending_items;           /* results its tasks in memory wait for */
+  uint64_t results_unpublished[2]; /* failed (and unsupported), succeeded results recorded since
+                                      the last tick, for engine_stats' rates */
+  size_t progress_jobs;            /* progress saves not yet answered by the store */
+  size_t stats_steps; /* what the latest stats took to keep the deepest queues: the unit
+                         test checks it grows with the fleet, not with its square */
+  bool marks_due;     /* watermarks wait for the saves out to be answered */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */

@@ -10,8 +10,8 @@
 
 enum {
   FABRIC_LOG_MIN = 64,
-  FABRIC_RECORD_SMALL = 16,    /* bitmap bytes of a record kept for reuse: up to 40 targets */
-  FABRIC_SPARE_RECORDS = 16384 /* small records kept for reuse at most */
+  FABRIC_RECORD_SMALL = 16,     /* bitmap bytes of a record kept for reuse: up to 40 targets */
+  FABRIC_SPARE_RECORDS = 131072 /* small records kept for reuse at most */
 };
 
 /* Doubles the ring of log, keeping every position where it is. */
