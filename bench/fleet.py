@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -109,14 +108,10 @@ def describe(f, limit):
 
 def measure(build, agents, seconds, connections, drain_limit):
     """Runs one fleet size against the build in a child (lab reads CDR_BUILD_DIR at import)."""
-    env = dict(os.environ, CDR_BUILD_DIR=os.path.abspath(build))
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--agents", str(agents),
-                          "--seconds", str(seconds), "--connections", str(connections),
-                          "--drain-limit", str(drain_limit)], env=env, capture_output=True, text=True,
-                         timeout=seconds + drain_limit + 600)
-    if out.returncode != 0:
-        raise RuntimeError(f"{build}: {out.stdout}{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return lab.run_in_child(__file__, build, ["--agents", agents, "--seconds", seconds,
+                                              "--connections", connections,
+                                              "--drain-limit", drain_limit],
+                            timeout=seconds + drain_limit + 600)
 
 
 def main():
@@ -128,8 +123,7 @@ def main():
     parser.add_argument("--baseline-build", help="another build, measured the same way after each size")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by engine and simulator
+    hard = lab.raise_open_files()
     if args.child:
         f = run_fleet(int(args.agents), args.seconds, args.connections, args.drain_limit)
         print(json.dumps(f))

@@ -13,7 +13,6 @@ right after it)
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -105,13 +104,7 @@ def describe(f, agents):
 
 def measure(build, agents, tasks):
     """Runs the benchmark against the build in a child (lab reads CDR_BUILD_DIR at import)."""
-    env = dict(os.environ, CDR_BUILD_DIR=os.path.abspath(build))
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--agents",
-                          str(agents), "--tasks", str(tasks)], env=env, capture_output=True,
-                         text=True, timeout=7200)
-    if out.returncode != 0:
-        raise RuntimeError(f"{build}: {out.stdout}{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return lab.run_in_child(__file__, build, ["--agents", agents, "--tasks", tasks], timeout=7200)
 
 
 def main():
@@ -121,8 +114,7 @@ def main():
     parser.add_argument("--baseline-build", help="another build, measured the same way after it")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by engine and simulator
+    lab.raise_open_files()
     if args.child:
         print(json.dumps(run_restart(args.agents, args.tasks)))
         return

@@ -7,11 +7,13 @@ compresses text, so its answers carry Vary: Accept-Encoding."""
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -238,6 +240,26 @@ def start_simulated_agents(engine, count, *options):
         sim.kill()
         raise RuntimeError(f"simulated agents stopped: {line.strip()} (exit {sim.wait()})")
     return sim
+
+
+def raise_open_files():
+    """Raises this process's open-file limit to its hard limit (inherited by the engine and the
+    simulated agents a benchmark starts); returns that limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def run_in_child(script, build, args, timeout):
+    """Runs a benchmark script again, with --child and args, against build (lab reads
+    CDR_BUILD_DIR at import, so another build needs another process); returns the JSON its last
+    line printed."""
+    env = dict(os.environ, CDR_BUILD_DIR=os.path.abspath(build))
+    out = subprocess.run([sys.executable, os.path.abspath(script), "--child", *map(str, args)],
+                         env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{build}: {out.stdout}{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def stop_bench(engine, sim, work):
