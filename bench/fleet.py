@@ -35,6 +35,19 @@ def task_counts(engine):
     return stats["tasks_by_state"]
 
 
+def api_p99_ms(engine):
+    """The engine's own p99 of its API requests (the bucket bound of its request-duration
+    histogram that holds 99 % of them): the time from reading a request to sending its answer,
+    without what a request waits for the client and the scheduler before that."""
+    with urllib.request.urlopen(engine.url + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    buckets = [(float(m.group(1)), int(m.group(2))) for m in re.finditer(
+        r'^cdnrefresh_api_request_duration_seconds_bucket\{le="([^"+]+)"\} (\d+)$', text, re.M)]
+    total = int(re.search(r"^cdnrefresh_api_request_duration_seconds_count (\d+)$", text,
+                          re.M).group(1))
+    return next((bound * 1000 for bound, count in buckets if count >= 0.99 * total), None)
+
+
 def finished(counts):
     return sum(v for k, v in counts.items() if k not in UNFINISHED)
 
@@ -69,6 +82,7 @@ def run_fleet(agents, seconds, connections, drain_limit):
                              timeout=seconds + 60)
         load_s = time.monotonic() - started
         at_end = task_counts(engine)
+        engine_p99_ms = api_p99_ms(engine)
         drained_s = None
         while time.monotonic() - started - load_s < drain_limit:
             counts = task_counts(engine)
@@ -91,6 +105,7 @@ def run_fleet(agents, seconds, connections, drain_limit):
     return {
         "accepted_per_s": accepted / load_s, "refused_per_s": refused / load_s,
         "completed_per_s": finished(at_end) / load_s, "accept_p99_ms": p99_ms,
+        "engine_p99_ms": engine_p99_ms,
         "unfinished_at_end": unfinished(at_end), "drain_s": drained_s,
         "finished_total": finished(final), "accepted_total": accepted, "backlog": backlog,
     }
@@ -100,7 +115,8 @@ def describe(f, limit):
     drain = f"drained {f['drain_s']:.1f} s after" if f["drain_s"] is not None else \
         f"NOT drained {limit} s after"
     return (f"accepted {f['accepted_per_s']:.0f}/s, completed {f['completed_per_s']:.0f}/s, refused "
-            f"{f['refused_per_s']:.0f}/s, accept p99 {f['accept_p99_ms']:.1f} ms; "
+            f"{f['refused_per_s']:.0f}/s, accept p99 {f['accept_p99_ms']:.1f} ms (the engine's own: "
+            f"<= {f['engine_p99_ms'] or float('nan'):g} ms); "
             f"{f['unfinished_at_end']} unfinished at the end of the load, {drain}; "
             f"{f['finished_total']} of {f['accepted_total']} finished; backlog (s: unfinished) " +
             ", ".join(f"{t:.0f}: {n}" for t, n in f["backlog"]))

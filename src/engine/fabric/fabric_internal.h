@@ -87,6 +87,7 @@ struct fabric_task {
                              NULL: the task's items are never merged) */
   int64_t in_flight;      /* items sent and not answered, over all nodes */
   bool dirty;             /* progress not saved yet */
+  bool state_dirty;       /* its state changed since its last save: saved at once (results.c) */
   bool finished;          /* reached a final state in memory */
   bool callback_due;      /* deliver the callback once the final state is saved */
   bool counted;           /* its pending results are in fabric->pending_items */

@@ -493,7 +493,7 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
      * are recorded. The store already holds the canceled state. */
     task->task->state = TASK_CANCELED;
     task->task->finished_ms = clock_now_ms();
-    task->finished = true;
+    task->finished = task->state_dirty = true;
     /* Watermarks pass a canceled task: its unfinished nodes, those not reached yet too, keep
      * records of their own. */
     fabric_records_for_unreached(fabric, task, NULL);

@@ -1,6 +1,7 @@
 /* fabric_results.c — results: each recorded once, while its item is pending, in the
  * 2-bit-per-item record of its (task, node); a task finished when nothing is pending; progress
- * saved to the store in one batch FABRIC_FLUSH_MS after results arrive: the tasks' counters and
+ * saved to the store in one batch: a task's new state (running, final) FABRIC_FLUSH_MS after it
+ * changed, a running task's counters with the watermarks every second — the tasks' counters and
  * failure details, and the few (task, node) records the watermarks cannot tell (store.h). */
 #include "common/array.h"
 #include "common/clock.h"
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FABRIC_FLUSH_MS = 50 }; /* results are saved this long after they arrive, in one batch */
+enum { FABRIC_FLUSH_MS = 50 }; /* a new state is saved this long after it is reached */
 
 /* ---- results ---- */
 
@@ -22,9 +23,19 @@ static void fabric_on_flush(struct wheel_timer *timer) {
   fabric_progress_flush(fabric, false);
 }
 
+/* Whether task's progress goes out with the next save: a running task's counters wait for the
+ * one every second, so a fleet's thousands of tasks in flight are not rewritten twenty times a
+ * second (each save holds the writer, and the 202s wait behind it); a change of state — its first
+ * result, its final state, on which its callback waits — goes at once, and everything once the
+ * fabric stops. */
+static bool fabric_task_save_due(const struct fabric *fabric, const struct fabric_task *task,
+                                 bool marks) {
+  return task->dirty && (marks || task->state_dirty || fabric->stopping);
+}
+
 void fabric_task_dirty(struct fabric *fabric, struct fabric_task *task) {
   task->dirty = true;
-  if (!timer_wheel_armed(&fabric->flush))
+  if (fabric_task_save_due(fabric, task, false) && !timer_wheel_armed(&fabric->flush))
     timer_wheel_start(&fabric->wheel, &fabric->flush, FABRIC_FLUSH_MS, fabric_on_flush);
 }
 
@@ -42,6 +53,7 @@ void fabric_task_finish(struct fabric *fabric, struct fabric_task *task) {
                         (uint64_t)(t->finished_ms - t->created_ms) * 1000);
   }
   task->callback_due = t->callback != NULL;
+  task->state_dirty = true;
   log_info("task.finished", "task %s %s: %lld succeeded, %lld failed, %lld unsupported", t->id,
            task_state_name(t->state), (long long)t->counters.succeeded,
            (long long)t->counters.failed, (long long)t->counters.unsupported);
@@ -111,6 +123,7 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
   if (t->state == TASK_QUEUED) {
     t->state = TASK_RUNNING;
     t->started_ms = clock_now_ms();
+    task->state_dirty = true;
   }
   fabric_task_dirty(fabric, task);
   if (t->counters.pending == 0 && !task->finished)
@@ -205,6 +218,7 @@ static void fabric_on_progress_saved(struct store_job *job) {
           fabric_failure_add(task, node, record, (size_t)p->failures[f].index, p->failures[f].state,
                              &result);
       }
+      task->state_dirty = true; /* what it changed to is saved again at once */
       fabric_task_dirty(fabric, task);
     }
   }
@@ -260,7 +274,7 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
   size_t count = 0, bytes = 0;
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
-    if (task->dirty) {
+    if (fabric_task_save_due(fabric, task, marks)) {
       count++;
       size_t targets = task->task->target_count, records = fabric_records_dirty(task);
       bytes += records * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
@@ -288,14 +302,14 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
   bool all_copied = true;
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
-    if (!task->dirty)
+    if (!fabric_task_save_due(fabric, task, marks))
       continue;
     if (fabric_progress_copy(task, &job->progress[job->progress_count], &job->arena)) {
       all_copied = false;
       continue;
     }
     tasks[job->progress_count++] = task;
-    task->dirty = false;
+    task->dirty = task->state_dirty = false;
     task->failure_count = 0;
     task->saves_in_flight++;
     for (struct list_node *r = task->records_dirty ? task->records.first : NULL; r; r = r->next)
