@@ -171,17 +171,6 @@ void fabric_results_apply(struct fabric *fabric, struct fabric_node *node,
 
 /* ---- saving progress ---- */
 
-/* task's record of the node whose registry id is node_id (the very string), NULL when none. */
-static struct fabric_task_node *fabric_record_named(const struct fabric_task *task,
-                                                    const char *node_id) {
-  for (struct list_node *at = task->records.first; at; at = at->next) {
-    struct fabric_task_node *record = LIST_ENTRY(at, struct fabric_task_node, link);
-    if (record->node->id == node_id)
-      return record;
-  }
-  return NULL;
-}
-
 /* Records of task to save: the dirty ones. */
 static size_t fabric_records_dirty(const struct fabric_task *task) {
   size_t dirty = 0;
@@ -203,7 +192,8 @@ static void fabric_on_progress_saved(struct store_job *job) {
       /* Put the failure details back and save again shortly; the bitmaps are current anyway. */
       const struct store_progress *p = &job->progress[i];
       for (size_t saved = 0; saved < p->node_count; saved++) {
-        struct fabric_task_node *record = fabric_record_named(task, p->nodes[saved].node_id);
+        struct fabric_task_node *record =
+            fabric_record_find(task, fabric_node_find(fabric, p->nodes[saved].node_id));
         if (record) /* saved records were kept: held until the task is freed */
           fabric_record_dirty(record);
       }
@@ -211,12 +201,10 @@ static void fabric_on_progress_saved(struct store_job *job) {
         struct item_result result = {.state = p->failures[f].state,
                                      .http_status = p->failures[f].http_status,
                                      .reason = p->failures[f].reason};
-        struct fabric_task_node *record = fabric_record_named(task, p->failures[f].node_id);
-        struct fabric_node *node =
-            record ? record->node : fabric_node_find(fabric, p->failures[f].node_id);
+        struct fabric_node *node = fabric_node_find(fabric, p->failures[f].node_id);
         if (node)
-          fabric_failure_add(task, node, record, (size_t)p->failures[f].index, p->failures[f].state,
-                             &result);
+          fabric_failure_add(task, node, fabric_record_find(task, node),
+                             (size_t)p->failures[f].index, p->failures[f].state, &result);
       }
       task->state_dirty = true; /* what it changed to is saved again at once */
       fabric_task_dirty(fabric, task);
