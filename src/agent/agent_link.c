@@ -165,6 +165,31 @@ static void agent_link_take(struct agent_link *link, const Cdr__WorkItem *item) 
   agent_on_item_done(link, link->generation, item->item_id, &refused);
 }
 
+/* Refusals that only a change of this agent's configuration (or version) can fix: the token, the
+ * Hello's names, the protocol. Any other — too_many_failures from an engine that counted someone
+ * else's guesses, duplicate_node while the engine has not yet seen this node's previous link die,
+ * a code this agent does not know — may pass, so the agent dials again with backoff. */
+static bool agent_refusal_is_final(const char *code) {
+  static const char *const final[] = {"wrong_token", "bad_hello", "unsupported_version"};
+  for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
+    if (code && strcmp(code, final[i]) == 0)
+      return true;
+  return false;
+}
+
+static void agent_link_on_refusal(struct agent_link *link, const Cdr__Refusal *refusal) {
+  bool final = agent_refusal_is_final(refusal->code);
+  log_error("link.refused", "engine %s refused node %s: %s (%s); %s", link->conn->peer,
+            link->config->node_id, refusal->reason, refusal->code,
+            final ? "stopping: fix the agent's configuration" : "trying again after a pause");
+  if (!final) {
+    link_conn_close(link->conn, NULL); /* agent_link_on_close dials again after a pause */
+    return;
+  }
+  link->exit_code = 1;
+  agent_link_stop(link);
+}
+
 static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
                                 ProtobufCMessage *message) {
   struct agent_link *link = conn->owner;
@@ -179,14 +204,7 @@ static void agent_link_on_frame(struct link_conn *conn, enum frame_type type,
                         (uint64_t)link->heartbeat_ms * link->heartbeat_misses, agent_on_silence);
     }
     return;
-  case FRAME_REFUSAL: {
-    const Cdr__Refusal *refusal = (const Cdr__Refusal *)message;
-    log_error("link.refused", "engine %s refused node %s: %s (%s)", conn->peer,
-              link->config->node_id, refusal->reason, refusal->code);
-    link->exit_code = 1;
-    agent_link_stop(link);
-    return;
-  }
+  case FRAME_REFUSAL: agent_link_on_refusal(link, (const Cdr__Refusal *)message); return;
   case FRAME_WORK: {
     const Cdr__Work *work = (const Cdr__Work *)message;
     if (!link->welcomed) {

@@ -16,6 +16,10 @@
 /* The callback secret before an operator sets one: public, so good for --dev only. */
 #define ENGINE_DEFAULT_CALLBACK_SECRET "cdnrefresh-dev-secret"
 
+/* The shortest agents.token a signed engine takes on a non-loopback agent address: 32 characters
+ * (openssl rand -hex 16: 128 random bits). */
+enum { ENGINE_AGENT_TOKEN_MIN = 32 };
+
 static const struct setting engine_settings[] = {
     {"engine", "api_listen", "api-listen", SETTING_STRING, ENGINE_FIELD(api_listen),
      "127.0.0.1:8470", 0, 0, NULL, "HOST:PORT the HTTP API listens on"},
@@ -61,6 +65,10 @@ static const struct setting engine_settings[] = {
      "a client that has not sent a whole request (headers and body) within this is disconnected"},
     {"limits", "max_items_per_request", "max-items", SETTING_INT, ENGINE_FIELD(max_items), "1000",
      1, 100000, NULL, "most targets (URLs, prefixes, regexes, tags together) in one request"},
+    {"limits", "tenant_reads_max", "tenant-reads-max", SETTING_INT, ENGINE_FIELD(tenant_reads_max),
+     "2", 1, 10000, NULL,
+     "item pages and task lists one tenant may have running at once (across every API loop); "
+     "more get 429 rate_limited with Retry-After"},
     {"limits", "max_url_length", "max-url-length", SETTING_INT, ENGINE_FIELD(max_url_length),
      "2048", 64, 65536, NULL, "longest URL, prefix or regex accepted, in bytes"},
     {"tasks", "default_deadline_s", "default-deadline", SETTING_INT,
@@ -87,12 +95,13 @@ static const struct setting engine_settings[] = {
      "PEM CA certificates: agents must present a client certificate signed by one (TLS only)"},
     {"agents", "auth_failures_max", "auth-failures-max", SETTING_INT,
      ENGINE_FIELD(auth_failures_max), "10", 1, 100000, NULL,
-     "Hellos with a wrong token from one address for one node id within auth_window_s before "
-     "that address's Hellos for that node id are refused without a check until the window ends"},
+     "wrong tokens from one address, and for one node id, within auth_window_s that are refused "
+     "at once; later ones are refused after a 1 s pause until the window ends (a right token is "
+     "always welcomed at once)"},
     {"agents", "auth_guesses_max", "auth-guesses-max", SETTING_INT, ENGINE_FIELD(auth_guesses_max),
      "100", 1, 10000000, NULL,
-     "wrong tokens from all peers within auth_window_s after which shared-token Hellos are "
-     "checked only from the address their node last authenticated from, until the window ends"},
+     "wrong tokens from all peers within auth_window_s that are refused at once; later ones are "
+     "refused after a 1 s pause and agent.guessing is logged, until the window ends"},
     {"agents", "auth_window_s", "auth-window", SETTING_INT, ENGINE_FIELD(auth_window_s), "60", 1,
      86400, NULL, "the window, in seconds, over which wrong tokens are counted"},
     {"agents", "heartbeat_ms", "heartbeat-ms", SETTING_INT, ENGINE_FIELD(heartbeat_ms), "1000", 50,
@@ -102,10 +111,15 @@ static const struct setting engine_settings[] = {
     {"agents", "pending_max", "agent-pending-max", SETTING_INT, ENGINE_FIELD(pending_max), "1024",
      1, 100000, NULL,
      "agent connections that may wait for their Welcome at once (each holds at most a Hello's "
-     "16 KiB); more are closed at once"},
+     "16 KiB); one more closes the oldest of them"},
     {"agents", "pending_per_address_max", "agent-pending-per-address", SETTING_INT,
      ENGINE_FIELD(pending_per_address_max), "256", 1, 100000, NULL,
-     "agent connections from one address that may wait for their Welcome at once"},
+     "agent connections from one address that may wait for their Welcome at once; one more "
+     "closes the oldest of them from that address"},
+    {"agents", "hello_timeout_ms", "agent-hello-timeout-ms", SETTING_INT,
+     ENGINE_FIELD(hello_timeout_ms), "2000", 100, 60000, NULL,
+     "how long a new agent connection may take to complete its Hello (a TLS handshake included) "
+     "before it is closed"},
     {"agents", "max_window", "max-window", SETTING_INT, ENGINE_FIELD(max_window), "1024", 1, 65536,
      NULL, "most work items in flight per node, whatever window its agent asks for"},
     {"agents", "max_frame_bytes", "max-frame-bytes", SETTING_INT, ENGINE_FIELD(max_frame_bytes),
@@ -164,6 +178,12 @@ static const char *engine_config_insecurity(const struct engine_config *config,
   if (!config->agent_token[0] && !config->node_tokens_file[0] &&
       !address_is_loopback(agent_address))
     return "agents.token is empty while engine.agent_listen is not a loopback address";
+  /* Every Hello's token is checked, so a guesser is held back only by what it must guess. */
+  if (config->agent_token[0] && strlen(config->agent_token) < ENGINE_AGENT_TOKEN_MIN &&
+      !address_is_loopback(agent_address))
+    return "agents.token is shorter than 32 characters while engine.agent_listen is not a "
+           "loopback address: a guesser may try tokens as fast as the engine takes connections "
+           "(make one with: openssl rand -hex 16)";
   /* The default, and the placeholder of the shipped deploy/config/engine.ini. */
   static const char *const public_secrets[] = {ENGINE_DEFAULT_CALLBACK_SECRET, "change-me", ""};
   for (size_t i = 0; i < sizeof(public_secrets) / sizeof(public_secrets[0]); i++) {

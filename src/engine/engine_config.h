@@ -25,6 +25,7 @@ struct engine_config {
   int64_t request_timeout_ms;           /* whole request, or an idle keep-alive, at most */
   int64_t max_items;                    /* targets per request */
   int64_t max_url_length;               /* bytes per URL, prefix or regex */
+  int64_t tenant_reads_max;             /* a tenant's item pages and task lists at once */
   int64_t default_deadline_s;           /* deadline of a task that names none */
   int64_t max_deadline_s;               /* largest deadline a task may ask for */
   int64_t commit_batch;                 /* most tasks per store transaction */
@@ -36,13 +37,14 @@ struct engine_config {
   char tls_cert[SETTING_STRING_MAX];         /* agent link TLS: PEM chain; empty: plain TCP */
   char tls_key[SETTING_STRING_MAX];
   char tls_client_ca[SETTING_STRING_MAX]; /* agents must present a certificate from this CA */
-  int64_t auth_failures_max; /* bad tokens per (address, node id) and window before it is blocked */
-  int64_t auth_guesses_max;  /* bad tokens of all peers per window before unknown addresses are */
+  int64_t auth_failures_max; /* wrong tokens per address, and per node id, refused at once */
+  int64_t auth_guesses_max;  /* wrong tokens of all peers refused at once (agent_auth.h) */
   int64_t auth_window_s;
   int64_t heartbeat_ms;            /* heartbeat interval on agent links */
   int64_t heartbeat_misses;        /* silent intervals before a node is offline */
   int64_t pending_max;             /* connections waiting for their Welcome, in all */
   int64_t pending_per_address_max; /* ... and from one address */
+  int64_t hello_timeout_ms;        /* a connection's time to complete its Hello */
   int64_t read_budget_ms;          /* longest a request's store reads may take */
   int64_t retention_days;  /* finished tasks are deleted this long after creation; 0 never */
   int64_t max_window;      /* most items in flight per node, whatever it asks */

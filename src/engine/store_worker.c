@@ -155,17 +155,18 @@ static void *store_worker_main(void *arg) {
     worker->queued_count -= taken;
     pthread_mutex_unlock(&worker->lock);
 
-    if (worker->writer) {
+    if (worker->writer)
       store_worker_run_transaction(worker, &batch);
-    } else {
-      for (struct fifo_node *at = batch.head; at; at = at->next) {
-        struct store_job *job = FIFO_ENTRY(at, struct store_job, mail.link);
+    /* Reads are answered one by one as they finish: a cheap one taken in a batch with
+     * expensive ones does not wait for them. Writes only once their transaction commits. */
+    for (struct fifo_node *at; (at = fifo_pop(&batch));) {
+      struct store_job *job = FIFO_ENTRY(at, struct store_job, mail.link);
+      if (!worker->writer) {
         store_read_budget_start(worker->store);
         job->result = store_job_run(worker, job);
       }
+      store_job_reply(job);
     }
-    for (struct fifo_node *at; (at = fifo_pop(&batch));)
-      store_job_reply(FIFO_ENTRY(at, struct store_job, mail.link));
   }
 }
 

@@ -61,6 +61,7 @@ struct store_job {
   int result;         /* 0 or a negative cdr code, set before done */
   struct arena arena; /* everything the job reads or builds lives here */
   const char *tenant;
+  struct tenant_limits *read_slot; /* the tenant whose expensive reads this one counts among */
   char task_id[TASK_ID_LENGTH + 1];
   bool filter_task_state, filter_item_state;
   enum task_state task_state;

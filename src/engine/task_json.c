@@ -116,22 +116,50 @@ json_t *task_json_summary(const struct task *task) {
   return summary;
 }
 
-json_t *task_json_item(const struct item_row *row) {
-  json_t *nodes = json_array();
-  for (size_t i = 0; nodes && i < row->node_count; i++) {
+/* Appends a result's reason as printable ASCII: agents send codes (http_503, still_cached), and
+ * one that sent other bytes must not make the page invalid JSON. */
+static void task_json_reason(struct json_text *out, const char *reason) {
+  char clean[64];
+  size_t n = 0;
+  for (const unsigned char *at = (const unsigned char *)reason; *at && n < sizeof(clean) - 1; at++)
+    clean[n++] = *at >= 0x20 && *at < 0x7f ? (char)*at : '?';
+  clean[n] = '\0';
+  json_text_string(out, clean);
+}
+
+void task_json_item_text(const struct item_row *row, struct json_text *out) {
+  JSON_TEXT_LITERAL(out, "{\"index\":");
+  json_text_int(out, row->index);
+  JSON_TEXT_LITERAL(out, ",\"kind\":");
+  json_text_string(out, target_kind_name(row->target.kind));
+  JSON_TEXT_LITERAL(out, ",\"target\":");
+  json_text_string(out, row->target.value);
+  JSON_TEXT_LITERAL(out, ",\"state\":");
+  json_text_string(out, item_state_name(row->target.state));
+  JSON_TEXT_LITERAL(out, ",\"nodes\":[");
+  for (size_t i = 0; i < row->node_count; i++) {
     const struct item_node_result *result = &row->nodes[i];
-    json_t *node =
-        json_pack("{s:s,s:s}", "node", result->node_id, "state", item_state_name(result->state));
-    if (node && result->state == ITEM_SUCCEEDED)
-      json_object_set_new(node, "verified", json_boolean(result->verified));
-    if (node && result->reason) {
-      json_object_set_new(node, "reason", json_string(result->reason));
-      if (result->http_status)
-        json_object_set_new(node, "http_status", json_integer(result->http_status));
+    if (i > 0)
+      JSON_TEXT_LITERAL(out, ",");
+    JSON_TEXT_LITERAL(out, "{\"node\":");
+    json_text_string(out, result->node_id);
+    JSON_TEXT_LITERAL(out, ",\"state\":");
+    json_text_string(out, item_state_name(result->state));
+    if (result->state == ITEM_SUCCEEDED) {
+      if (result->verified)
+        JSON_TEXT_LITERAL(out, ",\"verified\":true");
+      else
+        JSON_TEXT_LITERAL(out, ",\"verified\":false");
     }
-    json_array_append_new(nodes, node);
+    if (result->reason) {
+      JSON_TEXT_LITERAL(out, ",\"reason\":");
+      task_json_reason(out, result->reason);
+      if (result->http_status) {
+        JSON_TEXT_LITERAL(out, ",\"http_status\":");
+        json_text_int(out, result->http_status);
+      }
+    }
+    JSON_TEXT_LITERAL(out, "}");
   }
-  return json_pack("{s:I,s:s,s:s,s:s,s:o}", "index", (json_int_t)row->index, "kind",
-                   target_kind_name(row->target.kind), "target", row->target.value, "state",
-                   item_state_name(row->target.state), "nodes", nodes);
+  JSON_TEXT_LITERAL(out, "]}");
 }

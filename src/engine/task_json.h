@@ -17,8 +17,9 @@ void task_json_summary_text(const struct task *task, struct json_text *out);
  * decrefs. */
 json_t *task_json_summary(const struct task *task);
 
-/* Returns a new JSON object for one item: the target, its summary state and its result on each
- * node. Caller decrefs. */
-json_t *task_json_item(const struct item_row *row);
+/* Appends the JSON text of one item: the target, its summary state and its result on each node.
+ * Written directly: an items page holds up to 10,000 results, and a jansson tree of them cost
+ * ten times the page's store reads. */
+void task_json_item_text(const struct item_row *row, struct json_text *out);
 
 #endif

@@ -27,6 +27,7 @@ enum {
 struct tenant_limits {
   struct rate_limit requests; /* every signed request */
   struct rate_limit urls;     /* targets of purges and preloads */
+  _Atomic int64_t reads;      /* its item pages and task lists out now (limits.tenant_reads_max) */
 };
 
 struct tenant {

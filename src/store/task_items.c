@@ -7,10 +7,14 @@
 #include <string.h>
 
 enum {
-  TASK_ITEMS_SCAN_MAX = 10000, /* targets a filtered page looks at before it answers */
-  /* (target, node) results one page holds at most: a page of 1,000 targets on 1,000 nodes would
-   * not fit the read arena, so such a page is cut short and its next_cursor says more follow. */
-  TASK_ITEMS_RESULTS_MAX = 100000
+  /* (target, node) results one page holds at most, whatever its limit of items: a page costs the
+   * reader, the JSON render and the client in proportion to its results, so 1,000 items on 200
+   * nodes would cost 20x a page on 10 nodes. A page cut short says more follow (next_cursor). */
+  TASK_ITEMS_RESULTS_MAX = 10000,
+  /* (target, node) results a filtered page looks at before it answers, matched or not (at least
+   * one target's), and at most this many targets */
+  TASK_ITEMS_SCAN_RESULTS_MAX = 100000,
+  TASK_ITEMS_SCAN_MAX = 10000,
 };
 
 /* Summary of one target over its nodes: pending (or canceled) while any node is pending, else
@@ -144,10 +148,16 @@ int task_items_page(struct store *store, const struct task *task, const enum ite
     return CDR_ENOMEM;
   out->count = 0;
   out->next_cursor = -1;
+  size_t scan_max = node_count ? TASK_ITEMS_SCAN_RESULTS_MAX / node_count : TASK_ITEMS_SCAN_MAX;
+  if (scan_max > TASK_ITEMS_SCAN_MAX)
+    scan_max = TASK_ITEMS_SCAN_MAX;
+  if (scan_max == 0)
+    scan_max = 1;
   size_t scanned = 0;
   int64_t cursor = after;
   while (out->count < limit) {
-    size_t want = filter ? 1000 : limit - out->count;
+    size_t want =
+        filter ? (scan_max - scanned < 1000 ? scan_max - scanned : 1000) : limit - out->count;
     struct store_target_page page;
     struct store_failure *failures;
     size_t failure_count;
@@ -172,7 +182,7 @@ int task_items_page(struct store *store, const struct task *task, const enum ite
     bool more = page.more || cursor < page.indexes[page.count - 1];
     if (!more)
       return 0;
-    if (out->count == limit || scanned >= TASK_ITEMS_SCAN_MAX) {
+    if (out->count == limit || scanned >= scan_max) {
       out->next_cursor = cursor;
       return 0;
     }

@@ -48,6 +48,7 @@ def test_signed_mode_refuses_insecure_defaults(data_dir):
     cases = [  # (arguments, what the refusal names)
         (["--agent-listen", "0.0.0.0:18471", *secret], "agents.token is empty"),
         (["--agent-listen", "[::]:18471", *secret], "agents.token is empty"),
+        (["--agent-listen", "0.0.0.0:18471", "--agent-token", "x" * 31, *secret], "shorter than 32"),
         (["--agent-listen", "127.0.0.1:18471"], "callbacks.secret"),
         (["--agent-listen", "127.0.0.1:18471", "--callback-secret", "change-me"], "callbacks.secret"),
         (["--agent-listen", "127.0.0.1:18471", "--callback-secret", ""], "callbacks.secret"),

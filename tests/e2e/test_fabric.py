@@ -288,13 +288,18 @@ def test_wrong_token_and_duplicate_node_are_refused(lab):
     assert bad.proc.returncode == 1
     bad.expected_exit = 1
     assert "wrong_token" in bad.read_log()
+    assert "fix the agent's configuration" in bad.read_log()
     good = lab.agent(engine, "edge-1", None, token="s3cret")
     engine.wait_online("edge-1")
+    # A second agent under the same node id is refused, and keeps trying (the first one may be a
+    # link the engine has not yet seen die): it takes over once the first is gone.
     twin = lab.agent(engine, "edge-1", None, token="s3cret")
-    wait_until(lambda: not twin.running(), what="duplicate agent to exit")
-    assert twin.proc.returncode == 1 and "duplicate_node" in twin.read_log()
-    twin.expected_exit = 1
+    wait_until(lambda: twin.read_log().count("duplicate_node") >= 2, what="twin refused twice")
+    assert twin.running() and "trying again after a pause" in twin.read_log()
     assert good.running() and engine.nodes()["edge-1"]["state"] == "online"
+    good.stop()
+    wait_until(lambda: "link.welcome" in twin.read_log(), timeout=20, what="twin welcomed")
+    engine.wait_online("edge-1")
 
 
 def test_a_node_that_never_finished_an_item_is_flagged(two_edges, lab):
@@ -329,51 +334,7 @@ def hello_outcome(lab, engine, node_id, token):
         return "online"
     agent.expected_exit = 1
     log = agent.read_log()
-    for code in ("too_many_failures", "wrong_token"):
-        if code in log:
-            return code
-    return log
-
-
-def test_repeated_wrong_tokens_block_that_node_id_from_that_address_only(lab, data_dir):
-    tokens = os.path.join(data_dir, "node-tokens")
-    with open(tokens, "w") as f:
-        f.write("edge-own its-own-secret\n")
-    os.chmod(tokens, 0o600)
-    engine = lab.engine("--agent-token", "s3cret", "--agent-tokens-file", tokens,
-                        "--auth-failures-max", "3", "--auth-window", "600")
-    outcome = lambda node_id, token: hello_outcome(lab, engine, node_id, token)  # noqa: E731
-    assert [outcome("edge-1", "guess") for _ in range(3)] == ["wrong_token"] * 3
-    # From now on edge-1's Hellos from this address are refused unchecked, even with the right
-    # token, until the window ends...
-    assert outcome("edge-1", "guess") == "too_many_failures"
-    assert outcome("edge-1", "s3cret") == "too_many_failures"
-    # ...while other node ids on the same address (a shared NAT, the same host) are not affected.
-    assert outcome("edge-2", "s3cret") == "online"
-    assert outcome("edge-3", "guess") == "wrong_token"
-    # A node with its own token is never locked out by someone else's guesses: a correct own
-    # token proves the node.
-    assert [outcome("edge-own", "guess") for _ in range(4)] == ["wrong_token"] * 4
-    assert outcome("edge-own", "its-own-secret") == "online"
-    log = engine.read_log()
-    assert log.count('"event":"agent.bad_token"') == 8 and "wrong token from 127.0.0.1" in log
-    assert log.count('"event":"agent.blocked"') == 1  # logged once, not once per Hello
-
-
-def test_guessing_under_ever_new_node_ids_is_stopped_overall(lab):
-    engine = lab.engine("--agent-token", "s3cret", "--auth-failures-max", "3",
-                        "--auth-guesses-max", "4", "--auth-window", "600")
-    outcome = lambda node_id, token: hello_outcome(lab, engine, node_id, token)  # noqa: E731
-    assert outcome("edge-1", "s3cret") == "online"  # a real agent, before the guessing starts
-    # Each guess under a new node id: no (address, node id) pair is ever blocked...
-    assert [outcome(f"ghost-{i}", "guess") for i in range(4)] == ["wrong_token"] * 4
-    # ...but past agents.auth_guesses_max in the window, a node id never seen here is refused
-    # unchecked, right token or not,
-    assert outcome("ghost-9", "guess") == "too_many_failures"
-    assert outcome("edge-new", "s3cret") == "too_many_failures"
-    # while a node coming back from the address it last authenticated from is still checked.
-    assert outcome("edge-1", "s3cret") == "online"
-    assert engine.read_log().count('"event":"agent.guessing"') == 1
+    return "wrong_token" if "wrong_token" in log else log
 
 
 def engine_rss_kib(engine):
@@ -394,7 +355,8 @@ def send_quietly(sock, data):
 
 
 def test_a_peer_that_never_says_hello_holds_little_memory(lab):
-    engine = lab.engine("--agent-pending-max", "40", "--agent-pending-per-address", "20")
+    engine = lab.engine("--agent-pending-max", "40", "--agent-pending-per-address", "20",
+                        "--agent-hello-timeout-ms", "3000")
     host, port = engine.agent_address.split(":")
 
     def connect(source="127.0.0.1"):
@@ -411,22 +373,28 @@ def test_a_peer_that_never_says_hello_holds_little_memory(lab):
         send_quietly(sock, hello_header(16 << 20) + b"\0" * (1 << 20))
     assert all(closed_by_server(sock, within_s=5) for sock in big)
     # Half-sent Hellos within that size are held, but each only as far as it goes, and only so many
-    # from one address and in all: the rest are closed at once.
+    # from one address and in all: one more closes the oldest of them (from its address when that
+    # cap is the one reached), so the newest connection is the one that gets in.
     held = [connect() for _ in range(20)]
     for sock in held:
         sock.sendall(hello_header(15000) + b"\0" * 10000)
-    extra = connect()
-    assert closed_by_server(extra, within_s=5)
+    newest = connect()
+    assert closed_by_server(held[0], within_s=5)
     others = [connect("127.0.0.2") for _ in range(20)]
-    readable, _, _ = select.select(held + others, [], [], 0.5)  # well within the Hello timeout
+    newer = connect("127.0.0.3")
+    assert closed_by_server(held[1], within_s=5)
+    waiting = held[2:] + [newest] + others + [newer]
+    readable, _, _ = select.select(waiting, [], [], 0.5)  # well within the Hello timeout
     assert readable == [], "the engine closed connections within the caps"
-    assert closed_by_server(connect("127.0.0.3"), within_s=5)
     assert engine_rss_kib(engine) - before < 16 * 1024, "pending peers must hold a Hello each at most"
     log = engine.read_log()
     assert log.count("a frame is larger than the link allows") == len(big)
-    assert log.count('"event":"agent.pending_full"') == 1  # logged once for the two refusals
+    assert log.count('"event":"agent.pending_full"') == 1  # logged once for the two evictions
+    # Past the Hello timeout (3 s here) every one of them is closed.
+    assert all(closed_by_server(sock, within_s=6) for sock in waiting)
+    assert "no Hello in time" in engine.read_log()
     # Once they go, a real agent is welcomed as ever.
-    for sock in big + held + others:
+    for sock in big + held + others + [newest, newer]:
         sock.close()
     lab.agent(engine, "edge-1", None)
     engine.wait_online("edge-1")

@@ -604,9 +604,38 @@ static void the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes(void **st
   lab_close();
 }
 
+/* Which waiting connection makes room for a new one: none under the caps; past the per-address
+ * cap the oldest from that address, past the overall cap the oldest of all. */
+static void the_oldest_waiting_connection_makes_room(void **state) {
+  (void)state;
+  struct list_head pending = {0};
+  static const char *const addresses[] = {"10.0.0.1", "10.0.0.2", "10.0.0.1",
+                                          "10.0.0.3", "10.0.0.2", "10.0.0.1"};
+  struct fabric_link links[6];
+  memset(links, 0, sizeof(links));
+  for (size_t i = 0; i < 6; i++) { /* accepted in this order: the list is newest first */
+    snprintf(links[i].address, sizeof(links[i].address), "%s", addresses[i]);
+    list_push_front(&pending, &links[i].pending);
+  }
+  size_t from = 0;
+  assert_null(fabric_pending_victim(&pending, "10.0.0.9", 7, 4, &from));
+  assert_int_equal(from, 0);
+  assert_null(fabric_pending_victim(&pending, "10.0.0.1", 7, 4, &from));
+  assert_int_equal(from, 3);
+  /* 10.0.0.1 is at its cap: its oldest goes, though 10.0.0.2's is older still... */
+  assert_ptr_equal(fabric_pending_victim(&pending, "10.0.0.1", 7, 3, &from), &links[0]);
+  assert_ptr_equal(fabric_pending_victim(&pending, "10.0.0.2", 7, 2, &from), &links[1]);
+  /* ...and at the overall cap the oldest of all goes, whoever it came from. */
+  assert_ptr_equal(fabric_pending_victim(&pending, "10.0.0.9", 6, 4, &from), &links[0]);
+  list_remove(&pending, &links[0].pending);
+  assert_ptr_equal(fabric_pending_victim(&pending, "10.0.0.3", 5, 4, &from), &links[1]);
+  assert_ptr_equal(fabric_pending_victim(&pending, "10.0.0.1", 5, 2, &from), &links[2]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(work_goes_out_within_the_window_and_results_free_it),
+      cmocka_unit_test(the_oldest_waiting_connection_makes_room),
       cmocka_unit_test(stale_and_repeated_results_are_ignored),
       cmocka_unit_test(purges_go_ahead_of_preloads),
       cmocka_unit_test(a_retryable_failure_is_sent_again_until_its_attempts_run_out),

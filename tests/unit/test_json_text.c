@@ -1,5 +1,5 @@
-/* test_json_text.c — the directly written JSON (json_text, the task summary) is byte for byte what
- * jansson's json_dumps(JSON_COMPACT) prints for the same values. */
+/* test_json_text.c — the directly written JSON (json_text, the task summary, an item) is byte for
+ * byte what jansson's json_dumps(JSON_COMPACT) prints for the same values. */
 #include "unit.h"
 
 #include "common/json_text.h"
@@ -158,12 +158,74 @@ static void task_summary_matches_jansson(void **state) {
   }
 }
 
+/* What task_json_item_text used to build with jansson: the reference it must print alike. */
+static json_t *item_by_jansson(const struct item_row *row) {
+  json_t *nodes = json_array();
+  for (size_t i = 0; i < row->node_count; i++) {
+    const struct item_node_result *result = &row->nodes[i];
+    json_t *node =
+        json_pack("{s:s,s:s}", "node", result->node_id, "state", item_state_name(result->state));
+    if (result->state == ITEM_SUCCEEDED)
+      json_object_set_new(node, "verified", json_boolean(result->verified));
+    if (result->reason) {
+      json_object_set_new(node, "reason", json_string(result->reason));
+      if (result->http_status)
+        json_object_set_new(node, "http_status", json_integer(result->http_status));
+    }
+    json_array_append_new(nodes, node);
+  }
+  return json_pack("{s:I,s:s,s:s,s:s,s:o}", "index", (json_int_t)row->index, "kind",
+                   target_kind_name(row->target.kind), "target", row->target.value, "state",
+                   item_state_name(row->target.state), "nodes", nodes);
+}
+
+static void item_matches_jansson(void **state) {
+  (void)state;
+  struct item_node_result results[] = {
+      {.node_id = "edge-1", .state = ITEM_SUCCEEDED, .verified = true},
+      {.node_id = "edge-2", .state = ITEM_SUCCEEDED},
+      {.node_id = "edge-3", .state = ITEM_FAILED, .http_status = 503, .reason = "http_503"},
+      {.node_id = "edge-4", .state = ITEM_FAILED, .reason = "connection_refused"},
+      {.node_id = "edge-5", .state = ITEM_UNSUPPORTED, .reason = "nginx_cannot_invalidate"},
+      {.node_id = "edge-6", .state = ITEM_PENDING},
+  };
+  struct item_row rows[] = {
+      {.index = 41,
+       .target = {.kind = TARGET_URL,
+                  .value = "https://a.example/x?q=\"1\"&b=%20\xc3\xa9",
+                  .state = ITEM_FAILED},
+       .nodes = results,
+       .node_count = 6},
+      {.index = 0, .target = {.kind = TARGET_TAG, .value = "t", .state = ITEM_PENDING}},
+  };
+  for (size_t i = 0; i < 2; i++) {
+    struct json_text text;
+    json_text_init(&text);
+    task_json_item_text(&rows[i], &text);
+    assert_same_as_jansson(&text, item_by_jansson(&rows[i]));
+    json_text_free(&text);
+  }
+  /* A reason that is not printable ASCII (an agent's own bytes) still makes valid JSON. */
+  results[3].reason = "bad\xff\xc3 \x01"
+                      "end";
+  struct json_text text;
+  json_text_init(&text);
+  task_json_item_text(&rows[0], &text);
+  json_t *parsed = json_loadb(text.data, text.len, 0, NULL);
+  assert_non_null(parsed);
+  json_t *node = json_array_get(json_object_get(parsed, "nodes"), 3);
+  assert_string_equal(json_string_value(json_object_get(node, "reason")), "bad?? ?end");
+  json_decref(parsed);
+  json_text_free(&text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(strings_are_escaped_like_jansson),
       cmocka_unit_test(integers_and_null_match),
       cmocka_unit_test(long_text_moves_to_the_heap),
       cmocka_unit_test(task_summary_matches_jansson),
+      cmocka_unit_test(item_matches_jansson),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -530,6 +530,47 @@ static void store_resumes_plans_and_results(void **state) {
   assert_false(registered[1].removed);
 }
 
+/* A page holds at most 10,000 (item, node) results, whatever its limit of items, and a filtered
+ * page looks at no more than 100,000 results before it answers: a page costs what it returns. */
+static void store_item_pages_are_bounded_by_results(void **state) {
+  struct fixture *f = *state;
+  enum { NODES = 200, TARGETS = 1000 };
+  struct task *task = make_task(&f->arena, ids[0], TARGETS);
+  insert(f, task);
+  uint8_t plan_nodes[NODES / 8] = {0};
+  assert_int_equal(store_begin(f->writer), 0);
+  for (int i = 0; i < NODES; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "n-%03d", i);
+    struct store_node node = {id, "[]", "nginx", "0.1.0", 1, 1, 0, .number = i};
+    assert_int_equal(store_node_upsert(f->writer, &node), 0);
+    plan_nodes_set(plan_nodes, (size_t)i);
+  }
+  assert_int_equal(store_commit(f->writer), 0);
+  task->plan_nodes = plan_nodes;
+  task->plan_nodes_len = sizeof(plan_nodes);
+  task->state = TASK_DONE; /* every node's results derived: all succeeded */
+  struct arena reads;      /* as much as the API gives a read: 16 MiB */
+  arena_init(&reads, 16 << 20);
+  struct item_page page;
+  assert_int_equal(task_items_page(f->reader, task, NULL, -1, 1000, &reads, &page), 0);
+  assert_int_equal(page.count, 10000 / NODES);
+  assert_int_equal(page.rows[0].node_count, NODES);
+  assert_int_equal(page.next_cursor, 10000 / NODES - 1);
+  enum item_state failed = ITEM_FAILED;
+  assert_int_equal(task_items_page(f->reader, task, &failed, -1, 1000, &reads, &page), 0);
+  assert_int_equal(page.count, 0);
+  assert_int_equal(page.next_cursor, 100000 / NODES - 1);
+  /* On one node a page is bounded by its limit. */
+  task->plan_nodes_len = 1;
+  memset(plan_nodes, 0, sizeof(plan_nodes));
+  plan_nodes_set(plan_nodes, 0);
+  assert_int_equal(task_items_page(f->reader, task, NULL, -1, 1000, &reads, &page), 0);
+  assert_int_equal(page.count, 1000);
+  assert_int_equal(page.next_cursor, -1);
+  arena_release(&reads);
+}
+
 static void store_progress_never_undoes_a_cancel(void **state) {
   struct fixture *f = *state;
   struct task *task = make_task(&f->arena, ids[0], 1);
@@ -663,6 +704,7 @@ int main(void) {
       STORE_TEST(store_adds_the_verification_columns_to_an_older_store),
       STORE_TEST(store_plans_again_the_unfinished_tasks_of_an_older_store),
       STORE_TEST(store_resumes_plans_and_results),
+      STORE_TEST(store_item_pages_are_bounded_by_results),
       STORE_TEST(store_progress_never_undoes_a_cancel),
       STORE_TEST(store_keeps_tenants_and_moves_their_generation_on),
       STORE_TEST(store_charges_quotas_up_to_their_limits),

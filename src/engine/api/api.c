@@ -19,7 +19,9 @@
 #include "engine/store_worker.h"
 #include "engine/task_json.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -91,6 +93,8 @@ static struct store_job *api_job_new(h2o_req_t *req, enum store_job_kind kind,
 }
 
 static void api_job_free(struct store_job *job) {
+  if (job->read_slot)
+    atomic_fetch_sub(&job->read_slot->reads, 1);
   arena_release(&job->arena);
   free(job);
 }
@@ -121,6 +125,36 @@ static struct store_job *api_tenant_job_new(h2o_req_t *req, const struct tenant 
     return NULL;
   }
   return job;
+}
+
+/* api_tenant_job_new for an expensive read — an item page or a task list — that counts among
+ * limits.tenant_reads_max of tenant's at once, across every API loop, until the job is freed
+ * (after its answer is rendered): one tenant looping large pages from many connections cannot
+ * keep the reader and the loops from other tenants' requests. Past the bound answers 429 with
+ * Retry-After and returns NULL. --dev requests (no limits) and operators are not counted. */
+static struct store_job *api_read_job_new(h2o_req_t *req, const struct tenant *tenant,
+                                          enum store_job_kind kind, store_job_done_cb done) {
+  struct store_job *job = api_tenant_job_new(req, tenant, kind, done, API_READ_ARENA_MAX);
+  if (!job) {
+    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    return NULL;
+  }
+  if (!tenant->limits)
+    return job;
+  int64_t max = api_loop_of(req->conn->ctx)->env->config->tenant_reads_max;
+  if (atomic_fetch_add(&tenant->limits->reads, 1) < max) {
+    job->read_slot = tenant->limits;
+    return job;
+  }
+  atomic_fetch_sub(&tenant->limits->reads, 1);
+  api_job_discard(job);
+  char message[160];
+  snprintf(message, sizeof(message),
+           "tenant '%.64s' already has %lld item pages or task lists running "
+           "(limits.tenant_reads_max)",
+           tenant->name, (long long)max);
+  api_reply_error_retry(req, CDR_ERATE_LIMITED, NULL, message, 1);
+  return NULL;
 }
 
 static void api_job_submit(struct store_job *job, bool write) {
@@ -183,16 +217,6 @@ static json_t *api_render_tasks(const struct store_job *job) {
   const char *next = job->tasks.more ? job->tasks.tasks[job->tasks.count - 1]->id : NULL;
   return json_pack("{s:o,s:o}", "tasks", tasks, "next_cursor",
                    next ? json_string(next) : json_null());
-}
-
-static json_t *api_render_items(const struct store_job *job) {
-  json_t *items = json_array();
-  for (size_t i = 0; i < job->items.count; i++)
-    json_array_append_new(items, task_json_item(&job->items.rows[i]));
-  json_t *next = job->items.next_cursor >= 0
-                     ? json_sprintf("%lld", (long long)job->items.next_cursor)
-                     : json_null();
-  return json_pack("{s:s,s:o,s:o}", "task_id", job->task_id, "items", items, "next_cursor", next);
 }
 
 /* Seconds until the quota day (UTC) after day begins. */
@@ -572,8 +596,32 @@ static void api_on_tasks_listed(struct store_job *job) {
   api_job_answer(job, 200, api_render_tasks);
 }
 
+/* Answers an items page, written straight into text (task_json_item_text). */
 static void api_on_targets_listed(struct store_job *job) {
-  api_job_answer(job, 200, api_render_items);
+  h2o_req_t *req = api_job_answerable(job);
+  if (req) {
+    struct json_text text;
+    json_text_init(&text);
+    JSON_TEXT_LITERAL(&text, "{\"task_id\":");
+    json_text_string(&text, job->task_id);
+    JSON_TEXT_LITERAL(&text, ",\"items\":[");
+    for (size_t i = 0; i < job->items.count; i++) {
+      if (i > 0)
+        JSON_TEXT_LITERAL(&text, ",");
+      task_json_item_text(&job->items.rows[i], &text);
+    }
+    JSON_TEXT_LITERAL(&text, "],\"next_cursor\":");
+    if (job->items.next_cursor >= 0) { /* a string, like task cursors */
+      JSON_TEXT_LITERAL(&text, "\"");
+      json_text_int(&text, job->items.next_cursor);
+      JSON_TEXT_LITERAL(&text, "\"}");
+    } else {
+      JSON_TEXT_LITERAL(&text, "null}");
+    }
+    api_reply_json_text(req, 200, text.failed ? NULL : text.data, text.len);
+    json_text_free(&text);
+  }
+  api_job_free(job);
 }
 
 struct api_query {
@@ -702,14 +750,15 @@ static int api_list_tasks(h2o_req_t *req, const struct tenant *tenant) {
   size_t limit;
   if (api_query_limit(req, &params[2], &limit))
     return 0;
-  struct store_job *job =
-      tenant
-          ? api_tenant_job_new(req, tenant, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX)
-          : api_job_new(req, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX);
-  if (!job) {
-    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
-    return 0;
+  struct store_job *job;
+  if (!tenant) {
+    if (!(job = api_job_new(req, STORE_JOB_LIST, api_on_tasks_listed, API_READ_ARENA_MAX)))
+      api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+  } else {
+    job = api_read_job_new(req, tenant, STORE_JOB_LIST, api_on_tasks_listed);
   }
+  if (!job)
+    return 0;
   job->filter_task_state = params[0].value != NULL;
   job->task_state = state;
   if (params[1].value)
@@ -773,9 +822,11 @@ static int api_task_route(h2o_req_t *req, const struct tenant *tenant, const cha
   store_job_done_cb done = items                      ? api_on_targets_listed
                            : kind == STORE_JOB_CANCEL ? api_on_task_canceled
                                                       : api_on_task_read;
-  struct store_job *job = api_tenant_job_new(req, tenant, kind, done, API_READ_ARENA_MAX);
+  struct store_job *job = items ? api_read_job_new(req, tenant, kind, done)
+                                : api_tenant_job_new(req, tenant, kind, done, API_READ_ARENA_MAX);
   if (!job) {
-    api_reply_error(req, CDR_ENOMEM, NULL, NULL);
+    if (!items)
+      api_reply_error(req, CDR_ENOMEM, NULL, NULL);
     return 0;
   }
   memcpy(job->task_id, rest, TASK_ID_LENGTH);

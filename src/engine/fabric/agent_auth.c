@@ -1,90 +1,94 @@
-/* agent_auth.c — wrong-token counting per (address, node id) and overall (agent_auth.h). */
+/* agent_auth.c — wrong agent tokens counted per address, per node id and overall (agent_auth.h). */
 #include "engine/fabric/agent_auth.h"
 
 #include <stdio.h>
 #include <string.h>
 
 void agent_auth_init(struct agent_auth *auth, int64_t failures_max, int64_t guesses_max,
-                     int64_t window_s) {
+                     int64_t window_s, uint64_t seed) {
   memset(auth, 0, sizeof(*auth));
   auth->failures_max = failures_max;
   auth->guesses_max = guesses_max;
   auth->window_ms = window_s * 1000;
+  auth->seed = seed;
 }
 
-/* The pair's entry with its window brought up to date, or — when create — a new one in a free
- * entry or in place of the one whose window began first (so a flood of new pairs can push a
- * blocked pair out; the overall count then still holds). NULL when there is none and !create.
- * A peer whose address could not be read counts under "?". */
-static struct agent_auth_pair *agent_auth_pair(struct agent_auth *auth, const char *address,
-                                               const char *node_id, int64_t now_ms, bool create) {
-  if (!address[0])
-    address = "?";
-  struct agent_auth_pair *victim = NULL;
-  for (size_t i = 0; i < AGENT_AUTH_PAIRS; i++) {
-    struct agent_auth_pair *pair = &auth->pairs[i];
-    if (pair->address[0] && strcmp(pair->address, address) == 0 &&
-        strcmp(pair->node_id, node_id) == 0) {
-      if (now_ms - pair->window_start_ms >= auth->window_ms)
-        *pair = (struct agent_auth_pair){.window_start_ms = now_ms};
-      snprintf(pair->address, sizeof(pair->address), "%s", address);
-      snprintf(pair->node_id, sizeof(pair->node_id), "%s", node_id);
-      return pair;
-    }
-    bool better =
-        !victim || (victim->address[0] &&
-                    (!pair->address[0] || pair->window_start_ms < victim->window_start_ms));
-    if (better)
-      victim = pair;
+/* FNV-1a over the key, started from the seed and mixed at the end. */
+static uint64_t agent_auth_hash(const struct agent_auth *auth, const char *key) {
+  uint64_t hash = 14695981039346656037ULL ^ auth->seed;
+  for (const unsigned char *at = (const unsigned char *)key; *at; at++)
+    hash = (hash ^ *at) * 1099511628211ULL;
+  hash ^= hash >> 31;
+  return hash * 0x9e3779b97f4a7c15ULL;
+}
+
+/* Counts one more wrong token on entry, starting its window again when the last one ended;
+ * returns true when the count has just passed limit for the first time in the window. */
+static bool agent_auth_count(struct agent_auth *auth, struct agent_auth_count *entry, int64_t limit,
+                             int64_t now_ms) {
+  if (now_ms - entry->window_start_ms >= auth->window_ms) {
+    entry->window_start_ms = now_ms;
+    entry->count = 0;
+    entry->logged = false;
   }
-  if (!create)
-    return NULL;
-  *victim = (struct agent_auth_pair){.window_start_ms = now_ms};
-  snprintf(victim->address, sizeof(victim->address), "%s", address);
-  snprintf(victim->node_id, sizeof(victim->node_id), "%s", node_id);
+  if (entry->count < UINT32_MAX)
+    entry->count++;
+  if (entry->count <= (uint64_t)limit || entry->logged)
+    return false;
+  entry->logged = true;
+  return true;
+}
+
+/* How little entry matters when a name needs its place: a free entry or one whose window has
+ * ended not at all, else by its count of wrong tokens. */
+static uint64_t agent_auth_weight(const struct agent_auth *auth,
+                                  const struct agent_auth_count *entry, int64_t now_ms) {
+  if (!entry->key[0] || now_ms - entry->window_start_ms >= auth->window_ms)
+    return 0;
+  return entry->count;
+}
+
+/* The entry of kind ('a' or 'n') and name: the one that has it, else — never keep — the one in its
+ * bucket that matters least (agent_auth_weight; the oldest window among equals). So a flood of
+ * new names pushes out names seen a few times, not the address that sends them all; the overall
+ * count holds whatever is forgotten. */
+static struct agent_auth_count *agent_auth_entry(struct agent_auth *auth, char kind,
+                                                 const char *name, int64_t now_ms,
+                                                 const struct agent_auth_count *keep) {
+  char key[AGENT_AUTH_KEY];
+  snprintf(key, sizeof(key), "%c%s", kind, name);
+  struct agent_auth_count *bucket = auth->counts[agent_auth_hash(auth, key) % AGENT_AUTH_BUCKETS];
+  struct agent_auth_count *victim = NULL;
+  for (size_t i = 0; i < AGENT_AUTH_WAYS; i++) {
+    struct agent_auth_count *entry = &bucket[i];
+    if (strcmp(entry->key, key) == 0)
+      return entry;
+    if (entry == keep)
+      continue;
+    uint64_t weight = agent_auth_weight(auth, entry, now_ms);
+    uint64_t least = victim ? agent_auth_weight(auth, victim, now_ms) : UINT64_MAX;
+    if (weight < least || (weight == least && entry->window_start_ms < victim->window_start_ms))
+      victim = entry;
+  }
+  *victim = (struct agent_auth_count){.window_start_ms = INT64_MIN / 2};
+  memcpy(victim->key, key, sizeof(key));
   return victim;
 }
 
-static void agent_auth_roll_guesses(struct agent_auth *auth, int64_t now_ms) {
-  if (now_ms - auth->guesses_window_start_ms >= auth->window_ms) {
-    auth->guesses_window_start_ms = now_ms;
-    auth->guesses = 0;
-    auth->flood_logged = false;
-  }
-}
-
-enum agent_auth_verdict agent_auth_before(struct agent_auth *auth, const char *address,
-                                          const char *node_id, bool own_token, bool known_address,
-                                          int64_t now_ms, bool *first_refusal) {
-  *first_refusal = false;
-  if (own_token)
-    return AGENT_AUTH_CHECK;
-  struct agent_auth_pair *pair = agent_auth_pair(auth, address, node_id, now_ms, false);
-  if (pair && pair->count >= (uint64_t)auth->failures_max) {
-    *first_refusal = !pair->block_logged;
-    pair->block_logged = true;
-    return AGENT_AUTH_PAIR_BLOCKED;
-  }
-  agent_auth_roll_guesses(auth, now_ms);
-  if (auth->guesses >= (uint64_t)auth->guesses_max && !known_address) {
-    *first_refusal = !auth->flood_logged;
-    auth->flood_logged = true;
-    return AGENT_AUTH_GUESSING;
-  }
-  return AGENT_AUTH_CHECK;
-}
-
-uint32_t agent_auth_failed(struct agent_auth *auth, const char *address, const char *node_id,
-                           int64_t now_ms) {
-  agent_auth_roll_guesses(auth, now_ms);
-  auth->guesses++;
-  struct agent_auth_pair *pair = agent_auth_pair(auth, address, node_id, now_ms, true);
-  return ++pair->count;
-}
-
-void agent_auth_succeeded(struct agent_auth *auth, const char *address, const char *node_id,
-                          int64_t now_ms) {
-  struct agent_auth_pair *pair = agent_auth_pair(auth, address, node_id, now_ms, false);
-  if (pair)
-    memset(pair, 0, sizeof(*pair));
+struct agent_auth_wrong agent_auth_failed(struct agent_auth *auth, const char *address,
+                                          const char *node_id, int64_t now_ms) {
+  struct agent_auth_wrong wrong = {0};
+  struct agent_auth_count *by_address =
+      agent_auth_entry(auth, 'a', address[0] ? address : "?", now_ms, NULL);
+  struct agent_auth_count *by_node = agent_auth_entry(auth, 'n', node_id, now_ms, by_address);
+  wrong.log_address = agent_auth_count(auth, by_address, auth->failures_max, now_ms);
+  wrong.log_node = agent_auth_count(auth, by_node, auth->failures_max, now_ms);
+  wrong.log_overall = agent_auth_count(auth, &auth->overall, auth->guesses_max, now_ms);
+  wrong.address_count = by_address->count;
+  wrong.node_count = by_node->count;
+  wrong.overall_count = auth->overall.count;
+  wrong.slow = by_address->count > (uint64_t)auth->failures_max ||
+               by_node->count > (uint64_t)auth->failures_max ||
+               auth->overall.count > (uint64_t)auth->guesses_max;
+  return wrong;
 }

@@ -12,6 +12,7 @@
 #include "proto/link_tls.h"
 
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -656,8 +657,10 @@ int fabric_open(const struct engine_config *config, struct store_worker *writer,
   fabric->config = config;
   fabric->writer = writer;
   fabric->send_work = fabric_link_send_work;
+  uint64_t seed = 0; /* a failure leaves 0: the counts still hold, only less evenly spread */
+  RAND_bytes((unsigned char *)&seed, sizeof(seed));
   agent_auth_init(&fabric->auth, config->auth_failures_max, config->auth_guesses_max,
-                  config->auth_window_s);
+                  config->auth_window_s, seed);
   if (link_shared_init(&fabric->link_buffers, (size_t)config->max_frame_bytes)) {
     free(fabric);
     return CDR_ENOMEM;

@@ -148,10 +148,9 @@ struct fabric_node {
   int64_t last_hello_ms;     /* its agent's latest Hello */
   int64_t first_result_ms;   /* its first result of any item, 0 while none (kept in the store) */
   int64_t last_heartbeat_ms; /* last frame from its agent */
-  char auth_address[AGENT_AUTH_ADDRESS]; /* where its agent last authenticated from, "" never */
-  struct fabric_link *link;              /* NULL while offline */
-  bool removed;                          /* removed by an operator: hidden, planned onto nothing */
-  int64_t backlog_since_ms;          /* when its queue went over alerts.backlog_items, 0 if not */
+  struct fabric_link *link;  /* NULL while offline */
+  bool removed;              /* removed by an operator: hidden, planned onto nothing */
+  int64_t backlog_since_ms;  /* when its queue went over alerts.backlog_items, 0 if not */
   int64_t saved_below[FABRIC_LANES]; /* its watermarks as the store has them (fabric_marks.c) */
   int64_t open_below[FABRIC_LANES];  /* scratch of fabric_marks_collect */
   bool dispatch_due; /* on fabric->dispatch_due, sent to at the end of this loop iteration */
@@ -185,6 +184,7 @@ struct fabric_link {
   struct list_node all;         /* on fabric->links: every open link, welcomed or not */
   struct list_node pending;     /* on fabric->pending until welcomed */
   char address[48];             /* the peer's numeric IP, read once at accept; "" if unknown */
+  bool refused; /* its Hello was refused (or its wrong token waits out the pause for that) */
 };
 
 struct fabric {
@@ -224,7 +224,7 @@ struct fabric {
   struct list_head tasks;   /* in memory: running, or waiting for a save (fabric_task.link) */
   struct list_head links;   /* open links (struct fabric_link.all) */
   struct list_head pending; /* links not yet welcomed (struct fabric_link.pending) */
-  int64_t pending_refused;  /* connections refused for the pending caps since last logged */
+  int64_t pending_evicted;  /* waiting connections closed for the caps since last logged */
   int64_t pending_logged_ms;
   struct callbacks *callbacks; /* NULL once stopping */
   struct alerts *alerts;       /* NULL once stopping */
@@ -273,6 +273,15 @@ void fabric_callback_deliver(struct fabric *fabric, const struct task *task);
 void fabric_notify_destroy(struct fabric *fabric);
 
 /* fabric_link.c */
+/* The connection to close so that one more from address may wait for its Welcome, or NULL when
+ * there is room: at most pending_max wait in all and per_address_max from one address, so peers
+ * that never authenticate hold a bounded amount of memory. Past a cap the oldest waiting
+ * connection goes — from address, when that is the cap reached — instead of the new one being
+ * refused: sockets that send nothing, reopened as fast as they are closed, cannot keep out a real
+ * agent, which sends its Hello at once. *from_address counts those waiting from address. */
+struct fabric_link *fabric_pending_victim(const struct list_head *pending, const char *address,
+                                          size_t pending_max, size_t per_address_max,
+                                          size_t *from_address);
 void fabric_link_accept(struct fabric *fabric);
 /* The fabric's send_work: the frame goes out on node's link. */
 int fabric_link_send_work(struct fabric_node *node, const Cdr__Work *work);

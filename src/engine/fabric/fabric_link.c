@@ -12,10 +12,11 @@
 #include <string.h>
 
 enum {
-  FABRIC_HELLO_TIMEOUT_MS = 5000,
   /* The largest frame a peer may send before its Welcome: a Hello with 64 groups of 64
    * characters, a 64-character node id and a token of a few kilobytes fits several times. */
   FABRIC_HELLO_MAX_PAYLOAD = 16 * 1024,
+  /* How long a wrong token past a limit waits for its refusal (agent_auth.h). */
+  FABRIC_WRONG_TOKEN_PAUSE_MS = 1000,
 };
 
 static struct fabric_link *fabric_link_of(struct link_conn *conn) { return conn->owner; }
@@ -42,12 +43,19 @@ static void fabric_link_on_silence(struct wheel_timer *timer) {
                   link->node ? "missed heartbeats: node is offline" : "no Hello in time");
 }
 
+/* Refuses link's Hello and closes the link once the refusal is written (or when it has not been
+ * within the Hello timeout); any frame after it closes the link at once (fabric_link_on_frame),
+ * so one connection gets one token checked. Wrong tokens are logged by fabric_link_log_wrong. */
 static void fabric_link_refuse(struct fabric_link *link, const char *code, const char *reason) {
   Cdr__Refusal refusal;
   cdr__refusal__init(&refusal);
   refusal.code = (char *)(uintptr_t)code;
   refusal.reason = (char *)(uintptr_t)reason;
-  log_warn("agent.refused", "agent %s refused: %s (%s)", link->conn.peer, reason, code);
+  if (strcmp(code, "wrong_token") != 0)
+    log_warn("agent.refused", "agent %s refused: %s (%s)", link->conn.peer, reason, code);
+  link->refused = true;
+  timer_wheel_start(&link->fabric->wheel, &link->liveness,
+                    (uint64_t)link->fabric->config->hello_timeout_ms, fabric_link_on_silence);
   if (link_conn_send(&link->conn, FRAME_REFUSAL, &refusal.base) == 0)
     link_conn_finish(&link->conn, "hello refused");
 }
@@ -74,49 +82,62 @@ static void fabric_link_peer_address(struct fabric_link *link, char *out, size_t
     uv_ip6_name((const struct sockaddr_in6 *)&peer, out, size);
 }
 
-/* Checks hello's token (the node's own from agents.node_tokens_file, else the shared one) after
- * asking what the engine remembers of wrong tokens (agent_auth.h) whether to check it at all.
- * Refuses and returns false when the Hello may not go on. */
+/* Sends a slow wrong-token refusal once its pause is over (fabric_link_authenticate). */
+static void fabric_link_on_refusal_due(struct wheel_timer *timer) {
+  fabric_link_refuse(FABRIC_LINK_OF_TIMER(timer, liveness), "wrong_token",
+                     "the token does not match the engine's agents.token");
+}
+
+/* Logs what a wrong token tells: each one while its sender is under the limits, then once per
+ * window that an address, a node id or all peers together passed theirs. */
+static void fabric_link_log_wrong(struct fabric *fabric, const char *address, const char *node_id,
+                                  const struct agent_auth_wrong *wrong) {
+  const struct engine_config *config = fabric->config;
+  if (!wrong->slow)
+    log_warn("agent.bad_token",
+             "wrong token from %s (node id %.64s), %u from that address in "
+             "this window",
+             address, node_id, wrong->address_count);
+  const char *passed[] = {wrong->log_address ? "address" : NULL,
+                          wrong->log_node ? "node id" : NULL};
+  const char *named[] = {address, node_id};
+  for (size_t i = 0; i < 2; i++) {
+    if (passed[i])
+      log_warn("agent.blocked",
+               "%s %.64s sent more than %lld wrong tokens within %lld s: its wrong tokens are "
+               "answered only after %d ms for the rest of the window (a right token is welcomed "
+               "at once)",
+               passed[i], named[i], (long long)config->auth_failures_max,
+               (long long)config->auth_window_s, FABRIC_WRONG_TOKEN_PAUSE_MS);
+  }
+  if (wrong->log_overall)
+    log_error("agent.guessing",
+              "more than %lld wrong agent tokens from all peers within %lld s: someone is "
+              "guessing; every wrong token is answered only after %d ms for the rest of the "
+              "window (a right token is welcomed at once)",
+              (long long)config->auth_guesses_max, (long long)config->auth_window_s,
+              FABRIC_WRONG_TOKEN_PAUSE_MS);
+}
+
+/* Checks hello's token (the node's own from agents.node_tokens_file, else the shared one), always:
+ * a right token is welcomed whatever anyone sent before it. A wrong one is counted (agent_auth.h)
+ * and refused, at once or — past a limit — after FABRIC_WRONG_TOKEN_PAUSE_MS, during which the
+ * connection keeps its place among those waiting for a Welcome. Returns false when refused. */
 static bool fabric_link_authenticate(struct fabric_link *link, const Cdr__Hello *hello) {
   struct fabric *fabric = link->fabric;
-  const char *address = link->address;
-  int64_t now = clock_now_ms();
   const char *own = node_tokens_find(fabric->node_tokens, hello->node_id);
-  struct fabric_node *known = fabric_node_find(fabric, hello->node_id);
-  bool known_address = known && known->auth_address[0] && strcmp(known->auth_address, address) == 0;
-  bool first_refusal = false;
-  switch (agent_auth_before(&fabric->auth, address, hello->node_id, own != NULL, known_address, now,
-                            &first_refusal)) {
-  case AGENT_AUTH_CHECK: break;
-  case AGENT_AUTH_PAIR_BLOCKED:
-    if (first_refusal)
-      log_warn("agent.blocked",
-               "agent address %s sent %lld wrong tokens for node id %.64s: its Hellos for that "
-               "node are refused unchecked for the rest of the %lld s window",
-               address, (long long)fabric->config->auth_failures_max, hello->node_id,
-               (long long)fabric->config->auth_window_s);
-    fabric_link_refuse(link, "too_many_failures",
-                       "too many wrong tokens for this node id from this address; try again later");
-    return false;
-  case AGENT_AUTH_GUESSING:
-    if (first_refusal)
-      log_error("agent.guessing",
-                "%lld wrong agent tokens within %lld s: until the window ends, Hellos with the "
-                "shared token are checked only from the address each node last authenticated "
-                "from (nodes with their own token are always checked)",
-                (long long)fabric->config->auth_guesses_max,
-                (long long)fabric->config->auth_window_s);
-    fabric_link_refuse(link, "too_many_failures", "too many wrong tokens overall; try again later");
-    return false;
-  }
-  if (fabric_link_token_ok(hello->token, own ? own : fabric->config->agent_token)) {
-    agent_auth_succeeded(&fabric->auth, address, hello->node_id, now);
+  if (fabric_link_token_ok(hello->token, own ? own : fabric->config->agent_token))
     return true;
+  struct agent_auth_wrong wrong =
+      agent_auth_failed(&fabric->auth, link->address, hello->node_id, clock_now_ms());
+  fabric_link_log_wrong(fabric, link->address[0] ? link->address : "?", hello->node_id, &wrong);
+  if (!wrong.slow) {
+    fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
+    return false;
   }
-  uint32_t count = agent_auth_failed(&fabric->auth, address, hello->node_id, now);
-  log_warn("agent.bad_token", "wrong token from %s (node id %.64s), %u in this window", address,
-           hello->node_id, count);
-  fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
+  link->refused = true; /* the refusal follows after the pause */
+  timer_wheel_start(&fabric->wheel, &link->liveness, FABRIC_WRONG_TOKEN_PAUSE_MS,
+                    fabric_link_on_refusal_due);
   return false;
 }
 
@@ -163,7 +184,6 @@ static void fabric_link_on_hello(struct fabric_link *link, const Cdr__Hello *hel
   node->link = link;
   list_remove(&fabric->pending, &link->pending);
   link_conn_set_max_payload(&link->conn, (size_t)fabric->config->max_frame_bytes);
-  snprintf(node->auth_address, sizeof(node->auth_address), "%s", link->address);
   uint32_t window = hello->window;
   if (window > (uint64_t)fabric->config->max_window)
     window = (uint32_t)fabric->config->max_window;
@@ -213,6 +233,10 @@ static void fabric_link_on_frame(struct link_conn *conn, enum frame_type type,
                                  ProtobufCMessage *message) {
   struct fabric_link *link = fabric_link_of(conn);
   struct fabric *fabric = link->fabric;
+  if (link->refused) {
+    link_conn_close(conn, "a frame after a refused Hello");
+    return;
+  }
   uint64_t silence = (uint64_t)(fabric->config->heartbeat_ms * fabric->config->heartbeat_misses);
   timer_wheel_start(&fabric->wheel, &link->liveness, silence, fabric_link_on_silence);
   if (link->node)
@@ -248,32 +272,49 @@ static void fabric_link_on_close(struct link_conn *conn) {
   free(link);
 }
 
-/* True when one more connection from address may wait for its Welcome: at most
- * agents.pending_max in all and agents.pending_per_address_max from one address, so peers that
- * never authenticate hold a bounded amount of memory (each at most a Hello's frame). Refusals
- * are logged at most every ten seconds, with their count. */
-static bool fabric_link_pending_fits(struct fabric *fabric, const char *address) {
-  size_t from_address = 0; /* a scan of at most agents.pending_max links */
-  for (struct list_node *at = fabric->pending.first; at; at = at->next)
-    from_address += strcmp(LIST_ENTRY(at, struct fabric_link, pending)->address, address) == 0;
-  if (fabric->pending.count < (size_t)fabric->config->pending_max &&
-      from_address < (size_t)fabric->config->pending_per_address_max)
-    return true;
-  fabric->pending_refused++;
+struct fabric_link *fabric_pending_victim(const struct list_head *pending, const char *address,
+                                          size_t pending_max, size_t per_address_max,
+                                          size_t *from_address) {
+  struct fabric_link *oldest = NULL, *oldest_here = NULL;
+  *from_address = 0; /* a scan of at most pending_max links, newest first */
+  for (struct list_node *at = pending->first; at; at = at->next) {
+    oldest = LIST_ENTRY(at, struct fabric_link, pending);
+    if (strcmp(oldest->address, address) == 0) {
+      ++*from_address;
+      oldest_here = oldest;
+    }
+  }
+  return *from_address >= per_address_max ? oldest_here
+         : pending->count >= pending_max  ? oldest
+                                          : NULL;
+}
+
+/* Makes room for one more connection from address among those waiting for their Welcome
+ * (fabric_pending_victim), closing the one chosen. Evictions are logged at most every ten
+ * seconds, with their count. */
+static void fabric_link_make_room(struct fabric *fabric, const char *address) {
+  size_t from_address;
+  struct fabric_link *victim =
+      fabric_pending_victim(&fabric->pending, address, (size_t)fabric->config->pending_max,
+                            (size_t)fabric->config->pending_per_address_max, &from_address);
+  if (!victim)
+    return;
+  list_remove(&fabric->pending, &victim->pending);
+  link_conn_close(&victim->conn, NULL);
+  fabric->pending_evicted++;
   int64_t now = clock_now_ms();
   if (now - fabric->pending_logged_ms >= 10000) {
     log_warn("agent.pending_full",
-             "refused %lld connections in the last %lld s: %zu are waiting for their Welcome "
-             "(agents.pending_max %lld), %zu of them from %s (agents.pending_per_address_max "
-             "%lld)",
-             (long long)fabric->pending_refused,
+             "closed %lld connections without a Welcome in the last %lld s to make room for new "
+             "ones: %zu wait for their Welcome (agents.pending_max %lld), %zu of them from %s "
+             "(agents.pending_per_address_max %lld)",
+             (long long)fabric->pending_evicted,
              (long long)(fabric->pending_logged_ms ? (now - fabric->pending_logged_ms) / 1000 : 0),
              fabric->pending.count, (long long)fabric->config->pending_max, from_address,
              address[0] ? address : "?", (long long)fabric->config->pending_per_address_max);
-    fabric->pending_refused = 0;
+    fabric->pending_evicted = 0;
     fabric->pending_logged_ms = now;
   }
-  return false;
 }
 
 void fabric_link_accept(struct fabric *fabric) {
@@ -292,17 +333,14 @@ void fabric_link_accept(struct fabric *fabric) {
   fabric_link_peer_address(link, link->address, sizeof(link->address));
   snprintf(link->conn.peer, sizeof(link->conn.peer), "from %s",
            link->address[0] ? link->address : "?");
-  if (!fabric_link_pending_fits(fabric, link->address)) {
-    link_conn_close(&link->conn, NULL);
-    return;
-  }
+  fabric_link_make_room(fabric, link->address);
   list_push_front(&fabric->pending, &link->pending);
   if ((fabric->tls && link_conn_tls(&link->conn, fabric->tls, true, "")) ||
       link_conn_start(&link->conn) != 0) {
     link_conn_close(&link->conn, "accept failed");
     return;
   }
-  timer_wheel_start(&fabric->wheel, &link->liveness, FABRIC_HELLO_TIMEOUT_MS,
+  timer_wheel_start(&fabric->wheel, &link->liveness, (uint64_t)fabric->config->hello_timeout_ms,
                     fabric_link_on_silence);
 }
 
