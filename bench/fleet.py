@@ -52,6 +52,11 @@ def finished(counts):
     return sum(v for k, v in counts.items() if k not in UNFINISHED)
 
 
+def not_done(counts):
+    """Finished tasks that did not succeed on every node, by state: a completion counts only done."""
+    return {k: v for k, v in counts.items() if k not in UNFINISHED and k != "done" and v}
+
+
 def unfinished(counts):
     return sum(counts[k] for k in UNFINISHED)
 
@@ -104,10 +109,11 @@ def run_fleet(agents, seconds, connections, drain_limit):
     accepted = requests - refused
     return {
         "accepted_per_s": accepted / load_s, "refused_per_s": refused / load_s,
-        "completed_per_s": finished(at_end) / load_s, "accept_p99_ms": p99_ms,
+        "completed_per_s": at_end.get("done", 0) / load_s, "accept_p99_ms": p99_ms,
         "engine_p99_ms": engine_p99_ms,
         "unfinished_at_end": unfinished(at_end), "drain_s": drained_s,
         "finished_total": finished(final), "accepted_total": accepted, "backlog": backlog,
+        "not_done": not_done(final),
     }
 
 
@@ -118,7 +124,8 @@ def describe(f, limit):
             f"{f['refused_per_s']:.0f}/s, accept p99 {f['accept_p99_ms']:.1f} ms (the engine's own: "
             f"<= {f['engine_p99_ms'] or float('nan'):g} ms); "
             f"{f['unfinished_at_end']} unfinished at the end of the load, {drain}; "
-            f"{f['finished_total']} of {f['accepted_total']} finished; backlog (s: unfinished) " +
+            f"{f['finished_total']} of {f['accepted_total']} finished"
+            f"{', not done: ' + str(f['not_done']) if f['not_done'] else ''}; backlog (s: unfinished) " +
             ", ".join(f"{t:.0f}: {n}" for t, n in f["backlog"]))
 
 
@@ -162,7 +169,7 @@ def main():
             except RuntimeError as error:  # e.g. its /v1/stats stopped answering under the load
                 print(f"{agents} nodes, baseline:   could not be measured: "
                       f"{str(error).strip().splitlines()[-1]}")
-        if f["drain_s"] is None or f["finished_total"] < f["accepted_total"]:
+        if f["drain_s"] is None or f["finished_total"] < f["accepted_total"] or f["not_done"]:
             status = 1
         for key in ("accepted_per_s", "completed_per_s", "refused_per_s", "accept_p99_ms"):
             print(f"RESULT fleet_{agents}_{key} {f[key]:.2f}")

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,10 @@ void arena_init(struct arena *arena, size_t max) {
   arena->max = max;
 }
 
-static struct arena_chunk *arena_chunk_add(struct arena *arena, size_t min_size) {
-  size_t size = min_size > ARENA_CHUNK_DEFAULT ? min_size : ARENA_CHUNK_DEFAULT;
-  if (arena->head && arena->head->size * 2 > size && arena->head->size * 2 >= min_size)
+/* Adds a chunk for at least min_size bytes; of exactly that many when exact. */
+static struct arena_chunk *arena_chunk_add(struct arena *arena, size_t min_size, bool exact) {
+  size_t size = min_size > ARENA_CHUNK_DEFAULT || exact ? min_size : ARENA_CHUNK_DEFAULT;
+  if (!exact && arena->head && arena->head->size * 2 > size && arena->head->size * 2 >= min_size)
     size = arena->head->size * 2; /* grow geometrically so big jobs need few chunks */
   if (size > arena->max - arena->reserved)
     size = min_size; /* the last chunk before the maximum is only as big as needed */
@@ -41,14 +43,24 @@ static struct arena_chunk *arena_chunk_add(struct arena *arena, size_t min_size)
   return chunk;
 }
 
-void *arena_alloc(struct arena *arena, size_t size) {
+size_t arena_size_of(size_t size) {
   const size_t align = alignof(max_align_t);
   size_t rounded = (size + align - 1) & ~(align - 1);
-  if (rounded < size)
+  return rounded < size ? SIZE_MAX : rounded;
+}
+
+int arena_reserve(struct arena *arena, size_t size) {
+  size_t rounded = arena_size_of(size);
+  return rounded != SIZE_MAX && arena_chunk_add(arena, rounded, true) ? 0 : -1;
+}
+
+void *arena_alloc(struct arena *arena, size_t size) {
+  size_t rounded = arena_size_of(size);
+  if (rounded == SIZE_MAX)
     return NULL;
   struct arena_chunk *chunk = arena->head;
   if (!chunk || chunk->size - chunk->used < rounded) {
-    chunk = arena_chunk_add(arena, rounded);
+    chunk = arena_chunk_add(arena, rounded, false);
     if (!chunk)
       return NULL;
   }

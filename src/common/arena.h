@@ -24,6 +24,15 @@ void arena_init(struct arena *arena, size_t max);
  * The memory is owned by the arena. */
 void *arena_alloc(struct arena *arena, size_t size);
 
+/* Adds a chunk of exactly size bytes for the allocations that follow, instead of a chunk of at
+ * least 4 KiB when the first of them would not fit: an arena kept long whose contents are known
+ * beforehand (a task waiting for its nodes) then costs one allocation of its size. Count each
+ * allocation it is for with arena_size_of. Returns 0, or -1 past the maximum or out of memory. */
+int arena_reserve(struct arena *arena, size_t size);
+
+/* What an allocation of size bytes takes of an arena (rounded up for alignment). */
+size_t arena_size_of(size_t size);
+
 /* Copies len bytes of s into the arena and terminates them with NUL. NULL when out of room. */
 char *arena_strndup(struct arena *arena, const char *s, size_t len);
 

@@ -50,9 +50,30 @@ static void arena_strndup_terminates(void **state) {
   arena_release(&arena);
 }
 
+/* A reserved chunk holds exactly what it was reserved for; one byte more takes a chunk of its own.
+ */
+static void arena_reserve_holds_exactly_what_it_was_sized_for(void **state) {
+  (void)state;
+  struct arena arena;
+  arena_init(&arena, 1 << 20);
+  size_t size = arena_size_of(40) + arena_size_of(60) + arena_size_of(1);
+  assert_int_equal(size, 48 + 64 + 16);
+  assert_int_equal(arena_reserve(&arena, size), 0);
+  assert_int_equal(arena.reserved, size);
+  assert_non_null(arena_alloc(&arena, 40));
+  assert_non_null(arena_alloc(&arena, 60));
+  assert_non_null(arena_strdup(&arena, ""));
+  assert_int_equal(arena.reserved, size);
+  assert_non_null(arena_alloc(&arena, 1));
+  assert_true(arena.reserved >= size + 4096);
+  assert_int_equal(arena_reserve(&arena, 1 << 20), -1); /* past the maximum */
+  arena_release(&arena);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(arena_aligns_every_allocation),
+      cmocka_unit_test(arena_reserve_holds_exactly_what_it_was_sized_for),
       cmocka_unit_test(arena_serves_requests_larger_than_a_chunk),
       cmocka_unit_test(arena_refuses_past_its_maximum),
       cmocka_unit_test(arena_strndup_terminates),

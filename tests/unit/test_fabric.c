@@ -64,6 +64,17 @@ static void lab_until(bool (*done)(void)) {
   }
 }
 
+/* Opens the store in lab->dir and a fabric on it, which reads back what the store holds. */
+static void lab_start(void) {
+  char err[512];
+  struct store_options options = {.read_only = false};
+  struct store *store;
+  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
+  assert_int_equal(store_worker_start(store, true, 64, &lab->writer), 0);
+  assert_int_equal(fabric_open(&lab->config, lab->writer, &lab->fabric), 0);
+  lab->fabric->send_work = lab_send_work;
+}
+
 static void lab_open(void) {
   lab = calloc(1, sizeof(*lab));
   assert_non_null(lab);
@@ -87,28 +98,29 @@ static void lab_open(void) {
   if (engine_config_load(&lab->config, argc, argv, &cli, err, sizeof(err)) != 0)
     fail_msg("%s", err);
   log_level_set(getenv("LAB_DEBUG") ? LOG_DEBUG : LOG_WARN);
-  struct store_options options = {.read_only = false};
-  struct store *store;
-  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
-  assert_int_equal(store_worker_start(store, true, 64, &lab->writer), 0);
-  assert_int_equal(fabric_open(&lab->config, lab->writer, &lab->fabric), 0);
-  lab->fabric->send_work = lab_send_work;
+  lab_start();
 }
 
 static bool lab_jobs_back(void) { return lab->fabric->jobs_in_flight == 0; }
 
-static void lab_close(void) {
+/* Stops the fabric as the engine does, its nodes' links closed first; the store stays. */
+static void lab_stop(void) {
   lab_until(lab_jobs_back);
   for (size_t i = 0; i < LAB_NODES; i++) {
     if (lab->nodes[i] && lab->nodes[i]->link) { /* as their links' closing would */
       lab->nodes[i]->link = NULL;
       fabric_node_offline(lab->fabric, lab->nodes[i]);
     }
+    lab->nodes[i] = NULL;
   }
   uv_async_send(&lab->fabric->stop);
   fabric_run(lab->fabric);
   fabric_free(lab->fabric);
   store_worker_stop(lab->writer);
+}
+
+static void lab_close(void) {
+  lab_stop();
   char command[128];
   snprintf(command, sizeof(command), "rm -rf %s", lab->dir);
   assert_int_equal(system(command), 0);
@@ -521,6 +533,85 @@ static void a_node_going_offline_gets_its_work_again_when_back(void **state) {
   lab_close();
 }
 
+/* A task waits in one allocation of its own size, not in its request's arena (4 KiB or more):
+ * its copy, targets, strings, plan and dedup hashes or preload headers all fit the chunk reserved
+ * for them, whatever kind of task it is. */
+static void a_task_is_kept_in_an_arena_of_its_size(void **state) {
+  (void)state;
+  lab_open();
+  for (size_t i = 0; i < 3; i++)
+    lab_node(i, 4);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"],"
+                         "\"callback\":\"http://hooks.example/done\"}");
+  lab_submit(TASK_PRELOAD, "{\"urls\":[\"http://a.example/p\"],\"headers\":{\"Accept-Encoding\":"
+                           "\"gzip\",\"X-Variant\":\"b\"}}");
+  for (size_t t = 0; t < 2; t++) {
+    const struct fabric_task *task = lab_task(t);
+    assert_non_null(task);
+    assert_true(task->task->planned);
+    assert_true(task->arena.reserved < 1024); /* one chunk: anything past it would add 4 KiB */
+  }
+  assert_int_equal(lab_task(1)->header_count, 2);
+  lab_check_invariants();
+  lab_close();
+}
+
+/* A node removed just before the engine stopped: its removal is in the store, the failures of
+ * what it owed are not (a kill -9 in between). Read back, no task waits for it: its items fail
+ * node_removed and the task ends partial. */
+static struct store *lab_reader;
+static struct arena lab_reads;
+static bool lab_first_task_partial(void) {
+  struct task *task;
+  arena_reset(&lab_reads);
+  return store_task_get(lab_reader, tenant_dev.name, lab->task_ids[0], &lab_reads, &task) == 0 &&
+         task->state == TASK_PARTIAL;
+}
+
+static void a_node_removed_before_a_restart_is_not_waited_for(void **state) {
+  (void)state;
+  lab_open();
+  lab_node(0, 4);
+  struct fabric_node *gone = lab_node(1, 4);
+  gone->link = NULL;
+  fabric_node_offline(lab->fabric, gone);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
+  assert_int_equal(lab->sent_count, 2); /* edge-0's; edge-1 is offline */
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  lab_answer(1, ITEM_SUCCEEDED, 200, "");
+  lab_stop();
+  char err[512];
+  struct store_options options = {.read_only = false};
+  struct store *store;
+  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
+  assert_int_equal(store_begin(store), 0);
+  assert_int_equal(store_node_delete(store, "edge-1"), 0);
+  assert_int_equal(store_commit(store), 0);
+  store_close(store);
+  lab_start();
+  options.read_only = true;
+  assert_int_equal(store_open(lab->dir, &options, &lab_reader, err, sizeof(err)), 0);
+  arena_init(&lab_reads, 1 << 20);
+  lab_until(lab_first_task_partial);
+  struct task *task;
+  assert_int_equal(store_task_get(lab_reader, tenant_dev.name, lab->task_ids[0], &lab_reads, &task),
+                   0);
+  assert_int_equal(task->counters.succeeded, 2);
+  assert_int_equal(task->counters.failed, 2);
+  assert_int_equal(task->counters.pending, 0);
+  struct store_failure *failures;
+  size_t count;
+  assert_int_equal(store_failures_list(lab_reader, task->id, 0, 10, &lab_reads, &failures, &count),
+                   0);
+  assert_int_equal(count, 2);
+  assert_string_equal(failures[0].node_id, "edge-1");
+  assert_string_equal(failures[0].reason, "node_removed");
+  lab_check_invariants();
+  arena_release(&lab_reads);
+  store_close(lab_reader);
+  lab_close();
+}
+
 static struct fabric_query *lab_answered;
 static void lab_on_answered(struct fabric_query *query) { lab_answered = query; }
 static bool lab_has_answer(void) { return lab_answered != NULL; }
@@ -642,6 +733,8 @@ int main(void) {
       cmocka_unit_test(an_identical_purge_in_flight_is_joined_not_sent_again),
       cmocka_unit_test(a_purge_sent_before_a_task_was_accepted_does_not_stand_in_for_it),
       cmocka_unit_test(a_node_going_offline_gets_its_work_again_when_back),
+      cmocka_unit_test(a_node_removed_before_a_restart_is_not_waited_for),
+      cmocka_unit_test(a_task_is_kept_in_an_arena_of_its_size),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };

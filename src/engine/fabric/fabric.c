@@ -548,6 +548,36 @@ static int fabric_task_plan_order(const void *a, const void *b) {
   return strcmp(x->id, y->id);
 }
 
+/* Ends what a removed node owed: its pending items fail node_removed, its redeliveries are dropped
+ * and its cursors pass every task, so no task waits for it. */
+static void fabric_node_forget(struct fabric *fabric, struct fabric_node *node) {
+  for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
+    struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
+    if (plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number))
+      fabric_items_fail(fabric, task, node, "node_removed");
+  }
+  for (size_t r = 0; r < node->redeliver_count; r++) {
+    node->redeliver[r].task_node->refs--;
+    fabric_record_settle(node->redeliver[r].task_node);
+  }
+  node->redeliver_count = 0;
+  /* Its cursors pass every task: those it had not reached stop waiting for it. */
+  for (int lane = 0; lane < FABRIC_LANES; lane++) {
+    struct fabric_log *log = &fabric->log[lane];
+    struct fabric_cursor *cursor = &node->cursor[lane];
+    struct fabric_task_node *current = cursor->current;
+    for (uint64_t pos = cursor->pos + (current != NULL); pos < log->end; pos++) {
+      struct fabric_task *task = pos >= log->base ? fabric_log_at(log, pos) : NULL;
+      if (task && plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number))
+        task->unreached--;
+    }
+    *cursor = (struct fabric_cursor){.pos = log->end};
+    node->lane_items[lane] = 0;
+    if (current)
+      fabric_record_settle(current);
+  }
+}
+
 /* Reads the registry and every unfinished task back from the store (start-up, before the loop
  * runs, so blocking reads are fine here). */
 static int fabric_recover(struct fabric *fabric) {
@@ -617,6 +647,12 @@ static int fabric_recover(struct fabric *fabric) {
           store_failures_list(store, tasks[i]->id, 0, INT64_MAX, &arena, &failures, &failure_count);
     if (!rc)
       fabric_task_recover(fabric, tasks[i], saved, saved_count, failures, failure_count);
+  }
+  /* A node removed just before a stop: its removal was saved, the failures of what it owed may
+   * not have been. Its tasks were read back waiting for it; they stop waiting now. */
+  for (size_t i = 0; !rc && i < fabric->node_count; i++) {
+    if (fabric->nodes[i]->removed)
+      fabric_node_forget(fabric, fabric->nodes[i]);
   }
   struct task **callbacks = NULL;
   size_t callback_count = 0;
@@ -751,28 +787,7 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   fabric_nodes_count(fabric);
   if (node->link)
     link_conn_close(&node->link->conn, "node removed by an operator");
-  for (struct list_node *at = fabric->tasks.first; at; at = at->next)
-    fabric_items_fail(fabric, LIST_ENTRY(at, struct fabric_task, link), node, "node_removed");
-  for (size_t r = 0; r < node->redeliver_count; r++) {
-    node->redeliver[r].task_node->refs--;
-    fabric_record_settle(node->redeliver[r].task_node);
-  }
-  node->redeliver_count = 0;
-  /* Its cursors pass every task: those it had not reached stop waiting for it. */
-  for (int lane = 0; lane < FABRIC_LANES; lane++) {
-    struct fabric_log *log = &fabric->log[lane];
-    struct fabric_cursor *cursor = &node->cursor[lane];
-    struct fabric_task_node *current = cursor->current;
-    for (uint64_t pos = cursor->pos + (current != NULL); pos < log->end; pos++) {
-      struct fabric_task *task = pos >= log->base ? fabric_log_at(log, pos) : NULL;
-      if (task && plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number))
-        task->unreached--;
-    }
-    *cursor = (struct fabric_cursor){.pos = log->end};
-    node->lane_items[lane] = 0;
-    if (current)
-      fabric_record_settle(current);
-  }
+  fabric_node_forget(fabric, node);
   struct store_job *job = calloc(1, sizeof(*job));
   if (job) {
     arena_init(&job->arena, 1024);

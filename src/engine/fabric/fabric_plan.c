@@ -401,22 +401,6 @@ static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
     fabric_deadline_arm(fabric, task);
 }
 
-void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
-  fabric_backlog_refund(fabric, job->backlog_charge); /* counted as it is from now on */
-  struct fabric_task *task = fabric_task_new(fabric);
-  if (!task) {
-    log_error("task.plan", "out of memory adopting task %s; it resumes after a restart",
-              job->task->id);
-    arena_release(&job->arena);
-    free(job);
-    return;
-  }
-  task->arena = job->arena; /* the task and its targets move with their arena */
-  task->task = job->task;
-  free(job);
-  fabric_task_begin(fabric, task);
-}
-
 /* Deep-copies task (with targets) into arena. */
 static struct task *fabric_task_copy(const struct task *from, struct arena *arena) {
   struct task *to = arena_alloc(arena, sizeof(*to));
@@ -440,14 +424,75 @@ static struct task *fabric_task_copy(const struct task *from, struct arena *aren
   return to;
 }
 
+/* What a copy of task by fabric_task_copy takes of an arena, with what the fabric adds to it: a
+ * plan's bitmap of plan_bytes, the dedup hashes and the parsed preload headers. One allocation of
+ * this size holds a task while it waits for its nodes; an allocation that does not fit (a node
+ * registered before the plan) takes a chunk of its own of 4 KiB or more. */
+static size_t fabric_task_copy_size(const struct task *task, size_t plan_bytes) {
+  size_t targets = task->target_count ? task->target_count : 1;
+  size_t size = arena_size_of(sizeof(*task)) + arena_size_of(targets * sizeof(*task->targets));
+  const char *const strings[] = {task->tenant, task->node_groups_json, task->headers_json,
+                                 task->callback};
+  for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+    size += strings[i] ? arena_size_of(strlen(strings[i]) + 1) : 0;
+  for (size_t i = 0; i < task->target_count; i++)
+    size += arena_size_of(strlen(task->targets[i].value) + 1);
+  size += arena_size_of(plan_bytes);
+  if (task->type == TASK_PURGE)
+    size += arena_size_of(task->target_count * sizeof(uint32_t));
+  json_t *headers = task->headers_json ? json_loads(task->headers_json, 0, NULL) : NULL;
+  const char *name;
+  json_t *value;
+  size += headers ? arena_size_of(json_object_size(headers) * sizeof(Cdr__Header *)) : 0;
+  json_object_foreach(headers, name, value) { /* as fabric_task_headers allocates them */
+    const char *text = json_string_value(value);
+    size += arena_size_of(sizeof(Cdr__Header)) + arena_size_of(strlen(name) + 1) +
+            arena_size_of(strlen(text ? text : "") + 1);
+  }
+  json_decref(headers);
+  return size;
+}
+
+/* A task in an arena of its own that holds just it and a plan's bitmap over plan_nodes nodes
+ * (fabric_task_copy_size), or NULL when out of memory. An accepted task arrives in its request's
+ * arena, a chunk of at least 4 KiB with the parser's scratch in it; a task may wait for an
+ * offline node until its deadline, and that chunk would wait with it. */
+static struct task *fabric_task_compact(const struct task *from, int64_t plan_nodes,
+                                        struct arena *arena) {
+  arena_init(arena, (size_t)1 << 32);
+  if (arena_reserve(arena, fabric_task_copy_size(from, (size_t)(plan_nodes + 7) / 8 + 1)) != 0)
+    return NULL;
+  return fabric_task_copy(from, arena);
+}
+
+void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
+  fabric_backlog_refund(fabric, job->backlog_charge); /* counted as it is from now on */
+  struct fabric_task *task = fabric_task_new(fabric);
+  if (task)
+    task->task = fabric_task_compact(job->task, fabric->node_numbers, &task->arena);
+  if (!task || !task->task) {
+    log_error("task.plan", "out of memory adopting task %s; it resumes after a restart",
+              job->task->id);
+    if (task)
+      fabric_task_free(fabric, task);
+    arena_release(&job->arena);
+    free(job);
+    return;
+  }
+  arena_release(&job->arena);
+  free(job);
+  fabric_task_begin(fabric, task);
+}
+
 void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct store_task_node *saved,
                          size_t saved_count, const struct store_failure *failures,
                          size_t failure_count) {
   struct fabric_task *task = fabric_task_new(fabric);
   if (!task)
     return;
-  arena_init(&task->arena, (size_t)1 << 32);
-  task->task = fabric_task_copy(loaded, &task->arena);
+  int64_t plan_nodes = (int64_t)loaded->plan_nodes_len * 8;
+  task->task = fabric_task_compact(
+      loaded, plan_nodes > fabric->node_numbers ? plan_nodes : fabric->node_numbers, &task->arena);
   if (!task->task) {
     log_error("task.recover", "out of memory resuming task %s", loaded->id);
     fabric_task_free(fabric, task);
