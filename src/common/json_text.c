@@ -97,3 +97,10 @@ void json_text_int(struct json_text *text, int64_t value) {
   while (n)
     text->data[text->len++] = digits[--n];
 }
+
+void json_text_bool(struct json_text *text, bool value) {
+  if (value)
+    JSON_TEXT_LITERAL(text, "true");
+  else
+    JSON_TEXT_LITERAL(text, "false");
+}

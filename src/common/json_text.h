@@ -30,4 +30,6 @@ void json_text_string(struct json_text *text, const char *s);
 
 void json_text_int(struct json_text *text, int64_t value);
 
+void json_text_bool(struct json_text *text, bool value);
+
 #endif

@@ -54,10 +54,7 @@ void task_json_summary_text(const struct task *task, struct json_text *out) {
   JSON_TEXT_LITERAL(out, ",\"deadline_s\":");
   json_text_int(out, task->deadline_s);
   JSON_TEXT_LITERAL(out, ",\"verify\":");
-  if (task->verify)
-    JSON_TEXT_LITERAL(out, "true");
-  else
-    JSON_TEXT_LITERAL(out, "false");
+  json_text_bool(out, task->verify);
   JSON_TEXT_LITERAL(out, ",\"counters\":{\"total\":");
   json_text_int(out, task->counters.total);
   JSON_TEXT_LITERAL(out, ",\"succeeded\":");
@@ -146,10 +143,8 @@ void task_json_item_text(const struct item_row *row, struct json_text *out) {
     JSON_TEXT_LITERAL(out, ",\"state\":");
     json_text_string(out, item_state_name(result->state));
     if (result->state == ITEM_SUCCEEDED) {
-      if (result->verified)
-        JSON_TEXT_LITERAL(out, ",\"verified\":true");
-      else
-        JSON_TEXT_LITERAL(out, ",\"verified\":false");
+      JSON_TEXT_LITERAL(out, ",\"verified\":");
+      json_text_bool(out, result->verified);
     }
     if (result->reason) {
       JSON_TEXT_LITERAL(out, ",\"reason\":");

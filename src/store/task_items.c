@@ -17,6 +17,12 @@ enum {
   TASK_ITEMS_SCAN_MAX = 10000,
 };
 
+/* How many targets' results on node_count nodes fit in results: at least one, at most most. */
+static size_t task_items_fitting(size_t results, size_t node_count, size_t most) {
+  size_t fit = node_count ? results / node_count : most;
+  return fit == 0 ? 1 : fit < most ? fit : most;
+}
+
 /* Summary of one target over its nodes: pending (or canceled) while any node is pending, else
  * failed if any failed, else unsupported if any was, else succeeded. */
 static enum item_state task_items_summary(const struct task *task, const struct item_row *row) {
@@ -140,19 +146,14 @@ int task_items_page(struct store *store, const struct task *task, const enum ite
   int rc = task_items_nodes(store, task, arena, &nodes, &node_count);
   if (rc)
     return rc;
-  size_t fit = node_count ? TASK_ITEMS_RESULTS_MAX / node_count : limit;
-  if (limit > fit)
-    limit = fit ? fit : 1;
+  limit = task_items_fitting(TASK_ITEMS_RESULTS_MAX, node_count, limit);
   out->rows = arena_alloc(arena, limit * sizeof(*out->rows));
   if (!out->rows)
     return CDR_ENOMEM;
   out->count = 0;
   out->next_cursor = -1;
-  size_t scan_max = node_count ? TASK_ITEMS_SCAN_RESULTS_MAX / node_count : TASK_ITEMS_SCAN_MAX;
-  if (scan_max > TASK_ITEMS_SCAN_MAX)
-    scan_max = TASK_ITEMS_SCAN_MAX;
-  if (scan_max == 0)
-    scan_max = 1;
+  size_t scan_max =
+      task_items_fitting(TASK_ITEMS_SCAN_RESULTS_MAX, node_count, TASK_ITEMS_SCAN_MAX);
   size_t scanned = 0;
   int64_t cursor = after;
   while (out->count < limit) {

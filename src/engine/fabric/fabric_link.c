@@ -82,10 +82,13 @@ static void fabric_link_peer_address(struct fabric_link *link, char *out, size_t
     uv_ip6_name((const struct sockaddr_in6 *)&peer, out, size);
 }
 
+static void fabric_link_refuse_token(struct fabric_link *link) {
+  fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
+}
+
 /* Sends a slow wrong-token refusal once its pause is over (fabric_link_authenticate). */
 static void fabric_link_on_refusal_due(struct wheel_timer *timer) {
-  fabric_link_refuse(FABRIC_LINK_OF_TIMER(timer, liveness), "wrong_token",
-                     "the token does not match the engine's agents.token");
+  fabric_link_refuse_token(FABRIC_LINK_OF_TIMER(timer, liveness));
 }
 
 /* Logs what a wrong token tells: each one while its sender is under the limits, then once per
@@ -95,9 +98,8 @@ static void fabric_link_log_wrong(struct fabric *fabric, const char *address, co
   const struct engine_config *config = fabric->config;
   if (!wrong->slow)
     log_warn("agent.bad_token",
-             "wrong token from %s (node id %.64s), %u from that address in "
-             "this window",
-             address, node_id, wrong->address_count);
+             "wrong token from %s (node id %.64s), %u from that address in this window", address,
+             node_id, wrong->address_count);
   const char *passed[] = {wrong->log_address ? "address" : NULL,
                           wrong->log_node ? "node id" : NULL};
   const char *named[] = {address, node_id};
@@ -132,7 +134,7 @@ static bool fabric_link_authenticate(struct fabric_link *link, const Cdr__Hello 
       agent_auth_failed(&fabric->auth, link->address, hello->node_id, clock_now_ms());
   fabric_link_log_wrong(fabric, link->address[0] ? link->address : "?", hello->node_id, &wrong);
   if (!wrong.slow) {
-    fabric_link_refuse(link, "wrong_token", "the token does not match the engine's agents.token");
+    fabric_link_refuse_token(link);
     return false;
   }
   link->refused = true; /* the refusal follows after the pause */
