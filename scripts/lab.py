@@ -546,9 +546,19 @@ def fetch(cache, url, headers=None):
 
 
 def warm(cache, url, headers=None):
-    """Fetches url through cache until it is a HIT (ATS and Squid store asynchronously)."""
-    wait_until(lambda: fetch(cache, url, headers)[1] == "HIT", timeout=10, interval=0.1,
-               what=f"{url} {headers or ''} cached")
+    """Fetches url through cache until it is a HIT (ATS and Squid store asynchronously); a
+    timeout names what the cache last answered."""
+    last = []
+
+    def cached():
+        last[:] = fetch(cache, url, headers)
+        return last[1] == "HIT"
+    try:
+        wait_until(cached, timeout=10, interval=0.1)
+    except TimeoutError:
+        status, cache_status, body = last
+        raise TimeoutError(f"{url} {headers or ''} not cached: the cache last answered {status} "
+                           f"{cache_status} {body[:200]!r}") from None
 
 
 class FaultProxy:

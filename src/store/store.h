@@ -69,7 +69,9 @@ int store_task_get(struct store *store, const char *tenant, const char *id, stru
                    struct task **out);
 
 /* Cancels task id of tenant at now_ms: the task ends canceled and its pending targets become
- * canceled. CDR_ETASK_NOT_FOUND, or CDR_ETASK_FINAL when it has already finished. */
+ * canceled; every node of its plan whose watermark has not passed it gets a row of its own,
+ * every item pending, unless it has one (the fabric replaces those of the nodes that did finish).
+ * CDR_ETASK_NOT_FOUND, or CDR_ETASK_FINAL when it has already finished. */
 int store_task_cancel(struct store *store, const char *tenant, const char *id, int64_t now_ms);
 
 struct store_task_page {

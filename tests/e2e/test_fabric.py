@@ -229,6 +229,51 @@ def test_engine_killed_resends_only_what_a_node_had_not_finished(lab):
         ("edge-1", "succeeded", True), ("edge-2", "succeeded", True)]
 
 
+def test_a_cancel_says_which_nodes_purged_and_which_never_ran_it_even_across_a_kill(lab):
+    """A canceled task reads, node by node, as what happened: succeeded where the edge purged
+    (though its watermark was not saved past the task yet), canceled where the task never ran —
+    also when the engine is killed the moment the cancel is answered, before it saved anything
+    more, and the offline node's watermark then moves past the task (it is owed nothing)."""
+    origin = lab.origin(FILES)
+    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
+    engine = lab.engine()
+    lab.agent(engine, "edge-1", edges[0])
+    late = lab.agent(engine, "edge-2", edges[1])
+    engine.wait_online("edge-1", "edge-2")
+    late.stop()
+    wait_until(lambda: engine.nodes()["edge-2"]["state"] == "offline")
+    warm(edges, "/a.css", "/b.js")
+    expected = [("edge-1", "succeeded", True), ("edge-2", "canceled", False)]
+
+    def node_results(task_id):
+        [item] = items(engine, task_id)
+        assert item["state"] == "canceled"
+        return sorted((n["node"], n["state"], n.get("verified", False)) for n in item["nodes"])
+
+    def cancel_after_edge_1(path):
+        task_id = engine.purge([SITE + path])[2]["task_id"]
+        wait_until(lambda: engine.task(task_id)["counters"]["succeeded"] == 1, interval=0.01)
+        status, _, task = engine.request("DELETE", f"/v1/tasks/{task_id}")
+        assert status == 200 and task["status"] == "canceled"
+        return task_id
+
+    early = cancel_after_edge_1("/a.css")  # within the second before edge-1's watermark is saved
+    wait_until(lambda: node_results(early) == expected, timeout=2, what="the cancel's results saved")
+    killed = cancel_after_edge_1("/b.js")
+    engine.kill9()
+    engine.start()
+    time.sleep(2.5)  # watermarks are saved every second: edge-2's passes both canceled tasks
+    assert node_results(killed) in (expected, [("edge-1", "canceled", False), expected[1]])
+    assert node_results(early) == expected
+    assert cache_states(edges, "/a.css") == ["MISS", "HIT"]
+    assert cache_states(edges, "/b.js") == ["MISS", "HIT"]
+    lab.agent(engine, "edge-2", edges[1])  # owed neither task: it is sent nothing
+    engine.wait_online("edge-2")
+    time.sleep(1)
+    assert cache_states(edges[1:], "/a.css") == ["HIT"] and cache_states(edges[1:], "/b.js") == ["HIT"]
+    assert node_results(killed)[1] == expected[1] and node_results(early) == expected
+
+
 def many_urls(n):
     return [f"{SITE}/many/{i}.css" for i in range(n)]
 

@@ -587,6 +587,61 @@ static void store_progress_never_undoes_a_cancel(void **state) {
   assert_int_equal(got->finished_ms, 77);
 }
 
+/* A cancel holds what the nodes that had not finished the task owe in rows of their own, in its
+ * own transaction: should the engine die before the fabric saves anything more, the watermarks
+ * that pass the canceled task later must not make those nodes read as having purged. */
+static void store_cancel_keeps_unfinished_nodes_canceled_whatever_their_watermarks(void **state) {
+  struct fixture *f = *state;
+  struct task *task = make_task(&f->arena, ids[0], 2);
+  insert(f, task);
+  struct store_node done = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 0};
+  struct store_node behind = {"edge-2", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 1};
+  struct store_node elsewhere = {"edge-3", "[\"us\"]", "nginx", "0.1.0", 1, 1, 0, .number = 2};
+  uint8_t plan_nodes[1] = {0};
+  plan_nodes_set(plan_nodes, 0);
+  plan_nodes_set(plan_nodes, 1);
+  task->plan_seq = 7;
+  task->plan_nodes = plan_nodes;
+  task->plan_nodes_len = 1;
+  task->state = TASK_RUNNING;
+  task->counters.total = task->counters.pending = 4;
+  struct store_node_mark marks[] = {{"edge-1", 8, 1}, {"edge-2", 7, 1}, {"edge-3", 1, 1}};
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_upsert(f->writer, &done), 0);
+  assert_int_equal(store_node_upsert(f->writer, &behind), 0);
+  assert_int_equal(store_node_upsert(f->writer, &elsewhere), 0);
+  assert_int_equal(store_task_plan(f->writer, task), 0);
+  assert_int_equal(store_node_marks_save(f->writer, marks, 3), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 77), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+
+  struct store_task_node *rows;
+  size_t count;
+  assert_int_equal(store_task_nodes_load(f->reader, ids[0], &f->arena, &rows, &count), 0);
+  assert_int_equal(count, 1); /* edge-2 only: edge-1 finished, edge-3 was never planned */
+  assert_string_equal(rows[0].node_id, "edge-2");
+
+  /* The engine dies here; after the restart edge-2's watermark passes the task, owed nothing. */
+  marks[1].fast_below = 9;
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_marks_save(f->writer, marks, 3), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
+  struct item_page page;
+  assert_int_equal(task_items_page(f->reader, got, NULL, -1, 10, &f->arena, &page), 0);
+  assert_int_equal(page.count, 2);
+  for (size_t i = 0; i < page.count; i++) {
+    assert_int_equal(page.rows[i].node_count, 2);
+    assert_string_equal(page.rows[i].nodes[0].node_id, "edge-1");
+    assert_int_equal(page.rows[i].nodes[0].state, ITEM_SUCCEEDED);
+    assert_string_equal(page.rows[i].nodes[1].node_id, "edge-2");
+    assert_int_equal(page.rows[i].nodes[1].state, ITEM_CANCELED);
+    assert_false(page.rows[i].nodes[1].verified);
+    assert_int_equal(page.rows[i].target.state, ITEM_CANCELED);
+  }
+}
+
 static void store_keeps_tenants_and_moves_their_generation_on(void **state) {
   struct fixture *f = *state;
   int64_t generation = -1, after = -1;
@@ -706,6 +761,7 @@ int main(void) {
       STORE_TEST(store_resumes_plans_and_results),
       STORE_TEST(store_item_pages_are_bounded_by_results),
       STORE_TEST(store_progress_never_undoes_a_cancel),
+      STORE_TEST(store_cancel_keeps_unfinished_nodes_canceled_whatever_their_watermarks),
       STORE_TEST(store_keeps_tenants_and_moves_their_generation_on),
       STORE_TEST(store_charges_quotas_up_to_their_limits),
       STORE_TEST(store_admits_tasks_with_ids_and_quota_charges_in_one_call),

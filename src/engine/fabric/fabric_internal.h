@@ -328,6 +328,10 @@ struct fabric_task_node *fabric_record_find(const struct fabric_task *task,
  * nodes owe. */
 void fabric_records_for_unreached(struct fabric *fabric, struct fabric_task *task,
                                   const struct fabric_node *only);
+/* Gives every planned node whose cursor passed canceled task and that has no record (it finished
+ * the task) a record saying so, saved with the next flush: it replaces the pending row the
+ * cancel gave each node whose saved watermark had not passed the task (store_task_cancel). */
+void fabric_records_for_finished(struct fabric *fabric, struct fabric_task *task);
 /* Frees record once nothing needs it: no cursor on it, nothing of it held or pending, not kept. */
 void fabric_record_settle(struct fabric_task_node *record);
 /* Frees one of task's records (its task is being freed, or it is settled). */

@@ -154,14 +154,19 @@ void fabric_record_settle(struct fabric_task_node *record) {
     fabric_record_free(record);
 }
 
+/* Points each node that has a record of task at it (node->scratch), or back at NULL. */
+static void fabric_records_mark(struct fabric_task *task, bool mark) {
+  for (struct list_node *at = task->records.first; at; at = at->next) {
+    struct fabric_task_node *record = LIST_ENTRY(at, struct fabric_task_node, link);
+    record->node->scratch = mark ? record : NULL;
+  }
+}
+
 void fabric_records_for_unreached(struct fabric *fabric, struct fabric_task *task,
                                   const struct fabric_node *only) {
   if (task->unreached == 0)
     return;
-  for (struct list_node *at = task->records.first; at; at = at->next) {
-    struct fabric_task_node *record = LIST_ENTRY(at, struct fabric_task_node, link);
-    record->node->scratch = record;
-  }
+  fabric_records_mark(task, true);
   const struct task *t = task->task;
   for (size_t i = 0; i < fabric->node_count; i++) {
     struct fabric_node *node = fabric->nodes[i];
@@ -177,6 +182,34 @@ void fabric_records_for_unreached(struct fabric *fabric, struct fabric_task *tas
     record->preset = true;
     task->preset_count++;
   }
-  for (struct list_node *at = task->records.first; at; at = at->next)
-    LIST_ENTRY(at, struct fabric_task_node, link)->node->scratch = NULL;
+  fabric_records_mark(task, false);
+}
+
+void fabric_records_for_finished(struct fabric *fabric, struct fabric_task *task) {
+  fabric_records_mark(task, true);
+  const struct task *t = task->task;
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    struct fabric_node *node = fabric->nodes[i];
+    /* A node whose items were lost to a failed allocation (marks_pinned) may lack a record
+     * without having finished: it keeps the store's pending row. */
+    if (node->scratch || node->marks_pinned ||
+        !plan_nodes_has(t->plan_nodes, t->plan_nodes_len, node->number) ||
+        fabric_cursor_before(node, task))
+      continue;
+    struct fabric_task_node *record = fabric_record_new(task, node);
+    if (!record)
+      continue; /* it keeps the store's pending row: read as canceled, never as purged */
+    /* What its watermark would have said: every item succeeded, verified when the task asked
+     * (a result that was not is a failure detail, which overrides, or kept its record). The
+     * counters serve a restart, which a canceled task never has. */
+    for (size_t index = 0; index < t->target_count; index++) {
+      item_states_set(record->states, index, ITEM_SUCCEEDED);
+      if (t->verify)
+        item_verified_set(record->verified, index);
+    }
+    record->succeeded = (int64_t)t->target_count;
+    record->verified_count = t->verify ? (int64_t)t->target_count : 0;
+    fabric_record_dirty(record);
+  }
+  fabric_records_mark(task, false);
 }

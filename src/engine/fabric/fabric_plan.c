@@ -540,8 +540,10 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
     task->task->finished_ms = clock_now_ms();
     task->finished = task->state_dirty = true;
     /* Watermarks pass a canceled task: its unfinished nodes, those not reached yet too, keep
-     * records of their own. */
+     * records of their own, and so do the nodes that finished it, whose saved watermark may not
+     * say so yet. */
     fabric_records_for_unreached(fabric, task, NULL);
+    fabric_records_for_finished(fabric, task);
     for (struct list_node *r = task->records.first; r; r = r->next) {
       struct fabric_task_node *record = LIST_ENTRY(r, struct fabric_task_node, link);
       if (fabric_record_pending(record) > 0)

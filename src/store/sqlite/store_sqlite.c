@@ -115,6 +115,10 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TASK_NODE_SAVE] = "INSERT OR REPLACE INTO task_nodes (task_id, node_id, states, "
                             "succeeded, failed, unsupported, verified, verified_count) "
                             "VALUES (?,?,?,?,?,?,?,?)",
+    /* A row with no states: every item pending, read as canceled once the task is. */
+    [STMT_TASK_NODE_HOLD] = "INSERT OR IGNORE INTO task_nodes (task_id, node_id, states, "
+                            "succeeded, failed, unsupported, verified, verified_count) "
+                            "VALUES (?1, ?2, X'', 0, 0, 0, NULL, 0)",
     [STMT_TASK_PROGRESS] =
         "UPDATE tasks SET succeeded = ?2, failed = ?3, pending = ?4, "
         "unsupported = ?5, started_ms = ?6, verified = ?9, " STORE_UNLESS_CANCELED(
@@ -592,16 +596,19 @@ int store_task_cancel(struct store *store, const char *tenant, const char *id, i
   int err = store_run(store, STMT_TASK_CANCEL, "task cancel");
   if (err)
     return err;
-  if (sqlite3_changes(store->db) == 0) {
-    /* Nothing changed: either no such task, or it has already finished. */
-    struct arena scratch;
-    arena_init(&scratch, 64 * 1024);
-    struct task *task;
-    err = store_task_get(store, tenant, id, &scratch, &task);
-    arena_release(&scratch);
-    return err ? err : CDR_ETASK_FINAL;
-  }
-  return 0;
+  bool canceled = sqlite3_changes(store->db) > 0;
+  struct arena scratch;
+  arena_init(&scratch, 64 * 1024);
+  struct task *task;
+  err = store_task_get(store, tenant, id, &scratch, &task);
+  /* The nodes that had not finished the task get their rows in this transaction, not when the
+   * fabric learns of the cancel: their watermarks pass a canceled task, and a crash in between
+   * would leave nothing to say those nodes never ran it. */
+  if (!err && canceled && task->plan_nodes)
+    err = store_task_nodes_hold(store, task);
+  arena_release(&scratch);
+  /* Nothing changed: either no such task, or it has already finished. */
+  return err ? err : canceled ? 0 : CDR_ETASK_FINAL;
 }
 
 int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,

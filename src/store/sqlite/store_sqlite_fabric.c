@@ -78,6 +78,26 @@ static int store_task_node_save(struct store *store, const char *task_id,
   return store_run(store, STMT_TASK_NODE_SAVE, "task node save");
 }
 
+int store_task_nodes_hold(struct store *store, const struct task *task) {
+  struct arena scratch;
+  arena_init(&scratch, 64 * 1024);
+  struct store_node *nodes;
+  size_t count;
+  int err = store_nodes_load(store, &scratch, &nodes, &count);
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_NODE_HOLD];
+  for (size_t i = 0; !err && i < count; i++) {
+    int64_t below = task->type == TASK_PURGE ? nodes[i].fast_below : nodes[i].slow_below;
+    if (task->plan_seq < below ||
+        !plan_nodes_has(task->plan_nodes, task->plan_nodes_len, nodes[i].number))
+      continue; /* finished it (task_items derives its results), or never planned onto it */
+    store_bind_text(stmt, 1, task->id);
+    store_bind_text(stmt, 2, nodes[i].id);
+    err = store_run(store, STMT_TASK_NODE_HOLD, "task node hold");
+  }
+  arena_release(&scratch);
+  return err;
+}
+
 int store_task_plan(struct store *store, const struct task *task) {
   sqlite3_stmt *stmt = store->statements[STMT_TASK_PLAN];
   store_bind_text(stmt, 1, task->id);

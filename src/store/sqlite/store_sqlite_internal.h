@@ -37,6 +37,7 @@ enum store_statement {
   STMT_NODE_UPSERT,
   STMT_TASK_PLAN,
   STMT_TASK_NODE_SAVE,
+  STMT_TASK_NODE_HOLD,
   STMT_TASK_PROGRESS,
   STMT_FAILURE_SAVE,
   STMT_CALLBACK_ATTEMPT_SAVE,
@@ -113,5 +114,9 @@ uint8_t *store_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, siz
 
 /* Reads one row of STORE_TASK_READ_COLUMNS into a task allocated in arena (targets not loaded). */
 int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out);
+
+/* Gives every node of canceled task's plan whose watermark has not passed it a row of its own,
+ * every item pending (so canceled), unless it has one (store_sqlite_fabric.c). */
+int store_task_nodes_hold(struct store *store, const struct task *task);
 
 #endif
