@@ -71,6 +71,7 @@ struct store_job {
   size_t limit;                    /* most rows returned */
   struct task *task;
   int64_t backlog_charge; /* STORE_JOB_INSERT: its estimated results in the fabric's backlog */
+  struct tenant_limits *backlog_tenant; /* ... and in its tenant's (NULL: in all only) */
   struct store_task_page tasks;
   struct item_page items;
   struct store_node node;          /* STORE_JOB_NODE_UPSERT */

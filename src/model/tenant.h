@@ -28,6 +28,13 @@ struct tenant_limits {
   struct rate_limit requests; /* every signed request */
   struct rate_limit urls;     /* targets of purges and preloads */
   _Atomic int64_t reads;      /* its item pages and task lists out now (limits.tenant_reads_max) */
+  /* Its part of the fabric's backlog (limits.max_unfinished_results), for a fair share of it: */
+  _Atomic int64_t backlog; /* (URL, node) results its planned tasks wait for, as of a tick */
+  _Atomic int64_t charged; /* estimates for its accepted tasks not planned yet */
+  _Atomic int64_t drained; /* results its tasks got over the fabric's latest 10 s */
+  /* The fabric's running counts behind backlog and drained, touched only on its loop. */
+  int64_t fabric_pending, fabric_drained;
+  bool fabric_listed; /* on the fabric's list of tenants it publishes */
 };
 
 struct tenant {

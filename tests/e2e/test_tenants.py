@@ -2,6 +2,7 @@
 isolation, daily quotas and rate limits (429), and a flooding tenant beside a quiet one."""
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import socket
@@ -351,6 +352,39 @@ def test_a_flooding_tenant_does_not_slow_another(signed_engine):
     # Generous: the quiet tenant's median stays within noise of its baseline on a shared machine.
     factor = 6 if sanitized_build() else 4
     assert statistics.median(during) < factor * statistics.median(baseline) + 0.02, (baseline, during)
+
+
+def test_a_tenant_whose_work_waits_for_an_offline_node_leaves_the_others_their_share(make_engine):
+    """One tenant's purges that wait for an offline node fill limits.max_unfinished_results; another
+    tenant's are still taken, up to its share of the bound (half of it, with two tenants waiting),
+    and each refusal's Retry-After is about the refused tenant's own work — which does not drain
+    while its node is offline — not the rate of everyone's results."""
+    engine = make_engine("--max-unfinished-results", "100", dev=False)  # one node, offline
+    acme = add_tenant(engine, "acme", "example.com")
+    other = add_tenant(engine, "other", "example.org")
+    wait_until(lambda: signed(engine, other, "GET", "/v1/tasks")[0] == 200, what="the tenants known")
+
+    def purge(tenant, urls):
+        return signed(engine, tenant, "POST", "/v1/purge", {"urls": urls})
+
+    answers = [purge(acme, [f"https://example.com/{n}/{i}" for i in range(20)]) for n in range(8)]
+    assert [status for status, _, _ in answers] == [202] * 5 + [503] * 3
+    _, headers, body = answers[-1]
+    assert body["error"]["code"] == "backlog_full" and headers["retry-after"] == "60", body
+    assert "tenant 'acme' has 100 (URL, node) results unfinished" in body["error"]["message"]
+    assert "none of its results came in" in body["error"]["message"]
+    answers = [purge(other, [f"https://example.org/{n}"]) for n in range(55)]
+    assert [status for status, _, _ in answers] == [202] * 50 + [503] * 5
+    assert "its share (50) of limits.max_unfinished_results (100)" in answers[-1][2]["error"]["message"]
+    # One Retry-After, the refusal's own (not a second, generic one after it)
+    raw = json.dumps({"urls": ["https://example.com/again"]}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", engine.port, timeout=10)
+    conn.request("POST", "/v1/purge", body=raw, headers={
+        **signed_headers(acme, "POST", "/v1/purge", raw), "Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    assert response.status == 503 and response.msg.get_all("Retry-After") == ["60"]
 
 
 def test_the_cli_signs_from_flags_env_and_a_credentials_file(signed_engine, data_dir):

@@ -11,6 +11,7 @@
 #include "engine/engine_config.h"
 #include "engine/fabric/fabric_internal.h"
 #include "engine/store_worker.h"
+#include "engine/tenant_table.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -199,6 +200,9 @@ static void lab_submit(enum task_type type, const char *body) {
   assert_int_equal(task_request_parse(type, body, strlen(body), &limits, &tenant_dev, &job->arena,
                                       &job->task, &error),
                    0);
+  job->backlog_tenant = tenant_limits_for(tenant_dev.name);
+  job->backlog_charge =
+      fabric_backlog_charge(lab->fabric, job->backlog_tenant, job->task->target_count);
   fabric_submit(lab->fabric, job);
   lab_tasks_wanted = lab->task_count + 1;
   lab_until(lab_last_task_planned);
@@ -273,7 +277,7 @@ static void lab_check_invariants(void) {
   arena_init(&marks.arena, 1 << 20);
   assert_true(fabric_marks_collect(fabric, &marks));
   arena_release(&marks.arena);
-  int64_t backlog = 0;
+  int64_t backlog = 0, tenant_backlog = 0;
   for (size_t i = 0; i < fabric->node_count; i++) {
     const struct fabric_node *node = fabric->nodes[i];
     uint32_t used = 0;
@@ -321,8 +325,13 @@ static void lab_check_invariants(void) {
     assert_int_equal(pending, t->counters.pending);
     assert_int_equal(in_slots, task->in_flight);
     backlog += task->counted ? pending : 0;
+    tenant_backlog += task->counted && task->tenant ? pending : 0;
+    assert_true(!task->tenant || task->tenant == tenant_limits_for(tenant_dev.name));
   }
   assert_int_equal(backlog, fabric->pending_items);
+  /* Every task is the dev tenant's: its part is the whole backlog, and nothing else is charged. */
+  assert_int_equal(tenant_backlog, tenant_limits_for(tenant_dev.name)->fabric_pending);
+  assert_int_equal(atomic_load(&tenant_limits_for(tenant_dev.name)->charged), 0);
 }
 
 static void work_goes_out_within_the_window_and_results_free_it(void **state) {

@@ -247,7 +247,8 @@ static void api_reply_quota_exceeded(h2o_req_t *req, const struct store_job *job
 static void api_on_task_stored(struct store_job *job) {
   h2o_req_t *req = api_job_finish(job);
   if (job->result) {
-    fabric_backlog_refund(api_loop_of_inbox(job->reply_to)->env->fabric, job->backlog_charge);
+    fabric_backlog_refund(api_loop_of_inbox(job->reply_to)->env->fabric, job->backlog_tenant,
+                          job->backlog_charge);
     if (req && job->result == CDR_EQUOTA_EXCEEDED)
       api_reply_quota_exceeded(req, job);
     else if (req)
@@ -425,25 +426,50 @@ static int api_stats(h2o_req_t *req, enum api_stats_format format) {
   return 0;
 }
 
+/* The shared limits of tenant, its part of the backlog among them: a --dev request's tenant has
+ * none of its own. NULL when out of memory. */
+static struct tenant_limits *api_tenant_limits(const struct tenant *tenant) {
+  return tenant->limits ? tenant->limits : tenant_limits_for(tenant->name);
+}
+
 /* Answers 503 backlog_full when the fabric's unfinished results are past
- * limits.max_unfinished_results: a 202 would promise work that takes ever longer. Retry-After is
- * how long, at the rate results came in over the last 10 s, the backlog takes to fall to half the
- * bound (1..60 s). True when it answered. */
-static bool api_backlog_full(h2o_req_t *req, const struct api_env *env) {
+ * limits.max_unfinished_results (a 202 would promise work that takes ever longer) and tenant
+ * holds its share of them: the bound divided among the tenants whose tasks wait for results,
+ * itself included. A tenant under its share is taken even then, so that one tenant's tasks
+ * waiting for an offline node cannot keep out every other; the engine then holds at most about
+ * twice the bound. Retry-After is how long the tenant's own results, at the rate they came in
+ * over the last 10 s, take to bring it to half its share (1..60 s; 60 when none came in: its
+ * tasks wait for offline nodes or their deadlines). True when it answered. */
+static bool api_backlog_full(h2o_req_t *req, const struct api_env *env,
+                             const struct tenant *tenant) {
   int64_t limit = env->config->max_unfinished_results, backlog = fabric_backlog(env->fabric);
   if (limit <= 0 || backlog < limit)
     return false;
-  int64_t now_s = (int64_t)time(NULL);
-  uint64_t per_s = (rate_sum(&engine_stats.items_succeeded, now_s, 10) +
-                    rate_sum(&engine_stats.items_failed, now_s, 10)) /
-                   10;
-  int64_t wait_s = per_s ? (backlog - limit / 2) / (int64_t)per_s + 1 : 60;
-  char message[192];
-  snprintf(
-      message, sizeof(message),
-      "%lld (URL, node) results are still unfinished, past limits.max_unfinished_results (%lld); "
-      "retry later",
-      (long long)backlog, (long long)limit);
+  struct tenant_limits *limits = api_tenant_limits(tenant);
+  int64_t mine = limits ? fabric_tenant_backlog(limits) : backlog;
+  int64_t sharing = fabric_tenants_waiting(env->fabric);
+  if (limits && atomic_load_explicit(&limits->backlog, memory_order_relaxed) == 0)
+    sharing++; /* not among them yet */
+  int64_t share = limit / (sharing > 1 ? sharing : 1);
+  if (mine < share)
+    return false;
+  int64_t drained = limits ? atomic_load_explicit(&limits->drained, memory_order_relaxed) : 0;
+  int64_t wait_s = drained ? (mine - share / 2) * 10 / drained + 1 : 60;
+  char rate[128];
+  if (drained)
+    snprintf(rate, sizeof(rate), "its results came in at %lld per second over the last 10 s",
+             (long long)(drained + 9) / 10);
+  else
+    snprintf(rate, sizeof(rate),
+             "none of its results came in over the last 10 s (its tasks "
+             "wait for offline nodes or their deadlines)");
+  char message[384];
+  snprintf(message, sizeof(message),
+           "tenant '%s' has %lld (URL, node) results unfinished, its share (%lld) of "
+           "limits.max_unfinished_results (%lld) among the %lld tenants with work waiting; %s; "
+           "retry later",
+           tenant->name, (long long)mine, (long long)share, (long long)limit,
+           (long long)(sharing > 1 ? sharing : 1), rate);
   api_reply_error_retry(req, CDR_EBACKLOG_FULL, NULL, message, wait_s < 60 ? wait_s : 60);
   return true;
 }
@@ -485,7 +511,7 @@ static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_
     api_job_discard(job);
     return 0;
   }
-  if (api_backlog_full(req, loop->env)) {
+  if (api_backlog_full(req, loop->env, tenant)) {
     api_job_discard(job);
     return 0;
   }
@@ -499,7 +525,9 @@ static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_
     return 0;
   }
   memcpy(job->quota_limit, tenant->quota, sizeof(job->quota_limit));
-  job->backlog_charge = fabric_backlog_charge(loop->env->fabric, job->task->target_count);
+  job->backlog_tenant = api_tenant_limits(tenant);
+  job->backlog_charge =
+      fabric_backlog_charge(loop->env->fabric, job->backlog_tenant, job->task->target_count);
   api_job_submit(job, true);
   return 0;
 }

@@ -47,7 +47,8 @@ void api_reply_json_text(h2o_req_t *req, int status, const char *text, size_t le
   req->res.content_length = len; /* without it HTTP/1.1 would answer Connection: close */
   h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                  H2O_STRLIT("application/json"));
-  if (status == 503)
+  /* One Retry-After: the one a refusal computed (api_reply_error_retry), else a second. */
+  if (status == 503 && h2o_find_header(&req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) == -1)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
   struct timeval now;
   gettimeofday(&now, NULL);

@@ -441,24 +441,8 @@ static void fabric_results_publish(struct fabric *fabric) {
 static void fabric_on_tick(uv_timer_t *timer) {
   struct fabric *fabric = timer->data;
   timer_wheel_advance(&fabric->wheel, uv_now(&fabric->loop));
-  atomic_store_explicit(&fabric->published_backlog, fabric->pending_items, memory_order_relaxed);
+  fabric_backlog_publish(fabric, uv_now(&fabric->loop));
   fabric_results_publish(fabric);
-}
-
-int64_t fabric_backlog(const struct fabric *fabric) {
-  return atomic_load_explicit(&fabric->published_backlog, memory_order_relaxed) +
-         atomic_load_explicit(&fabric->charged_backlog, memory_order_relaxed);
-}
-
-int64_t fabric_backlog_charge(struct fabric *fabric, size_t targets) {
-  int64_t charge =
-      (int64_t)targets * atomic_load_explicit(&fabric->nodes_registered, memory_order_relaxed);
-  atomic_fetch_add_explicit(&fabric->charged_backlog, charge, memory_order_relaxed);
-  return charge;
-}
-
-void fabric_backlog_refund(struct fabric *fabric, int64_t charge) {
-  atomic_fetch_sub_explicit(&fabric->charged_backlog, charge, memory_order_relaxed);
 }
 
 /* Counts the nodes a task can go to, for fabric_backlog_charge. */
@@ -764,6 +748,7 @@ void fabric_stop(struct fabric *fabric) {
 void fabric_free(struct fabric *fabric) {
   while (fabric->tasks.first)
     fabric_task_free(fabric, LIST_ENTRY(fabric->tasks.first, struct fabric_task, link));
+  fabric_backlog_close(fabric);
   for (size_t i = 0; i < fabric->node_count; i++)
     fabric_node_free(fabric->nodes[i]);
   free(fabric->nodes);

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 struct fabric;
+struct tenant_limits;
 
 enum { FABRIC_NODE_ID_MAX = 64 };
 
@@ -88,10 +89,15 @@ void fabric_stop(struct fabric *fabric);
 /* The backlog: (URL, node) results the fabric's tasks still wait for, and an estimate for the
  * tasks accepted and not yet planned. Any thread. */
 int64_t fabric_backlog(const struct fabric *fabric);
-/* Adds an accepted task's estimated results (targets × nodes registered) to the backlog until the
- * fabric plans it, and returns the estimate, which the caller keeps in job->backlog_charge (or
- * gives back with fabric_backlog_refund when the task is not stored). Any thread. */
-int64_t fabric_backlog_charge(struct fabric *fabric, size_t targets);
-void fabric_backlog_refund(struct fabric *fabric, int64_t charge);
+/* The part of it that is tenant's tasks' (struct tenant_limits: backlog + charged). Any thread. */
+int64_t fabric_tenant_backlog(const struct tenant_limits *tenant);
+/* How many tenants have tasks in the fabric that wait for results, as of its latest tick. */
+int64_t fabric_tenants_waiting(const struct fabric *fabric);
+/* Adds an accepted task's estimated results (targets × nodes registered) to the backlog, and to
+ * its tenant's, until the fabric plans it, and returns the estimate, which the caller keeps in
+ * job->backlog_charge (or gives back with fabric_backlog_refund when the task is not stored).
+ * Any thread. */
+int64_t fabric_backlog_charge(struct fabric *fabric, struct tenant_limits *tenant, size_t targets);
+void fabric_backlog_refund(struct fabric *fabric, struct tenant_limits *tenant, int64_t charge);
 
 #endif

@@ -2,7 +2,8 @@
  * registry; fabric_link.c: agent connections; fabric_plan.c: tasks in memory and their plans;
  * fabric_log.c: the lanes' task logs, nodes' cursors and (task, node) records;
  * fabric_dispatch.c: windows, cursors' walk, Work; fabric_results.c: results and progress saves;
- * fabric_marks.c: nodes' watermarks; fabric_retry.c, fabric_dedup.c, fabric_notify.c).
+ * fabric_marks.c: nodes' watermarks; fabric_backlog.c: the backlog in all and per tenant;
+ * fabric_retry.c, fabric_dedup.c, fabric_notify.c).
  * Everything here is touched only on the fabric's loop. */
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
@@ -13,6 +14,7 @@
 #include "engine/fabric/fabric.h"
 #include "engine/fabric/node_tokens.h"
 #include "model/item_result.h"
+#include "model/tenant.h"
 #include "proto/link_conn.h"
 
 #include <stdatomic.h>
@@ -74,6 +76,8 @@ struct fabric_failure {
 struct fabric_task {
   struct fabric *fabric;
   struct task *task; /* with targets, in arena */
+  /* its tenant's part of the backlog (fabric_backlog.c); NULL: counted in all only */
+  struct tenant_limits *tenant;
   struct arena arena;
   size_t node_count;        /* nodes it is planned onto (the bits of task->plan_nodes) */
   size_t unreached;         /* of them, those whose cursor has not reached it */
@@ -218,8 +222,12 @@ struct fabric {
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
-  int64_t node_numbers;              /* node numbers given so far (the next one to give) */
-  struct fabric_node **nodes;        /* registry, malloc'd */
+  _Atomic int64_t tenants_waiting;   /* tenants with a backlog, as of the latest tick */
+  struct tenant_limits **tenants;    /* every tenant counted in the backlog (malloc'd) */
+  size_t tenant_count, tenant_cap;
+  uint64_t drained_until_ms;  /* loop ms: the tenants' drained counts are published then */
+  int64_t node_numbers;       /* node numbers given so far (the next one to give) */
+  struct fabric_node **nodes; /* registry, malloc'd */
   size_t node_count, node_cap;
   struct list_head tasks;   /* in memory: running, or waiting for a save (fabric_task.link) */
   struct list_head links;   /* open links (struct fabric_link.all) */
@@ -378,6 +386,28 @@ static inline void fabric_record_dirty(struct fabric_task_node *task_node) {
   task_node->kept = task_node->dirty = true;
   task_node->task->records_dirty = true;
 }
+
+/* fabric_backlog.c */
+/* The process-wide entry of tenant name, NULL when out of memory (tenant_limits_for). */
+struct tenant_limits *fabric_backlog_tenant(const char *name);
+/* Adds task's pending results (planned) to the backlog, and to its tenant's (task->tenant). */
+void fabric_backlog_count(struct fabric *fabric, struct fabric_task *task);
+/* Takes what task still counts out of the backlog (it is being freed). */
+void fabric_backlog_uncount(struct fabric *fabric, struct fabric_task *task);
+/* One of task's results came in. */
+static inline void fabric_backlog_result(struct fabric *fabric, struct fabric_task *task) {
+  if (!task->counted)
+    return;
+  fabric->pending_items--;
+  if (task->tenant) {
+    task->tenant->fabric_pending--;
+    task->tenant->fabric_drained++;
+  }
+}
+/* Publishes the backlog, in all and per tenant, for the API's threads (each tick). */
+void fabric_backlog_publish(struct fabric *fabric, uint64_t now_ms);
+/* Lets go of the tenants it counted (the fabric is being freed). */
+void fabric_backlog_close(struct fabric *fabric);
 
 /* fabric_marks.c */
 /* Starts the watermarks' save every FABRIC_MARKS_MS. */

@@ -19,14 +19,6 @@ static void fabric_task_link(struct fabric *fabric, struct fabric_task *task) {
   list_push_front(&fabric->tasks, &task->link);
 }
 
-/* Adds task's pending results to the fabric's backlog (fabric_backlog). */
-static void fabric_task_count(struct fabric *fabric, struct fabric_task *task) {
-  task->counted = true;
-  fabric->pending_items += task->task->counters.pending;
-  /* At once, not only at the next tick: a burst of adoptions is what the API must see. */
-  atomic_store_explicit(&fabric->published_backlog, fabric->pending_items, memory_order_relaxed);
-}
-
 /* Takes task's items out of the lane counts of the nodes it is planned onto: the rest of those
  * sending it, and all of those that have not reached it. */
 static void fabric_task_unplan(struct fabric *fabric, struct fabric_task *task) {
@@ -58,8 +50,7 @@ static void fabric_task_unplan(struct fabric *fabric, struct fabric_task *task) 
 }
 
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task) {
-  if (task->counted)
-    fabric->pending_items -= task->task->counters.pending; /* a canceled task's dropped items */
+  fabric_backlog_uncount(fabric, task);
   timer_wheel_stop(&fabric->wheel, &task->plan_retry);
   timer_wheel_stop(&fabric->wheel, &task->deadline);
   fabric_retries_drop(fabric, task);
@@ -388,7 +379,7 @@ static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
   }
   struct task *t = task->task;
   t->counters.total = t->counters.pending = (int64_t)(t->target_count * task->node_count);
-  fabric_task_count(fabric, task);
+  fabric_backlog_count(fabric, task);
   if (task->node_count == 0) {
     t->state = TASK_FAILED;
     t->finished_ms = clock_now_ms();
@@ -466,10 +457,13 @@ static struct task *fabric_task_compact(const struct task *from, int64_t plan_no
 }
 
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
-  fabric_backlog_refund(fabric, job->backlog_charge); /* counted as it is from now on */
+  /* counted as it is from now on */
+  fabric_backlog_refund(fabric, job->backlog_tenant, job->backlog_charge);
   struct fabric_task *task = fabric_task_new(fabric);
-  if (task)
+  if (task) {
+    task->tenant = job->backlog_tenant;
     task->task = fabric_task_compact(job->task, fabric->node_numbers, &task->arena);
+  }
   if (!task || !task->task) {
     log_error("task.plan", "out of memory adopting task %s; it resumes after a restart",
               job->task->id);
@@ -490,6 +484,7 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
   struct fabric_task *task = fabric_task_new(fabric);
   if (!task)
     return;
+  task->tenant = fabric_backlog_tenant(loaded->tenant);
   int64_t plan_nodes = (int64_t)loaded->plan_nodes_len * 8;
   task->task = fabric_task_compact(
       loaded, plan_nodes > fabric->node_numbers ? plan_nodes : fabric->node_numbers, &task->arena);
@@ -519,7 +514,7 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
     return;
   }
   fabric_task_resume_counts(fabric, task);
-  fabric_task_count(fabric, task);
+  fabric_backlog_count(fabric, task);
   if (task->task->counters.pending <= 0) {
     fabric_task_finish(fabric, task); /* every result was saved, the final state was not */
     return;

@@ -96,7 +96,7 @@ void fabric_item_record(struct fabric *fabric, struct fabric_task_node *task_nod
     fabric_record_dirty(task_node);
   fabric->results_unpublished[state == ITEM_SUCCEEDED]++; /* counted once per tick */
   t->counters.pending--;
-  fabric->pending_items -= task->counted;
+  fabric_backlog_result(fabric, task);
   if (state == ITEM_SUCCEEDED) {
     task_node->succeeded++;
     t->counters.succeeded++;
