@@ -30,6 +30,13 @@ void cli_print_task(const json_t *task) {
          cli_number(counters, "total"), cli_number(counters, "succeeded"),
          cli_number(counters, "verified"), cli_number(counters, "failed"),
          cli_number(counters, "pending"), cli_number(counters, "unsupported"));
+  const json_t *waiting = json_object_get(task, "waiting_for");
+  if (waiting && cli_number(waiting, "offline") > 0)
+    printf("waiting for: %lld nodes, %lld of them offline (last seen %s)\n",
+           cli_number(waiting, "nodes"), cli_number(waiting, "offline"),
+           cli_text(waiting, "offline_since"));
+  else if (waiting)
+    printf("waiting for: %lld nodes, all online\n", cli_number(waiting, "nodes"));
   printf("created:     %s\n", cli_text(task, "created_at"));
   printf("started:     %s\n", cli_text(task, "started_at"));
   printf("finished:    %s\n", cli_text(task, "finished_at"));
@@ -141,18 +148,25 @@ void cli_print_error(long status, const json_t *body) {
 }
 
 void cli_print_progress(const json_t *task, bool terminal, bool final) {
-  static char last[256];
+  static char last[384];
   const json_t *counters = json_object_get(task, "counters");
   long long total = cli_number(counters, "total");
   long long finished = cli_number(counters, "succeeded") + cli_number(counters, "failed") +
                        cli_number(counters, "unsupported");
-  char line[256];
+  /* A task done everywhere else says it waits for offline nodes, and since when. */
+  const json_t *waiting = json_object_get(task, "waiting_for");
+  long long offline = cli_number(waiting, "offline");
+  char waits[128] = "";
+  if (offline > 0)
+    snprintf(waits, sizeof(waits), "; waiting for %lld offline node%s, last seen %s", offline,
+             offline == 1 ? "" : "s", cli_text(waiting, "offline_since"));
+  char line[384];
   snprintf(line, sizeof(line),
            "%s %s: %lld/%lld results (succeeded %lld, verified %lld, failed %lld, "
-           "unsupported %lld)",
+           "unsupported %lld)%s",
            cli_text(task, "task_id"), cli_text(task, "status"), finished, total,
            cli_number(counters, "succeeded"), cli_number(counters, "verified"),
-           cli_number(counters, "failed"), cli_number(counters, "unsupported"));
+           cli_number(counters, "failed"), cli_number(counters, "unsupported"), waits);
   if (terminal) {
     enum { BAR = 30 };
     int filled = total > 0 ? (int)(finished * BAR / total) : 0;

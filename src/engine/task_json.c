@@ -67,7 +67,19 @@ void task_json_summary_text(const struct task *task, struct json_text *out) {
   json_text_int(out, task->counters.unsupported);
   JSON_TEXT_LITERAL(out, ",\"verified\":");
   json_text_int(out, task->counters.verified);
-  JSON_TEXT_LITERAL(out, "},\"created_at\":");
+  JSON_TEXT_LITERAL(out, "}");
+  if (task->waiting) {
+    JSON_TEXT_LITERAL(out, ",\"waiting_for\":{\"nodes\":");
+    json_text_int(out, task->waiting->nodes);
+    JSON_TEXT_LITERAL(out, ",\"online\":");
+    json_text_int(out, task->waiting->nodes - task->waiting->offline);
+    JSON_TEXT_LITERAL(out, ",\"offline\":");
+    json_text_int(out, task->waiting->offline);
+    JSON_TEXT_LITERAL(out, ",\"offline_since\":");
+    task_json_time(out, task->waiting->offline_since_ms);
+    JSON_TEXT_LITERAL(out, "}");
+  }
+  JSON_TEXT_LITERAL(out, ",\"created_at\":");
   task_json_time(out, task->created_ms);
   JSON_TEXT_LITERAL(out, ",\"started_at\":");
   task_json_time(out, task->started_ms);

@@ -47,6 +47,13 @@ struct task_counters {
   int64_t verified; /* succeeded results the agent checked in the cache afterwards */
 };
 
+/* What an unfinished task still waits for, as the fabric knows it (GET /v1/tasks/{id}). */
+struct task_waiting {
+  int64_t nodes;            /* nodes that owe it a result */
+  int64_t offline;          /* of them, those without an agent link */
+  int64_t offline_since_ms; /* when the engine last heard from the longest-offline one; 0: none */
+};
+
 struct task {
   char id[TASK_ID_LENGTH + 1];
   const char *tenant;
@@ -73,6 +80,7 @@ struct task {
   enum callback_state callback_state;
   int64_t callback_attempt_count;
   struct callback_attempt *callback_attempts; /* loaded for GET /v1/tasks/{id}, else NULL */
+  const struct task_waiting *waiting; /* asked of the fabric for GET /v1/tasks/{id}, else NULL */
 };
 
 /* Per-(task, node) results are 2 bits per target: ITEM_PENDING, ITEM_SUCCEEDED, ITEM_FAILED or

@@ -25,9 +25,11 @@ def test_purge_is_accepted_and_readable(engine):
 
     # The task is planned onto its nodes (one offline node in group eu) right after the 202.
     task = wait_until(lambda: (lambda t: t if t["counters"]["total"] else None)(engine.task(body["task_id"])))
+    waiting = task.pop("waiting_for")  # its one node is offline
     assert {k: v for k, v in task.items() if k != "counters"} == {k: v for k, v in body.items() if k != "counters"}
     assert task["counters"] == {"total": 2, "succeeded": 0, "failed": 0, "pending": 2, "unsupported": 0,
                                 "verified": 0}
+    assert (waiting["nodes"], waiting["online"], waiting["offline"]) == (1, 0, 1)
     assert task["created_at"].endswith("Z") and task["finished_at"] is None
 
 

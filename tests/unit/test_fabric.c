@@ -13,6 +13,7 @@
 #include "engine/store_worker.h"
 #include "engine/tenant_table.h"
 #include "store/store.h"
+#include "store/task_items.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -621,6 +622,75 @@ static void a_node_removed_before_a_restart_is_not_waited_for(void **state) {
   lab_close();
 }
 
+static bool lab_first_task_gone(void) { return lab_task(0) == NULL; }
+
+/* The sent item of task target on node i (its index in lab->sent). */
+static size_t lab_sent_index(size_t i, const char *target) {
+  for (size_t n = 0; n < lab->sent_count; n++) {
+    if (lab->sent[n].node == lab->nodes[i] && strcmp(lab->sent[n].target, target) == 0)
+      return n;
+  }
+  fail_msg("nothing sent to edge-%zu for %s", i, target);
+  return 0;
+}
+
+/* A canceled task's rows say what each node did, whatever the watermarks say later: edge-0
+ * purged one URL and failed the other (its detail not saved yet when the cancel came), edge-1
+ * purged both (its record freed: only its cursor knew), edge-2 was offline and never ran it. */
+static void a_canceled_task_keeps_what_each_node_did(void **state) {
+  (void)state;
+  lab_open();
+  lab_node(0, 4);
+  lab_node(1, 4);
+  struct fabric_node *offline = lab_node(2, 4);
+  offline->link = NULL;
+  fabric_node_offline(lab->fabric, offline);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
+  lab_answer(lab_sent_index(0, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
+  lab_answer(lab_sent_index(0, "http://a.example/1"), ITEM_FAILED, 404, "http_404");
+  lab_answer(lab_sent_index(1, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
+  lab_answer(lab_sent_index(1, "http://a.example/1"), ITEM_SUCCEEDED, 200, "");
+  /* The API's cancel commits first (on a connection of its own), then tells the fabric. */
+  char err[512];
+  struct store_options options = {.read_only = false};
+  struct store *api;
+  assert_int_equal(store_open(lab->dir, &options, &api, err, sizeof(err)), 0);
+  assert_int_equal(store_begin(api), 0);
+  assert_int_equal(store_task_cancel(api, tenant_dev.name, lab->task_ids[0], clock_now_ms()), 0);
+  assert_int_equal(store_commit(api), 0);
+  fabric_cancel(lab->fabric, lab->task_ids[0]);
+  lab_until(lab_first_task_gone); /* saved and freed */
+  lab_check_invariants();
+  /* Every watermark moves past the task, as it would after a restart (it is owed nothing). */
+  struct store_node_mark marks[] = {
+      {"edge-0", 100, 100}, {"edge-1", 100, 100}, {"edge-2", 100, 100}};
+  assert_int_equal(store_begin(api), 0);
+  assert_int_equal(store_node_marks_save(api, marks, 3), 0);
+  assert_int_equal(store_commit(api), 0);
+  struct arena reads;
+  arena_init(&reads, 1 << 20);
+  struct task *task;
+  assert_int_equal(store_task_get(api, tenant_dev.name, lab->task_ids[0], &reads, &task), 0);
+  assert_int_equal(task->state, TASK_CANCELED);
+  struct item_page page;
+  assert_int_equal(task_items_page(api, task, NULL, -1, 10, &reads, &page), 0);
+  assert_int_equal(page.count, 2);
+  for (size_t i = 0; i < 2; i++) {
+    const struct item_row *row = &page.rows[i];
+    assert_int_equal(row->node_count, 3);
+    assert_int_equal(row->nodes[0].state, i == 0 ? ITEM_SUCCEEDED : ITEM_FAILED);
+    assert_true(row->nodes[0].verified == (i == 0));
+    assert_int_equal(row->nodes[1].state, ITEM_SUCCEEDED);
+    assert_true(row->nodes[1].verified);
+    assert_string_equal(row->nodes[2].node_id, "edge-2");
+    assert_int_equal(row->nodes[2].state, ITEM_CANCELED);
+  }
+  assert_int_equal(page.rows[1].nodes[0].http_status, 404);
+  arena_release(&reads);
+  store_close(api);
+  lab_close();
+}
+
 static struct fabric_query *lab_answered;
 static void lab_on_answered(struct fabric_query *query) { lab_answered = query; }
 static bool lab_has_answer(void) { return lab_answered != NULL; }
@@ -744,6 +814,7 @@ int main(void) {
       cmocka_unit_test(a_node_going_offline_gets_its_work_again_when_back),
       cmocka_unit_test(a_node_removed_before_a_restart_is_not_waited_for),
       cmocka_unit_test(a_task_is_kept_in_an_arena_of_its_size),
+      cmocka_unit_test(a_canceled_task_keeps_what_each_node_did),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };

@@ -642,6 +642,44 @@ static void store_cancel_keeps_unfinished_nodes_canceled_whatever_their_watermar
   }
 }
 
+/* A cancel that comes before the task's plan is saved has no plan to hold rows by: the plan's
+ * save holds them then, for the same reason. */
+static void store_plan_of_a_canceled_task_holds_its_nodes(void **state) {
+  struct fixture *f = *state;
+  struct task *task = make_task(&f->arena, ids[0], 1);
+  insert(f, task);
+  struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 0};
+  struct store_node other = {"edge-2", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 1};
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_upsert(f->writer, &node), 0);
+  assert_int_equal(store_node_upsert(f->writer, &other), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 77), 0);
+  uint8_t plan_nodes[1] = {0};
+  plan_nodes_set(plan_nodes, 1);
+  task->plan_seq = 3;
+  task->plan_nodes = plan_nodes;
+  task->plan_nodes_len = 1;
+  assert_int_equal(store_task_plan(f->writer, task), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  struct store_task_node *rows;
+  size_t count;
+  assert_int_equal(store_task_nodes_load(f->reader, ids[0], &f->arena, &rows, &count), 0);
+  assert_int_equal(count, 1); /* the planned node only */
+  assert_string_equal(rows[0].node_id, "edge-2");
+  assert_int_equal(rows[0].states_len, 0);
+  /* A task that is not canceled gets no row from its plan. */
+  struct task *running = make_task(&f->arena, ids[1], 1);
+  insert(f, running);
+  running->plan_seq = 4;
+  running->plan_nodes = plan_nodes;
+  running->plan_nodes_len = 1;
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_task_plan(f->writer, running), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  assert_int_equal(store_task_nodes_load(f->reader, ids[1], &f->arena, &rows, &count), 0);
+  assert_int_equal(count, 0);
+}
+
 static void store_keeps_tenants_and_moves_their_generation_on(void **state) {
   struct fixture *f = *state;
   int64_t generation = -1, after = -1;
@@ -762,6 +800,7 @@ int main(void) {
       STORE_TEST(store_item_pages_are_bounded_by_results),
       STORE_TEST(store_progress_never_undoes_a_cancel),
       STORE_TEST(store_cancel_keeps_unfinished_nodes_canceled_whatever_their_watermarks),
+      STORE_TEST(store_plan_of_a_canceled_task_holds_its_nodes),
       STORE_TEST(store_keeps_tenants_and_moves_their_generation_on),
       STORE_TEST(store_charges_quotas_up_to_their_limits),
       STORE_TEST(store_admits_tasks_with_ids_and_quota_charges_in_one_call),

@@ -618,7 +618,36 @@ static int api_list_tenants(h2o_req_t *req) {
   return 0;
 }
 
-static void api_on_task_read(struct store_job *job) { api_job_answer_task(job); }
+static void api_on_task_waiting(struct fabric_query *query) {
+  struct store_job *job = query->task_waiting.job;
+  h2o_req_t *req = api_query_finish(query);
+  if (req) {
+    if (query->task_waiting.found)
+      job->task->waiting = &query->task_waiting.answer;
+    api_reply_task(req, 200, job->task);
+  }
+  api_job_free(job);
+  free(query);
+}
+
+/* A task read for GET: an unfinished one planned onto its nodes also says what it waits for,
+ * which only the fabric knows (who owes it a result, who is offline). */
+static void api_on_task_read(struct store_job *job) {
+  h2o_req_t *req = api_job_answerable(job);
+  const struct task *task = req ? job->task : NULL;
+  struct fabric_query *query =
+      task && task->planned && task->plan_nodes && !task_state_final(task->state)
+          ? api_query_new(req, FABRIC_TASK_WAITING, api_on_task_waiting)
+          : NULL;
+  if (!query) {
+    if (req)
+      api_reply_task(req, 200, job->task);
+    api_job_free(job);
+    return;
+  }
+  query->task_waiting.job = job;
+  api_query_ask(query);
+}
 
 static void api_on_tasks_listed(struct store_job *job) {
   api_job_answer(job, 200, api_render_tasks);

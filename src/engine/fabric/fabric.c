@@ -385,6 +385,10 @@ static void fabric_on_question(struct mail *mail) {
     query->answer = fabric_stats_json(fabric);
     query->result = query->answer ? 0 : CDR_ENOMEM;
     break;
+  case FABRIC_TASK_WAITING:
+    query->task_waiting.found =
+        fabric_task_waiting(fabric, query->task_waiting.job->task, &query->task_waiting.answer);
+    break;
   case FABRIC_NODE_REMOVE: {
     struct fabric_node *node = fabric_node_find(fabric, query->node_id);
     query->result = node && !node->removed ? 0 : CDR_ENODE_NOT_FOUND;

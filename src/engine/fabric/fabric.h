@@ -32,10 +32,11 @@ enum { FABRIC_NODE_ID_MAX = 64 };
 
 /* What an operator's request asks the fabric. */
 enum fabric_question {
-  FABRIC_NODES,       /* nodes_page in; answer: a json_t object, GET /v1/nodes's body */
-  FABRIC_STATS,       /* answer: a json_t object of the fabric's gauges */
-  FABRIC_NODE_REMOVE, /* remove node_id: its pending items fail with node_removed
-                         (result CDR_ENODE_NOT_FOUND when there is no such node) */
+  FABRIC_NODES,        /* nodes_page in; answer: a json_t object, GET /v1/nodes's body */
+  FABRIC_STATS,        /* answer: a json_t object of the fabric's gauges */
+  FABRIC_NODE_REMOVE,  /* remove node_id: its pending items fail with node_removed
+                          (result CDR_ENODE_NOT_FOUND when there is no such node) */
+  FABRIC_TASK_WAITING, /* what task_waiting.task (planned, read from the store) waits for */
 };
 
 struct fabric_query;
@@ -54,6 +55,11 @@ struct fabric_query {
     size_t cursor;                       /* registry position to start at (a next_cursor) */
     size_t limit;                        /* nodes on the page at most */
   } nodes_page;
+  struct fabric_task_waiting {
+    struct store_job *job;      /* the asker's read of the task (job->task), which this completes */
+    struct task_waiting answer; /* what the fabric says */
+    bool found;                 /* the task is in the fabric and waits for some node */
+  } task_waiting;
   struct mailbox *reply_to; /* the asker's loop, where answered runs */
   fabric_answered_cb answered;
   void *owner;         /* the asker's: its pending request (NULL once the client has gone) */

@@ -3,7 +3,7 @@
  * fabric_log.c: the lanes' task logs, nodes' cursors and (task, node) records;
  * fabric_dispatch.c: windows, cursors' walk, Work; fabric_results.c: results and progress saves;
  * fabric_marks.c: nodes' watermarks; fabric_backlog.c: the backlog in all and per tenant;
- * fabric_retry.c, fabric_dedup.c, fabric_notify.c).
+ * fabric_waiting.c: what a task waits for; fabric_retry.c, fabric_dedup.c, fabric_notify.c).
  * Everything here is touched only on the fabric's loop. */
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
@@ -87,16 +87,18 @@ struct fabric_task {
   struct list_head records; /* struct fabric_task_node.link */
   Cdr__Header **headers;    /* preload headers for work items, in arena */
   size_t header_count;
-  uint32_t *dedup_hashes; /* per target, hashed once for every node (exact-URL purges; in arena;
-                             NULL: the task's items are never merged) */
-  int64_t in_flight;      /* items sent and not answered, over all nodes */
-  bool dirty;             /* progress not saved yet */
-  bool state_dirty;       /* its state changed since its last save: saved at once (results.c) */
-  bool finished;          /* reached a final state in memory */
-  bool callback_due;      /* deliver the callback once the final state is saved */
-  bool counted;           /* its pending results are in fabric->pending_items */
-  bool records_dirty;     /* some node's record is dirty (most tasks never have one) */
-  int saves_in_flight;    /* progress jobs holding a copy of this task's records */
+  uint32_t *dedup_hashes;    /* per target, hashed once for every node (exact-URL purges; in arena;
+                                NULL: the task's items are never merged) */
+  int64_t in_flight;         /* items sent and not answered, over all nodes */
+  bool dirty;                /* progress not saved yet */
+  bool state_dirty;          /* its state changed since its last save: saved at once (results.c) */
+  bool finished;             /* reached a final state in memory */
+  bool callback_due;         /* deliver the callback once the final state is saved */
+  bool counted;              /* its pending results are in fabric->pending_items */
+  bool records_dirty;        /* some node's record is dirty (most tasks never have one) */
+  int saves_in_flight;       /* progress jobs holding a copy of this task's records */
+  bool finished_records_due; /* canceled while a save was out: its finished nodes get records
+                                once no save is (fabric_records_for_finished) */
   struct fabric_failure *failures; /* unsaved failure details (malloc'd, grows) */
   size_t failure_count, failure_cap;
   struct wheel_timer plan_retry;
@@ -320,6 +322,9 @@ void fabric_log_erase(struct fabric *fabric, struct fabric_task *task);
 static inline struct fabric_task *fabric_log_at(const struct fabric_log *log, uint64_t pos) {
   return log->entries[pos & log->mask];
 }
+/* The task of lane's log planned as plan_seq, NULL when it is not there. */
+struct fabric_task *fabric_log_find(const struct fabric *fabric, enum fabric_lane lane,
+                                    int64_t plan_seq);
 /* Puts every node's cursors at the first task of each lane its watermark has not passed
  * (after a restart, once the planned tasks are read back in plan order). */
 void fabric_log_place_cursors(struct fabric *fabric);
@@ -338,8 +343,13 @@ void fabric_records_for_unreached(struct fabric *fabric, struct fabric_task *tas
                                   const struct fabric_node *only);
 /* Gives every planned node whose cursor passed canceled task and that has no record (it finished
  * the task) a record saying so, saved with the next flush: it replaces the pending row the
- * cancel gave each node whose saved watermark had not passed the task (store_task_cancel). */
+ * cancel gave each node whose saved watermark had not passed the task (store_task_cancel). Only
+ * while none of the task's saves is out: a save that fails puts its failure details back, and a
+ * record must not reach the store before the details it leaves to them. */
 void fabric_records_for_finished(struct fabric *fabric, struct fabric_task *task);
+/* Points each node that has a record of task at it (node->scratch), or (mark false) back at NULL.
+ */
+void fabric_records_mark(const struct fabric_task *task, bool mark);
 /* Frees record once nothing needs it: no cursor on it, nothing of it held or pending, not kept. */
 void fabric_record_settle(struct fabric_task_node *record);
 /* Frees one of task's records (its task is being freed, or it is settled). */
@@ -386,6 +396,12 @@ static inline void fabric_record_dirty(struct fabric_task_node *task_node) {
   task_node->kept = task_node->dirty = true;
   task_node->task->records_dirty = true;
 }
+
+/* fabric_waiting.c */
+/* Fills waiting with the nodes task (as the store has it: id, type, plan_seq) still waits for a
+ * result from; false when the fabric does not hold it or it waits for none. */
+bool fabric_task_waiting(struct fabric *fabric, const struct task *task,
+                         struct task_waiting *waiting);
 
 /* fabric_backlog.c */
 /* The process-wide entry of tenant name, NULL when out of memory (tenant_limits_for). */

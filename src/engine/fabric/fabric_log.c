@@ -59,6 +59,25 @@ static int64_t fabric_log_seq_from(const struct fabric_log *log, uint64_t pos) {
   return INT64_MAX;
 }
 
+struct fabric_task *fabric_log_find(const struct fabric *fabric, enum fabric_lane lane,
+                                    int64_t plan_seq) {
+  const struct fabric_log *log = &fabric->log[lane];
+  uint64_t low = log->base, high = log->end;
+  while (low < high) { /* the first position whose task (or the next one there) is not older */
+    uint64_t mid = low + (high - low) / 2;
+    if (fabric_log_seq_from(log, mid) < plan_seq)
+      low = mid + 1;
+    else
+      high = mid;
+  }
+  for (; low < log->end; low++) {
+    struct fabric_task *task = fabric_log_at(log, low);
+    if (task)
+      return task->task->plan_seq == plan_seq ? task : NULL;
+  }
+  return NULL;
+}
+
 void fabric_log_place_cursors(struct fabric *fabric) {
   for (int lane = 0; lane < FABRIC_LANES; lane++) {
     const struct fabric_log *log = &fabric->log[lane];
@@ -154,8 +173,7 @@ void fabric_record_settle(struct fabric_task_node *record) {
     fabric_record_free(record);
 }
 
-/* Points each node that has a record of task at it (node->scratch), or back at NULL. */
-static void fabric_records_mark(struct fabric_task *task, bool mark) {
+void fabric_records_mark(const struct fabric_task *task, bool mark) {
   for (struct list_node *at = task->records.first; at; at = at->next) {
     struct fabric_task_node *record = LIST_ENTRY(at, struct fabric_task_node, link);
     record->node->scratch = mark ? record : NULL;
@@ -200,8 +218,9 @@ void fabric_records_for_finished(struct fabric *fabric, struct fabric_task *task
     if (!record)
       continue; /* it keeps the store's pending row: read as canceled, never as purged */
     /* What its watermark would have said: every item succeeded, verified when the task asked
-     * (a result that was not is a failure detail, which overrides, or kept its record). The
-     * counters serve a restart, which a canceled task never has. */
+     * (a result that was not is a failure detail, which overrides, or kept its record) — but
+     * the details not saved yet are written as they are. The counters serve a restart, which a
+     * canceled task never has. */
     for (size_t index = 0; index < t->target_count; index++) {
       item_states_set(record->states, index, ITEM_SUCCEEDED);
       if (t->verify)
@@ -209,6 +228,17 @@ void fabric_records_for_finished(struct fabric *fabric, struct fabric_task *task
     }
     record->succeeded = (int64_t)t->target_count;
     record->verified_count = t->verify ? (int64_t)t->target_count : 0;
+    for (size_t f = 0; f < task->failure_count; f++) {
+      const struct fabric_failure *failure = &task->failures[f];
+      if (failure->node_id != node->id)
+        continue;
+      item_states_set(record->states, (size_t)failure->index, failure->state);
+      record->succeeded--;
+      if (t->verify) {
+        record->verified[failure->index / 8] &= (uint8_t) ~(1u << (failure->index % 8));
+        record->verified_count--;
+      }
+    }
     fabric_record_dirty(record);
   }
   fabric_records_mark(task, false);

@@ -538,7 +538,10 @@ void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
      * records of their own, and so do the nodes that finished it, whose saved watermark may not
      * say so yet. */
     fabric_records_for_unreached(fabric, task, NULL);
-    fabric_records_for_finished(fabric, task);
+    if (task->saves_in_flight == 0)
+      fabric_records_for_finished(fabric, task);
+    else
+      task->finished_records_due = true;
     for (struct list_node *r = task->records.first; r; r = r->next) {
       struct fabric_task_node *record = LIST_ENTRY(r, struct fabric_task_node, link);
       if (fabric_record_pending(record) > 0)

@@ -209,6 +209,11 @@ static void fabric_on_progress_saved(struct store_job *job) {
       task->state_dirty = true; /* what it changed to is saved again at once */
       fabric_task_dirty(fabric, task);
     }
+    if (task->finished_records_due && task->saves_in_flight == 0) {
+      task->finished_records_due = false;
+      fabric_records_for_finished(fabric, task);
+      fabric_task_dirty(fabric, task);
+    }
   }
   if (job->result) {
     log_error("task.save", "saving results failed (%s); retrying", cdr_error_message(job->result));

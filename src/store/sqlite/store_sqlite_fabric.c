@@ -108,7 +108,15 @@ int store_task_plan(struct store *store, const struct task *task) {
   sqlite3_bind_int64(stmt, 6, task->plan_seq);
   sqlite3_bind_blob(stmt, 7, task->plan_nodes ? (const void *)task->plan_nodes : "",
                     (int)task->plan_nodes_len, SQLITE_STATIC);
-  return store_run(store, STMT_TASK_PLAN, "task plan");
+  int err = store_run(store, STMT_TASK_PLAN, "task plan");
+  if (err || !task->plan_nodes)
+    return err;
+  /* Canceled before its plan was saved: the cancel found no plan to hold rows for. */
+  stmt = store->statements[STMT_TASK_IS_CANCELED];
+  store_bind_text(stmt, 1, task->id);
+  int rc = sqlite3_step(stmt);
+  err = store_finish(store, stmt, rc, 0, "task plan");
+  return !err && rc == SQLITE_ROW ? store_task_nodes_hold(store, task) : err;
 }
 
 int store_task_progress(struct store *store, const struct task *task,
