@@ -87,6 +87,9 @@ char *stats_prometheus(const json_t *fabric, const int64_t counts[6]) {
       stats_gauge(fabric, "queue_fast"), stats_gauge(fabric, "queue_slow"));
   prom_metric(&out, "in_flight_items", "gauge", "Work items sent to agents and not answered.");
   buf_printf(&out, "cdnrefresh_in_flight_items %lld\n", stats_gauge(fabric, "in_flight"));
+  prom_metric(&out, "tasks_parked", "gauge",
+              "Unfinished tasks only offline nodes owe, kept in the store, not in memory.");
+  buf_printf(&out, "cdnrefresh_tasks_parked %lld\n", stats_gauge(fabric, "tasks_parked"));
   prom_metric(&out, "callbacks_pending", "gauge", "Task callbacks not yet delivered.");
   buf_printf(&out, "cdnrefresh_callbacks_pending %lld\n", stats_gauge(fabric, "callbacks_pending"));
   prom_histogram(&out, "api_request_duration_seconds", "API request to response time.",

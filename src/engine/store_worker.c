@@ -88,6 +88,8 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
   }
   case STORE_JOB_NODE_UPSERT: return store_node_upsert(store, &job->node);
   case STORE_JOB_PLAN: return store_task_plan(store, job->task);
+  case STORE_JOB_TASKS_LOAD:
+    return store_tasks_load(store, job->load_ids, job->load_count, &job->arena, job->load_tasks);
   case STORE_JOB_PROGRESS:
     for (size_t i = 0; i < job->progress_count; i++) {
       struct store_progress *p = &job->progress[i];

@@ -38,6 +38,7 @@ enum store_job_kind {
   STORE_JOB_QUOTA,       /* reader: in tenant (quota_day is set); out quota_used */
   STORE_JOB_TENANT_LIST, /* reader: out tenant_list with each tenant's use today */
   STORE_JOB_PRUNE,       /* writer: in prune_before_ms, limit (rows); out pruned, prune_more */
+  STORE_JOB_TASKS_LOAD,  /* writer: in load_ids[load_count]; out load_tasks (NULL: not there) */
 };
 
 /* Every tenant with its use of each quota on one day (in the job's arena). */
@@ -74,7 +75,10 @@ struct store_job {
   struct tenant_limits *backlog_tenant; /* ... and in its tenant's (NULL: in all only) */
   struct store_task_page tasks;
   struct item_page items;
-  struct store_node node;          /* STORE_JOB_NODE_UPSERT */
+  struct store_node node; /* STORE_JOB_NODE_UPSERT */
+  const char **load_ids;  /* STORE_JOB_TASKS_LOAD, in the job's arena */
+  struct task **load_tasks;
+  size_t load_count;
   struct store_progress *progress; /* STORE_JOB_PROGRESS */
   size_t progress_count;
   struct store_node_mark *marks; /* STORE_JOB_PROGRESS: watermarks saved after the progress */

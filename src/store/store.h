@@ -166,6 +166,11 @@ int store_task_progress(struct store *store, const struct task *task,
                         const struct store_task_node *nodes, size_t node_count,
                         const struct store_failure *failures, size_t failure_count);
 
+/* Loads tasks ids[0..count) with their targets and plan into arena: out[i] is ids[i]'s, or NULL
+ * when there is no such task. */
+int store_tasks_load(struct store *store, const char *const *ids, size_t count, struct arena *arena,
+                     struct task **out);
+
 /* Loads every queued or running task with its targets and plan, oldest first, into arena. */
 int store_tasks_unfinished(struct store *store, struct arena *arena, struct task ***out,
                            size_t *count);

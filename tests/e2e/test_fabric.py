@@ -155,6 +155,19 @@ def test_node_with_cache_down_fails_its_items_and_task_is_partial(lab):
     assert nodes["edge-down"]["items_failed"] == 2 and nodes["edge-up"]["items_done"] == 2
 
 
+def edge_1_online_edge_2_gone(lab, origin):
+    """An engine with two real edges in front of origin: edge-1's agent connected, edge-2's
+    registered and gone (its node offline, tasks planned onto it wait for it)."""
+    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
+    engine = lab.engine()
+    lab.agent(engine, "edge-1", edges[0])
+    late = lab.agent(engine, "edge-2", edges[1])
+    engine.wait_online("edge-1", "edge-2")
+    late.stop()
+    wait_until(lambda: engine.nodes()["edge-2"]["state"] == "offline")
+    return engine, edges
+
+
 def test_offline_node_gets_its_work_when_it_connects(lab):
     origin = lab.origin(FILES)
     edge = lab.edge("edge1", origin)
@@ -177,14 +190,8 @@ def test_a_task_done_on_every_online_node_says_it_waits_for_the_offline_one(lab)
     """GET /v1/tasks/{id}, `cdnrefresh task` and `--wait` tell what a running task waits for: how
     many nodes, how many of them offline and since when — not only "running"."""
     origin = lab.origin(FILES)
-    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
-    engine = lab.engine()
-    lab.agent(engine, "edge-1", edges[0])
-    late = lab.agent(engine, "edge-2", edges[1])
-    engine.wait_online("edge-1", "edge-2")
-    late.stop()
-    stopped = time.time()
-    wait_until(lambda: engine.nodes()["edge-2"]["state"] == "offline")
+    engine, edges = edge_1_online_edge_2_gone(lab, origin)
+    stopped = time.time()  # just after edge-2's agent stopped
     warm(edges, "/a.css")
     _, _, body = engine.purge([SITE + "/a.css"])
     task_id = body["task_id"]
@@ -202,6 +209,40 @@ def test_a_task_done_on_every_online_node_says_it_waits_for_the_offline_one(lab)
     task = engine.wait_task(task_id)
     assert task["status"] == "done" and "waiting_for" not in task
     assert cache_states(edges, "/a.css") == ["MISS", "MISS"]
+
+
+def test_tasks_an_offline_node_misses_leave_memory_and_all_reach_it_when_it_returns(lab):
+    """Tasks done everywhere but on an offline node are parked out of the engine's memory (in the
+    store, tasks_parked in /v1/stats), across a kill -9 too; when the node's agent is back it is
+    sent every one of them, each ends done, and its cache no longer holds any of the objects."""
+    paths = [f"/m/{i}.css" for i in range(40)]
+    origin = lab.origin({path: path.encode() for path in paths})
+    engine, edges = edge_1_online_edge_2_gone(lab, origin)
+    warm(edges, *paths)
+
+    def parked():
+        return engine.admin("GET", "/v1/stats")[2]["fabric"]["tasks_parked"]
+
+    ids = [engine.purge([SITE + path])[2]["task_id"] for path in paths]
+    wait_until(lambda: parked() == len(paths), timeout=15, what="every task parked")
+    assert engine.admin("GET", "/v1/stats")[2]["fabric"]["tasks_in_progress"] == 0
+    task = engine.task(ids[7])
+    assert task["status"] == "running" and task["waiting_for"]["offline"] == 1
+    assert cache_states(edges, paths[7]) == ["MISS", "HIT"]
+    engine.kill9()
+    engine.start()  # read back in full, and parked again
+    wait_until(lambda: parked() == len(paths), timeout=15, what="every task parked after the restart")
+    lab.agent(engine, "edge-2", edges[1])
+    for task_id in ids:
+        task = engine.wait_task(task_id)
+        assert task["status"] == "done" and task["counters"]["succeeded"] == 2, task
+    assert parked() == 0
+    for path in paths:  # (edge-1's copy of paths[7] was fetched again above)
+        assert cache_states(edges if path != paths[7] else edges[1:], path) == (
+            ["MISS", "MISS"] if path != paths[7] else ["MISS"]), path
+    [item] = items(engine, ids[-1])
+    assert sorted((n["node"], n["state"], n["verified"]) for n in item["nodes"]) == [
+        ("edge-1", "succeeded", True), ("edge-2", "succeeded", True)]
 
 
 def test_past_the_backlog_bound_tasks_get_503_with_retry_after_and_nothing_is_lost(lab):
@@ -231,13 +272,7 @@ def test_engine_killed_resends_only_what_a_node_had_not_finished(lab):
     """A node's watermark, saved with the results, says what it finished: after a kill -9 the
     engine sends an offline node's work when it returns, and not the finished node's again."""
     origin = lab.origin(FILES)
-    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
-    engine = lab.engine()
-    lab.agent(engine, "edge-1", edges[0])
-    late = lab.agent(engine, "edge-2", edges[1])
-    engine.wait_online("edge-1", "edge-2")
-    late.stop()
-    wait_until(lambda: engine.nodes()["edge-2"]["state"] == "offline")
+    engine, edges = edge_1_online_edge_2_gone(lab, origin)
     warm(edges, "/a.css")
     _, _, body = engine.purge([SITE + "/a.css"])
     wait_until(lambda: engine.task(body["task_id"])["counters"]["succeeded"] == 1)
@@ -267,13 +302,7 @@ def test_a_cancel_says_which_nodes_purged_and_which_never_ran_it_even_across_a_k
     also when the engine is killed the moment the cancel is answered, before it saved anything
     more, and the offline node's watermark then moves past the task (it is owed nothing)."""
     origin = lab.origin(FILES)
-    edges = [lab.edge("edge1", origin), lab.edge("edge2", origin)]
-    engine = lab.engine()
-    lab.agent(engine, "edge-1", edges[0])
-    late = lab.agent(engine, "edge-2", edges[1])
-    engine.wait_online("edge-1", "edge-2")
-    late.stop()
-    wait_until(lambda: engine.nodes()["edge-2"]["state"] == "offline")
+    engine, edges = edge_1_online_edge_2_gone(lab, origin)
     warm(edges, "/a.css", "/b.js")
     expected = [("edge-1", "succeeded", True), ("edge-2", "canceled", False)]
 

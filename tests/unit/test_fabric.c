@@ -239,8 +239,11 @@ static size_t lab_lane_items(const struct fabric *fabric, const struct fabric_no
   }
   for (pos = pos > log->base ? pos : log->base; pos < log->end; pos++) {
     const struct fabric_task *task = fabric_log_at(log, pos);
+    const struct fabric_parked *parked = fabric_log_parked(log, pos);
     if (task && plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number))
       items += task->task->target_count;
+    else if (parked && fabric_parked_waits_for(parked, node->number))
+      items += parked->target_count;
   }
   return items;
 }
@@ -329,6 +332,27 @@ static void lab_check_invariants(void) {
     tenant_backlog += task->counted && task->tenant ? pending : 0;
     assert_true(!task->tenant || task->tenant == tenant_limits_for(tenant_dev.name));
   }
+  /* A parked task's part: what its nodes owe, all of it; every one of those nodes is offline and
+   * has still to reach it. */
+  size_t parked_count = 0;
+  for (int lane = 0; lane < FABRIC_LANES; lane++) {
+    const struct fabric_log *log = &fabric->log[lane];
+    for (uint64_t pos = log->base; pos < log->end; pos++) {
+      const struct fabric_parked *parked = fabric_log_parked(log, pos);
+      if (!parked)
+        continue;
+      parked_count++;
+      int64_t owed = (int64_t)parked->target_count * parked->unreached;
+      backlog += owed;
+      tenant_backlog += parked->tenant ? owed : 0;
+      for (uint32_t n = 0; n < parked->unreached; n++) {
+        const struct fabric_node *node = fabric_node_numbered(fabric, parked->numbers[n]);
+        assert_non_null(node);
+        assert_true(node->cursor[lane].pos <= pos);
+      }
+    }
+  }
+  assert_int_equal(parked_count, fabric->parked_count);
   assert_int_equal(backlog, fabric->pending_items);
   /* Every task is the dev tenant's: its part is the whole backlog, and nothing else is charged. */
   assert_int_equal(tenant_backlog, tenant_limits_for(tenant_dev.name)->fabric_pending);
@@ -634,6 +658,37 @@ static size_t lab_sent_index(size_t i, const char *target) {
   return 0;
 }
 
+/* Cancels task n in the store as the API does, on a connection of its own, which it returns
+ * (open) for the test's reads. */
+static struct store *lab_store_cancel(size_t n) {
+  char err[512];
+  struct store_options options = {.read_only = false};
+  struct store *api;
+  assert_int_equal(store_open(lab->dir, &options, &api, err, sizeof(err)), 0);
+  assert_int_equal(store_begin(api), 0);
+  assert_int_equal(store_task_cancel(api, tenant_dev.name, lab->task_ids[n], clock_now_ms()), 0);
+  assert_int_equal(store_commit(api), 0);
+  return api;
+}
+
+/* Cancels task n as the API does: in the store, then telling the fabric with the task the store
+ * read back (*task, in reads). Returns the store connection, open. */
+static struct store *lab_cancel(size_t n, struct arena *reads, struct task **task) {
+  struct store *api = lab_store_cancel(n);
+  assert_int_equal(store_task_get(api, tenant_dev.name, lab->task_ids[n], reads, task), 0);
+  fabric_cancel(lab->fabric, *task);
+  return api;
+}
+
+/* Brings edge-0 online with window and edge-1 registered and offline; returns edge-1. */
+static struct fabric_node *lab_edge_1_away(uint32_t window) {
+  lab_node(0, window);
+  struct fabric_node *away = lab_node(1, window);
+  away->link = NULL;
+  fabric_node_offline(lab->fabric, away);
+  return away;
+}
+
 /* A canceled task's rows say what each node did, whatever the watermarks say later: edge-0
  * purged one URL and failed the other (its detail not saved yet when the cancel came), edge-1
  * purged both (its record freed: only its cursor knew), edge-2 was offline and never ran it. */
@@ -651,14 +706,10 @@ static void a_canceled_task_keeps_what_each_node_did(void **state) {
   lab_answer(lab_sent_index(1, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
   lab_answer(lab_sent_index(1, "http://a.example/1"), ITEM_SUCCEEDED, 200, "");
   /* The API's cancel commits first (on a connection of its own), then tells the fabric. */
-  char err[512];
-  struct store_options options = {.read_only = false};
-  struct store *api;
-  assert_int_equal(store_open(lab->dir, &options, &api, err, sizeof(err)), 0);
-  assert_int_equal(store_begin(api), 0);
-  assert_int_equal(store_task_cancel(api, tenant_dev.name, lab->task_ids[0], clock_now_ms()), 0);
-  assert_int_equal(store_commit(api), 0);
-  fabric_cancel(lab->fabric, lab->task_ids[0]);
+  struct arena reads;
+  arena_init(&reads, 1 << 20);
+  struct task *task;
+  struct store *api = lab_cancel(0, &reads, &task);
   lab_until(lab_first_task_gone); /* saved and freed */
   lab_check_invariants();
   /* Every watermark moves past the task, as it would after a restart (it is owed nothing). */
@@ -667,9 +718,6 @@ static void a_canceled_task_keeps_what_each_node_did(void **state) {
   assert_int_equal(store_begin(api), 0);
   assert_int_equal(store_node_marks_save(api, marks, 3), 0);
   assert_int_equal(store_commit(api), 0);
-  struct arena reads;
-  arena_init(&reads, 1 << 20);
-  struct task *task;
   assert_int_equal(store_task_get(api, tenant_dev.name, lab->task_ids[0], &reads, &task), 0);
   assert_int_equal(task->state, TASK_CANCELED);
   struct item_page page;
@@ -686,6 +734,185 @@ static void a_canceled_task_keeps_what_each_node_did(void **state) {
     assert_int_equal(row->nodes[2].state, ITEM_CANCELED);
   }
   assert_int_equal(page.rows[1].nodes[0].http_status, 404);
+  arena_release(&reads);
+  store_close(api);
+  lab_close();
+}
+
+static size_t lab_parked_wanted;
+static bool lab_parked_enough(void) { return lab->fabric->parked_count == lab_parked_wanted; }
+static bool lab_all_tasks_gone(void) { return lab->fabric->tasks.first == NULL; }
+
+/* The store's state of task n, read on its own connection. */
+static enum task_state lab_stored_state(size_t n, struct task_counters *counters) {
+  char err[512];
+  struct store_options options = {.read_only = true};
+  struct store *reader;
+  assert_int_equal(store_open(lab->dir, &options, &reader, err, sizeof(err)), 0);
+  struct arena reads;
+  arena_init(&reads, 1 << 16);
+  struct task *task;
+  assert_int_equal(store_task_get(reader, tenant_dev.name, lab->task_ids[n], &reads, &task), 0);
+  enum task_state state = task->state;
+  if (counters)
+    *counters = task->counters;
+  arena_release(&reads);
+  store_close(reader);
+  return state;
+}
+
+/* Tasks that only an offline node still owes leave memory once saved, parked in their places in
+ * the logs; when the node is back its cursors read them back and it gets every one of them, in
+ * plan order, and each ends with every result recorded once. The preload, still in memory (edge-0
+ * has not answered it), waits for the purges being read back: never ahead of a purge. */
+static void tasks_owed_only_by_an_offline_node_are_parked_and_come_back_in_order(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *away = lab_edge_1_away(8);
+  lab_submit(TASK_PRELOAD, "{\"urls\":[\"http://a.example/p\"]}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/2\"]}");
+  assert_int_equal(lab->sent_count, 4);
+  size_t preload = lab_sent_index(0, "http://a.example/p");
+  for (size_t n = 0; n < 4; n++) {
+    if (n != preload)
+      lab_answer(n, ITEM_SUCCEEDED, 200, "");
+  }
+  lab_parked_wanted = 2;
+  lab_until(lab_parked_enough); /* at the next sweep, once their progress is saved */
+  assert_ptr_equal(lab->fabric->tasks.first, &lab_task(0)->link); /* the preload only */
+  assert_int_equal(fabric_node_queue_depth(away), 4);
+  lab_check_invariants();
+  struct task_counters counters;
+  assert_int_equal(lab_stored_state(1, &counters), TASK_RUNNING);
+  assert_int_equal(counters.pending, 2);
+
+  away->link = &lab->links[1];
+  fabric_node_online(lab->fabric, away, 8);
+  lab_sent_wanted = 8;
+  lab_until(lab_sent_enough);
+  const char *order[] = {"http://a.example/0", "http://a.example/1", "http://a.example/2",
+                         "http://a.example/p"};
+  for (size_t n = 0; n < 4; n++) {
+    assert_ptr_equal(lab->sent[4 + n].node, away);
+    assert_string_equal(lab->sent[4 + n].target, order[n]);
+  }
+  assert_int_equal(lab->fabric->parked_count, 0);
+  lab_check_invariants();
+  lab_answer(preload, ITEM_SUCCEEDED, 200, "");
+  for (size_t n = 4; n < 8; n++)
+    lab_answer(n, ITEM_SUCCEEDED, 200, "");
+  lab_check_invariants();
+  lab_until(lab_all_tasks_gone);
+  for (size_t t = 0; t < 3; t++) {
+    assert_int_equal(lab_stored_state(t, &counters), TASK_DONE);
+    assert_int_equal(counters.succeeded, counters.total);
+    assert_int_equal(counters.verified, counters.total);
+  }
+  lab_close();
+}
+
+static bool lab_removal_answered;
+static void lab_on_answered_removal(struct fabric_query *query) {
+  assert_int_equal(query->result, 0);
+  lab_removal_answered = true;
+}
+static bool lab_removal_done(void) { return lab_removal_answered; }
+static bool lab_second_task_partial(void) { return lab_stored_state(1, NULL) == TASK_PARTIAL; }
+
+/* The one failure detail of task n: its node and reason. */
+static void lab_assert_one_failure(struct store *store, size_t n, const char *node_id,
+                                   const char *reason) {
+  struct arena reads;
+  arena_init(&reads, 1 << 16);
+  struct store_failure *failures;
+  size_t count;
+  assert_int_equal(store_failures_list(store, lab->task_ids[n], 0, 10, &reads, &failures, &count),
+                   0);
+  assert_int_equal(count, 1);
+  assert_string_equal(failures[0].node_id, node_id);
+  assert_string_equal(failures[0].reason, reason);
+  arena_release(&reads);
+}
+
+/* A parked task is read back for whatever ends it: a cancel (its offline node's items read
+ * canceled), its deadline (node_offline) or its node's removal (node_removed). */
+static void a_parked_task_ends_canceled_at_its_deadline_or_when_its_node_is_removed(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *away = lab_edge_1_away(8);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/c\"]}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/d\"],\"deadline_s\":2}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/r\"]}");
+  for (size_t n = 0; n < 3; n++)
+    lab_answer(n, ITEM_SUCCEEDED, 200, "");
+  lab_parked_wanted = 3;
+  lab_until(lab_parked_enough);
+  lab_check_invariants();
+
+  struct arena reads;
+  arena_init(&reads, 1 << 20);
+  struct task *task;
+  struct store *api = lab_cancel(0, &reads, &task);
+  lab_parked_wanted = 2;
+  lab_until(lab_parked_enough); /* read back, canceled and saved */
+  lab_check_invariants();
+  lab_until(lab_second_task_partial); /* its deadline: 2 s after it was created */
+  lab_assert_one_failure(api, 1, away->id, "node_offline");
+  lab_check_invariants();
+
+  static struct fabric_query query;
+  query = (struct fabric_query){.question = FABRIC_NODE_REMOVE,
+                                .reply_to = &lab->fabric->inbox,
+                                .answered = lab_on_answered_removal};
+  snprintf(query.node_id, sizeof(query.node_id), "%s", away->id);
+  lab_removal_answered = false;
+  fabric_ask(lab->fabric, &query);
+  lab_until(lab_removal_done);
+  lab_until(lab_all_tasks_gone);
+  lab_check_invariants();
+  assert_int_equal(lab_stored_state(0, NULL), TASK_CANCELED);
+  assert_int_equal(store_task_get(api, tenant_dev.name, lab->task_ids[0], &reads, &task), 0);
+  struct item_page page;
+  assert_int_equal(task_items_page(api, task, NULL, -1, 10, &reads, &page), 0);
+  assert_int_equal(page.rows[0].nodes[0].state, ITEM_SUCCEEDED);
+  assert_int_equal(page.rows[0].nodes[1].state, ITEM_CANCELED);
+  assert_int_equal(lab_stored_state(2, NULL), TASK_PARTIAL);
+  lab_assert_one_failure(api, 2, away->id, "node_removed");
+  arena_release(&reads);
+  store_close(api);
+  lab_close();
+}
+
+/* A parked task canceled in the store whose cancel has not reached the fabric yet when its node
+ * comes back and reads it back: it is read back canceled, the node is not sent it and its items
+ * read canceled, never succeeded; the cancel's mail, when it comes, changes nothing. */
+static void a_parked_task_read_back_canceled_is_not_sent(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *away = lab_edge_1_away(8);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/k\"]}");
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  lab_parked_wanted = 1;
+  lab_until(lab_parked_enough);
+  struct store *api = lab_store_cancel(0);
+  away->link = &lab->links[1];
+  fabric_node_online(lab->fabric, away, 8);
+  lab_parked_wanted = 0;
+  lab_until(lab_parked_enough);
+  lab_until(lab_all_tasks_gone);
+  assert_int_equal(lab->sent_count, 1); /* edge-0's only */
+  struct arena reads;
+  arena_init(&reads, 1 << 20);
+  struct task *task;
+  assert_int_equal(store_task_get(api, tenant_dev.name, lab->task_ids[0], &reads, &task), 0);
+  fabric_cancel(lab->fabric, task); /* the mail, late */
+  lab_until(lab_jobs_back);
+  struct item_page page;
+  assert_int_equal(task_items_page(api, task, NULL, -1, 10, &reads, &page), 0);
+  assert_int_equal(page.rows[0].nodes[0].state, ITEM_SUCCEEDED);
+  assert_int_equal(page.rows[0].nodes[1].state, ITEM_CANCELED);
+  lab_check_invariants();
   arena_release(&reads);
   store_close(api);
   lab_close();
@@ -815,6 +1042,9 @@ int main(void) {
       cmocka_unit_test(a_node_removed_before_a_restart_is_not_waited_for),
       cmocka_unit_test(a_task_is_kept_in_an_arena_of_its_size),
       cmocka_unit_test(a_canceled_task_keeps_what_each_node_did),
+      cmocka_unit_test(tasks_owed_only_by_an_offline_node_are_parked_and_come_back_in_order),
+      cmocka_unit_test(a_parked_task_ends_canceled_at_its_deadline_or_when_its_node_is_removed),
+      cmocka_unit_test(a_parked_task_read_back_canceled_is_not_sent),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };

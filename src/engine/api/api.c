@@ -267,7 +267,7 @@ static void api_on_task_stored(struct store_job *job) {
 
 static void api_on_task_canceled(struct store_job *job) {
   if (!job->result) /* drop the task's queued work; the store already says canceled */
-    fabric_cancel(api_loop_of_inbox(job->reply_to)->env->fabric, job->task_id);
+    fabric_cancel(api_loop_of_inbox(job->reply_to)->env->fabric, job->task);
   api_job_answer_task(job);
 }
 

@@ -320,14 +320,15 @@ static json_t *fabric_stats_json(struct fabric *fabric) {
   buffer_bytes += (long long)(shared->read.cap + shared->write.cap + shared->scratch.cap +
                               shared->arena.reserved);
   return json_pack(
-      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "nodes_online",
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "nodes_online",
       (json_int_t)online, "nodes_offline", (json_int_t)offline, "queue_fast", (json_int_t)fast,
       "queue_slow", (json_int_t)slow, "in_flight", (json_int_t)in_flight, "callbacks_pending",
       (json_int_t)(fabric->callbacks ? callbacks_pending(fabric->callbacks) : 0),
-      "tasks_in_progress", (json_int_t)tasks, "top_queues", top, "internals", "links",
-      (json_int_t)links, "link_buffer_bytes", (json_int_t)buffer_bytes, "timers_armed",
-      (json_int_t)fabric->wheel.armed, "timer_wheel_slots", (json_int_t)TIMER_WHEEL_SLOTS,
-      "store_jobs_in_flight", (json_int_t)fabric->jobs_in_flight);
+      "tasks_in_progress", (json_int_t)tasks, "tasks_parked", (json_int_t)fabric->parked_count,
+      "top_queues", top, "internals", "links", (json_int_t)links, "link_buffer_bytes",
+      (json_int_t)buffer_bytes, "timers_armed", (json_int_t)fabric->wheel.armed,
+      "timer_wheel_slots", (json_int_t)TIMER_WHEEL_SLOTS, "store_jobs_in_flight",
+      (json_int_t)fabric->jobs_in_flight);
 }
 
 static void fabric_on_accepted(struct mail *mail) {
@@ -341,28 +342,32 @@ void fabric_accept(struct fabric *fabric, struct store_job *job) {
   mailbox_post(&fabric->inbox, &job->mail);
 }
 
-/* A cancel on its way to the fabric. */
+/* A cancel on its way to the fabric: the task as the store has it (id, and where its plan put
+ * it), without its targets. */
 struct fabric_cancel_mail {
   struct mail mail;
   struct fabric *fabric;
-  char task_id[TASK_ID_LENGTH + 1];
+  struct task task;
 };
 
 static void fabric_on_cancel(struct mail *mail) {
   struct fabric_cancel_mail *cancel = CONTAINER_OF(mail, struct fabric_cancel_mail, mail);
-  fabric_task_cancel(cancel->fabric, cancel->task_id);
+  fabric_task_cancel(cancel->fabric, &cancel->task);
   free(cancel);
 }
 
-void fabric_cancel(struct fabric *fabric, const char *task_id) {
+void fabric_cancel(struct fabric *fabric, const struct task *task) {
   struct fabric_cancel_mail *cancel = calloc(1, sizeof(*cancel));
   if (!cancel) {
     log_error("task.cancel", "out of memory: task %s's queued work is dropped at its end instead",
-              task_id);
+              task->id);
     return;
   }
   cancel->fabric = fabric;
-  snprintf(cancel->task_id, sizeof(cancel->task_id), "%s", task_id);
+  memcpy(cancel->task.id, task->id, sizeof(cancel->task.id));
+  cancel->task.type = task->type;
+  cancel->task.planned = task->planned;
+  cancel->task.plan_seq = task->plan_seq;
   cancel->mail.arrived = fabric_on_cancel;
   mailbox_post(&fabric->inbox, &cancel->mail);
 }
@@ -536,9 +541,7 @@ static int fabric_task_plan_order(const void *a, const void *b) {
   return strcmp(x->id, y->id);
 }
 
-/* Ends what a removed node owed: its pending items fail node_removed, its redeliveries are dropped
- * and its cursors pass every task, so no task waits for it. */
-static void fabric_node_forget(struct fabric *fabric, struct fabric_node *node) {
+void fabric_node_forget(struct fabric *fabric, struct fabric_node *node) {
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
     if (plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number))
@@ -752,6 +755,7 @@ void fabric_stop(struct fabric *fabric) {
 void fabric_free(struct fabric *fabric) {
   while (fabric->tasks.first)
     fabric_task_free(fabric, LIST_ENTRY(fabric->tasks.first, struct fabric_task, link));
+  fabric_parked_free_all(fabric);
   fabric_backlog_close(fabric);
   for (size_t i = 0; i < fabric->node_count; i++)
     fabric_node_free(fabric->nodes[i]);
@@ -776,7 +780,9 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   fabric_nodes_count(fabric);
   if (node->link)
     link_conn_close(&node->link->conn, "node removed by an operator");
-  fabric_node_forget(fabric, node);
+  node->forget_waits = fabric_unpark_for(fabric, node);
+  if (node->forget_waits == 0)
+    fabric_node_forget(fabric, node);
   struct store_job *job = calloc(1, sizeof(*job));
   if (job) {
     arena_init(&job->arena, 1024);

@@ -81,9 +81,9 @@ int fabric_start(const struct engine_config *config, struct store_worker *writer
  * fabric owns the job from here (any thread). */
 void fabric_accept(struct fabric *fabric, struct store_job *job);
 
-/* Tells the fabric that task_id was canceled (the store says so already): its queued work is
- * dropped (any thread). */
-void fabric_cancel(struct fabric *fabric, const char *task_id);
+/* Tells the fabric that task was canceled (the store says so already, and task is what it read
+ * back: id, type and plan): its queued work is dropped (any thread). */
+void fabric_cancel(struct fabric *fabric, const struct task *task);
 
 /* Asks the fabric query->question; query->answered(query) runs on query->reply_to's loop with
  * result and answer set (any thread). */

@@ -186,6 +186,11 @@ static size_t fabric_lane_take(struct fabric *fabric, struct fabric_node *node,
         cursor->pos = log->base;
       if (cursor->pos >= log->end)
         break; /* not reached while items are counted: a guard, not a path */
+      struct fabric_parked *parked = fabric_log_parked(log, cursor->pos);
+      if (parked && fabric_parked_waits_for(parked, node->number)) {
+        fabric_unpark(fabric, lane, cursor->pos);
+        break; /* the lane goes on once it is read back */
+      }
       struct fabric_task *task = fabric_log_at(log, cursor->pos);
       if (!task ||
           !plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number)) {
@@ -228,6 +233,18 @@ static size_t fabric_lane_take(struct fabric *fabric, struct fabric_node *node,
   return n;
 }
 
+/* Whether node's cursor in lane waits at a parked task it owes, being read back. */
+static bool fabric_lane_waits(const struct fabric *fabric, const struct fabric_node *node,
+                              enum fabric_lane lane) {
+  const struct fabric_log *log = &fabric->log[lane];
+  const struct fabric_cursor *cursor = &node->cursor[lane];
+  if (cursor->current || cursor->pos < log->base || cursor->pos >= log->end ||
+      node->lane_items[lane] == 0)
+    return false;
+  const struct fabric_parked *parked = fabric_log_parked(log, cursor->pos);
+  return parked && fabric_parked_waits_for(parked, node->number);
+}
+
 static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
   if (!node->link || node->link->conn.closing || fabric->stopping)
     return;
@@ -264,7 +281,8 @@ static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {
       }
     }
     n = fabric_lane_take(fabric, node, FABRIC_FAST, n, room, now_ms);
-    n = fabric_lane_take(fabric, node, FABRIC_SLOW, n, room, now_ms);
+    if (!fabric_lane_waits(fabric, node, FABRIC_FAST)) /* preloads never ahead of a purge */
+      n = fabric_lane_take(fabric, node, FABRIC_SLOW, n, room, now_ms);
     if (n == 0)
       return;
     Cdr__Work work;

@@ -3,7 +3,8 @@
  * fabric_log.c: the lanes' task logs, nodes' cursors and (task, node) records;
  * fabric_dispatch.c: windows, cursors' walk, Work; fabric_results.c: results and progress saves;
  * fabric_marks.c: nodes' watermarks; fabric_backlog.c: the backlog in all and per tenant;
- * fabric_waiting.c: what a task waits for; fabric_retry.c, fabric_dedup.c, fabric_notify.c).
+ * fabric_waiting.c: what a task waits for; fabric_park.c: tasks owed only by offline nodes out
+ * of memory; fabric_retry.c, fabric_dedup.c, fabric_notify.c).
  * Everything here is touched only on the fabric's loop. */
 #ifndef CDR_FABRIC_INTERNAL_H
 #define CDR_FABRIC_INTERNAL_H
@@ -50,8 +51,30 @@ struct fabric_task_node {
   struct list_node link; /* on its task's records */
 };
 
+/* A task parked out of memory (fabric_park.c): every node it went to has finished it but
+ * offline ones whose cursors have not reached it, and what those need is in the store. It keeps
+ * the task's place in its lane's log until one of them reaches it, its deadline passes, it is
+ * canceled or one of those nodes is removed; the task is then read back into that place. A
+ * task owed only by an offline node costs this and its log entry, not the task. */
+struct fabric_parked {
+  struct tenant_limits *tenant; /* its part of the backlog, as the task had it */
+  int64_t plan_seq;
+  int64_t deadline_ms; /* when its time is up (checked by the sweep each second: no timer of its
+                          own, which would cost more than the rest of it) */
+  char id[TASK_ID_LENGTH + 1];
+  uint8_t lane;      /* enum fabric_lane */
+  bool loading;      /* a read of it is out */
+  bool cancel_due;   /* canceled while parked: the cancel applies once it is read back */
+  bool deadline_due; /* its deadline passed while parked */
+  bool stalled;      /* its read failed: tried again by the retry timer only */
+  uint32_t target_count;
+  uint32_t unreached; /* nodes it waits for, numbers[0..unreached) */
+  uint32_t numbers[]; /* their node numbers */
+};
+
 /* One lane's log: its tasks in plan order, each at the position it got when it started
- * (fabric_task.log_pos), NULL once freed. Positions [base, end) live in a ring. */
+ * (fabric_task.log_pos), NULL once freed. An entry is a task, or a parked one (its pointer's low
+ * bit set: fabric_log_parked). Positions [base, end) live in a ring. */
 struct fabric_log {
   struct fabric_task **entries; /* malloc'd, mask + 1 of them; position p at entries[p & mask] */
   uint64_t mask;
@@ -159,9 +182,11 @@ struct fabric_node {
   int64_t backlog_since_ms;  /* when its queue went over alerts.backlog_items, 0 if not */
   int64_t saved_below[FABRIC_LANES]; /* its watermarks as the store has them (fabric_marks.c) */
   int64_t open_below[FABRIC_LANES];  /* scratch of fabric_marks_collect */
-  bool dispatch_due; /* on fabric->dispatch_due, sent to at the end of this loop iteration */
-  bool marks_pinned; /* an item it owes was lost to a failed allocation: its watermarks stay
-                        where they are until a restart sends that item again */
+  bool dispatch_due;   /* on fabric->dispatch_due, sent to at the end of this loop iteration */
+  bool marks_pinned;   /* an item it owes was lost to a failed allocation: its watermarks stay
+                          where they are until a restart sends that item again */
+  size_t forget_waits; /* removed: parked tasks it owes still being read back before it is
+                          forgotten (fabric_node_forget) */
   struct fabric_task_node *scratch;          /* its record of the task being read back or failed */
   struct fabric_cursor cursor[FABRIC_LANES]; /* purges; preloads, never ahead of a purge */
   size_t lane_items[FABRIC_LANES];   /* items each lane has still to send it: its current record's
@@ -218,9 +243,11 @@ struct fabric {
   uint64_t results_unpublished[2]; /* failed (and unsupported), succeeded results recorded since
                                       the last tick, for engine_stats' rates */
   size_t progress_jobs;            /* progress saves not yet answered by the store */
-  size_t stats_steps; /* what the latest stats took to keep the deepest queues: the unit
-                         test checks it grows with the fleet, not with its square */
-  bool marks_due;     /* watermarks wait for the saves out to be answered */
+  size_t stats_steps;  /* what the latest stats took to keep the deepest queues: the unit
+                          test checks it grows with the fleet, not with its square */
+  bool marks_due;      /* watermarks wait for the saves out to be answered */
+  size_t parked_count; /* tasks parked out of memory (fabric_park.c) */
+  struct wheel_timer unpark_retry;   /* reads back the parked tasks due after a failed read */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
@@ -271,8 +298,12 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
 void fabric_submit(struct fabric *fabric, struct store_job *job);
 /* Writes node's registry entry (groups, cache, version, times) to the store. */
 void fabric_node_save(struct fabric *fabric, const struct fabric_node *node);
-/* An operator removed node: its link closes, its pending items fail with node_removed. */
+/* An operator removed node: its link closes, its pending items fail with node_removed (once the
+ * parked tasks it owes are read back). */
 void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
+/* Ends what a removed node owed: its pending items fail node_removed, its redeliveries are
+ * dropped and its cursors pass every task, so no task waits for it. */
+void fabric_node_forget(struct fabric *fabric, struct fabric_node *node);
 
 /* fabric_notify.c */
 /* Creates fabric->alerts and fabric->callbacks on the fabric's loop. 0 or CDR_ENOMEM. */
@@ -304,7 +335,14 @@ void fabric_task_adopt(struct fabric *fabric, struct store_job *job);
 void fabric_task_recover(struct fabric *fabric, struct task *task, struct store_task_node *saved,
                          size_t saved_count, const struct store_failure *failures,
                          size_t failure_count);
-void fabric_task_cancel(struct fabric *fabric, const char *task_id);
+/* Cancels task (as the store has it: id, type, planned, plan_seq) in memory, parked or not. */
+void fabric_task_cancel(struct fabric *fabric, const struct task *task);
+/* Cancels task, found. */
+void fabric_task_cancel_one(struct fabric *fabric, struct fabric_task *task);
+/* Puts the task read back for parked (at pos of its lane's log) in its place; false when out of
+ * memory (parked stays: the caller tries again later). parked is the caller's to free. */
+bool fabric_task_unpark(struct fabric *fabric, struct fabric_parked *parked, uint64_t pos,
+                        const struct task *loaded);
 void fabric_task_free(struct fabric *fabric, struct fabric_task *task);
 /* Frees a task that has ended once nothing refers to it any more (no save or item out). */
 void fabric_task_maybe_free(struct fabric *fabric, struct fabric_task *task);
@@ -318,13 +356,32 @@ bool fabric_node_record(const struct fabric_task_node *task_node, struct arena *
 bool fabric_log_append(struct fabric *fabric, struct fabric_task *task);
 /* Takes a freed task out of its lane's log. */
 void fabric_log_erase(struct fabric *fabric, struct fabric_task *task);
-/* The log entry of the lane at pos, NULL when freed. */
-static inline struct fabric_task *fabric_log_at(const struct fabric_log *log, uint64_t pos) {
-  return log->entries[pos & log->mask];
+/* Whether the lane's log has anything at pos (a task, or a parked one): false once freed. */
+static inline bool fabric_log_held(const struct fabric_log *log, uint64_t pos) {
+  return log->entries[pos & log->mask] != NULL;
 }
-/* The task of lane's log planned as plan_seq, NULL when it is not there. */
-struct fabric_task *fabric_log_find(const struct fabric *fabric, enum fabric_lane lane,
-                                    int64_t plan_seq);
+/* The task at pos of the lane's log; NULL when freed or parked. */
+static inline struct fabric_task *fabric_log_at(const struct fabric_log *log, uint64_t pos) {
+  struct fabric_task *task = log->entries[pos & log->mask];
+  return (uintptr_t)task & 1 ? NULL : task;
+}
+/* The parked task at pos of the lane's log; NULL when there is none. */
+static inline struct fabric_parked *fabric_log_parked(const struct fabric_log *log, uint64_t pos) {
+  uintptr_t entry = (uintptr_t)log->entries[pos & log->mask];
+  return entry & 1 ? (struct fabric_parked *)(entry & ~(uintptr_t)1) : NULL;
+}
+static inline void fabric_log_set_parked(struct fabric_log *log, uint64_t pos,
+                                         struct fabric_parked *parked) {
+  log->entries[pos & log->mask] = (struct fabric_task *)((uintptr_t)parked | 1);
+}
+/* The plan_seq of whatever is at pos (held). */
+static inline int64_t fabric_log_seq(const struct fabric_log *log, uint64_t pos) {
+  const struct fabric_parked *parked = fabric_log_parked(log, pos);
+  return parked ? parked->plan_seq : fabric_log_at(log, pos)->task->plan_seq;
+}
+/* The position of lane's log holding what was planned as plan_seq (a task or a parked one),
+ * UINT64_MAX when nothing there is. */
+uint64_t fabric_log_find(const struct fabric *fabric, enum fabric_lane lane, int64_t plan_seq);
 /* Puts every node's cursors at the first task of each lane its watermark has not passed
  * (after a restart, once the planned tasks are read back in plan order). */
 void fabric_log_place_cursors(struct fabric *fabric);
@@ -396,6 +453,22 @@ static inline void fabric_record_dirty(struct fabric_task_node *task_node) {
   task_node->kept = task_node->dirty = true;
   task_node->task->records_dirty = true;
 }
+
+/* fabric_park.c */
+/* Parks every task in memory that only offline nodes still owe, and reads back the parked ones
+ * whose deadline has passed (each second). */
+void fabric_park_sweep(struct fabric *fabric);
+/* Has the parked task at pos of lane's log (and the parked ones after it) read back, unless it
+ * is being read already. */
+void fabric_unpark(struct fabric *fabric, enum fabric_lane lane, uint64_t pos);
+/* Has every parked task node (being removed) owes read back; returns how many. */
+size_t fabric_unpark_for(struct fabric *fabric, const struct fabric_node *node);
+/* Whether the node numbered number is one parked waits for. */
+bool fabric_parked_waits_for(const struct fabric_parked *parked, int64_t number);
+/* The node with number, NULL when none. */
+struct fabric_node *fabric_node_numbered(const struct fabric *fabric, int64_t number);
+/* Frees every parked task (the fabric is being freed; the store keeps them). */
+void fabric_parked_free_all(struct fabric *fabric);
 
 /* fabric_waiting.c */
 /* Fills waiting with the nodes task (as the store has it: id, type, plan_seq) still waits for a

@@ -21,7 +21,7 @@ static bool fabric_log_grow(struct fabric_log *log) {
   if (!entries)
     return false;
   for (uint64_t pos = log->base; pos < log->end; pos++)
-    entries[pos & (capacity - 1)] = fabric_log_at(log, pos);
+    entries[pos & (capacity - 1)] = log->entries[pos & log->mask]; /* tasks and parked ones */
   free(log->entries);
   log->entries = entries;
   log->mask = capacity - 1;
@@ -43,7 +43,7 @@ void fabric_log_erase(struct fabric *fabric, struct fabric_task *task) {
     return;
   struct fabric_log *log = &fabric->log[fabric_task_lane(task->task)];
   log->entries[task->log_pos & log->mask] = NULL;
-  while (log->base < log->end && !fabric_log_at(log, log->base))
+  while (log->base < log->end && !fabric_log_held(log, log->base))
     log->base++;
   task->logged = false;
 }
@@ -52,15 +52,13 @@ void fabric_log_erase(struct fabric *fabric, struct fabric_task *task) {
  * read back leaves a hole); INT64_MAX past the last. */
 static int64_t fabric_log_seq_from(const struct fabric_log *log, uint64_t pos) {
   for (; pos < log->end; pos++) {
-    const struct fabric_task *task = fabric_log_at(log, pos);
-    if (task)
-      return task->task->plan_seq;
+    if (fabric_log_held(log, pos))
+      return fabric_log_seq(log, pos);
   }
   return INT64_MAX;
 }
 
-struct fabric_task *fabric_log_find(const struct fabric *fabric, enum fabric_lane lane,
-                                    int64_t plan_seq) {
+uint64_t fabric_log_find(const struct fabric *fabric, enum fabric_lane lane, int64_t plan_seq) {
   const struct fabric_log *log = &fabric->log[lane];
   uint64_t low = log->base, high = log->end;
   while (low < high) { /* the first position whose task (or the next one there) is not older */
@@ -71,11 +69,10 @@ struct fabric_task *fabric_log_find(const struct fabric *fabric, enum fabric_lan
       high = mid;
   }
   for (; low < log->end; low++) {
-    struct fabric_task *task = fabric_log_at(log, low);
-    if (task)
-      return task->task->plan_seq == plan_seq ? task : NULL;
+    if (fabric_log_held(log, low))
+      return fabric_log_seq(log, low) == plan_seq ? low : UINT64_MAX;
   }
-  return NULL;
+  return UINT64_MAX;
 }
 
 void fabric_log_place_cursors(struct fabric *fabric) {

@@ -13,6 +13,7 @@ enum { FABRIC_MARKS_MS = 1000 };
 
 static void fabric_on_marks(struct wheel_timer *timer) {
   struct fabric *fabric = CONTAINER_OF(timer, struct fabric, marks);
+  fabric_park_sweep(fabric); /* tasks saved since the last sweep that only offline nodes owe */
   fabric_progress_flush(fabric, true);
   if (!fabric->stopping)
     timer_wheel_start(&fabric->wheel, &fabric->marks, FABRIC_MARKS_MS, fabric_on_marks);
@@ -47,9 +48,10 @@ static void fabric_marks_owe_cursor(const struct fabric *fabric, struct fabric_n
     cursor->pos = log->end;
   for (uint64_t pos = cursor->pos > log->base ? cursor->pos : log->base; pos < log->end; pos++) {
     const struct fabric_task *task = fabric_log_at(log, pos);
-    if (task && task->task->state != TASK_CANCELED) {
-      if (task->task->plan_seq < node->open_below[lane])
-        node->open_below[lane] = task->task->plan_seq;
+    if (fabric_log_held(log, pos) && (!task || task->task->state != TASK_CANCELED)) {
+      int64_t plan_seq = fabric_log_seq(log, pos); /* a parked task is never canceled */
+      if (plan_seq < node->open_below[lane])
+        node->open_below[lane] = plan_seq;
       return;
     }
   }

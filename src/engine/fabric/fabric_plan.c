@@ -368,6 +368,7 @@ static struct fabric_task *fabric_task_new(struct fabric *fabric) {
 
 /* Splits a freshly accepted task over the nodes it selects, saves that plan and sends its work. */
 static void fabric_task_begin(struct fabric *fabric, struct fabric_task *task) {
+  task->task->planned = false; /* until this plan is saved (an older engine's may say planned) */
   fabric_task_headers(task);
   fabric_dedup_prepare(task);
   task->task->plan_seq = ++fabric->plan_seq;
@@ -522,36 +523,104 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
   fabric_deadline_arm(fabric, task);
 }
 
+/* ---- read back after parking ---- */
+
+bool fabric_task_unpark(struct fabric *fabric, struct fabric_parked *parked, uint64_t pos,
+                        const struct task *loaded) {
+  struct fabric_task *task = fabric_task_new(fabric);
+  if (!task)
+    return false;
+  int64_t plan_nodes = (int64_t)loaded->plan_nodes_len * 8;
+  task->task = fabric_task_compact(
+      loaded, plan_nodes > fabric->node_numbers ? plan_nodes : fabric->node_numbers, &task->arena);
+  if (task->task)
+    task->task->plan_nodes = arena_alloc(&task->arena, loaded->plan_nodes_len + 1);
+  if (!task->task || !task->task->plan_nodes || !loaded->plan_nodes) {
+    fabric_task_free(fabric, task);
+    return false;
+  }
+  memcpy(task->task->plan_nodes, loaded->plan_nodes, loaded->plan_nodes_len);
+  fabric_task_headers(task);
+  fabric_dedup_prepare(task);
+  /* Back in its place, as it was parked: its nodes that are not among the parked one's have
+   * finished it (their results are in its counters and failure details), and those still have
+   * its items in their lane counts. */
+  struct fabric_log *log = &fabric->log[parked->lane];
+  log->entries[pos & log->mask] = task;
+  task->log_pos = pos;
+  task->logged = true;
+  for (size_t i = 0; i < fabric->node_count; i++)
+    task->node_count += fabric_task_planned_on(task, fabric->nodes[i]);
+  task->unreached = parked->unreached;
+  struct task_counters *c = &task->task->counters;
+  c->pending = c->total - c->succeeded - c->failed - c->unsupported;
+  /* The parked one's part of the backlog becomes the task's. */
+  int64_t owed = (int64_t)parked->target_count * parked->unreached;
+  fabric->pending_items -= owed;
+  task->tenant = parked->tenant;
+  if (task->tenant)
+    task->tenant->fabric_pending -= owed;
+  fabric_backlog_count(fabric, task);
+  fabric_deadline_arm(fabric, task); /* at once if it passed while parked */
+  /* Canceled while parked: by the mail that asked for this read, or in the store before the
+   * read and its mail still on its way. Either way before any node is sent it. */
+  if (parked->cancel_due || loaded->state == TASK_CANCELED)
+    fabric_task_cancel_one(fabric, task);
+  return true;
+}
+
 /* ---- cancel ---- */
 
-void fabric_task_cancel(struct fabric *fabric, const char *task_id) {
+void fabric_task_cancel_one(struct fabric *fabric, struct fabric_task *task) {
+  if (task->finished && task->task->state == TASK_CANCELED)
+    return; /* canceled already (read back canceled, its cancel's mail came after) */
+  /* Queued items are dropped (cursors skip a canceled task); items in flight still report and
+   * are recorded. The store already holds the canceled state. */
+  task->task->state = TASK_CANCELED;
+  task->task->finished_ms = clock_now_ms();
+  task->finished = task->state_dirty = true;
+  /* Watermarks pass a canceled task: its unfinished nodes, those not reached yet too, keep
+   * records of their own, and so do the nodes that finished it, whose saved watermark may not
+   * say so yet. */
+  fabric_records_for_unreached(fabric, task, NULL);
+  if (task->saves_in_flight == 0)
+    fabric_records_for_finished(fabric, task);
+  else
+    task->finished_records_due = true;
+  for (struct list_node *r = task->records.first; r; r = r->next) {
+    struct fabric_task_node *record = LIST_ENTRY(r, struct fabric_task_node, link);
+    if (fabric_record_pending(record) > 0)
+      fabric_record_dirty(record);
+  }
+  fabric_task_dirty(fabric, task);
+  fabric_callback_deliver(fabric, task->task);
+  timer_wheel_stop(&fabric->wheel, &task->deadline);
+  fabric_retries_drop(fabric, task);
+  fabric_task_maybe_free(fabric, task);
+}
+
+void fabric_task_cancel(struct fabric *fabric, const struct task *canceled) {
+  if (canceled->planned) { /* found by its place in its lane's log, parked or not */
+    enum fabric_lane lane = fabric_task_lane(canceled);
+    uint64_t pos = fabric_log_find(fabric, lane, canceled->plan_seq);
+    struct fabric_log *log = &fabric->log[lane];
+    struct fabric_parked *parked = pos != UINT64_MAX ? fabric_log_parked(log, pos) : NULL;
+    struct fabric_task *task = pos != UINT64_MAX ? fabric_log_at(log, pos) : NULL;
+    if (parked && strcmp(parked->id, canceled->id) == 0) {
+      parked->cancel_due = true;
+      fabric_unpark(fabric, lane, pos);
+      return;
+    }
+    if (task && strcmp(task->task->id, canceled->id) == 0) {
+      fabric_task_cancel_one(fabric, task);
+      return;
+    }
+  }
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
-    if (strcmp(task->task->id, task_id) != 0)
-      continue;
-    /* Queued items are dropped (cursors skip a canceled task); items in flight still report and
-     * are recorded. The store already holds the canceled state. */
-    task->task->state = TASK_CANCELED;
-    task->task->finished_ms = clock_now_ms();
-    task->finished = task->state_dirty = true;
-    /* Watermarks pass a canceled task: its unfinished nodes, those not reached yet too, keep
-     * records of their own, and so do the nodes that finished it, whose saved watermark may not
-     * say so yet. */
-    fabric_records_for_unreached(fabric, task, NULL);
-    if (task->saves_in_flight == 0)
-      fabric_records_for_finished(fabric, task);
-    else
-      task->finished_records_due = true;
-    for (struct list_node *r = task->records.first; r; r = r->next) {
-      struct fabric_task_node *record = LIST_ENTRY(r, struct fabric_task_node, link);
-      if (fabric_record_pending(record) > 0)
-        fabric_record_dirty(record);
+    if (strcmp(task->task->id, canceled->id) == 0) {
+      fabric_task_cancel_one(fabric, task);
+      return;
     }
-    fabric_task_dirty(fabric, task);
-    fabric_callback_deliver(fabric, task->task);
-    timer_wheel_stop(&fabric->wheel, &task->deadline);
-    fabric_retries_drop(fabric, task);
-    fabric_task_maybe_free(fabric, task);
-    return;
   }
 }

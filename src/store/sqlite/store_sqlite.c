@@ -94,6 +94,7 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TENANT_DELETE] = "DELETE FROM tenants WHERE name = ?1",
     [STMT_TENANT_HAS_TASKS] = "SELECT 1 FROM tasks WHERE tenant = ?1 LIMIT 1",
     [STMT_TASK_IS_CANCELED] = "SELECT 1 FROM tasks WHERE id = ?1 AND state = 'canceled'",
+    [STMT_TASK_LOAD] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks WHERE id = ?1",
     [STMT_TENANT_USAGE_DELETE] = "DELETE FROM quota_usage WHERE tenant = ?1",
     [STMT_TENANTS_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'tenants_generation'",
     /* The limits (?6..?8, 0 for none) are checked against the stored use; store_quota_charge

@@ -203,6 +203,23 @@ int store_tasks_unfinished(struct store *store, struct arena *arena, struct task
   return err;
 }
 
+int store_tasks_load(struct store *store, const char *const *ids, size_t count, struct arena *arena,
+                     struct task **out) {
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_LOAD];
+  int err = 0;
+  for (size_t i = 0; !err && i < count; i++) {
+    out[i] = NULL;
+    store_bind_text(stmt, 1, ids[i]);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+      err = store_task_from_row(stmt, arena, &out[i]);
+    err = store_finish(store, stmt, rc, err, "task load");
+    if (!err && out[i])
+      err = store_targets_load(store, out[i], arena);
+  }
+  return err;
+}
+
 int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,
                           struct store_task_node **out, size_t *count) {
   sqlite3_stmt *stmt = store->statements[STMT_TASK_NODES_LOAD];

@@ -31,6 +31,7 @@ enum store_statement {
   STMT_QUOTA_USAGE,
   STMT_TENANT_HAS_TASKS,
   STMT_TASK_IS_CANCELED,
+  STMT_TASK_LOAD,
   STMT_FIRST_WRITE, /* statements from here on write */
   STMT_TASK_INSERT = STMT_FIRST_WRITE,
   STMT_TARGET_INSERT,
