@@ -58,8 +58,8 @@ def fanout_p99(lab, engine, agents, sources, tasks, scrape):
     if scrape:
         thread.join()
     found = re.search(r"^RESULT fanout_p99_ms (\S+)$", out.stdout, re.M)
-    if not found:
-        raise RuntimeError(f"fan-out gave no figure: {out.stdout[-500:]}{out.stderr[-500:]}")
+    if out.returncode != 0 or not found:  # a fan-out that failed measured nothing, whatever it printed
+        raise RuntimeError(f"fan-out exited {out.returncode}: {out.stdout[-500:]}{out.stderr[-500:]}")
     return float(found.group(1))
 
 

@@ -57,14 +57,16 @@ static int lab_send_work(struct fabric_node *node, const Cdr__Work *work) {
   return 0;
 }
 
-/* Runs the fabric's loop until done() holds (or fails the test after 5 s). */
-static void lab_until(bool (*done)(void)) {
-  int64_t until = clock_now_ms() + 5000;
+/* Runs the fabric's loop until done() holds (or fails the test after ms). */
+static void lab_until_within(bool (*done)(void), int64_t ms) {
+  int64_t until = clock_now_ms() + ms;
   while (!done()) {
     assert_true(clock_now_ms() < until);
     uv_run(&lab->fabric->loop, UV_RUN_ONCE);
   }
 }
+
+static void lab_until(bool (*done)(void)) { lab_until_within(done, 5000); }
 
 /* Opens the store in lab->dir and a fabric on it, which reads back what the store holds. */
 static void lab_start(void) {
@@ -658,13 +660,19 @@ static size_t lab_sent_index(size_t i, const char *target) {
   return 0;
 }
 
+/* A connection of the test's own to the lab's store (as the API's or another process's). */
+static struct store *lab_store_connect(bool read_only) {
+  char err[512];
+  struct store_options options = {.read_only = read_only};
+  struct store *store;
+  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
+  return store;
+}
+
 /* Cancels task n in the store as the API does, on a connection of its own, which it returns
  * (open) for the test's reads. */
 static struct store *lab_store_cancel(size_t n) {
-  char err[512];
-  struct store_options options = {.read_only = false};
-  struct store *api;
-  assert_int_equal(store_open(lab->dir, &options, &api, err, sizeof(err)), 0);
+  struct store *api = lab_store_connect(false);
   assert_int_equal(store_begin(api), 0);
   assert_int_equal(store_task_cancel(api, tenant_dev.name, lab->task_ids[n], clock_now_ms()), 0);
   assert_int_equal(store_commit(api), 0);
@@ -745,10 +753,7 @@ static bool lab_all_tasks_gone(void) { return lab->fabric->tasks.first == NULL; 
 
 /* The store's state of task n, read on its own connection. */
 static enum task_state lab_stored_state(size_t n, struct task_counters *counters) {
-  char err[512];
-  struct store_options options = {.read_only = true};
-  struct store *reader;
-  assert_int_equal(store_open(lab->dir, &options, &reader, err, sizeof(err)), 0);
+  struct store *reader = lab_store_connect(true);
   struct arena reads;
   arena_init(&reads, 1 << 16);
   struct task *task;
@@ -918,6 +923,111 @@ static void a_parked_task_read_back_canceled_is_not_sent(void **state) {
   lab_close();
 }
 
+static bool lab_edge_0_passed_first_task(void) {
+  return lab->nodes[0]->saved_below[FABRIC_FAST] > lab_task(0)->task->plan_seq;
+}
+
+/* Items sent to node i since sent[from]. */
+static size_t lab_sent_to(size_t i, size_t from) {
+  size_t count = 0;
+  for (size_t n = from; n < lab->sent_count; n++)
+    count += lab->sent[n].node == lab->nodes[i];
+  return count;
+}
+
+/* A task read back at a restart resumes each node where it was: edge-0, whose watermark passed
+ * it (one success, one final failure), is sent nothing again; edge-1, with a row of its own (a
+ * success its agent could not verify, the other item in flight), only the item it had not
+ * finished; edge-2, offline, that never reached it, all of it. Counters and the failure detail
+ * carry over, and every result ends recorded once. */
+static void a_task_read_back_at_a_restart_resumes_each_node_where_it_was(void **state) {
+  (void)state;
+  lab_open();
+  struct fabric_node *away = lab_edge_1_away(8); /* edge-1 online again below, edge-2 away */
+  away->link = &lab->links[1];
+  fabric_node_online(lab->fabric, away, 8);
+  struct fabric_node *never = lab_node(2, 8);
+  never->link = NULL;
+  fabric_node_offline(lab->fabric, never);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
+  lab_answer(lab_sent_index(0, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
+  lab_answer(lab_sent_index(0, "http://a.example/1"), ITEM_FAILED, 404, "http_404");
+  struct item_result unverified = {.item_id =
+                                       lab->sent[lab_sent_index(1, "http://a.example/0")].item_id,
+                                   .state = ITEM_SUCCEEDED,
+                                   .http_status = 200,
+                                   .reason = ""};
+  fabric_results_apply(lab->fabric, away, &unverified, 1);
+  lab_until(lab_edge_0_passed_first_task); /* watermarks are saved each second */
+  lab_check_invariants();
+  lab_stop();
+  lab_start();
+  lab_check_invariants();
+  struct fabric_task *task = lab_task(0);
+  assert_non_null(task);
+  assert_int_equal(task->task->counters.succeeded, 2);
+  assert_int_equal(task->task->counters.verified, 1);
+  assert_int_equal(task->task->counters.failed, 1);
+  assert_int_equal(task->task->counters.pending, 3);
+  assert_int_equal(task->unreached, 2); /* edge-1 (its row, read back) and edge-2 */
+  size_t before = lab->sent_count;
+  for (size_t i = 0; i < 3; i++)
+    lab_node(i, 8);
+  lab_check_invariants();
+  assert_int_equal(lab_sent_to(0, before), 0);
+  assert_int_equal(lab_sent_to(1, before), 1);
+  assert_int_equal(lab_sent_to(2, before), 2);
+  for (size_t n = before; n < lab->sent_count; n++) {
+    if (lab->sent[n].node == lab->nodes[1])
+      assert_string_equal(lab->sent[n].target, "http://a.example/1");
+    lab_answer(n, ITEM_SUCCEEDED, 200, "");
+  }
+  lab_check_invariants();
+  lab_until(lab_all_tasks_gone);
+  struct task_counters counters;
+  assert_int_equal(lab_stored_state(0, &counters), TASK_PARTIAL);
+  assert_int_equal(counters.succeeded, 5);
+  assert_int_equal(counters.failed, 1);
+  assert_int_equal(counters.pending, 0);
+  assert_int_equal(counters.verified, 4);
+  lab_close();
+}
+
+static struct fabric_node *lab_late;
+static bool lab_late_save_failed(void) { return lab_late->save_due; }
+static bool lab_late_saved(void) {
+  struct store *reader = lab_store_connect(true);
+  struct arena reads;
+  arena_init(&reads, 1 << 16);
+  struct store_node *nodes;
+  size_t count;
+  assert_int_equal(store_nodes_load(reader, &reads, &nodes, &count), 0);
+  bool saved = false;
+  for (size_t i = 0; i < count; i++)
+    saved |= strcmp(nodes[i].id, "edge-late") == 0 && nodes[i].number == lab_late->number;
+  arena_release(&reads);
+  store_close(reader);
+  return saved;
+}
+
+/* A node whose registry entry could not be saved (the store locked past its busy timeout) has it
+ * saved again: the number its tasks' plans name it by must outlive a restart. */
+static void a_node_whose_registration_was_not_saved_is_saved_again(void **state) {
+  (void)state;
+  lab_open();
+  lab_node(0, 4);
+  lab_until(lab_jobs_back);
+  struct store *locker = lab_store_connect(false);
+  assert_int_equal(store_begin(locker), 0); /* holds the write lock */
+  lab_late = lab_register("edge-late", 4);
+  lab_until_within(lab_late_save_failed, 10000); /* after the store's 5 s busy timeout */
+  store_rollback(locker);
+  store_close(locker);
+  lab_until(lab_late_saved); /* with the next watermarks, a second on */
+  assert_false(lab_late->save_due);
+  lab_close();
+}
+
 static struct fabric_query *lab_answered;
 static void lab_on_answered(struct fabric_query *query) { lab_answered = query; }
 static bool lab_has_answer(void) { return lab_answered != NULL; }
@@ -1045,6 +1155,8 @@ int main(void) {
       cmocka_unit_test(tasks_owed_only_by_an_offline_node_are_parked_and_come_back_in_order),
       cmocka_unit_test(a_parked_task_ends_canceled_at_its_deadline_or_when_its_node_is_removed),
       cmocka_unit_test(a_parked_task_read_back_canceled_is_not_sent),
+      cmocka_unit_test(a_node_whose_registration_was_not_saved_is_saved_again),
+      cmocka_unit_test(a_task_read_back_at_a_restart_resumes_each_node_where_it_was),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };

@@ -105,12 +105,48 @@ static void fabric_node_free(struct fabric_node *node) {
 static void fabric_on_node_written(struct store_job *job) {
   struct fabric *fabric = job->context;
   fabric->jobs_in_flight--;
+  struct fabric_node *node = job->result ? fabric_node_find(fabric, job->node.id) : NULL;
   if (job->result)
-    log_error("node.save", "node %s could not be %s in the store: %s", job->node.id,
+    log_error("node.save", "node %s could not be %s in the store: %s; trying again", job->node.id,
               job->kind == STORE_JOB_NODE_DELETE ? "deleted" : "saved",
               cdr_error_message(job->result));
+  if (node && job->kind == STORE_JOB_NODE_DELETE) {
+    node->delete_due = true;
+  } else if (node) {
+    /* Its number in the plans must outlive a restart. Until its entry is saved its watermarks
+     * are not (an update of no row); once it is, they are saved again from the start. */
+    node->save_due = true;
+    node->saved_below[FABRIC_FAST] = node->saved_below[FABRIC_SLOW] = 0;
+  }
   arena_release(&job->arena);
   free(job);
+}
+
+static void fabric_node_delete_save(struct fabric *fabric, const struct fabric_node *node) {
+  struct store_job *job = calloc(1, sizeof(*job));
+  if (!job)
+    return;
+  arena_init(&job->arena, 1024);
+  job->kind = STORE_JOB_NODE_DELETE;
+  job->context = fabric;
+  job->done = fabric_on_node_written;
+  job->node.id = arena_strdup(&job->arena, node->id);
+  fabric_submit(fabric, job);
+}
+
+void fabric_nodes_save_due(struct fabric *fabric) {
+  for (size_t i = 0; i < fabric->node_count; i++) {
+    struct fabric_node *node = fabric->nodes[i];
+    if (node->save_due) {
+      node->save_due = false;
+      fabric_node_save(fabric, node);
+    }
+    if (node->delete_due) {
+      node->delete_due = false;
+      if (node->removed)
+        fabric_node_delete_save(fabric, node);
+    }
+  }
 }
 
 void fabric_node_save(struct fabric *fabric, const struct fabric_node *node) {
@@ -783,14 +819,6 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node) {
   node->forget_waits = fabric_unpark_for(fabric, node);
   if (node->forget_waits == 0)
     fabric_node_forget(fabric, node);
-  struct store_job *job = calloc(1, sizeof(*job));
-  if (job) {
-    arena_init(&job->arena, 1024);
-    job->kind = STORE_JOB_NODE_DELETE;
-    job->context = fabric;
-    job->done = fabric_on_node_written;
-    job->node.id = arena_strdup(&job->arena, node->id);
-    fabric_submit(fabric, job);
-  }
+  fabric_node_delete_save(fabric, node);
   log_info("node.removed", "node %s removed by an operator; its pending items failed", node->id);
 }

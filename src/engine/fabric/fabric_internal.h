@@ -187,6 +187,8 @@ struct fabric_node {
                           where they are until a restart sends that item again */
   size_t forget_waits; /* removed: parked tasks it owes still being read back before it is
                           forgotten (fabric_node_forget) */
+  bool save_due;       /* saving its registry entry failed: saved again with the next watermarks */
+  bool delete_due;     /* saving its removal failed: the same */
   struct fabric_task_node *scratch;          /* its record of the task being read back or failed */
   struct fabric_cursor cursor[FABRIC_LANES]; /* purges; preloads, never ahead of a purge */
   size_t lane_items[FABRIC_LANES];   /* items each lane has still to send it: its current record's
@@ -298,6 +300,8 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
 void fabric_submit(struct fabric *fabric, struct store_job *job);
 /* Writes node's registry entry (groups, cache, version, times) to the store. */
 void fabric_node_save(struct fabric *fabric, const struct fabric_node *node);
+/* Saves again the registry entries and removals whose save failed (each second). */
+void fabric_nodes_save_due(struct fabric *fabric);
 /* An operator removed node: its link closes, its pending items fail with node_removed (once the
  * parked tasks it owes are read back). */
 void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);

@@ -13,7 +13,8 @@ enum { FABRIC_MARKS_MS = 1000 };
 
 static void fabric_on_marks(struct wheel_timer *timer) {
   struct fabric *fabric = CONTAINER_OF(timer, struct fabric, marks);
-  fabric_park_sweep(fabric); /* tasks saved since the last sweep that only offline nodes owe */
+  fabric_park_sweep(fabric);     /* tasks saved since the last sweep that only offline nodes owe */
+  fabric_nodes_save_due(fabric); /* ahead of the watermarks, which update their entries */
   fabric_progress_flush(fabric, true);
   if (!fabric->stopping)
     timer_wheel_start(&fabric->wheel, &fabric->marks, FABRIC_MARKS_MS, fabric_on_marks);
@@ -86,8 +87,9 @@ bool fabric_marks_collect(struct fabric *fabric, struct store_job *job) {
   job->mark_count = 0;
   for (size_t i = 0; i < fabric->node_count; i++) {
     const struct fabric_node *node = fabric->nodes[i];
-    if (node->marks_pinned || (node->open_below[FABRIC_FAST] == node->saved_below[FABRIC_FAST] &&
-                               node->open_below[FABRIC_SLOW] == node->saved_below[FABRIC_SLOW]))
+    if (node->marks_pinned || node->save_due ||
+        (node->open_below[FABRIC_FAST] == node->saved_below[FABRIC_FAST] &&
+         node->open_below[FABRIC_SLOW] == node->saved_below[FABRIC_SLOW]))
       continue;
     job->marks[job->mark_count++] = (struct store_node_mark){
         node->id, node->open_below[FABRIC_FAST], node->open_below[FABRIC_SLOW]};
