@@ -1028,6 +1028,46 @@ static void a_node_whose_registration_was_not_saved_is_saved_again(void **state)
   lab_close();
 }
 
+static bool lab_first_result_saved(void) {
+  return lab_jobs_back() && lab_stored_state(0, NULL) == TASK_RUNNING;
+}
+
+/* A progress save that fails (the store locked past its busy timeout) puts what it held back —
+ * the final state, the failure detail — and the next save writes it: nothing of it is lost. */
+static void a_failed_progress_save_is_saved_again_whole(void **state) {
+  (void)state;
+  lab_open();
+  lab_node(0, 4);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
+  lab_answer(lab_sent_index(0, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
+  lab_until(lab_first_result_saved); /* the node's first result, the task running */
+  struct store *locker = lab_store_connect(false);
+  assert_int_equal(store_begin(locker), 0); /* holds the write lock */
+  lab_answer(lab_sent_index(0, "http://a.example/1"), ITEM_FAILED, 404, "http_404");
+  struct fabric_task *task = lab_task(0);
+  assert_true(task->finished);
+  /* The save takes the detail with it (none left in memory) and, failing after the store's 5 s
+   * busy timeout, puts it back (and the final state is saved again at once). */
+  bool went_out = false;
+  int64_t until = clock_now_ms() + 10000;
+  while (!went_out || task->failure_count == 0) {
+    assert_true(clock_now_ms() < until);
+    uv_run(&lab->fabric->loop, UV_RUN_ONCE);
+    went_out |= task->saves_in_flight > 0 && task->failure_count == 0;
+  }
+  assert_int_equal(task->failure_count, 1);
+  store_rollback(locker);
+  store_close(locker);
+  lab_until(lab_all_tasks_gone);
+  struct task_counters counters;
+  assert_int_equal(lab_stored_state(0, &counters), TASK_PARTIAL);
+  assert_int_equal(counters.failed, 1);
+  struct store *reader = lab_store_connect(true);
+  lab_assert_one_failure(reader, 0, "edge-0", "http_404");
+  store_close(reader);
+  lab_close();
+}
+
 static struct fabric_query *lab_answered;
 static void lab_on_answered(struct fabric_query *query) { lab_answered = query; }
 static bool lab_has_answer(void) { return lab_answered != NULL; }
@@ -1157,6 +1197,7 @@ int main(void) {
       cmocka_unit_test(a_parked_task_read_back_canceled_is_not_sent),
       cmocka_unit_test(a_node_whose_registration_was_not_saved_is_saved_again),
       cmocka_unit_test(a_task_read_back_at_a_restart_resumes_each_node_where_it_was),
+      cmocka_unit_test(a_failed_progress_save_is_saved_again_whole),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };
