@@ -4,11 +4,14 @@
  * end it prints the time from the 202 to the last node's result being sent, p50/p99 over all tasks.
  * Not a test.
  *
- * Usage: fanout [--window N] [--sources N] ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS
+ * Usage: fanout [--window N] [--sources N] [--unverified] ENGINE_API_URL AGENT_HOST:PORT AGENTS
+ *        TASKS
  * With TASKS 0 it only keeps the agents answering, until it is killed (bench/soak.py, the bulk and
  * idle benchmarks). --window is each agent's window (items in flight); --sources spreads the
  * connections over N loopback source addresses (127.0.1.1…), since one address has only ~28,000
- * ephemeral ports. Connections are opened at most CONNECTING at a time, so a big fleet does not
+ * ephemeral ports. --unverified answers every success unverified, as an agent whose cache cannot
+ * check (Varnish bans): the engine then keeps a record per (task, node). Connections are opened
+ * at most CONNECTING at a time, so a big fleet does not
  * overflow the engine's accept backlog. */
 #include "common/address.h"
 #include "common/clock.h"
@@ -41,6 +44,7 @@ static struct sim_fleet {
   uv_loop_t loop;
   struct sim_agent *agents;
   int count, started, window, sources;
+  bool unverified; /* every success unverified (--unverified) */
   struct sockaddr_storage engine;
   struct link_shared buffers;
 } fleet;
@@ -92,7 +96,8 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
   for (size_t i = 0; i < n; i++) {
     bool whole = i < work->n_items; /* a WorkItem message, not a packed purge */
     uint64_t item_id = whole ? work->items[i]->item_id : work->url_purge_ids[i - work->n_items];
-    bool checked = !whole || !work->items[i]->skip_verify; /* as an agent whose cache tells */
+    /* as an agent whose cache tells, unless it cannot (--unverified) */
+    bool checked = !fleet.unverified && (!whole || !work->items[i]->skip_verify);
     if (agent->packed_successes) {
       if (checked)
         verified[frame.n_verified_ok++] = item_id;
@@ -184,8 +189,10 @@ static int compare_ll(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option options[] = {
-      {"window", required_argument, NULL, 'w'}, {"sources", required_argument, NULL, 's'}, {0}};
+  static const struct option options[] = {{"window", required_argument, NULL, 'w'},
+                                          {"sources", required_argument, NULL, 's'},
+                                          {"unverified", no_argument, NULL, 'u'},
+                                          {0}};
   fleet.window = 64;
   fleet.sources = 1;
   for (int option; (option = getopt_long(argc, argv, "", options, NULL)) != -1;) {
@@ -193,12 +200,14 @@ int main(int argc, char **argv) {
       fleet.window = atoi(optarg);
     else if (option == 's')
       fleet.sources = atoi(optarg);
+    else if (option == 'u')
+      fleet.unverified = true;
     else
       return 2;
   }
   if (argc - optind != 4 || fleet.window < 1 || fleet.sources < 1 || fleet.sources > 254) {
-    fprintf(stderr, "usage: fanout [--window N] [--sources 1..254] ENGINE_API_URL AGENT_HOST:PORT "
-                    "AGENTS TASKS\n");
+    fprintf(stderr, "usage: fanout [--window N] [--sources 1..254] [--unverified] ENGINE_API_URL "
+                    "AGENT_HOST:PORT AGENTS TASKS\n");
     return 2;
   }
   argv += optind - 1;

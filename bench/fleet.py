@@ -7,9 +7,11 @@ ran), the accept p99, what the API refused (429/503 with Retry-After), the backl
 tasks every few seconds and how long it took to drain after the load stopped. Not a test.
 
 Usage: bench/fleet.py [--agents 10,100,1000,10000] [--seconds N] [--connections N]
-                      [--baseline-build DIR]
+                      [--unverified] [--baseline-build DIR]
 (the build is CDR_BUILD_DIR's, as for every benchmark; a baseline build is measured the same way
-right after each fleet size)
+right after each fleet size). --unverified: the agents answer every success unverified, as those
+of caches that cannot check (Varnish bans) do; the engine then keeps a record per (task, node),
+and the figures are named *_unverified.
 """
 import argparse
 import json
@@ -61,7 +63,7 @@ def unfinished(counts):
     return sum(counts[k] for k in UNFINISHED)
 
 
-def run_fleet(agents, seconds, connections, drain_limit):
+def run_fleet(agents, seconds, connections, drain_limit, unverified):
     """One engine, agents simulated agents, seconds of load; returns a dict of figures."""
     work = tempfile.mkdtemp(prefix="cdr-bench-fleet-")
     engine = lab.Engine(os.path.join(work, "engine"), ["--log-level", "warn"],
@@ -69,7 +71,8 @@ def run_fleet(agents, seconds, connections, drain_limit):
     sim = None
     try:
         sources = (agents + PORTS_PER_SOURCE - 1) // PORTS_PER_SOURCE
-        sim = lab.start_simulated_agents(engine, agents, "--sources", str(sources))
+        sim = lab.start_simulated_agents(engine, agents, "--sources", str(sources),
+                                         *(["--unverified"] if unverified else []))
         lab.wait_until(lambda: engine.admin("GET", "/v1/stats")[2]["fabric"]["nodes_online"] == agents,
                        timeout=120, interval=0.5, what="every node online")
         backlog = []  # (seconds since the load started, unfinished tasks)
@@ -129,11 +132,12 @@ def describe(f, limit):
             ", ".join(f"{t:.0f}: {n}" for t, n in f["backlog"]))
 
 
-def measure(build, agents, seconds, connections, drain_limit):
+def measure(build, agents, seconds, connections, drain_limit, unverified):
     """Runs one fleet size against the build in a child (lab reads CDR_BUILD_DIR at import)."""
     return lab.run_in_child(__file__, build, ["--agents", agents, "--seconds", seconds,
                                               "--connections", connections,
-                                              "--drain-limit", drain_limit],
+                                              "--drain-limit", drain_limit,
+                                              *(["--unverified"] if unverified else [])],
                             timeout=seconds + drain_limit + 600)
 
 
@@ -143,28 +147,32 @@ def main():
     parser.add_argument("--seconds", type=int, default=60, help="of load at each fleet size")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--drain-limit", type=int, default=120, help="seconds to wait for the backlog")
+    parser.add_argument("--unverified", action="store_true",
+                        help="agents answer successes unverified (caches that cannot check)")
     parser.add_argument("--baseline-build", help="another build, measured the same way after each size")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     hard = lab.raise_open_files()
     if args.child:
-        f = run_fleet(int(args.agents), args.seconds, args.connections, args.drain_limit)
+        f = run_fleet(int(args.agents), args.seconds, args.connections, args.drain_limit, args.unverified)
         print(json.dumps(f))
         return
     build = os.environ.get("CDR_BUILD_DIR", os.path.join(lab.ROOT, "build"))
     print(f"fleet: wrk -c{args.connections} one-URL purges for {args.seconds} s at each size, default "
-          f"durable settings (synchronous=full), simulated agents answering at once, {os.cpu_count()} cores")
+          f"durable settings (synchronous=full), simulated agents answering at once"
+          f"{' and unverified' if args.unverified else ''}, {os.cpu_count()} cores")
     status = 0
     for agents in (int(a) for a in args.agents.split(",")):
         if agents + 1000 > hard:
             print(f"fleet {agents}: the open-file hard limit is {hard} and cannot be raised here; skipped")
             status = 1
             continue
-        f = measure(build, agents, args.seconds, args.connections, args.drain_limit)
+        f = measure(build, agents, args.seconds, args.connections, args.drain_limit, args.unverified)
         print(f"{agents} nodes, this build: {describe(f, args.drain_limit)}")
         if args.baseline_build:
             try:
-                b = measure(args.baseline_build, agents, args.seconds, args.connections, args.drain_limit)
+                b = measure(args.baseline_build, agents, args.seconds, args.connections, args.drain_limit,
+                            args.unverified)
                 print(f"{agents} nodes, baseline:   {describe(b, args.drain_limit)}")
             except RuntimeError as error:  # e.g. its /v1/stats stopped answering under the load
                 print(f"{agents} nodes, baseline:   could not be measured: "
@@ -172,7 +180,7 @@ def main():
         if f["drain_s"] is None or f["finished_total"] < f["accepted_total"] or f["not_done"]:
             status = 1
         for key in ("accepted_per_s", "completed_per_s", "refused_per_s", "accept_p99_ms"):
-            print(f"RESULT fleet_{agents}_{key} {f[key]:.2f}")
+            print(f"RESULT fleet_{agents}_{key}{'_unverified' if args.unverified else ''} {f[key]:.2f}")
     sys.exit(status)
 
 
