@@ -515,6 +515,10 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
     return;
   }
   fabric_task_resume_counts(fabric, task);
+  /* Its counters are what its rows and the watermarks tell now, which may be behind what the
+   * store's counters say (a save of results without the watermarks that passed them): save them,
+   * so the store agrees with memory before the task can be parked and read back from it. */
+  fabric_task_dirty(fabric, task);
   fabric_backlog_count(fabric, task);
   if (task->task->counters.pending <= 0) {
     fabric_task_finish(fabric, task); /* every result was saved, the final state was not */
@@ -554,8 +558,11 @@ bool fabric_task_unpark(struct fabric *fabric, struct fabric_parked *parked, uin
   task->unreached = parked->unreached;
   struct task_counters *c = &task->task->counters;
   c->pending = c->total - c->succeeded - c->failed - c->unsupported;
-  /* The parked one's part of the backlog becomes the task's. */
   int64_t owed = (int64_t)parked->target_count * parked->unreached;
+  if (c->pending != owed) /* the store's counters were not the ones it was parked with */
+    log_error("task.unpark", "task %s read back with %lld results pending, %lld owed", loaded->id,
+              (long long)c->pending, (long long)owed);
+  /* The parked one's part of the backlog becomes the task's. */
   fabric->pending_items -= owed;
   task->tenant = parked->tenant;
   if (task->tenant)
