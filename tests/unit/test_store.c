@@ -72,6 +72,19 @@ static struct task *make_task(struct arena *arena, const char *id, size_t n) {
   return task;
 }
 
+/* Plans task at plan_seq onto the nodes numbered by the bits of nodes (0..7), in plan, a one-byte
+ * bitmap that must outlive the task's use. */
+static void plan(struct task *task, int64_t plan_seq, uint8_t nodes, uint8_t plan[1]) {
+  plan[0] = 0;
+  for (size_t number = 0; number < 8; number++) {
+    if (nodes >> number & 1)
+      plan_nodes_set(plan, number);
+  }
+  task->plan_seq = plan_seq;
+  task->plan_nodes = plan;
+  task->plan_nodes_len = 1;
+}
+
 static void insert(struct fixture *f, struct task *task) {
   assert_int_equal(store_begin(f->writer), 0);
   assert_int_equal(store_task_insert(f->writer, task), 0);
@@ -404,12 +417,8 @@ static void store_resumes_plans_and_results(void **state) {
   insert(f, task);
   struct store_node node = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 0};
   struct store_node other = {"edge-2", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 1};
-  uint8_t plan_nodes[1] = {0};
-  plan_nodes_set(plan_nodes, 0);
-  plan_nodes_set(plan_nodes, 1);
-  task->plan_seq = 7;
-  task->plan_nodes = plan_nodes;
-  task->plan_nodes_len = 1;
+  uint8_t plan_nodes[1];
+  plan(task, 7, 0x3, plan_nodes); /* edge-1 and edge-2 */
   task->counters.total = task->counters.pending = 10;
   assert_int_equal(store_begin(f->writer), 0);
   assert_int_equal(store_node_upsert(f->writer, &node), 0);
@@ -597,12 +606,8 @@ static void store_cancel_keeps_unfinished_nodes_canceled_whatever_their_watermar
   struct store_node done = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 0};
   struct store_node behind = {"edge-2", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 1};
   struct store_node elsewhere = {"edge-3", "[\"us\"]", "nginx", "0.1.0", 1, 1, 0, .number = 2};
-  uint8_t plan_nodes[1] = {0};
-  plan_nodes_set(plan_nodes, 0);
-  plan_nodes_set(plan_nodes, 1);
-  task->plan_seq = 7;
-  task->plan_nodes = plan_nodes;
-  task->plan_nodes_len = 1;
+  uint8_t plan_nodes[1];
+  plan(task, 7, 0x3, plan_nodes); /* edge-1 and edge-2 */
   task->state = TASK_RUNNING;
   task->counters.total = task->counters.pending = 4;
   struct store_node_mark marks[] = {{"edge-1", 8, 1}, {"edge-2", 7, 1}, {"edge-3", 1, 1}};
@@ -654,11 +659,8 @@ static void store_plan_of_a_canceled_task_holds_its_nodes(void **state) {
   assert_int_equal(store_node_upsert(f->writer, &node), 0);
   assert_int_equal(store_node_upsert(f->writer, &other), 0);
   assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 77), 0);
-  uint8_t plan_nodes[1] = {0};
-  plan_nodes_set(plan_nodes, 1);
-  task->plan_seq = 3;
-  task->plan_nodes = plan_nodes;
-  task->plan_nodes_len = 1;
+  uint8_t plan_nodes[1];
+  plan(task, 3, 0x2, plan_nodes); /* edge-2 */
   assert_int_equal(store_task_plan(f->writer, task), 0);
   assert_int_equal(store_commit(f->writer), 0);
   struct store_task_node *rows;
@@ -670,9 +672,7 @@ static void store_plan_of_a_canceled_task_holds_its_nodes(void **state) {
   /* A task that is not canceled gets no row from its plan. */
   struct task *running = make_task(&f->arena, ids[1], 1);
   insert(f, running);
-  running->plan_seq = 4;
-  running->plan_nodes = plan_nodes;
-  running->plan_nodes_len = 1;
+  plan(running, 4, 0x2, plan_nodes);
   assert_int_equal(store_begin(f->writer), 0);
   assert_int_equal(store_task_plan(f->writer, running), 0);
   assert_int_equal(store_commit(f->writer), 0);

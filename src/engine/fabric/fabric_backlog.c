@@ -5,7 +5,6 @@
  * whole bound from the others (api.c gives each its share). */
 #include "common/array.h"
 #include "engine/fabric/fabric_internal.h"
-#include "engine/tenant_table.h"
 
 #include <stdlib.h>
 
@@ -38,10 +37,6 @@ void fabric_backlog_refund(struct fabric *fabric, struct tenant_limits *tenant, 
   atomic_fetch_sub_explicit(&fabric->charged_backlog, charge, memory_order_relaxed);
   if (tenant)
     atomic_fetch_sub_explicit(&tenant->charged, charge, memory_order_relaxed);
-}
-
-struct tenant_limits *fabric_backlog_tenant(const char *name) {
-  return tenant_limits_for(name);
 }
 
 void fabric_backlog_count(struct fabric *fabric, struct fabric_task *task) {

@@ -172,6 +172,18 @@ static struct fabric_task_node *fabric_record_reach(struct fabric_task *task,
   return fabric_record_new(task, node);
 }
 
+/* Whether node's cursor in lane waits at a parked task it owes, read back (or to be). */
+static bool fabric_lane_waits(const struct fabric *fabric, const struct fabric_node *node,
+                              enum fabric_lane lane) {
+  const struct fabric_log *log = &fabric->log[lane];
+  const struct fabric_cursor *cursor = &node->cursor[lane];
+  if (cursor->current || cursor->pos < log->base || cursor->pos >= log->end ||
+      node->lane_items[lane] == 0)
+    return false;
+  const struct fabric_parked *parked = fabric_log_parked(log, cursor->pos);
+  return parked && fabric_parked_waits_for(parked, node->number);
+}
+
 /* Fills up to room items from a lane: the cursor sends its current task's pending items, then
  * walks on through the log to the next task planned onto the node, skipping those that ended. */
 static size_t fabric_lane_take(struct fabric *fabric, struct fabric_node *node,
@@ -186,8 +198,7 @@ static size_t fabric_lane_take(struct fabric *fabric, struct fabric_node *node,
         cursor->pos = log->base;
       if (cursor->pos >= log->end)
         break; /* not reached while items are counted: a guard, not a path */
-      struct fabric_parked *parked = fabric_log_parked(log, cursor->pos);
-      if (parked && fabric_parked_waits_for(parked, node->number)) {
+      if (fabric_lane_waits(fabric, node, lane)) {
         fabric_unpark(fabric, lane, cursor->pos);
         break; /* the lane goes on once it is read back */
       }
@@ -231,18 +242,6 @@ static size_t fabric_lane_take(struct fabric *fabric, struct fabric_node *node,
   if (*items == 0 && !cursor->current)
     cursor->pos = log->end; /* nothing planned onto it lies ahead */
   return n;
-}
-
-/* Whether node's cursor in lane waits at a parked task it owes, being read back. */
-static bool fabric_lane_waits(const struct fabric *fabric, const struct fabric_node *node,
-                              enum fabric_lane lane) {
-  const struct fabric_log *log = &fabric->log[lane];
-  const struct fabric_cursor *cursor = &node->cursor[lane];
-  if (cursor->current || cursor->pos < log->base || cursor->pos >= log->end ||
-      node->lane_items[lane] == 0)
-    return false;
-  const struct fabric_parked *parked = fabric_log_parked(log, cursor->pos);
-  return parked && fabric_parked_waits_for(parked, node->number);
 }
 
 static void fabric_node_send(struct fabric *fabric, struct fabric_node *node) {

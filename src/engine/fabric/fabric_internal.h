@@ -62,11 +62,10 @@ struct fabric_parked {
   int64_t deadline_ms; /* when its time is up (checked by the sweep each second: no timer of its
                           own, which would cost more than the rest of it) */
   char id[TASK_ID_LENGTH + 1];
-  uint8_t lane;      /* enum fabric_lane */
-  bool loading;      /* a read of it is out */
-  bool cancel_due;   /* canceled while parked: the cancel applies once it is read back */
-  bool deadline_due; /* its deadline passed while parked */
-  bool stalled;      /* its read failed: tried again by the retry timer only */
+  uint8_t lane;    /* enum fabric_lane */
+  bool loading;    /* a read of it is out */
+  bool cancel_due; /* canceled while parked: the cancel applies once it is read back */
+  bool stalled;    /* its read failed: tried again by the next sweep only */
   uint32_t target_count;
   uint32_t unreached; /* nodes it waits for, numbers[0..unreached) */
   uint32_t numbers[]; /* their node numbers */
@@ -249,7 +248,6 @@ struct fabric {
                           test checks it grows with the fleet, not with its square */
   bool marks_due;      /* watermarks wait for the saves out to be answered */
   size_t parked_count; /* tasks parked out of memory (fabric_park.c) */
-  struct wheel_timer unpark_retry;   /* reads back the parked tasks due after a failed read */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
@@ -460,7 +458,8 @@ static inline void fabric_record_dirty(struct fabric_task_node *task_node) {
 
 /* fabric_park.c */
 /* Parks every task in memory that only offline nodes still owe, and reads back the parked ones
- * whose deadline has passed (each second). */
+ * due (each second): past their deadline, canceled, reached, waited for by a removal, or whose
+ * read failed. */
 void fabric_park_sweep(struct fabric *fabric);
 /* Has the parked task at pos of lane's log (and the parked ones after it) read back, unless it
  * is being read already. */
@@ -481,8 +480,6 @@ bool fabric_task_waiting(struct fabric *fabric, const struct task *task,
                          struct task_waiting *waiting);
 
 /* fabric_backlog.c */
-/* The process-wide entry of tenant name, NULL when out of memory (tenant_limits_for). */
-struct tenant_limits *fabric_backlog_tenant(const char *name);
 /* Adds task's pending results (planned) to the backlog, and to its tenant's (task->tenant). */
 void fabric_backlog_count(struct fabric *fabric, struct fabric_task *task);
 /* Takes what task still counts out of the backlog (it is being freed). */

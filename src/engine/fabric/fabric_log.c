@@ -218,22 +218,19 @@ void fabric_records_for_finished(struct fabric *fabric, struct fabric_task *task
      * (a result that was not is a failure detail, which overrides, or kept its record) — but
      * the details not saved yet are written as they are. The counters serve a restart, which a
      * canceled task never has. */
-    for (size_t index = 0; index < t->target_count; index++) {
+    for (size_t index = 0; index < t->target_count; index++)
       item_states_set(record->states, index, ITEM_SUCCEEDED);
-      if (t->verify)
-        item_verified_set(record->verified, index);
-    }
-    record->succeeded = (int64_t)t->target_count;
-    record->verified_count = t->verify ? (int64_t)t->target_count : 0;
     for (size_t f = 0; f < task->failure_count; f++) {
-      const struct fabric_failure *failure = &task->failures[f];
-      if (failure->node_id != node->id)
+      if (task->failures[f].node_id == node->id)
+        item_states_set(record->states, (size_t)task->failures[f].index, task->failures[f].state);
+    }
+    for (size_t index = 0; index < t->target_count; index++) {
+      if (item_states_get(record->states, index) != ITEM_SUCCEEDED)
         continue;
-      item_states_set(record->states, (size_t)failure->index, failure->state);
-      record->succeeded--;
+      record->succeeded++;
       if (t->verify) {
-        record->verified[failure->index / 8] &= (uint8_t) ~(1u << (failure->index % 8));
-        record->verified_count--;
+        item_verified_set(record->verified, index);
+        record->verified_count++;
       }
     }
     fabric_record_dirty(record);

@@ -15,9 +15,8 @@
 #include <string.h>
 
 enum {
-  FABRIC_UNPARK_BATCH = 256,          /* parked tasks read back in one store read at most */
-  FABRIC_UNPARK_BATCH_TARGETS = 4096, /* ... and their targets, past the first task */
-  FABRIC_UNPARK_RETRY_MS = 1000       /* after a read that failed */
+  FABRIC_UNPARK_BATCH = 256,         /* parked tasks read back in one store read at most */
+  FABRIC_UNPARK_BATCH_TARGETS = 4096 /* ... and their targets, past the first task */
 };
 
 /* One read of parked tasks back: where they are (job->load_ids[i] is at positions[i]). */
@@ -45,6 +44,12 @@ struct fabric_node *fabric_node_numbered(const struct fabric *fabric, int64_t nu
   return NULL;
 }
 
+/* Whether node owes task a result it has not been sent: planned onto it, cursor not there yet. */
+static bool fabric_node_owes(const struct fabric_node *node, const struct fabric_task *task) {
+  return plan_nodes_has(task->task->plan_nodes, task->task->plan_nodes_len, node->number) &&
+         fabric_cursor_before(node, task);
+}
+
 /* Whether task can leave memory, but for its nodes: nothing of it is held, in flight, waiting or
  * unsaved, so the store has all of it. */
 static bool fabric_task_quiet(const struct fabric_task *task) {
@@ -63,8 +68,7 @@ static bool fabric_task_park(struct fabric *fabric, struct fabric_task *task,
   const struct task *t = task->task;
   size_t owing = 0; /* every one owing it is unreached: past that many, no more can be */
   for (size_t i = 0; i < count && owing < task->unreached; i++)
-    owing += plan_nodes_has(t->plan_nodes, t->plan_nodes_len, offline[i]->number) &&
-             fabric_cursor_before(offline[i], task);
+    owing += fabric_node_owes(offline[i], task);
   if (owing != task->unreached ||
       t->counters.pending != (int64_t)(t->target_count * task->unreached))
     return false; /* an online node has still to reach it */
@@ -80,8 +84,7 @@ static bool fabric_task_park(struct fabric *fabric, struct fabric_task *task,
   memcpy(parked->id, t->id, sizeof(parked->id));
   size_t n = 0;
   for (size_t i = 0; i < count && n < owing; i++) {
-    if (plan_nodes_has(t->plan_nodes, t->plan_nodes_len, offline[i]->number) &&
-        fabric_cursor_before(offline[i], task))
+    if (fabric_node_owes(offline[i], task))
       parked->numbers[n++] = (uint32_t)offline[i]->number;
   }
   /* Its place, its nodes' lane counts and its part of the backlog stay as they are: the
@@ -95,24 +98,31 @@ static bool fabric_task_park(struct fabric *fabric, struct fabric_task *task,
   return true;
 }
 
-/* Reads back the parked tasks whose deadline has passed: their own deadline then fails what is
- * still owed (node_offline). */
-static void fabric_parked_deadlines(struct fabric *fabric) {
+/* Reads back every parked task due and not being read: past its deadline (its own deadline then
+ * fails what is still owed, node_offline), canceled, reached by a node back online, or waited
+ * for by a node being removed — those whose read failed too, now that a second has passed. */
+static void fabric_parked_due(struct fabric *fabric) {
   int64_t now_ms = clock_now_ms();
   for (int lane = 0; lane < FABRIC_LANES; lane++) {
     struct fabric_log *log = &fabric->log[lane];
     for (uint64_t pos = log->base; pos < log->end && fabric->parked_count > 0; pos++) {
       struct fabric_parked *parked = fabric_log_parked(log, pos);
-      if (parked && !parked->deadline_due && parked->deadline_ms <= now_ms) {
-        parked->deadline_due = true;
-        fabric_unpark(fabric, (enum fabric_lane)lane, pos);
+      if (!parked || parked->loading)
+        continue;
+      parked->stalled = false;
+      bool due = parked->cancel_due || parked->deadline_ms <= now_ms;
+      for (uint32_t n = 0; !due && n < parked->unreached; n++) {
+        const struct fabric_node *node = fabric_node_numbered(fabric, parked->numbers[n]);
+        due = node && (node->link || node->forget_waits > 0);
       }
+      if (due)
+        fabric_unpark(fabric, (enum fabric_lane)lane, pos);
     }
   }
 }
 
 void fabric_park_sweep(struct fabric *fabric) {
-  fabric_parked_deadlines(fabric);
+  fabric_parked_due(fabric);
   struct fabric_node **offline = NULL;
   size_t count = 0;
   for (size_t i = 0; i < fabric->node_count; i++) {
@@ -130,15 +140,6 @@ void fabric_park_sweep(struct fabric *fabric) {
       fabric_task_park(fabric, task, offline, count);
   }
   free(offline);
-}
-
-static void fabric_on_unpark_retry(struct wheel_timer *timer);
-
-/* Tries the parked tasks that were due to be read back again shortly. */
-static void fabric_unpark_later(struct fabric *fabric) {
-  if (!timer_wheel_armed(&fabric->unpark_retry) && !fabric->stopping)
-    timer_wheel_start(&fabric->wheel, &fabric->unpark_retry, FABRIC_UNPARK_RETRY_MS,
-                      fabric_on_unpark_retry);
 }
 
 static void fabric_on_unparked(struct store_job *job) {
@@ -161,8 +162,7 @@ static void fabric_on_unparked(struct store_job *job) {
         !fabric_task_unpark(fabric, parked, positions[i], job->load_tasks[i])) {
       if (!job->result)
         log_error("task.unpark", "task %s could not be read back; trying again", parked->id);
-      parked->stalled = true; /* tried again by the retry timer, not by every dispatch */
-      fabric_unpark_later(fabric);
+      parked->stalled = true; /* tried again by the next sweep, not by every dispatch */
       continue;
     }
     /* Its nodes go on from it (those online), or forget it (those removed meanwhile). */
@@ -187,7 +187,7 @@ void fabric_unpark(struct fabric *fabric, enum fabric_lane lane, uint64_t pos) {
     return;
   struct store_job *job = calloc(1, sizeof(*job));
   if (!job) {
-    fabric_unpark_later(fabric);
+    first->stalled = true; /* tried again by the next sweep */
     return;
   }
   arena_init(&job->arena, (size_t)1 << 32); /* the tasks read back, with all their targets */
@@ -200,7 +200,7 @@ void fabric_unpark(struct fabric *fabric, enum fabric_lane lane, uint64_t pos) {
   if (!job->load_ids || !job->load_tasks || !batch) {
     arena_release(&job->arena);
     free(job);
-    fabric_unpark_later(fabric);
+    first->stalled = true; /* tried again by the next sweep */
     return;
   }
   /* It, and the parked ones after it in the lane: the node that reached it reaches them next.
@@ -223,28 +223,6 @@ void fabric_unpark(struct fabric *fabric, enum fabric_lane lane, uint64_t pos) {
   batch->lane = lane;
   job->owner = batch;
   fabric_submit(fabric, job);
-}
-
-/* Reads back every parked task due: reached by an online node, past its deadline, canceled, or
- * waited for by a node being removed. */
-static void fabric_on_unpark_retry(struct wheel_timer *timer) {
-  struct fabric *fabric = CONTAINER_OF(timer, struct fabric, unpark_retry);
-  for (int lane = 0; lane < FABRIC_LANES; lane++) {
-    struct fabric_log *log = &fabric->log[lane];
-    for (uint64_t pos = log->base; pos < log->end; pos++) {
-      struct fabric_parked *parked = fabric_log_parked(log, pos);
-      if (!parked || parked->loading)
-        continue;
-      parked->stalled = false;
-      bool due = parked->cancel_due || parked->deadline_due;
-      for (uint32_t n = 0; !due && n < parked->unreached; n++) {
-        const struct fabric_node *node = fabric_node_numbered(fabric, parked->numbers[n]);
-        due = node && (node->link || node->forget_waits > 0);
-      }
-      if (due)
-        fabric_unpark(fabric, (enum fabric_lane)lane, pos);
-    }
-  }
 }
 
 size_t fabric_unpark_for(struct fabric *fabric, const struct fabric_node *node) {

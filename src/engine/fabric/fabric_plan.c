@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "engine/fabric/fabric_internal.h"
 #include "engine/notify/alerts.h"
+#include "engine/tenant_table.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -485,7 +486,7 @@ void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct stor
   struct fabric_task *task = fabric_task_new(fabric);
   if (!task)
     return;
-  task->tenant = fabric_backlog_tenant(loaded->tenant);
+  task->tenant = tenant_limits_for(loaded->tenant); /* NULL (no memory): counted in all only */
   int64_t plan_nodes = (int64_t)loaded->plan_nodes_len * 8;
   task->task = fabric_task_compact(
       loaded, plan_nodes > fabric->node_numbers ? plan_nodes : fabric->node_numbers, &task->arena);
