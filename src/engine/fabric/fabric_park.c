@@ -51,9 +51,11 @@ static bool fabric_node_owes(const struct fabric_node *node, const struct fabric
 }
 
 /* Whether task can leave memory, but for its nodes: nothing of it is held, in flight, waiting or
- * unsaved, so the store has all of it. */
-static bool fabric_task_quiet(const struct fabric_task *task) {
+ * unsaved, so the store has all of it, and its deadline (whose timer fails it next) is still
+ * ahead: a task read back for its deadline is never parked again before it fails. */
+static bool fabric_task_quiet(const struct fabric_task *task, int64_t now_ms) {
   return !task->finished && task->logged && task->counted && task->task->planned &&
+         task->task->created_ms + task->task->deadline_s * 1000 > now_ms &&
          task->task->state != TASK_CANCELED && !task->records.first && task->preset_count == 0 &&
          task->in_flight == 0 && !task->retries.first && !task->dirty && !task->state_dirty &&
          !task->records_dirty && task->saves_in_flight == 0 && task->failure_count == 0 &&
@@ -133,10 +135,11 @@ void fabric_park_sweep(struct fabric *fabric) {
       return;
     offline[count++] = node;
   }
+  int64_t now_ms = clock_now_ms();
   for (struct list_node *at = fabric->tasks.first, *next; count > 0 && at; at = next) {
     next = at->next; /* the task may be parked, and freed */
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
-    if (fabric_task_quiet(task))
+    if (fabric_task_quiet(task, now_ms))
       fabric_task_park(fabric, task, offline, count);
   }
   free(offline);
