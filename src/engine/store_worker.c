@@ -93,8 +93,10 @@ static int store_job_run(struct store_worker *worker, struct store_job *job) {
   case STORE_JOB_PROGRESS:
     for (size_t i = 0; i < job->progress_count; i++) {
       struct store_progress *p = &job->progress[i];
-      int rc = store_task_progress(store, &p->task, p->nodes, p->node_count, p->failures,
-                                   p->failure_count);
+      int rc = p->task.planned ? 0 : store_task_plan(store, &p->task);
+      if (!rc)
+        rc = store_task_progress(store, &p->task, p->nodes, p->node_count, p->failures,
+                                 p->failure_count);
       if (rc)
         return rc;
     }

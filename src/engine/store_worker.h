@@ -100,7 +100,7 @@ struct store_job {
 
 /* One task's saved progress in a STORE_JOB_PROGRESS job. */
 struct store_progress {
-  struct task task; /* id, counters, state and times */
+  struct task task; /* id, counters, state and times; its plan too while not known saved */
   struct store_task_node *nodes;
   size_t node_count;
   struct store_failure *failures;

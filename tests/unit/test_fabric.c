@@ -162,10 +162,21 @@ static struct fabric_node *lab_node(size_t i, uint32_t window) {
   return node;
 }
 
+/* Set, the next task committed has the store's write lock taken (by lab_locker) before the
+ * fabric adopts it: its plan's save fails after the store's busy timeout. */
+static bool lab_lock_before_plan;
+static struct store *lab_locker;
+static struct store *lab_store_connect(bool read_only);
+
 static void lab_on_inserted(struct store_job *job) {
   lab->fabric->jobs_in_flight--;
   assert_int_equal(job->result, 0);
   memcpy(lab->task_ids[lab->task_count++], job->task->id, TASK_ID_LENGTH + 1);
+  if (lab_lock_before_plan) {
+    lab_lock_before_plan = false;
+    lab_locker = lab_store_connect(false);
+    assert_int_equal(store_begin(lab_locker), 0);
+  }
   fabric_accept(lab->fabric, job);
 }
 
@@ -187,9 +198,8 @@ static bool lab_last_task_planned(void) {
   return task && task->task->planned;
 }
 
-/* Submits a task as the API does (body as POSTed, for every node) and waits until it is
- * committed, adopted and its plan saved. */
-static void lab_submit(enum task_type type, const char *body) {
+/* Submits a task as the API does (body as POSTed, for every node). */
+static void lab_post(enum task_type type, const char *body) {
   struct store_job *job = calloc(1, sizeof(*job));
   assert_non_null(job);
   arena_init(&job->arena, 1 << 20);
@@ -210,6 +220,11 @@ static void lab_submit(enum task_type type, const char *body) {
       fabric_backlog_charge(lab->fabric, job->backlog_tenant, job->task->target_count);
   fabric_submit(lab->fabric, job);
   lab_tasks_wanted = lab->task_count + 1;
+}
+
+/* Submits a task as the API does and waits until it is committed, adopted and its plan saved. */
+static void lab_submit(enum task_type type, const char *body) {
+  lab_post(type, body);
   lab_until(lab_last_task_planned);
 }
 
@@ -753,19 +768,29 @@ static size_t lab_parked_wanted;
 static bool lab_parked_enough(void) { return lab->fabric->parked_count == lab_parked_wanted; }
 static bool lab_all_tasks_gone(void) { return lab->fabric->tasks.first == NULL; }
 
-/* The store's state of task n, read on its own connection. */
-static enum task_state lab_stored_state(size_t n, struct task_counters *counters) {
+/* Task n as the store holds it, read on its own connection: its numbers only (state,
+ * counters, plan_seq, planned), none of what it points to. */
+static struct task lab_stored(size_t n) {
   struct store *reader = lab_store_connect(true);
   struct arena reads;
   arena_init(&reads, 1 << 16);
   struct task *task;
   assert_int_equal(store_task_get(reader, tenant_dev.name, lab->task_ids[n], &reads, &task), 0);
-  enum task_state state = task->state;
-  if (counters)
-    *counters = task->counters;
+  struct task numbers = *task;
+  numbers.targets = NULL;
+  numbers.plan_nodes = NULL;
+  numbers.tenant = numbers.node_groups_json = numbers.headers_json = numbers.callback = NULL;
   arena_release(&reads);
   store_close(reader);
-  return state;
+  return numbers;
+}
+
+/* The store's state of task n (and its counters when asked for). */
+static enum task_state lab_stored_state(size_t n, struct task_counters *counters) {
+  struct task task = lab_stored(n);
+  if (counters)
+    *counters = task.counters;
+  return task.state;
 }
 
 /* Tasks that only an offline node still owes leave memory once saved, parked in their places in
@@ -1045,6 +1070,41 @@ static void a_node_whose_registration_was_not_saved_is_saved_again(void **state)
   lab_close();
 }
 
+static bool lab_first_task_adopted(void) { return lab->task_count == 1 && lab_task(0) != NULL; }
+static bool lab_first_plan_failed(void) {
+  return lab_task(0) && timer_wheel_armed(&lab_task(0)->plan_retry);
+}
+static struct task lab_final;
+static bool lab_first_task_final_in_store(void) {
+  lab_final = lab_stored(0);
+  return lab_final.state == TASK_DONE;
+}
+
+/* A task whose plan's save failed (the store locked past its busy timeout) is never final in the
+ * store without its plan, though its result's save, queued behind the plan, runs before the
+ * plan's retry: each save carries the plan until one is answered. A crash in between would
+ * otherwise leave it done with no plan, its nodes' results unreadable. */
+static void a_task_is_never_saved_final_without_its_plan(void **state) {
+  (void)state;
+  lab_open();
+  lab_node(0, 4);
+  lab_until(lab_jobs_back);
+  lab_lock_before_plan = true;
+  lab_post(TASK_PURGE, "{\"urls\":[\"http://a.example/0\"]}");
+  lab_until(lab_first_task_adopted);
+  lab_answer(lab_sent_index(0, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
+  assert_true(lab_task(0)->finished);
+  lab_until_within(lab_first_plan_failed, 10000); /* after the store's 5 s busy timeout */
+  store_rollback(lab_locker);
+  store_close(lab_locker);
+  lab_until(lab_first_task_final_in_store);
+  assert_true(lab_final.planned);
+  assert_int_equal(lab_final.plan_seq, 1);
+  lab_until(lab_all_tasks_gone);
+  lab_check_invariants();
+  lab_close();
+}
+
 static bool lab_first_result_saved(void) {
   return lab_jobs_back() && lab_stored_state(0, NULL) == TASK_RUNNING;
 }
@@ -1215,6 +1275,7 @@ int main(void) {
       cmocka_unit_test(a_node_whose_registration_was_not_saved_is_saved_again),
       cmocka_unit_test(a_task_read_back_at_a_restart_resumes_each_node_where_it_was),
       cmocka_unit_test(a_failed_progress_save_is_saved_again_whole),
+      cmocka_unit_test(a_task_is_never_saved_final_without_its_plan),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };

@@ -780,6 +780,46 @@ static void store_admits_tasks_with_ids_and_quota_charges_in_one_call(void **sta
   assert_int_equal(used[0], 5);
 }
 
+/* A cancel on a fleet holds a row for every node of the plan however many nodes and targets it
+ * has, both ways round (planned then canceled, canceled then planned): it once read the node
+ * registry into 64 KiB, so a cancel on ~200 nodes or more failed, out of memory, and with it
+ * every write batched with it. */
+static void store_cancel_holds_the_nodes_of_a_large_fleet(void **state) {
+  struct fixture *f = *state;
+  enum { NODES = 2000, TARGETS = 1000 };
+  static uint8_t plan_nodes[NODES / 8];
+  struct task *first = make_task(&f->arena, ids[0], TARGETS);
+  struct task *second = make_task(&f->arena, ids[1], TARGETS);
+  insert(f, first);
+  insert(f, second);
+  assert_int_equal(store_begin(f->writer), 0);
+  for (int64_t number = 0; number < NODES; number++) {
+    char id[32];
+    snprintf(id, sizeof(id), "edge-%05lld", (long long)number);
+    struct store_node node = {id, "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = number};
+    assert_int_equal(store_node_upsert(f->writer, &node), 0);
+    plan_nodes_set(plan_nodes, number);
+  }
+  first->plan_seq = 1;
+  second->plan_seq = 2;
+  first->plan_nodes = second->plan_nodes = plan_nodes;
+  first->plan_nodes_len = second->plan_nodes_len = sizeof(plan_nodes);
+  assert_int_equal(store_task_plan(f->writer, first), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 77), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[1], 77), 0);
+  assert_int_equal(store_task_plan(f->writer, second), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  struct arena reads;
+  arena_init(&reads, 64 << 20);
+  for (size_t i = 0; i < 2; i++) {
+    struct store_task_node *rows;
+    size_t count;
+    assert_int_equal(store_task_nodes_load(f->reader, ids[i], &reads, &rows, &count), 0);
+    assert_int_equal(count, NODES);
+  }
+  arena_release(&reads);
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown(name, store_setup, store_teardown)
 
 int main(void) {
@@ -801,6 +841,7 @@ int main(void) {
       STORE_TEST(store_progress_never_undoes_a_cancel),
       STORE_TEST(store_cancel_keeps_unfinished_nodes_canceled_whatever_their_watermarks),
       STORE_TEST(store_plan_of_a_canceled_task_holds_its_nodes),
+      STORE_TEST(store_cancel_holds_the_nodes_of_a_large_fleet),
       STORE_TEST(store_keeps_tenants_and_moves_their_generation_on),
       STORE_TEST(store_charges_quotas_up_to_their_limits),
       STORE_TEST(store_admits_tasks_with_ids_and_quota_charges_in_one_call),

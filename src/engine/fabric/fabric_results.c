@@ -241,6 +241,16 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
                                 struct arena *arena) {
   p->task = *task->task;
   p->task.targets = NULL;
+  /* Until its plan's save is answered, each save carries the plan as well: a plan whose save
+   * failed is retried after saves queued behind it, and a task final in the store without its
+   * plan would have no nodes to read results by after a crash. */
+  p->task.plan_nodes = NULL;
+  if (!task->task->planned) {
+    p->task.plan_nodes = arena_alloc(arena, task->task->plan_nodes_len + 1);
+    if (!p->task.plan_nodes)
+      return CDR_ENOMEM;
+    memcpy(p->task.plan_nodes, task->task->plan_nodes, task->task->plan_nodes_len);
+  }
   p->nodes = arena_alloc(arena, (fabric_records_dirty(task) + 1) * sizeof(*p->nodes));
   p->failures = arena_alloc(arena, (task->failure_count + 1) * sizeof(*p->failures));
   if (!p->nodes || !p->failures)

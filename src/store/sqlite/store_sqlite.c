@@ -600,7 +600,7 @@ int store_task_cancel(struct store *store, const char *tenant, const char *id, i
     return err;
   bool canceled = sqlite3_changes(store->db) > 0;
   struct arena scratch;
-  arena_init(&scratch, 64 * 1024);
+  arena_init(&scratch, STORE_SCRATCH_MAX);
   struct task *task;
   err = store_task_get(store, tenant, id, &scratch, &task);
   /* The nodes that had not finished the task get their rows in this transaction, not when the

@@ -80,7 +80,7 @@ static int store_task_node_save(struct store *store, const char *task_id,
 
 int store_task_nodes_hold(struct store *store, const struct task *task) {
   struct arena scratch;
-  arena_init(&scratch, 64 * 1024);
+  arena_init(&scratch, STORE_SCRATCH_MAX);
   struct store_node *nodes;
   size_t count;
   int err = store_nodes_load(store, &scratch, &nodes, &count);

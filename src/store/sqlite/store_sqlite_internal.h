@@ -61,6 +61,11 @@ enum store_statement {
   STMT_COUNT
 };
 
+/* The most a store call's own scratch arena (the node registry, a task with its targets, read
+ * for a cancel) may take: it grows only as rows come, and the registry of a fleet of thousands
+ * of nodes takes megabytes, so the bound is only against a runaway. */
+#define STORE_SCRATCH_MAX ((size_t)1 << 30)
+
 /* Sorts after every task id (ids are Crockford base32): the cursor of a list's first page. */
 #define STORE_ID_AFTER_ALL "~"
 
