@@ -1,20 +1,23 @@
-/* fanout.c — simulated agents for the benchmarks: N agents in one process (one libuv loop) that
- * answer every Work item at once (succeeded, verified unless the item skips it) and every
- * heartbeat, and a submitter that posts one-URL purges to the engine one after the other. At the
- * end it prints the time from the 202 to the last node's result being sent, p50/p99 over all tasks.
- * Not a test.
+/* fanout.c — simulated agents: N agents in one process (one libuv loop) that answer every Work
+ * item at once (succeeded, verified unless the item skips it) and every heartbeat, dial again
+ * when the engine goes away, and a submitter that posts one-URL purges to the engine one after
+ * the other. At the end it prints the time from the 202 to the last node's result being sent,
+ * p50/p99 over all tasks. The benchmarks' fleet, and the kill -9 test's (which reads --log).
  *
- * Usage: fanout [--window N] [--sources N] [--unverified] ENGINE_API_URL AGENT_HOST:PORT AGENTS
- *        TASKS
+ * Usage: fanout [--window N] [--sources N] [--unverified] [--refuse TEXT] [--log FILE]
+ *        ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS
  * With TASKS 0 it only keeps the agents answering, until it is killed (bench/soak.py, the bulk and
- * idle benchmarks). --window is each agent's window (items in flight); --sources spreads the
- * connections over N loopback source addresses (127.0.1.1…), since one address has only ~28,000
- * ephemeral ports. --unverified answers every success unverified, as an agent whose cache cannot
- * check (Varnish bans): the engine then keeps a record per (task, node). Connections are opened
- * at most CONNECTING at a time, so a big fleet does not
- * overflow the engine's accept backlog. */
+ * idle benchmarks, the kill -9 test). --window is each agent's window (items in flight);
+ * --sources spreads the connections over N loopback source addresses (127.0.1.1…), since one
+ * address has only ~28,000 ephemeral ports. --unverified answers every success unverified, as an
+ * agent whose cache cannot check (Varnish bans): the engine then keeps a record per (task, node).
+ * --refuse makes every odd-numbered agent fail each item whose target contains TEXT (403,
+ * http_403), as a cache that refuses it. --log appends a line per item answered, written before
+ * the answer is sent: "NODE<TAB>S|F<TAB>TARGET" (succeeded or failed). Connections are opened at
+ * most CONNECTING at a time, so a big fleet does not overflow the engine's accept backlog. */
 #include "common/address.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "proto/link_conn.h"
 
 #include <curl/curl.h>
@@ -31,10 +34,14 @@
 #include <unistd.h>
 
 enum { CONNECTING = 256 }; /* connects in flight at once */
+enum { REDIAL_MS = 200 };  /* an agent whose link closed dials again after this (+ jitter) */
+enum { WORK_MAX = 1024 };  /* items in one Work frame at most: the engine's batch */
 
 struct sim_agent {
   struct link_conn conn;
   uv_connect_t connect;
+  uv_timer_t redial;
+  int index;
   char node_id[32];
   bool welcomed;
   bool packed_successes; /* its engine reads successes as bare ids, as an agent sends them then */
@@ -44,7 +51,9 @@ static struct sim_fleet {
   uv_loop_t loop;
   struct sim_agent *agents;
   int count, started, window, sources;
-  bool unverified; /* every success unverified (--unverified) */
+  bool unverified;    /* every success unverified (--unverified) */
+  const char *refuse; /* odd-numbered agents fail targets containing it (--refuse) */
+  FILE *log;          /* a line per item answered (--log) */
   struct sockaddr_storage engine;
   struct link_shared buffers;
 } fleet;
@@ -61,6 +70,12 @@ static int64_t now_us(void) {
 }
 
 static void sim_connect_next(void);
+static void sim_dial(struct sim_agent *agent);
+
+/* Whether agent fails target, as a cache refusing it would (--refuse). */
+static bool sim_refuses(const struct sim_agent *agent, const char *target) {
+  return fleet.refuse && agent->index % 2 == 1 && strstr(target, fleet.refuse);
+}
 
 static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufCMessage *message) {
   struct sim_agent *agent = conn->owner;
@@ -81,13 +96,14 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
   if (type != FRAME_WORK)
     return;
   const Cdr__Work *work = (const Cdr__Work *)message;
-  static Cdr__ItemResult results[1024];
-  static Cdr__ItemResult *pointers[1024];
-  static uint64_t verified[1024], unverified[1024];
-  /* Work holds at most 1,024 items in all (the engine's batch), as messages or packed purges. */
+  static Cdr__ItemResult results[WORK_MAX];
+  static Cdr__ItemResult *pointers[WORK_MAX];
+  static uint64_t verified[WORK_MAX], unverified[WORK_MAX];
+  static char http_403[] = "http_403";
+  /* Work holds at most WORK_MAX items in all, as messages or packed purges. */
   size_t n = work->n_items + work->n_url_purge_ids;
-  if (n > 1024)
-    n = 1024;
+  if (n > WORK_MAX)
+    n = WORK_MAX;
   Cdr__Results frame;
   cdr__results__init(&frame);
   frame.results = pointers;
@@ -96,9 +112,16 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
   for (size_t i = 0; i < n; i++) {
     bool whole = i < work->n_items; /* a WorkItem message, not a packed purge */
     uint64_t item_id = whole ? work->items[i]->item_id : work->url_purge_ids[i - work->n_items];
+    const char *target = whole ? work->items[i]->target
+                         : i - work->n_items < work->n_url_purge_targets
+                             ? work->url_purge_targets[i - work->n_items]
+                             : "";
+    bool refused = sim_refuses(agent, target);
+    if (fleet.log)
+      fprintf(fleet.log, "%s\t%c\t%s\n", agent->node_id, refused ? 'F' : 'S', target);
     /* as an agent whose cache tells, unless it cannot (--unverified) */
     bool checked = !fleet.unverified && (!whole || !work->items[i]->skip_verify);
-    if (agent->packed_successes) {
+    if (agent->packed_successes && !refused) {
       if (checked)
         verified[frame.n_verified_ok++] = item_id;
       else
@@ -107,22 +130,37 @@ static void sim_on_frame(struct link_conn *conn, enum frame_type type, ProtobufC
     }
     cdr__item_result__init(&results[i]);
     results[i].item_id = item_id;
-    results[i].outcome = CDR__OUTCOME__SUCCEEDED;
-    results[i].http_status = 200;
-    results[i].verified = checked;
+    results[i].outcome = refused ? CDR__OUTCOME__FAILED : CDR__OUTCOME__SUCCEEDED;
+    results[i].http_status = refused ? 403 : 200;
+    if (refused)
+      results[i].reason = http_403;
+    results[i].verified = checked && !refused;
     pointers[frame.n_results++] = &results[i];
   }
+  if (fleet.log)
+    fflush(fleet.log); /* what it answered is on disk before the engine can record it */
   link_conn_send(conn, FRAME_RESULTS, &frame.base);
   atomic_store(&last_answer_us, now_us());
   atomic_fetch_add(&answered, (long)n);
 }
 
-static void sim_on_close(struct link_conn *conn) { (void)conn; }
+static void sim_on_redial(uv_timer_t *timer) { sim_dial(timer->data); }
+
+/* The link closed (the engine went away, or the connect failed): dial again shortly, the
+ * agents spread over REDIAL_MS so they do not all come back at once. */
+static void sim_on_close(struct link_conn *conn) {
+  struct sim_agent *agent = conn->owner;
+  if (agent->welcomed)
+    atomic_fetch_sub(&welcomed, 1);
+  agent->welcomed = false;
+  uv_timer_start(&agent->redial, sim_on_redial, REDIAL_MS + (uint64_t)(agent->index % REDIAL_MS),
+                 0);
+}
 
 static void sim_on_connect(uv_connect_t *req, int status) {
   struct sim_agent *agent = req->data;
   if (status < 0 || link_conn_start(&agent->conn) != 0) {
-    fprintf(stderr, "fanout: connect of %s failed: %s\n", agent->node_id, uv_strerror(status));
+    link_conn_close(&agent->conn, NULL);
     return;
   }
   Cdr__Hello hello;
@@ -155,19 +193,27 @@ static int sim_bind_source(struct sim_agent *agent, int index) {
   return uv_tcp_open(&agent->conn.tcp, fd);
 }
 
+/* Opens agent's connection to the engine. */
+static void sim_dial(struct sim_agent *agent) {
+  link_conn_init(&agent->conn, &fleet.loop, &fleet.buffers, sim_on_frame, sim_on_close, agent);
+  agent->connect.data = agent;
+  if (sim_bind_source(agent, agent->index) != 0 ||
+      uv_tcp_connect(&agent->connect, &agent->conn.tcp, (const struct sockaddr *)&fleet.engine,
+                     sim_on_connect) != 0)
+    link_conn_close(&agent->conn, NULL);
+}
+
 /* Opens the next agent's connection; each welcome opens one more, CONNECTING at a time. */
 static void sim_connect_next(void) {
   if (fleet.started >= fleet.count)
     return;
   int index = fleet.started++;
   struct sim_agent *agent = &fleet.agents[index];
+  agent->index = index;
   snprintf(agent->node_id, sizeof(agent->node_id), "sim-%05d", index);
-  link_conn_init(&agent->conn, &fleet.loop, &fleet.buffers, sim_on_frame, sim_on_close, agent);
-  agent->connect.data = agent;
-  if (sim_bind_source(agent, index) != 0 ||
-      uv_tcp_connect(&agent->connect, &agent->conn.tcp, (const struct sockaddr *)&fleet.engine,
-                     sim_on_connect) != 0)
-    fprintf(stderr, "fanout: cannot open the connection of %s\n", agent->node_id);
+  uv_timer_init(&fleet.loop, &agent->redial);
+  agent->redial.data = agent;
+  sim_dial(agent);
 }
 
 static void sim_on_stop(uv_async_t *async) { uv_stop(async->loop); }
@@ -189,10 +235,10 @@ static int compare_ll(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option options[] = {{"window", required_argument, NULL, 'w'},
-                                          {"sources", required_argument, NULL, 's'},
-                                          {"unverified", no_argument, NULL, 'u'},
-                                          {0}};
+  static const struct option options[] = {
+      {"window", required_argument, NULL, 'w'}, {"sources", required_argument, NULL, 's'},
+      {"unverified", no_argument, NULL, 'u'},   {"refuse", required_argument, NULL, 'r'},
+      {"log", required_argument, NULL, 'l'},    {0}};
   fleet.window = 64;
   fleet.sources = 1;
   for (int option; (option = getopt_long(argc, argv, "", options, NULL)) != -1;) {
@@ -202,12 +248,17 @@ int main(int argc, char **argv) {
       fleet.sources = atoi(optarg);
     else if (option == 'u')
       fleet.unverified = true;
-    else
+    else if (option == 'r')
+      fleet.refuse = optarg;
+    else if (option == 'l' && !(fleet.log = fopen(optarg, "a"))) {
+      perror(optarg);
+      return 2;
+    } else if (option != 'l')
       return 2;
   }
   if (argc - optind != 4 || fleet.window < 1 || fleet.sources < 1 || fleet.sources > 254) {
-    fprintf(stderr, "usage: fanout [--window N] [--sources 1..254] [--unverified] ENGINE_API_URL "
-                    "AGENT_HOST:PORT AGENTS TASKS\n");
+    fprintf(stderr, "usage: fanout [--window N] [--sources 1..254] [--unverified] [--refuse TEXT] "
+                    "[--log FILE] ENGINE_API_URL AGENT_HOST:PORT AGENTS TASKS\n");
     return 2;
   }
   argv += optind - 1;
@@ -221,6 +272,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fanout: bad agent address %s\n", argv[2]);
     return 2;
   }
+  log_level_set(LOG_WARN); /* not every link the engine's restarts close */
   uv_loop_init(&fleet.loop);
   link_shared_init(&fleet.buffers, 1 << 20);
   uv_async_init(&fleet.loop, &stop_async, sim_on_stop);

@@ -231,8 +231,9 @@ class Engine(Process):
 
 
 def start_simulated_agents(engine, count, *options):
-    """The benchmarks' simulated agents (bench/fanout.c): count agents in one process answering all
-    work and heartbeats until killed; returns the process once every agent was welcomed."""
+    """The simulated agents (bench/fanout.c): count agents in one process answering all work and
+    heartbeats until killed, dialing again when the engine goes away; returns the process once
+    every agent was welcomed."""
     sim = subprocess.Popen([os.path.join(BUILD_DIR, "cdr-bench-fanout"), *options, engine.url,
                             engine.agent_address, str(count), "0"], stdout=subprocess.PIPE, text=True)
     line = sim.stdout.readline()
@@ -564,7 +565,8 @@ def warm(cache, url, headers=None):
 class FaultProxy:
     """An HTTP proxy in front of a cache that fails on purpose: answers `fail_status` to a share
     `fail_ratio` of requests, or drops the connection for a share `drop_ratio`, and forwards the
-    rest after `delay_s`. Counts what it did. Runs in a thread of the test process."""
+    rest after `delay_s`. Counts what it did, and keeps what each path got (`answers`). Runs in
+    a thread of the test process."""
 
     def __init__(self, upstream, fail_ratio=0.0, fail_status=503, drop_ratio=0.0, delay_s=0.0, seed=7,
                  port=None):
@@ -577,6 +579,7 @@ class FaultProxy:
         self.upstream_port = port or upstream.port
         self.fail_ratio, self.fail_status, self.drop_ratio = fail_ratio, fail_status, drop_ratio
         self.counts = {"forwarded": 0, "failed": 0, "dropped": 0, "received": 0}
+        self.answers = {}  # path -> what it got, in order: its status, or "dropped"
         self.delay_s = delay_s
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -596,12 +599,14 @@ class FaultProxy:
                 if roll < proxy.drop_ratio:
                     with proxy._lock:
                         proxy.counts["dropped"] += 1
+                        proxy.answers.setdefault(self.path, []).append("dropped")
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if roll < proxy.drop_ratio + proxy.fail_ratio:
                     with proxy._lock:
                         proxy.counts["failed"] += 1
+                        proxy.answers.setdefault(self.path, []).append(proxy.fail_status)
                     self.send_response(proxy.fail_status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -613,6 +618,7 @@ class FaultProxy:
                 conn.close()
                 with proxy._lock:
                     proxy.counts["forwarded"] += 1
+                    proxy.answers.setdefault(self.path, []).append(response.status)
                 self.send_response(response.status)
                 for name, value in response.getheaders():
                     if name.lower() not in ("content-length", "connection", "transfer-encoding"):
