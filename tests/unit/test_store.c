@@ -596,6 +596,45 @@ static void store_progress_never_undoes_a_cancel(void **state) {
   assert_int_equal(got->finished_ms, 77);
 }
 
+/* A task finished on every node whose final save reaches the store after a cancel (the task
+ * stays canceled): the rows the cancel held for its nodes read what each node did, not canceled
+ * — the counters the save brings say so too. */
+static void store_a_finish_saved_after_a_cancel_reads_what_each_node_did(void **state) {
+  struct fixture *f = *state;
+  struct task *task = make_task(&f->arena, ids[0], 2);
+  insert(f, task);
+  struct store_node one = {"edge-1", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 0};
+  struct store_node two = {"edge-2", "[\"eu\"]", "nginx", "0.1.0", 1, 1, 0, .number = 1};
+  uint8_t plan_nodes[1];
+  plan(task, 7, 0x3, plan_nodes);
+  task->state = TASK_RUNNING;
+  task->counters.total = task->counters.pending = 4;
+  assert_int_equal(store_begin(f->writer), 0);
+  assert_int_equal(store_node_upsert(f->writer, &one), 0);
+  assert_int_equal(store_node_upsert(f->writer, &two), 0);
+  assert_int_equal(store_task_plan(f->writer, task), 0);
+  assert_int_equal(store_task_cancel(f->writer, "dev", ids[0], 77), 0); /* holds both */
+  task->state = TASK_PARTIAL; /* as the fabric had it, finished just before the cancel */
+  task->counters = (struct task_counters){.total = 4, .succeeded = 3, .failed = 1, .verified = 3};
+  struct store_failure failure = {0, "edge-2", ITEM_FAILED, 503, "http_503"};
+  assert_int_equal(store_task_progress(f->writer, task, NULL, 0, &failure, 1), 0);
+  assert_int_equal(store_commit(f->writer), 0);
+  struct task *got;
+  assert_int_equal(store_task_get(f->reader, "dev", ids[0], &f->arena, &got), 0);
+  assert_int_equal(got->state, TASK_CANCELED);
+  assert_int_equal(got->counters.succeeded, 3);
+  struct item_page page;
+  assert_int_equal(task_items_page(f->reader, got, NULL, -1, 10, &f->arena, &page), 0);
+  assert_int_equal(page.count, 2);
+  assert_int_equal(page.rows[0].nodes[0].state, ITEM_SUCCEEDED);
+  assert_true(page.rows[0].nodes[0].verified);
+  assert_int_equal(page.rows[0].nodes[1].state, ITEM_FAILED);
+  assert_string_equal(page.rows[0].nodes[1].reason, "http_503");
+  assert_int_equal(page.rows[1].nodes[0].state, ITEM_SUCCEEDED);
+  assert_int_equal(page.rows[1].nodes[1].state, ITEM_SUCCEEDED);
+  assert_true(page.rows[1].nodes[1].verified);
+}
+
 /* A cancel holds what the nodes that had not finished the task owe in rows of their own, in its
  * own transaction: should the engine die before the fabric saves anything more, the watermarks
  * that pass the canceled task later must not make those nodes read as having purged. */
@@ -839,6 +878,7 @@ int main(void) {
       STORE_TEST(store_resumes_plans_and_results),
       STORE_TEST(store_item_pages_are_bounded_by_results),
       STORE_TEST(store_progress_never_undoes_a_cancel),
+      STORE_TEST(store_a_finish_saved_after_a_cancel_reads_what_each_node_did),
       STORE_TEST(store_cancel_keeps_unfinished_nodes_canceled_whatever_their_watermarks),
       STORE_TEST(store_plan_of_a_canceled_task_holds_its_nodes),
       STORE_TEST(store_cancel_holds_the_nodes_of_a_large_fleet),

@@ -118,6 +118,8 @@ static const char *const store_sql[STMT_COUNT] = {
                             "succeeded, failed, unsupported, verified, verified_count) "
                             "VALUES (?,?,?,?,?,?,?,?)",
     /* A row with no states: every item pending, read as canceled once the task is. */
+    [STMT_TASK_NODE_FINISH] = "UPDATE task_nodes SET states = ?2, verified = ?3, succeeded = ?4, "
+                              "verified_count = ?5 WHERE task_id = ?1 AND length(states) = 0",
     [STMT_TASK_NODE_HOLD] = "INSERT OR IGNORE INTO task_nodes (task_id, node_id, states, "
                             "succeeded, failed, unsupported, verified, verified_count) "
                             "VALUES (?1, ?2, X'', 0, 0, 0, NULL, 0)",

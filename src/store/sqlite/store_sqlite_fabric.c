@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "store/sqlite/store_sqlite_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int store_node_upsert(struct store *store, const struct store_node *node) {
@@ -119,10 +120,36 @@ int store_task_plan(struct store *store, const struct task *task) {
   return !err && rc == SQLITE_ROW ? store_task_nodes_hold(store, task) : err;
 }
 
+/* task finished on every node, though a cancel reached the store first (the task stays
+ * canceled): each node whose row that cancel held, empty (its watermark had not passed the task,
+ * and the fabric keeps no row of its own for it), finished it — all succeeded, verified when the
+ * task asked, its failure details overriding item by item, as for a task that ended. */
+static int store_task_nodes_finish(struct store *store, const struct task *task) {
+  size_t bytes = item_states_bytes(task->target_count);
+  size_t verified_bytes = item_verified_bytes(task->target_count);
+  uint8_t *states = malloc(bytes + verified_bytes + 1);
+  if (!states)
+    return CDR_ENOMEM;
+  memset(states, 0x55, bytes); /* ITEM_SUCCEEDED (01) in every 2 bits */
+  memset(states + bytes, 0xff, verified_bytes);
+  sqlite3_stmt *stmt = store->statements[STMT_TASK_NODE_FINISH];
+  store_bind_text(stmt, 1, task->id);
+  sqlite3_bind_blob(stmt, 2, states, (int)bytes, SQLITE_STATIC);
+  if (task->verify)
+    sqlite3_bind_blob(stmt, 3, states + bytes, (int)verified_bytes, SQLITE_STATIC);
+  sqlite3_bind_int64(stmt, 4, (int64_t)task->target_count);
+  sqlite3_bind_int64(stmt, 5, task->verify ? (int64_t)task->target_count : 0);
+  int err = store_run(store, STMT_TASK_NODE_FINISH, "task node finish");
+  free(states);
+  return err;
+}
+
 int store_task_progress(struct store *store, const struct task *task,
                         const struct store_task_node *nodes, size_t node_count,
                         const struct store_failure *failures, size_t failure_count) {
   int err = 0;
+  if (task_state_final(task->state) && task->state != TASK_CANCELED)
+    err = store_task_nodes_finish(store, task);
   for (size_t i = 0; !err && i < node_count; i++)
     err = store_task_node_save(store, task->id, &nodes[i]);
   sqlite3_stmt *stmt = store->statements[STMT_FAILURE_SAVE];
