@@ -190,7 +190,11 @@ static int sim_bind_source(struct sim_agent *agent, int index) {
       close(fd);
     return -1;
   }
-  return uv_tcp_open(&agent->conn.tcp, fd);
+  if (uv_tcp_open(&agent->conn.tcp, fd) != 0) {
+    close(fd);
+    return -1;
+  }
+  return 0;
 }
 
 /* Opens agent's connection to the engine. */

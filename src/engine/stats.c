@@ -90,6 +90,10 @@ char *stats_prometheus(const json_t *fabric, const int64_t counts[6]) {
   prom_metric(&out, "tasks_parked", "gauge",
               "Unfinished tasks only offline nodes owe, kept in the store, not in memory.");
   buf_printf(&out, "cdnrefresh_tasks_parked %lld\n", stats_gauge(fabric, "tasks_parked"));
+  prom_metric(&out, "watermarks_age_seconds", "gauge",
+              "Since the nodes' saved watermarks (where a restart resends from) were current.");
+  buf_printf(&out, "cdnrefresh_watermarks_age_seconds %.3f\n",
+             (double)stats_gauge(fabric, "watermarks_age_ms") / 1000.0);
   prom_metric(&out, "callbacks_pending", "gauge", "Task callbacks not yet delivered.");
   buf_printf(&out, "cdnrefresh_callbacks_pending %lld\n", stats_gauge(fabric, "callbacks_pending"));
   prom_histogram(&out, "api_request_duration_seconds", "API request to response time.",

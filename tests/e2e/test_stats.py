@@ -83,6 +83,9 @@ def test_stats_and_metrics_follow_the_work(lab):
     assert samples[("cdnrefresh_nodes", '{state="online"}')] == 1
     assert samples[("cdnrefresh_task_duration_seconds_count", "")] == 3
     assert samples[("cdnrefresh_api_responses_total", '{class="4xx"}')] == 1
+    # saved each second with the progress: never much older than that on an idle store
+    assert 0 <= stats["fabric"]["watermarks_age_ms"] < 5000
+    assert 0 <= samples[("cdnrefresh_watermarks_age_seconds", "")] < 5
 
     agent.stop()
     wait_until(lambda: engine.nodes()["edge-1"]["state"] == "offline")

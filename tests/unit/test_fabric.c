@@ -12,6 +12,7 @@
 #include "engine/fabric/fabric_internal.h"
 #include "engine/store_worker.h"
 #include "engine/tenant_table.h"
+#include "store/sqlite/store_sqlite_internal.h" /* the writer's connection, to slow it */
 #include "store/store.h"
 #include "store/task_items.h"
 
@@ -20,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { LAB_NODES = 12, LAB_SENT_MAX = 4096 };
+enum { LAB_NODES = 12, LAB_SENT_MAX = 4096, LAB_TASKS_MAX = 128 };
 
 struct sent_item {
   const struct fabric_node *node;
@@ -32,6 +33,7 @@ struct sent_item {
 struct lab {
   char dir[64];
   struct engine_config config;
+  struct store *store; /* the writer's connection */
   struct store_worker *writer;
   struct fabric *fabric;
   struct fabric_link links[LAB_NODES]; /* never connected: they only mark a node online */
@@ -39,7 +41,7 @@ struct lab {
   struct sent_item sent[LAB_SENT_MAX];
   size_t sent_count;
   size_t frames;
-  char task_ids[8][TASK_ID_LENGTH + 1]; /* of the tasks submitted, in order */
+  char task_ids[LAB_TASKS_MAX][TASK_ID_LENGTH + 1]; /* of the tasks submitted, in order */
   size_t task_count;
 };
 
@@ -74,9 +76,8 @@ static void lab_wait(bool (*done)(void), const char *name, int64_t ms, int line)
 static void lab_start(void) {
   char err[512];
   struct store_options options = {.read_only = false};
-  struct store *store;
-  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
-  assert_int_equal(store_worker_start(store, true, 64, &lab->writer), 0);
+  assert_int_equal(store_open(lab->dir, &options, &lab->store, err, sizeof(err)), 0);
+  assert_int_equal(store_worker_start(lab->store, true, 64, &lab->writer), 0);
   assert_int_equal(fabric_open(&lab->config, lab->writer, &lab->fabric), 0);
   lab->fabric->send_work = lab_send_work;
 }
@@ -1105,6 +1106,23 @@ static void a_task_is_never_saved_final_without_its_plan(void **state) {
   lab_close();
 }
 
+/* A plan names its nodes by a bit per node number ever given, and numbers are never reused: on
+ * a fleet whose nodes came and went by the tens of thousands it outgrows the 4 KiB its save once
+ * had, and the plan was never saved (nor the task ever freed). */
+static void a_plan_naming_node_numbers_in_the_tens_of_thousands_is_saved(void **state) {
+  (void)state;
+  lab_open();
+  lab->fabric->node_numbers = 40000; /* as if 40,000 nodes had come and gone */
+  lab_node(0, 4);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\"]}"); /* its plan saved */
+  assert_int_equal(lab->nodes[0]->number, 40000);
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  lab_until(lab_all_tasks_gone);
+  assert_int_equal(lab_stored_state(0, NULL), TASK_DONE);
+  lab_check_invariants();
+  lab_close();
+}
+
 static bool lab_first_result_saved(void) {
   return lab_jobs_back() && lab_stored_state(0, NULL) == TASK_RUNNING;
 }
@@ -1142,6 +1160,47 @@ static void a_failed_progress_save_is_saved_again_whole(void **state) {
   struct store *reader = lab_store_connect(true);
   lab_assert_one_failure(reader, 0, "edge-0", "http_404");
   store_close(reader);
+  lab_close();
+}
+
+/* A slow disk: each of the writer's commits takes 80 ms more (SQLite's commit hook). */
+static int lab_slow_commit(void *unused) {
+  (void)unused;
+  usleep(80 * 1000);
+  return 0; /* commit */
+}
+
+/* Tasks finishing one after another every 30 ms while each of the writer's commits takes 80 ms,
+ * longer than the 50 ms between saves, so a save is out at every moment: the watermarks (what a
+ * restart resends from) are saved all the same, each second or so. They once waited for a moment
+ * with no save out, which never came while the results kept coming. */
+static void watermarks_keep_up_with_a_slow_writer(void **state) {
+  (void)state;
+  enum { TASKS = LAB_TASKS_MAX };
+  lab_open();
+  lab_node(0, TASKS);
+  char url[TASKS][64];
+  for (size_t n = 0; n < TASKS; n++) {
+    char body[128];
+    snprintf(url[n], sizeof(url[n]), "http://a.example/%zu", n);
+    snprintf(body, sizeof(body), "{\"urls\":[\"http://a.example/%zu\"]}", n);
+    lab_submit(TASK_PURGE, body);
+  }
+  lab_until(lab_jobs_back);
+  sqlite3_commit_hook(lab->store->db, lab_slow_commit, NULL);
+  int64_t oldest = 0;
+  for (size_t n = 0; n < TASKS; n++) {
+    lab_answer(lab_sent_index(0, url[n]), ITEM_SUCCEEDED, 200, "");
+    for (int64_t until = clock_now_ms() + 30; clock_now_ms() < until;)
+      uv_run(&lab->fabric->loop, UV_RUN_ONCE);
+    int64_t age = clock_now_ms() - lab->fabric->marks_current_ms;
+    oldest = age > oldest ? age : oldest;
+  }
+  sqlite3_commit_hook(lab->store->db, NULL, NULL);
+  lab_until(lab_all_tasks_gone);
+  /* A second between collections, plus the save out and the marks' own, 80 ms or more each. */
+  assert_in_range(oldest, 1, 2000);
+  lab_check_invariants();
   lab_close();
 }
 
@@ -1276,6 +1335,8 @@ int main(void) {
       cmocka_unit_test(a_task_read_back_at_a_restart_resumes_each_node_where_it_was),
       cmocka_unit_test(a_failed_progress_save_is_saved_again_whole),
       cmocka_unit_test(a_task_is_never_saved_final_without_its_plan),
+      cmocka_unit_test(watermarks_keep_up_with_a_slow_writer),
+      cmocka_unit_test(a_plan_naming_node_numbers_in_the_tens_of_thousands_is_saved),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };

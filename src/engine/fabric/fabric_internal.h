@@ -244,10 +244,14 @@ struct fabric {
   uint64_t results_unpublished[2]; /* failed (and unsupported), succeeded results recorded since
                                       the last tick, for engine_stats' rates */
   size_t progress_jobs;            /* progress saves not yet answered by the store */
-  size_t stats_steps;  /* what the latest stats took to keep the deepest queues: the unit
-                          test checks it grows with the fleet, not with its square */
-  bool marks_due;      /* watermarks wait for the saves out to be answered */
-  size_t parked_count; /* tasks parked out of memory (fabric_park.c) */
+  size_t stats_steps; /* what the latest stats took to keep the deepest queues: the unit
+                         test checks it grows with the fleet, not with its square */
+  bool marks_due;     /* watermarks wait for the saves out to be answered (and new saves with
+                         them, so a slow writer cannot hold the watermarks back for good) */
+  int64_t marks_collected_ms;        /* clock ms of the latest collection of watermarks to save */
+  int64_t marks_current_ms;          /* clock ms the saved watermarks were last current at: the
+                                        collection of the latest that were saved, or found saved */
+  size_t parked_count;               /* tasks parked out of memory (fabric_park.c) */
   _Atomic int64_t published_backlog; /* pending_items as of the latest tick, for other threads */
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */

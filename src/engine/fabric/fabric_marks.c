@@ -4,6 +4,7 @@
  * every FABRIC_MARKS_MS, they let the store tell every (task, node) result without a row per
  * pair, and a restart send only what lies past them. A canceled task is owed nothing: its
  * unfinished nodes keep records of their own. */
+#include "common/clock.h"
 #include "common/log.h"
 #include "engine/fabric/fabric_internal.h"
 
@@ -21,6 +22,7 @@ static void fabric_on_marks(struct wheel_timer *timer) {
 }
 
 void fabric_marks_start(struct fabric *fabric) {
+  fabric->marks_current_ms = clock_now_ms(); /* as read back from the store */
   timer_wheel_start(&fabric->wheel, &fabric->marks, FABRIC_MARKS_MS, fabric_on_marks);
 }
 
@@ -59,6 +61,7 @@ static void fabric_marks_owe_cursor(const struct fabric *fabric, struct fabric_n
 }
 
 bool fabric_marks_collect(struct fabric *fabric, struct store_job *job) {
+  fabric->marks_collected_ms = clock_now_ms();
   for (size_t i = 0; i < fabric->node_count; i++) {
     struct fabric_node *node = fabric->nodes[i];
     for (int lane = 0; lane < FABRIC_LANES; lane++) {

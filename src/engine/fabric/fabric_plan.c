@@ -335,7 +335,9 @@ static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   struct store_job *job = calloc(1, sizeof(*job));
   if (!job)
     goto later;
-  arena_init(&job->arena, 4096);
+  /* The task's copy, and its plan: a bit per node number ever given, which outgrows any fixed
+   * size on a fleet that replaces its nodes over the years (numbers are never reused). */
+  arena_init(&job->arena, 4096 + arena_size_of(task->task->plan_nodes_len + 1));
   job->kind = STORE_JOB_PLAN;
   job->owner = task;
   job->context = fabric;
@@ -352,6 +354,7 @@ static void fabric_task_plan(struct fabric *fabric, struct fabric_task *task) {
   fabric_submit(fabric, job);
   return;
 later:
+  log_error("task.plan", "out of memory saving the plan of task %s; trying again", task->task->id);
   if (job)
     arena_release(&job->arena);
   free(job);

@@ -220,6 +220,8 @@ static void fabric_on_progress_saved(struct store_job *job) {
     alerts_raise(fabric->alerts, "store_error", "store", "results could not be saved");
   } else {
     fabric_marks_saved(fabric, job);
+    if (job->marks) /* this save carried the watermarks (every one that had moved) */
+      fabric->marks_current_ms = fabric->marks_collected_ms;
   }
   for (size_t i = 0; i < job->progress_count; i++) {
     struct fabric_task *task = tasks[i];
@@ -274,6 +276,11 @@ static int fabric_progress_copy(struct fabric_task *task, struct store_progress 
 }
 
 void fabric_progress_flush(struct fabric *fabric, bool marks) {
+  /* Watermarks that wait for the saves out go as soon as those are answered: saves meanwhile wait
+   * with them, or a writer slower than their 50 ms cadence would always have one out, and the
+   * watermarks (what a restart resends from) would fall behind without bound. */
+  if (!marks && fabric->marks_due && fabric->progress_jobs > 0)
+    return;
   size_t count = 0, bytes = 0;
   for (struct list_node *at = fabric->tasks.first; at; at = at->next) {
     struct fabric_task *task = LIST_ENTRY(at, struct fabric_task, link);
@@ -281,7 +288,8 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
       count++;
       size_t targets = task->task->target_count, records = fabric_records_dirty(task);
       bytes += records * (item_states_bytes(targets) + item_verified_bytes(targets) + 64) +
-               task->failure_count * 128 + 1024;
+               task->failure_count * 128 + 1024 +
+               (task->task->planned ? 0 : task->task->plan_nodes_len + 64); /* the plan with it */
     }
   }
   if (count == 0 && !marks)
@@ -329,6 +337,8 @@ void fabric_progress_flush(struct fabric *fabric, bool marks) {
       job->mark_count = 0;
   }
   if (job->progress_count == 0 && job->mark_count == 0) {
+    if (job->marks) /* collected, and every one already saved */
+      fabric->marks_current_ms = fabric->marks_collected_ms;
     arena_release(&job->arena);
     free(job);
     return;
