@@ -82,7 +82,11 @@ static void lab_start(void) {
   lab->fabric->send_work = lab_send_work;
 }
 
+static void lab_close(void);
+
 static void lab_open(void) {
+  if (lab) /* left open by a test that failed: closed, so the next one's checks are its own */
+    lab_close();
   lab = calloc(1, sizeof(*lab));
   assert_non_null(lab);
   snprintf(lab->dir, sizeof(lab->dir), "/tmp/cdr-test-fabric-XXXXXX");
@@ -135,7 +139,6 @@ static void lab_close(void) {
   lab = NULL;
 }
 
-/* Registers node i (as its agent's Hello would) and brings it online with window. */
 /* Registers node id as its agent's Hello would, with window. */
 static struct fabric_node *lab_register(const char *id, uint32_t window) {
   char node_id[32], cache_kind[] = "nginx", version[] = "test";
@@ -482,7 +485,8 @@ static void a_retryable_failure_is_sent_again_until_its_attempts_run_out(void **
   assert_int_equal(task->task->counters.failed, 1);
   lab_answer(0, ITEM_FAILED, 503, "http_503");
   assert_int_equal(task->task->counters.pending, 1); /* not recorded: waits for its retry */
-  assert_int_equal(node->in_flight, 0);
+  /* the failed one is not in flight again until its retry goes (in 1-2 ms: it may have) */
+  assert_int_equal(node->in_flight, lab->sent_count - 2);
   lab_check_invariants();
   lab_sent_wanted = 3;
   lab_until(lab_sent_enough);
