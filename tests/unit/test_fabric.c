@@ -16,9 +16,11 @@
 #include "store/store.h"
 #include "store/task_items.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 enum { LAB_NODES = 12, LAB_SENT_MAX = 4096, LAB_TASKS_MAX = 128 };
@@ -1127,6 +1129,38 @@ static void a_plan_naming_node_numbers_in_the_tens_of_thousands_is_saved(void **
   lab_close();
 }
 
+/* A fabric that cannot open (its agent port taken) undoes what it did first — the nodes and the
+ * task it read back, its timers, its loop — and frees it all: the ASan build's leak check holds
+ * it to that. It used to return with all of it left behind. */
+static void a_fabric_that_cannot_listen_undoes_its_opening(void **state) {
+  (void)state;
+  lab_open();
+  lab_node(0, 4);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\"]}");
+  lab_stop(); /* the store keeps the node and the unfinished task */
+  int taken = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t length = sizeof(address);
+  assert_int_equal(bind(taken, (struct sockaddr *)&address, sizeof(address)), 0);
+  assert_int_equal(listen(taken, 1), 0);
+  assert_int_equal(getsockname(taken, (struct sockaddr *)&address, &length), 0);
+  snprintf(lab->config.agent_listen, sizeof(lab->config.agent_listen), "127.0.0.1:%d",
+           ntohs(address.sin_port));
+  char err[512];
+  struct store_options options = {.read_only = false};
+  assert_int_equal(store_open(lab->dir, &options, &lab->store, err, sizeof(err)), 0);
+  assert_int_equal(store_worker_start(lab->store, true, 64, &lab->writer), 0);
+  struct fabric *fabric = NULL;
+  assert_int_not_equal(fabric_open(&lab->config, lab->writer, &fabric), 0);
+  assert_null(fabric);
+  store_worker_stop(lab->writer);
+  close(taken);
+  snprintf(lab->config.agent_listen, sizeof(lab->config.agent_listen), "127.0.0.1:0");
+  lab_start(); /* it opens on a free port, the task read back as before */
+  assert_non_null(lab_task(0));
+  lab_close();
+}
+
 static bool lab_first_result_saved(void) {
   return lab_jobs_back() && lab_stored_state(0, NULL) == TASK_RUNNING;
 }
@@ -1341,6 +1375,7 @@ int main(void) {
       cmocka_unit_test(a_task_is_never_saved_final_without_its_plan),
       cmocka_unit_test(watermarks_keep_up_with_a_slow_writer),
       cmocka_unit_test(a_plan_naming_node_numbers_in_the_tens_of_thousands_is_saved),
+      cmocka_unit_test(a_fabric_that_cannot_listen_undoes_its_opening),
       cmocka_unit_test(the_stats_name_the_ten_deepest_queues),
       cmocka_unit_test(the_stats_of_a_fleet_take_steps_in_proportion_to_its_nodes),
   };

@@ -712,6 +712,20 @@ static int fabric_listen(struct fabric *fabric) {
   return rc;
 }
 
+/* Undoes a fabric_open that failed after its loop was made: the store's answers to what recovery
+ * asked are awaited (they come back to this fabric), every handle is closed, and all the fabric
+ * holds is freed. The unit tests open fabrics that fail, and an engine may outlive one. */
+static void fabric_open_unwind(struct fabric *fabric) {
+  fabric->stopping = true;
+  while (fabric->jobs_in_flight > 0)
+    uv_run(&fabric->loop, UV_RUN_ONCE);
+  fabric_notify_destroy(fabric);
+  uv_walk(&fabric->loop, fabric_close_handle, NULL);
+  uv_run(&fabric->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&fabric->loop);
+  fabric_free(fabric);
+}
+
 int fabric_open(const struct engine_config *config, struct store_worker *writer,
                 struct fabric **out) {
   struct fabric *fabric = calloc(1, sizeof(*fabric));
@@ -724,49 +738,54 @@ int fabric_open(const struct engine_config *config, struct store_worker *writer,
   RAND_bytes((unsigned char *)&seed, sizeof(seed));
   agent_auth_init(&fabric->auth, config->auth_failures_max, config->auth_guesses_max,
                   config->auth_window_s, seed);
-  if (link_shared_init(&fabric->link_buffers, (size_t)config->max_frame_bytes)) {
+  if (link_shared_init(&fabric->link_buffers, (size_t)config->max_frame_bytes) ||
+      uv_loop_init(&fabric->loop) != 0) {
+    link_shared_free(&fabric->link_buffers);
     free(fabric);
     return CDR_ENOMEM;
   }
-  uv_loop_init(&fabric->loop);
   timer_wheel_init(&fabric->wheel, FABRIC_TICK_MS, uv_now(&fabric->loop));
-  mailbox_init(&fabric->inbox, &fabric->loop);
-  uv_async_init(&fabric->loop, &fabric->stop, fabric_on_stop);
+  int rc = mailbox_init(&fabric->inbox, &fabric->loop) != 0 ||
+                   uv_async_init(&fabric->loop, &fabric->stop, fabric_on_stop) != 0
+               ? CDR_ENOMEM
+               : 0;
   fabric->stop.data = fabric;
   uv_timer_init(&fabric->loop, &fabric->tick);
   uv_timer_init(&fabric->loop, &fabric->stop_check);
   fabric->tick.data = fabric->stop_check.data = fabric;
-  uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
-  fabric_dispatch_start(fabric);
-  int rc = 0;
-  if (config->node_tokens_file[0]) {
+  if (!rc && config->node_tokens_file[0]) {
     char err[512];
     rc = node_tokens_load(config->node_tokens_file, &fabric->node_tokens, err, sizeof(err));
-    if (rc) {
+    if (rc)
       log_error("node_tokens.load", "%s", err);
-      return rc;
-    }
-    log_info("node_tokens.load", "%zu nodes have their own token (%s)",
-             node_tokens_count(fabric->node_tokens), config->node_tokens_file);
+    else
+      log_info("node_tokens.load", "%zu nodes have their own token (%s)",
+               node_tokens_count(fabric->node_tokens), config->node_tokens_file);
   }
-  if (config->tls_cert[0]) {
+  if (!rc && config->tls_cert[0]) {
     char err[512];
     fabric->tls = link_tls_server_context(config->tls_cert, config->tls_key, config->tls_client_ca,
                                           err, sizeof(err));
     if (!fabric->tls) {
       log_error("agent.tls", "%s", err);
-      return CDR_ECONFIG;
+      rc = CDR_ECONFIG;
     }
   }
-  rc = fabric_notify_create(fabric);
-  timer_wheel_start(&fabric->wheel, &fabric->backlog, 1000, fabric_on_backlog_check);
-  fabric_marks_start(fabric);
   if (!rc)
+    rc = fabric_notify_create(fabric);
+  if (!rc) {
+    uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
+    fabric_dispatch_start(fabric);
+    timer_wheel_start(&fabric->wheel, &fabric->backlog, 1000, fabric_on_backlog_check);
+    fabric_marks_start(fabric);
     rc = fabric_recover(fabric);
+  }
   if (!rc)
     rc = fabric_listen(fabric);
-  if (rc)
-    return rc; /* the process exits; nothing to unwind */
+  if (rc) {
+    fabric_open_unwind(fabric);
+    return rc;
+  }
   log_info("agent.listen", "agents connect to %s%s%s", config->agent_listen,
            fabric->tls ? " over TLS" : "",
            config->tls_client_ca[0] ? " with client certificates" : "");
