@@ -1,7 +1,9 @@
 /* fabric/ — the agent fabric: the engine's side of every agent link, the node registry, the
  * planner that splits accepted tasks per node, each lane's log of tasks that every node's cursor
  * walks, and the recording of results.
- * fabric.c: the thread, loop, registry, recovery at start and the ordered stop; fabric_link.c:
+ * fabric.c: the thread, loop, opening and the ordered stop; fabric_registry.c: the nodes;
+ * fabric_report.c: node pages, stats, the backlog alert; fabric_inbox.c: mail from other
+ * threads; fabric_recover.c: the start from the store; fabric_link.c:
  * agent connections, the only file that sees the wire's Results and sends Work; fabric_plan.c:
  * tasks in memory and their plans; fabric_log.c: the logs, cursors and (task, node) records;
  * fabric_dispatch.c: windows, the cursors' walk, Work frames; fabric_marks.c: watermarks;

@@ -1,5 +1,7 @@
-/* fabric_internal.h — the agent fabric's state, shared by its files (fabric.c: thread, loop and
- * registry; fabric_link.c: agent connections; fabric_plan.c: tasks in memory and their plans;
+/* fabric_internal.h — the agent fabric's state, shared by its files (fabric.c: thread, loop,
+ * opening and stop; fabric_registry.c: the nodes; fabric_report.c: node pages and stats;
+ * fabric_inbox.c: mail from other threads; fabric_recover.c: the start from the store;
+ * fabric_link.c: agent connections; fabric_plan.c: tasks in memory and their plans;
  * fabric_log.c: the lanes' task logs, nodes' cursors and (task, node) records;
  * fabric_dispatch.c: windows, cursors' walk, Work; fabric_results.c: results and progress saves;
  * fabric_marks.c: nodes' watermarks; fabric_backlog.c: the backlog in all and per tenant;
@@ -297,9 +299,17 @@ int fabric_open(const struct engine_config *config, struct store_worker *writer,
 void fabric_run(struct fabric *fabric);
 /* Frees a fabric whose loop has ended. */
 void fabric_free(struct fabric *fabric);
+void fabric_submit(struct fabric *fabric, struct store_job *job);
+
+/* fabric_registry.c */
 struct fabric_node *fabric_node_find(struct fabric *fabric, const char *id);
 struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello *hello);
-void fabric_submit(struct fabric *fabric, struct store_job *job);
+/* The registry entry the store kept, back in the registry (number, groups, watermarks, removed
+ * or not); NULL when out of memory. */
+struct fabric_node *fabric_node_restore(struct fabric *fabric, const struct store_node *entry);
+void fabric_node_free(struct fabric_node *node);
+/* Publishes how many nodes are registered and not removed, for fabric_backlog_charge. */
+void fabric_nodes_count(struct fabric *fabric);
 /* Writes node's registry entry (groups, cache, version, times) to the store. */
 void fabric_node_save(struct fabric *fabric, const struct fabric_node *node);
 /* Saves again the registry entries and removals whose save failed (each second). */
@@ -310,6 +320,19 @@ void fabric_node_remove(struct fabric *fabric, struct fabric_node *node);
 /* Ends what a removed node owed: its pending items fail node_removed, its redeliveries are
  * dropped and its cursors pass every task, so no task waits for it. */
 void fabric_node_forget(struct fabric *fabric, struct fabric_node *node);
+
+/* fabric_report.c */
+/* GET /v1/nodes: one page of the registry, with the fleet's counts. NULL when out of memory. */
+json_t *fabric_nodes_json(struct fabric *fabric, const struct fabric_nodes_page *page);
+/* The fabric's part of GET /v1/stats. NULL when out of memory. */
+json_t *fabric_stats_json(struct fabric *fabric);
+/* Checks each second for nodes whose queue stays deeper than alerts.backlog_items. */
+void fabric_backlog_alerts_start(struct fabric *fabric);
+
+/* fabric_recover.c */
+/* Reads the registry and every unfinished task back from the store into the logs. 0 or an
+ * error (logged). */
+int fabric_recover(struct fabric *fabric);
 
 /* fabric_notify.c */
 /* Creates fabric->alerts and fabric->callbacks on the fabric's loop. 0 or CDR_ENOMEM. */
