@@ -2,7 +2,6 @@
  * tick (timer wheel, published rates), the agents' listener and the ordered stop. The registry,
  * reports, inbox and recovery have files of their own. */
 #include "common/address.h"
-#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "engine/fabric/fabric_internal.h"
@@ -132,9 +131,11 @@ static int fabric_listen(struct fabric *fabric) {
  * holds is freed. The unit tests open fabrics that fail, and an engine may outlive one. */
 static void fabric_open_unwind(struct fabric *fabric) {
   fabric->stopping = true;
+  fabric_notify_destroy(fabric); /* no callback or alert goes out from a fabric that never ran */
+  /* No time limit: the writer answers every job (a stopping one too), and a job answered to a
+   * freed fabric would be worse than a wait on a stuck store. */
   while (fabric->jobs_in_flight > 0)
     uv_run(&fabric->loop, UV_RUN_ONCE);
-  fabric_notify_destroy(fabric);
   uv_walk(&fabric->loop, fabric_close_handle, NULL);
   uv_run(&fabric->loop, UV_RUN_DEFAULT);
   uv_loop_close(&fabric->loop);
@@ -191,7 +192,7 @@ int fabric_open(const struct engine_config *config, struct store_worker *writer,
   if (!rc) {
     uv_timer_start(&fabric->tick, fabric_on_tick, FABRIC_TICK_MS, FABRIC_TICK_MS);
     fabric_dispatch_start(fabric);
-    fabric_backlog_alerts_start(fabric);
+    fabric_queue_alerts_start(fabric);
     fabric_marks_start(fabric);
     rc = fabric_recover(fabric);
   }

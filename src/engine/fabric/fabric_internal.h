@@ -307,6 +307,7 @@ struct fabric_node *fabric_node_register(struct fabric *fabric, const Cdr__Hello
 /* The registry entry the store kept, back in the registry (number, groups, watermarks, removed
  * or not); NULL when out of memory. */
 struct fabric_node *fabric_node_restore(struct fabric *fabric, const struct store_node *entry);
+/* Frees node and what it owns (fabric_free). */
 void fabric_node_free(struct fabric_node *node);
 /* Publishes how many nodes are registered and not removed, for fabric_backlog_charge. */
 void fabric_nodes_count(struct fabric *fabric);
@@ -327,11 +328,12 @@ json_t *fabric_nodes_json(struct fabric *fabric, const struct fabric_nodes_page 
 /* The fabric's part of GET /v1/stats. NULL when out of memory. */
 json_t *fabric_stats_json(struct fabric *fabric);
 /* Checks each second for nodes whose queue stays deeper than alerts.backlog_items. */
-void fabric_backlog_alerts_start(struct fabric *fabric);
+void fabric_queue_alerts_start(struct fabric *fabric);
 
 /* fabric_recover.c */
-/* Reads the registry and every unfinished task back from the store into the logs. 0 or an
- * error (logged). */
+/* Reads the registry and every unfinished task back from the store into the logs (cursors at the
+ * watermarks, removed nodes' debts ended), and resumes the callbacks still due. 0 or an error
+ * (logged), after which what it read is the fabric's to free (fabric_free). */
 int fabric_recover(struct fabric *fabric);
 
 /* fabric_notify.c */

@@ -1,5 +1,6 @@
 /* fabric_recover.c — the fabric's start from the store: the node registry, then every unfinished
- * task put back into its lane's log in plan order, each node's cursor at its watermark. */
+ * task put back into its lane's log in plan order, each node's cursor at its watermark, removed
+ * nodes' debts ended, and the callbacks still due resumed. */
 #include "common/error.h"
 #include "common/log.h"
 #include "engine/fabric/fabric_internal.h"

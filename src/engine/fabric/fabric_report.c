@@ -191,6 +191,6 @@ static void fabric_on_backlog_check(struct wheel_timer *timer) {
   timer_wheel_start(&fabric->wheel, timer, 1000, fabric_on_backlog_check);
 }
 
-void fabric_backlog_alerts_start(struct fabric *fabric) {
+void fabric_queue_alerts_start(struct fabric *fabric) {
   timer_wheel_start(&fabric->wheel, &fabric->backlog, 1000, fabric_on_backlog_check);
 }
