@@ -116,14 +116,18 @@ static void lab_open(void) {
 
 static bool lab_jobs_back(void) { return lab->fabric->jobs_in_flight == 0; }
 
+/* Takes node offline, as its link's closing would. */
+static void lab_offline(struct fabric_node *node) {
+  node->link = NULL;
+  fabric_node_offline(lab->fabric, node);
+}
+
 /* Stops the fabric as the engine does, its nodes' links closed first; the store stays. */
 static void lab_stop(void) {
   lab_until(lab_jobs_back);
   for (size_t i = 0; i < LAB_NODES; i++) {
-    if (lab->nodes[i] && lab->nodes[i]->link) { /* as their links' closing would */
-      lab->nodes[i]->link = NULL;
-      fabric_node_offline(lab->fabric, lab->nodes[i]);
-    }
+    if (lab->nodes[i] && lab->nodes[i]->link)
+      lab_offline(lab->nodes[i]);
     lab->nodes[i] = NULL;
   }
   uv_async_send(&lab->fabric->stop);
@@ -566,8 +570,7 @@ static void a_node_going_offline_gets_its_work_again_when_back(void **state) {
                          "\"http://a.example/2\"]}");
   assert_int_equal(lab->sent_count, 4); /* two to each node */
   lab_check_invariants();
-  node->link = NULL;
-  fabric_node_offline(lab->fabric, node);
+  lab_offline(node);
   assert_int_equal(node->in_flight, 0);
   assert_int_equal(fabric_node_queue_depth(node), 3); /* two taken back, one never sent */
   lab_check_invariants();
@@ -633,8 +636,7 @@ static void a_node_removed_before_a_restart_is_not_waited_for(void **state) {
   lab_open();
   lab_node(0, 4);
   struct fabric_node *gone = lab_node(1, 4);
-  gone->link = NULL;
-  fabric_node_offline(lab->fabric, gone);
+  lab_offline(gone);
   lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
   assert_int_equal(lab->sent_count, 2); /* edge-0's; edge-1 is offline */
   lab_answer(0, ITEM_SUCCEEDED, 200, "");
@@ -716,8 +718,7 @@ static struct store *lab_cancel(size_t n, struct arena *reads, struct task **tas
 static struct fabric_node *lab_edge_1_away(uint32_t window) {
   lab_node(0, window);
   struct fabric_node *away = lab_node(1, window);
-  away->link = NULL;
-  fabric_node_offline(lab->fabric, away);
+  lab_offline(away);
   return away;
 }
 
@@ -730,8 +731,7 @@ static void a_canceled_task_keeps_what_each_node_did(void **state) {
   lab_node(0, 4);
   lab_node(1, 4);
   struct fabric_node *offline = lab_node(2, 4);
-  offline->link = NULL;
-  fabric_node_offline(lab->fabric, offline);
+  lab_offline(offline);
   lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
   lab_answer(lab_sent_index(0, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
   lab_answer(lab_sent_index(0, "http://a.example/1"), ITEM_FAILED, 404, "http_404");
@@ -996,8 +996,7 @@ static void a_task_read_back_at_a_restart_resumes_each_node_where_it_was(void **
   away->link = &lab->links[1];
   fabric_node_online(lab->fabric, away, 8);
   struct fabric_node *never = lab_node(2, 8);
-  never->link = NULL;
-  fabric_node_offline(lab->fabric, never);
+  lab_offline(never);
   lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
   lab_answer(lab_sent_index(0, "http://a.example/0"), ITEM_SUCCEEDED, 200, "");
   lab_answer(lab_sent_index(0, "http://a.example/1"), ITEM_FAILED, 404, "http_404");
