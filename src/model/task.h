@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum task_type { TASK_PURGE, TASK_PRELOAD };
 enum task_mode { TASK_MODE_DELETE, TASK_MODE_INVALIDATE };
@@ -94,6 +95,11 @@ static inline enum item_state item_states_get(const uint8_t *states, size_t inde
 static inline void item_states_set(uint8_t *states, size_t index, enum item_state state) {
   unsigned shift = 2 * (index % 4);
   states[index / 4] = (uint8_t)((states[index / 4] & ~(3u << shift)) | ((unsigned)state << shift));
+}
+
+/* Sets every target of a bitmap of bytes bytes to state (ITEM_PENDING..ITEM_UNSUPPORTED). */
+static inline void item_states_fill(uint8_t *states, size_t bytes, enum item_state state) {
+  memset(states, 0x55 * (int)state, bytes); /* the state's 2 bits, four times a byte */
 }
 
 /* A task's plan: 1 bit per node number. */

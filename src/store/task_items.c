@@ -82,7 +82,7 @@ static uint8_t *task_items_states(size_t targets, enum item_state state, struct 
   size_t bytes = item_states_bytes(targets);
   uint8_t *states = arena_alloc(arena, bytes + 1);
   if (states)
-    memset(states, state == ITEM_SUCCEEDED ? 0x55 : 0, bytes + 1); /* 01 in every 2 bits */
+    item_states_fill(states, bytes + 1, state);
   return states;
 }
 

@@ -130,7 +130,7 @@ static int store_task_nodes_finish(struct store *store, const struct task *task)
   uint8_t *states = malloc(bytes + verified_bytes + 1);
   if (!states)
     return CDR_ENOMEM;
-  memset(states, 0x55, bytes); /* ITEM_SUCCEEDED (01) in every 2 bits */
+  item_states_fill(states, bytes, ITEM_SUCCEEDED);
   memset(states + bytes, 0xff, verified_bytes);
   sqlite3_stmt *stmt = store->statements[STMT_TASK_NODE_FINISH];
   store_bind_text(stmt, 1, task->id);
