@@ -55,6 +55,8 @@
   XX(STORE_UNAVAILABLE, 503, "store_unavailable", "the task store could not be written")           \
   XX(SHUTTING_DOWN, 503, "shutting_down", "the engine is shutting down")                           \
   XX(BACKLOG_FULL, 503, "backlog_full", "the engine has more unfinished work than it takes")       \
+  XX(OFFLINE_BACKLOG_FULL, 503, "offline_backlog_full",                                            \
+     "the engine holds as many tasks for offline nodes as it takes")                               \
   XX(READ_TOO_LONG, 503, "read_too_long",                                                          \
      "the read took longer than store.read_budget_ms: ask for less (a smaller limit)")             \
   XX(IO, 500, "io_error", "an I/O operation failed")                                               \

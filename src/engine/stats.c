@@ -88,8 +88,13 @@ char *stats_prometheus(const json_t *fabric, const int64_t counts[6]) {
   prom_metric(&out, "in_flight_items", "gauge", "Work items sent to agents and not answered.");
   buf_printf(&out, "cdnrefresh_in_flight_items %lld\n", stats_gauge(fabric, "in_flight"));
   prom_metric(&out, "tasks_parked", "gauge",
-              "Unfinished tasks only offline nodes owe, kept in the store, not in memory.");
+              "Unfinished tasks only offline nodes owe, kept in the store, not in memory "
+              "(bounded by limits.max_parked_tasks).");
   buf_printf(&out, "cdnrefresh_tasks_parked %lld\n", stats_gauge(fabric, "tasks_parked"));
+  prom_metric(&out, "backlog_results", "gauge",
+              "Unfinished (URL, node) results of the tasks in memory (bounded by "
+              "limits.max_unfinished_results).");
+  buf_printf(&out, "cdnrefresh_backlog_results %lld\n", stats_gauge(fabric, "backlog_results"));
   prom_metric(&out, "watermarks_age_seconds", "gauge",
               "Since the nodes' saved watermarks (where a restart resends from) were current.");
   buf_printf(&out, "cdnrefresh_watermarks_age_seconds %.3f\n",

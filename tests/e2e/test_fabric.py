@@ -245,27 +245,77 @@ def test_tasks_an_offline_node_misses_leave_memory_and_all_reach_it_when_it_retu
         ("edge-1", "succeeded", True), ("edge-2", "succeeded", True)]
 
 
-def test_past_the_backlog_bound_tasks_get_503_with_retry_after_and_nothing_is_lost(lab):
+def test_past_the_memory_bound_tasks_get_503_backlog_full_and_nothing_is_lost(lab):
+    """Results owed by online nodes are held in memory: past limits.max_unfinished_results a new
+    task gets 503 backlog_full with Retry-After (here an agent alive but not answering holds
+    them: its link stays up, so nothing is parked), and is taken once they are answered."""
+    import signal
     origin = lab.origin(FILES)
     edge = lab.edge("edge1", origin)
-    engine = lab.engine("--max-unfinished-results", "2")
+    engine = lab.engine("--max-unfinished-results", "2", "--heartbeat-ms", "20000")
     agent = lab.agent(engine, "edge-1", edge)
     engine.wait_online("edge-1")
-    agent.stop()
-    wait_until(lambda: engine.nodes()["edge-1"]["state"] == "offline")
     warm([edge], "/a.css", "/b.js")
-    accepted = [engine.purge([SITE + path])[2]["task_id"] for path in ("/a.css", "/b.js")]
-    status, headers, body = engine.purge([SITE + "/img/0.png"])
-    assert status == 503 and body["error"]["code"] == "backlog_full"
-    assert "limits.max_unfinished_results (2)" in body["error"]["message"]
-    assert 1 <= int(headers["retry-after"]) <= 60
-    assert cache_states([edge], "/a.css") == ["HIT"]  # nothing went out yet: the node is offline
-    lab.agent(engine, "edge-1", edge)
+    agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        accepted = [engine.purge([SITE + path])[2]["task_id"] for path in ("/a.css", "/b.js")]
+        status, headers, body = engine.purge([SITE + "/img/0.png"])
+        assert status == 503 and body["error"]["code"] == "backlog_full", body
+        assert "limits.max_unfinished_results (2)" in body["error"]["message"]
+        assert 1 <= int(headers["retry-after"]) <= 60
+        fabric = engine.admin("GET", "/v1/stats")[2]["fabric"]
+        assert (fabric["backlog_results"], fabric["tasks_parked"]) == (2, 0), fabric
+        assert cache_states([edge], "/a.css") == ["HIT"]  # not purged yet: its agent is stopped
+    finally:
+        agent.proc.send_signal(signal.SIGCONT)
     for task_id in accepted:
         assert engine.wait_task(task_id)["status"] == "done"
     assert cache_states([edge], "/a.css") == ["MISS"] and cache_states([edge], "/b.js") == ["MISS"]
     status, _, body = engine.purge([SITE + "/img/0.png"])  # the client's retry is taken now
     assert status == 202 and engine.wait_task(body["task_id"])["status"] == "done"
+
+
+@pytest.mark.parametrize("bound", [2, 5])
+def test_past_the_store_bound_tasks_get_503_offline_backlog_full_until_their_node_is_back(lab, bound):
+    """Tasks only an offline node owes wait in the store, not in memory: they are not in the memory
+    bound (limits.max_unfinished_results is 1 here), and past limits.max_parked_tasks a new task
+    gets 503 offline_backlog_full with a Retry-After of the time to the earliest deadline among
+    them, which is when the first of them can leave; nothing accepted is lost."""
+    paths = [f"/parked/{i}.css" for i in range(bound + 1)]
+    origin = lab.origin({path: path.encode() for path in paths})
+    edge = lab.edge("edge1", origin)
+    engine = lab.engine("--max-parked-tasks", str(bound), "--max-unfinished-results", "1")
+    agent = lab.agent(engine, "edge-1", edge)
+    engine.wait_online("edge-1")
+    agent.stop()
+    wait_until(lambda: engine.nodes()["edge-1"]["state"] == "offline")
+    warm([edge], *paths)
+
+    def fabric():
+        return engine.admin("GET", "/v1/stats")[2]["fabric"]
+
+    accepted = []
+    for n, path in enumerate(paths[:bound]):
+        status, _, body = engine.purge([SITE + path], deadline_s=600 + 60 * n)
+        assert status == 202, body
+        accepted.append(body["task_id"])
+        # Parked at the next sweep: out of the memory bound, so the next one is taken.
+        wait_until(lambda: fabric()["tasks_parked"] == n + 1, timeout=10, what=f"{n + 1} parked")
+    assert fabric()["backlog_results"] == 0
+    status, headers, body = engine.purge([SITE + paths[bound]])
+    assert status == 503 and body["error"]["code"] == "offline_backlog_full", body
+    assert f"limits.max_parked_tasks ({bound})" in body["error"]["message"]
+    assert 585 <= int(headers["retry-after"]) <= 600, headers  # the first one's deadline
+    assert cache_states([edge], paths[0]) == ["HIT"]  # nothing went out yet: the node is offline
+    lab.agent(engine, "edge-1", edge)
+    for task_id in accepted:
+        assert engine.wait_task(task_id)["status"] == "done"
+    for path in paths[:bound]:
+        assert cache_states([edge], path) == ["MISS"], path
+    assert fabric()["tasks_parked"] == 0
+    status, _, body = engine.purge([SITE + paths[bound]])  # the client's retry is taken now
+    assert status == 202 and engine.wait_task(body["task_id"])["status"] == "done"
+    assert cache_states([edge], paths[bound]) == ["MISS"]
 
 
 def test_engine_killed_resends_only_what_a_node_had_not_finished(lab):

@@ -355,27 +355,38 @@ def test_a_flooding_tenant_does_not_slow_another(signed_engine):
 
 
 def test_a_tenant_whose_work_waits_for_an_offline_node_leaves_the_others_their_share(make_engine):
-    """One tenant's purges that wait for an offline node fill limits.max_unfinished_results; another
-    tenant's are still taken, up to its share of the bound (half of it, with two tenants waiting),
-    and each refusal's Retry-After is about the refused tenant's own work — which does not drain
-    while its node is offline — not the rate of everyone's results."""
-    engine = make_engine("--max-unfinished-results", "100", dev=False)  # one node, offline
+    """Tasks that wait only for an offline node are parked in the store. One tenant's fill
+    limits.max_parked_tasks; another tenant's are still taken, up to its share of the bound (half
+    of it, with two tenants parking), and each refusal's Retry-After is the time to the earliest
+    deadline among the refused tenant's own parked tasks — nothing of them leaves sooner while
+    their node is offline — not a second that would only bring the client back to be refused."""
+    engine = make_engine("--max-parked-tasks", "6", dev=False)  # one node, offline
     acme = add_tenant(engine, "acme", "example.com")
     other = add_tenant(engine, "other", "example.org")
     wait_until(lambda: signed(engine, other, "GET", "/v1/tasks")[0] == 200, what="the tenants known")
 
-    def purge(tenant, urls):
-        return signed(engine, tenant, "POST", "/v1/purge", {"urls": urls})
+    def purge(tenant, urls, **fields):
+        return signed(engine, tenant, "POST", "/v1/purge", {"urls": urls, **fields})
 
-    answers = [purge(acme, [f"https://example.com/{n}/{i}" for i in range(20)]) for n in range(8)]
-    assert [status for status, _, _ in answers] == [202] * 5 + [503] * 3
-    _, headers, body = answers[-1]
-    assert body["error"]["code"] == "backlog_full" and headers["retry-after"] == "60", body
-    assert "tenant 'acme' has 100 (URL, node) results unfinished" in body["error"]["message"]
-    assert "none of its results came in" in body["error"]["message"]
-    answers = [purge(other, [f"https://example.org/{n}"]) for n in range(55)]
-    assert [status for status, _, _ in answers] == [202] * 50 + [503] * 5
-    assert "its share (50) of limits.max_unfinished_results (100)" in answers[-1][2]["error"]["message"]
+    def parked():
+        return engine.admin("GET", "/v1/stats")[2]["fabric"]["tasks_parked"]
+
+    answers = [purge(acme, [f"https://example.com/{n}/{i}" for i in range(20)], deadline_s=900)
+               for n in range(6)]
+    assert [status for status, _, _ in answers] == [202] * 6
+    wait_until(lambda: parked() == 6, timeout=10, what="acme's tasks parked")
+    status, headers, body = purge(acme, ["https://example.com/more"])
+    assert status == 503 and body["error"]["code"] == "offline_backlog_full", body
+    assert 880 <= int(headers["retry-after"]) <= 900, headers
+    assert "tenant 'acme' has 6 tasks waiting in the store" in body["error"]["message"]
+    for n in range(3):  # other's share: half the bound, each parked before the next is sent
+        status, _, body = purge(other, [f"https://example.org/{n}"])
+        assert status == 202, body
+        wait_until(lambda: parked() == 7 + n, timeout=10, what=f"other's task {n} parked")
+    status, headers, body = purge(other, ["https://example.org/more"])
+    assert status == 503 and body["error"]["code"] == "offline_backlog_full", body
+    assert "its share (3) of limits.max_parked_tasks (6)" in body["error"]["message"]
+    assert 3500 <= int(headers["retry-after"]) <= 3600, headers  # the default deadline, an hour
     # One Retry-After, the refusal's own (not a second, generic one after it)
     raw = json.dumps({"urls": ["https://example.com/again"]}).encode()
     conn = http.client.HTTPConnection("127.0.0.1", engine.port, timeout=10)
@@ -384,7 +395,8 @@ def test_a_tenant_whose_work_waits_for_an_offline_node_leaves_the_others_their_s
     response = conn.getresponse()
     response.read()
     conn.close()
-    assert response.status == 503 and response.msg.get_all("Retry-After") == ["60"]
+    assert response.status == 503 and len(response.msg.get_all("Retry-After")) == 1
+    assert 880 <= int(response.msg["Retry-After"]) <= 900
 
 
 def test_the_cli_signs_from_flags_env_and_a_credentials_file(signed_engine, data_dir):

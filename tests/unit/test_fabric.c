@@ -361,9 +361,9 @@ static void lab_check_invariants(void) {
     tenant_backlog += task->counted && task->tenant ? pending : 0;
     assert_true(!task->tenant || task->tenant == tenant_limits_for(tenant_dev.name));
   }
-  /* A parked task's part: what its nodes owe, all of it; every one of those nodes is offline and
-   * has still to reach it. */
-  size_t parked_count = 0;
+  /* A parked task is in the backlog in the store, not in memory; every one of the nodes it
+   * waits for is offline and has still to reach it. */
+  size_t parked_count = 0, tenant_parked = 0;
   for (int lane = 0; lane < FABRIC_LANES; lane++) {
     const struct fabric_log *log = &fabric->log[lane];
     for (uint64_t pos = log->base; pos < log->end; pos++) {
@@ -371,9 +371,7 @@ static void lab_check_invariants(void) {
       if (!parked)
         continue;
       parked_count++;
-      int64_t owed = (int64_t)parked->target_count * parked->unreached;
-      backlog += owed;
-      tenant_backlog += parked->tenant ? owed : 0;
+      tenant_parked += parked->tenant != NULL;
       for (uint32_t n = 0; n < parked->unreached; n++) {
         const struct fabric_node *node = fabric_node_numbered(fabric, parked->numbers[n]);
         assert_non_null(node);
@@ -385,6 +383,7 @@ static void lab_check_invariants(void) {
   assert_int_equal(backlog, fabric->pending_items);
   /* Every task is the dev tenant's: its part is the whole backlog, and nothing else is charged. */
   assert_int_equal(tenant_backlog, tenant_limits_for(tenant_dev.name)->fabric_pending);
+  assert_int_equal(tenant_parked, tenant_limits_for(tenant_dev.name)->fabric_parked);
   assert_int_equal(atomic_load(&tenant_limits_for(tenant_dev.name)->charged), 0);
 }
 
@@ -825,6 +824,23 @@ static void tasks_owed_only_by_an_offline_node_are_parked_and_come_back_in_order
   struct task_counters counters;
   assert_int_equal(lab_stored_state(1, &counters), TASK_RUNNING);
   assert_int_equal(counters.pending, 2);
+  /* The API sees the preload's two results in the backlog in memory and the two purges in the
+   * one in the store, with the earliest of their deadlines for its Retry-After. */
+  struct tenant_limits *tenant = tenant_limits_for(tenant_dev.name);
+  fabric_backlog_publish(lab->fabric, uv_now(&lab->fabric->loop));
+  assert_int_equal(fabric_backlog(lab->fabric), 2);
+  assert_int_equal(fabric_parked(lab->fabric), 2);
+  assert_int_equal(fabric_tenants_parking(lab->fabric), 1);
+  assert_int_equal(atomic_load(&tenant->parked), 2);
+  int64_t earliest = INT64_MAX;
+  const struct fabric_log *purges = &lab->fabric->log[FABRIC_FAST];
+  for (uint64_t pos = purges->base; pos < purges->end; pos++) {
+    const struct fabric_parked *parked = fabric_log_parked(purges, pos);
+    if (parked && parked->deadline_ms < earliest)
+      earliest = parked->deadline_ms;
+  }
+  assert_true(earliest > clock_now_ms());
+  assert_int_equal(atomic_load(&tenant->parked_next_ms), earliest);
 
   away->link = &lab->links[1];
   fabric_node_online(lab->fabric, away, 8);
@@ -838,6 +854,11 @@ static void tasks_owed_only_by_an_offline_node_are_parked_and_come_back_in_order
   }
   assert_int_equal(lab->fabric->parked_count, 0);
   lab_check_invariants();
+  fabric_backlog_publish(lab->fabric, uv_now(&lab->fabric->loop));
+  /* Back in memory: the 4 results the node that came back owes, the preload's on the other. */
+  assert_int_equal(fabric_backlog(lab->fabric), 5);
+  assert_int_equal(fabric_parked(lab->fabric), 0);
+  assert_int_equal(atomic_load(&tenant->parked), 0);
   lab_answer(preload, ITEM_SUCCEEDED, 200, "");
   for (size_t n = 4; n < 8; n++)
     lab_answer(n, ITEM_SUCCEEDED, 200, "");

@@ -432,14 +432,21 @@ static struct tenant_limits *api_tenant_limits(const struct tenant *tenant) {
   return tenant->limits ? tenant->limits : tenant_limits_for(tenant->name);
 }
 
-/* Answers 503 backlog_full when the fabric's unfinished results are past
+/* The share of a bound of limit that a tenant holding mine of it may hold: the bound divided
+ * among the sharing tenants that hold parts of it, the tenant itself counted when it holds none
+ * yet. A tenant under its share is taken even past the bound, so that one tenant's tasks cannot
+ * keep out every other; the engine then holds at most about twice the bound. */
+static int64_t api_bound_share(int64_t limit, int64_t sharing, int64_t mine) {
+  if (mine == 0)
+    sharing++; /* not among them yet */
+  return limit / (sharing > 1 ? sharing : 1);
+}
+
+/* Answers 503 backlog_full when the unfinished results of the fabric's tasks in memory are past
  * limits.max_unfinished_results (a 202 would promise work that takes ever longer) and tenant
- * holds its share of them: the bound divided among the tenants whose tasks wait for results,
- * itself included. A tenant under its share is taken even then, so that one tenant's tasks
- * waiting for an offline node cannot keep out every other; the engine then holds at most about
- * twice the bound. Retry-After is how long the tenant's own results, at the rate they came in
- * over the last 10 s, take to bring it to half its share (1..60 s; 60 when none came in: its
- * tasks wait for offline nodes or their deadlines). True when it answered. */
+ * holds its share of them (api_bound_share). Retry-After is how long the tenant's own results,
+ * at the rate they came in over the last 10 s, take to bring it to half its share (1..60 s; 60
+ * when none came in). True when it answered. */
 static bool api_backlog_full(h2o_req_t *req, const struct api_env *env,
                              const struct tenant *tenant) {
   int64_t limit = env->config->max_unfinished_results, backlog = fabric_backlog(env->fabric);
@@ -448,9 +455,8 @@ static bool api_backlog_full(h2o_req_t *req, const struct api_env *env,
   struct tenant_limits *limits = api_tenant_limits(tenant);
   int64_t mine = limits ? fabric_tenant_backlog(limits) : backlog;
   int64_t sharing = fabric_tenants_waiting(env->fabric);
-  if (limits && atomic_load_explicit(&limits->backlog, memory_order_relaxed) == 0)
-    sharing++; /* not among them yet */
-  int64_t share = limit / (sharing > 1 ? sharing : 1);
+  int64_t share = api_bound_share(
+      limit, sharing, limits ? atomic_load_explicit(&limits->backlog, memory_order_relaxed) : 1);
   if (mine < share)
     return false;
   int64_t drained = limits ? atomic_load_explicit(&limits->drained, memory_order_relaxed) : 0;
@@ -460,17 +466,47 @@ static bool api_backlog_full(h2o_req_t *req, const struct api_env *env,
     snprintf(rate, sizeof(rate), "its results came in at %lld per second over the last 10 s",
              (long long)(drained + 9) / 10);
   else
-    snprintf(rate, sizeof(rate),
-             "none of its results came in over the last 10 s (its tasks "
-             "wait for offline nodes or their deadlines)");
+    snprintf(rate, sizeof(rate), "none of its results came in over the last 10 s");
   char message[384];
   snprintf(message, sizeof(message),
-           "tenant '%s' has %lld (URL, node) results unfinished, its share (%lld) of "
+           "tenant '%s' has %lld (URL, node) results unfinished in memory, its share (%lld) of "
            "limits.max_unfinished_results (%lld) among the %lld tenants with work waiting; %s; "
            "retry later",
            tenant->name, (long long)mine, (long long)share, (long long)limit,
            (long long)(sharing > 1 ? sharing : 1), rate);
   api_reply_error_retry(req, CDR_EBACKLOG_FULL, NULL, message, wait_s < 60 ? wait_s : 60);
+  return true;
+}
+
+/* Answers 503 offline_backlog_full when the tasks parked in the store for offline nodes are past
+ * limits.max_parked_tasks and tenant holds its share of them (api_bound_share). Nothing of
+ * them drains until their nodes come back or their deadlines pass, so Retry-After is the time
+ * to the earliest deadline among the tenant's parked tasks (at least 1 s). True when it
+ * answered. */
+static bool api_parked_full(h2o_req_t *req, const struct api_env *env,
+                            const struct tenant *tenant) {
+  int64_t limit = env->config->max_parked_tasks, parked = fabric_parked(env->fabric);
+  if (limit <= 0 || parked < limit)
+    return false;
+  struct tenant_limits *limits = api_tenant_limits(tenant);
+  int64_t mine = limits ? atomic_load_explicit(&limits->parked, memory_order_relaxed) : parked;
+  int64_t sharing = fabric_tenants_parking(env->fabric);
+  int64_t share = api_bound_share(limit, sharing, mine);
+  if (mine < share)
+    return false;
+  int64_t next_ms =
+      limits ? atomic_load_explicit(&limits->parked_next_ms, memory_order_relaxed) : INT64_MAX;
+  int64_t now_ms = clock_now_ms();
+  int64_t wait_s = next_ms > now_ms && next_ms != INT64_MAX ? (next_ms - now_ms + 999) / 1000 : 1;
+  char message[384];
+  snprintf(message, sizeof(message),
+           "tenant '%s' has %lld tasks waiting in the store for offline nodes, its share (%lld) "
+           "of limits.max_parked_tasks (%lld) among the %lld tenants with tasks waiting there; "
+           "they leave when their nodes come back or at their deadlines, the first in %llds; "
+           "retry later",
+           tenant->name, (long long)mine, (long long)share, (long long)limit,
+           (long long)(sharing > 1 ? sharing : 1), (long long)wait_s);
+  api_reply_error_retry(req, CDR_EOFFLINE_BACKLOG_FULL, NULL, message, wait_s);
   return true;
 }
 
@@ -511,7 +547,7 @@ static int api_post_task(h2o_req_t *req, const struct tenant *tenant, enum task_
     api_job_discard(job);
     return 0;
   }
-  if (api_backlog_full(req, loop->env, tenant)) {
+  if (api_backlog_full(req, loop->env, tenant) || api_parked_full(req, loop->env, tenant)) {
     api_job_discard(job);
     return 0;
   }

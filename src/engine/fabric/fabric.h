@@ -94,8 +94,9 @@ void fabric_ask(struct fabric *fabric, struct fabric_query *query);
 /* Closes agent links, saves every result received, stops the thread and frees the fabric. The
  * store writer must still be running. Main thread. */
 void fabric_stop(struct fabric *fabric);
-/* The backlog: (URL, node) results the fabric's tasks still wait for, and an estimate for the
- * tasks accepted and not yet planned. Any thread. */
+/* The backlog in memory (limits.max_unfinished_results): (URL, node) results the fabric's tasks
+ * in memory still wait for, and an estimate for the tasks accepted and not yet planned. The
+ * tasks parked in the store for offline nodes are not in it. Any thread. */
 int64_t fabric_backlog(const struct fabric *fabric);
 /* The part of it that is tenant's tasks' (struct tenant_limits: backlog + charged). Any thread. */
 int64_t fabric_tenant_backlog(const struct tenant_limits *tenant);
@@ -107,5 +108,11 @@ int64_t fabric_tenants_waiting(const struct fabric *fabric);
  * Any thread. */
 int64_t fabric_backlog_charge(struct fabric *fabric, struct tenant_limits *tenant, size_t targets);
 void fabric_backlog_refund(struct fabric *fabric, struct tenant_limits *tenant, int64_t charge);
+/* The backlog in the store (limits.max_parked_tasks): tasks parked there that only offline
+ * nodes owe, as of the fabric's latest tick (a tenant's part: struct tenant_limits: parked).
+ * Any thread. */
+int64_t fabric_parked(const struct fabric *fabric);
+/* How many tenants have tasks parked, as of the fabric's latest tick. */
+int64_t fabric_tenants_parking(const struct fabric *fabric);
 
 #endif

@@ -258,6 +258,8 @@ struct fabric {
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
   _Atomic int64_t tenants_waiting;   /* tenants with a backlog, as of the latest tick */
+  _Atomic int64_t published_parked;  /* parked_count as of the latest tick */
+  _Atomic int64_t tenants_parking;   /* tenants with tasks parked, as of the latest tick */
   struct tenant_limits **tenants;    /* every tenant counted in the backlog (malloc'd) */
   size_t tenant_count, tenant_cap;
   uint64_t drained_until_ms;  /* loop ms: the tenants' drained counts are published then */
@@ -523,7 +525,20 @@ static inline void fabric_backlog_result(struct fabric *fabric, struct fabric_ta
     task->tenant->fabric_drained++;
   }
 }
-/* Publishes the backlog, in all and per tenant, for the API's threads (each tick). */
+/* parked takes the place of a task in memory: what it owes leaves the backlog in memory for the
+ * one in the store. */
+void fabric_backlog_park(struct fabric *fabric, const struct fabric_parked *parked);
+/* parked is read back into memory (its task is counted in the backlog in memory again). */
+void fabric_backlog_unpark(struct fabric *fabric, const struct fabric_parked *parked);
+/* The earliest deadline of each tenant's parked tasks, for an honest Retry-After: found anew by
+ * each sweep of the parked tasks, begun, shown every parked one, and ended (published). */
+void fabric_backlog_deadlines_begin(struct fabric *fabric);
+static inline void fabric_backlog_parked_deadline(const struct fabric_parked *parked) {
+  if (parked->tenant && parked->deadline_ms < parked->tenant->fabric_parked_next_ms)
+    parked->tenant->fabric_parked_next_ms = parked->deadline_ms;
+}
+void fabric_backlog_deadlines_end(struct fabric *fabric);
+/* Publishes the backlogs, in all and per tenant, for the API's threads (each tick). */
 void fabric_backlog_publish(struct fabric *fabric, uint64_t now_ms);
 /* Lets go of the tenants it counted (the fabric is being freed). */
 void fabric_backlog_close(struct fabric *fabric);

@@ -89,14 +89,14 @@ static bool fabric_task_park(struct fabric *fabric, struct fabric_task *task,
     if (fabric_node_owes(offline[i], task))
       parked->numbers[n++] = (uint32_t)offline[i]->number;
   }
-  /* Its place, its nodes' lane counts and its part of the backlog stay as they are: the
-   * parked one holds them now. */
+  /* Its place and its nodes' lane counts stay as they are: the parked one holds them now. What
+   * it owes moves from the backlog in memory to the one in the store. */
   fabric_log_set_parked(&fabric->log[parked->lane], task->log_pos, parked);
   task->logged = false;
   task->counted = false;
   task->unreached = 0;
   fabric_task_free(fabric, task);
-  fabric->parked_count++;
+  fabric_backlog_park(fabric, parked);
   return true;
 }
 
@@ -109,7 +109,10 @@ static void fabric_parked_due(struct fabric *fabric) {
     struct fabric_log *log = &fabric->log[lane];
     for (uint64_t pos = log->base; pos < log->end && fabric->parked_count > 0; pos++) {
       struct fabric_parked *parked = fabric_log_parked(log, pos);
-      if (!parked || parked->loading)
+      if (!parked)
+        continue;
+      fabric_backlog_parked_deadline(parked);
+      if (parked->loading)
         continue;
       parked->stalled = false;
       bool due = parked->cancel_due || parked->deadline_ms <= now_ms;
@@ -124,6 +127,7 @@ static void fabric_parked_due(struct fabric *fabric) {
 }
 
 void fabric_park_sweep(struct fabric *fabric) {
+  fabric_backlog_deadlines_begin(fabric); /* shown every task parked, then those parked now */
   fabric_parked_due(fabric);
   struct fabric_node **offline = NULL;
   size_t count = 0;
@@ -131,8 +135,10 @@ void fabric_park_sweep(struct fabric *fabric) {
     struct fabric_node *node = fabric->nodes[i];
     if (node->link || node->removed)
       continue;
-    if (!offline && !(offline = malloc(fabric->node_count * sizeof(*offline))))
-      return;
+    if (!offline && !(offline = malloc(fabric->node_count * sizeof(*offline)))) {
+      count = 0;
+      break;
+    }
     offline[count++] = node;
   }
   int64_t now_ms = clock_now_ms();
@@ -143,6 +149,7 @@ void fabric_park_sweep(struct fabric *fabric) {
       fabric_task_park(fabric, task, offline, count);
   }
   free(offline);
+  fabric_backlog_deadlines_end(fabric);
 }
 
 static void fabric_on_unparked(struct store_job *job) {
@@ -177,7 +184,6 @@ static void fabric_on_unparked(struct store_job *job) {
         fabric_node_dispatch(fabric, node);
     }
     free(parked);
-    fabric->parked_count--;
   }
   arena_release(&job->arena);
   free(job);
@@ -250,9 +256,9 @@ void fabric_parked_free_all(struct fabric *fabric) {
       struct fabric_parked *parked = fabric_log_parked(log, pos);
       if (!parked)
         continue;
+      fabric_backlog_unpark(fabric, parked);
       free(parked);
       log->entries[pos & log->mask] = NULL;
     }
   }
-  fabric->parked_count = 0;
 }

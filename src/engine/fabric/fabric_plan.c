@@ -566,11 +566,9 @@ bool fabric_task_unpark(struct fabric *fabric, struct fabric_parked *parked, uin
   if (c->pending != owed) /* the store's counters were not the ones it was parked with */
     log_error("task.unpark", "task %s read back with %lld results pending, %lld owed", loaded->id,
               (long long)c->pending, (long long)owed);
-  /* The parked one's part of the backlog becomes the task's. */
-  fabric->pending_items -= owed;
+  /* Back in the backlog in memory, out of the one in the store. */
   task->tenant = parked->tenant;
-  if (task->tenant)
-    task->tenant->fabric_pending -= owed;
+  fabric_backlog_unpark(fabric, parked);
   fabric_backlog_count(fabric, task);
   fabric_deadline_arm(fabric, task); /* at once if it passed while parked */
   /* Canceled while parked: by the mail that asked for this read, or in the store before the
