@@ -1062,6 +1062,56 @@ static void a_task_read_back_at_a_restart_resumes_each_node_where_it_was(void **
   lab_close();
 }
 
+/* Runs sql on the lab's store while the fabric is stopped: what a crash could have left. */
+static void lab_store_rewrite(const char *sql) {
+  char path[sizeof(lab->dir) + 32];
+  snprintf(path, sizeof(path), "%s/cdnrefresh.db", lab->dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_changes(db), 1);
+  sqlite3_close(db);
+}
+
+/* A save of a task's results can reach the store without the watermark that passed them (a
+ * kill -9 between the two). Read back at the restart, the task's counters are what its rows and
+ * the watermarks say — edge-0 owes it again — and they are saved before the task can be parked:
+ * parked with the store's counters, it would be read back owing one result where its nodes owe
+ * two, and finish when the first of them answered. */
+static void a_task_read_back_at_a_restart_is_saved_as_it_is_before_it_is_parked(void **state) {
+  (void)state;
+  lab_open();
+  lab_edge_1_away(8);
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\"]}");
+  lab_answer(0, ITEM_SUCCEEDED, 200, "");
+  lab_stop();
+  struct task_counters counters;
+  assert_int_equal(lab_stored_state(0, &counters), TASK_RUNNING);
+  assert_int_equal(counters.succeeded, 1);
+  lab_store_rewrite("UPDATE nodes SET fast_below = 0 WHERE id = 'edge-0'");
+  lab_start(); /* no node is online: both owe it */
+  lab_parked_wanted = 1;
+  lab_until(lab_parked_enough);
+  lab_check_invariants();
+  assert_int_equal(lab_stored_state(0, &counters), TASK_RUNNING);
+  assert_int_equal(counters.succeeded, 0);
+  assert_int_equal(counters.pending, 2);
+  size_t before = lab->sent_count;
+  lab_node(0, 8);
+  lab_node(1, 8);
+  lab_sent_wanted = before + 2;
+  lab_until(lab_sent_enough);
+  lab_answer(before, ITEM_SUCCEEDED, 200, "");
+  lab_check_invariants();
+  assert_non_null(lab_task(0)); /* the other node's result is still owed */
+  lab_answer(before + 1, ITEM_SUCCEEDED, 200, "");
+  lab_until(lab_all_tasks_gone);
+  assert_int_equal(lab_stored_state(0, &counters), TASK_DONE);
+  assert_int_equal(counters.succeeded, 2);
+  assert_int_equal(counters.total, 2);
+  lab_close();
+}
+
 static struct fabric_node *lab_late;
 static bool lab_late_save_failed(void) { return lab_late->save_due; }
 static bool lab_late_saved(void) {
@@ -1390,6 +1440,7 @@ int main(void) {
       cmocka_unit_test(a_parked_task_ends_canceled_at_its_deadline_or_when_its_node_is_removed),
       cmocka_unit_test(a_parked_task_read_back_canceled_is_not_sent),
       cmocka_unit_test(a_node_whose_registration_was_not_saved_is_saved_again),
+      cmocka_unit_test(a_task_read_back_at_a_restart_is_saved_as_it_is_before_it_is_parked),
       cmocka_unit_test(a_task_read_back_at_a_restart_resumes_each_node_where_it_was),
       cmocka_unit_test(a_failed_progress_save_is_saved_again_whole),
       cmocka_unit_test(a_task_is_never_saved_final_without_its_plan),
