@@ -58,10 +58,11 @@ static const struct setting engine_settings[] = {
      "unfinished (URL, node) results of the tasks in memory past which a tenant holding its "
      "share of them (the bound divided among the tenants with work waiting) gets 503 "
      "backlog_full with Retry-After instead of a 202 (0: no bound)"},
-    {"limits", "max_parked_tasks", "max-parked-tasks", SETTING_INT, ENGINE_FIELD(max_parked_tasks),
-     "4000000", 0, 1000000000000, NULL,
-     "tasks waiting in the store for offline nodes only past which a tenant holding its share of "
-     "them gets 503 offline_backlog_full with Retry-After instead of a 202 (0: no bound)"},
+    {"limits", "max_parked_targets", "max-parked-targets", SETTING_INT,
+     ENGINE_FIELD(max_parked_targets), "4000000", 0, 1000000000000, NULL,
+     "targets of the tasks waiting in the store for offline nodes only past which a tenant "
+     "holding its share of them gets 503 offline_backlog_full with Retry-After instead of a 202 "
+     "(0: no bound)"},
     {"limits", "max_header_bytes", "max-header-bytes", SETTING_INT, ENGINE_FIELD(max_header_bytes),
      "16384", 1024, 1048576, NULL,
      "largest total of request header names and values, in bytes (431 beyond)"},

@@ -22,7 +22,7 @@ struct engine_config {
   int64_t max_body_bytes;   /* request body limit */
   int64_t max_header_bytes; /* request headers limit (431 beyond) */
   int64_t max_unfinished_results;       /* results in memory past which tasks get 503; 0: none */
-  int64_t max_parked_tasks;             /* tasks parked for offline nodes, the same; 0: none */
+  int64_t max_parked_targets;           /* targets parked for offline nodes, the same; 0: none */
   int64_t request_timeout_ms;           /* whole request, or an idle keep-alive, at most */
   int64_t max_items;                    /* targets per request */
   int64_t max_url_length;               /* bytes per URL, prefix or regex */

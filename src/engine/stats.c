@@ -88,9 +88,11 @@ char *stats_prometheus(const json_t *fabric, const int64_t counts[6]) {
   prom_metric(&out, "in_flight_items", "gauge", "Work items sent to agents and not answered.");
   buf_printf(&out, "cdnrefresh_in_flight_items %lld\n", stats_gauge(fabric, "in_flight"));
   prom_metric(&out, "tasks_parked", "gauge",
-              "Unfinished tasks only offline nodes owe, kept in the store, not in memory "
-              "(bounded by limits.max_parked_tasks).");
+              "Unfinished tasks only offline nodes owe, kept in the store, not in memory.");
   buf_printf(&out, "cdnrefresh_tasks_parked %lld\n", stats_gauge(fabric, "tasks_parked"));
+  prom_metric(&out, "parked_targets", "gauge",
+              "Targets of the parked tasks (bounded by limits.max_parked_targets).");
+  buf_printf(&out, "cdnrefresh_parked_targets %lld\n", stats_gauge(fabric, "parked_targets"));
   prom_metric(&out, "backlog_results", "gauge",
               "Unfinished (URL, node) results of the tasks in memory (bounded by "
               "limits.max_unfinished_results).");

@@ -32,8 +32,8 @@ struct tenant_limits {
   _Atomic int64_t backlog; /* (URL, node) results its planned tasks wait for, as of a tick */
   _Atomic int64_t charged; /* estimates for its accepted tasks not planned yet */
   _Atomic int64_t drained; /* results its tasks got over the fabric's latest 10 s */
-  /* Its part of the tasks waiting in the store for offline nodes (limits.max_parked_tasks): */
-  _Atomic int64_t parked;         /* its tasks parked, as of a tick */
+  /* Its part of the tasks waiting in the store for offline nodes (limits.max_parked_targets): */
+  _Atomic int64_t parked;         /* the targets of its tasks parked, as of a tick */
   _Atomic int64_t parked_next_ms; /* the earliest deadline among them, as of the latest sweep */
   /* The fabric's running counts behind backlog, drained and parked, touched only on its loop. */
   int64_t fabric_pending, fabric_drained, fabric_parked, fabric_parked_next_ms;

@@ -363,7 +363,8 @@ static void lab_check_invariants(void) {
   }
   /* A parked task is in the backlog in the store, not in memory; every one of the nodes it
    * waits for is offline and has still to reach it. */
-  size_t parked_count = 0, tenant_parked = 0;
+  size_t parked_count = 0;
+  int64_t parked_targets = 0, tenant_parked = 0;
   for (int lane = 0; lane < FABRIC_LANES; lane++) {
     const struct fabric_log *log = &fabric->log[lane];
     for (uint64_t pos = log->base; pos < log->end; pos++) {
@@ -371,7 +372,8 @@ static void lab_check_invariants(void) {
       if (!parked)
         continue;
       parked_count++;
-      tenant_parked += parked->tenant != NULL;
+      parked_targets += parked->target_count;
+      tenant_parked += parked->tenant ? parked->target_count : 0;
       for (uint32_t n = 0; n < parked->unreached; n++) {
         const struct fabric_node *node = fabric_node_numbered(fabric, parked->numbers[n]);
         assert_non_null(node);
@@ -380,6 +382,7 @@ static void lab_check_invariants(void) {
     }
   }
   assert_int_equal(parked_count, fabric->parked_count);
+  assert_int_equal(parked_targets, fabric->parked_targets);
   assert_int_equal(backlog, fabric->pending_items);
   /* Every task is the dev tenant's: its part is the whole backlog, and nothing else is charged. */
   assert_int_equal(tenant_backlog, tenant_limits_for(tenant_dev.name)->fabric_pending);
@@ -809,7 +812,7 @@ static void tasks_owed_only_by_an_offline_node_are_parked_and_come_back_in_order
   struct fabric_node *away = lab_edge_1_away(8);
   lab_submit(TASK_PRELOAD, "{\"urls\":[\"http://a.example/p\"]}");
   lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/0\",\"http://a.example/1\"]}");
-  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/2\"]}");
+  lab_submit(TASK_PURGE, "{\"urls\":[\"http://a.example/2\"],\"deadline_s\":600}");
   assert_int_equal(lab->sent_count, 4);
   size_t preload = lab_sent_index(0, "http://a.example/p");
   for (size_t n = 0; n < 4; n++) {
@@ -824,23 +827,25 @@ static void tasks_owed_only_by_an_offline_node_are_parked_and_come_back_in_order
   struct task_counters counters;
   assert_int_equal(lab_stored_state(1, &counters), TASK_RUNNING);
   assert_int_equal(counters.pending, 2);
-  /* The API sees the preload's two results in the backlog in memory and the two purges in the
-   * one in the store, with the earliest of their deadlines for its Retry-After. */
+  /* The API sees the preload's two results in the backlog in memory and the purges' three
+   * targets in the one in the store, with the earliest of their deadlines (the second purge's,
+   * 600 s, not the first one's hour) for its Retry-After. */
   struct tenant_limits *tenant = tenant_limits_for(tenant_dev.name);
   fabric_backlog_publish(lab->fabric, uv_now(&lab->fabric->loop));
   assert_int_equal(fabric_backlog(lab->fabric), 2);
-  assert_int_equal(fabric_parked(lab->fabric), 2);
+  assert_int_equal(fabric_parked(lab->fabric), 3);
   assert_int_equal(fabric_tenants_parking(lab->fabric), 1);
-  assert_int_equal(atomic_load(&tenant->parked), 2);
-  int64_t earliest = INT64_MAX;
+  assert_int_equal(atomic_load(&tenant->parked), 3);
+  int64_t short_deadline = 0;
   const struct fabric_log *purges = &lab->fabric->log[FABRIC_FAST];
   for (uint64_t pos = purges->base; pos < purges->end; pos++) {
     const struct fabric_parked *parked = fabric_log_parked(purges, pos);
-    if (parked && parked->deadline_ms < earliest)
-      earliest = parked->deadline_ms;
+    if (parked && parked->target_count == 1)
+      short_deadline = parked->deadline_ms;
   }
-  assert_true(earliest > clock_now_ms());
-  assert_int_equal(atomic_load(&tenant->parked_next_ms), earliest);
+  int64_t now_ms = clock_now_ms();
+  assert_true(short_deadline > now_ms + 590000 && short_deadline <= now_ms + 600000);
+  assert_int_equal(atomic_load(&tenant->parked_next_ms), short_deadline);
 
   away->link = &lab->links[1];
   fabric_node_online(lab->fabric, away, 8);

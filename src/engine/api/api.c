@@ -434,12 +434,14 @@ static struct tenant_limits *api_tenant_limits(const struct tenant *tenant) {
 
 /* The share of a bound of limit that a tenant holding mine of it may hold: the bound divided
  * among the sharing tenants that hold parts of it, the tenant itself counted when it holds none
- * yet. A tenant under its share is taken even past the bound, so that one tenant's tasks cannot
- * keep out every other; the engine then holds at most about twice the bound. */
+ * yet, and never less than one. A tenant under its share is taken even past the bound, so that
+ * one tenant's tasks cannot keep out every other; the engine then holds at most about twice the
+ * bound. */
 static int64_t api_bound_share(int64_t limit, int64_t sharing, int64_t mine) {
   if (mine == 0)
     sharing++; /* not among them yet */
-  return limit / (sharing > 1 ? sharing : 1);
+  int64_t share = limit / (sharing > 1 ? sharing : 1);
+  return share > 0 ? share : 1;
 }
 
 /* Answers 503 backlog_full when the unfinished results of the fabric's tasks in memory are past
@@ -478,14 +480,16 @@ static bool api_backlog_full(h2o_req_t *req, const struct api_env *env,
   return true;
 }
 
-/* Answers 503 offline_backlog_full when the tasks parked in the store for offline nodes are past
- * limits.max_parked_tasks and tenant holds its share of them (api_bound_share). Nothing of
- * them drains until their nodes come back or their deadlines pass, so Retry-After is the time
- * to the earliest deadline among the tenant's parked tasks (at least 1 s). True when it
- * answered. */
+enum { API_PARKED_RETRY_MAX_S = 300 }; /* a node back sooner frees the parked tasks sooner */
+
+/* Answers 503 offline_backlog_full when the targets of the tasks parked in the store for offline
+ * nodes are past limits.max_parked_targets and tenant holds its share of them
+ * (api_bound_share). They leave only when their nodes come back, which nobody can tell, or at
+ * their deadlines: Retry-After is the time to the earliest deadline among the tenant's parked
+ * tasks, at most API_PARKED_RETRY_MAX_S. True when it answered. */
 static bool api_parked_full(h2o_req_t *req, const struct api_env *env,
                             const struct tenant *tenant) {
-  int64_t limit = env->config->max_parked_tasks, parked = fabric_parked(env->fabric);
+  int64_t limit = env->config->max_parked_targets, parked = fabric_parked(env->fabric);
   if (limit <= 0 || parked < limit)
     return false;
   struct tenant_limits *limits = api_tenant_limits(tenant);
@@ -497,15 +501,22 @@ static bool api_parked_full(h2o_req_t *req, const struct api_env *env,
   int64_t next_ms =
       limits ? atomic_load_explicit(&limits->parked_next_ms, memory_order_relaxed) : INT64_MAX;
   int64_t now_ms = clock_now_ms();
-  int64_t wait_s = next_ms > now_ms && next_ms != INT64_MAX ? (next_ms - now_ms + 999) / 1000 : 1;
-  char message[384];
+  char next[96] = "";
+  int64_t wait_s = API_PARKED_RETRY_MAX_S;
+  if (next_ms != INT64_MAX) { /* else not found yet by the sweep */
+    int64_t to_deadline_s = next_ms > now_ms ? (next_ms - now_ms + 999) / 1000 : 1;
+    snprintf(next, sizeof(next), ", the first of them in %llds", (long long)to_deadline_s);
+    if (to_deadline_s < wait_s)
+      wait_s = to_deadline_s;
+  }
+  char message[448];
   snprintf(message, sizeof(message),
-           "tenant '%s' has %lld tasks waiting in the store for offline nodes, its share (%lld) "
-           "of limits.max_parked_tasks (%lld) among the %lld tenants with tasks waiting there; "
-           "they leave when their nodes come back or at their deadlines, the first in %llds; "
-           "retry later",
+           "tenant '%s' has %lld targets of tasks waiting in the store for offline nodes, its "
+           "share (%lld) of limits.max_parked_targets (%lld) among the %lld tenants with tasks "
+           "waiting there; they leave when their nodes come back or at their deadlines%s; retry "
+           "later",
            tenant->name, (long long)mine, (long long)share, (long long)limit,
-           (long long)(sharing > 1 ? sharing : 1), (long long)wait_s);
+           (long long)(sharing > 1 ? sharing : 1), next);
   api_reply_error_retry(req, CDR_EOFFLINE_BACKLOG_FULL, NULL, message, wait_s);
   return true;
 }

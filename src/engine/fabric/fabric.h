@@ -108,9 +108,9 @@ int64_t fabric_tenants_waiting(const struct fabric *fabric);
  * Any thread. */
 int64_t fabric_backlog_charge(struct fabric *fabric, struct tenant_limits *tenant, size_t targets);
 void fabric_backlog_refund(struct fabric *fabric, struct tenant_limits *tenant, int64_t charge);
-/* The backlog in the store (limits.max_parked_tasks): tasks parked there that only offline
- * nodes owe, as of the fabric's latest tick (a tenant's part: struct tenant_limits: parked).
- * Any thread. */
+/* The backlog in the store (limits.max_parked_targets): the targets of the tasks parked there
+ * that only offline nodes owe, as of the fabric's latest tick (a tenant's part: struct
+ * tenant_limits: parked). Any thread. */
 int64_t fabric_parked(const struct fabric *fabric);
 /* How many tenants have tasks parked, as of the fabric's latest tick. */
 int64_t fabric_tenants_parking(const struct fabric *fabric);

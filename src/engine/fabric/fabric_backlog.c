@@ -1,9 +1,10 @@
 /* fabric_backlog.c — the backlogs the API admits tasks against, in all and per tenant, published
  * on the fabric's tick for the API's threads: in memory (limits.max_unfinished_results), the
  * (URL, node) results the fabric's tasks in memory still wait for plus the estimates of the
- * tasks accepted and not planned yet; in the store (limits.max_parked_tasks), the tasks parked
- * there that only offline nodes owe, and the earliest of their deadlines. Per tenant, so that
- * one tenant's work cannot take a whole bound from the others (api.c gives each its share). */
+ * tasks accepted and not planned yet; in the store (limits.max_parked_targets), the targets of
+ * the tasks parked there that only offline nodes owe, and the earliest of their deadlines. Per
+ * tenant, so that one tenant's work cannot take a whole bound from the others (api.c gives each its
+ * share). */
 #include "common/array.h"
 #include "engine/fabric/fabric_internal.h"
 
@@ -82,18 +83,20 @@ void fabric_backlog_park(struct fabric *fabric, const struct fabric_parked *park
   int64_t owed = (int64_t)parked->target_count * parked->unreached;
   fabric->pending_items -= owed;
   fabric->parked_count++;
+  fabric->parked_targets += parked->target_count;
   struct tenant_limits *tenant = parked->tenant;
   if (!tenant)
     return;
   tenant->fabric_pending -= owed;
-  tenant->fabric_parked++;
+  tenant->fabric_parked += parked->target_count;
   fabric_backlog_parked_deadline(parked);
 }
 
 void fabric_backlog_unpark(struct fabric *fabric, const struct fabric_parked *parked) {
   fabric->parked_count--;
+  fabric->parked_targets -= parked->target_count;
   if (parked->tenant)
-    parked->tenant->fabric_parked--;
+    parked->tenant->fabric_parked -= parked->target_count;
 }
 
 void fabric_backlog_deadlines_begin(struct fabric *fabric) {
@@ -111,8 +114,7 @@ void fabric_backlog_deadlines_end(struct fabric *fabric) {
 
 void fabric_backlog_publish(struct fabric *fabric, uint64_t now_ms) {
   atomic_store_explicit(&fabric->published_backlog, fabric->pending_items, memory_order_relaxed);
-  atomic_store_explicit(&fabric->published_parked, (int64_t)fabric->parked_count,
-                        memory_order_relaxed);
+  atomic_store_explicit(&fabric->published_parked, fabric->parked_targets, memory_order_relaxed);
   bool window_ended = now_ms >= fabric->drained_until_ms;
   if (window_ended)
     fabric->drained_until_ms = now_ms + FABRIC_DRAINED_WINDOW_MS;

@@ -258,7 +258,8 @@ struct fabric {
   _Atomic int64_t charged_backlog;   /* estimates of accepted tasks not yet planned */
   _Atomic int64_t nodes_registered;  /* registered and not removed, for the estimates */
   _Atomic int64_t tenants_waiting;   /* tenants with a backlog, as of the latest tick */
-  _Atomic int64_t published_parked;  /* parked_count as of the latest tick */
+  int64_t parked_targets;            /* the targets of those tasks */
+  _Atomic int64_t published_parked;  /* parked_targets as of the latest tick */
   _Atomic int64_t tenants_parking;   /* tenants with tasks parked, as of the latest tick */
   struct tenant_limits **tenants;    /* every tenant counted in the backlog (malloc'd) */
   size_t tenant_count, tenant_cap;

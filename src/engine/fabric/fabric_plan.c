@@ -462,8 +462,10 @@ static struct task *fabric_task_compact(const struct task *from, int64_t plan_no
 }
 
 void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
-  /* counted as it is from now on */
-  fabric_backlog_refund(fabric, job->backlog_tenant, job->backlog_charge);
+  /* Counted as it is from its planning on: the estimate goes after it, so that the API never
+   * sees the task in neither. */
+  struct tenant_limits *charged = job->backlog_tenant;
+  int64_t charge = job->backlog_charge;
   struct fabric_task *task = fabric_task_new(fabric);
   if (task) {
     task->tenant = job->backlog_tenant;
@@ -476,11 +478,13 @@ void fabric_task_adopt(struct fabric *fabric, struct store_job *job) {
       fabric_task_free(fabric, task);
     arena_release(&job->arena);
     free(job);
+    fabric_backlog_refund(fabric, charged, charge);
     return;
   }
   arena_release(&job->arena);
   free(job);
   fabric_task_begin(fabric, task);
+  fabric_backlog_refund(fabric, charged, charge);
 }
 
 void fabric_task_recover(struct fabric *fabric, struct task *loaded, struct store_task_node *saved,

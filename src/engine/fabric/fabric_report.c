@@ -157,12 +157,13 @@ json_t *fabric_stats_json(struct fabric *fabric) {
   buffer_bytes += (long long)(shared->read.cap + shared->write.cap + shared->scratch.cap +
                               shared->arena.reserved);
   return json_pack(
-      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "nodes_online",
+      "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I,s:I,s:I}}", "nodes_online",
       (json_int_t)online, "nodes_offline", (json_int_t)offline, "queue_fast", (json_int_t)fast,
       "queue_slow", (json_int_t)slow, "in_flight", (json_int_t)in_flight, "callbacks_pending",
       (json_int_t)(fabric->callbacks ? callbacks_pending(fabric->callbacks) : 0),
       "tasks_in_progress", (json_int_t)tasks, "tasks_parked", (json_int_t)fabric->parked_count,
-      "backlog_results", (json_int_t)fabric->pending_items, "watermarks_age_ms",
+      "parked_targets", (json_int_t)fabric->parked_targets, "backlog_results",
+      (json_int_t)fabric->pending_items, "watermarks_age_ms",
       (json_int_t)(clock_now_ms() - fabric->marks_current_ms), "top_queues", top, "internals",
       "links", (json_int_t)links, "link_buffer_bytes", (json_int_t)buffer_bytes, "timers_armed",
       (json_int_t)fabric->wheel.armed, "timer_wheel_slots", (json_int_t)TIMER_WHEEL_SLOTS,
