@@ -1,7 +1,9 @@
-/* store/ — durable storage behind one interface (this file): item pages (task_items.h) and the
- * SQLite backend (sqlite/, sharing sqlite/store_sqlite_internal.h). What one engine per store
- * assumes (ids in commit order, exact quota charges, the data directory's lock) lives in the
- * backend. May include store/, model/ and common/ (scripts/check-layers); linked as cdr_store.
+/* store/ — durable storage behind one interface (this file): each call is sent by store.c to the
+ * backend of the store it is given, through that backend's table of operations
+ * (store_backend.h); item pages (task_items.h); the SQLite backend (sqlite/, sharing
+ * sqlite/store_sqlite_internal.h). What one engine per store assumes (ids in commit order, exact
+ * quota charges, the data directory's lock) lives in the backend. May include store/, model/ and
+ * common/ (scripts/check-layers); linked as cdr_store.
  *
  * store.h — durable task storage: the one interface the engine writes tasks through.
  *

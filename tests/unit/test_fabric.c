@@ -1302,7 +1302,7 @@ static void watermarks_keep_up_with_a_slow_writer(void **state) {
     lab_submit(TASK_PURGE, body);
   }
   lab_until(lab_jobs_back);
-  sqlite3_commit_hook(lab->store->db, lab_slow_commit, NULL);
+  sqlite3_commit_hook(sqlite_of(lab->store)->db, lab_slow_commit, NULL);
   int64_t oldest = 0;
   for (size_t n = 0; n < TASKS; n++) {
     lab_answer(lab_sent_index(0, url[n]), ITEM_SUCCEEDED, 200, "");
@@ -1311,7 +1311,7 @@ static void watermarks_keep_up_with_a_slow_writer(void **state) {
     int64_t age = clock_now_ms() - lab->fabric->marks_current_ms;
     oldest = age > oldest ? age : oldest;
   }
-  sqlite3_commit_hook(lab->store->db, NULL, NULL);
+  sqlite3_commit_hook(sqlite_of(lab->store)->db, NULL, NULL);
   lab_until(lab_all_tasks_gone);
   /* A second between collections, plus the save out and the marks' own, 80 ms or more each. */
   assert_in_range(oldest, 1, 2000);

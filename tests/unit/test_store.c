@@ -382,7 +382,7 @@ static void store_stops_a_read_past_its_budget(void **state) {
   assert_int_equal(store_open(f->dir, &options, &reader, err, sizeof(err)), 0);
   /* A statement that would run for minutes, on the reading connection itself. */
   sqlite3_stmt *slow;
-  assert_int_equal(sqlite3_prepare_v2(reader->db,
+  assert_int_equal(sqlite3_prepare_v2(sqlite_of(reader)->db,
                                       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
                                       "FROM n WHERE i < 10000000000) SELECT count(*) FROM n",
                                       -1, &slow, NULL),
@@ -390,7 +390,7 @@ static void store_stops_a_read_past_its_budget(void **state) {
   store_read_budget_start(reader);
   int rc = sqlite3_step(slow);
   assert_int_equal(rc, SQLITE_INTERRUPT);
-  assert_int_equal(store_error(reader, rc, "a slow read"), CDR_EREAD_TOO_LONG);
+  assert_int_equal(sqlite_error(sqlite_of(reader), rc, "a slow read"), CDR_EREAD_TOO_LONG);
   sqlite3_finalize(slow);
   /* The next request's reads get a budget of their own. */
   insert(f, make_task(&f->arena, ids[0], 1));

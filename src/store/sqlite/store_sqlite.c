@@ -32,7 +32,7 @@
 #define STORE_UNLESS_CANCELED(column, value)                                                       \
   column " = CASE WHEN state = 'canceled' THEN " column " ELSE " value " END"
 
-static const char *const store_sql[STMT_COUNT] = {
+static const char *const sqlite_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
@@ -97,7 +97,7 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_TASK_LOAD] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks WHERE id = ?1",
     [STMT_TENANT_USAGE_DELETE] = "DELETE FROM quota_usage WHERE tenant = ?1",
     [STMT_TENANTS_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'tenants_generation'",
-    /* The limits (?6..?8, 0 for none) are checked against the stored use; store_quota_charge
+    /* The limits (?6..?8, 0 for none) are checked against the stored use; sqlite_quota_charge
      * checks a day's first charge itself. */
     [STMT_QUOTA_CHARGE] =
         "INSERT INTO quota_usage (tenant, day, purge_urls, purge_patterns, preload_urls) "
@@ -141,7 +141,7 @@ static const char *const store_sql[STMT_COUNT] = {
     [STMT_PRUNE_TASK] = "DELETE FROM tasks WHERE id = ?1",
 };
 
-static const char store_schema[] =
+static const char sqlite_schema[] =
     "CREATE TABLE IF NOT EXISTS tasks ("
     " id TEXT PRIMARY KEY, tenant TEXT NOT NULL, type TEXT NOT NULL, mode TEXT NOT NULL,"
     " state TEXT NOT NULL, node_groups TEXT, headers TEXT, callback TEXT,"
@@ -165,7 +165,7 @@ static const char store_schema[] =
     "CREATE INDEX IF NOT EXISTS tasks_by_tenant_state ON tasks (tenant, state, id);"
     "CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, id);"
     /* Tasks by state, kept by triggers on every write path, so counting is six rows read, not
-     * every task (store_open fills it for a store that predates it). */
+     * every task (sqlite_open fills it for a store that predates it). */
     "CREATE TABLE IF NOT EXISTS task_state_counts ("
     " state TEXT PRIMARY KEY, tasks INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TRIGGER IF NOT EXISTS task_state_count_insert AFTER INSERT ON tasks BEGIN"
@@ -216,11 +216,11 @@ static const char store_schema[] =
 
 /* Columns added since a table was first created: CREATE TABLE IF NOT EXISTS leaves an older
  * store's tables as they were, so these are added to them at open (schema 7: verification;
- * 8: a node's first result; 9: task_state_counts, filled by store_count_states; 10: node
- * numbers and watermarks, task plans, filled by store_migrate_plans). */
+ * 8: a node's first result; 9: task_state_counts, filled by sqlite_count_states; 10: node
+ * numbers and watermarks, task plans, filled by sqlite_migrate_plans). */
 static const struct {
   const char *table, *column, *declaration;
-} store_added_columns[] = {
+} sqlite_added_columns[] = {
     {"tasks", "verify", "INTEGER NOT NULL DEFAULT 1"},
     {"tasks", "verified", "INTEGER NOT NULL DEFAULT 0"},
     {"task_nodes", "verified", "BLOB"},
@@ -234,12 +234,12 @@ static const struct {
     {"tasks", "plan_nodes", "BLOB"},
 };
 
-/* Adds every column of store_added_columns its table lacks. */
-static int store_add_columns(sqlite3 *db) {
-  for (size_t i = 0; i < sizeof(store_added_columns) / sizeof(store_added_columns[0]); i++) {
+/* Adds every column of sqlite_added_columns its table lacks. */
+static int sqlite_add_columns(sqlite3 *db) {
+  for (size_t i = 0; i < sizeof(sqlite_added_columns) / sizeof(sqlite_added_columns[0]); i++) {
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT 1 FROM pragma_table_info('%s') WHERE name = '%s'",
-             store_added_columns[i].table, store_added_columns[i].column);
+             sqlite_added_columns[i].table, sqlite_added_columns[i].column);
     sqlite3_stmt *stmt;
     int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK)
@@ -250,8 +250,8 @@ static int store_add_columns(sqlite3 *db) {
       continue;
     if (rc != SQLITE_DONE)
       return rc;
-    snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", store_added_columns[i].table,
-             store_added_columns[i].column, store_added_columns[i].declaration);
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s", sqlite_added_columns[i].table,
+             sqlite_added_columns[i].column, sqlite_added_columns[i].declaration);
     rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
       return rc;
@@ -262,19 +262,20 @@ static int store_add_columns(sqlite3 *db) {
 enum { STORE_PROGRESS_STEPS = 10000 }; /* VM steps between looks at the read budget (~0.1 ms) */
 
 /* SQLite's progress handler: stops a statement once the read budget is spent. */
-static int store_on_progress(void *arg) {
-  struct store *store = arg;
+static int sqlite_on_progress(void *arg) {
+  struct sqlite_store *store = arg;
   return store->read_deadline_ms && clock_now_ms() > store->read_deadline_ms;
 }
 
-void store_read_budget_start(struct store *store) {
+void sqlite_read_budget_start(struct store *base) {
+  struct sqlite_store *store = sqlite_of(base);
   if (store->read_budget_ms > 0)
     store->read_deadline_ms = clock_now_ms() + store->read_budget_ms;
 }
 
 /* Fills task_state_counts from the tasks when it is empty but they are not: a store from before
  * the table existed (its triggers keep it from then on). One scan, once. */
-static int store_count_states(sqlite3 *db) {
+static int sqlite_count_states(sqlite3 *db) {
   return sqlite3_exec(db,
                       "INSERT INTO task_state_counts (state, tasks) SELECT state, count(*) FROM "
                       "tasks WHERE NOT EXISTS (SELECT 1 FROM task_state_counts) GROUP BY state",
@@ -286,7 +287,7 @@ static int store_count_states(sqlite3 *db) {
  * are planned again from the start (their rows and details go: purges and preloads are
  * idempotent, and every result is recorded once in the new layout); its finished tasks keep
  * their rows, which item pages still read. Each statement finds nothing to do the next time. */
-static int store_migrate_plans(sqlite3 *db) {
+static int sqlite_migrate_plans(sqlite3 *db) {
   return sqlite3_exec(
       db,
       "WITH numbered AS (SELECT id, (SELECT max(number) FROM nodes) + row_number() OVER (ORDER BY"
@@ -302,7 +303,7 @@ static int store_migrate_plans(sqlite3 *db) {
       NULL, NULL, NULL);
 }
 
-int store_error(struct store *store, int rc, const char *what) {
+int sqlite_error(struct sqlite_store *store, int rc, const char *what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
     return 0;
   if (rc == SQLITE_NOMEM)
@@ -316,7 +317,7 @@ int store_error(struct store *store, int rc, const char *what) {
   return CDR_ESTORE_UNAVAILABLE;
 }
 
-static int store_mkdir(const char *dir, char *err, size_t err_size) {
+static int sqlite_mkdir(const char *dir, char *err, size_t err_size) {
   char path[4096];
   if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
     snprintf(err, err_size, "data dir path is too long");
@@ -339,11 +340,11 @@ static int store_mkdir(const char *dir, char *err, size_t err_size) {
 
 /* Process-wide SQLite settings, before its first use. Memory statistics take a global mutex on
  * every allocation; nothing reads them. */
-static void store_configure_sqlite(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+static void sqlite_configure(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
 /* Takes the data directory's engine lock: this backend lets one engine use a store (its writer is
  * the only one admitting tasks, so ids and quota charges need no coordination). */
-static int store_lock(struct store *store, const char *dir, char *err, size_t err_size) {
+static int sqlite_lock(struct sqlite_store *store, const char *dir, char *err, size_t err_size) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/engine.lock", dir);
   store->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
@@ -354,19 +355,20 @@ static int store_lock(struct store *store, const char *dir, char *err, size_t er
   return CDR_ESTORE_UNAVAILABLE;
 }
 
-int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
-               size_t err_size) {
+int sqlite_open(const char *dir, const struct store_options *options, struct store **out, char *err,
+                size_t err_size) {
   static pthread_once_t configured = PTHREAD_ONCE_INIT;
-  pthread_once(&configured, store_configure_sqlite);
-  if (!options->read_only && store_mkdir(dir, err, err_size))
+  pthread_once(&configured, sqlite_configure);
+  if (!options->read_only && sqlite_mkdir(dir, err, err_size))
     return CDR_ESTORE_UNAVAILABLE;
-  struct store *store = calloc(1, sizeof(*store));
+  struct sqlite_store *store = calloc(1, sizeof(*store));
   if (!store)
     return CDR_ENOMEM;
+  store->base.backend = &store_sqlite_backend;
   store->lock_fd = -1;
   task_id_generator_init(&store->ids);
-  if (options->engine && store_lock(store, dir, err, err_size)) {
-    store_close(store);
+  if (options->engine && sqlite_lock(store, dir, err, err_size)) {
+    sqlite_close(&store->base);
     return CDR_ESTORE_UNAVAILABLE;
   }
   char path[4200];
@@ -379,42 +381,43 @@ int store_open(const char *dir, const struct store_options *options, struct stor
   sqlite3_busy_timeout(store->db, 5000);
   store->read_budget_ms = options->read_budget_ms;
   if (options->read_budget_ms > 0)
-    sqlite3_progress_handler(store->db, STORE_PROGRESS_STEPS, store_on_progress, store);
+    sqlite3_progress_handler(store->db, STORE_PROGRESS_STEPS, sqlite_on_progress, store);
   char pragmas[160];
   snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;",
            options->synchronous_full ? "FULL" : "NORMAL");
   if (!options->read_only) {
     rc = sqlite3_exec(store->db, pragmas, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-      rc = sqlite3_exec(store->db, store_schema, NULL, NULL, NULL);
+      rc = sqlite3_exec(store->db, sqlite_schema, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-      rc = store_add_columns(store->db);
+      rc = sqlite_add_columns(store->db);
     if (rc == SQLITE_OK)
-      rc = store_count_states(store->db);
+      rc = sqlite_count_states(store->db);
     if (rc == SQLITE_OK)
-      rc = store_migrate_plans(store->db);
+      rc = sqlite_migrate_plans(store->db);
     if (rc != SQLITE_OK)
       goto fail;
   }
   for (int i = 0; i < STMT_COUNT; i++) {
-    if (options->read_only && store_statement_writes(i))
+    if (options->read_only && sqlite_statement_writes(i))
       continue; /* a read-only connection never runs them */
-    rc = sqlite3_prepare_v3(store->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+    rc = sqlite3_prepare_v3(store->db, sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                             &store->statements[i], NULL);
     if (rc != SQLITE_OK)
       goto fail;
   }
-  *out = store;
+  *out = &store->base;
   return 0;
 
 fail:
   snprintf(err, err_size, "cannot open %s: %s", path,
            store->db ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
-  store_close(store);
+  sqlite_close(&store->base);
   return CDR_ESTORE_UNAVAILABLE;
 }
 
-void store_close(struct store *store) {
+void sqlite_close(struct store *base) {
+  struct sqlite_store *store = sqlite_of(base);
   if (!store)
     return;
   for (int i = 0; i < STMT_COUNT; i++)
@@ -425,24 +428,25 @@ void store_close(struct store *store) {
   free(store);
 }
 
-int store_run(struct store *store, enum store_statement which, const char *what) {
+int sqlite_run(struct sqlite_store *store, enum sqlite_statement which, const char *what) {
   sqlite3_stmt *stmt = store->statements[which];
   int rc = sqlite3_step(stmt);
-  int err = store_error(store, rc, what);
+  int err = sqlite_error(store, rc, what);
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   return err;
 }
 
-int store_finish(struct store *store, sqlite3_stmt *stmt, int rc, int err, const char *what) {
+int sqlite_finish(struct sqlite_store *store, sqlite3_stmt *stmt, int rc, int err,
+                  const char *what) {
   if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
-    err = store_error(store, rc, what);
+    err = sqlite_error(store, rc, what);
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   return err;
 }
 
-int store_grow(struct arena *arena, void **items, size_t size, size_t count, size_t *cap) {
+int sqlite_grow(struct arena *arena, void **items, size_t size, size_t count, size_t *cap) {
   if (count < *cap)
     return 0;
   size_t grown = *cap ? *cap * 2 : 16;
@@ -456,24 +460,25 @@ int store_grow(struct arena *arena, void **items, size_t size, size_t count, siz
   return 0;
 }
 
-void store_bind_text(sqlite3_stmt *stmt, int index, const char *text) {
+void sqlite_bind_text(sqlite3_stmt *stmt, int index, const char *text) {
   if (text)
     sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
   else
     sqlite3_bind_null(stmt, index);
 }
 
-int store_task_insert(struct store *store, const struct task *task) {
+int sqlite_task_insert(struct store *base, const struct task *task) {
+  struct sqlite_store *store = sqlite_of(base);
   sqlite3_stmt *stmt = store->statements[STMT_TASK_INSERT];
   int col = 1;
-  store_bind_text(stmt, col++, task->id);
-  store_bind_text(stmt, col++, task->tenant);
-  store_bind_text(stmt, col++, task_type_name(task->type));
-  store_bind_text(stmt, col++, task_mode_name(task->mode));
-  store_bind_text(stmt, col++, task_state_name(task->state));
-  store_bind_text(stmt, col++, task->node_groups_json);
-  store_bind_text(stmt, col++, task->headers_json);
-  store_bind_text(stmt, col++, task->callback);
+  sqlite_bind_text(stmt, col++, task->id);
+  sqlite_bind_text(stmt, col++, task->tenant);
+  sqlite_bind_text(stmt, col++, task_type_name(task->type));
+  sqlite_bind_text(stmt, col++, task_mode_name(task->mode));
+  sqlite_bind_text(stmt, col++, task_state_name(task->state));
+  sqlite_bind_text(stmt, col++, task->node_groups_json);
+  sqlite_bind_text(stmt, col++, task->headers_json);
+  sqlite_bind_text(stmt, col++, task->callback);
   const int64_t numbers[] = {task->deadline_s,
                              task->created_ms,
                              task->started_ms,
@@ -490,25 +495,25 @@ int store_task_insert(struct store *store, const struct task *task) {
   for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
     sqlite3_bind_int64(stmt, col++, numbers[i]);
   sqlite3_bind_int(stmt, col++, task->planned);
-  store_bind_text(stmt, col++, callback_state_name(task->callback_state));
+  sqlite_bind_text(stmt, col++, callback_state_name(task->callback_state));
   sqlite3_bind_int64(stmt, col++, task->callback_attempt_count);
   sqlite3_bind_int(stmt, col++, task->verify);
   sqlite3_bind_int64(stmt, col++, task->counters.verified);
-  int err = store_run(store, STMT_TASK_INSERT, "task insert");
+  int err = sqlite_run(store, STMT_TASK_INSERT, "task insert");
 
   stmt = store->statements[STMT_TARGET_INSERT];
   for (size_t i = 0; !err && i < task->target_count; i++) {
     const struct task_target *target = &task->targets[i];
-    store_bind_text(stmt, 1, task->id);
+    sqlite_bind_text(stmt, 1, task->id);
     sqlite3_bind_int64(stmt, 2, (int64_t)i);
-    store_bind_text(stmt, 3, target_kind_name(target->kind));
-    store_bind_text(stmt, 4, target->value);
-    err = store_run(store, STMT_TARGET_INSERT, "target insert");
+    sqlite_bind_text(stmt, 3, target_kind_name(target->kind));
+    sqlite_bind_text(stmt, 4, target->value);
+    err = sqlite_run(store, STMT_TARGET_INSERT, "target insert");
   }
   return err;
 }
 
-const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, bool *failed) {
+const char *sqlite_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, bool *failed) {
   const unsigned char *text = sqlite3_column_text(stmt, col);
   if (!text)
     return NULL;
@@ -518,8 +523,8 @@ const char *store_column_text(sqlite3_stmt *stmt, int col, struct arena *arena, 
   return copy;
 }
 
-uint8_t *store_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, size_t *len,
-                           bool *failed) {
+uint8_t *sqlite_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, size_t *len,
+                            bool *failed) {
   *len = (size_t)sqlite3_column_bytes(stmt, col);
   uint8_t *copy = arena_alloc(arena, *len + 1);
   if (!copy) {
@@ -531,7 +536,7 @@ uint8_t *store_column_blob(sqlite3_stmt *stmt, int col, struct arena *arena, siz
   return copy;
 }
 
-int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out) {
+int sqlite_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **out) {
   struct task *task = arena_alloc(arena, sizeof(*task));
   if (!task)
     return CDR_ENOMEM;
@@ -539,7 +544,7 @@ int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **o
   bool failed = false;
   const char *text = (const char *)sqlite3_column_text(stmt, 0);
   snprintf(task->id, sizeof(task->id), "%s", text ? text : "");
-  task->tenant = store_column_text(stmt, 1, arena, &failed);
+  task->tenant = sqlite_column_text(stmt, 1, arena, &failed);
   const char *type = (const char *)sqlite3_column_text(stmt, 2);
   const char *mode = (const char *)sqlite3_column_text(stmt, 3);
   const char *state = (const char *)sqlite3_column_text(stmt, 4);
@@ -548,9 +553,9 @@ int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **o
     log_error("store.corrupt", "task %s has an unknown type, mode or state", task->id);
     return CDR_EINTERNAL;
   }
-  task->node_groups_json = store_column_text(stmt, 5, arena, &failed);
-  task->headers_json = store_column_text(stmt, 6, arena, &failed);
-  task->callback = store_column_text(stmt, 7, arena, &failed);
+  task->node_groups_json = sqlite_column_text(stmt, 5, arena, &failed);
+  task->headers_json = sqlite_column_text(stmt, 6, arena, &failed);
+  task->callback = sqlite_column_text(stmt, 7, arena, &failed);
   int64_t *numbers[] = {
       &task->deadline_s,      &task->created_ms,       &task->started_ms,
       &task->finished_ms,     &task->counters.total,   &task->counters.succeeded,
@@ -571,59 +576,62 @@ int store_task_from_row(sqlite3_stmt *stmt, struct arena *arena, struct task **o
   task->counters.verified = sqlite3_column_int64(stmt, col++);
   task->plan_seq = sqlite3_column_int64(stmt, col++);
   if (sqlite3_column_type(stmt, col) != SQLITE_NULL)
-    task->plan_nodes = store_column_blob(stmt, col, arena, &task->plan_nodes_len, &failed);
+    task->plan_nodes = sqlite_column_blob(stmt, col, arena, &task->plan_nodes_len, &failed);
   if (failed)
     return CDR_ENOMEM;
   *out = task;
   return 0;
 }
 
-int store_task_get(struct store *store, const char *tenant, const char *id, struct arena *arena,
-                   struct task **out) {
+int sqlite_task_get(struct store *base, const char *tenant, const char *id, struct arena *arena,
+                    struct task **out) {
+  struct sqlite_store *store = sqlite_of(base);
   sqlite3_stmt *stmt = store->statements[STMT_TASK_GET];
-  store_bind_text(stmt, 1, id);
-  store_bind_text(stmt, 2, tenant);
+  sqlite_bind_text(stmt, 1, id);
+  sqlite_bind_text(stmt, 2, tenant);
   int rc = sqlite3_step(stmt);
-  int err = rc == SQLITE_ROW    ? store_task_from_row(stmt, arena, out)
+  int err = rc == SQLITE_ROW    ? sqlite_task_from_row(stmt, arena, out)
             : rc == SQLITE_DONE ? CDR_ETASK_NOT_FOUND
-                                : store_error(store, rc, "task get");
+                                : sqlite_error(store, rc, "task get");
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   return err;
 }
 
-int store_task_cancel(struct store *store, const char *tenant, const char *id, int64_t now_ms) {
+int sqlite_task_cancel(struct store *base, const char *tenant, const char *id, int64_t now_ms) {
+  struct sqlite_store *store = sqlite_of(base);
   sqlite3_stmt *stmt = store->statements[STMT_TASK_CANCEL];
-  store_bind_text(stmt, 1, id);
-  store_bind_text(stmt, 2, tenant);
+  sqlite_bind_text(stmt, 1, id);
+  sqlite_bind_text(stmt, 2, tenant);
   sqlite3_bind_int64(stmt, 3, now_ms);
-  int err = store_run(store, STMT_TASK_CANCEL, "task cancel");
+  int err = sqlite_run(store, STMT_TASK_CANCEL, "task cancel");
   if (err)
     return err;
   bool canceled = sqlite3_changes(store->db) > 0;
   struct arena scratch;
   arena_init(&scratch, STORE_SCRATCH_MAX);
   struct task *task;
-  err = store_task_get(store, tenant, id, &scratch, &task);
+  err = sqlite_task_get(base, tenant, id, &scratch, &task);
   /* The nodes that had not finished the task get their rows in this transaction, not when the
    * fabric learns of the cancel: their watermarks pass a canceled task, and a crash in between
    * would leave nothing to say those nodes never ran it. */
   if (!err && canceled && task->plan_nodes)
-    err = store_task_nodes_hold(store, task);
+    err = sqlite_task_nodes_hold(store, task);
   arena_release(&scratch);
   /* Nothing changed: either no such task, or it has already finished. */
   return err ? err : canceled ? 0 : CDR_ETASK_FINAL;
 }
 
-int store_tasks_list(struct store *store, const char *tenant, const enum task_state *state,
-                     const char *after, size_t limit, struct arena *arena,
-                     struct store_task_page *out) {
-  enum store_statement which = tenant ? (state ? STMT_TASKS_LIST_STATE : STMT_TASKS_LIST)
-                                      : (state ? STMT_TASKS_LIST_ALL_STATE : STMT_TASKS_LIST_ALL);
+int sqlite_tasks_list(struct store *base, const char *tenant, const enum task_state *state,
+                      const char *after, size_t limit, struct arena *arena,
+                      struct store_task_page *out) {
+  struct sqlite_store *store = sqlite_of(base);
+  enum sqlite_statement which = tenant ? (state ? STMT_TASKS_LIST_STATE : STMT_TASKS_LIST)
+                                       : (state ? STMT_TASKS_LIST_ALL_STATE : STMT_TASKS_LIST_ALL);
   sqlite3_stmt *stmt = store->statements[which];
-  store_bind_text(stmt, 1, tenant);
-  store_bind_text(stmt, 2, state ? task_state_name(*state) : NULL);
-  store_bind_text(stmt, 3, after ? after : STORE_ID_AFTER_ALL);
+  sqlite_bind_text(stmt, 1, tenant);
+  sqlite_bind_text(stmt, 2, state ? task_state_name(*state) : NULL);
+  sqlite_bind_text(stmt, 3, after ? after : STORE_ID_AFTER_ALL);
   sqlite3_bind_int64(stmt, 4, (int64_t)limit + 1); /* one extra row tells whether more exist */
   out->tasks = arena_alloc(arena, (limit + 1) * sizeof(*out->tasks));
   out->count = 0;
@@ -635,12 +643,12 @@ int store_tasks_list(struct store *store, const char *tenant, const enum task_st
       out->more = true;
       break;
     }
-    err = store_task_from_row(stmt, arena, &out->tasks[out->count]);
+    err = sqlite_task_from_row(stmt, arena, &out->tasks[out->count]);
     if (!err)
       out->count++;
   }
   if (!err && rc != SQLITE_ROW)
-    err = store_error(store, rc, "task list");
+    err = sqlite_error(store, rc, "task list");
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   return err;
@@ -648,8 +656,9 @@ int store_tasks_list(struct store *store, const char *tenant, const enum task_st
 
 enum { STORE_PRUNE_PICK = 64 }; /* tasks looked up per round of a prune */
 
-int store_tasks_prune(struct store *store, int64_t before_ms, size_t max_rows, size_t *pruned,
-                      bool *more) {
+int sqlite_tasks_prune(struct store *base, int64_t before_ms, size_t max_rows, size_t *pruned,
+                       bool *more) {
+  struct sqlite_store *store = sqlite_of(base);
   char before[TASK_ID_LENGTH + 1];
   task_id_floor(before_ms, before);
   *pruned = 0;
@@ -659,20 +668,20 @@ int store_tasks_prune(struct store *store, int64_t before_ms, size_t max_rows, s
     char picked[STORE_PRUNE_PICK][TASK_ID_LENGTH + 1];
     size_t count = 0;
     sqlite3_stmt *pick = store->statements[STMT_PRUNE_PICK];
-    store_bind_text(pick, 1, before);
+    sqlite_bind_text(pick, 1, before);
     sqlite3_bind_int64(pick, 2, STORE_PRUNE_PICK);
     int rc;
     while ((rc = sqlite3_step(pick)) == SQLITE_ROW)
       snprintf(picked[count++], sizeof(picked[0]), "%s",
                (const char *)sqlite3_column_text(pick, 0));
-    int err = store_finish(store, pick, rc, 0, "prune pick");
+    int err = sqlite_finish(store, pick, rc, 0, "prune pick");
     if (err)
       return err;
     size_t deleted = 0;
     for (; deleted < count && rows < max_rows; deleted++) {
       for (int which = STMT_PRUNE_TARGETS; which <= STMT_PRUNE_TASK; which++) {
-        store_bind_text(store->statements[which], 1, picked[deleted]);
-        if ((err = store_run(store, (enum store_statement)which, "prune")))
+        sqlite_bind_text(store->statements[which], 1, picked[deleted]);
+        if ((err = sqlite_run(store, (enum sqlite_statement)which, "prune")))
           return err;
         rows += (size_t)sqlite3_changes(store->db);
       }
@@ -685,10 +694,11 @@ int store_tasks_prune(struct store *store, int64_t before_ms, size_t max_rows, s
   return 0;
 }
 
-int store_targets_list(struct store *store, const char *task_id, int64_t after, size_t limit,
-                       struct arena *arena, struct store_target_page *out) {
+int sqlite_targets_list(struct store *base, const char *task_id, int64_t after, size_t limit,
+                        struct arena *arena, struct store_target_page *out) {
+  struct sqlite_store *store = sqlite_of(base);
   sqlite3_stmt *stmt = store->statements[STMT_TARGETS_LIST];
-  store_bind_text(stmt, 1, task_id);
+  sqlite_bind_text(stmt, 1, task_id);
   sqlite3_bind_int64(stmt, 2, after);
   sqlite3_bind_int64(stmt, 3, (int64_t)limit + 1);
   out->targets = arena_alloc(arena, (limit + 1) * sizeof(*out->targets));
@@ -705,7 +715,7 @@ int store_targets_list(struct store *store, const char *task_id, int64_t after, 
     struct task_target *target = &out->targets[out->count];
     const char *kind = (const char *)sqlite3_column_text(stmt, 1);
     bool failed = false;
-    target->value = store_column_text(stmt, 2, arena, &failed);
+    target->value = sqlite_column_text(stmt, 2, arena, &failed);
     target->state = ITEM_PENDING;
     if (failed)
       err = CDR_ENOMEM;
@@ -714,8 +724,46 @@ int store_targets_list(struct store *store, const char *task_id, int64_t after, 
     out->indexes[out->count++] = sqlite3_column_int64(stmt, 0);
   }
   if (!err && rc != SQLITE_ROW)
-    err = store_error(store, rc, "target list");
+    err = sqlite_error(store, rc, "target list");
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
   return err;
 }
+
+const struct store_backend store_sqlite_backend = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .read_budget_start = sqlite_read_budget_start,
+    .close = sqlite_close,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .task_insert = sqlite_task_insert,
+    .task_admit = sqlite_task_admit,
+    .task_get = sqlite_task_get,
+    .task_cancel = sqlite_task_cancel,
+    .tasks_list = sqlite_tasks_list,
+    .targets_list = sqlite_targets_list,
+    .node_upsert = sqlite_node_upsert,
+    .node_marks_save = sqlite_node_marks_save,
+    .nodes_load = sqlite_nodes_load,
+    .task_plan = sqlite_task_plan,
+    .task_progress = sqlite_task_progress,
+    .tasks_load = sqlite_tasks_load,
+    .tasks_unfinished = sqlite_tasks_unfinished,
+    .task_nodes_load = sqlite_task_nodes_load,
+    .callback_attempt = sqlite_callback_attempt,
+    .callback_attempts_load = sqlite_callback_attempts_load,
+    .callbacks_pending = sqlite_callbacks_pending,
+    .tasks_prune = sqlite_tasks_prune,
+    .task_counts = sqlite_task_counts,
+    .node_delete = sqlite_node_delete,
+    .failures_list = sqlite_failures_list,
+    .tenant_insert = sqlite_tenant_insert,
+    .tenant_update = sqlite_tenant_update,
+    .tenant_delete = sqlite_tenant_delete,
+    .tenants_generation = sqlite_tenants_generation,
+    .tenants_load = sqlite_tenants_load,
+    .quota_usage = sqlite_quota_usage,
+    .quota_charge = sqlite_quota_charge,
+};

@@ -13,8 +13,8 @@
 
 #include <string.h>
 
-static struct quota_ledger_entry *store_ledger_entry(struct store *store, const char *tenant,
-                                                     int64_t day, int *rc) {
+static struct quota_ledger_entry *sqlite_ledger_entry(struct sqlite_store *store,
+                                                      const char *tenant, int64_t day, int *rc) {
   struct quota_ledger *ledger = &store->ledger;
   for (size_t i = 0; i < ledger->count; i++) {
     if (ledger->entries[i].day == day && strcmp(ledger->entries[i].tenant, tenant) == 0)
@@ -23,7 +23,7 @@ static struct quota_ledger_entry *store_ledger_entry(struct store *store, const 
   if (ledger->count == QUOTA_LEDGER_MAX)
     return NULL;
   struct quota_ledger_entry *entry = &ledger->entries[ledger->count];
-  *rc = store_quota_usage(store, tenant, day, entry->used);
+  *rc = sqlite_quota_usage(&store->base, tenant, day, entry->used);
   if (*rc)
     return NULL;
   entry->tenant = tenant;
@@ -35,16 +35,16 @@ static struct quota_ledger_entry *store_ledger_entry(struct store *store, const 
 
 /* Counts task against its tenant's quotas of day, in the ledger (or at once when the ledger is
  * full of other tenants). */
-static int store_admission_charge(struct store *store, const struct task *task, int64_t day,
-                                  const int64_t limit[QUOTA_COUNT], int64_t used[QUOTA_COUNT]) {
+static int sqlite_admission_charge(struct sqlite_store *store, const struct task *task, int64_t day,
+                                   const int64_t limit[QUOTA_COUNT], int64_t used[QUOTA_COUNT]) {
   int64_t amount[QUOTA_COUNT];
   tenant_quota_amount(task, amount);
   int rc = 0;
-  struct quota_ledger_entry *entry = store_ledger_entry(store, task->tenant, day, &rc);
+  struct quota_ledger_entry *entry = sqlite_ledger_entry(store, task->tenant, day, &rc);
   if (rc)
     return rc;
   if (!entry)
-    return store_quota_charge(store, task->tenant, day, amount, limit, used);
+    return sqlite_quota_charge(&store->base, task->tenant, day, amount, limit, used);
   bool over = false;
   for (int i = 0; i < QUOTA_COUNT; i++) {
     used[i] = entry->used[i] + entry->added[i];
@@ -57,25 +57,27 @@ static int store_admission_charge(struct store *store, const struct task *task, 
   return 0;
 }
 
-int store_task_admit(struct store *store, struct task *task, int64_t now_ms,
-                     const int64_t limit[QUOTA_COUNT], int64_t used[QUOTA_COUNT]) {
+int sqlite_task_admit(struct store *base, struct task *task, int64_t now_ms,
+                      const int64_t limit[QUOTA_COUNT], int64_t used[QUOTA_COUNT]) {
+  struct sqlite_store *store = sqlite_of(base);
   int rc = task_id_next(&store->ids, now_ms, task->id);
   if (rc)
     return rc;
   task->created_ms = task_id_time_ms(task->id);
-  rc = store_admission_charge(store, task, task->created_ms / 86400000, limit, used);
-  return rc ? rc : store_task_insert(store, task);
+  rc = sqlite_admission_charge(store, task, task->created_ms / 86400000, limit, used);
+  return rc ? rc : sqlite_task_insert(&store->base, task);
 }
 
 /* Writes what the transaction's tasks added to each tenant's use. */
-static int store_admission_save(struct store *store) {
+static int sqlite_admission_save(struct sqlite_store *store) {
   static const int64_t no_limit[QUOTA_COUNT];
   int64_t unused[QUOTA_COUNT];
   for (size_t i = 0; i < store->ledger.count; i++) {
     const struct quota_ledger_entry *entry = &store->ledger.entries[i];
     if (memcmp(entry->added, no_limit, sizeof(no_limit)) == 0)
       continue; /* every task of the tenant was over its quota */
-    int rc = store_quota_charge(store, entry->tenant, entry->day, entry->added, no_limit, unused);
+    int rc = sqlite_quota_charge(&store->base, entry->tenant, entry->day, entry->added, no_limit,
+                                 unused);
     if (rc)
       return rc;
   }
@@ -83,18 +85,21 @@ static int store_admission_save(struct store *store) {
   return 0;
 }
 
-int store_begin(struct store *store) {
+int sqlite_begin(struct store *base) {
+  struct sqlite_store *store = sqlite_of(base);
   store->ledger.count = 0;
-  return store_run(store, STMT_BEGIN, "begin");
+  return sqlite_run(store, STMT_BEGIN, "begin");
 }
 
-int store_commit(struct store *store) {
-  int rc = store_admission_save(store);
-  return rc ? rc : store_run(store, STMT_COMMIT, "commit");
+int sqlite_commit(struct store *base) {
+  struct sqlite_store *store = sqlite_of(base);
+  int rc = sqlite_admission_save(store);
+  return rc ? rc : sqlite_run(store, STMT_COMMIT, "commit");
 }
 
-void store_rollback(struct store *store) {
+void sqlite_rollback(struct store *base) {
+  struct sqlite_store *store = sqlite_of(base);
   store->ledger.count = 0;
   if (!sqlite3_get_autocommit(store->db))
-    store_run(store, STMT_ROLLBACK, "rollback");
+    sqlite_run(store, STMT_ROLLBACK, "rollback");
 }

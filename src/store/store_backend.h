@@ -1,0 +1,76 @@
+/* store_backend.h — what a store backend provides: a const table of its operations, one per
+ * call of store.h (each documented there), in the shape of the agent's cache drivers
+ * (agent/driver.h). A backend's connection starts with struct store, so store.c can dispatch every
+ * call through the table of the store it is given; store_open picks the table by address. */
+#ifndef CDR_STORE_BACKEND_H
+#define CDR_STORE_BACKEND_H
+
+#include "store/store.h"
+
+struct store_backend {
+  const char *name; /* what store addresses start with: "sqlite" */
+  /* Opens a connection to the store at address (what follows "name:"). */
+  int (*open)(const char *address, const struct store_options *options, struct store **out,
+              char *err, size_t err_size);
+  void (*read_budget_start)(struct store *store);
+  void (*close)(struct store *store);
+  int (*begin)(struct store *store);
+  int (*commit)(struct store *store);
+  void (*rollback)(struct store *store);
+  int (*task_insert)(struct store *store, const struct task *task);
+  int (*task_admit)(struct store *store, struct task *task, int64_t now_ms,
+                    const int64_t limit[QUOTA_COUNT], int64_t used[QUOTA_COUNT]);
+  int (*task_get)(struct store *store, const char *tenant, const char *id, struct arena *arena,
+                  struct task **out);
+  int (*task_cancel)(struct store *store, const char *tenant, const char *id, int64_t now_ms);
+  int (*tasks_list)(struct store *store, const char *tenant, const enum task_state *state,
+                    const char *after, size_t limit, struct arena *arena,
+                    struct store_task_page *out);
+  int (*targets_list)(struct store *store, const char *task_id, int64_t after, size_t limit,
+                      struct arena *arena, struct store_target_page *out);
+  int (*node_upsert)(struct store *store, const struct store_node *node);
+  int (*node_marks_save)(struct store *store, const struct store_node_mark *marks, size_t count);
+  int (*nodes_load)(struct store *store, struct arena *arena, struct store_node **out,
+                    size_t *count);
+  int (*task_plan)(struct store *store, const struct task *task);
+  int (*task_progress)(struct store *store, const struct task *task,
+                       const struct store_task_node *nodes, size_t node_count,
+                       const struct store_failure *failures, size_t failure_count);
+  int (*tasks_load)(struct store *store, const char *const *ids, size_t count, struct arena *arena,
+                    struct task **out);
+  int (*tasks_unfinished)(struct store *store, struct arena *arena, struct task ***out,
+                          size_t *count);
+  int (*task_nodes_load)(struct store *store, const char *task_id, struct arena *arena,
+                         struct store_task_node **out, size_t *count);
+  int (*callback_attempt)(struct store *store, const char *task_id,
+                          const struct callback_attempt *attempt, enum callback_state state);
+  int (*callback_attempts_load)(struct store *store, struct task *task, struct arena *arena);
+  int (*callbacks_pending)(struct store *store, struct arena *arena, struct task ***out,
+                           size_t *count);
+  int (*tasks_prune)(struct store *store, int64_t before_ms, size_t max_rows, size_t *pruned,
+                     bool *more);
+  int (*task_counts)(struct store *store, int64_t counts[6]);
+  int (*node_delete)(struct store *store, const char *id);
+  int (*failures_list)(struct store *store, const char *task_id, int64_t first, int64_t last,
+                       struct arena *arena, struct store_failure **out, size_t *count);
+  int (*tenant_insert)(struct store *store, const struct tenant *tenant);
+  int (*tenant_update)(struct store *store, const struct tenant *tenant);
+  int (*tenant_delete)(struct store *store, const char *name);
+  int (*tenants_generation)(struct store *store, int64_t *out);
+  int (*tenants_load)(struct store *store, struct arena *arena, struct tenant **out, size_t *count);
+  int (*quota_usage)(struct store *store, const char *tenant, int64_t day,
+                     int64_t used[QUOTA_COUNT]);
+  int (*quota_charge)(struct store *store, const char *tenant, int64_t day,
+                      const int64_t amount[QUOTA_COUNT], const int64_t limit[QUOTA_COUNT],
+                      int64_t used[QUOTA_COUNT]);
+};
+
+/* The head of every backend's connection. */
+struct store {
+  const struct store_backend *backend;
+};
+
+/* The backends. */
+extern const struct store_backend store_sqlite_backend; /* sqlite/ */
+
+#endif
