@@ -4,6 +4,7 @@
 #include "common/address.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "store/store.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -161,6 +162,9 @@ static const struct setting engine_settings[] = {
      "10000", 1, 1000000000, NULL, "a node queue deeper than this for alerts.backlog_s alerts"},
     {"alerts", "backlog_s", "alert-backlog-s", SETTING_INT, ENGINE_FIELD(backlog_s), "60", 1, 86400,
      NULL, "how long a node queue may stay over alerts.backlog_items"},
+    {"store", "url", "store", SETTING_STRING, ENGINE_FIELD(store_url), "", 0, 0, NULL,
+     "where tasks are kept: " STORE_ADDRESSES " (the SQLite database in DIR); empty: "
+     "SQLite in engine.data_dir"},
     {"store", "read_budget_ms", "read-budget-ms", SETTING_INT, ENGINE_FIELD(read_budget_ms), "2000",
      0, 600000, NULL,
      "longest one request's store reads may take before they stop with 503 read_too_long (they "
@@ -200,6 +204,22 @@ static const char *engine_config_insecurity(const struct engine_config *config,
   return NULL;
 }
 
+int engine_config_store_address(const char *url, const char *data_dir, char *out, size_t out_size,
+                                char *err, size_t err_size) {
+  if (url[0])
+    snprintf(out, out_size, "%s", url);
+  else
+    snprintf(out, out_size, "sqlite:%s", data_dir);
+  char why[128];
+  if (store_address_check(out, why, sizeof(why)) == 0)
+    return 0;
+  /* The value is shown only up to its scheme: an address may carry a password. */
+  const char *scheme_end = strstr(url, "://");
+  snprintf(err, err_size, "config: store.url (--store): %s, got '%.*s%s'", why,
+           scheme_end ? (int)(scheme_end - url) + 3 : (int)strlen(url), url, scheme_end ? "…" : "");
+  return CDR_ECONFIG;
+}
+
 int engine_config_load(struct engine_config *config, int argc, char **argv,
                        struct settings_cli *cli, char *err, size_t err_size) {
   memset(config, 0, sizeof(*config));
@@ -214,6 +234,9 @@ int engine_config_load(struct engine_config *config, int argc, char **argv,
              "needs them");
     return CDR_ECONFIG;
   }
+  if (engine_config_store_address(config->store_url, config->data_dir, config->store_address,
+                                  sizeof(config->store_address), err, err_size))
+    return CDR_ECONFIG;
   if (address_parse(config->api_listen, &config->api_address)) {
     snprintf(err, err_size, "config: engine.api_listen must be IPv4:PORT or [IPv6]:PORT, got '%s'",
              config->api_listen);

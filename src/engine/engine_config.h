@@ -11,12 +11,15 @@
 #include <sys/socket.h>
 
 struct engine_config {
-  char api_listen[SETTING_STRING_MAX];   /* HOST:PORT of the HTTP API */
-  char agent_listen[SETTING_STRING_MAX]; /* HOST:PORT agents dial */
-  char admin_listen[SETTING_STRING_MAX]; /* HOST:PORT of the operators' endpoints; "": off */
-  int64_t replay_window_s;               /* signed timestamps this close to now pass */
-  char data_dir[SETTING_STRING_MAX];     /* where the task store lives */
-  bool dev;                              /* unsigned requests, loopback only */
+  char api_listen[SETTING_STRING_MAX];        /* HOST:PORT of the HTTP API */
+  char agent_listen[SETTING_STRING_MAX];      /* HOST:PORT agents dial */
+  char admin_listen[SETTING_STRING_MAX];      /* HOST:PORT of the operators' endpoints; "": off */
+  int64_t replay_window_s;                    /* signed timestamps this close to now pass */
+  char data_dir[SETTING_STRING_MAX];          /* where the task store lives, without store_url */
+  char store_url[SETTING_STRING_MAX];         /* the store's address (store.h); empty: data_dir's */
+  char store_address[SETTING_STRING_MAX + 8]; /* what the engine opens: store_url, or
+                                                 "sqlite:" data_dir */
+  bool dev;                                   /* unsigned requests, loopback only */
   bool allow_insecure;      /* signed mode may run with an open agent port or the public secret */
   int64_t threads;          /* event loops; 0 = one per core */
   int64_t max_body_bytes;   /* request body limit */
@@ -68,6 +71,11 @@ struct engine_config {
 
 /* Loads defaults, the --config file and flags into config and checks how settings fit together.
  * Returns 0, or CDR_ECONFIG with a message naming the setting in err. */
+/* The store address an engine with these settings opens into out: url, else SQLite in data_dir.
+ * CDR_ECONFIG with err naming the setting and what it accepts when it is none. */
+int engine_config_store_address(const char *url, const char *data_dir, char *out, size_t out_size,
+                                char *err, size_t err_size);
+
 int engine_config_load(struct engine_config *config, int argc, char **argv,
                        struct settings_cli *cli, char *err, size_t err_size);
 

@@ -241,7 +241,7 @@ static int server_store_start(struct server *server) {
   struct store_options options = {.synchronous_full = strcmp(config->synchronous, "full") == 0,
                                   .engine = true};
   struct store *writer = NULL, *reader = NULL;
-  if (store_open(config->data_dir, &options, &writer, err, sizeof(err))) {
+  if (store_open(config->store_address, &options, &writer, err, sizeof(err))) {
     log_error("store.open", "%s", err);
     return CDR_ESTORE_UNAVAILABLE;
   }
@@ -255,7 +255,7 @@ static int server_store_start(struct server *server) {
   options.read_only = true;
   options.engine = false;
   options.read_budget_ms = config->read_budget_ms;
-  if (store_open(config->data_dir, &options, &reader, err, sizeof(err))) {
+  if (store_open(config->store_address, &options, &reader, err, sizeof(err))) {
     log_error("store.open", "%s", err);
     store_close(writer);
     return CDR_ESTORE_UNAVAILABLE;
@@ -334,10 +334,10 @@ int server_run(const struct engine_config *config) {
 
   for (size_t i = 1; i < server.loop_count; i++)
     pthread_create(&server.loops[i].thread, NULL, server_loop_thread, &server.loops[i]);
-  log_info("engine.ready", "API on http://%s with %zu event loops, data dir %s, %zu tenants%s%s%s",
-           config->api_listen, server.loop_count, config->data_dir, server.initial_tenants->count,
-           config->admin_listen[0] ? ", admin on http://" : "", config->admin_listen,
-           config->dev ? ", dev mode (unsigned requests)" : "");
+  log_info("engine.ready", "API on http://%s with %zu event loops, store %s, %zu tenants%s%s%s",
+           config->api_listen, server.loop_count, config->store_address,
+           server.initial_tenants->count, config->admin_listen[0] ? ", admin on http://" : "",
+           config->admin_listen, config->dev ? ", dev mode (unsigned requests)" : "");
   if (!config->dev && !config->admin_listen[0])
     log_warn("engine.no_admin", "engine.admin_listen is not set: nodes, stats, metrics and the "
                                 "status page are not served");

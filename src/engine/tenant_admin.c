@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/settings.h"
+#include "engine/engine_config.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -18,8 +19,9 @@
 /* What the command line asked for. A field left at its "unset" value keeps the stored one. */
 struct tenant_admin_options {
   char data_dir[SETTING_STRING_MAX];
-  const char *hosts;      /* NULL: unset */
-  const char *tag_prefix; /* NULL: unset */
+  char store_url[SETTING_STRING_MAX]; /* empty: SQLite in data_dir */
+  const char *hosts;                  /* NULL: unset */
+  const char *tag_prefix;             /* NULL: unset */
   bool no_tags, rotate_secret, json;
   int64_t quota[QUOTA_COUNT]; /* -1: unset */
   int64_t rate_requests, rate_urls;
@@ -27,7 +29,8 @@ struct tenant_admin_options {
 
 static void tenant_admin_usage(FILE *out) {
   fprintf(out,
-          "usage: cdnrefresh-engine tenant add NAME --hosts LIST [limits] [--data-dir DIR]\n"
+          "usage: cdnrefresh-engine tenant add NAME --hosts LIST [limits] [--data-dir DIR | "
+          "--store ADDRESS]\n"
           "       cdnrefresh-engine tenant set NAME [--hosts LIST] [limits] [--rotate-secret]\n"
           "       cdnrefresh-engine tenant list [--json]\n"
           "       cdnrefresh-engine tenant show NAME [--json]\n"
@@ -49,6 +52,8 @@ static void tenant_admin_usage(FILE *out) {
           "  --rate-requests N         API requests per second (0: unlimited)\n"
           "  --rate-urls N             URLs (all targets) submitted per second\n"
           "  --data-dir DIR            the engine's data dir (default /var/lib/cdnrefresh)\n"
+          "  --store ADDRESS           the engine's store, when it is not the data "
+          "dir's: " STORE_ADDRESSES "\n"
           "  --config FILE             take the data dir from an engine config file\n"
           "  --json                    print JSON\n"
           "\n"
@@ -62,6 +67,8 @@ static int tenant_admin_ini_entry(void *user, const char *section, const char *k
   struct tenant_admin_options *options = user;
   if (strcmp(section, "engine") == 0 && strcmp(key, "data_dir") == 0)
     snprintf(options->data_dir, sizeof(options->data_dir), "%s", value);
+  if (strcmp(section, "store") == 0 && strcmp(key, "url") == 0)
+    snprintf(options->store_url, sizeof(options->store_url), "%s", value);
   return 1;
 }
 
@@ -85,6 +92,7 @@ static int tenant_admin_parse(int argc, char **argv, struct tenant_admin_options
     OPT_RATE_REQUESTS = 264,
     OPT_RATE_URLS,
     OPT_DATA_DIR,
+    OPT_STORE,
     OPT_CONFIG,
     OPT_JSON,
     OPT_HELP
@@ -100,6 +108,7 @@ static int tenant_admin_parse(int argc, char **argv, struct tenant_admin_options
       {"rate-requests", required_argument, NULL, OPT_RATE_REQUESTS},
       {"rate-urls", required_argument, NULL, OPT_RATE_URLS},
       {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+      {"store", required_argument, NULL, OPT_STORE},
       {"config", required_argument, NULL, OPT_CONFIG},
       {"json", no_argument, NULL, OPT_JSON},
       {"help", no_argument, NULL, OPT_HELP},
@@ -125,6 +134,7 @@ static int tenant_admin_parse(int argc, char **argv, struct tenant_admin_options
     case OPT_RATE_REQUESTS: ok = tenant_admin_number(optarg, &options->rate_requests); break;
     case OPT_RATE_URLS: ok = tenant_admin_number(optarg, &options->rate_urls); break;
     case OPT_DATA_DIR: snprintf(options->data_dir, sizeof(options->data_dir), "%s", optarg); break;
+    case OPT_STORE: snprintf(options->store_url, sizeof(options->store_url), "%s", optarg); break;
     case OPT_CONFIG:
       if (ini_parse(optarg, tenant_admin_ini_entry, options) != 0) {
         fprintf(stderr, "cdnrefresh-engine tenant: cannot read the config file %s\n", optarg);
@@ -360,7 +370,13 @@ int tenant_admin_main(int argc, char **argv) {
   struct store *store = NULL;
   char err[512];
   struct store_options store_options = {.synchronous_full = true};
-  if (store_open(options.data_dir, &store_options, &store, err, sizeof(err))) {
+  char address[SETTING_STRING_MAX + 8];
+  if (engine_config_store_address(options.store_url, options.data_dir, address, sizeof(address),
+                                  err, sizeof(err))) {
+    fprintf(stderr, "cdnrefresh-engine tenant: %s\n", err);
+    return 2;
+  }
+  if (store_open(address, &store_options, &store, err, sizeof(err))) {
     fprintf(stderr, "cdnrefresh-engine tenant: %s\n", err);
     return 1;
   }

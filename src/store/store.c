@@ -2,11 +2,42 @@
  * (store_backend.h). */
 #include "store/store_backend.h"
 
-#include <stddef.h>
+#include "common/error.h"
 
-int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
-               size_t err_size) {
-  return store_sqlite_backend.open(dir, options, out, err, err_size);
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct store_backend *const store_backends[] = {&store_sqlite_backend};
+
+/* The backend address names ("name:rest"), and in *rest what follows its name; NULL when none. */
+static const struct store_backend *store_backend_of(const char *address, const char **rest) {
+  for (size_t i = 0; i < sizeof(store_backends) / sizeof(store_backends[0]); i++) {
+    size_t len = strlen(store_backends[i]->name);
+    if (strncmp(address, store_backends[i]->name, len) == 0 && address[len] == ':' &&
+        address[len + 1]) {
+      *rest = address + len + 1;
+      return store_backends[i];
+    }
+  }
+  return NULL;
+}
+
+int store_address_check(const char *address, char *err, size_t err_size) {
+  const char *rest;
+  if (store_backend_of(address, &rest))
+    return 0;
+  snprintf(err, err_size, "a store address is %s", STORE_ADDRESSES);
+  return CDR_ECONFIG;
+}
+
+int store_open(const char *address, const struct store_options *options, struct store **out,
+               char *err, size_t err_size) {
+  const char *rest;
+  const struct store_backend *backend = store_backend_of(address, &rest);
+  if (!backend)
+    return store_address_check(address, err, err_size);
+  return backend->open(rest, options, out, err, err_size);
 }
 
 void store_read_budget_start(struct store *store) { store->backend->read_budget_start(store); }

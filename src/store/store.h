@@ -34,11 +34,19 @@ struct store_options {
                              when another engine holds it */
 };
 
-/* Opens (and for writers creates, with its directory and schema) the database in dir.
- * On failure returns CDR_ESTORE_UNAVAILABLE with the reason in err. *out is owned by the caller,
- * released with store_close. */
-int store_open(const char *dir, const struct store_options *options, struct store **out, char *err,
-               size_t err_size);
+/* Store addresses name a backend and where its store is: "sqlite:DIR" is the SQLite database in
+ * directory DIR. STORE_ADDRESSES says so to people. */
+#define STORE_ADDRESSES "sqlite:DIR"
+
+/* Checks that address names a backend this build has; 0, or CDR_ECONFIG with err saying what is
+ * accepted (the address is not repeated: it may hold a password). */
+int store_address_check(const char *address, char *err, size_t err_size);
+
+/* Opens (and for writers creates, with its directory and schema) the store at address.
+ * On failure returns CDR_ESTORE_UNAVAILABLE with the reason in err (CDR_ECONFIG for an address no
+ * backend takes). *out is owned by the caller, released with store_close. */
+int store_open(const char *address, const struct store_options *options, struct store **out,
+               char *err, size_t err_size);
 
 /* Starts the read budget (store_options.read_budget_ms) of the calls that follow, which together
  * may take that long; call it before each request's reads. */

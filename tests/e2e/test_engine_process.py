@@ -91,6 +91,42 @@ def test_unusable_data_dir_is_reported():
     assert "/proc/cdr-no-such-dir" in result.stderr
 
 
+def test_store_address_chooses_where_tasks_are_kept(make_engine, data_dir):
+    """--store sqlite:DIR keeps the tasks in DIR whatever --data-dir says, across a restart, and
+    the tenant command finds them there too; without --store the data dir's store is used."""
+    elsewhere = os.path.join(data_dir, "elsewhere")
+    engine = make_engine("--store", f"sqlite:{elsewhere}")
+    status, _, body = engine.purge(["http://www.example.com/kept"])
+    assert status == 202, body
+    assert os.path.exists(os.path.join(elsewhere, "cdnrefresh.db"))
+    assert not os.path.exists(os.path.join(engine.data_dir, "cdnrefresh.db"))
+    assert f"store sqlite:{elsewhere}" in engine.read_log()
+    engine.stop()
+    engine.start()
+    assert engine.task(body["task_id"])["task_id"] == body["task_id"]
+    engine.stop()
+    added = subprocess.run([ENGINE_BIN, "tenant", "add", "acme", "--hosts", "example.com",
+                            "--store", f"sqlite:{elsewhere}", "--json"],
+                           capture_output=True, text=True, timeout=20)
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run([ENGINE_BIN, "tenant", "list", "--store", f"sqlite:{elsewhere}"],
+                            capture_output=True, text=True, timeout=20)
+    assert listed.returncode == 0 and "acme" in listed.stdout, listed
+
+
+@pytest.mark.parametrize("address", ["/var/lib/cdnrefresh", "sqlite:", "SQLite:/tmp/x",
+                                     "postgresql://cdr:s3cret-pw@127.0.0.1:5432/cdr"])
+def test_a_store_value_that_is_not_an_address_is_named_and_its_password_never_shown(data_dir, address):
+    result = run_engine("--dev", "--data-dir", data_dir, "--store", address)
+    assert result.returncode == 2, result
+    assert "store.url (--store): a store address is sqlite:DIR" in result.stderr, result.stderr
+    assert "s3cret-pw" not in result.stderr and "s3cret-pw" not in result.stdout
+    tenant = subprocess.run([ENGINE_BIN, "tenant", "list", "--store", address],
+                            capture_output=True, text=True, timeout=20)
+    assert tenant.returncode == 2 and "a store address is sqlite:DIR" in tenant.stderr, tenant
+    assert "s3cret-pw" not in tenant.stderr
+
+
 def test_sigterm_exits_zero_and_readyz_stays_truthful(make_engine):
     engine = make_engine()
     assert engine.request("GET", "/readyz")[0] == 200

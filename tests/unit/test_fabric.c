@@ -78,7 +78,8 @@ static void lab_wait(bool (*done)(void), const char *name, int64_t ms, int line)
 static void lab_start(void) {
   char err[512];
   struct store_options options = {.read_only = false};
-  assert_int_equal(store_open(lab->dir, &options, &lab->store, err, sizeof(err)), 0);
+  assert_int_equal(store_open(lab->config.store_address, &options, &lab->store, err, sizeof(err)),
+                   0);
   assert_int_equal(store_worker_start(lab->store, true, 64, &lab->writer), 0);
   assert_int_equal(fabric_open(&lab->config, lab->writer, &lab->fabric), 0);
   lab->fabric->send_work = lab_send_work;
@@ -647,14 +648,15 @@ static void a_node_removed_before_a_restart_is_not_waited_for(void **state) {
   char err[512];
   struct store_options options = {.read_only = false};
   struct store *store;
-  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
+  assert_int_equal(store_open(lab->config.store_address, &options, &store, err, sizeof(err)), 0);
   assert_int_equal(store_begin(store), 0);
   assert_int_equal(store_node_delete(store, "edge-1"), 0);
   assert_int_equal(store_commit(store), 0);
   store_close(store);
   lab_start();
   options.read_only = true;
-  assert_int_equal(store_open(lab->dir, &options, &lab_reader, err, sizeof(err)), 0);
+  assert_int_equal(store_open(lab->config.store_address, &options, &lab_reader, err, sizeof(err)),
+                   0);
   arena_init(&lab_reads, 1 << 20);
   lab_until(lab_first_task_partial);
   struct task *task;
@@ -693,7 +695,7 @@ static struct store *lab_store_connect(bool read_only) {
   char err[512];
   struct store_options options = {.read_only = read_only};
   struct store *store;
-  assert_int_equal(store_open(lab->dir, &options, &store, err, sizeof(err)), 0);
+  assert_int_equal(store_open(lab->config.store_address, &options, &store, err, sizeof(err)), 0);
   return store;
 }
 
@@ -1225,7 +1227,8 @@ static void a_fabric_that_cannot_listen_undoes_its_opening(void **state) {
            ntohs(address.sin_port));
   char err[512];
   struct store_options options = {.read_only = false};
-  assert_int_equal(store_open(lab->dir, &options, &lab->store, err, sizeof(err)), 0);
+  assert_int_equal(store_open(lab->config.store_address, &options, &lab->store, err, sizeof(err)),
+                   0);
   assert_int_equal(store_worker_start(lab->store, true, 64, &lab->writer), 0);
   struct fabric *fabric = NULL;
   assert_int_not_equal(fabric_open(&lab->config, lab->writer, &fabric), 0);

@@ -15,6 +15,7 @@
 
 struct fixture {
   char dir[64];
+  char address[80]; /* "sqlite:" dir */
   struct store *writer;
   struct store *reader;
   struct arena arena;
@@ -25,12 +26,13 @@ static int store_setup(void **state) {
   snprintf(f->dir, sizeof(f->dir), "/tmp/cdr-test-store-XXXXXX");
   if (!mkdtemp(f->dir))
     return -1;
+  snprintf(f->address, sizeof(f->address), "sqlite:%s", f->dir);
   char err[256];
   struct store_options options = {.synchronous_full = false};
-  if (store_open(f->dir, &options, &f->writer, err, sizeof(err)))
+  if (store_open(f->address, &options, &f->writer, err, sizeof(err)))
     return -1;
   options.read_only = true;
-  if (store_open(f->dir, &options, &f->reader, err, sizeof(err)))
+  if (store_open(f->address, &options, &f->reader, err, sizeof(err)))
     return -1;
   arena_init(&f->arena, 1 << 20);
   *state = f;
@@ -261,9 +263,9 @@ static void store_refuses_duplicate_ids(void **state) {
 static void reopen(struct fixture *f) {
   char err[256];
   struct store_options options = {.read_only = false};
-  assert_int_equal(store_open(f->dir, &options, &f->writer, err, sizeof(err)), 0);
+  assert_int_equal(store_open(f->address, &options, &f->writer, err, sizeof(err)), 0);
   options.read_only = true;
-  assert_int_equal(store_open(f->dir, &options, &f->reader, err, sizeof(err)), 0);
+  assert_int_equal(store_open(f->address, &options, &f->reader, err, sizeof(err)), 0);
 }
 
 static void store_keeps_tasks_across_reopen(void **state) {
@@ -379,7 +381,7 @@ static void store_stops_a_read_past_its_budget(void **state) {
   char err[256];
   struct store *reader = NULL;
   struct store_options options = {.read_only = true, .read_budget_ms = 50};
-  assert_int_equal(store_open(f->dir, &options, &reader, err, sizeof(err)), 0);
+  assert_int_equal(store_open(f->address, &options, &reader, err, sizeof(err)), 0);
   /* A statement that would run for minutes, on the reading connection itself. */
   sqlite3_stmt *slow;
   assert_int_equal(sqlite3_prepare_v2(sqlite_of(reader)->db,
@@ -405,10 +407,30 @@ static void store_open_reports_unusable_dir(void **state) {
   struct store *store = NULL;
   char err[256] = "";
   struct store_options options = {.read_only = false};
-  assert_int_equal(store_open("/proc/cdr-cannot-exist/x", &options, &store, err, sizeof(err)),
-                   CDR_ESTORE_UNAVAILABLE);
+  assert_int_equal(
+      store_open("sqlite:/proc/cdr-cannot-exist/x", &options, &store, err, sizeof(err)),
+      CDR_ESTORE_UNAVAILABLE);
   assert_null(store);
   assert_non_null(strstr(err, "/proc/cdr-cannot-exist"));
+}
+
+/* An address no backend takes is refused before anything is opened, saying what is taken and
+ * not repeating the address, which may hold a password. */
+static void store_open_refuses_what_is_not_a_store_address(void **state) {
+  (void)state;
+  const char *const wrong[] = {"/var/lib/cdnrefresh",   "sqlite:", "sqlite", "SQLite:/tmp/x",
+                               "mysql://u:secret@h/db", ""};
+  for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+    struct store *store = NULL;
+    char err[256] = "";
+    struct store_options options = {.read_only = true};
+    assert_int_equal(store_open(wrong[i], &options, &store, err, sizeof(err)), CDR_ECONFIG);
+    assert_null(store);
+    assert_string_equal(err, "a store address is " STORE_ADDRESSES);
+    assert_int_equal(store_address_check(wrong[i], err, sizeof(err)), CDR_ECONFIG);
+  }
+  char err[256];
+  assert_int_equal(store_address_check("sqlite:/tmp/x", err, sizeof(err)), 0);
 }
 
 static void store_resumes_plans_and_results(void **state) {
@@ -886,6 +908,7 @@ int main(void) {
       STORE_TEST(store_charges_quotas_up_to_their_limits),
       STORE_TEST(store_admits_tasks_with_ids_and_quota_charges_in_one_call),
       cmocka_unit_test(store_open_reports_unusable_dir),
+      cmocka_unit_test(store_open_refuses_what_is_not_a_store_address),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,7 @@ int fabric_recover(struct fabric *fabric) {
   struct store_options options = {.read_only = true};
   struct store *store;
   char err[512];
-  if (store_open(fabric->config->data_dir, &options, &store, err, sizeof(err))) {
+  if (store_open(fabric->config->store_address, &options, &store, err, sizeof(err))) {
     log_error("fabric.recover", "%s", err);
     return CDR_ESTORE_UNAVAILABLE;
   }
