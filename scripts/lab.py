@@ -4,6 +4,7 @@ Traffic Server), each running the config shipped in deploy/ with its placeholder
 are set up as production edges are: each also serves HTTPS (nginx itself; the others behind the
 TLS terminator of deploy/nginx/tls-terminator.conf, which sends X-Forwarded-Proto), and the origin
 compresses text, so its answers carry Vary: Accept-Encoding."""
+import atexit
 import http.client
 import json
 import os
@@ -14,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -26,6 +28,10 @@ VARNISHD_BIN = "/usr/sbin/varnishd"
 SQUID_BIN = "/usr/sbin/squid"
 TRAFFIC_MANAGER_BIN = "/usr/bin/traffic_manager"
 PURGE_MODULE = "/usr/lib/nginx/modules/ngx_http_cache_purge_module.so"
+PG_SERVER = os.path.join(ROOT, "tests", "pg-server")
+# The store the lab's engines use: "sqlite" (each in its data dir), or "postgres" (each in a
+# database of its own on one PostgreSQL server the lab starts at first use and stops at exit).
+STORE = os.environ.get("CDR_STORE", "sqlite")
 
 
 _handed_out = set()
@@ -139,6 +145,34 @@ class Process:
         return self.proc.returncode if self.proc else None
 
 
+_postgres = {}  # the lab's PostgreSQL server: "address", and "databases" by engine data dir
+
+
+def postgres_store(data_dir):
+    """The store address of the engine of data_dir on the lab's PostgreSQL server: the same
+    database each time that engine starts, a new one for a new data dir."""
+    if not _postgres:
+        directory = tempfile.mkdtemp(prefix="cdr-lab-pg-")
+        started = subprocess.run([PG_SERVER, "start", directory], capture_output=True, text=True)
+        if started.returncode != 0:
+            raise RuntimeError(f"cannot start PostgreSQL: {started.stderr}")
+        atexit.register(subprocess.run, [PG_SERVER, "stop", directory])
+        _postgres.update(address=started.stdout.strip(), databases={}, directory=directory)
+    databases = _postgres["databases"]
+    key = os.path.abspath(data_dir)
+    if key not in databases:
+        databases[key] = f"engine_{len(databases)}"
+        subprocess.run(["psql", _postgres["address"], "-qc", f"CREATE DATABASE {databases[key]}"],
+                       check=True, capture_output=True)
+    return _postgres["address"].rsplit("/", 1)[0] + "/" + databases[key]
+
+
+def postgres_outage(command):
+    """Stops the lab's PostgreSQL server at once, as a crash would ("pause"), or starts it again
+    on its port with its data ("resume")."""
+    subprocess.run([PG_SERVER, command, _postgres["directory"]], check=True)
+
+
 class Engine(Process):
     """cdnrefresh-engine with its own data dir and ports; restartable on the same dir. With
     dev=False it takes only signed requests and serves the operators' endpoints on admin_port."""
@@ -167,6 +201,8 @@ class Engine(Process):
         # Signed mode refuses the public default callback secret: the lab's engines set their own.
         mode = ["--dev"] if self.dev else ["--admin-listen", f"127.0.0.1:{self.admin_port}",
                                            "--callback-secret", "lab-callback-secret"]
+        if STORE == "postgres" and "--store" not in self.extra_args:
+            mode += ["--store", self.store_address]
         self.spawn([ENGINE_BIN, *mode, "--data-dir", self.data_dir, "--api-listen", f"127.0.0.1:{self.port}",
                     "--agent-listen", self.agent_address, "--synchronous", self.synchronous, *self.extra_args])
 
@@ -179,6 +215,30 @@ class Engine(Process):
                 return False
         wait_until(healthy, timeout=timeout or (60 if self.wrapper else 10), what="engine health")
         return self
+
+    @property
+    def store_address(self):
+        """Where the engine keeps its tasks: its --store, else the lab's choice (CDR_STORE)."""
+        if "--store" in self.extra_args:
+            return self.extra_args[self.extra_args.index("--store") + 1]
+        return postgres_store(self.data_dir) if STORE == "postgres" else f"sqlite:{self.data_dir}"
+
+    def store_sql(self, script):
+        """Runs SQL statements on the engine's store (SQLite's or PostgreSQL's, the engine running
+        or not; SQL both take); returns the rows of the last one, each a tuple of strings."""
+        if self.store_address.startswith("postgresql:"):
+            out = subprocess.run(["psql", self.store_address, "-qtAX", "-v", "ON_ERROR_STOP=1"],
+                                 input=script, capture_output=True, text=True, check=True).stdout
+            return [tuple(line.split("|")) for line in out.splitlines() if line]
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.store_address[len("sqlite:"):], "cdnrefresh.db"))
+        *statements, last = [s for s in script.split(";") if s.strip()]
+        for statement in statements:
+            db.execute(statement)
+        rows = [tuple(str(v) for v in row) for row in db.execute(last)]
+        db.commit()
+        db.close()
+        return rows
 
     def request(self, method, path, body=None, raw=None, conn=None, headers=None, port=None):
         """Sends one request; returns (status, headers dict, parsed JSON or raw text)."""

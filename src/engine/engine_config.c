@@ -163,8 +163,9 @@ static const struct setting engine_settings[] = {
     {"alerts", "backlog_s", "alert-backlog-s", SETTING_INT, ENGINE_FIELD(backlog_s), "60", 1, 86400,
      NULL, "how long a node queue may stay over alerts.backlog_items"},
     {"store", "url", "store", SETTING_STRING, ENGINE_FIELD(store_url), "", 0, 0, NULL,
-     "where tasks are kept: " STORE_ADDRESSES " (the SQLite database in DIR); empty: "
-     "SQLite in engine.data_dir"},
+     "where tasks are kept: " STORE_ADDRESSES " (the SQLite database in DIR, or a PostgreSQL "
+     "database; a password is better in PGPASSWORD or ~/.pgpass); empty: SQLite in "
+     "engine.data_dir"},
     {"store", "read_budget_ms", "read-budget-ms", SETTING_INT, ENGINE_FIELD(read_budget_ms), "2000",
      0, 600000, NULL,
      "longest one request's store reads may take before they stop with 503 read_too_long (they "

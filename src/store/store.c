@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct store_backend *const store_backends[] = {&store_sqlite_backend};
+static const struct store_backend *const store_backends[] = {&store_sqlite_backend,
+                                                             &store_postgres_backend};
 
 /* The backend address names ("name:rest"), and in *rest what follows its name; NULL when none. */
 static const struct store_backend *store_backend_of(const char *address, const char **rest) {
@@ -29,6 +30,25 @@ int store_address_check(const char *address, char *err, size_t err_size) {
     return 0;
   snprintf(err, err_size, "a store address is %s", STORE_ADDRESSES);
   return CDR_ECONFIG;
+}
+
+void store_address_redact(const char *address, char *out, size_t size) {
+  char copy[1024];
+  snprintf(copy, sizeof(copy), "%s", address);
+  char *authority = strstr(copy, "://");
+  authority = authority ? authority + 3 : copy;
+  char *at = strchr(authority, '@');
+  char *slash = strchr(authority, '/');
+  char *colon = strchr(authority, ':');
+  if (at && colon && colon < at && (!slash || at < slash))
+    memmove(colon, at, strlen(at) + 1); /* "user:secret@host" becomes "user@host" */
+  for (char *p = strstr(copy, "password="); p; p = strstr(p + 1, "password=")) {
+    char *end = p + strlen("password=");
+    size_t rest = strcspn(end, "&");
+    memmove(end + 3, end + rest, strlen(end + rest) + 1);
+    memcpy(end, "***", 3);
+  }
+  snprintf(out, size, "%s", copy);
 }
 
 int store_open(const char *address, const struct store_options *options, struct store **out,

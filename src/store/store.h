@@ -35,12 +35,17 @@ struct store_options {
 };
 
 /* Store addresses name a backend and where its store is: "sqlite:DIR" is the SQLite database in
- * directory DIR. STORE_ADDRESSES says so to people. */
-#define STORE_ADDRESSES "sqlite:DIR"
+ * directory DIR; "postgresql://USER@HOST:PORT/DB" a PostgreSQL database, in libpq's URI form (its
+ * parameters, a password among them, are libpq's). STORE_ADDRESSES says so to people. */
+#define STORE_ADDRESSES "sqlite:DIR or postgresql://USER@HOST:PORT/DB"
 
 /* Checks that address names a backend this build has; 0, or CDR_ECONFIG with err saying what is
  * accepted (the address is not repeated: it may hold a password). */
 int store_address_check(const char *address, char *err, size_t err_size);
+
+/* Copies address into out without a password it holds: the one of "user:password@" (then
+ * "user@"), and the value of a password= parameter (then "***"). For logs and errors. */
+void store_address_redact(const char *address, char *out, size_t size);
 
 /* Opens (and for writers creates, with its directory and schema) the store at address.
  * On failure returns CDR_ESTORE_UNAVAILABLE with the reason in err (CDR_ECONFIG for an address no

@@ -7,6 +7,32 @@
 
 #include "store/store.h"
 
+/* The most a store call's own scratch arena (the node registry, a task with its targets, read
+ * for a cancel) may take: it grows only as rows come, and the registry of a fleet of thousands
+ * of nodes takes megabytes, so the bound is only against a runaway. */
+#define STORE_SCRATCH_MAX ((size_t)1 << 30)
+
+/* Sorts after every task id (ids are Crockford base32, compared byte by byte): the cursor of a
+ * list's first page. */
+#define STORE_ID_AFTER_ALL "~"
+
+/* The columns of a task and a tenant, as every backend's tables name them. */
+#define STORE_TASK_COLUMNS                                                                         \
+  "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "        \
+  "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
+  "regexes, tags, planned, callback_state, callback_attempts, verify, verified"
+
+/* What a task read back has: its columns, then its plan. */
+#define STORE_TASK_READ_COLUMNS STORE_TASK_COLUMNS ", plan_seq, plan_nodes"
+
+#define STORE_TENANT_COLUMNS                                                                       \
+  "name, access_key, secret, hosts, tag_prefix, quota_purge_urls, quota_purge_patterns, "          \
+  "quota_preload_urls, rate_requests, rate_urls, created_ms"
+
+/* A canceled task keeps its state and finish time whatever progress is saved after the cancel. */
+#define STORE_UNLESS_CANCELED(column, value)                                                       \
+  column " = CASE WHEN state = 'canceled' THEN " column " ELSE " value " END"
+
 struct store_backend {
   const char *name; /* what store addresses start with: "sqlite" */
   /* Opens a connection to the store at address (what follows "name:"). */
@@ -71,6 +97,7 @@ struct store {
 };
 
 /* The backends. */
-extern const struct store_backend store_sqlite_backend; /* sqlite/ */
+extern const struct store_backend store_sqlite_backend;   /* sqlite/ */
+extern const struct store_backend store_postgres_backend; /* postgres/ */
 
 #endif

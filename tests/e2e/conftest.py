@@ -10,12 +10,17 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-from lab import (AGENT_BIN, BUILD_DIR, CLI_BIN, ENGINE_BIN, Agent, Engine, fetch,  # noqa: E402,F401
-                 free_port, start_cache, start_edge, start_origin, start_simulated_agents,
+from lab import (AGENT_BIN, BUILD_DIR, CLI_BIN, ENGINE_BIN, STORE, Agent, Engine,  # noqa: E402,F401
+                 fetch, free_port, start_cache, start_edge, start_origin, start_simulated_agents,
                  wait_until, warm)
 
 LSAN_SUPPRESSIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lsan.supp"))
 os.environ.setdefault("LSAN_OPTIONS", f"suppressions={LSAN_SUPPRESSIONS}:print_suppressions=0")
+
+
+# Tests of what only SQLite's data directory does: skipped when the lab's engines keep their
+# tasks in PostgreSQL (CDR_STORE=postgres).
+sqlite_only = pytest.mark.skipif(STORE != "sqlite", reason="SQLite's data directory")
 
 
 def closed_by_server(sock, within_s):

@@ -6,7 +6,7 @@ import tempfile
 
 import pytest
 
-from conftest import Engine
+from conftest import Engine, sqlite_only
 
 
 @pytest.fixture
@@ -22,6 +22,7 @@ def small_disk():
     os.rmdir(mount_point)
 
 
+@sqlite_only
 def test_full_disk_refuses_then_recovers(small_disk):
     engine = Engine(os.path.join(small_disk, "data"), ["--log-level", "error"])
     engine.log_path = os.path.join(tempfile.gettempdir(), f"cdr-full-{os.getpid()}.log")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import AGENT_BIN, ENGINE_BIN, Agent, Engine, free_port
+from conftest import AGENT_BIN, ENGINE_BIN, Agent, Engine, free_port, sqlite_only
 
 
 def run_engine(*args):
@@ -78,6 +78,7 @@ def test_config_file_sets_limits(make_engine, data_dir):
     assert status == 202
 
 
+@sqlite_only
 def test_second_engine_on_same_data_dir_is_refused(engine):
     result = run_engine("--dev", "--data-dir", engine.data_dir, "--api-listen", f"127.0.0.1:{free_port()}",
                         "--agent-listen", f"127.0.0.1:{free_port()}")
@@ -115,7 +116,7 @@ def test_store_address_chooses_where_tasks_are_kept(make_engine, data_dir):
 
 
 @pytest.mark.parametrize("address", ["/var/lib/cdnrefresh", "sqlite:", "SQLite:/tmp/x",
-                                     "postgresql://cdr:s3cret-pw@127.0.0.1:5432/cdr"])
+                                     "mysql://cdr:s3cret-pw@127.0.0.1:3306/cdr"])
 def test_a_store_value_that_is_not_an_address_is_named_and_its_password_never_shown(data_dir, address):
     result = run_engine("--dev", "--data-dir", data_dir, "--store", address)
     assert result.returncode == 2, result
@@ -125,6 +126,16 @@ def test_a_store_value_that_is_not_an_address_is_named_and_its_password_never_sh
                             capture_output=True, text=True, timeout=20)
     assert tenant.returncode == 2 and "a store address is sqlite:DIR" in tenant.stderr, tenant
     assert "s3cret-pw" not in tenant.stderr
+
+
+def test_a_postgresql_store_it_cannot_reach_stops_the_engine_naming_it_without_its_password(data_dir):
+    address = f"postgresql://cdr:s3cret-pw@127.0.0.1:{free_port()}/cdr"
+    result = run_engine("--dev", "--data-dir", data_dir, "--store", address,
+                        "--api-listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode != 0, result
+    output = result.stdout + result.stderr
+    assert "cannot connect to postgresql://cdr@127.0.0.1:" in output, output
+    assert "s3cret-pw" not in output
 
 
 def test_sigterm_exits_zero_and_readyz_stays_truthful(make_engine):

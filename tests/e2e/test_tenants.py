@@ -16,7 +16,7 @@ from conftest import CLI_BIN, ENGINE_BIN, sanitized_build, wait_until
 
 
 def tenant_command(engine, *args, check=True):
-    result = subprocess.run([ENGINE_BIN, "tenant", *args, "--data-dir", engine.data_dir],
+    result = subprocess.run([ENGINE_BIN, "tenant", *args, "--store", engine.store_address],
                             capture_output=True, text=True, timeout=30)
     if check:
         assert result.returncode == 0, result.stderr

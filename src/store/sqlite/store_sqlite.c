@@ -16,22 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_TASK_COLUMNS                                                                         \
-  "id, tenant, type, mode, state, node_groups, headers, callback, deadline_s, created_ms, "        \
-  "started_ms, finished_ms, total, succeeded, failed, pending, unsupported, urls, prefixes, "      \
-  "regexes, tags, planned, callback_state, callback_attempts, verify, verified"
-
-/* What a task read back has: its columns, then its plan. */
-#define STORE_TASK_READ_COLUMNS STORE_TASK_COLUMNS ", plan_seq, plan_nodes"
-
-#define STORE_TENANT_COLUMNS                                                                       \
-  "name, access_key, secret, hosts, tag_prefix, quota_purge_urls, quota_purge_patterns, "          \
-  "quota_preload_urls, rate_requests, rate_urls, created_ms"
-
-/* A canceled task keeps its state and finish time whatever progress is saved after the cancel. */
-#define STORE_UNLESS_CANCELED(column, value)                                                       \
-  column " = CASE WHEN state = 'canceled' THEN " column " ELSE " value " END"
-
 static const char *const sqlite_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
@@ -366,7 +350,7 @@ int sqlite_open(const char *dir, const struct store_options *options, struct sto
     return CDR_ENOMEM;
   store->base.backend = &store_sqlite_backend;
   store->lock_fd = -1;
-  task_id_generator_init(&store->ids);
+  admission_init(&store->admission);
   if (options->engine && sqlite_lock(store, dir, err, err_size)) {
     sqlite_close(&store->base);
     return CDR_ESTORE_UNAVAILABLE;

@@ -4,7 +4,7 @@
 #ifndef CDR_STORE_SQLITE_INTERNAL_H
 #define CDR_STORE_SQLITE_INTERNAL_H
 
-#include "common/task_id.h"
+#include "store/admission.h"
 #include "store/store_backend.h"
 
 #include <sqlite3.h>
@@ -63,38 +63,14 @@ enum sqlite_statement {
   STMT_COUNT
 };
 
-/* The most a store call's own scratch arena (the node registry, a task with its targets, read
- * for a cancel) may take: it grows only as rows come, and the registry of a fleet of thousands
- * of nodes takes megabytes, so the bound is only against a runaway. */
-#define STORE_SCRATCH_MAX ((size_t)1 << 30)
-
-/* Sorts after every task id (ids are Crockford base32): the cursor of a list's first page. */
-#define STORE_ID_AFTER_ALL "~"
-
-/* One tenant's quota use on one day within a writer transaction (store_sqlite_transaction.c). */
-struct quota_ledger_entry {
-  const char *tenant; /* the first admitted task's, which outlives the transaction */
-  int64_t day;
-  int64_t used[QUOTA_COUNT];  /* saved before this transaction */
-  int64_t added[QUOTA_COUNT]; /* by this transaction's tasks */
-};
-
-enum { QUOTA_LEDGER_MAX = 32 }; /* tenants per transaction; more are charged one by one */
-
-struct quota_ledger {
-  struct quota_ledger_entry entries[QUOTA_LEDGER_MAX];
-  size_t count;
-};
-
 struct sqlite_store {
   struct store base; /* its backend: store_sqlite_backend */
   sqlite3 *db;
   int64_t read_budget_ms;
   int64_t read_deadline_ms; /* clock_now_ms() after which a read is interrupted; 0: none */
   sqlite3_stmt *statements[STMT_COUNT];
-  struct task_id_generator ids; /* the writer's: ids of the tasks it admits */
-  struct quota_ledger ledger;   /* the open transaction's quota charges */
-  int lock_fd;                  /* the engine lock (store_options.engine), -1 without */
+  struct admission admission; /* the writer's ids and its transaction's quota charges */
+  int lock_fd;                /* the engine lock (store_options.engine), -1 without */
 };
 
 /* The connection behind base, a store of this backend. */
