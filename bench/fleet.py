@@ -7,11 +7,13 @@ ran), the accept p99, what the API refused (429/503 with Retry-After), the backl
 tasks every few seconds and how long it took to drain after the load stopped. Not a test.
 
 Usage: bench/fleet.py [--agents 10,100,1000,10000] [--seconds N] [--connections N]
-                      [--unverified] [--baseline-build DIR]
+                      [--unverified] [--baseline-build DIR] [--store sqlite|postgres]
 (the build is CDR_BUILD_DIR's, as for every benchmark; a baseline build is measured the same way
 right after each fleet size). --unverified: the agents answer every success unverified, as those
 of caches that cannot check (Varnish bans) do; the engine then keeps a record per (task, node),
-and the figures are named *_unverified.
+and the figures are named *_unverified. --store postgres: the engine keeps its tasks in PostgreSQL
+(a server of the benchmark's own, as the lab starts it: fsync and synchronous_commit on), and
+the figures are named *_postgres.
 """
 import argparse
 import json
@@ -150,8 +152,11 @@ def main():
     parser.add_argument("--unverified", action="store_true",
                         help="agents answer successes unverified (caches that cannot check)")
     parser.add_argument("--baseline-build", help="another build, measured the same way after each size")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="the engine's store (the lab's CDR_STORE)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ["CDR_STORE"] = args.store  # the children's lab reads it
     hard = lab.raise_open_files()
     if args.child:
         f = run_fleet(int(args.agents), args.seconds, args.connections, args.drain_limit, args.unverified)
@@ -159,7 +164,7 @@ def main():
         return
     build = os.environ.get("CDR_BUILD_DIR", os.path.join(lab.ROOT, "build"))
     print(f"fleet: wrk -c{args.connections} one-URL purges for {args.seconds} s at each size, default "
-          f"durable settings (synchronous=full), simulated agents answering at once"
+          f"durable settings (synchronous=full), {args.store} store, simulated agents answering at once"
           f"{' and unverified' if args.unverified else ''}, {os.cpu_count()} cores")
     status = 0
     for agents in (int(a) for a in args.agents.split(",")):
@@ -180,7 +185,9 @@ def main():
         if f["drain_s"] is None or f["finished_total"] < f["accepted_total"] or f["not_done"]:
             status = 1
         for key in ("accepted_per_s", "completed_per_s", "refused_per_s", "accept_p99_ms"):
-            print(f"RESULT fleet_{agents}_{key}{'_unverified' if args.unverified else ''} {f[key]:.2f}")
+            suffix = ("_unverified" if args.unverified else "") + \
+                ("_postgres" if args.store == "postgres" else "")
+            print(f"RESULT fleet_{agents}_{key}{suffix} {f[key]:.2f}")
     sys.exit(status)
 
 

@@ -7,8 +7,10 @@ was accepted, the engine's memory after it, and — with the agents back — how
 task took and whether every one was done. Not a test.
 
 Usage: bench/restart.py [--agents 1000] [--tasks 100000] [--baseline-build DIR]
+                        [--store sqlite|postgres]
 (the build is CDR_BUILD_DIR's, as for every benchmark; a baseline build is measured the same way
-right after it)
+right after it). --store postgres: the engine keeps its tasks in PostgreSQL (a server of the
+benchmark's own, as the lab starts it), and the figures are named *_postgres.
 """
 import argparse
 import json
@@ -112,15 +114,18 @@ def main():
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=100000)
     parser.add_argument("--baseline-build", help="another build, measured the same way after it")
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="the engine's store (the lab's CDR_STORE)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ["CDR_STORE"] = args.store  # the children's lab reads it
     lab.raise_open_files()
     if args.child:
         print(json.dumps(run_restart(args.agents, args.tasks)))
         return
     build = os.environ.get("CDR_BUILD_DIR", os.path.join(lab.ROOT, "build"))
     print(f"restart: {args.agents} nodes, {args.tasks} one-URL purges to all of them unfinished, "
-          f"default durable settings, {os.cpu_count()} cores")
+          f"default durable settings, {args.store} store, {os.cpu_count()} cores")
     f = measure(build, args.agents, args.tasks)
     print(f"this build: {describe(f, args.agents)}")
     if args.baseline_build:
@@ -130,7 +135,7 @@ def main():
         except RuntimeError as error:
             print(f"baseline:   could not be measured: {str(error).strip().splitlines()[-1]}")
     for key in ("healthy_s", "accepting_s", "drain_s"):
-        print(f"RESULT restart_{key} {f[key]:.2f}")
+        print(f"RESULT restart_{key}{'_postgres' if args.store == 'postgres' else ''} {f[key]:.2f}")
     sys.exit(0 if f["not_done"] == 0 and f["accepted_status"] == 202 else 1)
 
 

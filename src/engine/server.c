@@ -335,7 +335,7 @@ int server_run(const struct engine_config *config) {
   for (size_t i = 1; i < server.loop_count; i++)
     pthread_create(&server.loops[i].thread, NULL, server_loop_thread, &server.loops[i]);
   char store[sizeof(config->store_address)];
-  store_address_redact(config->store_address, store, sizeof(store));
+  store_address_describe(config->store_address, store, sizeof(store));
   log_info("engine.ready", "API on http://%s with %zu event loops, store %s, %zu tenants%s%s%s",
            config->api_listen, server.loop_count, store, server.initial_tenants->count,
            config->admin_listen[0] ? ", admin on http://" : "", config->admin_listen,

@@ -11,13 +11,13 @@
 static const struct store_backend *const store_backends[] = {&store_sqlite_backend,
                                                              &store_postgres_backend};
 
-/* The backend address names ("name:rest"), and in *rest what follows its name; NULL when none. */
+/* The backend address names (it starts with the backend's scheme, and more follows), and in *rest
+ * what follows the scheme; NULL when none. */
 static const struct store_backend *store_backend_of(const char *address, const char **rest) {
   for (size_t i = 0; i < sizeof(store_backends) / sizeof(store_backends[0]); i++) {
-    size_t len = strlen(store_backends[i]->name);
-    if (strncmp(address, store_backends[i]->name, len) == 0 && address[len] == ':' &&
-        address[len + 1]) {
-      *rest = address + len + 1;
+    size_t len = strlen(store_backends[i]->scheme);
+    if (strncmp(address, store_backends[i]->scheme, len) == 0 && address[len]) {
+      *rest = address + len;
       return store_backends[i];
     }
   }
@@ -32,23 +32,13 @@ int store_address_check(const char *address, char *err, size_t err_size) {
   return CDR_ECONFIG;
 }
 
-void store_address_redact(const char *address, char *out, size_t size) {
-  char copy[1024];
-  snprintf(copy, sizeof(copy), "%s", address);
-  char *authority = strstr(copy, "://");
-  authority = authority ? authority + 3 : copy;
-  char *at = strchr(authority, '@');
-  char *slash = strchr(authority, '/');
-  char *colon = strchr(authority, ':');
-  if (at && colon && colon < at && (!slash || at < slash))
-    memmove(colon, at, strlen(at) + 1); /* "user:secret@host" becomes "user@host" */
-  for (char *p = strstr(copy, "password="); p; p = strstr(p + 1, "password=")) {
-    char *end = p + strlen("password=");
-    size_t rest = strcspn(end, "&");
-    memmove(end + 3, end + rest, strlen(end + rest) + 1);
-    memcpy(end, "***", 3);
-  }
-  snprintf(out, size, "%s", copy);
+void store_address_describe(const char *address, char *out, size_t size) {
+  const char *rest;
+  const struct store_backend *backend = store_backend_of(address, &rest);
+  if (backend)
+    backend->describe(rest, out, size);
+  else
+    snprintf(out, size, "(not a store address)");
 }
 
 int store_open(const char *address, const struct store_options *options, struct store **out,
@@ -140,6 +130,11 @@ int store_task_nodes_load(struct store *store, const char *task_id, struct arena
   return store->backend->task_nodes_load(store, task_id, arena, out, count);
 }
 
+int store_unfinished_results(struct store *store, struct arena *arena,
+                             struct store_saved_results *out) {
+  return store->backend->unfinished_results(store, arena, out);
+}
+
 int store_callback_attempt(struct store *store, const char *task_id,
                            const struct callback_attempt *attempt, enum callback_state state) {
   return store->backend->callback_attempt(store, task_id, attempt, state);
@@ -154,9 +149,34 @@ int store_callbacks_pending(struct store *store, struct arena *arena, struct tas
   return store->backend->callbacks_pending(store, arena, out, count);
 }
 
+enum { STORE_PRUNE_PICK = 64 }; /* tasks looked up per round of a prune */
+
 int store_tasks_prune(struct store *store, int64_t before_ms, size_t max_rows, size_t *pruned,
                       bool *more) {
-  return store->backend->tasks_prune(store, before_ms, max_rows, pruned, more);
+  char before[TASK_ID_LENGTH + 1];
+  task_id_floor(before_ms, before);
+  *pruned = 0;
+  *more = false;
+  size_t rows = 0;
+  while (rows < max_rows) {
+    char picked[STORE_PRUNE_PICK][TASK_ID_LENGTH + 1];
+    size_t count = 0;
+    int err = store->backend->prune_pick(store, before, STORE_PRUNE_PICK, picked, &count);
+    if (err)
+      return err;
+    size_t deleted = 0;
+    for (; deleted < count && rows < max_rows; deleted++) {
+      size_t went = 0;
+      if ((err = store->backend->task_delete(store, picked[deleted], &went)))
+        return err;
+      rows += went;
+    }
+    *pruned += deleted;
+    if (count < STORE_PRUNE_PICK && deleted == count)
+      return 0; /* the pick found all there was, and all of it went */
+  }
+  *more = true;
+  return 0;
 }
 
 int store_task_counts(struct store *store, int64_t counts[6]) {
@@ -201,5 +221,13 @@ int store_quota_usage(struct store *store, const char *tenant, int64_t day,
 int store_quota_charge(struct store *store, const char *tenant, int64_t day,
                        const int64_t amount[QUOTA_COUNT], const int64_t limit[QUOTA_COUNT],
                        int64_t used[QUOTA_COUNT]) {
+  /* A day's first charge inserts its row, which the backends' upserts do not check: an amount
+   * over its limit by itself is refused here. */
+  for (int i = 0; i < QUOTA_COUNT; i++) {
+    if (limit[i] > 0 && amount[i] > limit[i]) {
+      int err = store_quota_usage(store, tenant, day, used);
+      return err ? err : CDR_EQUOTA_EXCEEDED;
+    }
+  }
   return store->backend->quota_charge(store, tenant, day, amount, limit, used);
 }

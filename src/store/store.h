@@ -43,9 +43,8 @@ struct store_options {
  * accepted (the address is not repeated: it may hold a password). */
 int store_address_check(const char *address, char *err, size_t err_size);
 
-/* Copies address into out without a password it holds: the one of "user:password@" (then
- * "user@"), and the value of a password= parameter (then "***"). For logs and errors. */
-void store_address_redact(const char *address, char *out, size_t size);
+/* What logs and errors show of address: where the store is, never a password it holds. */
+void store_address_describe(const char *address, char *out, size_t size);
 
 /* Opens (and for writers creates, with its directory and schema) the store at address.
  * On failure returns CDR_ESTORE_UNAVAILABLE with the reason in err (CDR_ECONFIG for an address no
@@ -66,7 +65,9 @@ int store_begin(struct store *store);
 int store_commit(struct store *store);
 void store_rollback(struct store *store);
 
-/* Inserts task (which must have an id and creation time) with its targets. Inside a transaction. */
+/* Inserts task (which must have an id and creation time) with its targets. Inside a transaction.
+ * A backend may send inserts with the transaction's next call or its commit: a failure (a
+ * duplicate id) may come from one of those. */
 int store_task_insert(struct store *store, const struct task *task);
 
 /* Admits task in the open transaction, in one call: gives it its id and creation time (ids
@@ -193,6 +194,21 @@ int store_tasks_unfinished(struct store *store, struct arena *arena, struct task
 /* Loads the per-node result bitmaps kept for task_id (see store_task_node), ordered by node id. */
 int store_task_nodes_load(struct store *store, const char *task_id, struct arena *arena,
                           struct store_task_node **out, size_t *count);
+
+/* The saved results of every planned unfinished task, for a restart: what store_task_nodes_load
+ * and store_failures_list read for one task, for all of them in two reads. Each array is ordered
+ * by task id (byte order), node_task_ids[i] naming nodes[i]'s task, failure_task_ids[i]
+ * failures[i]'s. */
+struct store_saved_results {
+  const char **node_task_ids;
+  struct store_task_node *nodes;
+  size_t node_count;
+  const char **failure_task_ids;
+  struct store_failure *failures;
+  size_t failure_count;
+};
+int store_unfinished_results(struct store *store, struct arena *arena,
+                             struct store_saved_results *out);
 
 /* Records one callback attempt of task_id and the task's callback state after it. */
 int store_callback_attempt(struct store *store, const char *task_id,

@@ -5,6 +5,7 @@
 #ifndef CDR_STORE_BACKEND_H
 #define CDR_STORE_BACKEND_H
 
+#include "common/task_id.h"
 #include "store/store.h"
 
 /* The most a store call's own scratch arena (the node registry, a task with its targets, read
@@ -34,8 +35,12 @@
   column " = CASE WHEN state = 'canceled' THEN " column " ELSE " value " END"
 
 struct store_backend {
-  const char *name; /* what store addresses start with: "sqlite" */
-  /* Opens a connection to the store at address (what follows "name:"). */
+  const char *name;   /* "sqlite" */
+  const char *scheme; /* what its addresses start with: "sqlite:" */
+  /* What logs and errors show of the address whose scheme is followed by rest: never a
+   * password. */
+  void (*describe)(const char *rest, char *out, size_t size);
+  /* Opens a connection to the store at the address whose scheme is followed by rest. */
   int (*open)(const char *address, const struct store_options *options, struct store **out,
               char *err, size_t err_size);
   void (*read_budget_start)(struct store *store);
@@ -68,13 +73,19 @@ struct store_backend {
                           size_t *count);
   int (*task_nodes_load)(struct store *store, const char *task_id, struct arena *arena,
                          struct store_task_node **out, size_t *count);
+  int (*unfinished_results)(struct store *store, struct arena *arena,
+                            struct store_saved_results *out);
   int (*callback_attempt)(struct store *store, const char *task_id,
                           const struct callback_attempt *attempt, enum callback_state state);
   int (*callback_attempts_load)(struct store *store, struct task *task, struct arena *arena);
   int (*callbacks_pending)(struct store *store, struct arena *arena, struct task ***out,
                            size_t *count);
-  int (*tasks_prune)(struct store *store, int64_t before_ms, size_t max_rows, size_t *pruned,
-                     bool *more);
+  /* store_tasks_prune's pieces: up to limit ids of finished tasks with ids below before and no
+   * callback still due; and one such task deleted with everything of it, *rows the rows that
+   * went. */
+  int (*prune_pick)(struct store *store, const char *before, size_t limit,
+                    char (*ids)[TASK_ID_LENGTH + 1], size_t *count);
+  int (*task_delete)(struct store *store, const char *id, size_t *rows);
   int (*task_counts)(struct store *store, int64_t counts[6]);
   int (*node_delete)(struct store *store, const char *id);
   int (*failures_list)(struct store *store, const char *task_id, int64_t first, int64_t last,
@@ -86,6 +97,7 @@ struct store_backend {
   int (*tenants_load)(struct store *store, struct arena *arena, struct tenant **out, size_t *count);
   int (*quota_usage)(struct store *store, const char *tenant, int64_t day,
                      int64_t used[QUOTA_COUNT]);
+  /* Past store.c's check of an amount alone over its limit. */
   int (*quota_charge)(struct store *store, const char *tenant, int64_t day,
                       const int64_t amount[QUOTA_COUNT], const int64_t limit[QUOTA_COUNT],
                       int64_t used[QUOTA_COUNT]);
@@ -95,6 +107,19 @@ struct store_backend {
 struct store {
   const struct store_backend *backend;
 };
+
+/* The integer columns of STORE_TASK_COLUMNS, deadline_s to planned, of task, in order
+ * (task_rows.c). */
+enum { STORE_TASK_NUMBERS = 14 };
+void store_task_numbers(const struct task *task, int64_t out[STORE_TASK_NUMBERS]);
+
+/* Whether node still owed task when task was canceled: in its plan, and the watermark of the
+ * task's lane not past it (task_rows.c). */
+bool task_rows_owed(const struct task *task, const struct store_node *node);
+
+/* The result bitmaps of a node that finished task: every item succeeded, and verified. One
+ * malloc'd block (free it): the states (*bytes), then the verified bits (*verified_bytes). */
+uint8_t *task_rows_finished(const struct task *task, size_t *bytes, size_t *verified_bytes);
 
 /* The backends. */
 extern const struct store_backend store_sqlite_backend;   /* sqlite/ */

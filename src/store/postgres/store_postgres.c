@@ -11,21 +11,32 @@
 #include "common/error.h"
 #include "common/log.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Advisory lock keys: the engine's (one engine per store, held by its writer for as long as it
- * runs) and the schema migration's (held by the transaction that migrates). */
+ * runs), the schema migration's (held by the transaction that migrates) and the write lock (held
+ * by every write transaction). */
 #define PG_LOCK_ENGINE "7234017113409405001"
 #define PG_LOCK_MIGRATE "7234017113409405002"
+#define PG_LOCK_WRITE "7234017113409405003"
 
 static const char *const pg_sql[PG_STATEMENT_COUNT] = {
-    [PG_TASK_INSERT] = "INSERT INTO tasks (" STORE_TASK_COLUMNS ") VALUES ($1, $2, $3, $4, $5, "
-                       "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-                       "$21, $22, $23, $24, $25, $26)",
-    [PG_TARGET_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value) "
-                         "VALUES ($1, $2, $3, $4)",
+    /* Many rows at once, each parameter an array of one column (store_postgres_batch.c). */
+    [PG_TASKS_INSERT] =
+        "INSERT INTO tasks (" STORE_TASK_COLUMNS ") SELECT * FROM unnest($1::text[], "
+        "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+        "$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], "
+        "$13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], "
+        "$17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], "
+        "$21::bigint[], $22::bigint[], $23::text[], $24::bigint[], "
+        "$25::bigint[], $26::bigint[])",
+    [PG_TARGETS_INSERT] = "INSERT INTO task_targets (task_id, idx, kind, value) SELECT * FROM "
+                          "unnest($1::text[], $2::bigint[], $3::text[], $4::text[])",
     [PG_TASK_GET] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks WHERE id = $1 AND tenant = $2",
     [PG_TASK_CANCEL] = "UPDATE tasks SET state = 'canceled', finished_ms = $3 "
                        "WHERE id = $1 AND tenant = $2 AND state IN ('queued', 'running')",
@@ -47,7 +58,21 @@ static const char *const pg_sql[PG_STATEMENT_COUNT] = {
                       "FROM nodes ORDER BY id",
     [PG_TASKS_UNFINISHED] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks "
                             "WHERE state IN ('queued', 'running') ORDER BY id",
-    [PG_TARGETS_ALL] = "SELECT kind, value FROM task_targets WHERE task_id = $1 ORDER BY idx",
+    [PG_TARGETS_ALL] = "SELECT task_id, kind, value FROM task_targets WHERE task_id = $1 "
+                       "ORDER BY idx",
+    /* Every planned unfinished task's saved results at once, for a restart. */
+    [PG_UNFINISHED_TASK_NODES] = "SELECT n.task_id, n.node_id, n.states, n.succeeded, n.failed, "
+                                 "n.unsupported, n.verified, n.verified_count FROM task_nodes AS n "
+                                 "JOIN tasks ON tasks.id = n.task_id WHERE tasks.state IN "
+                                 "('queued', 'running') AND tasks.planned = 1 "
+                                 "ORDER BY n.task_id, n.node_id",
+    [PG_UNFINISHED_FAILURES] = "SELECT f.task_id, f.idx, f.node_id, f.state, f.http_status, "
+                               "f.reason FROM item_failures AS f JOIN tasks ON tasks.id = "
+                               "f.task_id WHERE tasks.state IN ('queued', 'running') AND "
+                               "tasks.planned = 1 ORDER BY f.task_id, f.idx, f.node_id",
+    [PG_TARGETS_UNFINISHED] = "SELECT t.task_id, t.kind, t.value FROM task_targets AS t JOIN tasks "
+                              "ON tasks.id = t.task_id WHERE tasks.state IN ('queued', 'running') "
+                              "ORDER BY t.task_id, t.idx",
     [PG_TASK_NODES_LOAD] = "SELECT node_id, states, succeeded, failed, unsupported, verified, "
                            "verified_count FROM task_nodes WHERE task_id = $1 ORDER BY node_id",
     [PG_FAILURES_LIST] = "SELECT idx, node_id, state, http_status, reason FROM item_failures "
@@ -75,16 +100,17 @@ static const char *const pg_sql[PG_STATEMENT_COUNT] = {
     [PG_TENANT_UPDATE] = "UPDATE tenants SET access_key = $2, secret = $3, hosts = $4, "
                          "tag_prefix = $5, quota_purge_urls = $6, quota_purge_patterns = $7, "
                          "quota_preload_urls = $8, rate_requests = $9, rate_urls = $10 "
-                         "WHERE name = $1",
+                         "WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM tenants AS other WHERE "
+                         "other.access_key = $2 AND other.name <> $1)",
     [PG_TENANT_DELETE] = "DELETE FROM tenants WHERE name = $1",
     [PG_TENANT_HAS_TASKS] = "SELECT 1 FROM tasks WHERE tenant = $1 LIMIT 1",
-    [PG_TENANT_KEY_TAKEN] = "SELECT 1 FROM tenants WHERE access_key = $2 AND name <> $1",
+    [PG_TENANT_FOUND] = "SELECT 1 FROM tenants WHERE name = $1",
     [PG_TASK_IS_CANCELED] = "SELECT 1 FROM tasks WHERE id = $1 AND state = 'canceled'",
     [PG_TASK_LOAD] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks WHERE id = $1",
     [PG_TENANT_USAGE_DELETE] = "DELETE FROM quota_usage WHERE tenant = $1",
     [PG_TENANTS_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'tenants_generation'",
-    /* The limits ($6..$8, 0 for none) are checked against the stored use; pg_quota_charge checks
-     * a day's first charge itself. */
+    /* The limits ($6..$8, 0 for none) are checked against the stored use; store_quota_charge
+     * checks a day's first charge. */
     [PG_QUOTA_CHARGE] =
         "INSERT INTO quota_usage AS q (tenant, day, purge_urls, purge_patterns, preload_urls) "
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, day) DO UPDATE SET "
@@ -199,6 +225,17 @@ static const char *const pg_migrations[PG_SCHEMA_VERSION] = {
     " purge_patterns BIGINT NOT NULL, preload_urls BIGINT NOT NULL, PRIMARY KEY (tenant, day));"
     /* tenants_generation: bumped by every tenant change, so engines notice and reload */
     "INSERT INTO meta (key, value) VALUES ('tenants_generation', 0);",
+    /* 2: tasks come in many rows per statement (a group commit's): they are counted by state
+     * once per statement, not once per row. */
+    "CREATE FUNCTION task_state_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " INSERT INTO task_state_counts AS c (state, tasks) SELECT state, count(*) FROM inserted"
+    " GROUP BY state ON CONFLICT (state) DO UPDATE SET tasks = c.tasks + EXCLUDED.tasks;"
+    " RETURN NULL; END $$;"
+    "CREATE TRIGGER task_state_count_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS"
+    " inserted FOR EACH STATEMENT EXECUTE FUNCTION task_state_count_inserted();"
+    "DROP TRIGGER task_state_count ON tasks;"
+    "CREATE TRIGGER task_state_count AFTER DELETE OR UPDATE OF state ON tasks"
+    " FOR EACH ROW EXECUTE FUNCTION task_state_count();",
 };
 
 void pg_param_text(struct pg_params *params, const char *text) {
@@ -267,36 +304,45 @@ uint8_t *pg_bytes(const PGresult *res, int row, int col, struct arena *arena, si
 
 /* The database's words for the last failure: the result's message, else the connection's, without
  * its trailing newline. */
-static void pg_reason(const PGconn *conn, const PGresult *res, char *out, size_t size) {
+static void pg_reason(const struct pg_store *store, const PGresult *res, char *out, size_t size) {
   const char *message = res ? PQresultErrorMessage(res) : "";
   if (!*message)
-    message = PQerrorMessage(conn);
+    message = PQerrorMessage(store->conn);
   snprintf(out, size, "%s", message);
   size_t len = strlen(out);
   while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
     out[--len] = '\0';
+  /* libpq and the server may repeat what they were given: an address libpq read as something
+   * else (a database name, a host) can carry the password along. */
+  if (store->password[0]) {
+    size_t secret = strlen(store->password);
+    for (char *at = strstr(out, store->password); at; at = strstr(at + 3, store->password)) {
+      memcpy(at, "***", 3);
+      memmove(at + 3, at + secret, strlen(at + secret) + 1);
+    }
+  }
 }
 
 /* Runs sql (no parameters, any number of statements); 0, or CDR_ESTORE_UNAVAILABLE with the
  * reason in err. */
-static int pg_simple(PGconn *conn, const char *sql, char *err, size_t err_size) {
-  PGresult *res = PQexec(conn, sql);
+static int pg_simple(struct pg_store *store, const char *sql, char *err, size_t err_size) {
+  PGresult *res = PQexec(store->conn, sql);
   ExecStatusType status = PQresultStatus(res);
   int rc = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : CDR_ESTORE_UNAVAILABLE;
   if (rc)
-    pg_reason(conn, res, err, err_size);
+    pg_reason(store, res, err, err_size);
   PQclear(res);
   return rc;
 }
 
 /* The schema version of the database; 0 when it has none yet; -1 on failure (err says why). */
-static int64_t pg_schema_version(PGconn *conn, char *err, size_t err_size) {
-  PGresult *res = PQexec(conn, "SELECT value FROM meta WHERE key = 'schema_version'");
+static int64_t pg_schema_version(struct pg_store *store, char *err, size_t err_size) {
+  PGresult *res = PQexec(store->conn, "SELECT value FROM meta WHERE key = 'schema_version'");
   int64_t version = -1;
   if (PQresultStatus(res) == PGRES_TUPLES_OK)
     version = PQntuples(res) ? pg_int(res, 0, 0) : 0;
   else
-    pg_reason(conn, res, err, err_size);
+    pg_reason(store, res, err, err_size);
   PQclear(res);
   return version;
 }
@@ -306,21 +352,21 @@ static int64_t pg_schema_version(PGconn *conn, char *err, size_t err_size) {
 static int pg_migrate(struct pg_store *store, char *err, size_t err_size) {
   char reason[512] = "";
   int rc =
-      pg_simple(store->conn,
+      pg_simple(store,
                 "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_MIGRATE ");"
                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
                 reason, sizeof(reason));
-  int64_t version = rc ? -1 : pg_schema_version(store->conn, reason, sizeof(reason));
+  int64_t version = rc ? -1 : pg_schema_version(store, reason, sizeof(reason));
   if (version > PG_SCHEMA_VERSION) {
     snprintf(err, err_size,
              "the database at %s has schema version %lld, newer than this engine's %d: run the "
              "engine that wrote it, or a newer one",
              store->address, (long long)version, PG_SCHEMA_VERSION);
-    pg_simple(store->conn, "ROLLBACK", reason, sizeof(reason));
+    pg_simple(store, "ROLLBACK", reason, sizeof(reason));
     return CDR_ESTORE_UNAVAILABLE;
   }
   for (int64_t v = version; v >= 0 && v < PG_SCHEMA_VERSION && !rc; v++) {
-    rc = pg_simple(store->conn, pg_migrations[v], reason, sizeof(reason));
+    rc = pg_simple(store, pg_migrations[v], reason, sizeof(reason));
     if (!rc)
       log_info("store.migrated", "%s: schema version %lld to %lld", store->address, (long long)v,
                (long long)v + 1);
@@ -333,10 +379,10 @@ static int pg_migrate(struct pg_store *store, char *err, size_t err_size) {
            "UPDATE SET value = EXCLUDED.value; COMMIT",
            PG_SCHEMA_VERSION);
   if (!rc)
-    rc = pg_simple(store->conn, save, reason, sizeof(reason));
+    rc = pg_simple(store, save, reason, sizeof(reason));
   if (rc) {
     snprintf(err, err_size, "cannot create the schema at %s: %s", store->address, reason);
-    pg_simple(store->conn, "ROLLBACK", reason, sizeof(reason));
+    pg_simple(store, "ROLLBACK", reason, sizeof(reason));
   }
   return rc;
 }
@@ -344,7 +390,7 @@ static int pg_migrate(struct pg_store *store, char *err, size_t err_size) {
 /* A reading connection checks the schema an engine made: there, and not newer than this build. */
 static int pg_schema_check(struct pg_store *store, char *err, size_t err_size) {
   char reason[512] = "";
-  int64_t version = pg_schema_version(store->conn, reason, sizeof(reason));
+  int64_t version = pg_schema_version(store, reason, sizeof(reason));
   if (version == PG_SCHEMA_VERSION)
     return 0;
   if (version < 0)
@@ -366,10 +412,9 @@ static int pg_session_start(struct pg_store *store, char *err, size_t err_size) 
   char settings[256];
   snprintf(settings, sizeof(settings),
            "SET bytea_output = hex; SET client_min_messages = warning; "
-           "SET statement_timeout = %lld; SET default_transaction_read_only = %s",
-           (long long)(store->read_only ? store->read_budget_ms : 0),
+           "SET default_transaction_read_only = %s",
            store->read_only ? "on" : "off");
-  if (pg_simple(store->conn, settings, reason, sizeof(reason))) {
+  if (pg_simple(store, settings, reason, sizeof(reason))) {
     snprintf(err, err_size, "cannot set up a connection to %s: %s", store->address, reason);
     return CDR_ESTORE_UNAVAILABLE;
   }
@@ -377,7 +422,7 @@ static int pg_session_start(struct pg_store *store, char *err, size_t err_size) 
     PGresult *res = PQexec(store->conn, "SELECT pg_try_advisory_lock(" PG_LOCK_ENGINE ")");
     bool locked = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                   strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    pg_reason(store->conn, res, reason, sizeof(reason));
+    pg_reason(store, res, reason, sizeof(reason));
     PQclear(res);
     if (!locked) {
       snprintf(err, err_size, "the database at %s is in use by another engine%s%s", store->address,
@@ -394,7 +439,7 @@ static int pg_session_start(struct pg_store *store, char *err, size_t err_size) 
     snprintf(name, sizeof(name), "s%d", i);
     PGresult *res = PQprepare(store->conn, name, pg_sql[i], 0, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      pg_reason(store->conn, res, reason, sizeof(reason));
+      pg_reason(store, res, reason, sizeof(reason));
       snprintf(err, err_size, "cannot prepare statement %d at %s: %s", i, store->address, reason);
       rc = CDR_ESTORE_UNAVAILABLE;
     }
@@ -402,6 +447,42 @@ static int pg_session_start(struct pg_store *store, char *err, size_t err_size) 
   }
   store->prepared = rc == 0;
   return rc;
+}
+
+/* The value of keyword in options, "" when unset. */
+static const char *pg_option(const PQconninfoOption *options, const char *keyword) {
+  for (const PQconninfoOption *option = options; option && option->keyword; option++) {
+    if (strcmp(option->keyword, keyword) == 0)
+      return option->val ? option->val : "";
+  }
+  return "";
+}
+
+/* libpq's reading of a PostgreSQL address (postgresql:// and rest); NULL when it cannot read it,
+ * or reads what can only be a password with an @ or a / left unencoded: a port that is not a
+ * number, a host with an @ (showing or connecting to those would spill part of it). */
+static PQconninfoOption *pg_address_parse(const char *rest) {
+  char uri[1024];
+  snprintf(uri, sizeof(uri), "postgresql://%s", rest);
+  PQconninfoOption *options = PQconninfoParse(uri, NULL);
+  const char *port = pg_option(options, "port");
+  if (options && (port[strspn(port, "0123456789,")] || strchr(pg_option(options, "host"), '@'))) {
+    PQconninfoFree(options);
+    return NULL;
+  }
+  return options;
+}
+
+void pg_describe(const char *rest, char *out, size_t size) {
+  PQconninfoOption *options = pg_address_parse(rest);
+  if (!options) {
+    snprintf(out, size, "postgresql://(an address libpq cannot read)");
+    return;
+  }
+  const char *user = pg_option(options, "user"), *port = pg_option(options, "port");
+  snprintf(out, size, "postgresql://%s%s%s%s%s/%s", user, *user ? "@" : "",
+           pg_option(options, "host"), *port ? ":" : "", port, pg_option(options, "dbname"));
+  PQconninfoFree(options);
 }
 
 int pg_open(const char *address, const struct store_options *options, struct store **out, char *err,
@@ -414,12 +495,30 @@ int pg_open(const char *address, const struct store_options *options, struct sto
   store->engine = options->engine;
   store->read_budget_ms = options->read_budget_ms;
   admission_init(&store->admission);
+  pg_batch_init(&store->batch);
+  pg_describe(address, store->address, sizeof(store->address));
+  PQconninfoOption *parsed = pg_address_parse(address);
+  if (!parsed) {
+    snprintf(err, err_size,
+             "the PostgreSQL address is not one libpq can read as it is meant (an @, / or : in "
+             "a password must be percent-encoded, as %%40, %%2F, %%3A)");
+    free(store);
+    return CDR_ECONFIG;
+  }
+  snprintf(store->password, sizeof(store->password), "%s", pg_option(parsed, "password"));
+  PQconninfoFree(parsed);
   char uri[1024];
-  snprintf(uri, sizeof(uri), "postgresql:%s", address);
-  store_address_redact(uri, store->address, sizeof(store->address));
-  /* The address's own settings come after these, so it may set them otherwise. */
-  const char *const keywords[] = {"connect_timeout", "application_name", "dbname", NULL};
-  const char *const values[] = {"5", "cdnrefresh", uri, NULL};
+  snprintf(uri, sizeof(uri), "postgresql://%s", address);
+  /* The address's own settings come after these, so it may set them otherwise. Keepalives find a
+   * connection whose server went away without a word (a failover, a network cut). */
+  const char *const keywords[] = {"connect_timeout",
+                                  "application_name",
+                                  "keepalives_idle",
+                                  "keepalives_interval",
+                                  "keepalives_count",
+                                  "dbname",
+                                  NULL};
+  const char *const values[] = {"5", "cdnrefresh", "10", "5", "3", uri, NULL};
   store->conn = PQconnectdbParams(keywords, values, 1);
   if (!store->conn) {
     free(store);
@@ -428,7 +527,7 @@ int pg_open(const char *address, const struct store_options *options, struct sto
   int rc = 0;
   if (PQstatus(store->conn) != CONNECTION_OK) {
     char reason[512];
-    pg_reason(store->conn, NULL, reason, sizeof(reason));
+    pg_reason(store, NULL, reason, sizeof(reason));
     snprintf(err, err_size, "cannot connect to %s: %s", store->address, reason);
     rc = CDR_ESTORE_UNAVAILABLE;
   }
@@ -447,6 +546,7 @@ void pg_close(struct store *base) {
   if (!store)
     return;
   PQfinish(store->conn);
+  pg_batch_free(&store->batch);
   free(store);
 }
 
@@ -463,10 +563,11 @@ static int pg_ready(struct pg_store *store, bool in_transaction) {
     return 0;
   if (in_transaction)
     return CDR_ESTORE_UNAVAILABLE; /* the transaction went with the connection */
-  PQreset(store->conn);
+  store->queued = 0;
+  PQreset(store->conn); /* also ends pipeline mode */
   char err[768];
   if (PQstatus(store->conn) != CONNECTION_OK) {
-    pg_reason(store->conn, NULL, err, sizeof(err));
+    pg_reason(store, NULL, err, sizeof(err));
     log_error("store.unavailable", "cannot reconnect to %s: %s", store->address, err);
     return CDR_ESTORE_UNAVAILABLE;
   }
@@ -485,6 +586,109 @@ static bool pg_may_retry(struct pg_store *store, enum pg_statement which) {
          which < PG_FIRST_WRITE;
 }
 
+/* Sends prepared statement name and waits for its result, no longer than the read deadline when
+ * there is one: past it the statement is canceled, and the server answers query_canceled. A
+ * failed result, or NULL, when the connection failed. */
+static PGresult *pg_send_and_wait(struct pg_store *store, const char *name,
+                                  const struct pg_params *params) {
+  if (!PQsendQueryPrepared(store->conn, name, params ? params->count : 0,
+                           params ? params->values : NULL, params ? params->lengths : NULL,
+                           params ? params->formats : NULL, 0))
+    return NULL;
+  bool canceled = false;
+  while (PQisBusy(store->conn)) {
+    int timeout = -1;
+    if (store->read_deadline_ms && !canceled) {
+      int64_t left = store->read_deadline_ms - clock_now_ms();
+      timeout = left > 0 ? (int)left : 0;
+    }
+    struct pollfd socket = {.fd = PQsocket(store->conn), .events = POLLIN};
+    int ready = poll(&socket, 1, timeout);
+    if (ready == 0) {
+      PGcancel *cancel = PQgetCancel(store->conn);
+      char ignored[256];
+      if (cancel)
+        PQcancel(cancel, ignored, sizeof(ignored));
+      PQfreeCancel(cancel);
+      canceled = true;
+    } else if ((ready < 0 && errno != EINTR) || (ready > 0 && !PQconsumeInput(store->conn))) {
+      break;
+    }
+  }
+  PGresult *res = PQgetResult(store->conn), *more;
+  while ((more = PQgetResult(store->conn)))
+    PQclear(more);
+  return res;
+}
+
+/* Inside a transaction the connection is in pipeline mode: writes whose result only matters if
+ * it failed are sent without waiting (pg_run), and their results are collected, the first failure
+ * kept, when a statement needs its own (its result comes after theirs), every PG_PIPELINE_MAX
+ * writes, and before the commit. A group commit's writes then cost the server's work, not a
+ * round trip each. */
+enum { PG_PIPELINE_MAX = 1024 };
+
+/* Collects the results of every statement sent since the last collection; returns the last
+ * one's, or the first failure's when one failed (PQclear it); NULL when the connection went. */
+static PGresult *pg_pipeline_collect(struct pg_store *store) {
+  PGresult *kept = NULL;
+  bool synced = PQpipelineSync(store->conn) == 1;
+  while (synced) {
+    PGresult *res = PQgetResult(store->conn);
+    if (!res) {
+      if (PQstatus(store->conn) == CONNECTION_BAD)
+        break;
+      continue; /* the end of one statement's results */
+    }
+    ExecStatusType status = PQresultStatus(res);
+    if (status == PGRES_PIPELINE_SYNC) {
+      PQclear(res);
+      store->queued = 0;
+      return kept;
+    }
+    ExecStatusType so_far = kept ? PQresultStatus(kept) : PGRES_COMMAND_OK;
+    if (so_far == PGRES_COMMAND_OK || so_far == PGRES_TUPLES_OK) {
+      PQclear(kept);
+      kept = res;
+    } else {
+      PQclear(res); /* after a failure: aborted, the failure says why */
+    }
+  }
+  PQclear(kept);
+  store->queued = 0;
+  return NULL;
+}
+
+/* Sends statement name in the transaction's pipeline; false when it could not be. */
+static bool pg_pipeline_send(struct pg_store *store, const char *name,
+                             const struct pg_params *params) {
+  if (PQstatus(store->conn) != CONNECTION_OK ||
+      !PQsendQueryPrepared(store->conn, name, params ? params->count : 0,
+                           params ? params->values : NULL, params ? params->lengths : NULL,
+                           params ? params->formats : NULL, 0))
+    return false;
+  store->queued++;
+  return true;
+}
+
+/* The writes sent without waiting: 0 when every one was done, else CDR_ESTORE_UNAVAILABLE
+ * after logging the first failure. */
+static int pg_pipeline_check(struct pg_store *store, const char *what) {
+  if (!store->queued)
+    return 0;
+  PGresult *res = pg_pipeline_collect(store);
+  ExecStatusType status = PQresultStatus(res);
+  int err = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : CDR_ESTORE_UNAVAILABLE;
+  if (err) {
+    char reason[512];
+    pg_reason(store, res, reason, sizeof(reason));
+    log_error("store.error", "%s failed at %s: %s", what, store->address,
+              *reason ? reason : "the connection was lost");
+  }
+  PQclear(res);
+  return err;
+}
+
 PGresult *pg_exec(struct pg_store *store, enum pg_statement which, const struct pg_params *params,
                   int *err, const char *what) {
   if (store->read_deadline_ms && clock_now_ms() > store->read_deadline_ms) {
@@ -493,6 +697,8 @@ PGresult *pg_exec(struct pg_store *store, enum pg_statement which, const struct 
     *err = CDR_EREAD_TOO_LONG;
     return NULL;
   }
+  if (store->batch.task_count && (*err = pg_batch_flush(store)))
+    return NULL; /* what follows may read the tasks inserted before it */
   char name[16];
   snprintf(name, sizeof(name), "s%d", (int)which);
   PGresult *res = NULL;
@@ -500,9 +706,10 @@ PGresult *pg_exec(struct pg_store *store, enum pg_statement which, const struct 
     PQclear(res);
     if ((*err = pg_ready(store, store->in_transaction)))
       return NULL;
-    res = PQexecPrepared(store->conn, name, params ? params->count : 0,
-                         params ? params->values : NULL, params ? params->lengths : NULL,
-                         params ? params->formats : NULL, 0);
+    if (!store->in_transaction)
+      res = pg_send_and_wait(store, name, params);
+    else
+      res = pg_pipeline_send(store, name, params) ? pg_pipeline_collect(store) : NULL;
     ExecStatusType status = PQresultStatus(res);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
       return res;
@@ -510,9 +717,9 @@ PGresult *pg_exec(struct pg_store *store, enum pg_statement which, const struct 
       break;
   }
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-  bool canceled = state && strcmp(state, "57014") == 0; /* query_canceled: statement_timeout */
+  bool canceled = state && strcmp(state, "57014") == 0; /* query_canceled: the read deadline */
   char reason[512];
-  pg_reason(store->conn, res, reason, sizeof(reason));
+  pg_reason(store, res, reason, sizeof(reason));
   if (canceled)
     log_warn("store.read_too_long", "%s ran past store.read_budget_ms (%lld ms) and was stopped",
              what, (long long)store->read_budget_ms);
@@ -527,6 +734,17 @@ PGresult *pg_exec(struct pg_store *store, enum pg_statement which, const struct 
 int pg_run(struct pg_store *store, enum pg_statement which, const struct pg_params *params,
            int64_t *changed, const char *what) {
   int err;
+  if (store->in_transaction && !changed) {
+    if (store->batch.task_count && (err = pg_batch_flush(store)))
+      return err;
+    char name[16];
+    snprintf(name, sizeof(name), "s%d", (int)which);
+    if (!pg_pipeline_send(store, name, params)) {
+      log_error("store.error", "%s failed at %s: the connection was lost", what, store->address);
+      return CDR_ESTORE_UNAVAILABLE;
+    }
+    return store->queued < PG_PIPELINE_MAX ? 0 : pg_pipeline_check(store, what);
+  }
   PGresult *res = pg_exec(store, which, params, &err, what);
   if (res && changed)
     *changed = strtoll(PQcmdTuples(res), NULL, 10);
@@ -537,29 +755,95 @@ int pg_run(struct pg_store *store, enum pg_statement which, const struct pg_para
 /* Runs a transaction statement; 0, or CDR_ESTORE_UNAVAILABLE after logging why. */
 static int pg_transaction_step(struct pg_store *store, const char *sql) {
   char reason[512];
-  int rc = pg_simple(store->conn, sql, reason, sizeof(reason));
+  int rc = pg_simple(store, sql, reason, sizeof(reason));
   if (rc)
     log_error("store.error", "%s failed at %s: %s", sql, store->address, reason);
+  return rc;
+}
+
+/* Begins a transaction holding the write lock (one writer at a time, as SQLite's BEGIN
+ * IMMEDIATE: the engine's writer and the tenant command) and notes its transaction id. */
+static int pg_begin_once(struct pg_store *store) {
+  PGresult *res = PQexec(store->conn, "BEGIN; SELECT pg_advisory_xact_lock(" PG_LOCK_WRITE
+                                      "); SELECT pg_current_xact_id()");
+  int rc =
+      PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : CDR_ESTORE_UNAVAILABLE;
+  if (!rc) {
+    snprintf(store->xact_id, sizeof(store->xact_id), "%s", PQgetvalue(res, 0, 0));
+  } else {
+    char reason[512];
+    pg_reason(store, res, reason, sizeof(reason));
+    log_error("store.error", "begin failed at %s: %s", store->address, reason);
+    if (PQstatus(store->conn) == CONNECTION_OK)
+      pg_simple(store, "ROLLBACK", reason, sizeof(reason));
+  }
+  PQclear(res);
   return rc;
 }
 
 int pg_begin(struct store *base) {
   struct pg_store *store = pg_of(base);
   admission_reset(&store->admission);
+  pg_batch_reset(&store->batch);
   int rc = pg_ready(store, false);
   if (!rc)
-    rc = pg_transaction_step(store, "BEGIN");
+    rc = pg_begin_once(store);
   if (rc && PQstatus(store->conn) == CONNECTION_BAD && !pg_ready(store, false))
-    rc = pg_transaction_step(store, "BEGIN"); /* lost while idle: begin on a new connection */
+    rc = pg_begin_once(store); /* lost while idle: begin on a new connection */
+  if (!rc && !PQenterPipelineMode(store->conn)) {
+    log_error("store.error", "cannot send writes ahead at %s", store->address);
+    pg_simple(store, "ROLLBACK", (char[512]){0}, 512);
+    rc = CDR_ESTORE_UNAVAILABLE;
+  }
   store->in_transaction = rc == 0;
   return rc;
 }
 
+enum { PG_COMMIT_CHECK_MS = 2000 }; /* how long a commit whose answer was lost is looked for */
+
+/* The connection went while COMMIT was on its way: the server may have committed or not. A new
+ * connection asks it what became of the transaction (pg_xact_status), so a commit that took is
+ * reported as one and nothing is answered 503 that was kept. 0 when it committed. */
+static int pg_commit_outcome(struct pg_store *store) {
+  int64_t give_up = clock_now_ms() + PG_COMMIT_CHECK_MS;
+  char sql[96], reason[512];
+  snprintf(sql, sizeof(sql), "SELECT pg_xact_status('%s'::xid8)", store->xact_id);
+  do {
+    if (pg_ready(store, false) == 0) {
+      PGresult *res = PQexec(store->conn, sql);
+      const char *status = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                               ? PQgetvalue(res, 0, 0)
+                               : "unknown";
+      int rc = strcmp(status, "committed") == 0 ? 0
+               : strcmp(status, "aborted") == 0 ? CDR_ESTORE_UNAVAILABLE
+                                                : 1;
+      PQclear(res);
+      if (rc <= 0) {
+        log_warn("store.commit_checked", "the connection to %s was lost during a commit, which %s",
+                 store->address, rc == 0 ? "had taken" : "had not");
+        return rc;
+      }
+    }
+    usleep(100 * 1000); /* in progress, or no connection yet */
+  } while (clock_now_ms() < give_up);
+  pg_reason(store, NULL, reason, sizeof(reason));
+  log_error("store.commit_unknown",
+            "the connection to %s was lost during a commit, and whether it took cannot be told: "
+            "its tasks are answered 503, and if it took, they run after the next restart (%s)",
+            store->address, reason);
+  return CDR_ESTORE_UNAVAILABLE;
+}
+
 int pg_commit(struct store *base) {
   struct pg_store *store = pg_of(base);
-  int rc = admission_save(&store->admission, base);
+  int rc = pg_batch_flush(store);
+  if (!rc)
+    rc = admission_save(&store->admission, base);
+  if (!rc)
+    rc = pg_pipeline_check(store, "a write");
   if (rc)
     return rc;
+  PQexitPipelineMode(store->conn);
   store->in_transaction = false;
   /* COMMIT of a transaction that failed answers ROLLBACK without an error: that is no commit. */
   PGresult *res = PQexec(store->conn, "COMMIT");
@@ -567,19 +851,26 @@ int pg_commit(struct store *base) {
   rc = strcmp(tag, "COMMIT") == 0 ? 0 : CDR_ESTORE_UNAVAILABLE;
   if (rc) {
     char reason[512];
-    pg_reason(store->conn, res, reason, sizeof(reason));
+    pg_reason(store, res, reason, sizeof(reason));
     log_error("store.error", "commit failed at %s: %s", store->address,
               *reason ? reason : "the transaction had failed");
   }
   PQclear(res);
+  if (rc && PQstatus(store->conn) == CONNECTION_BAD)
+    rc = pg_commit_outcome(store);
   return rc;
 }
 
 void pg_rollback(struct store *base) {
   struct pg_store *store = pg_of(base);
   admission_reset(&store->admission);
-  if (store->in_transaction && PQstatus(store->conn) == CONNECTION_OK)
+  pg_batch_reset(&store->batch);
+  if (store->in_transaction && PQstatus(store->conn) == CONNECTION_OK) {
+    PQclear(store->queued ? pg_pipeline_collect(store) : NULL); /* what failed was logged */
+    PQexitPipelineMode(store->conn);
     pg_transaction_step(store, "ROLLBACK");
+  }
+  store->queued = 0;
   store->in_transaction = false;
 }
 
@@ -590,45 +881,9 @@ int pg_task_admit(struct store *base, struct task *task, int64_t now_ms,
 
 int pg_task_insert(struct store *base, const struct task *task) {
   struct pg_store *store = pg_of(base);
-  struct pg_params params = {0};
-  pg_param_text(&params, task->id);
-  pg_param_text(&params, task->tenant);
-  pg_param_text(&params, task_type_name(task->type));
-  pg_param_text(&params, task_mode_name(task->mode));
-  pg_param_text(&params, task_state_name(task->state));
-  pg_param_text(&params, task->node_groups_json);
-  pg_param_text(&params, task->headers_json);
-  pg_param_text(&params, task->callback);
-  const int64_t numbers[] = {task->deadline_s,
-                             task->created_ms,
-                             task->started_ms,
-                             task->finished_ms,
-                             task->counters.total,
-                             task->counters.succeeded,
-                             task->counters.failed,
-                             task->counters.pending,
-                             task->counters.unsupported,
-                             (int64_t)task->target_counts[TARGET_URL],
-                             (int64_t)task->target_counts[TARGET_PREFIX],
-                             (int64_t)task->target_counts[TARGET_REGEX],
-                             (int64_t)task->target_counts[TARGET_TAG],
-                             task->planned};
-  for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
-    pg_param_int(&params, numbers[i]);
-  pg_param_text(&params, callback_state_name(task->callback_state));
-  pg_param_int(&params, task->callback_attempt_count);
-  pg_param_int(&params, task->verify);
-  pg_param_int(&params, task->counters.verified);
-  int err = pg_run(store, PG_TASK_INSERT, &params, NULL, "task insert");
-  for (size_t i = 0; !err && i < task->target_count; i++) {
-    struct pg_params target = {0};
-    pg_param_text(&target, task->id);
-    pg_param_int(&target, (int64_t)i);
-    pg_param_text(&target, target_kind_name(task->targets[i].kind));
-    pg_param_text(&target, task->targets[i].value);
-    err = pg_run(store, PG_TARGET_INSERT, &target, NULL, "target insert");
-  }
-  return err;
+  int err = pg_batch_task(&store->batch, task);
+  /* Sent with the transaction's next statement or its commit; at once outside one. */
+  return err || store->in_transaction ? err : pg_batch_flush(store);
 }
 
 int pg_task_from_row(const PGresult *res, int row, struct arena *arena, struct task **out) {
@@ -742,42 +997,31 @@ int pg_tasks_list(struct store *base, const char *tenant, const enum task_state 
   return err;
 }
 
-enum { PG_PRUNE_BATCH = 64 }; /* tasks looked up per round of a prune */
+int pg_prune_pick(struct store *base, const char *before, size_t limit,
+                  char (*ids)[TASK_ID_LENGTH + 1], size_t *count) {
+  struct pg_params params = {0};
+  pg_param_text(&params, before);
+  pg_param_int(&params, (int64_t)limit);
+  int err;
+  PGresult *res = pg_exec(pg_of(base), PG_PRUNE_PICK, &params, &err, "prune pick");
+  *count = 0;
+  for (int row = 0; res && row < PQntuples(res) && *count < limit; row++)
+    snprintf(ids[(*count)++], sizeof(ids[0]), "%s", PQgetvalue(res, row, 0));
+  PQclear(res);
+  return err;
+}
 
-int pg_tasks_prune(struct store *base, int64_t before_ms, size_t max_rows, size_t *pruned,
-                   bool *more) {
-  struct pg_store *store = pg_of(base);
-  char before[TASK_ID_LENGTH + 1];
-  task_id_floor(before_ms, before);
-  *pruned = 0;
-  *more = false;
-  size_t rows = 0;
-  while (rows < max_rows) {
-    struct pg_params params = {0};
-    pg_param_text(&params, before);
-    pg_param_int(&params, PG_PRUNE_BATCH);
-    int err;
-    PGresult *picked = pg_exec(store, PG_PRUNE_PICK, &params, &err, "prune pick");
-    if (!picked)
-      return err;
-    int count = PQntuples(picked), deleted = 0;
-    for (; !err && deleted < count && rows < max_rows; deleted++) {
-      for (int which = PG_PRUNE_TARGETS; !err && which <= PG_PRUNE_TASK; which++) {
-        struct pg_params id = {0};
-        pg_param_text(&id, PQgetvalue(picked, deleted, 0));
-        int64_t changed = 0;
-        err = pg_run(store, (enum pg_statement)which, &id, &changed, "prune");
-        rows += (size_t)changed;
-      }
-    }
-    PQclear(picked);
+int pg_task_delete(struct store *base, const char *id, size_t *rows) {
+  struct pg_params params = {0};
+  pg_param_text(&params, id);
+  *rows = 0;
+  for (int which = PG_PRUNE_TARGETS; which <= PG_PRUNE_TASK; which++) {
+    int64_t changed = 0;
+    int err = pg_run(pg_of(base), (enum pg_statement)which, &params, &changed, "prune");
     if (err)
       return err;
-    *pruned += (size_t)deleted;
-    if (count < PG_PRUNE_BATCH && deleted == count)
-      return 0; /* the pick found all there was, and all of it went */
+    *rows += (size_t)changed;
   }
-  *more = true;
   return 0;
 }
 
@@ -817,6 +1061,8 @@ int pg_targets_list(struct store *base, const char *task_id, int64_t after, size
 
 const struct store_backend store_postgres_backend = {
     .name = "postgresql",
+    .scheme = "postgresql://",
+    .describe = pg_describe,
     .open = pg_open,
     .read_budget_start = pg_read_budget_start,
     .close = pg_close,
@@ -837,10 +1083,12 @@ const struct store_backend store_postgres_backend = {
     .tasks_load = pg_tasks_load,
     .tasks_unfinished = pg_tasks_unfinished,
     .task_nodes_load = pg_task_nodes_load,
+    .unfinished_results = pg_unfinished_results,
     .callback_attempt = pg_callback_attempt,
     .callback_attempts_load = pg_callback_attempts_load,
     .callbacks_pending = pg_callbacks_pending,
-    .tasks_prune = pg_tasks_prune,
+    .prune_pick = pg_prune_pick,
+    .task_delete = pg_task_delete,
     .task_counts = pg_task_counts,
     .node_delete = pg_node_delete,
     .failures_list = pg_failures_list,

@@ -86,10 +86,8 @@ int pg_task_nodes_hold(struct pg_store *store, const struct task *task) {
   size_t count;
   int err = pg_nodes_load(&store->base, &scratch, &nodes, &count);
   for (size_t i = 0; !err && i < count; i++) {
-    int64_t below = task->type == TASK_PURGE ? nodes[i].fast_below : nodes[i].slow_below;
-    if (task->plan_seq < below ||
-        !plan_nodes_has(task->plan_nodes, task->plan_nodes_len, nodes[i].number))
-      continue; /* finished it (task_items derives its results), or never planned onto it */
+    if (!task_rows_owed(task, &nodes[i]))
+      continue;
     struct pg_params params = {0};
     pg_param_text(&params, task->id);
     pg_param_text(&params, nodes[i].id);
@@ -125,13 +123,10 @@ int pg_task_plan(struct store *base, const struct task *task) {
 /* task finished on every node though a cancel reached the store first: each node whose row that
  * cancel held, empty, finished it (as sqlite_task_nodes_finish says). */
 static int pg_task_nodes_finish(struct pg_store *store, const struct task *task) {
-  size_t bytes = item_states_bytes(task->target_count);
-  size_t verified_bytes = item_verified_bytes(task->target_count);
-  uint8_t *states = malloc(bytes + verified_bytes + 1);
+  size_t bytes, verified_bytes;
+  uint8_t *states = task_rows_finished(task, &bytes, &verified_bytes);
   if (!states)
     return CDR_ENOMEM;
-  item_states_fill(states, bytes, ITEM_SUCCEEDED);
-  memset(states + bytes, 0xff, verified_bytes);
   struct pg_params params = {0};
   pg_param_text(&params, task->id);
   pg_param_bytes(&params, states, bytes);
@@ -189,28 +184,43 @@ int pg_task_progress(struct store *base, const struct task *task,
   return pg_run(store, PG_TASK_PROGRESS, &params, NULL, "task progress");
 }
 
-/* Loads every target of task into task->targets. */
-static int pg_targets_load(struct pg_store *store, struct task *task, struct arena *arena) {
+/* Gives task its targets from the rows of res from *row on (task id, kind, value; ordered by
+ * task id, then index), moving *row past them; rows of tasks before it (not read with it) are
+ * passed over. */
+static int pg_targets_take(const PGresult *res, int *row, struct task *task, struct arena *arena) {
   task->targets =
       arena_alloc(arena, (task->target_count ? task->target_count : 1) * sizeof(*task->targets));
   if (!task->targets)
     return CDR_ENOMEM;
+  size_t n = 0;
+  for (int rows = PQntuples(res); *row < rows; (*row)++) {
+    int order = strcmp(PQgetvalue(res, *row, 0), task->id); /* COLLATE "C": byte order */
+    if (order > 0)
+      break;
+    if (order < 0)
+      continue;
+    if (n == task->target_count)
+      return CDR_EINTERNAL;
+    struct task_target *target = &task->targets[n++];
+    bool failed = false;
+    target->value = pg_text(res, *row, 2, arena, &failed);
+    target->state = ITEM_PENDING;
+    if (failed)
+      return CDR_ENOMEM;
+    if (target_kind_parse(PQgetvalue(res, *row, 1), &target->kind))
+      return CDR_EINTERNAL;
+  }
+  return n == task->target_count ? 0 : CDR_EINTERNAL;
+}
+
+/* Loads every target of task into task->targets. */
+static int pg_targets_load(struct pg_store *store, struct task *task, struct arena *arena) {
   struct pg_params params = {0};
   pg_param_text(&params, task->id);
-  int err;
+  int err, row = 0;
   PGresult *res = pg_exec(store, PG_TARGETS_ALL, &params, &err, "target load");
-  if (!res)
-    return err;
-  if ((size_t)PQntuples(res) != task->target_count)
-    err = CDR_EINTERNAL;
-  for (size_t n = 0; !err && n < task->target_count; n++) {
-    struct task_target *target = &task->targets[n];
-    bool failed = false;
-    target->value = pg_text(res, (int)n, 1, arena, &failed);
-    target->state = ITEM_PENDING;
-    if (failed || target_kind_parse(PQgetvalue(res, (int)n, 0), &target->kind))
-      err = failed ? CDR_ENOMEM : CDR_EINTERNAL;
-  }
+  if (res)
+    err = pg_targets_take(res, &row, task, arena);
   PQclear(res);
   return err;
 }
@@ -229,8 +239,15 @@ int pg_tasks_unfinished(struct store *base, struct arena *arena, struct task ***
                         size_t *count) {
   struct pg_store *store = pg_of(base);
   int err = pg_tasks_read(store, PG_TASKS_UNFINISHED, arena, out, count, "unfinished tasks");
-  for (size_t i = 0; !err && i < *count; i++)
-    err = pg_targets_load(store, (*out)[i], arena);
+  if (err || !*count)
+    return err;
+  /* Every one's targets in one read, in the tasks' order: a restart with 100,000 unfinished
+   * tasks is one round trip, not 100,000. */
+  PGresult *res = pg_exec(store, PG_TARGETS_UNFINISHED, NULL, &err, "unfinished targets");
+  int row = 0;
+  for (size_t i = 0; res && !err && i < *count; i++)
+    err = pg_targets_take(res, &row, (*out)[i], arena);
+  PQclear(res);
   return err;
 }
 
@@ -252,17 +269,23 @@ int pg_tasks_load(struct store *base, const char *const *ids, size_t count, stru
   return err;
 }
 
-static int pg_task_node_read(const PGresult *res, int row, void *item, struct arena *arena) {
+/* Reads a task_nodes row's columns from col on (node_id, states, succeeded, failed, unsupported,
+ * verified, verified_count) into node. */
+static int pg_task_node_at(const PGresult *res, int row, int col, void *item, struct arena *arena) {
   struct store_task_node *node = item;
   bool failed = false;
-  node->node_id = pg_text(res, row, 0, arena, &failed);
-  node->states = pg_bytes(res, row, 1, arena, &node->states_len, &failed);
-  node->verified = pg_bytes(res, row, 5, arena, &node->verified_len, &failed);
-  node->succeeded = pg_int(res, row, 2);
-  node->failed = pg_int(res, row, 3);
-  node->unsupported = pg_int(res, row, 4);
-  node->verified_count = pg_int(res, row, 6);
+  node->node_id = pg_text(res, row, col, arena, &failed);
+  node->states = pg_bytes(res, row, col + 1, arena, &node->states_len, &failed);
+  node->verified = pg_bytes(res, row, col + 5, arena, &node->verified_len, &failed);
+  node->succeeded = pg_int(res, row, col + 2);
+  node->failed = pg_int(res, row, col + 3);
+  node->unsupported = pg_int(res, row, col + 4);
+  node->verified_count = pg_int(res, row, col + 6);
   return failed ? CDR_ENOMEM : 0;
+}
+
+static int pg_task_node_read(const PGresult *res, int row, void *item, struct arena *arena) {
+  return pg_task_node_at(res, row, 0, item, arena);
 }
 
 int pg_task_nodes_load(struct store *base, const char *task_id, struct arena *arena,
@@ -273,17 +296,22 @@ int pg_task_nodes_load(struct store *base, const char *task_id, struct arena *ar
                  count, pg_task_node_read, "task node load");
 }
 
-static int pg_failure_read(const PGresult *res, int row, void *item, struct arena *arena) {
+/* Reads an item_failures row's columns from col on (idx, node_id, state, http_status, reason). */
+static int pg_failure_at(const PGresult *res, int row, int col, void *item, struct arena *arena) {
   struct store_failure *failure = item;
   bool failed = false;
-  failure->index = pg_int(res, row, 0);
-  failure->node_id = pg_text(res, row, 1, arena, &failed);
-  const char *state = PQgetvalue(res, row, 2);
-  failure->http_status = (uint32_t)pg_int(res, row, 3);
-  failure->reason = pg_text(res, row, 4, arena, &failed);
+  failure->index = pg_int(res, row, col);
+  failure->node_id = pg_text(res, row, col + 1, arena, &failed);
+  const char *state = PQgetvalue(res, row, col + 2);
+  failure->http_status = (uint32_t)pg_int(res, row, col + 3);
+  failure->reason = pg_text(res, row, col + 4, arena, &failed);
   if (failed)
     return CDR_ENOMEM;
   return item_state_parse(state, strlen(state), &failure->state) ? CDR_EINTERNAL : 0;
+}
+
+static int pg_failure_read(const PGresult *res, int row, void *item, struct arena *arena) {
+  return pg_failure_at(res, row, 0, item, arena);
 }
 
 int pg_failures_list(struct store *base, const char *task_id, int64_t first, int64_t last,
@@ -294,6 +322,42 @@ int pg_failures_list(struct store *base, const char *task_id, int64_t first, int
   pg_param_int(&params, last);
   return pg_rows(pg_of(base), PG_FAILURES_LIST, &params, arena, sizeof(**out), (void **)out, count,
                  pg_failure_read, "failure list");
+}
+
+/* The saved results of one table for every planned unfinished task: statement which's rows, the
+ * task id first, then what read takes from column 1 on; into items (of size bytes) and ids. */
+static int pg_saved_read(struct pg_store *store, enum pg_statement which, struct arena *arena,
+                         size_t size, void **items, const char ***ids, size_t *count,
+                         int (*read)(const PGresult *, int, int, void *, struct arena *)) {
+  int err;
+  PGresult *res = pg_exec(store, which, NULL, &err, "unfinished results");
+  if (!res)
+    return err;
+  size_t rows = (size_t)PQntuples(res);
+  *items = arena_alloc(arena, (rows ? rows : 1) * size);
+  *ids = arena_alloc(arena, (rows ? rows : 1) * sizeof(**ids));
+  err = *items && *ids ? 0 : CDR_ENOMEM;
+  for (size_t row = 0; !err && row < rows; row++) {
+    bool failed = false;
+    memset((uint8_t *)*items + row * size, 0, size);
+    (*ids)[row] = pg_text(res, (int)row, 0, arena, &failed);
+    err = failed ? CDR_ENOMEM : read(res, (int)row, 1, (uint8_t *)*items + row * size, arena);
+  }
+  PQclear(res);
+  *count = err ? 0 : rows;
+  return err;
+}
+
+int pg_unfinished_results(struct store *base, struct arena *arena,
+                          struct store_saved_results *out) {
+  memset(out, 0, sizeof(*out));
+  int err =
+      pg_saved_read(pg_of(base), PG_UNFINISHED_TASK_NODES, arena, sizeof(*out->nodes),
+                    (void **)&out->nodes, &out->node_task_ids, &out->node_count, pg_task_node_at);
+  return err ? err
+             : pg_saved_read(pg_of(base), PG_UNFINISHED_FAILURES, arena, sizeof(*out->failures),
+                             (void **)&out->failures, &out->failure_task_ids, &out->failure_count,
+                             pg_failure_at);
 }
 
 int pg_callback_attempt(struct store *base, const char *task_id,

@@ -4,6 +4,7 @@
 #ifndef CDR_STORE_POSTGRES_INTERNAL_H
 #define CDR_STORE_POSTGRES_INTERNAL_H
 
+#include "common/buf.h"
 #include "store/admission.h"
 #include "store/store_backend.h"
 
@@ -19,6 +20,9 @@ enum pg_statement {
   PG_NODES_LOAD,
   PG_TASKS_UNFINISHED,
   PG_TARGETS_ALL,
+  PG_TARGETS_UNFINISHED,
+  PG_UNFINISHED_TASK_NODES,
+  PG_UNFINISHED_FAILURES,
   PG_TASK_NODES_LOAD,
   PG_FAILURES_LIST,
   PG_CALLBACKS_PENDING,
@@ -28,12 +32,12 @@ enum pg_statement {
   PG_TENANTS_GENERATION,
   PG_QUOTA_USAGE,
   PG_TENANT_HAS_TASKS,
-  PG_TENANT_KEY_TAKEN,
+  PG_TENANT_FOUND,
   PG_TASK_IS_CANCELED,
   PG_TASK_LOAD,
-  PG_FIRST_WRITE, /* statements from here on write */
-  PG_TASK_INSERT = PG_FIRST_WRITE,
-  PG_TARGET_INSERT,
+  PG_FIRST_WRITE,                   /* statements from here on write */
+  PG_TASKS_INSERT = PG_FIRST_WRITE, /* many rows: columns as arrays (store_postgres_batch.c) */
+  PG_TARGETS_INSERT,
   PG_TASK_CANCEL,
   PG_NODE_UPSERT,
   PG_TASK_PLAN,
@@ -62,7 +66,7 @@ enum pg_statement {
 };
 
 /* The schema version this build writes; a database of a newer one is refused at open. */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
 /* The most parameters a statement takes. */
 enum { PG_PARAMS_MAX = 28 };
@@ -76,17 +80,31 @@ struct pg_params {
   char numbers[PG_PARAMS_MAX][24];
 };
 
+enum { PG_BATCH_TASK_COLUMNS = 26, PG_BATCH_TARGET_COLUMNS = 4 };
+
+/* Task inserts not sent yet, each column the elements of an array literal
+ * (store_postgres_batch.c). */
+struct pg_batch {
+  struct buf tasks[PG_BATCH_TASK_COLUMNS];     /* STORE_TASK_COLUMNS, in order */
+  struct buf targets[PG_BATCH_TARGET_COLUMNS]; /* task_id, idx, kind, value */
+  size_t task_count, target_count;
+};
+
 struct pg_store {
   struct store base; /* its backend: store_postgres_backend */
   PGconn *conn;
   bool read_only;
   bool engine;                /* holds the engine lock (store_options.engine) */
   bool prepared;              /* this connection has its statements */
-  bool in_transaction;        /* between store_begin and its commit or rollback */
+  bool in_transaction;        /* between store_begin and its commit or rollback: pipeline mode */
+  size_t queued;              /* statements sent in the pipeline whose results are not collected */
   int64_t read_budget_ms;     /* also the statement_timeout of a reading connection */
   int64_t read_deadline_ms;   /* clock_now_ms() after which reads stop; 0: none */
   struct admission admission; /* the writer's ids and its transaction's quota charges */
+  struct pg_batch batch;      /* the transaction's task inserts not sent yet */
   char address[1024];         /* for log lines and errors: the password left out */
+  char password[256];         /* the address's, kept out of libpq's messages we repeat */
+  char xact_id[24];           /* the open transaction's id, to ask what became of its commit */
 };
 
 static inline struct pg_store *pg_of(struct store *base) {
@@ -94,6 +112,7 @@ static inline struct pg_store *pg_of(struct store *base) {
 }
 
 /* The operations of store_postgres_backend, each what its store.h call says. */
+void pg_describe(const char *rest, char *out, size_t size);
 int pg_open(const char *address, const struct store_options *options, struct store **out, char *err,
             size_t err_size);
 void pg_read_budget_start(struct store *base);
@@ -124,13 +143,15 @@ int pg_tasks_load(struct store *base, const char *const *ids, size_t count, stru
 int pg_tasks_unfinished(struct store *base, struct arena *arena, struct task ***out, size_t *count);
 int pg_task_nodes_load(struct store *base, const char *task_id, struct arena *arena,
                        struct store_task_node **out, size_t *count);
+int pg_unfinished_results(struct store *base, struct arena *arena, struct store_saved_results *out);
 int pg_callback_attempt(struct store *base, const char *task_id,
                         const struct callback_attempt *attempt, enum callback_state state);
 int pg_callback_attempts_load(struct store *base, struct task *task, struct arena *arena);
 int pg_callbacks_pending(struct store *base, struct arena *arena, struct task ***out,
                          size_t *count);
-int pg_tasks_prune(struct store *base, int64_t before_ms, size_t max_rows, size_t *pruned,
-                   bool *more);
+int pg_prune_pick(struct store *base, const char *before, size_t limit,
+                  char (*ids)[TASK_ID_LENGTH + 1], size_t *count);
+int pg_task_delete(struct store *base, const char *id, size_t *rows);
 int pg_task_counts(struct store *base, int64_t counts[6]);
 int pg_node_delete(struct store *base, const char *id);
 int pg_failures_list(struct store *base, const char *task_id, int64_t first, int64_t last,
@@ -166,6 +187,15 @@ int64_t pg_int(const PGresult *res, int row, int col);
 const char *pg_text(const PGresult *res, int row, int col, struct arena *arena, bool *failed);
 uint8_t *pg_bytes(const PGresult *res, int row, int col, struct arena *arena, size_t *len,
                   bool *failed);
+
+/* The batch of task inserts: started empty, emptied, freed; a task added (it is sent, with the
+ * others added since, by pg_batch_flush: pg_exec calls it before any other statement, and the
+ * commit before COMMIT). */
+void pg_batch_init(struct pg_batch *batch);
+void pg_batch_reset(struct pg_batch *batch);
+void pg_batch_free(struct pg_batch *batch);
+int pg_batch_task(struct pg_batch *batch, const struct task *task);
+int pg_batch_flush(struct pg_store *store);
 
 /* Reads row of a result of STORE_TASK_READ_COLUMNS into a task in arena (targets not loaded). */
 int pg_task_from_row(const PGresult *res, int row, struct arena *arena, struct task **out);

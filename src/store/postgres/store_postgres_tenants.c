@@ -54,19 +54,19 @@ int pg_tenant_insert(struct store *base, const struct tenant *tenant) {
 
 int pg_tenant_update(struct store *base, const struct tenant *tenant) {
   struct pg_store *store = pg_of(base);
-  struct pg_params key = {0};
-  pg_param_text(&key, tenant->name);
-  pg_param_text(&key, tenant->access_key);
-  bool taken;
-  int err = pg_exists(store, PG_TENANT_KEY_TAKEN, &key, &taken, "tenant key check");
-  if (err || taken)
-    return err ? err : CDR_ETENANT_EXISTS;
   struct pg_params params = {0};
   pg_tenant_params(&params, tenant);
   int64_t updated = 0;
-  err = pg_run(store, PG_TENANT_UPDATE, &params, &updated, "tenant update");
-  if (!err && !updated)
-    err = CDR_ETENANT_NOT_FOUND;
+  int err = pg_run(store, PG_TENANT_UPDATE, &params, &updated, "tenant update");
+  if (!err && !updated) {
+    /* Not updated: no such tenant, or its new access key is another's (the update's guard). */
+    struct pg_params name = {0};
+    pg_param_text(&name, tenant->name);
+    bool found;
+    err = pg_exists(store, PG_TENANT_FOUND, &name, &found, "tenant check");
+    if (!err)
+      err = found ? CDR_ETENANT_EXISTS : CDR_ETENANT_NOT_FOUND;
+  }
   return err ? err : pg_tenants_bump(store);
 }
 
@@ -141,11 +141,6 @@ int pg_quota_usage(struct store *base, const char *tenant, int64_t day, int64_t 
 int pg_quota_charge(struct store *base, const char *tenant, int64_t day,
                     const int64_t amount[QUOTA_COUNT], const int64_t limit[QUOTA_COUNT],
                     int64_t used[QUOTA_COUNT]) {
-  /* A day's first charge inserts its row, which the statement's limits do not look at. */
-  for (int i = 0; i < QUOTA_COUNT; i++) {
-    if (limit[i] > 0 && amount[i] > limit[i])
-      return pg_quota_usage(base, tenant, day, used) ? CDR_ESTORE_UNAVAILABLE : CDR_EQUOTA_EXCEEDED;
-  }
   struct pg_params params = {0};
   pg_param_text(&params, tenant);
   pg_param_int(&params, day);

@@ -78,11 +78,21 @@ static const char *const sqlite_sql[STMT_COUNT] = {
     [STMT_TENANT_DELETE] = "DELETE FROM tenants WHERE name = ?1",
     [STMT_TENANT_HAS_TASKS] = "SELECT 1 FROM tasks WHERE tenant = ?1 LIMIT 1",
     [STMT_TASK_IS_CANCELED] = "SELECT 1 FROM tasks WHERE id = ?1 AND state = 'canceled'",
+    /* Every planned unfinished task's saved results at once, for a restart. */
+    [STMT_UNFINISHED_TASK_NODES] = "SELECT n.task_id, n.node_id, n.states, n.succeeded, n.failed, "
+                                   "n.unsupported, n.verified, n.verified_count FROM task_nodes AS "
+                                   "n JOIN tasks ON tasks.id = n.task_id WHERE tasks.state IN "
+                                   "('queued', 'running') AND tasks.planned = 1 "
+                                   "ORDER BY n.task_id, n.node_id",
+    [STMT_UNFINISHED_FAILURES] = "SELECT f.task_id, f.idx, f.node_id, f.state, f.http_status, "
+                                 "f.reason FROM item_failures AS f JOIN tasks ON tasks.id = "
+                                 "f.task_id WHERE tasks.state IN ('queued', 'running') AND "
+                                 "tasks.planned = 1 ORDER BY f.task_id, f.idx, f.node_id",
     [STMT_TASK_LOAD] = "SELECT " STORE_TASK_READ_COLUMNS " FROM tasks WHERE id = ?1",
     [STMT_TENANT_USAGE_DELETE] = "DELETE FROM quota_usage WHERE tenant = ?1",
     [STMT_TENANTS_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'tenants_generation'",
-    /* The limits (?6..?8, 0 for none) are checked against the stored use; sqlite_quota_charge
-     * checks a day's first charge itself. */
+    /* The limits (?6..?8, 0 for none) are checked against the stored use; store_quota_charge
+     * checks a day's first charge. */
     [STMT_QUOTA_CHARGE] =
         "INSERT INTO quota_usage (tenant, day, purge_urls, purge_patterns, preload_urls) "
         "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, day) DO UPDATE SET "
@@ -463,22 +473,10 @@ int sqlite_task_insert(struct store *base, const struct task *task) {
   sqlite_bind_text(stmt, col++, task->node_groups_json);
   sqlite_bind_text(stmt, col++, task->headers_json);
   sqlite_bind_text(stmt, col++, task->callback);
-  const int64_t numbers[] = {task->deadline_s,
-                             task->created_ms,
-                             task->started_ms,
-                             task->finished_ms,
-                             task->counters.total,
-                             task->counters.succeeded,
-                             task->counters.failed,
-                             task->counters.pending,
-                             task->counters.unsupported,
-                             (int64_t)task->target_counts[TARGET_URL],
-                             (int64_t)task->target_counts[TARGET_PREFIX],
-                             (int64_t)task->target_counts[TARGET_REGEX],
-                             (int64_t)task->target_counts[TARGET_TAG]};
-  for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+  int64_t numbers[STORE_TASK_NUMBERS];
+  store_task_numbers(task, numbers);
+  for (size_t i = 0; i < STORE_TASK_NUMBERS; i++)
     sqlite3_bind_int64(stmt, col++, numbers[i]);
-  sqlite3_bind_int(stmt, col++, task->planned);
   sqlite_bind_text(stmt, col++, callback_state_name(task->callback_state));
   sqlite3_bind_int64(stmt, col++, task->callback_attempt_count);
   sqlite3_bind_int(stmt, col++, task->verify);
@@ -638,43 +636,29 @@ int sqlite_tasks_list(struct store *base, const char *tenant, const enum task_st
   return err;
 }
 
-enum { STORE_PRUNE_PICK = 64 }; /* tasks looked up per round of a prune */
-
-int sqlite_tasks_prune(struct store *base, int64_t before_ms, size_t max_rows, size_t *pruned,
-                       bool *more) {
+int sqlite_prune_pick(struct store *base, const char *before, size_t limit,
+                      char (*ids)[TASK_ID_LENGTH + 1], size_t *count) {
   struct sqlite_store *store = sqlite_of(base);
-  char before[TASK_ID_LENGTH + 1];
-  task_id_floor(before_ms, before);
-  *pruned = 0;
-  *more = false;
-  size_t rows = 0;
-  while (rows < max_rows) {
-    char picked[STORE_PRUNE_PICK][TASK_ID_LENGTH + 1];
-    size_t count = 0;
-    sqlite3_stmt *pick = store->statements[STMT_PRUNE_PICK];
-    sqlite_bind_text(pick, 1, before);
-    sqlite3_bind_int64(pick, 2, STORE_PRUNE_PICK);
-    int rc;
-    while ((rc = sqlite3_step(pick)) == SQLITE_ROW)
-      snprintf(picked[count++], sizeof(picked[0]), "%s",
-               (const char *)sqlite3_column_text(pick, 0));
-    int err = sqlite_finish(store, pick, rc, 0, "prune pick");
+  sqlite3_stmt *pick = store->statements[STMT_PRUNE_PICK];
+  sqlite_bind_text(pick, 1, before);
+  sqlite3_bind_int64(pick, 2, (int64_t)limit);
+  *count = 0;
+  int rc;
+  while ((rc = sqlite3_step(pick)) == SQLITE_ROW && *count < limit)
+    snprintf(ids[(*count)++], sizeof(ids[0]), "%s", (const char *)sqlite3_column_text(pick, 0));
+  return sqlite_finish(store, pick, rc, 0, "prune pick");
+}
+
+int sqlite_task_delete(struct store *base, const char *id, size_t *rows) {
+  struct sqlite_store *store = sqlite_of(base);
+  *rows = 0;
+  for (int which = STMT_PRUNE_TARGETS; which <= STMT_PRUNE_TASK; which++) {
+    sqlite_bind_text(store->statements[which], 1, id);
+    int err = sqlite_run(store, (enum sqlite_statement)which, "prune");
     if (err)
       return err;
-    size_t deleted = 0;
-    for (; deleted < count && rows < max_rows; deleted++) {
-      for (int which = STMT_PRUNE_TARGETS; which <= STMT_PRUNE_TASK; which++) {
-        sqlite_bind_text(store->statements[which], 1, picked[deleted]);
-        if ((err = sqlite_run(store, (enum sqlite_statement)which, "prune")))
-          return err;
-        rows += (size_t)sqlite3_changes(store->db);
-      }
-    }
-    *pruned += deleted;
-    if (count < STORE_PRUNE_PICK && deleted == count)
-      return 0; /* the pick found all there was, and all of it went */
+    *rows += (size_t)sqlite3_changes(store->db);
   }
-  *more = true;
   return 0;
 }
 
@@ -714,8 +698,15 @@ int sqlite_targets_list(struct store *base, const char *task_id, int64_t after, 
   return err;
 }
 
+/* A directory holds no secret: the address is shown as it is. */
+static void sqlite_describe(const char *dir, char *out, size_t size) {
+  snprintf(out, size, "sqlite:%s", dir);
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
+    .scheme = "sqlite:",
+    .describe = sqlite_describe,
     .open = sqlite_open,
     .read_budget_start = sqlite_read_budget_start,
     .close = sqlite_close,
@@ -736,10 +727,12 @@ const struct store_backend store_sqlite_backend = {
     .tasks_load = sqlite_tasks_load,
     .tasks_unfinished = sqlite_tasks_unfinished,
     .task_nodes_load = sqlite_task_nodes_load,
+    .unfinished_results = sqlite_unfinished_results,
     .callback_attempt = sqlite_callback_attempt,
     .callback_attempts_load = sqlite_callback_attempts_load,
     .callbacks_pending = sqlite_callbacks_pending,
-    .tasks_prune = sqlite_tasks_prune,
+    .prune_pick = sqlite_prune_pick,
+    .task_delete = sqlite_task_delete,
     .task_counts = sqlite_task_counts,
     .node_delete = sqlite_node_delete,
     .failures_list = sqlite_failures_list,

@@ -90,10 +90,8 @@ int sqlite_task_nodes_hold(struct sqlite_store *store, const struct task *task) 
   int err = sqlite_nodes_load(&store->base, &scratch, &nodes, &count);
   sqlite3_stmt *stmt = store->statements[STMT_TASK_NODE_HOLD];
   for (size_t i = 0; !err && i < count; i++) {
-    int64_t below = task->type == TASK_PURGE ? nodes[i].fast_below : nodes[i].slow_below;
-    if (task->plan_seq < below ||
-        !plan_nodes_has(task->plan_nodes, task->plan_nodes_len, nodes[i].number))
-      continue; /* finished it (task_items derives its results), or never planned onto it */
+    if (!task_rows_owed(task, &nodes[i]))
+      continue;
     sqlite_bind_text(stmt, 1, task->id);
     sqlite_bind_text(stmt, 2, nodes[i].id);
     err = sqlite_run(store, STMT_TASK_NODE_HOLD, "task node hold");
@@ -129,13 +127,10 @@ int sqlite_task_plan(struct store *base, const struct task *task) {
  * and the fabric keeps no row of its own for it), finished it — all succeeded, verified when the
  * task asked, its failure details overriding item by item, as for a task that ended. */
 static int sqlite_task_nodes_finish(struct sqlite_store *store, const struct task *task) {
-  size_t bytes = item_states_bytes(task->target_count);
-  size_t verified_bytes = item_verified_bytes(task->target_count);
-  uint8_t *states = malloc(bytes + verified_bytes + 1);
+  size_t bytes, verified_bytes;
+  uint8_t *states = task_rows_finished(task, &bytes, &verified_bytes);
   if (!states)
     return CDR_ENOMEM;
-  item_states_fill(states, bytes, ITEM_SUCCEEDED);
-  memset(states + bytes, 0xff, verified_bytes);
   sqlite3_stmt *stmt = store->statements[STMT_TASK_NODE_FINISH];
   sqlite_bind_text(stmt, 1, task->id);
   sqlite3_bind_blob(stmt, 2, states, (int)bytes, SQLITE_STATIC);
@@ -255,6 +250,35 @@ int sqlite_tasks_load(struct store *base, const char *const *ids, size_t count, 
   return err;
 }
 
+/* Reads a task_nodes row's columns from col on (node_id, states, succeeded, failed, unsupported,
+ * verified, verified_count) into node. */
+static int sqlite_task_node_from_row(sqlite3_stmt *stmt, int col, struct arena *arena,
+                                     struct store_task_node *node) {
+  bool failed = false;
+  node->node_id = sqlite_column_text(stmt, col, arena, &failed);
+  node->states = sqlite_column_blob(stmt, col + 1, arena, &node->states_len, &failed);
+  node->verified = sqlite_column_blob(stmt, col + 5, arena, &node->verified_len, &failed);
+  node->succeeded = sqlite3_column_int64(stmt, col + 2);
+  node->failed = sqlite3_column_int64(stmt, col + 3);
+  node->unsupported = sqlite3_column_int64(stmt, col + 4);
+  node->verified_count = sqlite3_column_int64(stmt, col + 6);
+  return failed ? CDR_ENOMEM : 0;
+}
+
+/* Reads an item_failures row's columns from col on (idx, node_id, state, http_status, reason). */
+static int sqlite_failure_from_row(sqlite3_stmt *stmt, int col, struct arena *arena,
+                                   struct store_failure *failure) {
+  bool failed = false;
+  failure->index = sqlite3_column_int64(stmt, col);
+  failure->node_id = sqlite_column_text(stmt, col + 1, arena, &failed);
+  const char *state = (const char *)sqlite3_column_text(stmt, col + 2);
+  failure->http_status = (uint32_t)sqlite3_column_int64(stmt, col + 3);
+  failure->reason = sqlite_column_text(stmt, col + 4, arena, &failed);
+  if (failed)
+    return CDR_ENOMEM;
+  return !state || item_state_parse(state, strlen(state), &failure->state) ? CDR_EINTERNAL : 0;
+}
+
 int sqlite_task_nodes_load(struct store *base, const char *task_id, struct arena *arena,
                            struct store_task_node **out, size_t *count) {
   struct sqlite_store *store = sqlite_of(base);
@@ -264,21 +288,9 @@ int sqlite_task_nodes_load(struct store *base, const char *task_id, struct arena
   size_t cap = 0, n = 0;
   int err = 0, rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    if ((err = sqlite_grow(arena, (void **)&nodes, sizeof(*nodes), n, &cap)))
+    if ((err = sqlite_grow(arena, (void **)&nodes, sizeof(*nodes), n, &cap)) ||
+        (err = sqlite_task_node_from_row(stmt, 0, arena, &nodes[n++])))
       break;
-    struct store_task_node *node = &nodes[n++];
-    bool failed = false;
-    node->node_id = sqlite_column_text(stmt, 0, arena, &failed);
-    node->states = sqlite_column_blob(stmt, 1, arena, &node->states_len, &failed);
-    node->verified = sqlite_column_blob(stmt, 5, arena, &node->verified_len, &failed);
-    if (failed) {
-      err = CDR_ENOMEM;
-      break;
-    }
-    node->succeeded = sqlite3_column_int64(stmt, 2);
-    node->failed = sqlite3_column_int64(stmt, 3);
-    node->unsupported = sqlite3_column_int64(stmt, 4);
-    node->verified_count = sqlite3_column_int64(stmt, 6);
   }
   *out = nodes;
   *count = n;
@@ -296,23 +308,45 @@ int sqlite_failures_list(struct store *base, const char *task_id, int64_t first,
   size_t cap = 0, n = 0;
   int err = 0, rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    if ((err = sqlite_grow(arena, (void **)&failures, sizeof(*failures), n, &cap)))
+    if ((err = sqlite_grow(arena, (void **)&failures, sizeof(*failures), n, &cap)) ||
+        (err = sqlite_failure_from_row(stmt, 0, arena, &failures[n++])))
       break;
-    struct store_failure *failure = &failures[n++];
-    bool failed = false;
-    failure->index = sqlite3_column_int64(stmt, 0);
-    failure->node_id = sqlite_column_text(stmt, 1, arena, &failed);
-    const char *state = (const char *)sqlite3_column_text(stmt, 2);
-    failure->http_status = (uint32_t)sqlite3_column_int64(stmt, 3);
-    failure->reason = sqlite_column_text(stmt, 4, arena, &failed);
-    if (failed || !state || item_state_parse(state, strlen(state), &failure->state)) {
-      err = failed ? CDR_ENOMEM : CDR_EINTERNAL;
-      break;
-    }
   }
   *out = failures;
   *count = n;
   return sqlite_finish(store, stmt, rc, err, "failure list");
+}
+
+int sqlite_unfinished_results(struct store *base, struct arena *arena,
+                              struct store_saved_results *out) {
+  struct sqlite_store *store = sqlite_of(base);
+  memset(out, 0, sizeof(*out));
+  sqlite3_stmt *stmt = store->statements[STMT_UNFINISHED_TASK_NODES];
+  size_t cap = 0, ids_cap = 0;
+  int err = 0, rc;
+  bool failed = false;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    size_t n = out->node_count;
+    if ((err = sqlite_grow(arena, (void **)&out->nodes, sizeof(*out->nodes), n, &cap)) ||
+        (err = sqlite_grow(arena, (void **)&out->node_task_ids, sizeof(char *), n, &ids_cap)) ||
+        (err = sqlite_task_node_from_row(stmt, 1, arena, &out->nodes[n])))
+      break;
+    out->node_task_ids[out->node_count++] = sqlite_column_text(stmt, 0, arena, &failed);
+  }
+  err = sqlite_finish(store, stmt, rc, err ? err : failed ? CDR_ENOMEM : 0, "unfinished results");
+  if (err)
+    return err;
+  stmt = store->statements[STMT_UNFINISHED_FAILURES];
+  cap = ids_cap = 0;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    size_t n = out->failure_count;
+    if ((err = sqlite_grow(arena, (void **)&out->failures, sizeof(*out->failures), n, &cap)) ||
+        (err = sqlite_grow(arena, (void **)&out->failure_task_ids, sizeof(char *), n, &ids_cap)) ||
+        (err = sqlite_failure_from_row(stmt, 1, arena, &out->failures[n])))
+      break;
+    out->failure_task_ids[out->failure_count++] = sqlite_column_text(stmt, 0, arena, &failed);
+  }
+  return sqlite_finish(store, stmt, rc, err ? err : failed ? CDR_ENOMEM : 0, "unfinished results");
 }
 
 int sqlite_callback_attempt(struct store *base, const char *task_id,

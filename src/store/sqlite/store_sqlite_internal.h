@@ -33,6 +33,8 @@ enum sqlite_statement {
   STMT_TENANT_HAS_TASKS,
   STMT_TASK_IS_CANCELED,
   STMT_TASK_LOAD,
+  STMT_UNFINISHED_TASK_NODES,
+  STMT_UNFINISHED_FAILURES,
   STMT_FIRST_WRITE, /* statements from here on write */
   STMT_TASK_INSERT = STMT_FIRST_WRITE,
   STMT_TARGET_INSERT,
@@ -111,13 +113,16 @@ int sqlite_tasks_unfinished(struct store *base, struct arena *arena, struct task
                             size_t *count);
 int sqlite_task_nodes_load(struct store *base, const char *task_id, struct arena *arena,
                            struct store_task_node **out, size_t *count);
+int sqlite_unfinished_results(struct store *base, struct arena *arena,
+                              struct store_saved_results *out);
 int sqlite_callback_attempt(struct store *base, const char *task_id,
                             const struct callback_attempt *attempt, enum callback_state state);
 int sqlite_callback_attempts_load(struct store *base, struct task *task, struct arena *arena);
 int sqlite_callbacks_pending(struct store *base, struct arena *arena, struct task ***out,
                              size_t *count);
-int sqlite_tasks_prune(struct store *base, int64_t before_ms, size_t max_rows, size_t *pruned,
-                       bool *more);
+int sqlite_prune_pick(struct store *base, const char *before, size_t limit,
+                      char (*ids)[TASK_ID_LENGTH + 1], size_t *count);
+int sqlite_task_delete(struct store *base, const char *id, size_t *rows);
 int sqlite_task_counts(struct store *base, int64_t counts[6]);
 int sqlite_node_delete(struct store *base, const char *id);
 int sqlite_failures_list(struct store *base, const char *task_id, int64_t first, int64_t last,

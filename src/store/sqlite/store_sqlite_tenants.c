@@ -133,12 +133,6 @@ int sqlite_quota_charge(struct store *base, const char *tenant, int64_t day,
                         const int64_t amount[QUOTA_COUNT], const int64_t limit[QUOTA_COUNT],
                         int64_t used[QUOTA_COUNT]) {
   struct sqlite_store *store = sqlite_of(base);
-  /* A day's first charge inserts its row, which the statement's limits do not look at. */
-  for (int i = 0; i < QUOTA_COUNT; i++) {
-    if (limit[i] > 0 && amount[i] > limit[i])
-      return sqlite_quota_usage(&store->base, tenant, day, used) ? CDR_ESTORE_UNAVAILABLE
-                                                                 : CDR_EQUOTA_EXCEEDED;
-  }
   sqlite3_stmt *stmt = store->statements[STMT_QUOTA_CHARGE];
   sqlite_bind_text(stmt, 1, tenant);
   sqlite3_bind_int64(stmt, 2, day);
