@@ -130,6 +130,18 @@ static void postgres_never_repeats_a_password_the_server_echoes(void **state) {
   assert_int_equal(store_open(address, &options, &store, err, sizeof(err)), CDR_ESTORE_UNAVAILABLE);
   assert_non_null(strstr(err, "database \"***\" does not exist"));
   assert_null(strstr(err, "database \"s3cret-word\""));
+  /* A password shorter than its stars, repeated many times, still fits what is reported. */
+  snprintf(address, sizeof(address),
+           "postgresql://postgres:ab@127.0.0.1:%.*s/ababababababababababababababababababab",
+           (int)strcspn(port, "/"), port);
+  assert_int_equal(store_open(address, &options, &store, err, sizeof(err)), CDR_ESTORE_UNAVAILABLE);
+  /* Every "ab" is written *** (even inside other words: a password that short is everywhere). */
+  assert_non_null(
+      strstr(err, "\"*********************************************************\" does"));
+  char small[96] = "";
+  assert_int_equal(store_open(address, &options, &store, small, sizeof(small)),
+                   CDR_ESTORE_UNAVAILABLE);
+  assert_int_equal(strlen(small), sizeof(small) - 1); /* cut at its size, never past it */
 }
 
 /* The engine's lock goes with its connection: the writer takes it again when it reconnects, so a

@@ -95,8 +95,9 @@ int fabric_recover(struct fabric *fabric) {
       failure_count = recover_range(results.failure_task_ids, results.failure_count, tasks[i]->id,
                                     &failure_first);
     }
-    fabric_task_recover(fabric, tasks[i], results.nodes + saved_first, saved_count,
-                        results.failures + failure_first, failure_count);
+    fabric_task_recover(fabric, tasks[i], saved_count ? results.nodes + saved_first : NULL,
+                        saved_count, failure_count ? results.failures + failure_first : NULL,
+                        failure_count);
   }
   /* A node removed just before a stop: its removal was saved, the failures of what it owed may
    * not have been. Its tasks were read back waiting for it; they stop waiting now. */

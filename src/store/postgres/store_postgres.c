@@ -308,19 +308,23 @@ static void pg_reason(const struct pg_store *store, const PGresult *res, char *o
   const char *message = res ? PQresultErrorMessage(res) : "";
   if (!*message)
     message = PQerrorMessage(store->conn);
-  snprintf(out, size, "%s", message);
-  size_t len = strlen(out);
-  while (len && (out[len - 1] == '\n' || out[len - 1] == ' '))
-    out[--len] = '\0';
+  size_t len = strlen(message);
+  while (len && (message[len - 1] == '\n' || message[len - 1] == ' '))
+    len--;
   /* libpq and the server may repeat what they were given: an address libpq read as something
-   * else (a database name, a host) can carry the password along. */
-  if (store->password[0]) {
-    size_t secret = strlen(store->password);
-    for (char *at = strstr(out, store->password); at; at = strstr(at + 3, store->password)) {
-      memcpy(at, "***", 3);
-      memmove(at + 3, at + secret, strlen(at + secret) + 1);
+   * else (a database name, a host) can carry the password along, which is written as ***. */
+  size_t secret = strlen(store->password), n = 0;
+  for (size_t i = 0; i < len && n + 1 < size;) {
+    if (secret && strncmp(message + i, store->password, secret) == 0) {
+      for (const char *star = "***"; *star && n + 1 < size;)
+        out[n++] = *star++;
+      i += secret;
+    } else {
+      out[n++] = message[i++];
     }
   }
+  if (size)
+    out[n] = '\0';
 }
 
 /* Runs sql (no parameters, any number of statements); 0, or CDR_ESTORE_UNAVAILABLE with the
@@ -485,6 +489,21 @@ void pg_describe(const char *rest, char *out, size_t size) {
   PQconninfoFree(options);
 }
 
+/* A new connection to the store's address, giving up after connect_timeout seconds unless the
+ * address says otherwise (its own settings come after these). Keepalives find a connection whose
+ * server went away without a word (a failover, a network cut). */
+static PGconn *pg_connect(const struct pg_store *store, const char *connect_timeout) {
+  const char *const keywords[] = {"connect_timeout",
+                                  "application_name",
+                                  "keepalives_idle",
+                                  "keepalives_interval",
+                                  "keepalives_count",
+                                  "dbname",
+                                  NULL};
+  const char *const values[] = {connect_timeout, "cdnrefresh", "10", "5", "3", store->uri, NULL};
+  return PQconnectdbParams(keywords, values, 1);
+}
+
 int pg_open(const char *address, const struct store_options *options, struct store **out, char *err,
             size_t err_size) {
   struct pg_store *store = calloc(1, sizeof(*store));
@@ -507,19 +526,8 @@ int pg_open(const char *address, const struct store_options *options, struct sto
   }
   snprintf(store->password, sizeof(store->password), "%s", pg_option(parsed, "password"));
   PQconninfoFree(parsed);
-  char uri[1024];
-  snprintf(uri, sizeof(uri), "postgresql://%s", address);
-  /* The address's own settings come after these, so it may set them otherwise. Keepalives find a
-   * connection whose server went away without a word (a failover, a network cut). */
-  const char *const keywords[] = {"connect_timeout",
-                                  "application_name",
-                                  "keepalives_idle",
-                                  "keepalives_interval",
-                                  "keepalives_count",
-                                  "dbname",
-                                  NULL};
-  const char *const values[] = {"5", "cdnrefresh", "10", "5", "3", uri, NULL};
-  store->conn = PQconnectdbParams(keywords, values, 1);
+  snprintf(store->uri, sizeof(store->uri), "postgresql://%s", address);
+  store->conn = pg_connect(store, "5");
   if (!store->conn) {
     free(store);
     return CDR_ENOMEM;
@@ -628,18 +636,30 @@ static PGresult *pg_send_and_wait(struct pg_store *store, const char *name,
  * round trip each. */
 enum { PG_PIPELINE_MAX = 1024 };
 
+/* The connection can no longer be trusted with the transaction (its pipeline lost its place):
+ * the next call outside a transaction opens it again, and the server, seeing the old one
+ * closed, rolls the transaction back and releases its locks. */
+static void pg_broken(struct pg_store *store) {
+  store->prepared = false;
+  store->queued = 0;
+}
+
 /* Collects the results of every statement sent since the last collection; returns the last
  * one's, or the first failure's when one failed (PQclear it); NULL when the connection went. */
 static PGresult *pg_pipeline_collect(struct pg_store *store) {
   PGresult *kept = NULL;
   bool synced = PQpipelineSync(store->conn) == 1;
-  while (synced) {
+  for (bool ended = false; synced;) {
     PGresult *res = PQgetResult(store->conn);
     if (!res) {
-      if (PQstatus(store->conn) == CONNECTION_BAD)
+      /* The end of one statement's results; two ends in a row: libpq gave up on the
+       * connection without saying so in its status. */
+      if (ended || PQstatus(store->conn) == CONNECTION_BAD)
         break;
-      continue; /* the end of one statement's results */
+      ended = true;
+      continue;
     }
+    ended = false;
     ExecStatusType status = PQresultStatus(res);
     if (status == PGRES_PIPELINE_SYNC) {
       PQclear(res);
@@ -655,7 +675,7 @@ static PGresult *pg_pipeline_collect(struct pg_store *store) {
     }
   }
   PQclear(kept);
-  store->queued = 0;
+  pg_broken(store);
   return NULL;
 }
 
@@ -809,20 +829,22 @@ static int pg_commit_outcome(struct pg_store *store) {
   char sql[96], reason[512];
   snprintf(sql, sizeof(sql), "SELECT pg_xact_status('%s'::xid8)", store->xact_id);
   do {
-    if (pg_ready(store, false) == 0) {
-      PGresult *res = PQexec(store->conn, sql);
-      const char *status = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
-                               ? PQgetvalue(res, 0, 0)
-                               : "unknown";
-      int rc = strcmp(status, "committed") == 0 ? 0
-               : strcmp(status, "aborted") == 0 ? CDR_ESTORE_UNAVAILABLE
-                                                : 1;
-      PQclear(res);
-      if (rc <= 0) {
-        log_warn("store.commit_checked", "the connection to %s was lost during a commit, which %s",
-                 store->address, rc == 0 ? "had taken" : "had not");
-        return rc;
-      }
+    /* A connection of its own: the writer's would take the engine lock again, which the old
+     * session may hold until the server notices it is gone. */
+    PGconn *asker = pg_connect(store, "2");
+    PGresult *res = PQstatus(asker) == CONNECTION_OK ? PQexec(asker, sql) : NULL;
+    const char *status = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                             ? PQgetvalue(res, 0, 0)
+                             : "unknown";
+    int rc = strcmp(status, "committed") == 0 ? 0
+             : strcmp(status, "aborted") == 0 ? CDR_ESTORE_UNAVAILABLE
+                                              : 1;
+    PQclear(res);
+    PQfinish(asker);
+    if (rc <= 0) {
+      log_warn("store.commit_checked", "the connection to %s was lost during a commit, which %s",
+               store->address, rc == 0 ? "had taken" : "had not");
+      return rc;
     }
     usleep(100 * 1000); /* in progress, or no connection yet */
   } while (clock_now_ms() < give_up);
@@ -841,9 +863,14 @@ int pg_commit(struct store *base) {
     rc = admission_save(&store->admission, base);
   if (!rc)
     rc = pg_pipeline_check(store, "a write");
+  if (!rc && !PQexitPipelineMode(store->conn)) {
+    log_error("store.error", "commit failed at %s: its writes were not all answered",
+              store->address);
+    pg_broken(store);
+    rc = CDR_ESTORE_UNAVAILABLE;
+  }
   if (rc)
     return rc;
-  PQexitPipelineMode(store->conn);
   store->in_transaction = false;
   /* COMMIT of a transaction that failed answers ROLLBACK without an error: that is no commit. */
   PGresult *res = PQexec(store->conn, "COMMIT");
@@ -865,10 +892,12 @@ void pg_rollback(struct store *base) {
   struct pg_store *store = pg_of(base);
   admission_reset(&store->admission);
   pg_batch_reset(&store->batch);
-  if (store->in_transaction && PQstatus(store->conn) == CONNECTION_OK) {
+  if (store->in_transaction && PQstatus(store->conn) == CONNECTION_OK && store->prepared) {
     PQclear(store->queued ? pg_pipeline_collect(store) : NULL); /* what failed was logged */
-    PQexitPipelineMode(store->conn);
-    pg_transaction_step(store, "ROLLBACK");
+    if (store->prepared && PQexitPipelineMode(store->conn))
+      pg_transaction_step(store, "ROLLBACK");
+    else
+      pg_broken(store);
   }
   store->queued = 0;
   store->in_transaction = false;

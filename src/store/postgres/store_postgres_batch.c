@@ -57,7 +57,21 @@ static int pg_batch_int(struct buf *column, int64_t value) {
   return buf_printf(column, column->len ? ",%lld" : "%lld", (long long)value);
 }
 
+/* Takes the columns back to lens (what they held before a row that could not be added whole). */
+static void pg_batch_undo(struct pg_batch *batch, const size_t task_lens[PG_BATCH_TASK_COLUMNS],
+                          const size_t target_lens[PG_BATCH_TARGET_COLUMNS]) {
+  for (int i = 0; i < PG_BATCH_TASK_COLUMNS; i++)
+    batch->tasks[i].len = task_lens[i];
+  for (int i = 0; i < PG_BATCH_TARGET_COLUMNS; i++)
+    batch->targets[i].len = target_lens[i];
+}
+
 int pg_batch_task(struct pg_batch *batch, const struct task *task) {
+  size_t task_lens[PG_BATCH_TASK_COLUMNS], target_lens[PG_BATCH_TARGET_COLUMNS];
+  for (int i = 0; i < PG_BATCH_TASK_COLUMNS; i++)
+    task_lens[i] = batch->tasks[i].len;
+  for (int i = 0; i < PG_BATCH_TARGET_COLUMNS; i++)
+    target_lens[i] = batch->targets[i].len;
   const char *texts[] = {task->id,
                          task->tenant,
                          task_type_name(task->type),
@@ -89,10 +103,14 @@ int pg_batch_task(struct pg_batch *batch, const struct task *task) {
       err = pg_batch_text(&batch->targets[2], target_kind_name(task->targets[i].kind));
     if (!err)
       err = pg_batch_text(&batch->targets[3], task->targets[i].value);
-    batch->target_count++;
   }
+  if (err) {
+    pg_batch_undo(batch, task_lens, target_lens);
+    return err == CDR_EBUFFER_FULL ? CDR_ENOMEM : err;
+  }
+  batch->target_count += task->target_count;
   batch->task_count++;
-  return err == CDR_EBUFFER_FULL ? CDR_ENOMEM : err;
+  return 0;
 }
 
 /* The array literal of column: its elements in braces (the buffer keeps room for them). */

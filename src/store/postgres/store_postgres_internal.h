@@ -104,6 +104,7 @@ struct pg_store {
   struct pg_batch batch;      /* the transaction's task inserts not sent yet */
   char address[1024];         /* for log lines and errors: the password left out */
   char password[256];         /* the address's, kept out of libpq's messages we repeat */
+  char uri[1024];             /* what libpq connects to: never shown (it may hold the password) */
   char xact_id[24];           /* the open transaction's id, to ask what became of its commit */
 };
 
